@@ -1,0 +1,260 @@
+import Docker from 'dockerode';
+import type { Readable } from 'node:stream';
+import { DsError } from '@datastation/protocol';
+
+/**
+ * The only module that talks to dockerode. Everything above it speaks these small interfaces,
+ * one per resource, so lifecycle code can be tested with a fake client and Docker's quirks stay
+ * in one folder. Only Engine API 1.41 features are used (Docker 20.10 and every newer engine).
+ */
+export interface ContainerSpec {
+  name?: string;
+  image: string;
+  user: string;
+  env: string[];
+  labels: Record<string, string>;
+  hostConfig: Docker.HostConfig;
+  workingDir?: string;
+  stopTimeoutS?: number;
+}
+
+export interface ContainerState {
+  id: string;
+  running: boolean;
+  paused: boolean;
+  status: string;
+  exitCode: number;
+  oomKilled: boolean;
+  error: string;
+}
+
+export interface ContainerClient {
+  create(spec: ContainerSpec): Promise<string>;
+  putArchive(id: string, tar: Readable, path: string): Promise<void>;
+  start(id: string): Promise<void>;
+  /** Resolves when the container stops, with its exit code. */
+  wait(id: string, signal?: AbortSignal): Promise<number>;
+  inspect(id: string): Promise<ContainerState>;
+  logs(id: string, tailLines: number): Promise<string>;
+  kill(id: string, signal?: string): Promise<void>;
+  pause(id: string): Promise<void>;
+  unpause(id: string): Promise<void>;
+  /** Force-removes the container and its anonymous volumes; a missing container is not an error. */
+  remove(id: string): Promise<void>;
+  list(labelFilters: string[]): Promise<{ id: string; labels: Record<string, string>; state: string }[]>;
+}
+
+export interface ImageClient {
+  /** The image's id, or undefined when the engine does not have it. */
+  inspect(ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined>;
+  build(context: Readable, options: { tag: string; buildArgs?: Record<string, string>; labels?: Record<string, string> }, onLine?: (line: string) => void): Promise<string>;
+  import(rootfs: Readable, options: { repo: string; tag: string; changes: string[] }): Promise<void>;
+  tag(ref: string, repo: string, tag: string): Promise<void>;
+  pull(ref: string, signal: AbortSignal): Promise<void>;
+  /** Removes an image; without `force`, an image still used by a container stays. */
+  remove(ref: string, force?: boolean): Promise<void>;
+}
+
+export interface NetworkClient {
+  list(labelFilters: string[]): Promise<{ id: string; labels: Record<string, string> }[]>;
+  remove(id: string): Promise<void>;
+}
+
+export interface VolumeClient {
+  list(labelFilters: string[]): Promise<{ name: string; labels: Record<string, string> }[]>;
+  remove(name: string): Promise<void>;
+}
+
+export interface DockerClient {
+  containers: ContainerClient;
+  images: ImageClient;
+  networks: NetworkClient;
+  volumes: VolumeClient;
+  ping(): Promise<void>;
+}
+
+export interface DockerClientOptions {
+  /** A dockerode option object; by default DOCKER_HOST or the local socket. */
+  docker?: Docker.DockerOptions;
+}
+
+const notFound = (error: unknown) => (error as { statusCode?: number }).statusCode === 404;
+
+export function createDockerClient(options: DockerClientOptions = {}): DockerClient {
+  // Pin the API version: we use nothing past 1.41, and a pinned version keeps newer engines from changing defaults under us.
+  const docker = new Docker({ version: 'v1.41', ...options.docker });
+
+  const containers: ContainerClient = {
+    async create(spec) {
+      const created = await docker.createContainer({
+        ...(spec.name ? { name: spec.name } : {}),
+        Image: spec.image,
+        User: spec.user,
+        Env: spec.env,
+        Labels: spec.labels,
+        HostConfig: spec.hostConfig,
+        ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),
+        ...(spec.stopTimeoutS !== undefined ? { StopTimeout: spec.stopTimeoutS } : {}),
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        Tty: false,
+        OpenStdin: false,
+      });
+      return created.id;
+    },
+    async putArchive(id, tar, path) {
+      await docker.getContainer(id).putArchive(tar, { path });
+    },
+    async start(id) {
+      await docker.getContainer(id).start();
+    },
+    async wait(id, signal) {
+      const result = (await docker.getContainer(id).wait({ ...(signal ? { abortSignal: signal } : {}) })) as { StatusCode: number };
+      return result.StatusCode;
+    },
+    async inspect(id) {
+      const info = await docker.getContainer(id).inspect();
+      return {
+        id: info.Id,
+        running: info.State.Running,
+        paused: info.State.Paused,
+        status: info.State.Status,
+        exitCode: info.State.ExitCode,
+        oomKilled: info.State.OOMKilled,
+        error: info.State.Error,
+      };
+    },
+    async logs(id, tailLines) {
+      const buf = (await docker.getContainer(id).logs({ stdout: true, stderr: true, tail: tailLines, follow: false })) as unknown as Buffer;
+      return demuxLogs(buf);
+    },
+    async kill(id, signal = 'SIGKILL') {
+      await docker.getContainer(id).kill({ signal }).catch((error: unknown) => {
+        // 409: not running. 404: gone. Both mean there is nothing left to kill.
+        const status = (error as { statusCode?: number }).statusCode;
+        if (status !== 409 && status !== 404) throw error;
+      });
+    },
+    async pause(id) {
+      await docker.getContainer(id).pause();
+    },
+    async unpause(id) {
+      await docker.getContainer(id).unpause();
+    },
+    async remove(id) {
+      await docker.getContainer(id).remove({ force: true, v: true }).catch((error: unknown) => {
+        const status = (error as { statusCode?: number }).statusCode;
+        // 404: already gone. 409: removal already in progress (another close raced us).
+        if (status !== 404 && status !== 409) throw error;
+      });
+    },
+    async list(labelFilters) {
+      const all = await docker.listContainers({ all: true, filters: { label: labelFilters } });
+      return all.map((c) => ({ id: c.Id, labels: c.Labels, state: c.State }));
+    },
+  };
+
+  const images: ImageClient = {
+    async inspect(ref) {
+      try {
+        const info = await docker.getImage(ref).inspect();
+        return { id: info.Id, labels: info.Config?.Labels ?? {} };
+      } catch (error) {
+        if (notFound(error)) return undefined;
+        throw error;
+      }
+    },
+    async build(context, { tag, buildArgs, labels }, onLine) {
+      const stream = await docker.buildImage(context, { t: tag, ...(buildArgs ? { buildargs: buildArgs } : {}), ...(labels ? { labels } : {}), rm: true, forcerm: true });
+      let id: string | undefined;
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.followProgress(
+          stream,
+          (error: Error | null, output: { error?: string; aux?: { ID?: string } }[]) => {
+            if (error) return reject(error);
+            const failed = output.find((o) => o.error);
+            if (failed) return reject(new DsError('CONTAINER_START_FAILED', `Image build failed: ${failed.error}`));
+            id = output.find((o) => o.aux?.ID)?.aux?.ID;
+            resolve();
+          },
+          (event: { stream?: string }) => {
+            if (event.stream && onLine) for (const line of event.stream.split('\n')) if (line.trim()) onLine(line);
+          },
+        );
+      });
+      return id ?? (await images.inspect(tag))!.id;
+    },
+    async import(rootfs, { repo, tag, changes }) {
+      const stream = await docker.importImage(rootfs as unknown as string, { repo, tag, changes });
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.followProgress(stream, (error: Error | null, output: { error?: string }[]) => {
+          if (error) return reject(error);
+          const failed = output.find((o) => o.error);
+          return failed ? reject(new Error(failed.error)) : resolve();
+        });
+      });
+    },
+    async tag(ref, repo, tag) {
+      await docker.getImage(ref).tag({ repo, tag });
+    },
+    async pull(ref, signal) {
+      const stream = await docker.pull(ref, { abortSignal: signal });
+      await new Promise<void>((resolve, reject) => {
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        docker.modem.followProgress(stream, (error: Error | null) => (error ? reject(error) : resolve()));
+      });
+    },
+    async remove(ref, force = false) {
+      await docker.getImage(ref).remove({ force }).catch((error: unknown) => {
+        if (!notFound(error)) throw error;
+      });
+    },
+  };
+
+  const networks: NetworkClient = {
+    async list(labelFilters) {
+      const all = await docker.listNetworks({ filters: { label: labelFilters } });
+      return all.map((n) => ({ id: n.Id, labels: n.Labels ?? {} }));
+    },
+    async remove(id) {
+      await docker.getNetwork(id).remove().catch((error: unknown) => {
+        if (!notFound(error)) throw error;
+      });
+    },
+  };
+
+  const volumes: VolumeClient = {
+    async list(labelFilters) {
+      const all = await docker.listVolumes({ filters: { label: labelFilters } });
+      return (all.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
+    },
+    async remove(name) {
+      await docker.getVolume(name).remove({ force: true }).catch((error: unknown) => {
+        if (!notFound(error)) throw error;
+      });
+    },
+  };
+
+  return {
+    containers,
+    images,
+    networks,
+    volumes,
+    async ping() {
+      await docker.ping();
+    },
+  };
+}
+
+/** Docker multiplexes stdout and stderr in 8-byte-header frames when there is no TTY. */
+export function demuxLogs(buf: Buffer): string {
+  const parts: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= buf.length) {
+    const size = buf.readUInt32BE(offset + 4);
+    parts.push(buf.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  return offset === 0 && buf.length > 0 ? buf.toString('utf8') : Buffer.concat(parts).toString('utf8');
+}

@@ -1,0 +1,113 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { bundleRuntime, RUNTIME_VERSION } from '@datastation/runtime';
+import { DsError } from '@datastation/protocol';
+import type { DockerClient } from '../docker/client.js';
+import { LABELS } from '../docker/labels.js';
+import { tarOf, type TarEntry } from '../tar.js';
+import { ensureOfflineBase } from './offline-base.js';
+
+export const RUNTIME_IMAGE_REPO = 'datastation/runtime';
+export const RUNTIME_IMAGE = `${RUNTIME_IMAGE_REPO}:latest`;
+export const DEFAULT_NODE_IMAGE = 'node:20-bookworm-slim';
+
+export interface BuildRuntimeImageOptions {
+  /** `true`: always build on the offline base. `false`: the registry base only. `auto` (default): registry base if it can be had, else offline. */
+  offline?: boolean | 'auto';
+  nodeImage?: string;
+  /** How long to try pulling the registry base before falling back (auto mode). */
+  pullTimeoutMs?: number;
+  /** Build even when an image with the same inputs exists. */
+  force?: boolean;
+  onProgress?: (line: string) => void;
+}
+
+export interface BuiltImage {
+  id: string;
+  tags: string[];
+  base: string;
+  /** False when an image with the same inputs already existed and was kept. */
+  built: boolean;
+}
+
+/** Where the Dockerfile lives in this repository (same depth from src/ and dist/). */
+const DOCKERFILE = new URL('../../../../images/runtime/Dockerfile', import.meta.url);
+
+/** Builds `datastation/runtime:latest` and `:<version>`; returns the image id. */
+export async function buildRuntimeImage(docker: DockerClient, options: BuildRuntimeImageOptions = {}): Promise<BuiltImage> {
+  const progress = options.onProgress ?? (() => undefined);
+  const base = await chooseBase(docker, options, progress);
+  const work = await mkdtemp(join(tmpdir(), 'ds-image-'));
+  try {
+    progress('bundling the runtime');
+    await bundleRuntime(work);
+    const entries: TarEntry[] = [{ type: 'content', name: 'Dockerfile', content: await readFile(DOCKERFILE) }];
+    for (const dir of ['runtime', 'node_modules']) entries.push(...(await filesUnder(work, dir)));
+    // The same inputs give the same image: skip the build (and a dangling old image) when nothing changed.
+    const inputs = await inputsHash(entries, (await docker.images.inspect(base))?.id ?? base);
+    const tags = [RUNTIME_IMAGE, `${RUNTIME_IMAGE_REPO}:${RUNTIME_VERSION}`];
+    const existing = await docker.images.inspect(RUNTIME_IMAGE);
+    if (existing && existing.labels[LABELS.inputs] === inputs && !options.force) {
+      progress(`${RUNTIME_IMAGE} is up to date`);
+      await docker.images.tag(RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, RUNTIME_VERSION);
+      return { id: existing.id, tags, base, built: false };
+    }
+    progress(`building ${RUNTIME_IMAGE} on ${base}`);
+    const id = await docker.images.build(
+      tarOf(entries),
+      { tag: RUNTIME_IMAGE, buildArgs: { NODE_IMAGE: base }, labels: { [LABELS.image]: 'runtime', [LABELS.version]: RUNTIME_VERSION, [LABELS.inputs]: inputs } },
+      (line) => progress(line),
+    );
+    await docker.images.tag(RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, RUNTIME_VERSION);
+    if (existing && existing.id !== id) await docker.images.remove(existing.id).catch(() => undefined); // only if nothing else uses it
+    return { id, tags, base, built: true };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function chooseBase(docker: DockerClient, options: BuildRuntimeImageOptions, progress: (line: string) => void): Promise<string> {
+  const mode = options.offline ?? 'auto';
+  const nodeImage = options.nodeImage ?? process.env.NODE_IMAGE ?? DEFAULT_NODE_IMAGE;
+  if (mode === true) return ensureOfflineBase(docker, progress);
+  if (await docker.images.inspect(nodeImage)) return nodeImage;
+  progress(`pulling ${nodeImage}`);
+  try {
+    await docker.images.pull(nodeImage, AbortSignal.timeout(options.pullTimeoutMs ?? 60_000));
+    return nodeImage;
+  } catch (cause) {
+    if (mode === false) {
+      throw new DsError('CONTAINER_START_FAILED', `Could not pull ${nodeImage}: ${(cause as Error).message}. With no registry, build with --offline.`, { cause });
+    }
+    progress(`cannot pull ${nodeImage} (${(cause as Error).message}); using the offline base`);
+    return ensureOfflineBase(docker, progress);
+  }
+}
+
+async function inputsHash(entries: TarEntry[], baseId: string): Promise<string> {
+  const hash = createHash('sha256').update(baseId);
+  for (const entry of entries) {
+    hash.update(`\0${entry.type}\0${entry.name}\0`);
+    if (entry.type === 'content') hash.update(entry.content);
+    else if (entry.type === 'file') hash.update(await readFile(entry.source));
+  }
+  return hash.digest('hex');
+}
+
+async function filesUnder(root: string, dir: string): Promise<TarEntry[]> {
+  const out: TarEntry[] = [{ type: 'directory', name: dir }];
+  for (const entry of await readdir(join(root, dir), { withFileTypes: true, recursive: true })) {
+    const full = join(entry.parentPath, entry.name);
+    const name = relative(root, full);
+    if (entry.isDirectory()) out.push({ type: 'directory', name });
+    else if (entry.isFile()) out.push({ type: 'file', name, size: (await stat(full)).size, source: full });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The runtime image's id when the engine has it, or undefined. */
+export async function runtimeImageId(docker: DockerClient, ref = RUNTIME_IMAGE): Promise<string | undefined> {
+  return (await docker.images.inspect(ref))?.id;
+}

@@ -1,0 +1,76 @@
+import type Docker from 'dockerode';
+import type { ContainerSpec } from '../docker/client.js';
+import { LABELS } from '../docker/labels.js';
+import type { Limits } from './limits.js';
+
+export const CONTAINER_PATHS = {
+  data: '/data',
+  functions: '/opt/ds/functions',
+  sessionDir: '/run/ds',
+  socket: '/run/ds/runtime.sock',
+} as const;
+
+export interface SpecInput {
+  image: string;
+  sessionId: string;
+  user: string;
+  dataDir: string;
+  sessionDir: string;
+  secret: string;
+  limits: Limits;
+  labels: Record<string, string>;
+}
+
+/**
+ * The hardened container of one session. No network at all (network mode `none`): the only way
+ * in or out is the Unix socket in the session folder. Read-only root, a small noexec /tmp, every
+ * capability dropped, no-new-privileges, memory = memory+swap, pids and CPU capped, bounded logs.
+ * The functions go to an anonymous volume (the one writable place `docker cp` may target under a
+ * read-only root), removed with the container.
+ */
+export function containerSpec(input: SpecInput): ContainerSpec {
+  const { limits } = input;
+  const memory = limits.memoryMb * 1024 * 1024;
+  const labels = { ...input.labels, [LABELS.session]: input.sessionId };
+  return {
+    name: `ds-${input.sessionId}`,
+    image: input.image,
+    user: input.user,
+    labels,
+    env: [
+      `DS_SECRET=${input.secret}`,
+      `DS_SOCKET=${CONTAINER_PATHS.socket}`,
+      `DS_FUNCTIONS=${CONTAINER_PATHS.functions}`,
+      `DS_DATA_DIR=${CONTAINER_PATHS.data}`,
+      `DS_RESULT_BYTES=${limits.resultBytes}`,
+      `DS_LOG_BYTES=${limits.logBytes}`,
+      `DS_WORKERS=${Math.max(1, Math.ceil(limits.cpus))}`,
+      // Leave room outside the JS heap (buffers, the main thread): a worker hits its heap limit,
+      // and reports OUT_OF_MEMORY, before the kernel's OOM killer takes the whole container.
+      `DS_WORKER_HEAP_MB=${Math.max(16, Math.floor(limits.memoryMb * 0.6))}`,
+      'HOME=/tmp',
+    ],
+    stopTimeoutS: 2,
+    hostConfig: {
+      NetworkMode: 'none',
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Init: true,
+      IpcMode: 'private',
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: Math.round(limits.cpus * 1e9),
+      PidsLimit: limits.pids,
+      Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 1024 }],
+      Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+      Mounts: [
+        { Type: 'bind', Source: input.dataDir, Target: CONTAINER_PATHS.data, ReadOnly: false, BindOptions: { Propagation: 'rprivate' } },
+        { Type: 'bind', Source: input.sessionDir, Target: CONTAINER_PATHS.sessionDir, ReadOnly: false },
+        // An anonymous volume (no Source): created with the container, removed with it (`v: true`).
+        { Type: 'volume', Target: CONTAINER_PATHS.functions, ReadOnly: false, VolumeOptions: { Labels: labels, NoCopy: false } } as unknown as Docker.MountSettings,
+      ],
+    },
+  };
+}

@@ -1,0 +1,268 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fstatSync, lstatSync, openSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DsError, toDsError } from '@datastation/protocol';
+import type { DockerClient } from '../docker/client.js';
+import { defaultDockerClient } from '../docker/default-client.js';
+import { LABELS } from '../docker/labels.js';
+import { RUNTIME_IMAGE } from '../images/runtime-image.js';
+import { createLogger } from '../logger.js';
+import { tarOf } from '../tar.js';
+import { CONTAINER_PATHS, containerSpec } from './container-spec.js';
+import { prepareDataDir } from './data-dir.js';
+import { functionsEntries } from './functions-archive.js';
+import { type Limits, resolveLimits } from './limits.js';
+import { RuntimeConnection } from './runtime-connection.js';
+import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
+
+export interface InitOptions {
+  /** Image reference or id; default `datastation/runtime:latest`. */
+  image?: string;
+  /** Host folder mapped to /data (read-write). */
+  dataDir: string;
+  /** A folder with a package.json whose entry module exports the functions. */
+  functions: string;
+  limits?: Partial<Limits>;
+  /** Labels for the station's bookkeeping: who the session serves and which package it runs. */
+  user?: string;
+  package?: string;
+  /** Container user as numeric "uid:gid"; by default the data folder's owner (10001 for a root-owned one). */
+  containerUser?: string;
+  /** How long the runtime may take to say hello. Default 20 s. */
+  startTimeoutMs?: number;
+  docker?: DockerClient;
+  stateDir?: string;
+}
+
+export interface RunOptions {
+  /** This call's deadline; default and maximum: the session's `limits.timeoutMs`. */
+  timeoutMs?: number;
+  onLog?: (stream: 'stdout' | 'stderr', data: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface DsConnection extends AsyncDisposable {
+  readonly sessionId: string;
+  readonly containerId: string;
+  readonly image: string;
+  readonly functions: readonly string[];
+  readonly limits: Readonly<Limits>;
+  readonly closed: boolean;
+  run(fn: string, args?: unknown, options?: RunOptions): Promise<unknown>;
+  /** Removes the container, its volume and the session folder. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one hardened session: checks the inputs, creates the container, copies the functions in
+ * as one tar before start, starts it, and waits for the runtime's hello. On any failure everything
+ * made so far is removed before the error (with the container's last log lines) is thrown.
+ */
+export async function dsDockerInit(options: InitOptions): Promise<DsConnection> {
+  const docker = options.docker ?? defaultDockerClient();
+  const limits = resolveLimits(options.limits);
+  const image = options.image ?? RUNTIME_IMAGE;
+  const sessionId = randomBytes(6).toString('hex');
+  const log = createLogger('datastation:host', { session: sessionId });
+
+  // Validate everything the caller gave before creating anything.
+  const entries = await functionsEntries(options.functions);
+  if (!entries.some((e) => e.name === 'package.json')) {
+    throw new DsError('BAD_REQUEST', `${options.functions} has no package.json. A function package is a folder with a package.json naming its entry module.`);
+  }
+  const data = await prepareDataDir(options.dataDir, options.containerUser);
+  const imageInfo = await docker.images.inspect(image).catch((cause: unknown) => {
+    throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+  });
+  if (!imageInfo) {
+    throw new DsError('CONTAINER_START_FAILED', `Image ${image} is not on this Docker engine. Build it with \`ds image build\` (add --offline when no registry is reachable).`);
+  }
+
+  const secret = randomBytes(32).toString('base64url');
+  const stateDir = options.stateDir ?? defaultStateDir();
+  const sessionDir = await makeSessionDir(stateDir, sessionId, data.uid, data.gid);
+  let containerId: string | undefined;
+  const cleanup = async () => {
+    if (containerId) await docker.containers.remove(containerId).catch(() => undefined);
+    await rm(sessionDir, { recursive: true, force: true }).catch(() => undefined);
+  };
+
+  try {
+    const started = Date.now();
+    containerId = await docker.containers.create(
+      containerSpec({
+        image: imageInfo.id,
+        sessionId,
+        user: data.user,
+        dataDir: data.dataDir,
+        sessionDir,
+        secret,
+        limits,
+        labels: {
+          [LABELS.user]: options.user ?? 'local',
+          [LABELS.package]: options.package ?? 'local',
+          [LABELS.ownerPid]: String(process.pid),
+          [LABELS.ownerHost]: hostname(),
+        },
+      }),
+    );
+    await docker.containers.putArchive(containerId, tarOf(entries), CONTAINER_PATHS.functions);
+    await docker.containers.start(containerId);
+    const runtime = await waitForHello(docker, containerId, join(sessionDir, 'runtime.sock'), secret, limits, options.startTimeoutMs ?? 20_000);
+    await lockSessionDir(sessionDir);
+    log.debug('session ready', { container: containerId.slice(0, 12), ms: Date.now() - started, functions: runtime.hello.functions });
+    const id = containerId;
+    runtime.explainLoss = () => explainLoss(docker, id);
+    return new Connection(docker, sessionId, id, image, limits, runtime, cleanup);
+  } catch (error) {
+    await cleanup();
+    throw toDsError(error, 'CONTAINER_START_FAILED');
+  }
+}
+
+/** Calls `fn` in the session and returns its value (the seed's `ds_docker_run`). */
+export function dsDockerRun(fn: string, args: unknown, connection: DsConnection, options?: RunOptions): Promise<unknown> {
+  return connection.run(fn, args, options);
+}
+
+class Connection implements DsConnection {
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly docker: DockerClient,
+    readonly sessionId: string,
+    readonly containerId: string,
+    readonly image: string,
+    readonly limits: Readonly<Limits>,
+    private readonly runtime: RuntimeConnection,
+    private readonly cleanup: () => Promise<void>,
+  ) {}
+
+  get functions(): readonly string[] {
+    return this.runtime.hello.functions;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  async run(fn: string, args: unknown = null, options: RunOptions = {}): Promise<unknown> {
+    if (this.closing) throw new DsError('BAD_REQUEST', `Session ${this.sessionId} is closed; start a new one with dsDockerInit.`);
+    if (typeof fn !== 'string' || fn.length === 0) throw new DsError('BAD_REQUEST', 'The function name must be a non-empty string.');
+    const timeoutMs = Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs);
+    return this.runtime.call(fn, args, {
+      timeoutMs,
+      logBytes: this.limits.logBytes,
+      ...(options.onLog ? { onLog: options.onLog } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.runtime.close();
+      await this.cleanup();
+    })();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Readiness: the runtime's socket appears and it says hello, within one timeout. If the
+ * container exits first, or time runs out, the error carries its last log lines.
+ */
+async function waitForHello(docker: DockerClient, containerId: string, socketPath: string, secret: string, limits: Limits, timeoutMs: number): Promise<RuntimeConnection> {
+  const stop = new AbortController();
+  const deadline = Date.now() + timeoutMs;
+  const exited = docker.containers.wait(containerId, stop.signal).then(
+    async (code) => {
+      const logs = await docker.containers.logs(containerId, 20).catch(() => '');
+      throw new DsError('CONTAINER_START_FAILED', `The container exited (code ${code}) before its runtime was ready.${formatLogs(logs)}`, { details: { exitCode: code } });
+    },
+    () => new Promise<never>(() => undefined), // aborted once ready: never settles
+  );
+  const connected = (async () => {
+    let lastError: unknown;
+    while (Date.now() < deadline && !stop.signal.aborted) {
+      const socket = openSocketNoFollow(socketPath);
+      if (socket) {
+        try {
+          return await RuntimeConnection.open(`ws+unix:${socket.path}:/`, secret, { timeoutMs: Math.max(1, deadline - Date.now()), maxPayload: limits.resultBytes + 1024 * 1024 });
+        } catch (error) {
+          lastError = error;
+          if ((error as DsError).code === 'PROTOCOL_ERROR' || (error as DsError).code === 'UNAUTHENTICATED') throw error;
+        } finally {
+          socket.close();
+        }
+      }
+      await sleep(5);
+    }
+    const logs = await docker.containers.logs(containerId, 20).catch(() => '');
+    throw new DsError('CONTAINER_START_FAILED', `The runtime did not say hello within ${timeoutMs} ms.${formatLogs(logs)}`, { cause: lastError });
+  })();
+  try {
+    return await Promise.race([connected, exited]);
+  } finally {
+    stop.abort();
+  }
+}
+
+const O_PATH = 0o10000000; // Linux; not in Node's fs.constants
+
+/**
+ * The socket lives in a folder the container can write to until the runtime listens, so the
+ * container could swap it for a link to a host socket (Docker's own, say). Never connect by that
+ * path: open it without following links, check it is a socket, and connect through the open
+ * descriptor (`/proc/self/fd/N`), which names the inode checked, whatever the path points to later.
+ * Where /proc is missing (not Linux), fall back to an lstat check.
+ */
+function openSocketNoFollow(path: string): { path: string; close(): void } | undefined {
+  if (process.platform !== 'linux') {
+    const info = (() => {
+      try {
+        return lstatSync(path);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (!info) return undefined;
+    if (!info.isSocket()) throw new DsError('CONTAINER_START_FAILED', `${path} is not a socket; the session is refused.`);
+    return { path, close: () => undefined };
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | constants.O_NOFOLLOW);
+  } catch {
+    return undefined; // not there yet
+  }
+  if (!fstatSync(fd).isSocket()) {
+    closeSync(fd);
+    throw new DsError('CONTAINER_START_FAILED', `${path} is not a socket (a link or file was planted in its place); the session is refused.`);
+  }
+  return { path: `/proc/self/fd/${fd}`, close: () => closeSync(fd) };
+}
+
+async function explainLoss(docker: DockerClient, containerId: string): Promise<DsError> {
+  const state = await docker.containers.inspect(containerId).catch(() => undefined);
+  if (!state) return new DsError('INTERNAL', 'The connection to the runtime was lost and its container is gone.');
+  if (state.oomKilled) {
+    return new DsError('OUT_OF_MEMORY', 'The container was killed for using more memory than limits.memoryMb. Process less at once or raise the limit.', { details: { exitCode: state.exitCode } });
+  }
+  if (!state.running) {
+    const logs = await docker.containers.logs(containerId, 20).catch(() => '');
+    return new DsError('INTERNAL', `The container stopped (exit code ${state.exitCode}) during the call.${formatLogs(logs)}`, { details: { exitCode: state.exitCode } });
+  }
+  return new DsError('INTERNAL', 'The connection to the runtime was lost while its container still runs.');
+}
+
+function formatLogs(logs: string): string {
+  const lines = logs.trim().split('\n').filter(Boolean).slice(-20);
+  return lines.length ? `\nLast log lines:\n  ${lines.join('\n  ')}` : '';
+}

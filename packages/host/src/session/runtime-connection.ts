@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import {
+  decodeValue,
+  DEFAULT_MAX_FRAME_BYTES,
+  DsError,
+  type HelloMessage,
+  PROTOCOL_VERSION,
+  parseRuntimeMessage,
+  type RuntimeMessage,
+} from '@datastation/protocol';
+
+export interface CallOptions {
+  timeoutMs: number;
+  logBytes?: number;
+  /** Each piece of the call's console output as it arrives. */
+  onLog?: (stream: 'stdout' | 'stderr', data: string) => void;
+  signal?: AbortSignal;
+}
+
+interface PendingCall {
+  resolve: (value: unknown) => void;
+  reject: (error: DsError) => void;
+  onLog: CallOptions['onLog'];
+  backstop: NodeJS.Timeout;
+}
+
+/** Extra time the host grants past the deadline before it stops waiting for the runtime's own TIMEOUT. */
+const BACKSTOP_MS = 2_000;
+const HEARTBEAT_MS = 10_000;
+
+/**
+ * The host's end of one runtime WebSocket: sends invokes, matches answers by id, and fails every
+ * call in flight, with a clear code, when the socket goes away.
+ */
+export class RuntimeConnection {
+  readonly hello: HelloMessage;
+  private pending = new Map<string, PendingCall>();
+  private closedError: DsError | undefined;
+  private heartbeat: NodeJS.Timeout;
+  /** Asked when the socket drops, to turn "the connection closed" into what happened to the container. */
+  explainLoss: () => Promise<DsError> = async () => new DsError('INTERNAL', 'The connection to the runtime was lost.');
+
+  private constructor(private readonly ws: WebSocket, hello: HelloMessage) {
+    this.hello = hello;
+    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    ws.on('close', () => void this.onLost());
+    ws.on('error', () => undefined); // 'close' follows and does the work
+    let alive = true;
+    ws.on('pong', () => (alive = true));
+    this.heartbeat = setInterval(() => {
+      if (!alive) return ws.terminate();
+      alive = false;
+      ws.ping();
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /** Connects to `url` and waits for the runtime's hello; rejects (and closes) on anything else. */
+  static open(url: string, secret: string, options: { maxPayload?: number; timeoutMs: number }): Promise<RuntimeConnection> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, {
+        headers: { authorization: `Bearer ${secret}` },
+        perMessageDeflate: false,
+        maxPayload: options.maxPayload ?? DEFAULT_MAX_FRAME_BYTES,
+        handshakeTimeout: options.timeoutMs,
+      });
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        ws.removeAllListeners();
+        ws.on('error', () => undefined);
+        ws.terminate();
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(new DsError('CONTAINER_START_FAILED', 'The runtime accepted the connection but sent no hello in time.')), options.timeoutMs);
+      ws.once('error', fail);
+      ws.once('unexpected-response', (_req, res) => fail(new DsError('UNAUTHENTICATED', `The runtime refused the connection (HTTP ${res.statusCode}).`)));
+      ws.once('close', () => fail(new DsError('CONTAINER_START_FAILED', 'The runtime closed the connection before saying hello.')));
+      ws.once('message', (data) => {
+        const parsed = parseRuntimeMessage(data as Buffer);
+        if (!parsed.ok) return fail(parsed.error);
+        if (parsed.message.type !== 'hello') return fail(new DsError('PROTOCOL_ERROR', `The runtime's first frame was '${parsed.message.type}', not hello.`));
+        if (parsed.message.protocol !== PROTOCOL_VERSION) {
+          return fail(new DsError('PROTOCOL_ERROR', `The runtime speaks protocol ${parsed.message.protocol}; this host speaks ${PROTOCOL_VERSION}. Rebuild the image with \`ds image build\`.`));
+        }
+        clearTimeout(timer);
+        ws.removeAllListeners();
+        resolve(new RuntimeConnection(ws, parsed.message));
+      });
+    });
+  }
+
+  get open(): boolean {
+    return this.closedError === undefined && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  call(fn: string, args: unknown, options: CallOptions): Promise<unknown> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (options.signal?.aborted) return Promise.reject(new DsError('CANCELLED', `The call to ${fn} was cancelled before it was sent.`));
+    const id = randomUUID();
+    const deadline = Date.now() + options.timeoutMs;
+    return new Promise<unknown>((resolve, reject) => {
+      const onAbort = () => {
+        this.send({ type: 'cancel', id });
+      };
+      const cleanup = () => options.signal?.removeEventListener('abort', onAbort);
+      const backstop = setTimeout(() => {
+        this.settle(id, undefined, new DsError('TIMEOUT', `${fn} ran past its ${options.timeoutMs} ms deadline and the runtime did not answer; the session will be replaced.`));
+      }, options.timeoutMs + BACKSTOP_MS);
+      this.pending.set(id, {
+        resolve: (v) => (cleanup(), resolve(v)),
+        reject: (e) => (cleanup(), reject(e)),
+        onLog: options.onLog,
+        backstop,
+      });
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.send({ type: 'invoke', id, fn, args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}) });
+    });
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'session closed');
+    this.failAll(new DsError('CANCELLED', 'The session was closed while the call was running.'));
+  }
+
+  private send(message: object): void {
+    let frame: string;
+    try {
+      frame = JSON.stringify(message);
+    } catch (cause) {
+      throw new DsError('BAD_REQUEST', `The call's arguments cannot be sent as JSON: ${(cause as Error).message}`, { cause });
+    }
+    this.ws.send(frame);
+  }
+
+  private onFrame(data: Buffer, isBinary: boolean): void {
+    if (isBinary) return;
+    const parsed = parseRuntimeMessage(data);
+    if (!parsed.ok) return; // a runtime bug; the call it concerned ends by its backstop
+    this.dispatch(parsed.message);
+  }
+
+  private dispatch(message: RuntimeMessage): void {
+    switch (message.type) {
+      case 'result':
+        this.settle(message.id, decodeValue(message.encoding ? { value: message.value, encoding: message.encoding } : { value: message.value }));
+        break;
+      case 'error':
+        if (message.id === null) return;
+        this.settle(message.id, undefined, new DsError(message.code, message.message, { ...(message.stack ? { remoteStack: message.stack } : {}), ...(message.details ? { details: message.details } : {}) }));
+        break;
+      case 'log':
+        if (message.id) this.pending.get(message.id)?.onLog?.(message.stream, message.data);
+        break;
+      case 'hello':
+        break;
+    }
+  }
+
+  private settle(id: string, value: unknown, error?: DsError): void {
+    const call = this.pending.get(id);
+    if (!call) return;
+    this.pending.delete(id);
+    clearTimeout(call.backstop);
+    if (error) call.reject(error);
+    else call.resolve(value);
+  }
+
+  private async onLost(): Promise<void> {
+    clearInterval(this.heartbeat);
+    if (this.closedError) return;
+    this.closedError = new DsError('INTERNAL', 'The connection to the runtime is closed.');
+    if (this.pending.size === 0) return;
+    const error = await this.explainLoss().catch((cause: unknown) => new DsError('INTERNAL', 'The connection to the runtime was lost.', { cause }));
+    this.closedError = error;
+    this.failAll(error);
+  }
+
+  private failAll(error: DsError): void {
+    this.closedError ??= error;
+    for (const id of [...this.pending.keys()]) this.settle(id, undefined, error);
+  }
+}

@@ -1,0 +1,259 @@
+import { lstat, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dsDockerInit, dsDockerRun, type DsConnection } from '@datastation/host';
+import { functionPackage, sessionResources, tempDir, type TempDir } from '@datastation/test-support';
+
+const FUNCTIONS = `
+import { write, read } from '@datastation/dev-utils';
+import { writeFileSync, readFileSync, symlinkSync } from 'node:fs';
+export async function noop() { return null; }
+export async function echo(args) { return args; }
+export async function boom() { throw new Error('kaboom: column "x" is missing'); }
+export async function hang() { await new Promise(() => {}); }
+export function spin() { for (;;) {} }
+export async function writeOut(args) { return write(args.path, args.content); }
+export async function readIn(args) { return read(args.path, 'utf8'); }
+export async function plant(args) { symlinkSync(args.target, '/data/' + args.name); return 'planted'; }
+export async function whoami() { return { uid: process.getuid(), gid: process.getgid() }; }
+export async function tryWrite(args) {
+  try { writeFileSync(args.path, 'x'); return 'written'; } catch (e) { return e.code; }
+}
+export async function capabilities() {
+  return readFileSync('/proc/self/status', 'utf8').split('\\n').filter((l) => /^(CapEff|CapPrm|NoNewPrivs)/.test(l));
+}
+export async function interfaces() { return Object.keys((await import('node:os')).networkInterfaces()); }
+export async function connect(args) {
+  const net = await import('node:net');
+  return await new Promise((resolve) => {
+    const s = net.connect({ host: args.host, port: args.port, timeout: 2000 });
+    s.on('connect', () => { s.destroy(); resolve('connected'); });
+    s.on('timeout', () => { s.destroy(); resolve('timeout'); });
+    s.on('error', (e) => resolve(e.code));
+  });
+}
+`;
+
+describe('a session in a real container', () => {
+  let fn: TempDir;
+  let data: TempDir;
+  let state: TempDir;
+  let session: DsConnection;
+
+  beforeAll(async () => {
+    fn = await functionPackage({ 'index.js': FUNCTIONS });
+    data = await tempDir('ds-data');
+    state = await tempDir('ds-state');
+    await data.write('input.txt', 'hello from the host');
+    session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, limits: { timeoutMs: 1_000 } });
+  });
+
+  afterAll(async () => {
+    await session?.close();
+    await Promise.all([fn?.remove(), data?.remove(), state?.remove()]);
+  });
+
+  it('lists the package functions and answers a call', async () => {
+    expect(session.functions).toEqual(expect.arrayContaining(['noop', 'echo', 'boom', 'hang', 'spin']));
+    expect(await dsDockerRun('echo', { a: [1, 'two', null] }, session)).toEqual({ a: [1, 'two', null] });
+  });
+
+  it('turns a thrown error into FUNCTION_ERROR with its message, then answers the next call', async () => {
+    await expect(dsDockerRun('boom', null, session)).rejects.toMatchObject({ code: 'FUNCTION_ERROR', message: 'kaboom: column "x" is missing' });
+    expect(await dsDockerRun('echo', 1, session)).toBe(1);
+  });
+
+  it('stops a function that hangs with TIMEOUT within its deadline plus one second, then answers the next call', async () => {
+    for (const fnName of ['hang', 'spin']) {
+      const started = Date.now();
+      await expect(dsDockerRun(fnName, null, session, { timeoutMs: 500 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+      expect(Date.now() - started).toBeLessThan(1_500);
+      expect(await dsDockerRun('echo', fnName, session)).toBe(fnName);
+    }
+  });
+
+  it('answers FUNCTION_NOT_FOUND for a function the package does not export', async () => {
+    await expect(dsDockerRun('nope', null, session)).rejects.toMatchObject({ code: 'FUNCTION_NOT_FOUND' });
+  });
+
+  it('reads and writes /data, and the host sees the file', async () => {
+    expect(await dsDockerRun('readIn', { path: 'input.txt' }, session)).toBe('hello from the host');
+    await dsDockerRun('writeOut', { path: 'out/report.txt', content: 'from the container' }, session);
+    expect(await readFile(join(data.path, 'out/report.txt'), 'utf8')).toBe('from the container');
+  });
+
+  it('refuses write("../x") and a symlink planted in /data that leads out', async () => {
+    await expect(dsDockerRun('writeOut', { path: '../x', content: 'escape' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    await expect(dsDockerRun('writeOut', { path: '/etc/x', content: 'escape' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    await dsDockerRun('plant', { target: '/opt/ds/functions', name: 'link-out' }, session);
+    await expect(dsDockerRun('writeOut', { path: 'link-out/index.js', content: 'pwned' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    await expect(dsDockerRun('readIn', { path: 'link-out/package.json' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    // A link the container planted is only a link on the host: nothing followed it.
+    expect((await lstat(join(data.path, 'link-out'))).isSymbolicLink()).toBe(true);
+  });
+
+  it('a wrong secret, or none, cannot drive the runtime', async () => {
+    const socket = join(state.path, 'sessions', session.sessionId, 'runtime.sock');
+    for (const headers of [{}, { authorization: 'Bearer wrong-secret-of-some-length' }, { authorization: 'Basic abc' }]) {
+      const status = await new Promise<number | string>((resolve) => {
+        const ws = new WebSocket(`ws+unix:${socket}:/`, { headers });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('open', () => {
+          ws.close();
+          resolve('opened');
+        });
+        ws.on('error', (e) => resolve(e.message));
+      });
+      expect(status).toBe(401);
+    }
+    // The real host connection is untouched.
+    expect(await dsDockerRun('noop', null, session)).toBeNull();
+  });
+
+  describe('hardening, tested as attacks from inside the function', () => {
+    it('runs as a non-root user', async () => {
+      const who = (await dsDockerRun('whoami', null, session)) as { uid: number };
+      expect(who.uid).not.toBe(0);
+    });
+
+    it('cannot write its own code, the root file system, or anywhere but /data and /tmp', async () => {
+      for (const path of ['/opt/ds/functions/index.js', '/etc/passwd', '/usr/local/bin/x', '/opt/ds/runtime/main.mjs', '/run/ds/x.sock']) {
+        expect(await dsDockerRun('tryWrite', { path }, session)).not.toBe('written');
+      }
+      expect(await dsDockerRun('tryWrite', { path: '/tmp/scratch' }, session)).toBe('written');
+    });
+
+    it('holds no capabilities and cannot gain privileges', async () => {
+      const lines = (await dsDockerRun('capabilities', null, session)) as string[];
+      expect(lines).toContain('CapEff:\t0000000000000000');
+      expect(lines).toContain('CapPrm:\t0000000000000000');
+      expect(lines).toContain('NoNewPrivs:\t1');
+    });
+
+    it('has no network: only loopback, and a service on the host loopback is out of reach', async () => {
+      expect(await dsDockerRun('interfaces', null, session)).toEqual(['lo']);
+      const { createServer } = await import('node:net');
+      const server = createServer((s) => s.end('secret')).listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as { port: number }).port;
+      try {
+        expect(await dsDockerRun('connect', { host: '127.0.0.1', port }, session)).toBe('ECONNREFUSED');
+      } finally {
+        server.close();
+      }
+    });
+  });
+});
+
+describe('session lifecycle', () => {
+  it('close() removes the container, its volume and the session folder, and is idempotent', async () => {
+    await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
+    await using data = await tempDir('ds-data');
+    await using state = await tempDir('ds-state');
+    const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path });
+    expect(await sessionResources(session.sessionId)).toHaveLength(2); // the container and its functions volume
+    await session.close();
+    await session.close();
+    expect(await sessionResources(session.sessionId)).toEqual([]);
+    expect(await readdir(join(state.path, 'sessions'))).toEqual([]);
+    await expect(dsDockerRun('noop', null, session)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('await using closes the session at the end of the block', async () => {
+    await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
+    await using data = await tempDir('ds-data');
+    let id: string;
+    {
+      await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path });
+      id = session.sessionId;
+      expect(await dsDockerRun('noop', null, session)).toBeNull();
+    }
+    expect(await sessionResources(id)).toEqual([]);
+  });
+
+  it('a package that fails to load gives CONTAINER_START_FAILED with its log lines, and leaves nothing behind', async () => {
+    await using fn = await functionPackage({ 'index.js': 'export const broken = () => { this is not javascript' });
+    await using data = await tempDir('ds-data');
+    await using state = await tempDir('ds-state');
+    const error = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    expect((error as Error).message).toMatch(/SyntaxError/);
+    expect(await readdir(join(state.path, 'sessions'))).toEqual([]);
+    const { testDocker } = await import('@datastation/test-support');
+    const left = await testDocker().containers.list([`io.datastation.owner-pid=${process.pid}`]);
+    const mine = left.filter((c) => c.state !== 'running' || false);
+    expect(mine).toEqual([]);
+  });
+
+  it('rejects bad input before creating anything', async () => {
+    await using data = await tempDir('ds-data');
+    await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
+    await using empty = await tempDir('ds-empty');
+    await expect(dsDockerInit({ dataDir: join(data.path, 'missing'), functions: fn.path })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(dsDockerInit({ dataDir: data.path, functions: empty.path })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, image: 'datastation/no-such-image:0' })).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, limits: { memoryMb: 1 } })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await writeFile(join(data.path, 'file'), 'x');
+    await expect(dsDockerInit({ dataDir: join(data.path, 'file'), functions: fn.path })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await symlink('/etc', join(data.path, 'etc-link'));
+  });
+});
+
+describe('the session folder, which the container can reach', () => {
+  it('is locked once the runtime listens: a function cannot plant files or links in it', async () => {
+    await using fn = await functionPackage({
+      'index.js': `
+        import { writeFileSync, symlinkSync } from 'node:fs';
+        export function plant() {
+          const out = [];
+          for (const [kind, act] of [['file', () => writeFileSync('/run/ds/junk', 'x')], ['link', () => symlinkSync('/var/run/docker.sock', '/run/ds/evil.sock')]]) {
+            try { act(); out.push(kind + ':written'); } catch (e) { out.push(kind + ':' + e.code); }
+          }
+          return out;
+        }`,
+    });
+    await using data = await tempDir('ds-data');
+    await using state = await tempDir('ds-state');
+    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path });
+    expect(await dsDockerRun('plant', null, session)).toEqual(['file:EACCES', 'link:EACCES']);
+    expect(await readdir(join(state.path, 'sessions', session.sessionId))).toEqual(['runtime.sock']);
+  });
+
+  it('a link planted in place of the socket is refused, never followed to the host socket it names', async () => {
+    await using state = await tempDir('ds-state');
+    // A bait socket on the host: if the host ever followed the container's link, it would connect here.
+    const { createServer } = await import('node:net');
+    const bait = join(state.path, 'bait.sock');
+    let baitConnections = 0;
+    const server = createServer((s) => {
+      baitConnections++;
+      s.destroy();
+    }).listen(bait);
+    await new Promise((r) => server.once('listening', r));
+    // The module swaps the socket for a link to the bait as soon as it loads, and keeps doing so.
+    await using fn = await functionPackage({
+      'index.js': `
+        import { rmSync, symlinkSync } from 'node:fs';
+        const swap = () => { try { rmSync('/run/ds/runtime.sock', { force: true }); symlinkSync(${JSON.stringify(bait)}, '/run/ds/runtime.sock'); } catch {} };
+        swap(); setInterval(swap, 1).unref();
+        export const noop = () => null;`,
+    });
+    await using data = await tempDir('ds-data');
+    try {
+      const result = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, startTimeoutMs: 5_000 }).then(
+        async (s) => {
+          await s.close();
+          return 'connected to the real runtime';
+        },
+        (e: { code: string }) => e.code,
+      );
+      // Whichever way the race goes, the host spoke only to a socket it had checked.
+      expect(['connected to the real runtime', 'CONTAINER_START_FAILED']).toContain(result);
+      expect(baitConnections).toBe(0);
+      expect(await readdir(join(state.path, 'sessions'))).toEqual([]);
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -1,0 +1,61 @@
+import { type ErrorCode, hintFor, isErrorCode } from './codes.js';
+
+export interface DsErrorOptions {
+  cause?: unknown;
+  /** Extra machine-readable facts (a path, a limit, a container id). Must be JSON. */
+  details?: Record<string, unknown>;
+  /** A stack captured elsewhere (inside the container), kept apart from this process's stack. */
+  remoteStack?: string;
+}
+
+/** The one error type every Data Station package throws: a stable `code`, an actionable message. */
+export class DsError extends Error {
+  override readonly name = 'DsError';
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  readonly remoteStack: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: DsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details;
+    this.remoteStack = options.remoteStack;
+  }
+
+  /** What to do about it, from the code table. */
+  get hint(): string {
+    return hintFor(this.code);
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+  }
+}
+
+export function isDsError(value: unknown): value is DsError {
+  return value instanceof DsError || (
+    typeof value === 'object' && value !== null && (value as { name?: unknown }).name === 'DsError' && isErrorCode((value as { code?: unknown }).code)
+  );
+}
+
+/** Turns anything thrown into a DsError; unknown failures become `fallback` (INTERNAL by default). */
+export function toDsError(value: unknown, fallback: ErrorCode = 'INTERNAL'): DsError {
+  if (value instanceof DsError) return value;
+  if (isDsError(value)) {
+    const v = value as unknown as { code: ErrorCode; message: string; details?: Record<string, unknown> };
+    return new DsError(v.code, v.message, { cause: value, details: v.details });
+  }
+  if (value instanceof Error) {
+    const code = (value as { code?: unknown }).code;
+    return new DsError(isErrorCode(code) ? code : fallback, value.message || String(value), { cause: value });
+  }
+  return new DsError(fallback, typeof value === 'string' ? value : `non-error thrown: ${safeString(value)}`, { cause: value });
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * Container entry point: `node /opt/ds/runtime/main.mjs`. Reads its configuration from the
+ * environment the host set, removes the secret from it (functions inherit the environment), and
+ * serves until stopped. A package that fails to load ends the process with its error on stderr,
+ * which the host returns as CONTAINER_START_FAILED with these lines.
+ */
+import { configFromEnv } from './config.js';
+import { startRuntimeServer } from './server.js';
+
+const config = configFromEnv(process.env);
+delete process.env.DS_SECRET;
+
+const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.mjs', import.meta.url);
+
+try {
+  const server = await startRuntimeServer(config, workerUrl);
+  process.stderr.write(`datastation runtime ready: ${server.functions.length} function(s) [${server.functions.join(', ')}]\n`);
+  const stop = () => {
+    void server.close().finally(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+} catch (error) {
+  const e = error as Error & { remoteStack?: string };
+  process.stderr.write(`datastation runtime failed to start: ${e.message}\n${e.remoteStack ?? e.stack ?? ''}\n`);
+  process.exit(1);
+}

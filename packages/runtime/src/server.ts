@@ -1,0 +1,202 @@
+import { chmod, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import {
+  type ErrorCode,
+  type HostMessage,
+  type InvokeMessage,
+  PROTOCOL_VERSION,
+  parseHostMessage,
+} from '@datastation/protocol';
+import { isAuthorised } from './auth.js';
+import { maxFrameBytes, type RuntimeConfig } from './config.js';
+import { RUNTIME_VERSION } from './version.js';
+import { type CallOutcome, WorkerPool } from './worker-pool.js';
+
+export interface RuntimeServer {
+  readonly functions: string[];
+  close(): Promise<void>;
+}
+
+interface CallState {
+  id: string;
+  socket: WebSocket;
+  timer: NodeJS.Timeout;
+  logBytes: number;
+  logLimit: number;
+  truncated: boolean;
+  done: boolean;
+}
+
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * The runtime's one job: accept the host (and only the host), say hello, run each `invoke` in the
+ * worker pool under its deadline, and answer every call exactly once.
+ */
+export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL): Promise<RuntimeServer> {
+  const calls = new Map<string, CallState>();
+
+  const pool = new WorkerPool({
+    workerUrl,
+    init: { functionsDir: config.functionsDir, resultBytes: config.resultBytes },
+    maxWorkers: config.maxWorkers,
+    ...(config.workerHeapMb ? { heapMb: config.workerHeapMb } : {}),
+    onLog: (id, stream, data) => forwardLog(id, stream, data),
+  });
+  const functions = await pool.start();
+
+  const http: Server = createServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('Data Station runtime: WebSocket only.\n');
+  });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes(config), perMessageDeflate: false });
+  let current: WebSocket | undefined;
+
+  http.on('upgrade', (request, socket: Duplex, head) => {
+    socket.on('error', () => socket.destroy());
+    if (!isAuthorised(request, config.secret)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws));
+  });
+
+  function onConnection(ws: WebSocket): void {
+    // One host at a time: a reconnecting host replaces a stale connection.
+    if (current && current.readyState === WebSocket.OPEN) current.close(4000, 'replaced by a new host connection');
+    current = ws;
+    let alive = true;
+    const heartbeat = setInterval(() => {
+      if (!alive) return ws.terminate();
+      alive = false;
+      ws.ping();
+    }, HEARTBEAT_MS);
+    ws.on('pong', () => (alive = true));
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      clearInterval(heartbeat);
+      // Everything in flight for this host is abandoned: abort it so workers stop spending on it.
+      for (const call of calls.values()) {
+        if (call.socket === ws) finish(call, { ok: false, code: 'CANCELLED', message: 'The host disconnected.' }, false);
+      }
+      if (current === ws) current = undefined;
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return sendError(ws, null, 'PROTOCOL_ERROR', 'Binary frames are not part of the host protocol.');
+      const parsed = parseHostMessage(data as Buffer);
+      if (!parsed.ok) return sendError(ws, null, parsed.error.code, parsed.error.message);
+      onMessage(ws, parsed.message);
+    });
+    send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions }));
+  }
+
+  function onMessage(ws: WebSocket, message: HostMessage): void {
+    if (message.type === 'cancel') {
+      const call = calls.get(message.id);
+      if (call) finish(call, { ok: false, code: 'CANCELLED', message: `Call ${message.id} was cancelled by the host.` }, true, 'cancel');
+      return;
+    }
+    invoke(ws, message);
+  }
+
+  function invoke(ws: WebSocket, message: InvokeMessage): void {
+    if (calls.has(message.id)) return sendError(ws, message.id, 'BAD_REQUEST', `Call id ${message.id} is already in flight; use a fresh id per call.`);
+    if (calls.size >= config.maxInFlight) {
+      return sendError(ws, message.id, 'BAD_REQUEST', `Too many calls in flight (${config.maxInFlight}); wait for some to finish.`);
+    }
+    const remaining = message.deadline - Date.now();
+    if (remaining <= 0) return sendError(ws, message.id, 'TIMEOUT', 'The call reached the runtime after its deadline.');
+    const call: CallState = {
+      id: message.id,
+      socket: ws,
+      logBytes: 0,
+      logLimit: message.logBytes ?? config.logBytes,
+      truncated: false,
+      done: false,
+      timer: setTimeout(() => {
+        finish(call, { ok: false, code: 'TIMEOUT', message: `The call ran past its deadline of ${new Date(message.deadline).toISOString()} and was stopped.` }, true, 'timeout');
+      }, remaining),
+    };
+    calls.set(call.id, call);
+    pool.call(message.id, message.fn, message.args).then(
+      (outcome) => finish(call, outcome, false),
+      (error: Error) => finish(call, { ok: false, code: 'FUNCTION_ERROR', message: error.message }, false),
+    );
+  }
+
+  /** Answers a call exactly once; `abort` also tells its worker to stop. */
+  function finish(call: CallState, outcome: CallOutcome, abortWorker: boolean, reason: 'timeout' | 'cancel' = 'cancel'): void {
+    if (call.done) return;
+    call.done = true;
+    clearTimeout(call.timer);
+    calls.delete(call.id);
+    if (abortWorker) pool.abort(call.id, reason, outcome);
+    if (outcome.ok) {
+      if (outcome.bytes) {
+        send(call.socket, `{"type":"result","id":${JSON.stringify(call.id)},"encoding":"base64","value":"${Buffer.from(outcome.bytes.buffer, outcome.bytes.byteOffset, outcome.bytes.byteLength).toString('base64')}"}`);
+      } else {
+        // The worker already serialised the value: splice it in rather than stringify twice.
+        send(call.socket, `{"type":"result","id":${JSON.stringify(call.id)},"value":${outcome.json ?? 'null'}}`);
+      }
+    } else {
+      sendError(call.socket, call.id, outcome.code, outcome.message, outcome.stack);
+    }
+  }
+
+  function forwardLog(id: string | null, stream: 'stdout' | 'stderr', data: string): void {
+    const call = id ? calls.get(id) : undefined;
+    const ws = call?.socket ?? current;
+    if (!ws) return;
+    if (call) {
+      if (call.truncated) return;
+      const bytes = Buffer.byteLength(data);
+      if (call.logBytes + bytes > call.logLimit) {
+        call.truncated = true;
+        const room = Math.max(0, call.logLimit - call.logBytes);
+        const head = Buffer.from(data).subarray(0, room).toString('utf8');
+        send(ws, JSON.stringify({ type: 'log', id, stream, data: `${head}\n[datastation: output truncated at ${call.logLimit} bytes]\n`, truncated: true }));
+        return;
+      }
+      call.logBytes += bytes;
+    } else if (id) {
+      return; // output from a call that already finished: nobody to give it to
+    }
+    send(ws, JSON.stringify({ type: 'log', id, stream, data }));
+  }
+
+  function sendError(ws: WebSocket, id: string | null, code: ErrorCode, message: string, stack?: string): void {
+    send(ws, JSON.stringify({ type: 'error', id, code, message, ...(stack ? { stack } : {}) }));
+  }
+
+  function send(ws: WebSocket, frame: string): void {
+    if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+  }
+
+  if (config.socketPath) {
+    await rm(config.socketPath, { force: true });
+    await listen(http, config.socketPath);
+    // The host may run as another uid than the container; the folder around the socket is what guards it.
+    await chmod(config.socketPath, 0o666);
+  } else {
+    await listen(http, config.port ?? 0);
+  }
+
+  return {
+    functions,
+    async close() {
+      for (const call of [...calls.values()]) finish(call, { ok: false, code: 'CANCELLED', message: 'The runtime is shutting down.' }, false);
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await pool.close();
+    },
+  };
+}
+
+function listen(server: Server, target: string | number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    if (typeof target === 'string') server.listen(target, () => resolve());
+    else server.listen(target, '0.0.0.0', () => resolve());
+  });
+}

@@ -1,0 +1,206 @@
+import { Worker } from 'node:worker_threads';
+import { DsError, type ErrorCode } from '@datastation/protocol';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-messages.js';
+
+export type CallOutcome =
+  | { ok: true; json?: string; bytes?: Uint8Array }
+  | { ok: false; code: ErrorCode; message: string; stack?: string };
+
+export interface WorkerPoolOptions {
+  workerUrl: URL;
+  init: WorkerInit;
+  maxWorkers: number;
+  heapMb?: number;
+  /** How long a worker may stay silent after a timed-out call before it is judged blocked and replaced. */
+  blockedAfterMs?: number;
+  onLog: (id: string | null, stream: 'stdout' | 'stderr', data: string) => void;
+}
+
+interface Pending {
+  resolve: (outcome: CallOutcome) => void;
+}
+
+/** One worker thread and the calls it is running. */
+class PoolWorker {
+  readonly pending = new Map<string, Pending>();
+  readonly ready: Promise<string[]>;
+  exited = false;
+  /** Set while a timed-out call's worker is checked, and for good once it is judged blocked: no new calls go to it. */
+  suspect = false;
+  retired = false;
+  private pongs = new Map<number, () => void>();
+  private pingSeq = 0;
+
+  constructor(
+    readonly worker: Worker,
+    private readonly onLog: WorkerPoolOptions['onLog'],
+    private readonly onExit: (w: PoolWorker) => void,
+  ) {
+    this.ready = new Promise<string[]>((resolve, reject) => {
+      worker.on('message', (m: FromWorker) => {
+        switch (m.t) {
+          case 'ready':
+            resolve(m.functions);
+            break;
+          case 'load-error':
+            reject(new DsError('FUNCTION_ERROR', `The function package failed to load: ${m.message}`, m.stack ? { remoteStack: m.stack } : {}));
+            break;
+          case 'result':
+            this.settle(m.id, { ok: true, ...(m.json !== undefined ? { json: m.json } : {}), ...(m.bytes ? { bytes: m.bytes } : {}) });
+            break;
+          case 'error':
+            this.settle(m.id, { ok: false, code: m.code, message: m.message, ...(m.stack ? { stack: m.stack } : {}) });
+            break;
+          case 'log':
+            this.onLog(m.id, m.stream, m.data);
+            break;
+          case 'pong':
+            this.pongs.get(m.n)?.();
+            this.pongs.delete(m.n);
+            break;
+        }
+      });
+      let crash: Error | undefined;
+      worker.on('error', (error) => {
+        crash = error;
+        reject(new DsError('FUNCTION_ERROR', `The function package failed to load: ${error.message}`, { cause: error }));
+      });
+      worker.on('exit', (exitCode) => {
+        this.exited = true;
+        reject(new DsError('FUNCTION_ERROR', `The function worker exited (code ${exitCode}) before it was ready.`));
+        const oom = (crash as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
+        const outcome: CallOutcome = oom
+          ? { ok: false, code: 'OUT_OF_MEMORY', message: 'The function ran out of memory (its worker hit the heap limit). Process less at once or raise limits.memoryMb.' }
+          : {
+              ok: false,
+              code: 'FUNCTION_ERROR',
+              message: crash
+                ? `The function crashed its worker: ${crash.message}`
+                : `The function's worker exited (code ${exitCode}) during the call; a fresh worker serves the next call.`,
+              ...(crash?.stack ? { stack: crash.stack } : {}),
+            };
+        for (const id of [...this.pending.keys()]) this.settle(id, outcome);
+        this.onExit(this);
+      });
+    });
+    // A load failure is reported through start(); avoid an unhandled rejection for later workers.
+    this.ready.catch(() => undefined);
+  }
+
+  send(message: ToWorker): void {
+    if (!this.exited) this.worker.postMessage(message);
+  }
+
+  settle(id: string, outcome: CallOutcome): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.resolve(outcome);
+  }
+
+  /** Resolves true when the worker answers a ping within `ms`: its event loop is not blocked. */
+  responsive(ms: number): Promise<boolean> {
+    const n = ++this.pingSeq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pongs.delete(n);
+        resolve(false);
+      }, ms);
+      this.pongs.set(n, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.send({ t: 'ping', n });
+    });
+  }
+}
+
+/**
+ * Runs calls in worker threads. A call goes to an idle worker, else to a new one (up to
+ * `maxWorkers`), else to the least loaded: CPU-bound calls spread over cores, while I/O-bound calls
+ * share a worker. A worker that a timed-out call keeps blocked is terminated and replaced.
+ */
+export class WorkerPool {
+  private workers: PoolWorker[] = [];
+  private callWorker = new Map<string, PoolWorker>();
+  private functions: string[] = [];
+  private closed = false;
+
+  constructor(private readonly options: WorkerPoolOptions) {}
+
+  /** Starts the first worker; resolves with the package's function names or rejects with the load error. */
+  async start(): Promise<string[]> {
+    this.functions = await this.spawn().ready;
+    return this.functions;
+  }
+
+  get functionNames(): string[] {
+    return this.functions;
+  }
+
+  async call(id: string, fn: string, args: unknown): Promise<CallOutcome> {
+    const worker = await this.pick();
+    return new Promise<CallOutcome>((resolve) => {
+      worker.pending.set(id, { resolve });
+      this.callWorker.set(id, worker);
+      worker.send({ t: 'call', id, fn, args });
+    }).finally(() => this.callWorker.delete(id));
+  }
+
+  /** Aborts a call's signal. For a timeout, also checks the worker is alive and replaces it if blocked. */
+  abort(id: string, reason: 'timeout' | 'cancel', outcome: CallOutcome): void {
+    const worker = this.callWorker.get(id);
+    if (!worker) return;
+    worker.send({ t: 'abort', id, reason });
+    worker.settle(id, outcome);
+    worker.suspect = true;
+    void worker.responsive(this.options.blockedAfterMs ?? 250).then((alive) => {
+      worker.suspect = false;
+      if (alive || worker.exited) return;
+      worker.retired = true;
+      if (!this.closed && this.usable().length === 0) this.spawn();
+      const message = `Stopped because call ${id} blocked its worker past the deadline; a fresh worker serves the next call.`;
+      for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code: 'CANCELLED', message });
+      void worker.worker.terminate();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    this.workers = [];
+  }
+
+  private async pick(): Promise<PoolWorker> {
+    const live = this.usable();
+    const idle = live.find((w) => w.pending.size === 0);
+    if (idle) return idle.ready.then(() => idle);
+    if (live.length < this.options.maxWorkers) {
+      const fresh = this.spawn();
+      return fresh.ready.then(() => fresh);
+    }
+    const least = live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    return least.ready.then(() => least);
+  }
+
+  private usable(): PoolWorker[] {
+    return this.workers.filter((w) => !w.exited && !w.retired && !w.suspect);
+  }
+
+  private spawn(): PoolWorker {
+    const { heapMb } = this.options;
+    const worker = new Worker(this.options.workerUrl, {
+      workerData: this.options.init,
+      stdout: true,
+      stderr: true,
+      ...(heapMb ? { resourceLimits: { maxOldGenerationSizeMb: heapMb } } : {}),
+    });
+    const pw = new PoolWorker(worker, this.options.onLog, (gone) => {
+      this.workers = this.workers.filter((w) => w !== gone);
+      // Keep one warm worker so the call after a crash does not pay for a cold module load.
+      if (!this.closed && this.usable().length === 0) this.spawn();
+    });
+    this.workers.push(pw);
+    return pw;
+  }
+}

@@ -1,0 +1,39 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+/** A temp folder that removes itself: `await using dir = await tempDir('x')`. */
+export interface TempDir extends AsyncDisposable {
+  path: string;
+  write(relative: string, content: string | Uint8Array): Promise<string>;
+  remove(): Promise<void>;
+}
+
+export async function tempDir(prefix = 'ds-test'): Promise<TempDir> {
+  const path = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  const remove = () => rm(path, { recursive: true, force: true });
+  return {
+    path,
+    async write(relative, content) {
+      const full = join(path, relative);
+      await mkdir(dirname(full), { recursive: true });
+      await writeFile(full, content);
+      return full;
+    },
+    remove,
+    [Symbol.asyncDispose]: remove,
+  };
+}
+
+/**
+ * A function package made in code: `functionPackage({ 'index.js': 'export const f = () => 1' })`.
+ * A package.json naming index.js is added unless one is given.
+ */
+export async function functionPackage(files: Record<string, string>): Promise<TempDir> {
+  const dir = await tempDir('ds-fn');
+  if (!('package.json' in files)) {
+    await dir.write('package.json', JSON.stringify({ name: 'fixture', version: '0.0.0', type: 'module', main: 'index.js' }));
+  }
+  for (const [name, content] of Object.entries(files)) await dir.write(name, content);
+  return dir;
+}
