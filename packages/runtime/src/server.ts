@@ -67,8 +67,14 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
     if (current && current.readyState === WebSocket.OPEN) current.close(4000, 'replaced by a new host connection');
     current = ws;
     let alive = true;
+    let lastTick = Date.now();
     const heartbeat = setInterval(() => {
-      if (!alive) return ws.terminate();
+      const now = Date.now();
+      // A tick far later than scheduled means the container was frozen (docker pause): the host
+      // could not have answered meanwhile, so start the count again rather than hang up.
+      const thawed = now - lastTick > HEARTBEAT_MS * 1.5;
+      lastTick = now;
+      if (!alive && !thawed) return ws.terminate();
       alive = false;
       ws.ping();
     }, HEARTBEAT_MS);

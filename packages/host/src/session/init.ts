@@ -51,7 +51,14 @@ export interface DsConnection extends AsyncDisposable {
   readonly functions: readonly string[];
   readonly limits: Readonly<Limits>;
   readonly closed: boolean;
+  /** False once the WebSocket is gone (container died, killed, or closed): the session must be replaced. */
+  readonly healthy: boolean;
+  readonly paused: boolean;
   run(fn: string, args?: unknown, options?: RunOptions): Promise<unknown>;
+  /** Freezes the container (cgroup freezer); the WebSocket stays open. No-op when paused. */
+  pause(): Promise<void>;
+  /** Thaws a paused container. No-op when running. `run` resumes by itself. */
+  resume(): Promise<void>;
   /** Removes the container, its volume and the session folder. Idempotent. */
   close(): Promise<void>;
 }
@@ -130,6 +137,9 @@ export function dsDockerRun(fn: string, args: unknown, connection: DsConnection,
 
 class Connection implements DsConnection {
   private closing: Promise<void> | undefined;
+  private pausedState = false;
+  /** Serialises pause/resume so a call never races a freeze. */
+  private transition: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly docker: DockerClient,
@@ -149,10 +159,46 @@ class Connection implements DsConnection {
     return this.closing !== undefined;
   }
 
+  get healthy(): boolean {
+    return !this.closing && this.runtime.open;
+  }
+
+  get paused(): boolean {
+    return this.pausedState;
+  }
+
+  pause(): Promise<void> {
+    return this.serialise(async () => {
+      if (this.pausedState || this.closing) return;
+      this.runtime.suspendHeartbeat(true);
+      await this.docker.containers.pause(this.containerId).catch((error: unknown) => {
+        this.runtime.suspendHeartbeat(false);
+        throw error;
+      });
+      this.pausedState = true;
+    });
+  }
+
+  resume(): Promise<void> {
+    return this.serialise(async () => {
+      if (!this.pausedState || this.closing) return;
+      await this.docker.containers.unpause(this.containerId);
+      this.pausedState = false;
+      this.runtime.suspendHeartbeat(false);
+    });
+  }
+
+  private serialise(step: () => Promise<void>): Promise<void> {
+    const next = this.transition.then(step, step);
+    this.transition = next.catch(() => undefined);
+    return next;
+  }
+
   async run(fn: string, args: unknown = null, options: RunOptions = {}): Promise<unknown> {
     if (this.closing) throw new DsError('BAD_REQUEST', `Session ${this.sessionId} is closed; start a new one with dsDockerInit.`);
     if (typeof fn !== 'string' || fn.length === 0) throw new DsError('BAD_REQUEST', 'The function name must be a non-empty string.');
     const timeoutMs = Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs);
+    if (this.pausedState) await this.resume();
     return this.runtime.call(fn, args, {
       timeoutMs,
       logBytes: this.limits.logBytes,

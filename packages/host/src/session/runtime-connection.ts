@@ -38,6 +38,8 @@ export class RuntimeConnection {
   private pending = new Map<string, PendingCall>();
   private closedError: DsError | undefined;
   private heartbeat: NodeJS.Timeout;
+  /** While the container is frozen it cannot answer pings; the heartbeat must not judge it then. */
+  private heartbeatSuspended = false;
   /** Asked when the socket drops, to turn "the connection closed" into what happened to the container. */
   explainLoss: () => Promise<DsError> = async () => new DsError('INTERNAL', 'The connection to the runtime was lost.');
 
@@ -49,6 +51,7 @@ export class RuntimeConnection {
     let alive = true;
     ws.on('pong', () => (alive = true));
     this.heartbeat = setInterval(() => {
+      if (this.heartbeatSuspended) return void (alive = true);
       if (!alive) return ws.terminate();
       alive = false;
       ws.ping();
@@ -88,6 +91,10 @@ export class RuntimeConnection {
         resolve(new RuntimeConnection(ws, parsed.message));
       });
     });
+  }
+
+  suspendHeartbeat(suspended: boolean): void {
+    this.heartbeatSuspended = suspended;
   }
 
   get open(): boolean {
