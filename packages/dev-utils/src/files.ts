@@ -1,7 +1,7 @@
 import { dsError, showCall } from './errors.js';
-import { listConfinedDir, readConfinedFile, writeConfinedFile, type ListEntry, type Target } from './local.js';
+import { listConfinedDir, readConfinedFile, streamConfinedFile, writeConfinedFile, type ListEntry, type Target } from './local.js';
 import { CONTAINER_DATA_DIR, resolveDataPath, type DataOp, type LocalPath } from './paths.js';
-import { readStation } from './station.js';
+import { readStation, streamStation } from './station.js';
 
 export type { ListEntry } from './local.js';
 
@@ -25,6 +25,17 @@ export async function read(path: string, encoding?: BufferEncoding): Promise<Buf
   const resolved = resolveDataPath(path, 'read');
   const bytes = resolved.kind === 'station' ? await readStation(resolved.path) : await readConfinedFile(localTarget('read', path, resolved));
   return encoding === undefined ? bytes : bytes.toString(encoding);
+}
+
+/**
+ * Reads a file in chunks (Buffers of up to 256 KiB), never holding it whole: for large files, and
+ * for owner data, which the host streams with backpressure. Same paths and rules as read().
+ *
+ *   for await (const chunk of readStream('/owners/acme/trips/2026.csv')) hash.update(chunk);
+ */
+export function readStream(path: string): AsyncIterable<Buffer> {
+  const resolved = resolveDataPath(path, 'read');
+  return resolved.kind === 'station' ? streamStation(resolved.path) : streamConfinedFile(localTarget('readStream', path, resolved));
 }
 
 /** Reads a file as UTF-8 text. Same paths as read(). */
@@ -67,7 +78,7 @@ export async function list(dir = '.'): Promise<ListEntry[]> {
   return listConfinedDir(localTarget('list', dir, resolved));
 }
 
-function localTarget(op: DataOp, path: string, resolved: LocalPath): Target {
+function localTarget(op: DataOp | 'readStream', path: string, resolved: LocalPath): Target {
   return {
     call: showCall(op, path),
     root: resolved.root,

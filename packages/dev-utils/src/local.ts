@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dsError, errnoOf, fsFailure, showPath } from './errors.js';
 import { isInside } from './paths.js';
@@ -36,7 +36,8 @@ export interface ListEntry {
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = constants;
 
 /** Reads a regular file under the root; refuses links leading out, and FIFOs, devices and sockets. */
-export async function readConfinedFile(t: Target): Promise<Buffer> {
+/** Opens a regular file under the root for reading, after the same checks as read(). The caller closes it. */
+async function openConfinedFile(t: Target): Promise<FileHandle> {
   const real = await realInside(t);
   const st = await lstatOrFail(t, real);
   if (st.isDirectory()) {
@@ -46,7 +47,7 @@ export async function readConfinedFile(t: Target): Promise<Buffer> {
 
   // `real` has no symlinks left, so O_NOFOLLOW only bites if the final component was swapped for a
   // link since realpath. O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer.
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (err) {
@@ -55,9 +56,41 @@ export async function readConfinedFile(t: Target): Promise<Buffer> {
   try {
     const opened = await handle.stat();
     if (!opened.isFile()) throw notRegular(t, opened);
+    return handle;
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw fsFailure(t.call, t.shown, err, details(t));
+  }
+}
+
+export async function readConfinedFile(t: Target): Promise<Buffer> {
+  const handle = await openConfinedFile(t);
+  try {
     return await handle.readFile();
   } catch (err) {
     throw fsFailure(t.call, t.shown, err, details(t));
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+export const STREAM_CHUNK_BYTES = 256 * 1024;
+
+/** The file in chunks, never whole in memory; the handle closes when iteration ends or stops. */
+export async function* streamConfinedFile(t: Target): AsyncGenerator<Buffer> {
+  const handle = await openConfinedFile(t);
+  try {
+    for (;;) {
+      const buf = Buffer.allocUnsafe(STREAM_CHUNK_BYTES);
+      let n: number;
+      try {
+        ({ bytesRead: n } = await handle.read(buf, 0, buf.length, null));
+      } catch (err) {
+        throw fsFailure(t.call, t.shown, err, details(t));
+      }
+      if (n === 0) return;
+      yield n === buf.length ? buf : buf.subarray(0, n);
+    }
   } finally {
     await handle.close().catch(() => {});
   }

@@ -1,7 +1,7 @@
 import { DsError, isDsError, toDsError } from '@datastation/protocol';
 import { resolve } from 'node:path';
 import { dsError, showCall, showPath } from './errors.js';
-import { readConfinedFile } from './local.js';
+import { readConfinedFile, streamConfinedFile } from './local.js';
 
 /**
  * How a function reads owner data the host grants ("station paths": absolute paths outside /data,
@@ -10,6 +10,8 @@ import { readConfinedFile } from './local.js';
  */
 export interface HostChannel {
   read(path: string): Promise<Uint8Array>;
+  /** The file in chunks as the host sends them (with backpressure). Optional: without it, one chunk from read(). */
+  stream?(path: string): AsyncIterable<Uint8Array>;
 }
 
 /**
@@ -81,6 +83,42 @@ export async function readStation(stationPath: string): Promise<Buffer> {
     `${call} refused: '${showPath(stationPath)}' is a station path (absolute, outside /data), and station reads work only inside a station session or, in local tests, with DS_STATION_DIR set to a folder holding the owner's files; read a path relative to /data, or set DS_STATION_DIR.`,
     { path: stationPath },
   );
+}
+
+/** A station path in chunks: same sources and rules as readStation, without holding the file whole. */
+export async function* streamStation(stationPath: string): AsyncGenerator<Buffer> {
+  const call = showCall('readStream', stationPath);
+  const channel = getHostChannel();
+  if (channel) {
+    if (!channel.stream) {
+      yield await readStation(stationPath);
+      return;
+    }
+    try {
+      for await (const chunk of channel.stream(stationPath)) {
+        yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      }
+    } catch (err) {
+      if (isDsError(err)) throw toDsError(err);
+      const why = err instanceof Error ? err.message : String(err);
+      throw dsError('INTERNAL', `${call} failed in the host channel: ${why}; try again, and report it if it persists.`, { path: stationPath }, err);
+    }
+    return;
+  }
+  const dir = process.env.DS_STATION_DIR;
+  if (dir !== undefined && dir !== '') {
+    const root = resolve(dir);
+    yield* streamConfinedFile({
+      call,
+      root,
+      relative: stationPath.replace(/^\/+/, '') || '.',
+      shown: stationPath,
+      rootLabel: `DS_STATION_DIR (${root})`,
+      rootEnv: 'DS_STATION_DIR',
+    });
+    return;
+  }
+  yield await readStation(stationPath); // throws the same POLICY_DENIED as read()
 }
 
 function isHostChannel(value: unknown): value is HostChannel {

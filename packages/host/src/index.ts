@@ -1,5 +1,6 @@
 export { dsDockerInit, dsDockerRun, type DsConnection, type InitOptions, type RunOptions } from './session/init.js';
 export { DEFAULT_LIMITS, resolveLimits, type Limits } from './session/limits.js';
+export type { ReadEvent, ReadPolicy } from './session/read-policy.js';
 export { createDockerClient, type DockerClient, type DockerClientOptions } from './docker/client.js';
 export { defaultDockerClient } from './docker/default-client.js';
 export { LABELS } from './docker/labels.js';

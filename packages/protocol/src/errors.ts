@@ -45,6 +45,12 @@ export function toDsError(value: unknown, fallback: ErrorCode = 'INTERNAL'): DsE
     const v = value as unknown as { code: ErrorCode; message: string; details?: Record<string, unknown> };
     return new DsError(v.code, v.message, { cause: value, details: v.details });
   }
+  if (typeof value === 'object' && value !== null && !(value instanceof Error) && isErrorCode((value as { code?: unknown }).code)) {
+    // A plain object with a known code (an error that lost its class crossing a thread or the wire).
+    const v = value as { code: ErrorCode; message?: unknown; details?: unknown };
+    const details = typeof v.details === 'object' && v.details !== null ? (v.details as Record<string, unknown>) : undefined;
+    return new DsError(v.code, typeof v.message === 'string' && v.message ? v.message : hintFor(v.code), { cause: value, ...(details ? { details } : {}) });
+  }
   if (value instanceof Error) {
     const code = (value as { code?: unknown }).code;
     return new DsError(isErrorCode(code) ? code : fallback, value.message || String(value), { cause: value });

@@ -9,8 +9,17 @@ export {
   InvokeMessage,
   LogMessage,
   PROTOCOL_VERSION,
+  READ_CHUNK_BYTES,
+  READ_WINDOW_CHUNKS,
+  ReadAckMessage,
+  ReadCancelMessage,
+  ReadEndMessage,
+  ReadErrorMessage,
+  ReadMetaMessage,
+  ReadOpenMessage,
   ResultMessage,
   RuntimeMessage,
 } from './messages.js';
+export { decodeChunkFrame, encodeChunkFrame } from './chunks.js';
 export { parseHostMessage, parseRuntimeMessage, type ParseResult } from './parse.js';
 export { decodeValue, encodeValue, type EncodedValue } from './values.js';

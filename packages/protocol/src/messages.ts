@@ -19,7 +19,8 @@ export const InvokeMessage = z.object({
   type: z.literal('invoke'),
   id: callId,
   fn: fnName,
-  args: z.unknown(),
+  /** Optional on the wire: `JSON.stringify` drops `args: undefined`, and the function then gets `undefined`. */
+  args: z.unknown().optional(),
   /** Milliseconds since the epoch after which the runtime answers TIMEOUT. Host and container share a kernel clock. */
   deadline: z.number().int().positive(),
   /** Console bytes kept for this call; past it, output is dropped and one truncation marker is sent. */
@@ -64,8 +65,69 @@ export const ErrorMessage = z.object({
   details: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const HostMessage = z.discriminatedUnion('type', [InvokeMessage, CancelMessage]);
-export const RuntimeMessage = z.discriminatedUnion('type', [HelloMessage, LogMessage, ResultMessage, ErrorMessage]);
+/*
+ * Reads of owner data ("station paths"). The function asks, the host decides by its read policy
+ * and streams the file: `read.meta`, then binary frames (a 4-byte big-endian `rid`, then bytes),
+ * then `read.end`, or `read.error` at any point. The runtime grants credit in chunks
+ * (`read.ack`): the host never has more than the granted chunks in flight, so neither side holds
+ * a large file whole. `read.cancel` stops a read the function abandoned.
+ */
+const readId = z.number().int().nonnegative().max(0xffffffff);
+
+export const ReadOpenMessage = z.object({
+  type: z.literal('read.open'),
+  rid: readId,
+  /** The call that reads, so the host can attribute (and audit) it. */
+  id: callId,
+  path: z.string().min(1).max(4096),
+  /** Chunks the host may send before the next ack. */
+  window: z.number().int().positive().max(1024),
+});
+
+export const ReadAckMessage = z.object({
+  type: z.literal('read.ack'),
+  rid: readId,
+  chunks: z.number().int().positive(),
+});
+
+export const ReadCancelMessage = z.object({
+  type: z.literal('read.cancel'),
+  rid: readId,
+});
+
+export const ReadMetaMessage = z.object({
+  type: z.literal('read.meta'),
+  rid: readId,
+  size: z.number().int().nonnegative(),
+});
+
+export const ReadEndMessage = z.object({
+  type: z.literal('read.end'),
+  rid: readId,
+  bytes: z.number().int().nonnegative(),
+});
+
+export const ReadErrorMessage = z.object({
+  type: z.literal('read.error'),
+  rid: readId,
+  code: z.enum(ERROR_CODE_NAMES),
+  message: z.string(),
+});
+
+/** Bytes per binary chunk of a station read. */
+export const READ_CHUNK_BYTES = 256 * 1024;
+/** Chunks in flight per read before the runtime acknowledges. */
+export const READ_WINDOW_CHUNKS = 8;
+
+export const HostMessage = z.discriminatedUnion('type', [InvokeMessage, CancelMessage, ReadMetaMessage, ReadEndMessage, ReadErrorMessage]);
+export const RuntimeMessage = z.discriminatedUnion('type', [HelloMessage, LogMessage, ResultMessage, ErrorMessage, ReadOpenMessage, ReadAckMessage, ReadCancelMessage]);
+
+export type ReadOpenMessage = z.infer<typeof ReadOpenMessage>;
+export type ReadAckMessage = z.infer<typeof ReadAckMessage>;
+export type ReadCancelMessage = z.infer<typeof ReadCancelMessage>;
+export type ReadMetaMessage = z.infer<typeof ReadMetaMessage>;
+export type ReadEndMessage = z.infer<typeof ReadEndMessage>;
+export type ReadErrorMessage = z.infer<typeof ReadErrorMessage>;
 
 export type InvokeMessage = z.infer<typeof InvokeMessage>;
 export type CancelMessage = z.infer<typeof CancelMessage>;

@@ -28,7 +28,9 @@ function parseWith<T>(schema: Schema<T>, frame: string | Buffer | ArrayBuffer | 
   if (parsed.success) return { ok: true, message: parsed.data };
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : 'message';
-  const type = typeof json === 'object' && json !== null && 'type' in json ? String((json as { type: unknown }).type) : 'unknown';
+  // Only a string `type` is echoed (shortened): String() throws on `{"type":{"toString":1}}`.
+  const rawType = typeof json === 'object' && json !== null ? (json as { type?: unknown }).type : undefined;
+  const type = typeof rawType === 'string' ? (rawType.length > 64 ? `${rawType.slice(0, 64)}…` : rawType) : 'unknown';
   return {
     ok: false,
     error: new DsError('PROTOCOL_ERROR', `The ${from} sent an invalid '${type}' frame: ${where}: ${issue?.message ?? 'invalid'}.`, {

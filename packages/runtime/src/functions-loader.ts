@@ -49,7 +49,16 @@ function exportsEntry(exp: unknown): string | undefined {
 
 export async function loadFunctions(functionsDir: string): Promise<Map<string, LoadedFunction>> {
   const entry = await resolveEntry(functionsDir);
-  const mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
+  } catch (error) {
+    if (!(error instanceof Error)) throw error;
+    // Name the file: a SyntaxError from the ESM loader carries neither path nor line in its stack.
+    const named = new Error(`${entry}: ${error.name}: ${error.message}`, { cause: error });
+    if (error.stack) named.stack = error.stack;
+    throw named;
+  }
   const fns = new Map<string, LoadedFunction>();
   for (const [name, value] of Object.entries(mod)) {
     if (name !== 'default' && typeof value === 'function') fns.set(name, value as LoadedFunction);

@@ -7,12 +7,15 @@ import {
   type HostMessage,
   type InvokeMessage,
   PROTOCOL_VERSION,
+  decodeChunkFrame,
   parseHostMessage,
 } from '@datastation/protocol';
 import { isAuthorised } from './auth.js';
+import { reapStrayProcesses } from './strays.js';
 import { maxFrameBytes, type RuntimeConfig } from './config.js';
 import { RUNTIME_VERSION } from './version.js';
-import { type CallOutcome, WorkerPool } from './worker-pool.js';
+import type { ReadFromWorker } from './worker-messages.js';
+import { type CallOutcome, type ReadPeer, WorkerPool } from './worker-pool.js';
 
 export interface RuntimeServer {
   readonly functions: string[];
@@ -35,8 +38,20 @@ const HEARTBEAT_MS = 15_000;
  * The runtime's one job: accept the host (and only the host), say hello, run each `invoke` in the
  * worker pool under its deadline, and answer every call exactly once.
  */
+/** A station read relayed between a worker (`wrid`) and the host (`rid`). */
+interface RelayedRead {
+  rid: number;
+  wrid: number;
+  peer: ReadPeer;
+  callId: string;
+  socket: WebSocket;
+}
+
 export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL): Promise<RuntimeServer> {
   const calls = new Map<string, CallState>();
+  const reads = new Map<number, RelayedRead>();
+  const readsByPeer = new Map<ReadPeer, Map<number, RelayedRead>>();
+  let nextRid = 1;
 
   const pool = new WorkerPool({
     workerUrl,
@@ -44,6 +59,12 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
     maxWorkers: config.maxWorkers,
     ...(config.workerHeapMb ? { heapMb: config.workerHeapMb } : {}),
     onLog: (id, stream, data) => forwardLog(id, stream, data),
+    onRead: (peer, message) => relayFromWorker(peer, message),
+    onRetire: () => reapStrayProcesses(),
+    onWorkerExit: (peer) => {
+      for (const read of [...(readsByPeer.get(peer)?.values() ?? [])]) endRead(read, true);
+      readsByPeer.delete(peer);
+    },
   });
   const functions = await pool.start();
 
@@ -89,7 +110,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
       if (current === ws) current = undefined;
     });
     ws.on('message', (data, isBinary) => {
-      if (isBinary) return sendError(ws, null, 'PROTOCOL_ERROR', 'Binary frames are not part of the host protocol.');
+      if (isBinary) return relayChunk(ws, data as Buffer);
       const parsed = parseHostMessage(data as Buffer);
       if (!parsed.ok) return sendError(ws, null, parsed.error.code, parsed.error.message);
       onMessage(ws, parsed.message);
@@ -98,12 +119,73 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
   }
 
   function onMessage(ws: WebSocket, message: HostMessage): void {
-    if (message.type === 'cancel') {
-      const call = calls.get(message.id);
-      if (call) finish(call, { ok: false, code: 'CANCELLED', message: `Call ${message.id} was cancelled by the host.` }, true, 'cancel');
-      return;
+    switch (message.type) {
+      case 'cancel': {
+        const call = calls.get(message.id);
+        if (call) finish(call, { ok: false, code: 'CANCELLED', message: `Call ${message.id} was cancelled by the host.` }, true, 'cancel');
+        return;
+      }
+      case 'invoke':
+        return invoke(ws, message);
+      case 'read.meta': {
+        const read = reads.get(message.rid);
+        return read?.peer.postRead({ t: 'read.meta', wrid: read.wrid, size: message.size });
+      }
+      case 'read.end': {
+        const read = reads.get(message.rid);
+        if (!read) return;
+        read.peer.postRead({ t: 'read.end', wrid: read.wrid, bytes: message.bytes });
+        return endRead(read, false);
+      }
+      case 'read.error': {
+        const read = reads.get(message.rid);
+        if (!read) return;
+        read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: message.code, message: message.message });
+        return endRead(read, false);
+      }
     }
-    invoke(ws, message);
+  }
+
+  function relayFromWorker(peer: ReadPeer, message: ReadFromWorker): void {
+    if (message.t === 'read.open') {
+      const call = calls.get(message.id);
+      if (!call) {
+        return peer.postRead({ t: 'read.error', wrid: message.wrid, code: 'CANCELLED', message: 'The call that asked for this read has ended.' });
+      }
+      const rid = nextRid;
+      nextRid = nextRid >= 0xffffffff ? 1 : nextRid + 1;
+      const read: RelayedRead = { rid, wrid: message.wrid, peer, callId: call.id, socket: call.socket };
+      reads.set(rid, read);
+      let byWrid = readsByPeer.get(peer);
+      if (!byWrid) readsByPeer.set(peer, (byWrid = new Map()));
+      byWrid.set(message.wrid, read);
+      return send(call.socket, JSON.stringify({ type: 'read.open', rid, id: call.id, path: message.path, window: message.window }));
+    }
+    const read = readsByPeer.get(peer)?.get(message.wrid);
+    if (!read) return;
+    if (message.t === 'read.ack') send(read.socket, JSON.stringify({ type: 'read.ack', rid: read.rid, chunks: message.chunks }));
+    else endRead(read, true);
+  }
+
+  function relayChunk(ws: WebSocket, frame: Buffer): void {
+    let chunk: { rid: number; bytes: Buffer };
+    try {
+      chunk = decodeChunkFrame(frame);
+    } catch (error) {
+      return sendError(ws, null, 'PROTOCOL_ERROR', (error as Error).message);
+    }
+    const read = reads.get(chunk.rid);
+    if (!read) return; // cancelled meanwhile; the host stops after the cancel
+    // Copied into a buffer of its own so it can be transferred to the worker without a second copy.
+    const data = new Uint8Array(chunk.bytes);
+    read.peer.postRead({ t: 'read.chunk', wrid: read.wrid, data }, [data.buffer as ArrayBuffer]);
+  }
+
+  /** Forgets a read; `tellHost` sends read.cancel so the host stops streaming. */
+  function endRead(read: RelayedRead, tellHost: boolean): void {
+    if (!reads.delete(read.rid)) return;
+    readsByPeer.get(read.peer)?.delete(read.wrid);
+    if (tellHost) send(read.socket, JSON.stringify({ type: 'read.cancel', rid: read.rid }));
   }
 
   function invoke(ws: WebSocket, message: InvokeMessage): void {
@@ -125,7 +207,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
       }, remaining),
     };
     calls.set(call.id, call);
-    pool.call(message.id, message.fn, message.args).then(
+    pool.call(message.id, message.fn, message.args, call.logLimit).then(
       (outcome) => finish(call, outcome, false),
       (error: Error) => finish(call, { ok: false, code: 'FUNCTION_ERROR', message: error.message }, false),
     );
@@ -138,6 +220,13 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
     clearTimeout(call.timer);
     calls.delete(call.id);
     if (abortWorker) pool.abort(call.id, reason, outcome);
+    // Processes a function starts live no longer than its call: once nothing runs, strays go.
+    if (calls.size === 0) setImmediate(() => calls.size === 0 && reapStrayProcesses());
+    for (const read of [...reads.values()]) {
+      if (read.callId !== call.id) continue;
+      read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: 'CANCELLED', message: 'The call ended before its read finished.' });
+      endRead(read, true);
+    }
     if (outcome.ok) {
       if (outcome.bytes) {
         send(call.socket, `{"type":"result","id":${JSON.stringify(call.id)},"encoding":"base64","value":"${Buffer.from(outcome.bytes.buffer, outcome.bytes.byteOffset, outcome.bytes.byteLength).toString('base64')}"}`);

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { DsError, type ErrorCode } from '@datastation/protocol';
-import type { FromWorker, ToWorker, WorkerInit } from './worker-messages.js';
+import type { FromWorker, ReadFromWorker, ReadToWorker, ToWorker, WorkerInit } from './worker-messages.js';
 
 export type CallOutcome =
   | { ok: true; json?: string; bytes?: Uint8Array }
@@ -13,7 +13,20 @@ export interface WorkerPoolOptions {
   heapMb?: number;
   /** How long a worker may stay silent after a timed-out call before it is judged blocked and replaced. */
   blockedAfterMs?: number;
+  /** How long a stopped call may take to settle after its signal aborts before its worker is replaced anyway. */
+  settleGraceMs?: number;
+  /** Called when a worker is retired: processes the function started must not outlive it. */
+  onRetire?: () => void;
   onLog: (id: string | null, stream: 'stdout' | 'stderr', data: string) => void;
+  /** A station read request from a worker; answer through `worker.postRead`. */
+  onRead: (worker: ReadPeer, message: ReadFromWorker) => void;
+  /** A worker is gone: its reads will never be consumed. */
+  onWorkerExit: (worker: ReadPeer) => void;
+}
+
+/** What the server sees of a worker: somewhere to send read answers. */
+export interface ReadPeer {
+  postRead(message: ReadToWorker, transfer?: ArrayBuffer[]): void;
 }
 
 interface Pending {
@@ -21,8 +34,10 @@ interface Pending {
 }
 
 /** One worker thread and the calls it is running. */
-class PoolWorker {
+class PoolWorker implements ReadPeer {
   readonly pending = new Map<string, Pending>();
+  /** Calls already answered (timed out, cancelled) whose function has not returned yet. */
+  readonly stopping = new Set<string>();
   readonly ready: Promise<string[]>;
   exited = false;
   /** Set while a timed-out call's worker is checked, and for good once it is judged blocked: no new calls go to it. */
@@ -34,6 +49,7 @@ class PoolWorker {
   constructor(
     readonly worker: Worker,
     private readonly onLog: WorkerPoolOptions['onLog'],
+    private readonly onRead: WorkerPoolOptions['onRead'],
     private readonly onExit: (w: PoolWorker) => void,
   ) {
     this.ready = new Promise<string[]>((resolve, reject) => {
@@ -46,9 +62,11 @@ class PoolWorker {
             reject(new DsError('FUNCTION_ERROR', `The function package failed to load: ${m.message}`, m.stack ? { remoteStack: m.stack } : {}));
             break;
           case 'result':
+            this.stopping.delete(m.id);
             this.settle(m.id, { ok: true, ...(m.json !== undefined ? { json: m.json } : {}), ...(m.bytes ? { bytes: m.bytes } : {}) });
             break;
           case 'error':
+            this.stopping.delete(m.id);
             this.settle(m.id, { ok: false, code: m.code, message: m.message, ...(m.stack ? { stack: m.stack } : {}) });
             break;
           case 'log':
@@ -57,6 +75,11 @@ class PoolWorker {
           case 'pong':
             this.pongs.get(m.n)?.();
             this.pongs.delete(m.n);
+            break;
+          case 'read.open':
+          case 'read.ack':
+          case 'read.cancel':
+            this.onRead(this, m);
             break;
         }
       });
@@ -91,7 +114,12 @@ class PoolWorker {
     if (!this.exited) this.worker.postMessage(message);
   }
 
+  postRead(message: ReadToWorker, transfer?: ArrayBuffer[]): void {
+    if (!this.exited) this.worker.postMessage(message, transfer);
+  }
+
   settle(id: string, outcome: CallOutcome): void {
+    this.stopping.delete(id);
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
@@ -138,31 +166,43 @@ export class WorkerPool {
     return this.functions;
   }
 
-  async call(id: string, fn: string, args: unknown): Promise<CallOutcome> {
+  async call(id: string, fn: string, args: unknown, logBytes: number): Promise<CallOutcome> {
     const worker = await this.pick();
     return new Promise<CallOutcome>((resolve) => {
       worker.pending.set(id, { resolve });
       this.callWorker.set(id, worker);
-      worker.send({ t: 'call', id, fn, args });
+      worker.send({ t: 'call', id, fn, args, logBytes });
     }).finally(() => this.callWorker.delete(id));
   }
 
-  /** Aborts a call's signal. For a timeout, also checks the worker is alive and replaces it if blocked. */
+  /**
+   * Answers a call with `outcome` and aborts its signal. A function must then stop: if its worker
+   * does not answer a ping (a synchronous loop), or the function has not returned within the grace
+   * (it ignores its signal), the worker is retired and replaced.
+   */
   abort(id: string, reason: 'timeout' | 'cancel', outcome: CallOutcome): void {
     const worker = this.callWorker.get(id);
     if (!worker) return;
     worker.send({ t: 'abort', id, reason });
     worker.settle(id, outcome);
+    worker.stopping.add(id);
     worker.suspect = true;
     void worker.responsive(this.options.blockedAfterMs ?? 250).then((alive) => {
       worker.suspect = false;
-      if (alive || worker.exited) return;
-      worker.retired = true;
-      if (!this.closed && this.usable().length === 0) this.spawn();
-      const message = `Stopped because call ${id} blocked its worker past the deadline; a fresh worker serves the next call.`;
-      for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code: 'CANCELLED', message });
-      void worker.worker.terminate();
+      if (!alive) return this.retire(worker, `call ${id} blocked its worker past the deadline`);
+      setTimeout(() => {
+        if (worker.stopping.has(id)) this.retire(worker, `call ${id} ignored its abort signal`);
+      }, this.options.settleGraceMs ?? 1_000).unref();
     });
+  }
+
+  private retire(worker: PoolWorker, why: string): void {
+    if (worker.exited || worker.retired) return;
+    worker.retired = true;
+    if (!this.closed && this.usable().length === 0) this.spawn();
+    const message = `Stopped because ${why}; a fresh worker serves the next call.`;
+    for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code: 'CANCELLED', message });
+    void worker.worker.terminate().then(() => this.options.onRetire?.());
   }
 
   async close(): Promise<void> {
@@ -184,7 +224,8 @@ export class WorkerPool {
   }
 
   private usable(): PoolWorker[] {
-    return this.workers.filter((w) => !w.exited && !w.retired && !w.suspect);
+    // A worker still running a stopped call may be retired any moment: give it nothing new.
+    return this.workers.filter((w) => !w.exited && !w.retired && !w.suspect && w.stopping.size === 0);
   }
 
   private spawn(): PoolWorker {
@@ -195,8 +236,9 @@ export class WorkerPool {
       stderr: true,
       ...(heapMb ? { resourceLimits: { maxOldGenerationSizeMb: heapMb } } : {}),
     });
-    const pw = new PoolWorker(worker, this.options.onLog, (gone) => {
+    const pw = new PoolWorker(worker, this.options.onLog, this.options.onRead, (gone) => {
       this.workers = this.workers.filter((w) => w !== gone);
+      this.options.onWorkerExit(gone);
       // Keep one warm worker so the call after a crash does not pay for a cold module load.
       if (!this.closed && this.usable().length === 0) this.spawn();
     });

@@ -6,7 +6,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { type ErrorCode, isDsError } from '@datastation/protocol';
+import { setHostChannel } from '@datastation/dev-utils';
 import { loadFunctions, type LoadedFunction } from './functions-loader.js';
+import { createStationReads } from './station-reads.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-messages.js';
 
 const port = parentPort;
@@ -14,17 +16,29 @@ if (!port) throw new Error('worker.ts must run in a worker thread');
 const init = workerData as WorkerInit;
 const callScope = new AsyncLocalStorage<string>();
 const aborts = new Map<string, AbortController>();
+// Installed before the package loads, so dev-utils' read() of owner data goes through the host.
+const stationReads = createStationReads(port, callScope);
+setHostChannel(stationReads.channel);
 
 function post(message: FromWorker, transfer?: ArrayBuffer[]): void {
   port!.postMessage(message, transfer);
 }
 
+/** Console bytes each running call may still send; past its budget output is dropped here, before any copy. */
+const logBudget = new Map<string, number>();
+
 // Route everything written to stdout/stderr (console.* included) to the call that wrote it.
 for (const stream of ['stdout', 'stderr'] as const) {
   const target = process[stream];
   target.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
-    const data = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString(typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-    post({ t: 'log', id: callScope.getStore() ?? null, stream, data });
+    const id = callScope.getStore() ?? null;
+    const budget = id ? logBudget.get(id) : undefined;
+    if (budget === undefined || budget >= 0) {
+      const data = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString(typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+      // One byte past the budget is sent, so the main thread sees the overflow and marks the cut.
+      if (id && budget !== undefined) logBudget.set(id, budget - Buffer.byteLength(data));
+      post({ t: 'log', id, stream, data });
+    }
     const done = typeof encoding === 'function' ? encoding : cb;
     if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
     return true;
@@ -44,7 +58,8 @@ try {
 port.on('message', (message: ToWorker) => {
   switch (message.t) {
     case 'call':
-      void runCall(message.id, message.fn, message.args);
+      logBudget.set(message.id, message.logBytes);
+      void runCall(message.id, message.fn, message.args).finally(() => logBudget.delete(message.id));
       break;
     case 'abort':
       aborts.get(message.id)?.abort(new Error(message.reason === 'timeout' ? 'deadline exceeded' : 'cancelled'));
@@ -52,6 +67,8 @@ port.on('message', (message: ToWorker) => {
     case 'ping':
       post({ t: 'pong', n: message.n });
       break;
+    default:
+      stationReads.onMessage(message);
   }
 });
 
@@ -95,6 +112,8 @@ function serialise(id: string, value: unknown): FromWorker {
     const bytes = new Uint8Array(value);
     return { t: 'result', id, bytes };
   }
+  // A string longer than the limit is over it in UTF-8 too: refuse it before serialising doubles it in memory.
+  if (typeof value === 'string' && value.length > init.resultBytes) return tooLarge(id, Buffer.byteLength(value));
   let json: string | undefined;
   try {
     json = JSON.stringify(value === undefined ? null : value);

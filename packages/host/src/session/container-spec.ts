@@ -49,6 +49,8 @@ export function containerSpec(input: SpecInput): ContainerSpec {
       // and reports OUT_OF_MEMORY, before the kernel's OOM killer takes the whole container.
       `DS_WORKER_HEAP_MB=${Math.max(16, Math.floor(limits.memoryMb * 0.6))}`,
       'HOME=/tmp',
+      // The runtime may kill processes a retired function left; safe only in the container's PID namespace.
+      'DS_REAP_STRAYS=1',
     ],
     stopTimeoutS: 2,
     hostConfig: {

@@ -15,6 +15,7 @@ import { CONTAINER_PATHS, containerSpec } from './container-spec.js';
 import { prepareDataDir } from './data-dir.js';
 import { functionsEntries } from './functions-archive.js';
 import { type Limits, resolveLimits } from './limits.js';
+import { compileReadPolicy, type ReadEvent, type ReadPolicy } from './read-policy.js';
 import { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
 
@@ -26,6 +27,10 @@ export interface InitOptions {
   /** A folder with a package.json whose entry module exports the functions. */
   functions: string;
   limits?: Partial<Limits>;
+  /** What station data `read` may fetch; without one, every station read is refused. */
+  readPolicy?: ReadPolicy;
+  /** Told of every station read, allowed or refused (the gatekeeper's audit). */
+  onRead?: (event: ReadEvent) => void;
   /** Labels for the station's bookkeeping: who the session serves and which package it runs. */
   user?: string;
   package?: string;
@@ -80,6 +85,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   if (!entries.some((e) => e.name === 'package.json')) {
     throw new DsError('BAD_REQUEST', `${options.functions} has no package.json. A function package is a folder with a package.json naming its entry module.`);
   }
+  const policy = await compileReadPolicy(options.readPolicy);
   const data = await prepareDataDir(options.dataDir, options.containerUser);
   const imageInfo = await docker.images.inspect(image).catch((cause: unknown) => {
     throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
@@ -120,6 +126,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     await docker.containers.start(containerId);
     const runtime = await waitForHello(docker, containerId, join(sessionDir, 'runtime.sock'), secret, limits, options.startTimeoutMs ?? 20_000);
     await lockSessionDir(sessionDir);
+    runtime.serveReads(sessionId, policy, options.onRead);
     log.debug('session ready', { container: containerId.slice(0, 12), ms: Date.now() - started, functions: runtime.hello.functions });
     const id = containerId;
     runtime.explainLoss = () => explainLoss(docker, id);
@@ -296,7 +303,14 @@ function openSocketNoFollow(path: string): { path: string; close(): void } | und
 }
 
 async function explainLoss(docker: DockerClient, containerId: string): Promise<DsError> {
-  const state = await docker.containers.inspect(containerId).catch(() => undefined);
+  let state = await docker.containers.inspect(containerId).catch(() => undefined);
+  if (state?.running) {
+    // The socket closes as the process dies, a moment before the engine records the exit (and OOMKilled).
+    const stop = new AbortController();
+    await Promise.race([docker.containers.wait(containerId, stop.signal).catch(() => undefined), sleep(2_000)]);
+    stop.abort();
+    state = await docker.containers.inspect(containerId).catch(() => undefined);
+  }
   if (!state) return new DsError('INTERNAL', 'The connection to the runtime was lost and its container is gone.');
   if (state.oomKilled) {
     return new DsError('OUT_OF_MEMORY', 'The container was killed for using more memory than limits.memoryMb. Process less at once or raise the limit.', { details: { exitCode: state.exitCode } });

@@ -9,6 +9,8 @@ import {
   parseRuntimeMessage,
   type RuntimeMessage,
 } from '@datastation/protocol';
+import type { CompiledPolicy, ReadEvent } from './read-policy.js';
+import { ReadServer } from './read-server.js';
 
 export interface CallOptions {
   timeoutMs: number;
@@ -40,6 +42,7 @@ export class RuntimeConnection {
   private heartbeat: NodeJS.Timeout;
   /** While the container is frozen it cannot answer pings; the heartbeat must not judge it then. */
   private heartbeatSuspended = false;
+  private reads: ReadServer | undefined;
   /** Asked when the socket drops, to turn "the connection closed" into what happened to the container. */
   explainLoss: () => Promise<DsError> = async () => new DsError('INTERNAL', 'The connection to the runtime was lost.');
 
@@ -93,6 +96,11 @@ export class RuntimeConnection {
     });
   }
 
+  /** Serves the runtime's station reads under `policy` from now on. */
+  serveReads(sessionId: string, policy: CompiledPolicy, onRead?: (event: ReadEvent) => void): void {
+    this.reads = new ReadServer(this.ws, sessionId, policy, onRead);
+  }
+
   suspendHeartbeat(suspended: boolean): void {
     this.heartbeatSuspended = suspended;
   }
@@ -127,6 +135,7 @@ export class RuntimeConnection {
 
   close(): void {
     clearInterval(this.heartbeat);
+    this.reads?.closeAll();
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'session closed');
     this.failAll(new DsError('CANCELLED', 'The session was closed while the call was running.'));
   }
@@ -160,6 +169,16 @@ export class RuntimeConnection {
       case 'log':
         if (message.id) this.pending.get(message.id)?.onLog?.(message.stream, message.data);
         break;
+      case 'read.open':
+        if (this.reads) this.reads.open(message);
+        else this.ws.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: 'POLICY_DENIED', message: 'This session serves no station reads.' }));
+        break;
+      case 'read.ack':
+        this.reads?.ack(message.rid, message.chunks);
+        break;
+      case 'read.cancel':
+        this.reads?.cancel(message.rid);
+        break;
       case 'hello':
         break;
     }
@@ -176,6 +195,7 @@ export class RuntimeConnection {
 
   private async onLost(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.reads?.closeAll();
     if (this.closedError) return;
     this.closedError = new DsError('INTERNAL', 'The connection to the runtime is closed.');
     if (this.pending.size === 0) return;

@@ -1,0 +1,71 @@
+/**
+ * The worker's side of station reads: a HostChannel whose `stream(path)` asks the main thread
+ * (which asks the host) for the file and yields its chunks, granting credit one chunk at a time
+ * as the function consumes them. Only a running call may read: the host audits each read by call.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { AsyncLocalStorage } from 'node:async_hooks';
+import { DsError, READ_WINDOW_CHUNKS } from '@datastation/protocol';
+import type { ReadFromWorker, ReadToWorker } from './worker-messages.js';
+
+interface OpenRead {
+  chunks: Uint8Array[];
+  done: boolean;
+  error: DsError | undefined;
+  wake: (() => void) | undefined;
+}
+
+export function createStationReads(port: MessagePort, callScope: AsyncLocalStorage<string>) {
+  const reads = new Map<number, OpenRead>();
+  let next = 1;
+  const post = (m: ReadFromWorker) => port.postMessage(m);
+
+  function onMessage(m: ReadToWorker): void {
+    const read = reads.get(m.wrid);
+    if (!read) return;
+    if (m.t === 'read.chunk') read.chunks.push(m.data);
+    else if (m.t === 'read.end') read.done = true;
+    else if (m.t === 'read.error') read.error = new DsError(m.code, m.message);
+    read.wake?.();
+  }
+
+  async function* stream(path: string): AsyncGenerator<Uint8Array> {
+    const id = callScope.getStore();
+    if (!id) throw new DsError('BAD_REQUEST', `read('${path}') of owner data must run inside a function call, not at module load.`);
+    const wrid = next++;
+    const read: OpenRead = { chunks: [], done: false, error: undefined, wake: undefined };
+    reads.set(wrid, read);
+    post({ t: 'read.open', wrid, id, path, window: READ_WINDOW_CHUNKS });
+    let finished = false;
+    try {
+      for (;;) {
+        const chunk = read.chunks.shift();
+        if (chunk) {
+          yield chunk;
+          post({ t: 'read.ack', wrid, chunks: 1 });
+          continue;
+        }
+        if (read.error) throw read.error;
+        if (read.done) {
+          finished = true;
+          return;
+        }
+        await new Promise<void>((resolve) => (read.wake = resolve));
+        read.wake = undefined;
+      }
+    } finally {
+      reads.delete(wrid);
+      if (!finished && !read.error) post({ t: 'read.cancel', wrid });
+    }
+  }
+
+  const channel = {
+    stream,
+    async read(path: string): Promise<Uint8Array> {
+      const parts: Uint8Array[] = [];
+      for await (const chunk of stream(path)) parts.push(chunk);
+      return Buffer.concat(parts);
+    },
+  };
+  return { channel, onMessage };
+}
