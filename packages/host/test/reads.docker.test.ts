@@ -128,7 +128,7 @@ describe('station reads under a policy', () => {
     for (let i = 0; i < 200; i++) {
       block.writeUInt32BE(i, 0); // every megabyte differs, so a reordered or repeated chunk changes the digest
       expected.update(block);
-      if (!out.write(block)) await new Promise((r) => out.once('drain', r));
+      if (!out.write(block)) await new Promise<void>((r) => out.once('drain', () => r()));
     }
     await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
     const rssBefore = process.memoryUsage().rss;

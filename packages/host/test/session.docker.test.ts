@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type DsConnection } from '@datastation/host';
-import { functionPackage, sessionResources, tempDir, type TempDir } from '@datastation/test-support';
+import { functionPackage, sessionResources, tempDir, testDocker, type TempDir } from '@datastation/test-support';
 
 const FUNCTIONS = `
 import { write, read } from '@datastation/dev-utils';
@@ -27,7 +27,7 @@ export async function interfaces() { return Object.keys((await import('node:os')
 export async function connect(args) {
   const net = await import('node:net');
   return await new Promise((resolve) => {
-    const s = net.connect({ host: args.host, port: args.port, timeout: 2000 });
+    const s = net.connect({ host: args.host, port: args.port, timeout: args.timeout ?? 500 });
     s.on('connect', () => { s.destroy(); resolve('connected'); });
     s.on('timeout', () => { s.destroy(); resolve('timeout'); });
     s.on('error', (e) => resolve(e.code));
@@ -35,7 +35,9 @@ export async function connect(args) {
 }
 `;
 
-describe('a session in a real container', () => {
+const TRANSPORTS = ['unix', 'network'] as const;
+
+describe.each(TRANSPORTS)('a session in a real container, over the %s transport', (transport) => {
   let fn: TempDir;
   let data: TempDir;
   let state: TempDir;
@@ -46,7 +48,7 @@ describe('a session in a real container', () => {
     data = await tempDir('ds-data');
     state = await tempDir('ds-state');
     await data.write('input.txt', 'hello from the host');
-    session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, limits: { timeoutMs: 1_000 } });
+    session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, transport, limits: { timeoutMs: 1_000 } });
   });
 
   afterAll(async () => {
@@ -94,10 +96,13 @@ describe('a session in a real container', () => {
   });
 
   it('a wrong secret, or none, cannot drive the runtime', async () => {
-    const socket = join(state.path, 'sessions', session.sessionId, 'runtime.sock');
+    const url =
+      transport === 'unix'
+        ? `ws+unix:${join(state.path, 'sessions', session.sessionId, 'runtime.sock')}:/`
+        : `ws://${Object.values((await testDocker().containers.inspect(session.containerId)).networks)[0]}:8750/`;
     for (const headers of [{}, { authorization: 'Bearer wrong-secret-of-some-length' }, { authorization: 'Basic abc' }]) {
       const status = await new Promise<number | string>((resolve) => {
-        const ws = new WebSocket(`ws+unix:${socket}:/`, { headers });
+        const ws = new WebSocket(url, { headers });
         ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
         ws.on('open', () => {
           ws.close();
@@ -131,8 +136,8 @@ describe('a session in a real container', () => {
       expect(lines).toContain('NoNewPrivs:\t1');
     });
 
-    it('has no network: only loopback, and a service on the host loopback is out of reach', async () => {
-      expect(await dsDockerRun('interfaces', null, session)).toEqual(['lo']);
+    it('reaches nothing but the controller: no other interface (unix) and no service on the host loopback', async () => {
+      expect(await dsDockerRun('interfaces', null, session)).toEqual(transport === 'unix' ? ['lo'] : ['lo', 'eth0']);
       const { createServer } = await import('node:net');
       const server = createServer((s) => s.end('secret')).listen(0, '127.0.0.1');
       await new Promise((r) => server.once('listening', r));
@@ -143,6 +148,21 @@ describe('a session in a real container', () => {
         server.close();
       }
     });
+  });
+});
+
+describe('the network transport', () => {
+  it("a session cannot reach another session's container", async () => {
+    await using fn = await functionPackage({ 'index.js': FUNCTIONS });
+    await using data = await tempDir('ds-data');
+    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
+    await using other = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
+    const address = Object.values((await testDocker().containers.inspect(other.containerId)).networks)[0];
+    expect(address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    // The controller reaches it (the session works); a neighbour does not.
+    expect(await dsDockerRun('noop', null, other)).toBeNull();
+    expect(await dsDockerRun('connect', { host: address, port: 8750, timeout: 1000 }, session)).not.toBe('connected');
+    expect(await sessionResources(other.sessionId)).toHaveLength(3); // container, volume, network
   });
 });
 
@@ -158,6 +178,16 @@ describe('session lifecycle', () => {
     expect(await sessionResources(session.sessionId)).toEqual([]);
     expect(await readdir(join(state.path, 'sessions'))).toEqual([]);
     await expect(dsDockerRun('noop', null, session)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('close() also removes the per-session network of the network transport', async () => {
+    await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
+    await using data = await tempDir('ds-data');
+    const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
+    expect(await dsDockerRun('noop', null, session)).toBeNull();
+    expect((await sessionResources(session.sessionId)).filter((r) => r.startsWith('network'))).toHaveLength(1);
+    await session.close();
+    expect(await sessionResources(session.sessionId)).toEqual([]);
   });
 
   it('await using closes the session at the end of the block', async () => {

@@ -1,5 +1,6 @@
 import { chmod, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
@@ -105,7 +106,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
       clearInterval(heartbeat);
       // Everything in flight for this host is abandoned: abort it so workers stop spending on it.
       for (const call of calls.values()) {
-        if (call.socket === ws) finish(call, { ok: false, code: 'CANCELLED', message: 'The host disconnected.' }, false);
+        if (call.socket === ws) finish(call, { ok: false, code: 'CANCELLED', message: 'The host disconnected.' }, true, 'cancel');
       }
       if (current === ws) current = undefined;
     });
@@ -292,6 +293,15 @@ function listen(server: Server, target: string | number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     if (typeof target === 'string') server.listen(target, () => resolve());
-    else server.listen(target, '0.0.0.0', () => resolve());
+    else server.listen(target, networkAddress(), () => resolve());
   });
+}
+
+/** On the session's network, listen only where the controller connects: the container's own address. */
+function networkAddress(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    const v4 = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (v4) return v4.address;
+  }
+  return '127.0.0.1';
 }

@@ -26,6 +26,8 @@ export interface ContainerState {
   exitCode: number;
   oomKilled: boolean;
   error: string;
+  /** IPv4 address per attached network name. */
+  networks: Record<string, string>;
 }
 
 export interface ContainerClient {
@@ -56,6 +58,10 @@ export interface ImageClient {
 }
 
 export interface NetworkClient {
+  /** An internal (no route out) bridge network; returns its id. */
+  createInternal(name: string, labels: Record<string, string>): Promise<string>;
+  /** Attaches a container (the controller's own, when it runs in one) to a network. */
+  connect(networkId: string, containerId: string): Promise<void>;
   list(labelFilters: string[]): Promise<{ id: string; labels: Record<string, string> }[]>;
   remove(id: string): Promise<void>;
 }
@@ -123,6 +129,7 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
         exitCode: info.State.ExitCode,
         oomKilled: info.State.OOMKilled,
         error: info.State.Error,
+        networks: Object.fromEntries(Object.entries(info.NetworkSettings?.Networks ?? {}).map(([name, n]) => [name, n.IPAddress])),
       };
     },
     async logs(id, tailLines) {
@@ -213,6 +220,13 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
   };
 
   const networks: NetworkClient = {
+    async createInternal(name, labels) {
+      const network = await docker.createNetwork({ Name: name, Driver: 'bridge', Internal: true, Attachable: true, Labels: labels, CheckDuplicate: true });
+      return network.id;
+    },
+    async connect(networkId, containerId) {
+      await docker.getNetwork(networkId).connect({ Container: containerId });
+    },
     async list(labelFilters) {
       const all = await docker.listNetworks({ filters: { label: labelFilters } });
       return all.map((n) => ({ id: n.Id, labels: n.Labels ?? {} }));

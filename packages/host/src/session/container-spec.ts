@@ -10,20 +10,30 @@ export const CONTAINER_PATHS = {
   socket: '/run/ds/runtime.sock',
 } as const;
 
+/** The runtime's port on the per-session internal network. */
+export const RUNTIME_PORT = 8750;
+
+/**
+ * How the controller reaches the runtime. `unix`: network mode `none` and a socket in the session
+ * folder (the default: no network at all). `network`: a per-session internal network whose only
+ * members are the container and the controller, for engines that cannot bind-mount sockets.
+ */
+export type Transport = { kind: 'unix'; sessionDir: string } | { kind: 'network'; network: string };
+
 export interface SpecInput {
   image: string;
   sessionId: string;
   user: string;
   dataDir: string;
-  sessionDir: string;
+  transport: Transport;
   secret: string;
   limits: Limits;
   labels: Record<string, string>;
 }
 
 /**
- * The hardened container of one session. No network at all (network mode `none`): the only way
- * in or out is the Unix socket in the session folder. Read-only root, a small noexec /tmp, every
+ * The hardened container of one session. With the `unix` transport there is no network at all
+ * (network mode `none`): the only way in or out is the Unix socket in the session folder. Read-only root, a small noexec /tmp, every
  * capability dropped, no-new-privileges, memory = memory+swap, pids and CPU capped, bounded logs.
  * The functions go to an anonymous volume (the one writable place `docker cp` may target under a
  * read-only root), removed with the container.
@@ -39,7 +49,7 @@ export function containerSpec(input: SpecInput): ContainerSpec {
     labels,
     env: [
       `DS_SECRET=${input.secret}`,
-      `DS_SOCKET=${CONTAINER_PATHS.socket}`,
+      ...(input.transport.kind === 'unix' ? [`DS_SOCKET=${CONTAINER_PATHS.socket}`] : ['DS_SOCKET=', `DS_PORT=${RUNTIME_PORT}`]),
       `DS_FUNCTIONS=${CONTAINER_PATHS.functions}`,
       `DS_DATA_DIR=${CONTAINER_PATHS.data}`,
       `DS_RESULT_BYTES=${limits.resultBytes}`,
@@ -54,7 +64,10 @@ export function containerSpec(input: SpecInput): ContainerSpec {
     ],
     stopTimeoutS: 2,
     hostConfig: {
-      NetworkMode: 'none',
+      NetworkMode: input.transport.kind === 'unix' ? 'none' : input.transport.network,
+      // On the internal network, DNS points nowhere: Docker 20.10's embedded resolver would
+      // otherwise forward queries out (CVE-2024-29018), a channel to exfiltrate data.
+      ...(input.transport.kind === 'network' ? { Dns: ['127.0.0.1'], DnsSearch: [], DnsOptions: [] } : {}),
       ReadonlyRootfs: true,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
@@ -69,7 +82,7 @@ export function containerSpec(input: SpecInput): ContainerSpec {
       LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
       Mounts: [
         { Type: 'bind', Source: input.dataDir, Target: CONTAINER_PATHS.data, ReadOnly: false, BindOptions: { Propagation: 'rprivate' } },
-        { Type: 'bind', Source: input.sessionDir, Target: CONTAINER_PATHS.sessionDir, ReadOnly: false },
+        ...(input.transport.kind === 'unix' ? [{ Type: 'bind' as const, Source: input.transport.sessionDir, Target: CONTAINER_PATHS.sessionDir, ReadOnly: false }] : []),
         // An anonymous volume (no Source): created with the container, removed with it (`v: true`).
         { Type: 'volume', Target: CONTAINER_PATHS.functions, ReadOnly: false, VolumeOptions: { Labels: labels, NoCopy: false } } as unknown as Docker.MountSettings,
       ],

@@ -11,7 +11,7 @@ import { LABELS } from '../docker/labels.js';
 import { RUNTIME_IMAGE } from '../images/runtime-image.js';
 import { createLogger } from '../logger.js';
 import { tarOf } from '../tar.js';
-import { CONTAINER_PATHS, containerSpec } from './container-spec.js';
+import { CONTAINER_PATHS, containerSpec, RUNTIME_PORT, type Transport } from './container-spec.js';
 import { prepareDataDir } from './data-dir.js';
 import { functionsEntries } from './functions-archive.js';
 import { type Limits, resolveLimits } from './limits.js';
@@ -36,6 +36,14 @@ export interface InitOptions {
   package?: string;
   /** Container user as numeric "uid:gid"; by default the data folder's owner (10001 for a root-owned one). */
   containerUser?: string;
+  /**
+   * `unix` (default; `DS_TRANSPORT` overrides): network mode `none`, the WebSocket on a Unix
+   * socket in the session folder. `network`: a per-session internal network holding only the
+   * container and the controller, for engines that cannot bind-mount a socket (a remote engine).
+   */
+  transport?: 'unix' | 'network';
+  /** With the `network` transport, the controller's own container (when it runs in one), joined to each session's network. */
+  controllerContainer?: string;
   /** How long the runtime may take to say hello. Default 20 s. */
   startTimeoutMs?: number;
   docker?: DockerClient;
@@ -64,7 +72,7 @@ export interface DsConnection extends AsyncDisposable {
   pause(): Promise<void>;
   /** Thaws a paused container. No-op when running. `run` resumes by itself. */
   resume(): Promise<void>;
-  /** Removes the container, its volume and the session folder. Idempotent. */
+  /** Removes the container, its volume, its network (if any) and the session folder. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -94,41 +102,49 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     throw new DsError('CONTAINER_START_FAILED', `Image ${image} is not on this Docker engine. Build it with \`ds image build\` (add --offline when no registry is reachable).`);
   }
 
+  const transportKind = options.transport ?? (process.env.DS_TRANSPORT === 'network' ? 'network' : 'unix');
+  if (transportKind !== 'unix' && transportKind !== 'network') throw new DsError('BAD_REQUEST', `transport must be 'unix' or 'network'; got ${String(transportKind)}.`);
+
   const secret = randomBytes(32).toString('base64url');
   const stateDir = options.stateDir ?? defaultStateDir();
   const sessionDir = await makeSessionDir(stateDir, sessionId, data.uid, data.gid);
+  const labels = {
+    [LABELS.user]: options.user ?? 'local',
+    [LABELS.package]: options.package ?? 'local',
+    [LABELS.ownerPid]: String(process.pid),
+    [LABELS.ownerHost]: hostname(),
+  };
   let containerId: string | undefined;
+  let networkId: string | undefined;
   const cleanup = async () => {
     if (containerId) await docker.containers.remove(containerId).catch(() => undefined);
+    if (networkId) await docker.networks.remove(networkId).catch(() => undefined);
     await rm(sessionDir, { recursive: true, force: true }).catch(() => undefined);
   };
 
   try {
     const started = Date.now();
+    let transport: Transport = { kind: 'unix', sessionDir };
+    if (transportKind === 'network') {
+      const name = `ds-${sessionId}`;
+      networkId = await docker.networks.createInternal(name, { ...labels, [LABELS.session]: sessionId });
+      transport = { kind: 'network', network: name };
+    }
     containerId = await docker.containers.create(
-      containerSpec({
-        image: imageInfo.id,
-        sessionId,
-        user: data.user,
-        dataDir: data.dataDir,
-        sessionDir,
-        secret,
-        limits,
-        labels: {
-          [LABELS.user]: options.user ?? 'local',
-          [LABELS.package]: options.package ?? 'local',
-          [LABELS.ownerPid]: String(process.pid),
-          [LABELS.ownerHost]: hostname(),
-        },
-      }),
+      containerSpec({ image: imageInfo.id, sessionId, user: data.user, dataDir: data.dataDir, transport, secret, limits, labels }),
     );
     await docker.containers.putArchive(containerId, tarOf(entries), CONTAINER_PATHS.functions);
+    if (networkId && options.controllerContainer) await docker.networks.connect(networkId, options.controllerContainer);
     await docker.containers.start(containerId);
-    const runtime = await waitForHello(docker, containerId, join(sessionDir, 'runtime.sock'), secret, limits, options.startTimeoutMs ?? 20_000);
+    const id = containerId;
+    const attempt =
+      transport.kind === 'unix'
+        ? unixAttempt(join(sessionDir, 'runtime.sock'))
+        : networkAttempt(docker, id, transport.network);
+    const runtime = await waitForHello(docker, id, attempt, secret, limits, options.startTimeoutMs ?? 20_000);
     await lockSessionDir(sessionDir);
     runtime.serveReads(sessionId, policy, options.onRead);
-    log.debug('session ready', { container: containerId.slice(0, 12), ms: Date.now() - started, functions: runtime.hello.functions });
-    const id = containerId;
+    log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, functions: runtime.hello.functions });
     runtime.explainLoss = () => explainLoss(docker, id);
     return new Connection(docker, sessionId, id, image, limits, runtime, cleanup);
   } catch (error) {
@@ -227,11 +243,29 @@ class Connection implements DsConnection {
   }
 }
 
+/** One try at reaching the runtime: a URL to open, or undefined when it is not there yet. */
+type Attempt = () => Promise<{ url: string; release(): void } | undefined>;
+
+function unixAttempt(socketPath: string): Attempt {
+  return async () => {
+    const socket = openSocketNoFollow(socketPath);
+    return socket && { url: `ws+unix:${socket.path}:/`, release: () => socket.close() };
+  };
+}
+
+function networkAttempt(docker: DockerClient, containerId: string, network: string): Attempt {
+  let address: string | undefined;
+  return async () => {
+    address ??= (await docker.containers.inspect(containerId)).networks[network] || undefined;
+    return address ? { url: `ws://${address}:${RUNTIME_PORT}/`, release: () => undefined } : undefined;
+  };
+}
+
 /**
- * Readiness: the runtime's socket appears and it says hello, within one timeout. If the
- * container exits first, or time runs out, the error carries its last log lines.
+ * Readiness: the runtime can be reached and says hello, within one timeout. If the container
+ * exits first, or time runs out, the error carries its last log lines.
  */
-async function waitForHello(docker: DockerClient, containerId: string, socketPath: string, secret: string, limits: Limits, timeoutMs: number): Promise<RuntimeConnection> {
+async function waitForHello(docker: DockerClient, containerId: string, attempt: Attempt, secret: string, limits: Limits, timeoutMs: number): Promise<RuntimeConnection> {
   const stop = new AbortController();
   const deadline = Date.now() + timeoutMs;
   const exited = docker.containers.wait(containerId, stop.signal).then(
@@ -244,15 +278,15 @@ async function waitForHello(docker: DockerClient, containerId: string, socketPat
   const connected = (async () => {
     let lastError: unknown;
     while (Date.now() < deadline && !stop.signal.aborted) {
-      const socket = openSocketNoFollow(socketPath);
-      if (socket) {
+      const target = await attempt();
+      if (target) {
         try {
-          return await RuntimeConnection.open(`ws+unix:${socket.path}:/`, secret, { timeoutMs: Math.max(1, deadline - Date.now()), maxPayload: limits.resultBytes + 1024 * 1024 });
+          return await RuntimeConnection.open(target.url, secret, { timeoutMs: Math.max(1, deadline - Date.now()), maxPayload: limits.resultBytes + 1024 * 1024 });
         } catch (error) {
           lastError = error;
           if ((error as DsError).code === 'PROTOCOL_ERROR' || (error as DsError).code === 'UNAUTHENTICATED') throw error;
         } finally {
-          socket.close();
+          target.release();
         }
       }
       await sleep(5);
