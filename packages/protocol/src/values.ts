@@ -18,8 +18,8 @@ export function encodeValue(value: unknown): EncodedValue {
 export function decodeValue(encoded: EncodedValue): unknown {
   if (encoded.encoding === 'base64') {
     if (typeof encoded.value !== 'string') throw new DsError('PROTOCOL_ERROR', 'A base64 result did not carry a string.');
-    const buf = Buffer.from(encoded.value, 'base64');
-    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    // A copy of its own: a small Buffer sits in Node's shared pool, and its .buffer would expose other bytes.
+    return new Uint8Array(Buffer.from(encoded.value, 'base64'));
   }
   return encoded.value;
 }

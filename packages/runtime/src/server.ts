@@ -113,7 +113,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
     ws.on('message', (data, isBinary) => {
       if (isBinary) return relayChunk(ws, data as Buffer);
       const parsed = parseHostMessage(data as Buffer);
-      if (!parsed.ok) return sendError(ws, null, parsed.error.code, parsed.error.message);
+      // A malformed invoke still names its call when it can, so the host fails that call at once.
+      if (!parsed.ok) return sendError(ws, callIdOf(data as Buffer), parsed.error.code, parsed.error.message);
       onMessage(ws, parsed.message);
     });
     send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions }));
@@ -287,6 +288,16 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
       await pool.close();
     },
   };
+}
+
+/** The call id of an `invoke` that failed validation, if it has a usable one. */
+function callIdOf(frame: Buffer): string | null {
+  try {
+    const { type, id } = JSON.parse(frame.toString('utf8')) as { type?: unknown; id?: unknown };
+    return type === 'invoke' && typeof id === 'string' && id.length > 0 && id.length <= 128 ? id : null;
+  } catch {
+    return null;
+  }
 }
 
 function listen(server: Server, target: string | number): Promise<void> {

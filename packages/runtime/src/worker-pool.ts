@@ -151,6 +151,8 @@ class PoolWorker implements ReadPeer {
 export class WorkerPool {
   private workers: PoolWorker[] = [];
   private callWorker = new Map<string, PoolWorker>();
+  /** Calls waiting for a worker; an outcome is set when one is stopped before it started. */
+  private starting = new Map<string, CallOutcome | undefined>();
   private functions: string[] = [];
   private closed = false;
 
@@ -167,7 +169,17 @@ export class WorkerPool {
   }
 
   async call(id: string, fn: string, args: unknown, logBytes: number): Promise<CallOutcome> {
-    const worker = await this.pick();
+    // A call stopped (cancel, timeout) while it waits for a worker must never start.
+    this.starting.set(id, undefined);
+    let worker: PoolWorker;
+    let stopped: CallOutcome | undefined;
+    try {
+      worker = await this.pick();
+    } finally {
+      stopped = this.starting.get(id);
+      this.starting.delete(id);
+    }
+    if (stopped) return stopped;
     return new Promise<CallOutcome>((resolve) => {
       worker.pending.set(id, { resolve });
       this.callWorker.set(id, worker);
@@ -182,7 +194,10 @@ export class WorkerPool {
    */
   abort(id: string, reason: 'timeout' | 'cancel', outcome: CallOutcome): void {
     const worker = this.callWorker.get(id);
-    if (!worker) return;
+    if (!worker) {
+      if (this.starting.has(id)) this.starting.set(id, outcome);
+      return;
+    }
     worker.send({ t: 'abort', id, reason });
     worker.settle(id, outcome);
     worker.stopping.add(id);

@@ -1,0 +1,426 @@
+/**
+ * Test harness for the real runtime: spawns the bundled `main.mjs` as a child process (the way it
+ * runs in a container, minus the container) and talks to it over its Unix socket with `ws`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rm, stat } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { createServer, type Server } from 'node:net';
+import WebSocket from 'ws';
+import {
+  type ErrorMessage,
+  type HelloMessage,
+  type LogMessage,
+  parseRuntimeMessage,
+  type ResultMessage,
+} from '@datastation/protocol';
+
+export type Answer = ResultMessage | ErrorMessage;
+
+/** A random secret of `length` URL-safe characters. */
+export function randomSecret(length = 32): string {
+  return randomBytes(length).toString('base64url').slice(0, length);
+}
+
+/** Polls `check` every `everyMs` until it returns a truthy value; throws with `what` after `timeoutMs`. */
+export async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = 5_000, everyMs = 10): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface RuntimeProcess {
+  child: ChildProcess;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  stdout(): string;
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL if still running, then wait for the exit. */
+  kill(): Promise<void>;
+}
+
+export function spawnRuntime(mainPath: string, env: Record<string, string>): RuntimeProcess {
+  const child = spawn(process.execPath, [mainPath], {
+    // Only what the container would get, plus PATH: nothing of the test runner's environment leaks in.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  let out = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return {
+    child,
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Waits until the runtime listens on `socketPath`; fails early, with its stderr, if it exits first. */
+export async function waitForSocket(runtime: RuntimeProcess, socketPath: string, timeoutMs = 10_000): Promise<void> {
+  let exited = false;
+  void runtime.exited.then(() => (exited = true));
+  await waitUntil(
+    async () => {
+      if (exited) throw new Error(`the runtime exited before it listened:\n${runtime.stderr()}`);
+      const info = await stat(socketPath).catch(() => undefined);
+      return info?.isSocket() ?? false;
+    },
+    `the runtime socket ${socketPath}`,
+    timeoutMs,
+  );
+}
+
+/** Tries to upgrade with the given headers: the HTTP status of a refusal, or the open socket. */
+export function tryConnect(socketPath: string, headers: Record<string, string>): Promise<{ status: number; ws?: undefined } | { status: 101; ws: WebSocket }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws+unix:${socketPath}:/`, { headers, perMessageDeflate: false });
+    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0 });
+      ws.terminate();
+    });
+    ws.once('open', () => resolve({ status: 101, ws }));
+    ws.once('error', reject);
+  });
+}
+
+/**
+ * Sees the runtime's worker threads come and go: the fixture package, when a worker loads it,
+ * connects to this Unix socket (DS_TEST_MONITOR) and says its thread id; the connection closes
+ * when the worker thread ends (terminated, crashed or exited), even one stuck in a loop.
+ */
+export class WorkerMonitor {
+  readonly alive = new Set<number>();
+  readonly gone = new Set<number>();
+  private constructor(private readonly server: Server, readonly socketPath: string) {}
+
+  static async start(socketPath: string): Promise<WorkerMonitor> {
+    await rm(socketPath, { force: true });
+    const server = createServer();
+    const monitor = new WorkerMonitor(server, socketPath);
+    server.on('connection', (socket) => {
+      let thread: number | undefined;
+      let buffered = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => {
+        buffered += d;
+        const m = /thread (\d+)\n/.exec(buffered);
+        if (m && thread === undefined) monitor.alive.add((thread = Number(m[1])));
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        if (thread === undefined) return;
+        monitor.alive.delete(thread);
+        monitor.gone.add(thread);
+      });
+    });
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, () => resolve()));
+    return monitor;
+  }
+
+  /** Waits until worker thread `thread` has ended. */
+  async waitGone(thread: number, timeoutMs = 5_000): Promise<void> {
+    await waitUntil(() => this.gone.has(thread), `worker thread ${thread} to end`, timeoutMs);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** The worker thread id a fixture call logged first thing (`thread <n>`), once its log has arrived. */
+export function loggedThread(logs: LogMessage[]): number | undefined {
+  const m = /thread (\d+)/.exec(logs.map((l) => l.data).join(''));
+  return m ? Number(m[1]) : undefined;
+}
+
+export interface InvokeOptions {
+  /** Deadline relative to now; default 5 s. */
+  timeoutMs?: number;
+  /** An absolute deadline (epoch ms), overriding `timeoutMs`. */
+  deadline?: number;
+  id?: string;
+  logBytes?: number;
+}
+
+export interface Invocation {
+  id: string;
+  sentAt: number;
+  deadline: number;
+  /** The first answer (result or error) for this id. */
+  answer: Promise<Answer>;
+}
+
+/**
+ * A tiny typed host: sends invokes with fresh ids, matches answers by id, collects logs by id, and
+ * checks that every frame the runtime sends is a valid protocol message.
+ */
+export class TestClient {
+  readonly hello: HelloMessage;
+  /** Frames that did not parse as runtime messages: must stay empty. */
+  readonly invalidFrames: string[] = [];
+  /** Errors with `id: null` (frames the runtime could not attribute to a call). */
+  readonly orphanErrors: ErrorMessage[] = [];
+  private readonly answers = new Map<string, Answer[]>();
+  private readonly waiters = new Map<string, ((a: Answer) => void)[]>();
+  private readonly logsById = new Map<string, LogMessage[]>();
+  /** Order of frames per id: 'log' | 'answer', to check logs come before the answer. */
+  private readonly orderById = new Map<string, ('log' | 'answer')[]>();
+  private seq = 0;
+  closeCode: number | undefined;
+  readonly closed: Promise<number>;
+
+  private constructor(readonly ws: WebSocket, hello: HelloMessage) {
+    this.hello = hello;
+    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    this.closed = new Promise((resolve) => ws.once('close', (code) => resolve((this.closeCode = code))));
+  }
+
+  static connect(socketPath: string, secret: string): Promise<TestClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws+unix:${socketPath}:/`, { headers: { authorization: `Bearer ${secret}` }, perMessageDeflate: false });
+      ws.once('unexpected-response', (_req, res: IncomingMessage) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+      ws.once('error', reject);
+      ws.once('message', (data) => {
+        const parsed = parseRuntimeMessage(data as Buffer);
+        if (!parsed.ok || parsed.message.type !== 'hello') return reject(new Error(`expected hello first, got ${String(data)}`));
+        resolve(new TestClient(ws, parsed.message));
+      });
+    });
+  }
+
+  nextId(prefix = 'c'): string {
+    return `${prefix}-${++this.seq}-${randomBytes(3).toString('hex')}`;
+  }
+
+  invoke(fn: string, args: unknown, options: InvokeOptions = {}): Invocation {
+    const id = options.id ?? this.nextId(fn);
+    const sentAt = Date.now();
+    const deadline = options.deadline ?? sentAt + (options.timeoutMs ?? 5_000);
+    const answer = this.waitAnswer(id);
+    this.send({ type: 'invoke', id, fn, args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}) });
+    return { id, sentAt, deadline, answer };
+  }
+
+  /** Invokes and waits for the answer. */
+  call(fn: string, args: unknown, options: InvokeOptions = {}): Promise<Answer> {
+    return this.invoke(fn, args, options).answer;
+  }
+
+  /** Invokes, expects a result, and returns its value. */
+  async value(fn: string, args: unknown, options: InvokeOptions = {}): Promise<unknown> {
+    const answer = await this.call(fn, args, options);
+    if (answer.type !== 'result') throw new Error(`${fn} answered ${answer.code}: ${answer.message}`);
+    return answer.value;
+  }
+
+  cancel(id: string): void {
+    this.send({ type: 'cancel', id });
+  }
+
+  send(message: object): void {
+    this.ws.send(JSON.stringify(message));
+  }
+
+  sendRaw(frame: string | Buffer, binary = false): void {
+    this.ws.send(frame, { binary });
+  }
+
+  /** The next answer for `id` not yet taken (answers for one id queue up, e.g. a duplicate's BAD_REQUEST). */
+  waitAnswer(id: string): Promise<Answer> {
+    const queued = this.answers.get(id);
+    if (queued && queued.length > 0) return Promise.resolve(queued.shift()!);
+    return new Promise((resolve) => {
+      const list = this.waiters.get(id) ?? [];
+      list.push(resolve);
+      this.waiters.set(id, list);
+    });
+  }
+
+  logs(id: string): LogMessage[] {
+    return this.logsById.get(id) ?? [];
+  }
+
+  frameOrder(id: string): ('log' | 'answer')[] {
+    return this.orderById.get(id) ?? [];
+  }
+
+  /** Waits for the next error frame with `id: null`. */
+  async nextOrphanError(timeoutMs = 2_000): Promise<ErrorMessage> {
+    const error = await waitUntil(() => this.orphanErrors.shift(), 'an error frame with id null', timeoutMs, 5);
+    return error;
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+
+  private onFrame(data: Buffer, isBinary: boolean): void {
+    if (isBinary) {
+      this.invalidFrames.push(`<binary ${data.length} bytes>`);
+      return;
+    }
+    const parsed = parseRuntimeMessage(data);
+    if (!parsed.ok) {
+      this.invalidFrames.push(`${parsed.error.message}: ${data.toString('utf8').slice(0, 200)}`);
+      return;
+    }
+    const m = parsed.message;
+    switch (m.type) {
+      case 'log':
+        if (m.id === null) return;
+        this.logsById.set(m.id, [...this.logs(m.id), m]);
+        this.orderById.set(m.id, [...this.frameOrder(m.id), 'log']);
+        return;
+      case 'error':
+        if (m.id === null) {
+          this.orphanErrors.push(m);
+          return;
+        }
+        this.deliver(m.id, m);
+        return;
+      case 'result':
+        this.deliver(m.id, m);
+        return;
+      default:
+        this.invalidFrames.push(`unexpected ${m.type} frame`);
+    }
+  }
+
+  private deliver(id: string, answer: Answer): void {
+    this.orderById.set(id, [...this.frameOrder(id), 'answer']);
+    const waiter = this.waiters.get(id)?.shift();
+    if (waiter) return waiter(answer);
+    const queued = this.answers.get(id) ?? [];
+    queued.push(answer);
+    this.answers.set(id, queued);
+  }
+}
+
+/** Every function the fixture package exports, in the order `hello` must list them. */
+export const FIXTURE_FUNCTIONS = [
+  'big',
+  'bigint',
+  'boom',
+  'bytes',
+  'chatty',
+  'crash',
+  'echo',
+  'hang',
+  'mark',
+  'noArgs',
+  'save',
+  'secret',
+  'sleep',
+  'spin',
+  'usesSignal',
+];
+
+/** The fixture function package: package.json + index.js (ESM). */
+export const FIXTURE_FILES: Record<string, string> = {
+  'package.json': JSON.stringify({ name: 'ds-runtime-fixture', version: '0.0.0', type: 'module', main: 'index.js' }, null, 2),
+  'index.js': `
+import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { write } from '@datastation/dev-utils';
+
+// Tell the test's WorkerMonitor this worker exists; the connection closes when the worker ends.
+if (process.env.DS_TEST_MONITOR) {
+  const monitor = connect(process.env.DS_TEST_MONITOR);
+  monitor.on('error', () => {});
+  monitor.write('thread ' + threadId + '\\n');
+  monitor.unref();
+}
+
+export function echo(args) { return args; }
+
+export function boom() { throw new Error('kaboom'); }
+
+/** Never settles and ignores its signal; logs its worker's thread id first. */
+export function hang(_args, _ctx) {
+  console.log('thread ' + threadId);
+  return new Promise(() => {});
+}
+
+/** Logs its thread id, then blocks its worker's event loop for good. */
+export function spin() {
+  console.log('thread ' + threadId);
+  for (;;) {}
+}
+
+/** Logs args.n lines, alternating console.log and process.stdout.write; yields between lines when args.yield. */
+export async function chatty(args) {
+  const tag = args.tag ?? 'chatty';
+  for (let i = 0; i < args.n; i++) {
+    if (i % 2 === 0) console.log(tag + ' console ' + i);
+    else process.stdout.write(tag + ' stdout ' + i + '\\n');
+    if (args.yield) await new Promise((r) => setImmediate(r));
+  }
+  if (args.err) console.error(tag + ' on stderr');
+  return args.n;
+}
+
+export function big(args) { return 'x'.repeat(args.n); }
+
+/** Bytes 0..255 seen through a view with a non-zero byteOffset. */
+export function bytes() {
+  const whole = new Uint8Array(300);
+  for (let i = 0; i < whole.length; i++) whole[i] = (i + 200) % 256;
+  return whole.subarray(44);
+}
+
+export function crash() {
+  console.log('thread ' + threadId);
+  process.exit(3);
+}
+
+/** Logs its thread id, then resolves 'aborted' once ctx.signal aborts, after writing args.marker in DS_DATA_DIR with the abort reason. */
+export function usesSignal(args, ctx) {
+  console.log('thread ' + threadId);
+  return new Promise((resolve) => {
+    ctx.signal.addEventListener('abort', () => {
+      const reason = ctx.signal.reason instanceof Error ? ctx.signal.reason.message : String(ctx.signal.reason);
+      writeFile(join(process.env.DS_DATA_DIR, args.marker), reason).then(() => resolve('aborted'));
+    }, { once: true });
+  });
+}
+
+export function sleep(args) { return new Promise((r) => setTimeout(() => r(args.ms), args.ms)); }
+
+export function bigint() { return 1n; }
+
+/** Writes through dev-utils (confined to DS_DATA_DIR). */
+export async function save(args) { return write(args.path, args.content); }
+
+/** Writes args.marker in DS_DATA_DIR synchronously, first thing: proof that the call ran. */
+export function mark(args, ctx) {
+  writeFileSync(join(process.env.DS_DATA_DIR, args.marker), ctx.signal.aborted ? 'aborted' : 'ran');
+  return 'marked';
+}
+
+export function secret() { return process.env.DS_SECRET ?? null; }
+
+export function noArgs(args) { return args === undefined ? 'undefined' : JSON.stringify(args); }
+
+export const notAFunction = 42;
+export default function defaultIsNotAFunction() { return 'no'; }
+`,
+};
