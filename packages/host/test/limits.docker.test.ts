@@ -8,6 +8,7 @@ const FUNCTIONS = `
 import { spawn } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 export const noop = () => null;
+export const sleep = (args) => new Promise((r) => setTimeout(() => r(args.ms), args.ms));
 export function loop() { for (;;) {} }
 export async function ignoreSignal() { for (let i = 0; ; i++) { writeFileSync('/data/ticks', String(i)); await new Promise((r) => setTimeout(r, 10)); } }
 export function heapBomb() { const keep = []; for (;;) keep.push(new Array(1e6).fill(Math.random())); }
@@ -59,6 +60,14 @@ describe('limits, each with its own error, and the session keeps serving', () =>
     const stopped = await ticks();
     await sleep(300);
     expect(await ticks()).toBe(stopped);
+  });
+
+  it('a call sharing the worker of a call that ignores its signal still finishes: the worker drains first', async () => {
+    // One CPU, so one worker: both calls run on it.
+    const slow = dsDockerRun('sleep', { ms: 2_000 }, session);
+    await expect(dsDockerRun('ignoreSignal', null, session, { timeoutMs: 300 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(await slow).toBe(2_000);
+    expect(await dsDockerRun('noop', null, session)).toBeNull();
   });
 
   it('a heap bomb → OUT_OF_MEMORY; the next call works', async () => {

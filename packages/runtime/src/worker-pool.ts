@@ -118,12 +118,16 @@ class PoolWorker implements ReadPeer {
     if (!this.exited) this.worker.postMessage(message, transfer);
   }
 
+  /** Set on a retired worker that may finish its other calls first; runs once none is left. */
+  onDrained: (() => void) | undefined;
+
   settle(id: string, outcome: CallOutcome): void {
     this.stopping.delete(id);
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
     p.resolve(outcome);
+    if (this.pending.size === 0) this.onDrained?.();
   }
 
   /** Resolves true when the worker answers a ping within `ms`: its event loop is not blocked. */
@@ -204,20 +208,30 @@ export class WorkerPool {
     worker.suspect = true;
     void worker.responsive(this.options.blockedAfterMs ?? 250).then((alive) => {
       worker.suspect = false;
-      if (!alive) return this.retire(worker, `call ${id} blocked its worker past the deadline`);
+      if (!alive) return this.retire(worker, `call ${id} blocked its worker past the deadline`, false);
       setTimeout(() => {
-        if (worker.stopping.has(id)) this.retire(worker, `call ${id} ignored its abort signal`);
+        if (worker.stopping.has(id)) this.retire(worker, `call ${id} ignored its abort signal`, true);
       }, this.options.settleGraceMs ?? 1_000).unref();
     });
   }
 
-  private retire(worker: PoolWorker, why: string): void {
+  /**
+   * Takes a worker out of service and terminates it. A blocked worker goes at once, and calls it
+   * was running end with CANCELLED. A responsive one (`drain`) first finishes its other calls:
+   * each still ends by its own deadline, so the wait is bounded.
+   */
+  private retire(worker: PoolWorker, why: string, drain: boolean): void {
     if (worker.exited || worker.retired) return;
     worker.retired = true;
     if (!this.closed && this.usable().length === 0) this.spawn();
-    const message = `Stopped because ${why}; a fresh worker serves the next call.`;
-    for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code: 'CANCELLED', message });
-    void worker.worker.terminate().then(() => this.options.onRetire?.());
+    const terminate = () => {
+      worker.onDrained = undefined;
+      const message = `Stopped because ${why}; a fresh worker serves the next call.`;
+      for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code: 'CANCELLED', message });
+      void worker.worker.terminate().then(() => this.options.onRetire?.());
+    };
+    if (drain && worker.pending.size > 0) worker.onDrained = terminate;
+    else terminate();
   }
 
   async close(): Promise<void> {

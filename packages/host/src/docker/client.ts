@@ -16,6 +16,8 @@ export interface ContainerSpec {
   hostConfig: Docker.HostConfig;
   workingDir?: string;
   stopTimeoutS?: number;
+  /** Overrides the image's entrypoint (benchmarks' floor containers). */
+  entrypoint?: string[];
 }
 
 export interface ContainerState {
@@ -44,6 +46,10 @@ export interface ContainerClient {
   /** Force-removes the container and its anonymous volumes; a missing container is not an error. */
   remove(id: string): Promise<void>;
   list(labelFilters: string[]): Promise<{ id: string; labels: Record<string, string>; state: string }[]>;
+  /** Runs a command in a running container and waits for it; resolves with its exit code. */
+  exec(id: string, cmd: string[]): Promise<number>;
+  /** Memory the container uses now, in bytes (cgroup usage less page cache, as `docker stats` shows). */
+  memoryUsage(id: string): Promise<number>;
 }
 
 export interface ImageClient {
@@ -101,6 +107,7 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
         HostConfig: spec.hostConfig,
         ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),
         ...(spec.stopTimeoutS !== undefined ? { StopTimeout: spec.stopTimeoutS } : {}),
+        ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
         AttachStdin: false,
         AttachStdout: false,
         AttachStderr: false,
@@ -159,6 +166,22 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
     async list(labelFilters) {
       const all = await docker.listContainers({ all: true, filters: { label: labelFilters } });
       return all.map((c) => ({ id: c.Id, labels: c.Labels, state: c.State }));
+    },
+    async exec(id, cmd) {
+      const exec = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      await new Promise<void>((resolve, reject) => {
+        stream.on('end', resolve);
+        stream.on('error', reject);
+        stream.resume();
+      });
+      return (await exec.inspect()).ExitCode ?? -1;
+    },
+    async memoryUsage(id) {
+      const stats = (await docker.getContainer(id).stats({ stream: false })) as unknown as { memory_stats: { usage?: number; stats?: Record<string, number> } };
+      const usage = stats.memory_stats.usage ?? 0;
+      const cache = stats.memory_stats.stats?.total_inactive_file ?? stats.memory_stats.stats?.inactive_file ?? stats.memory_stats.stats?.cache ?? 0;
+      return Math.max(0, usage - cache);
     },
   };
 

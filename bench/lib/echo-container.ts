@@ -1,0 +1,126 @@
+/**
+ * The floor the runtime sits on: a container from the same image running a bare WebSocket echo
+ * server (ws, no auth, no validation, no workers) on a Unix socket, the same transport as ours.
+ */
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { build } from 'esbuild';
+import { pack } from 'tar-stream';
+import WebSocket from 'ws';
+import { type DockerClient, LABELS, RUNTIME_IMAGE } from '@datastation/host';
+
+const ECHO_SERVER = `
+import { WebSocketServer } from 'ws';
+import { createServer } from 'node:http';
+import { rmSync, chmodSync } from 'node:fs';
+const path = '/run/ds/echo.sock';
+try { rmSync(path); } catch {}
+const http = createServer();
+const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+http.listen(path, () => chmodSync(path, 0o666));
+`;
+
+let bundled: Buffer | undefined;
+async function echoBundle(): Promise<Buffer> {
+  if (bundled) return bundled;
+  const result = await build({ stdin: { contents: ECHO_SERVER, resolveDir: import.meta.dirname, loader: 'js' }, bundle: true, platform: 'node', format: 'esm', write: false, logLevel: 'silent', banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" } });
+  bundled = Buffer.from(result.outputFiles[0]!.contents);
+  return bundled;
+}
+
+export interface EchoContainer {
+  id: string;
+  connect(): Promise<WebSocket>;
+  remove(): Promise<void>;
+}
+
+/** Create + start + server accepting: the cold-start floor. `ms` is that time. */
+export async function startEchoContainer(docker: DockerClient, label: string): Promise<{ echo: EchoContainer; ms: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'ds-bench-echo-'));
+  await chmod(dir, 0o777);
+  const script = await echoBundle();
+  const t = performance.now();
+  const id = await docker.containers.create({
+    image: RUNTIME_IMAGE,
+    user: '10001:10001',
+    env: [],
+    labels: { [LABELS.session]: `bench-floor-${label}` },
+    entrypoint: ['node', '/opt/ds/functions/echo.mjs'],
+    hostConfig: {
+      NetworkMode: 'none',
+      Mounts: [
+        { Type: 'bind', Source: dir, Target: '/run/ds' },
+        { Type: 'volume', Target: '/opt/ds/functions' } as never,
+      ],
+    },
+  });
+  const archive = pack();
+  archive.entry({ name: 'echo.mjs', mode: 0o644 }, script);
+  archive.finalize();
+  await docker.containers.putArchive(id, Readable.from(archive as AsyncIterable<Buffer>), '/opt/ds/functions');
+  await docker.containers.start(id);
+  const socket = join(dir, 'echo.sock');
+  const connect = async (): Promise<WebSocket> => {
+    for (;;) {
+      if (await stat(socket).then(() => true, () => false)) {
+        const ws = new WebSocket(`ws+unix:${socket}:/`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+        const ok = await new Promise<boolean>((resolve) => {
+          ws.once('open', () => resolve(true));
+          ws.once('error', () => resolve(false));
+        });
+        if (ok) return ws;
+      }
+      await sleep(5);
+    }
+  };
+  const first = await connect();
+  const ms = performance.now() - t;
+  first.close();
+  return {
+    ms,
+    echo: {
+      id,
+      connect,
+      async remove() {
+        await docker.containers.remove(id);
+        await rm(dir, { recursive: true, force: true });
+      },
+    },
+  };
+}
+
+/** One echo round trip of `payload`. */
+export function echo(ws: WebSocket, payload: string | Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    ws.once('message', () => resolve());
+    ws.send(payload);
+  });
+}
+
+/** Pipelined echo: `total` messages, at most `window` in flight; messages per second. */
+export function pipelinedEcho(ws: WebSocket, total: number, window: number, payload: string): Promise<number> {
+  return new Promise((resolve) => {
+    let sent = 0;
+    let received = 0;
+    const t = performance.now();
+    const onMessage = () => {
+      received++;
+      if (received === total) {
+        ws.off('message', onMessage);
+        resolve(total / ((performance.now() - t) / 1000));
+      } else if (sent < total) {
+        sent++;
+        ws.send(payload);
+      }
+    };
+    ws.on('message', onMessage);
+    for (; sent < Math.min(window, total); ) {
+      sent++;
+      ws.send(payload);
+    }
+  });
+}

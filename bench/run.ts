@@ -1,0 +1,263 @@
+/**
+ * Data Station's figures beside the floor each sits on, measured in one run on this machine.
+ * Run: pnpm bench [--quick] [--only cold,warm,...]. Prints a table, writes bench/results/<time>.json,
+ * and removes every container, folder and image it made. Not a test: it asserts nothing.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildRuntimeImage, createDockerClient, type DsConnection, dsDockerInit } from '@datastation/host';
+import { echo, pipelinedEcho, startEchoContainer } from './lib/echo-container.js';
+import { summarise, type Summary, throughput, timeEach } from './lib/stats.js';
+
+const quick = process.argv.includes('--quick');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const docker = createDockerClient();
+const work = await mkdtemp(join(tmpdir(), 'ds-bench-'));
+const fnDir = join(work, 'fn');
+const dataDir = join(work, 'data');
+const storage = join(work, 'storage');
+
+interface Row {
+  section: string;
+  metric: string;
+  unit: string;
+  ours: number | Summary;
+  floor?: number | Summary;
+  floorName?: string;
+  /** ours / floor for times, floor / ours is not used: a ratio above 1 means slower than the floor. */
+  ratio?: number;
+  target?: string;
+  note?: string;
+}
+const rows: Row[] = [];
+const med = (v: number | Summary) => (typeof v === 'number' ? v : v.median);
+function add(row: Row): void {
+  if (row.floor !== undefined && row.ratio === undefined) row.ratio = med(row.ours) / med(row.floor);
+  rows.push(row);
+  process.stderr.write(`  ${row.section} / ${row.metric}: ${fmt(row.ours)}${row.floor !== undefined ? ` (floor ${fmt(row.floor)}, ×${row.ratio?.toFixed(2)})` : ''} ${row.unit}\n`);
+}
+function fmt(v: number | Summary): string {
+  if (typeof v === 'number') return v >= 100 ? v.toFixed(0) : v.toFixed(3);
+  return `${v.median.toFixed(3)} (p99 ${v.p99.toFixed(3)}, ${v.min.toFixed(3)}–${v.max.toFixed(3)})`;
+}
+const want = (s: string) => !only || only.includes(s);
+
+const FUNCTIONS = `
+import { readStream, write } from '@datastation/dev-utils';
+export const noop = () => null;
+export const echo = (args) => args;
+export async function readAll(args) { let bytes = 0; for await (const c of readStream(args.path)) bytes += c.length; return bytes; }
+export async function writeBig(args) { const buf = Buffer.alloc(args.bytes, 97); return (await write(args.path, buf)).bytes; }
+`;
+
+async function session(options: Partial<Parameters<typeof dsDockerInit>[0]> = {}): Promise<DsConnection> {
+  return dsDockerInit({ dataDir, functions: fnDir, limits: { memoryMb: 1024, timeoutMs: 120_000, resultBytes: 40 * 1024 * 1024 }, ...options });
+}
+
+try {
+  await mkdir(fnDir, { recursive: true });
+  await mkdir(dataDir, { recursive: true });
+  await mkdir(join(storage, 'owners/acme'), { recursive: true });
+  await writeFile(join(fnDir, 'package.json'), '{"type":"module","main":"index.js"}');
+  await writeFile(join(fnDir, 'index.js'), FUNCTIONS);
+  process.stderr.write(`runtime image: ${(await buildRuntimeImage(docker, { offline: true })).id.slice(7, 19)}\n`);
+
+  if (want('cold')) {
+    const n = quick ? 3 : 10;
+    const ours = await timeEach(n, async () => {
+      const s = await session();
+      await s.run('noop');
+      await s.close();
+    });
+    const floor = await timeEach(n, async () => {
+      const { echo: e } = await startEchoContainer(docker, 'cold');
+      await e.remove();
+    });
+    // The floor's time is create → accepting; re-measure it without the removal.
+    const floorOnly: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const { echo: e, ms } = await startEchoContainer(docker, 'cold');
+      floorOnly.push(ms);
+      await e.remove();
+    }
+    void floor;
+    add({ section: 'cold start', metric: 'dsDockerInit → first no-op result', unit: 'ms', ours: summarise(ours), floor: summarise(floorOnly), floorName: 'create + copy + start until a bare Node WebSocket server accepts', target: '≤ 1.3× floor' });
+  }
+
+  if (want('warm') || want('throughput') || want('payloads') || want('pause')) {
+    const s = await session();
+    const { echo: e } = await startEchoContainer(docker, 'warm');
+    const ws = await e.connect();
+    try {
+      if (want('warm')) {
+        const n = quick ? 1_000 : 10_000;
+        for (let i = 0; i < 300; i++) await s.run('noop');
+        for (let i = 0; i < 300; i++) await echo(ws, '{}');
+        const ours = summarise(await timeEach(n, () => s.run('noop')));
+        const floor = summarise(await timeEach(n, () => echo(ws, '{"type":"invoke","id":"00000000-0000-0000-0000-000000000000","fn":"noop","args":null,"deadline":1}')));
+        add({ section: 'warm call', metric: 'no-op round trip p50', unit: 'ms', ours, floor, floorName: 'WebSocket echo to a container of the same image', target: 'p50 ≤ 1 ms and ≤ 4× floor' });
+        const execs = summarise(await timeEach(quick ? 3 : 10, () => docker.containers.exec(e.id, ['node', '-e', '0'])));
+        add({ section: 'warm call', metric: 'for context: docker exec node -e 0', unit: 'ms', ours: execs, note: 'what a naive exec-per-call runner pays' });
+      }
+      if (want('throughput')) {
+        const total = quick ? 5_000 : 30_000;
+        for (const c of [1, 8, 64]) {
+          const ours = await throughput(total, c, () => s.run('noop'));
+          const floor = await pipelinedEcho(ws, total, c, '{"type":"invoke","id":"00000000-0000-0000-0000-000000000000","fn":"noop","args":null,"deadline":1}');
+          add({ section: 'throughput', metric: `one session, concurrency ${c}`, unit: 'calls/s', ours, floor, ratio: floor / ours, floorName: 'pipelined WebSocket echo, same window', ...(c === 64 ? { target: '≥ 10,000 calls/s' } : {}) });
+        }
+        const sessions = await Promise.all(Array.from({ length: 8 }, () => session()));
+        try {
+          let i = 0;
+          const ours = await throughput(total, 64, () => sessions[i++ % 8]!.run('noop'));
+          add({ section: 'throughput', metric: '8 sessions, 64 in flight', unit: 'calls/s', ours });
+        } finally {
+          await Promise.all(sessions.map((x) => x.close()));
+        }
+      }
+      if (want('payloads')) {
+        for (const [label, bytes] of [['1 KB', 1024], ['1 MB', 1024 * 1024], ['16 MB', 16 * 1024 * 1024]] as const) {
+          const payload = 'p'.repeat(bytes);
+          const n = bytes > 1e6 ? (quick ? 5 : 20) : quick ? 200 : 1000;
+          const ours = summarise(await timeEach(n, () => s.run('echo', payload)));
+          const floor = summarise(await timeEach(n, () => echo(ws, payload)));
+          add({ section: 'payloads', metric: `${label} argument and result`, unit: 'ms', ours, floor, floorName: 'the same bytes echoed over a bare WebSocket' });
+        }
+      }
+      if (want('pause')) {
+        const n = quick ? 5 : 20;
+        const ours: number[] = [];
+        const floor: number[] = [];
+        for (let i = 0; i < n; i++) {
+          await s.pause();
+          let t = performance.now();
+          await s.run('noop');
+          ours.push(performance.now() - t);
+          await docker.containers.pause(e.id);
+          t = performance.now();
+          await docker.containers.unpause(e.id);
+          await echo(ws, '{}');
+          floor.push(performance.now() - t);
+        }
+        add({ section: 'pause/resume', metric: 'first call after pause', unit: 'ms', ours: summarise(ours), floor: summarise(floor), floorName: 'docker unpause + WebSocket echo', target: '≤ floor + 3 ms' });
+      }
+    } finally {
+      ws.close();
+      await e.remove();
+      await s.close();
+    }
+  }
+
+  if (want('data')) {
+    const mb = quick ? 50 : 200;
+    const bytes = mb * 1024 * 1024;
+    const file = join(storage, 'owners/acme/big.bin');
+    const handle = await open(file, 'w');
+    const block = Buffer.alloc(1024 * 1024, 7);
+    for (let i = 0; i < mb; i++) await handle.write(block);
+    await handle.close();
+    const s = await session({ readPolicy: { root: storage, allow: ['owners/acme/*.bin'] } });
+    try {
+      const n = quick ? 2 : 5;
+      const ours = await timeEach(n, async () => {
+        if ((await s.run('readAll', { path: '/owners/acme/big.bin' })) !== bytes) throw new Error('short read');
+      });
+      const floor = await timeEach(n, async () => {
+        const h = await open(file, 'r');
+        const buf = Buffer.allocUnsafe(256 * 1024);
+        let total = 0;
+        for (;;) {
+          const { bytesRead } = await h.read(buf, 0, buf.length, null);
+          if (!bytesRead) break;
+          total += bytesRead;
+        }
+        await h.close();
+        if (total !== bytes) throw new Error('short read');
+      });
+      const mbps = (ms: number[]) => summarise(ms.map((m) => mb / (m / 1000)));
+      const o = mbps(ours);
+      const f = mbps(floor);
+      add({ section: 'data', metric: `${mb} MB policy-checked read`, unit: 'MB/s', ours: o, floor: f, ratio: o.median / f.median, floorName: 'plain read of the same file on the host', target: '≥ 50% of floor' });
+      const w = await timeEach(n, () => s.run('writeBig', { path: 'big.out', bytes }));
+      const wf = await timeEach(n, async () => {
+        await writeFile(join(work, 'plain.out'), Buffer.alloc(bytes, 97));
+      });
+      const wo = mbps(w);
+      const wff = mbps(wf);
+      add({ section: 'data', metric: `${mb} MB write() to /data`, unit: 'MB/s', ours: wo, floor: wff, ratio: wo.median / wff.median, floorName: 'plain writeFile of the same size on the host' });
+    } finally {
+      await s.close();
+    }
+  }
+
+  if (want('density')) {
+    const s = await session({ limits: { memoryMb: 512 } });
+    try {
+      await s.run('noop');
+      await sleep(500);
+      const running = (await docker.containers.memoryUsage(s.containerId)) / 1024 / 1024;
+      await s.pause();
+      await sleep(300);
+      const paused = (await docker.containers.memoryUsage(s.containerId)) / 1024 / 1024;
+      add({ section: 'density', metric: 'idle session memory, running', unit: 'MB', ours: running });
+      add({ section: 'density', metric: 'idle session memory, paused', unit: 'MB', ours: paused, target: '≤ 40 MB' });
+      add({ section: 'density', metric: 'paused sessions in 4 GB', unit: 'sessions', ours: Math.floor(4096 / paused) });
+    } finally {
+      await s.close();
+    }
+    for (const k of quick ? [1, 4] : [1, 4, 16]) {
+      const times = await Promise.all(
+        Array.from({ length: k }, async () => {
+          const t = performance.now();
+          const x = await session();
+          await x.run('noop');
+          const ms = performance.now() - t;
+          await x.close();
+          return ms;
+        }),
+      );
+      add({ section: 'density', metric: `cold start, ${k} at once`, unit: 'ms', ours: summarise(times) });
+    }
+  }
+
+  if (want('packaging')) {
+    const pkg = join(work, 'many');
+    await mkdir(join(pkg, 'src/data'), { recursive: true });
+    await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: 'many', version: '1.0.0', type: 'module', main: 'index.js' }));
+    await writeFile(join(pkg, 'index.js'), 'export const noop = () => null;\n');
+    for (let i = 0; i < 1000; i++) await writeFile(join(pkg, 'src/data', `f${i}.json`), JSON.stringify({ i, h: createHash('sha256').update(String(i)).digest('hex') }));
+    const ds = (args: string[]) => {
+      const t = performance.now();
+      const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', join(import.meta.dirname, '../packages/cli/src/bin.ts'), ...args], { cwd: work, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`ds ${args.join(' ')} failed: ${r.stderr}`);
+      return performance.now() - t;
+    };
+    const out = join(work, 'many.dspkg');
+    const n = quick ? 2 : 5;
+    const p = summarise(Array.from({ length: n }, () => ds(['package', pkg, '--image', 'datastation/runtime:latest', '-o', out])));
+    const v = summarise(Array.from({ length: n }, () => ds(['verify', out])));
+    const baseline = summarise(Array.from({ length: n }, () => ds(['--help'])));
+    add({ section: 'packaging', metric: 'ds package, 1,000 files', unit: 'ms', ours: p, floor: baseline, floorName: 'ds --help (process start)' });
+    add({ section: 'packaging', metric: 'ds verify, 1,000 files', unit: 'ms', ours: v, floor: baseline, floorName: 'ds --help (process start)' });
+  }
+} finally {
+  await rm(work, { recursive: true, force: true });
+  const left = await docker.containers.list(['io.datastation.session']);
+  for (const c of left.filter((c) => c.labels['io.datastation.session']?.startsWith('bench-floor-'))) await docker.containers.remove(c.id);
+}
+
+const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version, quick };
+const lines = ['| section | metric | ours | floor | ratio | target |', '|---|---|---|---|---|---|'];
+for (const r of rows) {
+  lines.push(`| ${r.section} | ${r.metric} (${r.unit}) | ${fmt(r.ours)} | ${r.floor !== undefined ? `${fmt(r.floor)}${r.floorName ? ` — ${r.floorName}` : ''}` : r.note ?? ''} | ${r.ratio !== undefined ? r.ratio.toFixed(2) : ''} | ${r.target ?? ''} |`);
+}
+console.log(lines.join('\n'));
+await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
+const out = join(import.meta.dirname, 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
+await writeFile(out, JSON.stringify({ machine, rows }, null, 2));
+console.log(`\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGb} GiB, Node ${machine.node}; results: ${out}`);
+void readFile;
