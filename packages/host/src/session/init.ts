@@ -44,6 +44,8 @@ export interface InitOptions {
   transport?: 'unix' | 'network';
   /** With the `network` transport, the controller's own container (when it runs in one), joined to each session's network. */
   controllerContainer?: string;
+  /** Ping interval of the heartbeat that detects an unresponsive runtime (two missed pongs end the session). Default 10 s. */
+  heartbeatMs?: number;
   /** How long the runtime may take to say hello. Default 20 s. */
   startTimeoutMs?: number;
   docker?: DockerClient;
@@ -141,7 +143,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
       transport.kind === 'unix'
         ? unixAttempt(join(sessionDir, 'runtime.sock'))
         : networkAttempt(docker, id, transport.network);
-    const runtime = await waitForHello(docker, id, attempt, secret, limits, options.startTimeoutMs ?? 20_000);
+    const runtime = await waitForHello(docker, id, attempt, secret, limits, options.startTimeoutMs ?? 20_000, options.heartbeatMs);
     await lockSessionDir(sessionDir);
     runtime.serveReads(sessionId, policy, options.onRead);
     log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, functions: runtime.hello.functions });
@@ -265,7 +267,7 @@ function networkAttempt(docker: DockerClient, containerId: string, network: stri
  * Readiness: the runtime can be reached and says hello, within one timeout. If the container
  * exits first, or time runs out, the error carries its last log lines.
  */
-async function waitForHello(docker: DockerClient, containerId: string, attempt: Attempt, secret: string, limits: Limits, timeoutMs: number): Promise<RuntimeConnection> {
+async function waitForHello(docker: DockerClient, containerId: string, attempt: Attempt, secret: string, limits: Limits, timeoutMs: number, heartbeatMs?: number): Promise<RuntimeConnection> {
   const stop = new AbortController();
   const deadline = Date.now() + timeoutMs;
   const exited = docker.containers.wait(containerId, stop.signal).then(
@@ -281,7 +283,7 @@ async function waitForHello(docker: DockerClient, containerId: string, attempt: 
       const target = await attempt();
       if (target) {
         try {
-          return await RuntimeConnection.open(target.url, secret, { timeoutMs: Math.max(1, deadline - Date.now()), maxPayload: limits.resultBytes + 1024 * 1024 });
+          return await RuntimeConnection.open(target.url, secret, { timeoutMs: Math.max(1, deadline - Date.now()), maxPayload: limits.resultBytes + 1024 * 1024, ...(heartbeatMs ? { heartbeatMs } : {}) });
         } catch (error) {
           lastError = error;
           if ((error as DsError).code === 'PROTOCOL_ERROR' || (error as DsError).code === 'UNAUTHENTICATED') throw error;

@@ -29,7 +29,8 @@ interface PendingCall {
 
 /** Extra time the host grants past the deadline before it stops waiting for the runtime's own TIMEOUT. */
 const BACKSTOP_MS = 2_000;
-const HEARTBEAT_MS = 10_000;
+/** Default ping interval; two missed pongs in a row end the connection. */
+export const DEFAULT_HEARTBEAT_MS = 10_000;
 
 /**
  * The host's end of one runtime WebSocket: sends invokes, matches answers by id, and fails every
@@ -46,7 +47,10 @@ export class RuntimeConnection {
   /** Asked when the socket drops, to turn "the connection closed" into what happened to the container. */
   explainLoss: () => Promise<DsError> = async () => new DsError('INTERNAL', 'The connection to the runtime was lost.');
 
-  private constructor(private readonly ws: WebSocket, hello: HelloMessage) {
+  /** Set when the heartbeat, not the peer, ended the connection. */
+  private unresponsive = false;
+
+  private constructor(private readonly ws: WebSocket, hello: HelloMessage, heartbeatMs: number) {
     this.hello = hello;
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
     ws.on('close', () => void this.onLost());
@@ -55,15 +59,18 @@ export class RuntimeConnection {
     ws.on('pong', () => (alive = true));
     this.heartbeat = setInterval(() => {
       if (this.heartbeatSuspended) return void (alive = true);
-      if (!alive) return ws.terminate();
+      if (!alive) {
+        this.unresponsive = true;
+        return ws.terminate();
+      }
       alive = false;
       ws.ping();
-    }, HEARTBEAT_MS);
+    }, heartbeatMs);
     this.heartbeat.unref();
   }
 
   /** Connects to `url` and waits for the runtime's hello; rejects (and closes) on anything else. */
-  static open(url: string, secret: string, options: { maxPayload?: number; timeoutMs: number }): Promise<RuntimeConnection> {
+  static open(url: string, secret: string, options: { maxPayload?: number; timeoutMs: number; heartbeatMs?: number }): Promise<RuntimeConnection> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         headers: { authorization: `Bearer ${secret}` },
@@ -91,7 +98,7 @@ export class RuntimeConnection {
         }
         clearTimeout(timer);
         ws.removeAllListeners();
-        resolve(new RuntimeConnection(ws, parsed.message));
+        resolve(new RuntimeConnection(ws, parsed.message, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS));
       });
     });
   }
@@ -199,7 +206,9 @@ export class RuntimeConnection {
     if (this.closedError) return;
     this.closedError = new DsError('INTERNAL', 'The connection to the runtime is closed.');
     if (this.pending.size === 0) return;
-    const error = await this.explainLoss().catch((cause: unknown) => new DsError('INTERNAL', 'The connection to the runtime was lost.', { cause }));
+    const error = this.unresponsive
+      ? new DsError('INTERNAL', 'The runtime stopped answering heartbeats (frozen or overloaded); the connection was closed and the session must be replaced.')
+      : await this.explainLoss().catch((cause: unknown) => new DsError('INTERNAL', 'The connection to the runtime was lost.', { cause }));
     this.closedError = error;
     this.failAll(error);
   }
