@@ -7,3 +7,7 @@ export { LABELS } from './docker/labels.js';
 export { buildRuntimeImage, runtimeImageId, RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, DEFAULT_NODE_IMAGE, type BuildRuntimeImageOptions, type BuiltImage } from './images/runtime-image.js';
 export { ensureOfflineBase, offlineBaseRef, OFFLINE_BASE_REPO } from './images/offline-base.js';
 export { DsError, type ErrorCode } from '@datastation/protocol';
+export { Station, STATION_DEFAULTS, type StationOptions, type SessionKey, type SessionSpec, type CallResult, type CallTimings, type StartKind, type StationStats, type SessionInfo } from './station/station.js';
+export { reapOrphans, processAlive, OWNER_START_LABEL, type ReapOptions, type ReapResult } from './station/reaper.js';
+export { OpLimiter, isOpTimeout, type OpLimiterOptions, type OpLimiterStats } from './station/op-limiter.js';
+export { limitDockerClient, type LimitedDockerClient } from './station/limited-client.js';

@@ -5,6 +5,8 @@ export const LABELS = {
   package: 'io.datastation.package',
   ownerPid: 'io.datastation.owner-pid',
   ownerHost: 'io.datastation.owner-host',
+  /** The controller's process start time: with pid and host, tells a restarted controller (same pid 1 in a container) from the one that made a resource. */
+  ownerStart: 'io.datastation.owner-start',
   image: 'io.datastation.image',
   version: 'io.datastation.version',
   inputs: 'io.datastation.inputs',

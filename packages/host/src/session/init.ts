@@ -18,6 +18,7 @@ import { type Limits, resolveLimits } from './limits.js';
 import { compileReadPolicy, type ReadEvent, type ReadPolicy } from './read-policy.js';
 import { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
+import { processStartTime } from '../process-info.js';
 
 export interface InitOptions {
   /** Image reference or id; default `datastation/runtime:latest`. */
@@ -98,6 +99,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   const policy = await compileReadPolicy(options.readPolicy);
   const data = await prepareDataDir(options.dataDir, options.containerUser);
   const imageInfo = await docker.images.inspect(image).catch((cause: unknown) => {
+    if (cause instanceof DsError) throw cause;
     throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
   });
   if (!imageInfo) {
@@ -115,6 +117,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     [LABELS.package]: options.package ?? 'local',
     [LABELS.ownerPid]: String(process.pid),
     [LABELS.ownerHost]: hostname(),
+    ...ownerStartLabel(),
   };
   let containerId: string | undefined;
   let networkId: string | undefined;
@@ -356,6 +359,12 @@ async function explainLoss(docker: DockerClient, containerId: string): Promise<D
     return new DsError('INTERNAL', `The container stopped (exit code ${state.exitCode}) during the call.${formatLogs(logs)}`, { details: { exitCode: state.exitCode } });
   }
   return new DsError('INTERNAL', 'The connection to the runtime was lost while its container still runs.');
+}
+
+/** The controller's start time (see LABELS.ownerStart); absent where /proc is not. */
+function ownerStartLabel(): Record<string, string> {
+  const start = processStartTime(process.pid);
+  return start ? { [LABELS.ownerStart]: start } : {};
 }
 
 function formatLogs(logs: string): string {

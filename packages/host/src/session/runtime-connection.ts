@@ -127,7 +127,10 @@ export class RuntimeConnection {
       };
       const cleanup = () => options.signal?.removeEventListener('abort', onAbort);
       const backstop = setTimeout(() => {
-        this.settle(id, undefined, new DsError('TIMEOUT', `${fn} ran past its ${options.timeoutMs} ms deadline and the runtime did not answer; the session will be replaced.`));
+        // The runtime always answers a deadline itself; silence past it means it is wedged: end the connection.
+        this.settle(id, undefined, new DsError('TIMEOUT', `${fn} ran past its ${options.timeoutMs} ms deadline and the runtime did not answer; the session is closed and must be replaced.`));
+        this.unresponsive = true;
+        this.ws.terminate();
       }, options.timeoutMs + BACKSTOP_MS);
       this.pending.set(id, {
         resolve: (v) => (cleanup(), resolve(v)),

@@ -1,0 +1,156 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import type { DsConnection } from '@datastation/host';
+import { DsError } from '@datastation/protocol';
+import { BUNDLE_CONNECTORS, bundleFunctionPackage } from '../bundle.js';
+import { runConnector } from '../connectors.js';
+import type { CommandContext } from '../context.js';
+import { dockerClient } from '../docker.js';
+import { Interrupted } from '../exit.js';
+import { isTypeScript, readFunctionPackage } from '../function-package.js';
+import { checkImage, openPackage } from '../package/verify.js';
+import { StopSignals } from '../signals.js';
+
+export interface RunArgs {
+  target: string;
+  name: string;
+  data: string;
+  args?: string | undefined;
+  timeout?: number | undefined;
+  image?: string | undefined;
+  connector?: boolean | undefined;
+  /** Station storage for policy-checked reads, and the globs under it that are granted. */
+  readRoot?: string | undefined;
+  allow?: string[] | undefined;
+}
+
+/** What a run needs: a function folder for the container, and what to clean up afterwards. */
+interface Prepared {
+  functions: string;
+  packageName: string;
+  image: string | undefined;
+  connectors: string | undefined;
+  remove(): Promise<void>;
+}
+
+/**
+ * `ds run`: one call in a fresh container. The value goes to stdout as JSON, the function's logs
+ * to stderr as they come. The container is removed on every path: success, failure, SIGINT/SIGTERM.
+ */
+export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<void> {
+  const args = parseArgs(argv.args);
+  if (argv.timeout !== undefined && (!Number.isInteger(argv.timeout) || argv.timeout <= 0)) {
+    throw new DsError('BAD_REQUEST', `--timeout must be a whole number of milliseconds above 0; got ${argv.timeout}.`);
+  }
+  using stop = new StopSignals();
+  let prepared: Prepared | undefined;
+  let connection: DsConnection | undefined;
+  try {
+    prepared = await prepare(argv, ctx);
+    stop.throwIfStopped();
+    ctx.progress.step('starting the container');
+    const started = Date.now();
+    const { dsDockerInit, dsDockerRun } = await import('@datastation/host');
+    connection = await dsDockerInit({
+      functions: prepared.functions,
+      dataDir: argv.data,
+      package: prepared.packageName,
+      ...(prepared.image ? { image: prepared.image } : {}),
+      ...(argv.timeout ? { limits: { timeoutMs: argv.timeout } } : {}),
+      ...(argv.readRoot ? { readPolicy: { root: resolve(argv.readRoot), allow: argv.allow ?? [] } } : {}),
+    });
+    const open = connection;
+    stop.onStop(() => open.close());
+    ctx.progress.done(`container ${open.containerId.slice(0, 12)} started (${Date.now() - started} ms)`);
+    stop.throwIfStopped();
+
+    const options = { onLog: (_stream: 'stdout' | 'stderr', data: string) => ctx.err(data) };
+    const value = argv.connector
+      ? await runConnector(prepared.connectors, argv.name, args, { run: (fn, fnArgs) => dsDockerRun(fn, fnArgs ?? null, open, options) })
+      : await dsDockerRun(argv.name, args, open, options);
+    stop.throwIfStopped();
+    ctx.out(formatValue(value, ctx.json));
+  } catch (error) {
+    if (stop.signal) throw new Interrupted(stop.signal);
+    throw error;
+  } finally {
+    ctx.progress.stop();
+    await connection?.close();
+    await prepared?.remove();
+  }
+}
+
+/** `--args` is JSON; none means `null`. */
+export function parseArgs(text: string | undefined): unknown {
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new DsError('BAD_REQUEST', `--args is not valid JSON (${(cause as Error).message}). Quote it for the shell, e.g. --args '{"file":"words.txt"}'.`, { cause });
+  }
+}
+
+/** A Uint8Array value is shown as base64; everything else is JSON already. */
+export function formatValue(value: unknown, compact: boolean): string {
+  const shown = value instanceof Uint8Array ? { bytes: value.byteLength, base64: Buffer.from(value).toString('base64') } : (value ?? null);
+  return `${compact ? JSON.stringify(shown) : JSON.stringify(shown, null, 2)}\n`;
+}
+
+async function prepare(argv: RunArgs, ctx: CommandContext): Promise<Prepared> {
+  const target = resolve(argv.target);
+  const info = await stat(target).catch(() => undefined);
+  if (!info) throw new DsError('BAD_REQUEST', `${argv.target} does not exist. Give a function package folder or a .dspkg file.`);
+  if (info.isFile()) return preparePackage(target, argv, ctx);
+  return prepareFolder(target, argv, ctx);
+}
+
+/** A .dspkg: verified, unpacked to a temp folder, and run on the image id it records (unless --image). */
+async function preparePackage(file: string, argv: RunArgs, ctx: CommandContext): Promise<Prepared> {
+  ctx.progress.step(`verifying ${relative(process.cwd(), file) || file}`);
+  const opened = await openPackage(file);
+  try {
+    const { manifest } = opened;
+    if (!argv.image) await checkImage(manifest, await dockerClient());
+    ctx.progress.done(`verified ${manifest.name}@${manifest.version} (sha256 ${opened.sha256.slice(0, 12)})`);
+    return {
+      functions: opened.codeDir,
+      packageName: manifest.name,
+      image: argv.image ?? manifest.image.id,
+      connectors: manifest.connectorsEntry ? join(opened.dir, manifest.connectorsEntry) : undefined,
+      remove: opened.remove,
+    };
+  } catch (error) {
+    await opened.remove();
+    throw error;
+  }
+}
+
+/**
+ * A folder: TypeScript (or any entry other than a JS `main`) is bundled into a temp folder, as
+ * `ds package` would; a folder whose package.json `main` is the JavaScript entry runs as it is,
+ * unless a connector needs the bundled connectors module.
+ */
+async function prepareFolder(dir: string, argv: RunArgs, ctx: CommandContext): Promise<Prepared> {
+  const pkg = await readFunctionPackage(dir);
+  if (!argv.connector && !isTypeScript(pkg.entry) && pkg.entry === pkg.main) {
+    return { functions: dir, packageName: pkg.name, image: argv.image, connectors: undefined, remove: async () => undefined };
+  }
+  ctx.progress.step(`bundling ${relative(dir, pkg.entry)}`);
+  const work = await mkdtemp(join(tmpdir(), 'ds-run-'));
+  const remove = () => rm(work, { recursive: true, force: true });
+  try {
+    const bundle = await bundleFunctionPackage(pkg, join(work, 'code'));
+    ctx.progress.done(`bundled ${pkg.name}: ${bundle.functions.join(', ') || 'no exports'}`);
+    return {
+      functions: bundle.dir,
+      packageName: pkg.name,
+      image: argv.image,
+      connectors: bundle.files.includes(BUNDLE_CONNECTORS) ? join(bundle.dir, BUNDLE_CONNECTORS) : undefined,
+      remove,
+    };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}

@@ -1,0 +1,152 @@
+import { ERROR_CODES } from '@datastation/protocol';
+import yargs from 'yargs';
+import type { CommandContext } from './context.js';
+import { EXIT_OK, EXIT_USAGE, exitCodeOf, formatError, SIGNAL_EXIT, UsageError } from './exit.js';
+import { createProgress, progressMode } from './progress.js';
+import { CLI_VERSION } from './version.js';
+
+export interface MainIo {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}
+
+interface GlobalFlags {
+  json?: boolean | undefined;
+  progress?: boolean | undefined;
+  quiet?: boolean | undefined;
+}
+
+const EXIT_CODES_HELP = [
+  `Exit codes: ${EXIT_OK} ok, ${EXIT_USAGE} usage error,`,
+  ...Object.entries(ERROR_CODES).map(([code, { exit }]) => `  ${exit} ${code}`),
+  `  ${SIGNAL_EXIT.SIGINT} interrupted (SIGINT), ${SIGNAL_EXIT.SIGTERM} terminated (SIGTERM)`,
+].join('\n');
+
+/**
+ * The `ds` command line. Commands are declared here (options, help, examples) and loaded only when
+ * they run, so `ds --help` never loads esbuild or dockerode. Commands throw `DsError`s; this one
+ * handler prints them and turns them into exit codes (exit.ts).
+ */
+export async function main(args: string[], io: MainIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const context = (flags: GlobalFlags): CommandContext => ({
+    json: Boolean(flags.json),
+    progress: createProgress(progressMode(flags, io.stderr), io.stderr),
+    out: (text) => void io.stdout.write(text),
+    err: (text) => void io.stderr.write(text),
+  });
+
+  const parser = yargs(args)
+    .scriptName('ds')
+    .usage('$0 <command> [options]\n\nDevelop Data Station functions: scaffold a package, run it in a hardened container, package it, verify a package.')
+    .option('json', { type: 'boolean', describe: 'Print one JSON document on stdout', global: true })
+    .option('progress', { type: 'boolean', describe: 'Print progress lines on stderr even when it is not a terminal', global: true })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'No progress output', global: true })
+    .command(
+      'init <dir>',
+      'Create a function package: two functions, a connector, a test and a README',
+      (y) =>
+        y
+          .positional('dir', { type: 'string', demandOption: true, describe: 'A new or empty folder' })
+          .option('name', { type: 'string', describe: 'Package name (default: from the folder name)' })
+          .example('$0 init word-tools', 'Scaffold ./word-tools')
+          .example('$0 init fns --name @acme/word-tools', 'Scaffold ./fns with a scoped name'),
+      async (argv) => {
+        const { initCommand } = await import('./commands/init.js');
+        await initCommand(argv, context(argv));
+      },
+    )
+    .command('image', 'Manage the runtime image', (y) =>
+      y
+        .command(
+          'build',
+          'Build datastation/runtime:latest and :<version> (reused when nothing changed)',
+          (b) =>
+            b
+              .option('offline', { type: 'boolean', describe: 'Build the base from the local Node binary; no registry needed' })
+              .option('force', { type: 'boolean', describe: 'Build even when an image with the same inputs exists' })
+              .example('$0 image build --offline', 'Build with no registry')
+              .example('$0 image build --json', 'Print {id, tags, base, built}'),
+          async (argv) => {
+            const { imageBuildCommand } = await import('./commands/image-build.js');
+            await imageBuildCommand(argv, context(argv));
+          },
+        )
+        .demandCommand(1, 'Name an image command: build.'),
+    )
+    .command(
+      'run <target> <name>',
+      'Call one function (or connector) in a fresh hardened container and print its value as JSON',
+      (y) =>
+        y
+          .positional('target', { type: 'string', demandOption: true, describe: 'A function package folder or a .dspkg file' })
+          .positional('name', { type: 'string', demandOption: true, describe: 'The function (or, with --connector, connector) to call' })
+          .option('data', { type: 'string', demandOption: true, describe: 'Host folder mapped to /data (read-write)' })
+          .option('args', { type: 'string', describe: 'Arguments as JSON (default null)' })
+          .option('timeout', { type: 'number', describe: 'Deadline of the call in ms (default 30000)' })
+          .option('image', { type: 'string', describe: 'Runtime image (default: datastation/runtime:latest; a .dspkg runs on the image id it records)' })
+          .option('connector', { type: 'boolean', describe: 'Run a connector from the connectors module on this host; its run() calls functions in the container' })
+          .option('read-root', { type: 'string', describe: 'Station storage that station reads (read("/owners/...")) are served from' })
+          .option('allow', { type: 'string', array: true, describe: 'A glob under --read-root the function may read (repeatable)' })
+          .implies('allow', 'read-root')
+          .implies('read-root', 'allow')
+          .check((a) => a.timeout === undefined || (Number.isInteger(a.timeout) && a.timeout > 0) || '--timeout must be a whole number of milliseconds above 0.')
+          .example(`$0 run . wordCount --data data --args '{"file":"words.txt"}'`, 'Call wordCount with /data = ./data')
+          .example(`$0 run word-tools-0.1.0.dspkg hello --data /tmp/d --json`, 'Run from a verified package; compact JSON')
+          .example(`$0 run . summary --connector --data data --args '{"file":"words.txt"}'`, 'Run a connector')
+          .example(`$0 run . stats --data data --read-root station --allow 'owners/acme/*.csv'`, 'Grant reads of station/owners/acme/*.csv'),
+      async (argv) => {
+        const { runCommand } = await import('./commands/run.js');
+        await runCommand(argv, context(argv));
+      },
+    )
+    .command(
+      'package <dir>',
+      'Bundle a function package into a deterministic .dspkg bound to an image id',
+      (y) =>
+        y
+          .positional('dir', { type: 'string', demandOption: true, describe: 'The function package folder' })
+          .option('image', { type: 'string', describe: 'Image the package runs on (default datastation/runtime:latest); its id is recorded' })
+          .option('out', { alias: 'o', type: 'string', describe: 'Output file (default ./<name>-<version>.dspkg)' })
+          .example('$0 package word-tools', 'Write ./word-tools-0.1.0.dspkg')
+          .example('$0 package . -o dist/fns.dspkg --json', 'Print {file, sha256, bytes, functions, ...}'),
+      async (argv) => {
+        const { packageCommand } = await import('./commands/package.js');
+        await packageCommand(argv, context(argv));
+      },
+    )
+    .command(
+      'verify <pkg>',
+      'Check a .dspkg: safe unpack, every sha256, the manifest, and the image id on this engine',
+      (y) =>
+        y
+          .positional('pkg', { type: 'string', demandOption: true, describe: 'The .dspkg file' })
+          .example('$0 verify word-tools-0.1.0.dspkg', 'Exit 0 when intact; 16 when changed, 22 when the image differs'),
+      async (argv) => {
+        const { verifyCommand } = await import('./commands/verify.js');
+        await verifyCommand(argv, context(argv));
+      },
+    )
+    .demandCommand(1, 'Name a command.')
+    .recommendCommands()
+    .strict()
+    .help('help')
+    .alias('help', 'h')
+    .version('version', 'Show the ds version', CLI_VERSION)
+    .epilogue(EXIT_CODES_HELP)
+    .wrap(io.stdout.isTTY ? Math.min(110, io.stdout.columns ?? 100) : null)
+    .exitProcess(false)
+    .fail((message, error) => {
+      // A command's own failure arrives as `error`; yargs' validation (a YError, or the string a
+      // .check returned) is a usage error.
+      const own = error instanceof Error && error.name !== 'YError';
+      throw own ? error : new UsageError(message || String((error as unknown) ?? 'Invalid command line.'));
+    });
+
+  try {
+    await parser.parseAsync();
+    return EXIT_OK;
+  } catch (error) {
+    io.stderr.write(formatError(error));
+    return exitCodeOf(error);
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * The files of a new function package (`ds init`). It needs no install to run: `ds run` and
+ * `ds package` bundle src/ themselves, and the runtime image provides @datastation/dev-utils.
+ * The devDependencies are for the editor, the unit test and the optional `build` script.
+ */
+export interface ScaffoldOptions {
+  name: string;
+  /** Version range for @datastation/* devDependencies (`workspace:*` inside this repository). */
+  datastationRange: string;
+}
+
+export function scaffoldFiles({ name, datastationRange }: ScaffoldOptions): Record<string, string> {
+  const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+  return {
+    'package.json': json({
+      name,
+      version: '0.1.0',
+      private: true,
+      description: 'Data Station functions and a connector.',
+      type: 'module',
+      main: 'dist/index.js',
+      datastation: { entry: 'src/index.ts', connectors: 'src/connectors.ts' },
+      scripts: {
+        build: 'esbuild src/index.ts src/connectors.ts --bundle --platform=node --format=esm --target=node20 --external:@datastation/dev-utils --outdir=dist',
+        test: 'node --import tsx --test test/index.test.ts',
+        start: 'ds run . hello --data data',
+        package: 'ds package .',
+      },
+      devDependencies: {
+        '@datastation/cli': datastationRange,
+        '@datastation/dev-utils': datastationRange,
+        '@types/node': '^20.17.0',
+        esbuild: '^0.25.0',
+        tsx: '^4.20.0',
+      },
+    }),
+    'tsconfig.json': json({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: true,
+        types: ['node'],
+      },
+      include: ['src', 'test'],
+    }),
+    '.gitignore': 'node_modules/\ndist/\n*.dspkg\ndata/out/\n',
+    'data/words.txt': 'Data Station runs functions next to the data.\nThe data never leaves the station.\n',
+    'src/index.ts': INDEX_TS,
+    'src/connectors.ts': CONNECTORS_TS,
+    'test/index.test.ts': TEST_TS,
+    'README.md': readme(name),
+  };
+}
+
+const INDEX_TS = `import { basename } from 'node:path';
+import { readText, write, type Fn } from '@datastation/dev-utils';
+
+/**
+ * Every named export of this module is a function the station can call. Arguments and the
+ * return value are JSON. In the container, /data is the caller's data folder.
+ */
+
+/** ds run . hello --data data --args '{"name":"Ada"}' */
+export const hello: Fn<{ name?: string } | null, { greeting: string }> = (args) => ({
+  greeting: \`Hello, \${args?.name ?? 'world'}!\`,
+});
+
+/** Counts the words of a text file under /data and writes the count to out/<file>.json. */
+export const wordCount: Fn<{ file: string } | null, { file: string; words: number; out: string }> = async (args, ctx) => {
+  const file = args?.file;
+  if (typeof file !== 'string') throw new Error('wordCount needs { "file": "<a text file under /data>" }');
+  const text = await readText(file);
+  const words = text.split(/\\s+/).filter(Boolean).length;
+  ctx.log(\`\${file}: \${words} words\`);
+  const { path } = await write(\`out/\${basename(file)}.json\`, JSON.stringify({ file, words }));
+  return { file, words, out: path };
+};
+`;
+
+const CONNECTORS_TS = `/**
+ * Connectors run on the station host, not in the container: a station API call becomes one or
+ * more function calls through \`run\`. They see nothing but \`run\`.
+ */
+export interface ConnectorContext {
+  run(fn: string, args?: unknown): Promise<unknown>;
+}
+
+/** One answer from two calls: ds run . summary --connector --data data --args '{"file":"words.txt","name":"Ada"}' */
+export async function summary(args: { file: string; name?: string }, { run }: ConnectorContext) {
+  const { greeting } = (await run('hello', { name: args?.name })) as { greeting: string };
+  const { words } = (await run('wordCount', { file: args?.file })) as { words: number };
+  return { greeting, file: args.file, words };
+}
+`;
+
+const TEST_TS = `import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { FunctionContext } from '@datastation/dev-utils';
+import { summary } from '../src/connectors.js';
+import { hello, wordCount } from '../src/index.js';
+
+// dev-utils' local mode: outside a container, /data is the folder DS_DATA_DIR names.
+let data = '';
+const ctx: FunctionContext = { signal: new AbortController().signal, log: () => undefined, callId: 'test' };
+
+before(async () => {
+  data = await mkdtemp(join(tmpdir(), 'data-'));
+  process.env.DS_DATA_DIR = data;
+  await writeFile(join(data, 'words.txt'), 'one two three\\nfour\\n');
+});
+
+after(() => rm(data, { recursive: true, force: true }));
+
+test('hello greets', async () => {
+  assert.deepEqual(await hello({ name: 'Ada' }, ctx), { greeting: 'Hello, Ada!' });
+});
+
+test('wordCount counts the words and writes out/<file>.json', async () => {
+  assert.deepEqual(await wordCount({ file: 'words.txt' }, ctx), { file: 'words.txt', words: 4, out: 'out/words.txt.json' });
+  assert.deepEqual(JSON.parse(await readFile(join(data, 'out/words.txt.json'), 'utf8')), { file: 'words.txt', words: 4 });
+});
+
+test('summary combines hello and wordCount', async () => {
+  const functions: Record<string, (args: never, ctx: FunctionContext) => unknown> = { hello, wordCount };
+  const run = async (fn: string, args?: unknown) => functions[fn]!(args as never, ctx);
+  assert.deepEqual(await summary({ file: 'words.txt', name: 'Ada' }, { run }), { greeting: 'Hello, Ada!', file: 'words.txt', words: 4 });
+});
+`;
+
+function readme(name: string): string {
+  return `# ${name}
+
+Data Station functions (\`src/index.ts\`) and a connector (\`src/connectors.ts\`).
+
+Functions run in a hardened container with no network; \`/data\` is the caller's folder. They read
+and write it with \`@datastation/dev-utils\` (\`read\`, \`write\`, \`list\`), which the runtime image
+provides. Connectors are developer code run by the station host: a station call becomes one or
+more function calls through \`run\`. (The gatekeeper will sandbox connectors later.)
+
+## Run
+
+No install is needed: \`ds\` bundles \`src/\` with esbuild.
+
+\`\`\`sh
+ds run . hello --data data --args '{"name":"Ada"}'
+ds run . wordCount --data data --args '{"file":"words.txt"}'
+ds run . summary --connector --data data --args '{"file":"words.txt","name":"Ada"}'
+\`\`\`
+
+The value is printed as JSON on stdout; the function's logs go to stderr.
+
+## Test
+
+\`\`\`sh
+npm install
+npm test
+\`\`\`
+
+The test calls the functions directly, with \`DS_DATA_DIR\` pointing at a temp folder (dev-utils'
+local mode), so it needs no Docker.
+
+## Package
+
+\`\`\`sh
+ds package . -o ${name.replace(/^@/, '').replace(/\//g, '-')}.dspkg
+ds verify ${name.replace(/^@/, '').replace(/\//g, '-')}.dspkg
+\`\`\`
+
+The \`.dspkg\` holds the bundled code, its digests and the id of the runtime image it was built
+against (\`--image\`, default \`datastation/runtime:latest\`).
+`;
+}

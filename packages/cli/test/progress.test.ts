@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { createProgress, progressMode } from '../src/progress.js';
+
+function fakeStream(isTTY: boolean) {
+  let text = '';
+  const stream = { isTTY, columns: 40, write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WriteStream;
+  return { stream, text: () => text };
+}
+
+describe('progress', () => {
+  it('is quiet when stderr is not a terminal, unless --progress asks for plain lines', () => {
+    expect(progressMode({}, { isTTY: false })).toBe('off');
+    expect(progressMode({ progress: true }, { isTTY: false })).toBe('plain');
+    expect(progressMode({}, { isTTY: true })).toBe('tty');
+    expect(progressMode({ quiet: true, progress: true }, { isTTY: true })).toBe('off');
+  });
+
+  it('prints plain lines, or nothing at all', () => {
+    const plain = fakeStream(false);
+    const p = createProgress('plain', plain.stream);
+    p.step('bundling');
+    p.done('bundled');
+    p.stop();
+    expect(plain.text()).toBe('ds: bundling\nds: bundled\n');
+    const off = fakeStream(false);
+    createProgress('off', off.stream).step('x');
+    expect(off.text()).toBe('');
+  });
+
+  it('redraws one line on a terminal and ends it with the final text', () => {
+    const tty = fakeStream(true);
+    const p = createProgress('tty', tty.stream);
+    p.step('starting the container with a very long description that will not fit');
+    p.done('container started');
+    expect(tty.text()).toMatch(/^\r\x1b\[2K. starting the container with a very lo\r\x1b\[2K✓ container started\n$/);
+  });
+});
