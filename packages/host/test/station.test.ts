@@ -316,23 +316,6 @@ describe('Station (fake engine, fake sessions)', () => {
     expect(await station.call(alice, 'echo', 4)).toMatchObject({ start: 'cold', value: 4 });
   });
 
-  it('rides out Docker 20.10\'s late pause events: "already paused" / "is not paused" answers are tried again', async () => {
-    const engine = fakeEngine();
-    const { station, sessions } = make({ engine, pauseAfterMs: 10 });
-    await station.call(alice, 'echo', 1);
-    let flaps = 0;
-    const flap = (message: string, statusCode: number, then: () => void) => async () => {
-      if (flaps++ % 2 === 0) throw Object.assign(new Error(`(HTTP code ${statusCode}) ${message}`), { statusCode });
-      then();
-    };
-    const id = sessions[0]!.containerId;
-    engine.override['containers.pause'] = flap('unexpected - Container x is already paused', 409, () => engine.paused.add(id));
-    engine.override['containers.unpause'] = flap('server error - Container x is not paused', 500, () => engine.paused.delete(id));
-    await until('paused', () => station.stats().paused === 1);
-    expect(await station.call(alice, 'echo', 2)).toMatchObject({ start: 'resumed', session: 's1' });
-    expect(flaps).toBe(4);
-  });
-
   it('an engine that is down fails calls at once with CONTAINER_START_FAILED; the station recovers when it is back', async () => {
     const engine = fakeEngine();
     engine.mode = 'down';

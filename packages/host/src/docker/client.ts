@@ -295,7 +295,7 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
 const FLAG_RACE = /already paused|is not paused|cannot pause|cannot resume/i;
 const FLAG_RACE_DELAYS_MS = [20, 40, 80, 160];
 
-async function retryFlagRace(op: () => Promise<unknown>): Promise<void> {
+export async function retryFlagRace(op: () => Promise<unknown>): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await op();
