@@ -5,11 +5,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildRuntimeImage, createDockerClient, type DsConnection, dsDockerInit } from '@datastation/host';
+import { dsCommand } from '@datastation/cli/testing';
 import { echo, pipelinedEcho, startEchoContainer } from './lib/echo-container.js';
 import { summarise, type Summary, throughput, timeEach } from './lib/stats.js';
 
@@ -45,6 +46,16 @@ function fmt(v: number | Summary): string {
   return `${v.median.toFixed(3)} (p99 ${v.p99.toFixed(3)}, ${v.min.toFixed(3)}–${v.max.toFixed(3)})`;
 }
 const want = (s: string) => !only || only.includes(s);
+const failures: string[] = [];
+/** Runs one section; a failure is reported and the others still run. */
+async function section(name: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    failures.push(`${name}: ${(error as Error).message}`);
+    process.stderr.write(`  ${name} FAILED: ${(error as Error).stack}\n`);
+  }
+}
 
 const FUNCTIONS = `
 import { readStream, write } from '@datastation/dev-utils';
@@ -66,29 +77,24 @@ try {
   await writeFile(join(fnDir, 'index.js'), FUNCTIONS);
   process.stderr.write(`runtime image: ${(await buildRuntimeImage(docker, { offline: true })).id.slice(7, 19)}\n`);
 
-  if (want('cold')) {
+  if (want('cold')) await section('cold', async () => {
     const n = quick ? 3 : 10;
     const ours = await timeEach(n, async () => {
       const s = await session();
       await s.run('noop');
       await s.close();
     });
-    const floor = await timeEach(n, async () => {
-      const { echo: e } = await startEchoContainer(docker, 'cold');
-      await e.remove();
-    });
-    // The floor's time is create → accepting; re-measure it without the removal.
+    // The floor's time is create → accepting, without its removal.
     const floorOnly: number[] = [];
     for (let i = 0; i < n; i++) {
       const { echo: e, ms } = await startEchoContainer(docker, 'cold');
       floorOnly.push(ms);
       await e.remove();
     }
-    void floor;
     add({ section: 'cold start', metric: 'dsDockerInit → first no-op result', unit: 'ms', ours: summarise(ours), floor: summarise(floorOnly), floorName: 'create + copy + start until a bare Node WebSocket server accepts', target: '≤ 1.3× floor' });
-  }
+  });
 
-  if (want('warm') || want('throughput') || want('payloads') || want('pause')) {
+  if (want('warm') || want('throughput') || want('payloads') || want('pause')) await section('warm', async () => {
     const s = await session();
     const { echo: e } = await startEchoContainer(docker, 'warm');
     const ws = await e.connect();
@@ -150,9 +156,9 @@ try {
       await e.remove();
       await s.close();
     }
-  }
+  });
 
-  if (want('data')) {
+  if (want('data')) await section('data', async () => {
     const mb = quick ? 50 : 200;
     const bytes = mb * 1024 * 1024;
     const file = join(storage, 'owners/acme/big.bin');
@@ -192,9 +198,9 @@ try {
     } finally {
       await s.close();
     }
-  }
+  });
 
-  if (want('density')) {
+  if (want('density')) await section('density', async () => {
     const s = await session({ limits: { memoryMb: 512 } });
     try {
       await s.run('noop');
@@ -222,9 +228,9 @@ try {
       );
       add({ section: 'density', metric: `cold start, ${k} at once`, unit: 'ms', ours: summarise(times) });
     }
-  }
+  });
 
-  if (want('packaging')) {
+  if (want('packaging')) await section('packaging', async () => {
     const pkg = join(work, 'many');
     await mkdir(join(pkg, 'src/data'), { recursive: true });
     await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: 'many', version: '1.0.0', type: 'module', main: 'index.js' }));
@@ -232,7 +238,8 @@ try {
     for (let i = 0; i < 1000; i++) await writeFile(join(pkg, 'src/data', `f${i}.json`), JSON.stringify({ i, h: createHash('sha256').update(String(i)).digest('hex') }));
     const ds = (args: string[]) => {
       const t = performance.now();
-      const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', join(import.meta.dirname, '../packages/cli/src/bin.ts'), ...args], { cwd: work, encoding: 'utf8' });
+      const [node, ...pre] = dsCommand();
+      const r = spawnSync(node!, [...pre, ...args], { cwd: work, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`ds ${args.join(' ')} failed: ${r.stderr}`);
       return performance.now() - t;
     };
@@ -243,7 +250,7 @@ try {
     const baseline = summarise(Array.from({ length: n }, () => ds(['--help'])));
     add({ section: 'packaging', metric: 'ds package, 1,000 files', unit: 'ms', ours: p, floor: baseline, floorName: 'ds --help (process start)' });
     add({ section: 'packaging', metric: 'ds verify, 1,000 files', unit: 'ms', ours: v, floor: baseline, floorName: 'ds --help (process start)' });
-  }
+  });
 } finally {
   await rm(work, { recursive: true, force: true });
   const left = await docker.containers.list(['io.datastation.session']);
@@ -260,4 +267,7 @@ await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
 const out = join(import.meta.dirname, 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
 await writeFile(out, JSON.stringify({ machine, rows }, null, 2));
 console.log(`\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGb} GiB, Node ${machine.node}; results: ${out}`);
-void readFile;
+if (failures.length) {
+  console.error(`\n${failures.length} section(s) failed:\n  ${failures.join('\n  ')}`);
+  process.exitCode = 1;
+}

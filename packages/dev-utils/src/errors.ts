@@ -1,4 +1,4 @@
-import { DsError, type ErrorCode } from '@datastation/protocol';
+import { DsError, type ErrorCode } from '@datastation/protocol/errors';
 
 /** How a call is shown in messages: `write('../x')`, with odd characters escaped and long paths cut. */
 export function showCall(op: string, path: unknown): string {

@@ -1,4 +1,4 @@
-import { DsError, isDsError, toDsError } from '@datastation/protocol';
+import { DsError, isDsError, toDsError } from '@datastation/protocol/errors';
 import { resolve } from 'node:path';
 import { dsError, showCall, showPath } from './errors.js';
 import { readConfinedFile, streamConfinedFile } from './local.js';

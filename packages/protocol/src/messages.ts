@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODE_NAMES } from './codes.js';
+import { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, READ_CHUNK_BYTES, READ_WINDOW_CHUNKS } from './constants.js';
 
 /**
  * Host <-> runtime messages. Every frame is one JSON object with a `type`. The host drives
@@ -7,10 +8,8 @@ import { ERROR_CODE_NAMES } from './codes.js';
  * chosen by the host and unique per connection; `id: null` marks an error that belongs to no call
  * (a frame that could not be parsed, for instance).
  */
-export const PROTOCOL_VERSION = 1;
 
-/** The largest frame either side accepts by default: the default result limit plus envelope room. */
-export const DEFAULT_MAX_FRAME_BYTES = 48 * 1024 * 1024;
+export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, READ_CHUNK_BYTES, READ_WINDOW_CHUNKS };
 
 const callId = z.string().min(1).max(128);
 const fnName = z.string().min(1).max(256);
@@ -114,10 +113,6 @@ export const ReadErrorMessage = z.object({
   message: z.string(),
 });
 
-/** Bytes per binary chunk of a station read. */
-export const READ_CHUNK_BYTES = 256 * 1024;
-/** Chunks in flight per read before the runtime acknowledges. */
-export const READ_WINDOW_CHUNKS = 8;
 
 export const HostMessage = z.discriminatedUnion('type', [InvokeMessage, CancelMessage, ReadMetaMessage, ReadEndMessage, ReadErrorMessage]);
 export const RuntimeMessage = z.discriminatedUnion('type', [HelloMessage, LogMessage, ResultMessage, ErrorMessage, ReadOpenMessage, ReadAckMessage, ReadCancelMessage]);

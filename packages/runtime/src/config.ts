@@ -1,4 +1,5 @@
-import { DEFAULT_MAX_FRAME_BYTES, DsError } from '@datastation/protocol';
+import { DEFAULT_MAX_FRAME_BYTES } from '@datastation/protocol/constants';
+import { DsError } from '@datastation/protocol/errors';
 
 /** Everything the runtime needs, read once from the environment the host gives the container. */
 export interface RuntimeConfig {

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DsError } from '@datastation/protocol';
+import { DsError } from '@datastation/protocol/errors';
 
 export type LoadedFunction = (args: unknown, ctx: unknown) => unknown;
 

@@ -16,7 +16,7 @@ import { reapStrayProcesses } from './strays.js';
 import { maxFrameBytes, type RuntimeConfig } from './config.js';
 import { RUNTIME_VERSION } from './version.js';
 import type { ReadFromWorker } from './worker-messages.js';
-import { type CallOutcome, type ReadPeer, WorkerPool } from './worker-pool.js';
+import { type CallOutcome, createPool, type ReadPeer, type WorkerPool } from './worker-pool.js';
 
 export interface RuntimeServer {
   readonly functions: string[];
@@ -48,17 +48,13 @@ interface RelayedRead {
   socket: WebSocket;
 }
 
-export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL): Promise<RuntimeServer> {
+export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, pool: WorkerPool = createPool(config, workerUrl)): Promise<RuntimeServer> {
   const calls = new Map<string, CallState>();
   const reads = new Map<number, RelayedRead>();
   const readsByPeer = new Map<ReadPeer, Map<number, RelayedRead>>();
   let nextRid = 1;
 
-  const pool = new WorkerPool({
-    workerUrl,
-    init: { functionsDir: config.functionsDir, resultBytes: config.resultBytes },
-    maxWorkers: config.maxWorkers,
-    ...(config.workerHeapMb ? { heapMb: config.workerHeapMb } : {}),
+  pool.setHooks({
     onLog: (id, stream, data) => forwardLog(id, stream, data),
     onRead: (peer, message) => relayFromWorker(peer, message),
     onRetire: () => reapStrayProcesses(),
@@ -67,7 +63,11 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
       readsByPeer.delete(peer);
     },
   });
-  const functions = await pool.start();
+  // Listen at once and say hello when the package has loaded: the host's connect and handshake
+  // overlap the first worker's boot. A load failure ends the process (main.ts) before any hello.
+  const loaded = pool.start();
+  loaded.catch(() => undefined);
+  let functions: string[] = [];
 
   const http: Server = createServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('Data Station runtime: WebSocket only.\n');
@@ -117,7 +117,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
       if (!parsed.ok) return sendError(ws, callIdOf(data as Buffer), parsed.error.code, parsed.error.message);
       onMessage(ws, parsed.message);
     });
-    send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions }));
+    void loaded.then((names) => send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions: names })), () => undefined);
   }
 
   function onMessage(ws: WebSocket, message: HostMessage): void {
@@ -279,6 +279,14 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL):
     await listen(http, config.port ?? 0);
   }
 
+  try {
+    functions = await loaded;
+  } catch (error) {
+    // Nothing to serve: stop listening (which removes the socket) before the error goes up.
+    for (const client of wss.clients) client.terminate();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+    throw error;
+  }
   return {
     functions,
     async close() {

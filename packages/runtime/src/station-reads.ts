@@ -5,7 +5,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { AsyncLocalStorage } from 'node:async_hooks';
-import { DsError, READ_WINDOW_CHUNKS } from '@datastation/protocol';
+import { READ_WINDOW_CHUNKS } from '@datastation/protocol/constants';
+import { DsError } from '@datastation/protocol/errors';
 import type { ReadFromWorker, ReadToWorker } from './worker-messages.js';
 
 interface OpenRead {

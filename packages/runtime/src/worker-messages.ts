@@ -1,4 +1,4 @@
-import type { ErrorCode } from '@datastation/protocol';
+import type { ErrorCode } from '@datastation/protocol/errors';
 
 /** Messages between the runtime's main thread and one function worker (never on the wire). */
 export type ToWorker =

@@ -1,12 +1,24 @@
 import { Worker } from 'node:worker_threads';
-import { DsError, type ErrorCode } from '@datastation/protocol';
+import { DsError, type ErrorCode } from '@datastation/protocol/errors';
+import type { RuntimeConfig } from './config.js';
 import type { FromWorker, ReadFromWorker, ReadToWorker, ToWorker, WorkerInit } from './worker-messages.js';
 
 export type CallOutcome =
   | { ok: true; json?: string; bytes?: Uint8Array }
   | { ok: false; code: ErrorCode; message: string; stack?: string };
 
-export interface WorkerPoolOptions {
+/** What the pool tells the server; set once the server exists (the pool starts first, for speed). */
+export interface WorkerPoolHooks {
+  onLog: (id: string | null, stream: 'stdout' | 'stderr', data: string) => void;
+  /** A station read request from a worker; answer through `worker.postRead`. */
+  onRead: (worker: ReadPeer, message: ReadFromWorker) => void;
+  /** A worker is gone: its reads will never be consumed. */
+  onWorkerExit: (worker: ReadPeer) => void;
+  /** Called when a worker is retired: processes the function started must not outlive it. */
+  onRetire?: () => void;
+}
+
+export interface WorkerPoolOptions extends Partial<WorkerPoolHooks> {
   workerUrl: URL;
   init: WorkerInit;
   maxWorkers: number;
@@ -15,13 +27,6 @@ export interface WorkerPoolOptions {
   blockedAfterMs?: number;
   /** How long a stopped call may take to settle after its signal aborts before its worker is replaced anyway. */
   settleGraceMs?: number;
-  /** Called when a worker is retired: processes the function started must not outlive it. */
-  onRetire?: () => void;
-  onLog: (id: string | null, stream: 'stdout' | 'stderr', data: string) => void;
-  /** A station read request from a worker; answer through `worker.postRead`. */
-  onRead: (worker: ReadPeer, message: ReadFromWorker) => void;
-  /** A worker is gone: its reads will never be consumed. */
-  onWorkerExit: (worker: ReadPeer) => void;
 }
 
 /** What the server sees of a worker: somewhere to send read answers. */
@@ -48,8 +53,8 @@ class PoolWorker implements ReadPeer {
 
   constructor(
     readonly worker: Worker,
-    private readonly onLog: WorkerPoolOptions['onLog'],
-    private readonly onRead: WorkerPoolOptions['onRead'],
+    /** The pool's hooks, read at each event: the first worker starts before the server sets them. */
+    private readonly hooks: Partial<WorkerPoolHooks>,
     private readonly onExit: (w: PoolWorker) => void,
   ) {
     this.ready = new Promise<string[]>((resolve, reject) => {
@@ -70,7 +75,7 @@ class PoolWorker implements ReadPeer {
             this.settle(m.id, { ok: false, code: m.code, message: m.message, ...(m.stack ? { stack: m.stack } : {}) });
             break;
           case 'log':
-            this.onLog(m.id, m.stream, m.data);
+            this.hooks.onLog?.(m.id, m.stream, m.data);
             break;
           case 'pong':
             this.pongs.get(m.n)?.();
@@ -79,7 +84,7 @@ class PoolWorker implements ReadPeer {
           case 'read.open':
           case 'read.ack':
           case 'read.cancel':
-            this.onRead(this, m);
+            this.hooks.onRead?.(this, m);
             break;
         }
       });
@@ -159,13 +164,25 @@ export class WorkerPool {
   private starting = new Map<string, CallOutcome | undefined>();
   private functions: string[] = [];
   private closed = false;
+  private started: Promise<string[]> | undefined;
+  private readonly hooks: Partial<WorkerPoolHooks>;
 
-  constructor(private readonly options: WorkerPoolOptions) {}
+  constructor(private readonly options: WorkerPoolOptions) {
+    this.hooks = { ...options };
+  }
 
-  /** Starts the first worker; resolves with the package's function names or rejects with the load error. */
-  async start(): Promise<string[]> {
-    this.functions = await this.spawn().ready;
-    return this.functions;
+  /** Connects the pool to the server. Events before this (a first worker's load) go unheard. */
+  setHooks(hooks: WorkerPoolHooks): void {
+    Object.assign(this.hooks, hooks);
+  }
+
+  /**
+   * Starts the first worker (once); resolves with the package's function names or rejects with
+   * the load error. Called as early as possible: the worker boots while the server code loads.
+   */
+  start(): Promise<string[]> {
+    this.started ??= this.spawn().ready.then((names) => (this.functions = names));
+    return this.started;
   }
 
   get functionNames(): string[] {
@@ -228,7 +245,7 @@ export class WorkerPool {
       worker.onDrained = undefined;
       const message = `Stopped because ${why}; a fresh worker serves the next call.`;
       for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code: 'CANCELLED', message });
-      void worker.worker.terminate().then(() => this.options.onRetire?.());
+      void worker.worker.terminate().then(() => this.hooks.onRetire?.());
     };
     if (drain && worker.pending.size > 0) worker.onDrained = terminate;
     else terminate();
@@ -265,13 +282,23 @@ export class WorkerPool {
       stderr: true,
       ...(heapMb ? { resourceLimits: { maxOldGenerationSizeMb: heapMb } } : {}),
     });
-    const pw = new PoolWorker(worker, this.options.onLog, this.options.onRead, (gone) => {
+    const pw = new PoolWorker(worker, this.hooks, (gone) => {
       this.workers = this.workers.filter((w) => w !== gone);
-      this.options.onWorkerExit(gone);
+      this.hooks.onWorkerExit?.(gone);
       // Keep one warm worker so the call after a crash does not pay for a cold module load.
       if (!this.closed && this.usable().length === 0) this.spawn();
     });
     this.workers.push(pw);
     return pw;
   }
+}
+
+/** The pool a runtime with this config uses; `main` creates it first, so the first worker boots early. */
+export function createPool(config: RuntimeConfig, workerUrl: URL): WorkerPool {
+  return new WorkerPool({
+    workerUrl,
+    init: { functionsDir: config.functionsDir, resultBytes: config.resultBytes },
+    maxWorkers: config.maxWorkers,
+    ...(config.workerHeapMb ? { heapMb: config.workerHeapMb } : {}),
+  });
 }

@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { type ErrorCode, isDsError } from '@datastation/protocol';
+import { type ErrorCode, isDsError } from '@datastation/protocol/errors';
 import { setHostChannel } from '@datastation/dev-utils';
 import { loadFunctions, type LoadedFunction } from './functions-loader.js';
 import { createStationReads } from './station-reads.js';

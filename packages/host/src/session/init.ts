@@ -135,21 +135,33 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
       networkId = await docker.networks.createInternal(name, { ...labels, [LABELS.session]: sessionId });
       transport = { kind: 'network', network: name };
     }
+    const phases: Record<string, number> = {};
+    let mark = performance.now();
+    const phase = (name: string) => {
+      const now = performance.now();
+      phases[name] = Math.round((now - mark) * 10) / 10;
+      mark = now;
+    };
+    phase('prepare');
     containerId = await docker.containers.create(
       containerSpec({ image: imageInfo.id, sessionId, user: data.user, dataDir: data.dataDir, transport, secret, limits, labels }),
     );
+    phase('create');
     await docker.containers.putArchive(containerId, tarOf(entries), CONTAINER_PATHS.functions);
+    phase('copy');
     if (networkId && options.controllerContainer) await docker.networks.connect(networkId, options.controllerContainer);
     await docker.containers.start(containerId);
+    phase('start');
     const id = containerId;
     const attempt =
       transport.kind === 'unix'
         ? unixAttempt(join(sessionDir, 'runtime.sock'))
         : networkAttempt(docker, id, transport.network);
     const runtime = await waitForHello(docker, id, attempt, secret, limits, options.startTimeoutMs ?? 20_000, options.heartbeatMs);
+    phase('hello');
     await lockSessionDir(sessionDir);
     runtime.serveReads(sessionId, policy, options.onRead);
-    log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, functions: runtime.hello.functions });
+    log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, phases, functions: runtime.hello.functions });
     runtime.explainLoss = () => explainLoss(docker, id);
     return new Connection(docker, sessionId, id, image, limits, runtime, cleanup);
   } catch (error) {
