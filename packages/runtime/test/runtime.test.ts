@@ -125,7 +125,7 @@ afterAll(async () => {
 });
 
 describe('runtime over its Unix socket', () => {
-  it('says hello first: protocol 1, its version, node, and the functions sorted', () => {
+  it('says hello first: protocol 1, its version, node, and the functions sorted', async () => {
     expect(client.hello.protocol).toBe(1);
     expect(client.hello.runtime).toMatch(/^\d+\.\d+\.\d+/);
     expect(client.hello.node).toBe(process.version);
