@@ -11,4 +11,4 @@ export const DEFAULT_MAX_FRAME_BYTES = 48 * 1024 * 1024;
 export const READ_CHUNK_BYTES = 256 * 1024;
 
 /** Chunks in flight per read before the runtime acknowledges. */
-export const READ_WINDOW_CHUNKS = 8;
+export const READ_WINDOW_CHUNKS = 32;

@@ -3,7 +3,7 @@ import { DsError, READ_CHUNK_BYTES, type ReadOpenMessage, toDsError } from '@dat
 import type { CompiledPolicy, ReadEvent } from './read-policy.js';
 
 /** Past this many bytes queued on the socket, a read waits for them to be written. */
-const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+const HIGH_WATER_BYTES = 16 * 1024 * 1024;
 
 interface Stream {
   credit: number;
