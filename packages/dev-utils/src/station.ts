@@ -1,7 +1,7 @@
 import { DsError, isDsError, toDsError } from '@datastation/protocol/errors';
 import { resolve } from 'node:path';
 import { dsError, showCall, showPath } from './errors.js';
-import { readConfinedFile, streamConfinedFile } from './local.js';
+import { readConfinedFile, streamConfinedFile, type Target } from './local.js';
 
 /**
  * How a function reads owner data the host grants ("station paths": absolute paths outside /data,
@@ -65,18 +65,8 @@ export async function readStation(stationPath: string): Promise<Buffer> {
     return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  const dir = process.env.DS_STATION_DIR;
-  if (dir !== undefined && dir !== '') {
-    const root = resolve(dir);
-    return readConfinedFile({
-      call,
-      root,
-      relative: stationPath.replace(/^\/+/, '') || '.',
-      shown: stationPath,
-      rootLabel: `DS_STATION_DIR (${root})`,
-      rootEnv: 'DS_STATION_DIR',
-    });
-  }
+  const local = localStationTarget(call, stationPath);
+  if (local) return readConfinedFile(local);
 
   throw dsError(
     'POLICY_DENIED',
@@ -105,20 +95,20 @@ export async function* streamStation(stationPath: string): AsyncGenerator<Buffer
     }
     return;
   }
-  const dir = process.env.DS_STATION_DIR;
-  if (dir !== undefined && dir !== '') {
-    const root = resolve(dir);
-    yield* streamConfinedFile({
-      call,
-      root,
-      relative: stationPath.replace(/^\/+/, '') || '.',
-      shown: stationPath,
-      rootLabel: `DS_STATION_DIR (${root})`,
-      rootEnv: 'DS_STATION_DIR',
-    });
+  const local = localStationTarget(call, stationPath);
+  if (local) {
+    yield* streamConfinedFile(local);
     return;
   }
   yield await readStation(stationPath); // throws the same POLICY_DENIED as read()
+}
+
+/** In local mode (DS_STATION_DIR set, no channel), where a station path is read from. */
+function localStationTarget(call: string, stationPath: string): Target | undefined {
+  const dir = process.env.DS_STATION_DIR;
+  if (dir === undefined || dir === '') return undefined;
+  const root = resolve(dir);
+  return { call, root, relative: stationPath.replace(/^\/+/, '') || '.', shown: stationPath, rootLabel: `DS_STATION_DIR (${root})`, rootEnv: 'DS_STATION_DIR' };
 }
 
 function isHostChannel(value: unknown): value is HostChannel {
