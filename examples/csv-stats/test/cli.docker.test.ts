@@ -6,18 +6,17 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
-import { LABELS, RUNTIME_IMAGE } from '@datastation/host';
-import { tempDir, testDocker } from '@datastation/test-support';
+import { LABELS } from '@datastation/host';
+import { privateRuntimeImage, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const example = join(root, 'examples/csv-stats');
 // A tag of its own, so a rebuild of datastation/runtime:latest elsewhere cannot move the image between package and run.
-const tag = randomBytes(4).toString('hex');
-const image = `ds-example-test/runtime:${tag}`;
-beforeAll(() => testDocker().images.tag(RUNTIME_IMAGE, 'ds-example-test/runtime', tag));
-afterAll(() => testDocker().images.remove(image));
+let image: string;
+let untag: () => Promise<void>;
+beforeAll(async () => ({ image, remove: untag } = await privateRuntimeImage()));
+afterAll(() => untag());
 
 async function ds(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const command = ['--conditions=source', '--import', 'tsx', join(root, 'packages/cli/src/bin.ts'), ...args];

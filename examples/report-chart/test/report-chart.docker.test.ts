@@ -1,20 +1,18 @@
-import { randomBytes } from 'node:crypto';
 import { copyFile, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runDs } from '@datastation/cli/testing';
-import { LABELS, RUNTIME_IMAGE } from '@datastation/host';
-import { tempDir, testDocker } from '@datastation/test-support';
+import { LABELS } from '@datastation/host';
+import { privateRuntimeImage, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 const example = fileURLToPath(new URL('..', import.meta.url));
 const docker = testDocker();
-const repo = 'ds-example-test/runtime';
-const tag = randomBytes(4).toString('hex');
-const image = `${repo}:${tag}`; // a tag of its own, so a rebuild of :latest elsewhere cannot move it
-beforeAll(() => docker.images.tag(RUNTIME_IMAGE, repo, tag));
+let image: string;
+let untag: () => Promise<void>;
+beforeAll(async () => ({ image, remove: untag } = await privateRuntimeImage()));
 afterAll(async () => {
-  await docker.images.remove(image);
+  await untag();
   expect(await docker.containers.list([`${LABELS.package}=@datastation-examples/report-chart`])).toEqual([]);
 });
 

@@ -1,4 +1,5 @@
-import { createDockerClient, LABELS, type DockerClient } from '@datastation/host';
+import { randomBytes } from 'node:crypto';
+import { createDockerClient, LABELS, RUNTIME_IMAGE, type DockerClient } from '@datastation/host';
 
 let client: DockerClient | undefined;
 export function testDocker(): DockerClient {
@@ -11,4 +12,16 @@ export async function sessionResources(sessionId: string, docker = testDocker())
   const filter = [`${LABELS.session}=${sessionId}`];
   const [containers, networks, volumes] = await Promise.all([docker.containers.list(filter), docker.networks.list(filter), docker.volumes.list(filter)]);
   return [...containers.map((c) => `container ${c.id}`), ...networks.map((n) => `network ${n.id}`), ...volumes.map((v) => `volume ${v.name}`)];
+}
+
+/**
+ * A tag of the runtime image for one test file, so that another suite rebuilding `:latest`
+ * meanwhile cannot move the image under it. `remove()` drops only the tag.
+ */
+export async function privateRuntimeImage(docker = testDocker()): Promise<{ image: string; remove(): Promise<void> }> {
+  const repo = 'ds-test/runtime';
+  const tag = randomBytes(4).toString('hex');
+  await docker.images.tag(RUNTIME_IMAGE, repo, tag);
+  const image = `${repo}:${tag}`;
+  return { image, remove: () => docker.images.remove(image) };
 }

@@ -1,2 +1,2 @@
 export { functionPackage, tempDir, type TempDir } from './fixtures.js';
-export { sessionResources, testDocker } from './docker.js';
+export { privateRuntimeImage, sessionResources, testDocker } from './docker.js';
