@@ -75,8 +75,10 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes(config), perMessageDeflate: false });
   let current: WebSocket | undefined;
 
+  let shuttingDown = false;
   http.on('upgrade', (request, socket: Duplex, head) => {
     socket.on('error', () => socket.destroy());
+    if (shuttingDown) return void socket.destroy();
     if (!isAuthorised(request, config.secret)) {
       socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -282,9 +284,13 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   try {
     functions = await loaded;
   } catch (error) {
-    // Nothing to serve: stop listening (which removes the socket) before the error goes up.
+    // Nothing to serve: refuse new hosts, drop connected ones, and stop listening (which removes
+    // the socket) before the error goes up and the process exits.
+    shuttingDown = true;
     for (const client of wss.clients) client.terminate();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+    http.closeAllConnections();
+    await closed;
     throw error;
   }
   return {
