@@ -34,6 +34,7 @@ interface CallState {
 }
 
 const HEARTBEAT_MS = 15_000;
+const REAP_AFTER_MS = 50;
 
 /**
  * The runtime's one job: accept the host (and only the host), say hello, run each `invoke` in the
@@ -225,8 +226,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     calls.delete(call.id);
     if (abortWorker) pool.abort(call.id, reason, outcome);
     // Processes a function starts live no longer than its call: once nothing runs, strays go.
-    if (calls.size === 0) setImmediate(() => calls.size === 0 && reapStrayProcesses());
-    for (const read of [...reads.values()]) {
+    if (calls.size === 0) scheduleReap();
+    if (reads.size > 0) for (const read of [...reads.values()]) {
       if (read.callId !== call.id) continue;
       read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: 'CANCELLED', message: 'The call ended before its read finished.' });
       endRead(read, true);
@@ -241,6 +242,20 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     } else {
       sendError(call.socket, call.id, outcome.code, outcome.message, outcome.stack);
     }
+  }
+
+  /**
+   * One /proc scan per idle spell, not per call: a trailing timer, so back-to-back calls (the
+   * warm path) pay nothing, and strays still go within REAP_AFTER_MS of the runtime going idle.
+   */
+  let reapTimer: NodeJS.Timeout | undefined;
+  function scheduleReap(): void {
+    if (reapTimer) return;
+    reapTimer = setTimeout(() => {
+      reapTimer = undefined;
+      if (calls.size === 0) reapStrayProcesses();
+    }, REAP_AFTER_MS);
+    reapTimer.unref();
   }
 
   function forwardLog(id: string | null, stream: 'stdout' | 'stderr', data: string): void {

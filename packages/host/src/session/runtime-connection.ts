@@ -214,7 +214,7 @@ export class RuntimeConnection {
     this.closedError = new DsError('INTERNAL', 'The connection to the runtime is closed.');
     if (this.pending.size === 0) return;
     const error = this.unresponsive
-      ? new DsError('INTERNAL', 'The runtime stopped answering heartbeats (frozen or overloaded); the connection was closed and the session must be replaced.')
+      ? new DsError('INTERNAL', 'The runtime stopped answering heartbeats (frozen or overloaded); the connection was closed and the session must be replaced.', { details: { reason: 'unresponsive' } })
       : await this.explainLoss().catch((cause: unknown) => new DsError('INTERNAL', 'The connection to the runtime was lost.', { cause }));
     this.closedError = error;
     this.failAll(error);
