@@ -19,6 +19,21 @@ export default defineConfig({
           testTimeout: 20_000,
         },
       },
+      // Attacks on the sandbox and the controller (test/security), and faults (test/faults):
+      // real containers, each case asserting the typed refusal and that nothing leaked.
+      ...(['security', 'faults'] as const).map((name) => ({
+        resolve,
+        ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+        test: {
+          name,
+          include: [`test/${name}/**/*.test.ts`],
+          globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
+          testTimeout: 90_000,
+          hookTimeout: 120_000,
+          maxWorkers: 2,
+          minWorkers: 1,
+        },
+      })),
       {
         resolve,
         ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },

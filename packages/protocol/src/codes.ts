@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: { exit: 20, http: 401, hint: 'Send a valid bearer token.' },
   CONTAINER_START_FAILED: { exit: 21, http: 503, hint: 'The container did not start or its runtime did not say hello. Check the image (ds image build) and the Docker engine.' },
   IMAGE_MISMATCH: { exit: 22, http: 409, hint: 'The image is not the one the package was built against. Rebuild the package or restore the image.' },
+  LIMIT_EXCEEDED: { exit: 24, http: 429, hint: 'A session limit was reached (open reads, bytes in flight, calls). Wait for some to finish, or do less at once.' },
+  QUOTA_EXCEEDED: { exit: 25, http: 507, hint: 'The data folder is over its quota (limits.dataBytes / limits.dataFiles). Remove files from it, or ask for a larger quota.' },
   INTERNAL: { exit: 23, http: 500, hint: 'An unexpected failure inside Data Station. The cause is attached; please report it.' },
 } as const satisfies Record<string, { exit: number; http: number; hint: string }>;
 

@@ -27,6 +27,9 @@ const CONTRACT_CODES: ErrorCode[] = [
   'CONTAINER_START_FAILED',
   'IMAGE_MISMATCH',
   'INTERNAL',
+  // Added past the contract's list: session limits and the /data quota.
+  'LIMIT_EXCEEDED',
+  'QUOTA_EXCEEDED',
 ];
 
 describe('the error-code table', () => {
