@@ -3,6 +3,23 @@ import { defineConfig } from 'vitest/config';
 // Workspace packages resolve to their TypeScript sources through the `source` export condition.
 const resolve = { conditions: ['source'] };
 
+/**
+ * The suites run again under gVisor (DS_RUNTIME=runsc: dsDockerInit's and the Station's default
+ * runtime). Not here: files about the `network` transport only (gVisor is registered with network
+ * mode `none`), the examples and the CLI (same session code, nothing runtime-specific), and
+ * test/faults (engine- and controller-level faults: the runtime does not change them). Files that
+ * mix transports skip their `network` cases under runsc by a condition on DS_RUNTIME.
+ */
+const RUNSC_DOCKER_FILES = [
+  'packages/host/test/session.docker.test.ts',
+  'packages/host/test/limits.docker.test.ts',
+  'packages/host/test/faults.docker.test.ts',
+  'packages/host/test/station.docker.test.ts',
+  'packages/host/test/station-reaper.docker.test.ts',
+  'packages/host/test/reads.docker.test.ts',
+  'packages/host/test/sandbox-runtime.docker.test.ts',
+];
+
 export default defineConfig({
   resolve,
   ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
@@ -27,6 +44,7 @@ export default defineConfig({
         test: {
           name,
           include: [`test/${name}/**/*.test.ts`],
+          env: { DS_RUNTIME: 'runc' },
           globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
           testTimeout: 90_000,
           hookTimeout: 120_000,
@@ -40,6 +58,8 @@ export default defineConfig({
         test: {
           name: 'docker',
           include: ['packages/*/test/**/*.docker.test.ts', 'examples/*/test/**/*.docker.test.ts'],
+          // Named, not left to the default: the Station picks gVisor by itself where the engine has it.
+          env: { DS_RUNTIME: 'runc' },
           globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
           testTimeout: 90_000,
           hookTimeout: 120_000,
@@ -48,6 +68,24 @@ export default defineConfig({
           minWorkers: 1,
         },
       },
+      // The same sessions under gVisor (see RUNSC_DOCKER_FILES).
+      ...([
+        ['docker-runsc', RUNSC_DOCKER_FILES],
+        ['security-runsc', ['test/security/**/*.test.ts']],
+      ] as const).map(([name, include]) => ({
+        resolve,
+        ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+        test: {
+          name,
+          include: [...include],
+          env: { DS_RUNTIME: 'runsc' },
+          globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
+          testTimeout: 90_000,
+          hookTimeout: 120_000,
+          maxWorkers: 2,
+          minWorkers: 1,
+        },
+      })),
     ],
   },
 });

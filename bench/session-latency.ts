@@ -21,11 +21,11 @@ try {
   const cold: number[] = [];
   for (let i = 0; i < COLD; i++) {
     const t = performance.now();
-    await using s = await dsDockerInit({ dataDir: data, functions: fn });
+    await using s = await dsDockerInit({ dataDir: data, handOverDataDir: true, functions: fn });
     await s.run('noop');
     cold.push(performance.now() - t);
   }
-  await using s = await dsDockerInit({ dataDir: data, functions: fn });
+  await using s = await dsDockerInit({ dataDir: data, handOverDataDir: true, functions: fn });
   for (let i = 0; i < 200; i++) await s.run('noop');
   const warm: number[] = [];
   for (let i = 0; i < WARM; i++) {

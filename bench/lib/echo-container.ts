@@ -10,18 +10,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
 import { pack } from 'tar-stream';
 import WebSocket from 'ws';
-import { type DockerClient, LABELS, RUNTIME_IMAGE } from '@datastation/host';
+import { type DockerClient, LABELS, RUNTIME_IMAGE, type SandboxRuntime } from '@datastation/host';
 
 const ECHO_SERVER = `
 import { WebSocketServer } from 'ws';
 import { createServer } from 'node:http';
-import { rmSync, chmodSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 const path = '/run/ds/echo.sock';
 try { rmSync(path); } catch {}
 const http = createServer();
 const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
 wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
-http.listen(path, () => chmodSync(path, 0o666));
+// The mode is set through the umask, as the runtime does: under gVisor, chmod of the socket fails (EPERM).
+const umask = process.umask(0o111);
+http.listen(path);
+process.umask(umask);
 `;
 
 let bundled: Buffer | undefined;
@@ -38,8 +41,8 @@ export interface EchoContainer {
   remove(): Promise<void>;
 }
 
-/** Create + start + server accepting: the cold-start floor. `ms` is that time. */
-export async function startEchoContainer(docker: DockerClient, label: string): Promise<{ echo: EchoContainer; ms: number }> {
+/** Create + start + server accepting: the cold-start floor, under the same runtime as ours. `ms` is that time. */
+export async function startEchoContainer(docker: DockerClient, label: string, runtime: SandboxRuntime = 'runc'): Promise<{ echo: EchoContainer; ms: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'ds-bench-echo-'));
   await chmod(dir, 0o777);
   const script = await echoBundle();
@@ -51,6 +54,7 @@ export async function startEchoContainer(docker: DockerClient, label: string): P
     labels: { [LABELS.session]: `bench-floor-${label}` },
     entrypoint: ['node', '/opt/ds/functions/echo.mjs'],
     hostConfig: {
+      Runtime: runtime,
       NetworkMode: 'none',
       Mounts: [
         { Type: 'bind', Source: dir, Target: '/run/ds' },

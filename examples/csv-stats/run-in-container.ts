@@ -22,7 +22,8 @@ await cp(join(exampleDir, 'sample-data'), dataDir, { recursive: true });
 
 step(`starting a session: functions ${functions}, /data = ${dataDir}`);
 const started = Date.now();
-await using session = await dsDockerInit({ dataDir, functions, package: 'csv-stats' });
+// This folder was made here for the function to write in: hand it (the folder alone) to the function's uid.
+await using session = await dsDockerInit({ dataDir, functions, package: 'csv-stats', handOverDataDir: true });
 step(`session ${session.sessionId} ready in ${Date.now() - started} ms; functions: ${session.functions.join(', ')}`);
 
 const summary = (await dsDockerRun('summarize', { file: 'trips.csv' }, session, { onLog: (_s, data) => process.stderr.write(`  [function] ${data}`) })) as { reports: string[] };

@@ -19,7 +19,7 @@ afterAll(async () => {
 it('runs the anomalies connector with ds run, from the folder and from its package', async () => {
   await using box = await tempDir('ds-example');
   await copyFile(join(example, 'data/readings.jsonl'), await box.write('data/readings.jsonl', ''));
-  const args = ['--data', 'data', '--args', '{"file":"readings.jsonl","sigmas":2}', '--image', image];
+  const args = ['--hand-over-data', '--data', 'data', '--args', '{"file":"readings.jsonl","sigmas":2}', '--image', image];
 
   const fromFolder = await runDs(['run', example, 'anomalies', '--connector', ...args], { cwd: box.path });
   expect(fromFolder.code, fromFolder.stderr).toBe(0);
@@ -33,7 +33,7 @@ it('runs the anomalies connector with ds run, from the folder and from its packa
   expect(packed.code, packed.stderr).toBe(0);
   expect(JSON.parse(packed.stdout)).toMatchObject({ functions: ['flag', 'summarize'], connectors: ['anomalies'] });
   expect((await runDs(['verify', 'combine.dspkg'], { cwd: box.path })).code).toBe(0);
-  const fromPackage = await runDs(['run', 'combine.dspkg', 'anomalies', '--connector', ...args.slice(0, 4)], { cwd: box.path });
+  const fromPackage = await runDs(['run', 'combine.dspkg', 'anomalies', '--connector', ...args.slice(0, 5)], { cwd: box.path });
   expect(fromPackage.code, fromPackage.stderr).toBe(0);
   expect(JSON.parse(fromPackage.stdout)).toEqual(value);
 });

@@ -33,7 +33,7 @@ it('runs with ds run, from the folder and from a verified .dspkg', async () => {
   await using data = await tempDir('csv-cli');
   await data.write('trips.csv', await readFile(join(example, 'sample-data/trips.csv')));
 
-  const mean = await ds('run', example, 'mean', '--data', data.path, '--args', '{"column":"duration"}', '--image', image);
+  const mean = await ds('run', example, 'mean', '--hand-over-data', '--data', data.path, '--args', '{"column":"duration"}', '--image', image);
   expect(mean.code, mean.stderr).toBe(0);
   expect(JSON.parse(mean.stdout)).toBe(20.607143);
 
@@ -41,12 +41,12 @@ it('runs with ds run, from the folder and from a verified .dspkg', async () => {
   const packed = await ds('package', example, '--image', image, '-o', pkg, '--json');
   expect(packed.code, packed.stderr).toBe(0);
   expect(JSON.parse(packed.stdout)).toMatchObject({ functions: ['mean', 'summarize'] });
-  const summary = await ds('run', pkg, 'summarize', '--data', data.path, '--args', '{"file":"trips.csv"}');
+  const summary = await ds('run', pkg, 'summarize', '--hand-over-data', '--data', data.path, '--args', '{"file":"trips.csv"}');
   expect(summary.code, summary.stderr).toBe(0);
   expect(JSON.parse(summary.stdout)).toMatchObject({ rows: 8, reports: ['reports/trips.summary.json', 'reports/trips.summary.md'] });
   expect(summary.stderr).toContain('summarised 8 rows');
 
-  const failed = await ds('run', example, 'mean', '--data', data.path, '--args', '{"column":"fare"}', '--image', image);
+  const failed = await ds('run', example, 'mean', '--hand-over-data', '--data', data.path, '--args', '{"column":"fare"}', '--image', image);
   expect(failed.code).toBe(11);
   expect(failed.stderr).toMatch(/^error FUNCTION_ERROR: Column "fare" is not in the file/);
   expect(await testDocker().containers.list([`${LABELS.package}=@datastation-examples/csv-stats`])).toEqual([]);

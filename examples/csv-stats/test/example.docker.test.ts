@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun } from '@datastation/host';
-import { sessionResources, tempDir, type TempDir } from '@datastation/test-support';
+import { dataFolder, sessionResources, tempDir, type TempDir } from '@datastation/test-support';
 import { buildExample, exampleDir } from '../build.js';
 
 describe('csv-stats in a container', () => {
@@ -11,7 +11,7 @@ describe('csv-stats in a container', () => {
   let functions: string;
   beforeAll(async () => {
     functions = await buildExample();
-    data = await tempDir('csv-data');
+    data = await dataFolder('csv-data');
     await data.write('trips.csv', await readFile(join(exampleDir, 'sample-data/trips.csv')));
   });
   afterAll(() => data.remove());

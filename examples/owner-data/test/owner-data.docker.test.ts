@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type ReadEvent } from '@datastation/host';
-import { tempDir, type TempDir } from '@datastation/test-support';
+import { dataFolder, tempDir, type TempDir } from '@datastation/test-support';
 
 const example = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -14,7 +14,7 @@ describe('owner data under a read policy', () => {
   let data: TempDir;
   beforeAll(async () => {
     fn = await tempDir('owner-fn');
-    data = await tempDir('owner-data');
+    data = await dataFolder('owner-data');
     await build({ entryPoints: [join(example, 'src/index.ts')], outfile: join(fn.path, 'index.js'), bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['@datastation/dev-utils'], logLevel: 'warning' });
     await writeFile(join(fn.path, 'package.json'), JSON.stringify({ type: 'module', main: 'index.js' }));
   });

@@ -19,7 +19,7 @@ afterAll(async () => {
 it('writes the report and the chart to /data through ds run, from the folder and from its package', async () => {
   await using box = await tempDir('ds-example');
   await copyFile(join(example, 'data/sales.csv'), await box.write('data/sales.csv', ''));
-  const args = ['--data', 'data', '--args', '{"file":"sales.csv","title":"Sales 2025"}'];
+  const args = ['--hand-over-data', '--data', 'data', '--args', '{"file":"sales.csv","title":"Sales 2025"}'];
 
   const fromFolder = await runDs(['run', example, 'report', ...args, '--image', image], { cwd: box.path });
   expect(fromFolder.code, fromFolder.stderr).toBe(0);

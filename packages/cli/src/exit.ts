@@ -1,4 +1,4 @@
-import { type ErrorCode, ERROR_CODES, isDsError, toDsError } from '@datastation/protocol';
+import { type ErrorCode, ERROR_CODES, isDsError, printable, toDsError } from '@datastation/protocol';
 
 /**
  * Exit codes, decided here and nowhere else. Errors carry a code from the shared table
@@ -43,7 +43,8 @@ export function formatError(error: unknown): string {
   if (ds.remoteStack) lines.push('  stack (in the container):', ...indent(ds.remoteStack));
   else if (ds.code === 'FUNCTION_ERROR' && ds.cause instanceof Error && ds.cause.stack) lines.push('  stack (a connector, on this host):', ...indent(ds.cause.stack));
   if (ds.code === 'INTERNAL' && !isDsError(error) && error instanceof Error && error.stack) lines.push(...indent(error.stack));
-  return `${lines.join('\n')}\n`;
+  // Messages and stacks can carry a function's own text: no raw control characters reach the terminal.
+  return `${printable(lines.join('\n'))}\n`;
 }
 
 function indent(text: string): string[] {

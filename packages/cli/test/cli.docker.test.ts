@@ -42,7 +42,7 @@ describe('init → run → package → verify → run', () => {
   });
 
   it('runs a fresh scaffold at once', async () => {
-    const hello = await ds('run', 'fns', 'hello', '--data', 'fns/data', '--args', '{"name":"Ada"}', '--image', IMAGE);
+    const hello = await ds('run', 'fns', 'hello', '--hand-over-data', '--data', 'fns/data', '--args', '{"name":"Ada"}', '--image', IMAGE);
     expect(hello.code, hello.stderr).toBe(0);
     expect(json(hello.stdout)).toEqual({ greeting: 'Hello, Ada!' });
   });
@@ -66,13 +66,13 @@ describe('init → run → package → verify → run', () => {
   it('runs a function and a connector from the package', async () => {
     const data = await box.write('data2/words.txt', 'one two three four five\n');
     const dataDir = join(data, '..');
-    const count = await ds('run', 'fns.dspkg', 'wordCount', '--data', dataDir, '--args', '{"file":"words.txt"}');
+    const count = await ds('run', 'fns.dspkg', 'wordCount', '--hand-over-data', '--data', dataDir, '--args', '{"file":"words.txt"}');
     expect(count.code, count.stderr).toBe(0);
     expect(json(count.stdout)).toEqual({ file: 'words.txt', words: 5, out: 'out/words.txt.json' });
     expect(count.stderr).toContain('words.txt: 5 words'); // the function's log, on stderr
     expect(json(await readFile(join(dataDir, 'out/words.txt.json'), 'utf8'))).toEqual({ file: 'words.txt', words: 5 });
 
-    const summary = await ds('run', 'fns.dspkg', 'summary', '--connector', '--data', dataDir, '--args', '{"file":"words.txt","name":"Bo"}', '--json');
+    const summary = await ds('run', 'fns.dspkg', 'summary', '--connector', '--hand-over-data', '--data', dataDir, '--args', '{"file":"words.txt","name":"Bo"}', '--json');
     expect(summary.code, summary.stderr).toBe(0);
     expect(summary.stdout).toBe('{"greeting":"Hello, Bo!","file":"words.txt","words":5}\n');
   });
@@ -83,7 +83,7 @@ describe('init → run → package → verify → run', () => {
     const verified = await ds('verify', 'changed.dspkg');
     expect(verified.code).toBe(16);
     expect(verified.stderr).toMatch(/^error BAD_REQUEST: code\/index\.js does not match its digest/);
-    const ran = await ds('run', 'changed.dspkg', 'hello', '--data', 'fns/data');
+    const ran = await ds('run', 'changed.dspkg', 'hello', '--hand-over-data', '--data', 'fns/data');
     expect(ran.code).toBe(16);
   });
 });
@@ -109,7 +109,7 @@ describe('verify against a changed image', () => {
     const verified = await ds('verify', 'swap.dspkg');
     expect(verified.code).toBe(22);
     expect(verified.stderr).toMatch(new RegExp(`^error IMAGE_MISMATCH: ${ref.replace(/[/.]/g, '\\$&')} is ${swapped} on this engine, but the package was built against sha256:`));
-    expect((await ds('run', 'swap.dspkg', 'one', '--data', fns.path)).code).toBe(22);
+    expect((await ds('run', 'swap.dspkg', 'one', '--hand-over-data', '--data', fns.path)).code).toBe(22);
   });
 });
 
@@ -131,7 +131,7 @@ describe('ds run failures', () => {
     await fns.remove();
     expect(await containersOf(name)).toEqual([]);
   });
-  const dsRun = (...args: string[]) => ds('run', fns.path, ...args, '--data', join(fns.path, 'data'), '--image', IMAGE);
+  const dsRun = (...args: string[]) => ds('run', fns.path, ...args, '--hand-over-data', '--data', join(fns.path, 'data'), '--image', IMAGE);
 
   it('prints the code of a failing function on stderr and exits with its exit code', async () => {
     const boom = await dsRun('boom');
@@ -149,7 +149,7 @@ describe('ds run failures', () => {
     ['SIGINT', 130],
     ['SIGTERM', 143],
   ] as const)('on %s removes the container and exits %i', async (signal, code) => {
-    const child = startDs(['run', fns.path, 'nap', '--data', join(fns.path, 'data'), '--image', IMAGE, '--progress'], { cwd: box.path });
+    const child = startDs(['run', fns.path, 'nap', '--hand-over-data', '--data', join(fns.path, 'data'), '--image', IMAGE, '--progress'], { cwd: box.path });
     await child.waitForStderr(/container [0-9a-f]{12} started/);
     expect(await containersOf(name)).toHaveLength(1);
     child.child.kill(signal);
@@ -167,7 +167,7 @@ describe('ds run with a read policy', () => {
     await box.write('station/owners/other/secret.csv', 'no');
     await box.write('reader-data/.keep', '');
     const peek = (path: string, ...policy: string[]) =>
-      ds('run', fns.path, 'peek', '--data', 'reader-data', '--image', IMAGE, '--args', JSON.stringify({ path }), ...policy);
+      ds('run', fns.path, 'peek', '--hand-over-data', '--data', 'reader-data', '--image', IMAGE, '--args', JSON.stringify({ path }), ...policy);
     const granted = ['--read-root', 'station', '--allow', 'owners/acme/*.csv'];
 
     const ok = await peek('/owners/acme/trips.csv', ...granted);

@@ -1,6 +1,10 @@
 export { dsDockerInit, dsDockerRun, type DsConnection, type InitOptions, type RunOptions } from './session/init.js';
-export { DEFAULT_LIMITS, resolveLimits, type Limits } from './session/limits.js';
-export type { ReadEvent, ReadPolicy } from './session/read-policy.js';
+export { SANDBOX_RUNTIMES, engineHasRuntime, type SandboxRuntime } from './session/sandbox-runtime.js';
+export { DEFAULT_CEILINGS, DEFAULT_LIMITS, resolveCeilings, resolveLimits, type Limits } from './session/limits.js';
+export { compileReadPolicy, type CompiledPolicy, type ReadEvent, type ReadPolicy } from './session/read-policy.js';
+export { DEFAULT_READ_LIMITS, type ReadLimits } from './session/read-server.js';
+export { defaultStateDir } from './session/state-dir.js';
+export { measureData, type DataUsage } from './session/data-quota.js';
 export { createDockerClient, type DockerClient, type DockerClientOptions } from './docker/client.js';
 export { defaultDockerClient } from './docker/default-client.js';
 export { LABELS } from './docker/labels.js';

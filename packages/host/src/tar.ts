@@ -1,6 +1,8 @@
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { pack } from 'tar-stream';
+import { type Header, pack, type Pack } from 'tar-stream';
+import { DsError } from '@datastation/protocol';
 
 /** One entry for a tar built in memory order; files are streamed from disk, never held whole. */
 export type TarEntry =
@@ -25,15 +27,7 @@ export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>): Re
           const content = typeof entry.content === 'string' ? Buffer.from(entry.content) : entry.content;
           await new Promise<void>((resolve, reject) => archive.entry({ ...header, type: 'file', mode: entry.mode ?? 0o644, size: content.length }, content, (e) => (e ? reject(e) : resolve())));
         } else {
-          await new Promise<void>((resolve, reject) => {
-            const sink = archive.entry({ ...header, type: 'file', mode: entry.mode ?? 0o644, size: entry.size }, (e) => (e ? reject(e) : resolve()));
-            const source = createReadStream(entry.source);
-            source.on('error', (e) => {
-              sink.destroy(e);
-              reject(e);
-            });
-            source.pipe(sink);
-          });
+          await copyFile(archive, header, entry);
         }
       }
       archive.finalize();
@@ -43,4 +37,35 @@ export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>): Re
   })();
   // tar-stream packs are streamx streams; Docker's HTTP client wants a Node stream.
   return Readable.from(archive as AsyncIterable<Buffer>, { objectMode: false });
+}
+
+/**
+ * Streams one file into the archive from a descriptor opened without following a link, with the
+ * size the listing saw: a file that is no longer a regular file, or that changes size while it
+ * is copied, fails the archive with a BAD_REQUEST naming it (the header's size is already written).
+ */
+async function copyFile(archive: Pack, header: Partial<Header> & { name: string }, entry: Extract<TarEntry, { type: 'file' }>): Promise<void> {
+  const changed = (why: string, cause?: unknown) =>
+    new DsError('BAD_REQUEST', `${entry.name} ${why} while it was copied into the container; copy a folder that nothing is writing to.`, { details: { path: entry.name }, ...(cause ? { cause } : {}) });
+  const handle = await open(entry.source, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((cause: unknown) => {
+    throw changed('could not be opened', cause);
+  });
+  try {
+    const before = await handle.stat();
+    if (!before.isFile()) throw changed('is no longer a regular file');
+    if (before.size !== entry.size) throw changed(`changed size (${entry.size} → ${before.size} bytes)`);
+    await new Promise<void>((resolve, reject) => {
+      const sink = archive.entry({ ...header, type: 'file', mode: entry.mode ?? 0o644, size: entry.size }, (e) => (e ? reject(changed('changed', e)) : resolve()));
+      if (entry.size === 0) return void sink.end(Buffer.alloc(0));
+      const source = createReadStream('', { fd: handle.fd, start: 0, end: entry.size - 1, autoClose: false });
+      source.on('error', (e) => {
+        sink.destroy(e);
+        reject(changed('could not be read', e));
+      });
+      source.pipe(sink);
+    });
+    if ((await handle.stat()).size !== entry.size) throw changed('changed size');
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun } from '@datastation/host';
-import { functionPackage, tempDir, testDocker } from '@datastation/test-support';
+import { dataFolder, functionPackage, tempDir, testDocker } from '@datastation/test-support';
 
 const FUNCTIONS = `
 export const noop = () => null;
@@ -10,7 +10,7 @@ export const sleep = (args) => new Promise((r) => setTimeout(() => r(args.ms), a
 describe('faults the host detects by itself', () => {
   it("a runtime frozen behind the controller's back is detected by the heartbeat; its call fails cleanly", async () => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, heartbeatMs: 200 });
     const call = dsDockerRun('sleep', { ms: 10_000 }, session);
     await testDocker().containers.pause(session.containerId); // not through the session: it cannot know
@@ -23,7 +23,7 @@ describe('faults the host detects by itself', () => {
 
   it('a container killed mid-call fails the call cleanly with its exit status', async () => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path });
     const call = dsDockerRun('sleep', { ms: 10_000 }, session);
     await new Promise((r) => setTimeout(r, 100));
@@ -35,7 +35,7 @@ describe('faults the host detects by itself', () => {
 
   it('a paused session keeps its WebSocket: calls resume it, heartbeats do not end it', async () => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, heartbeatMs: 100 });
     await session.pause();
     expect((await testDocker().containers.inspect(session.containerId)).paused).toBe(true);

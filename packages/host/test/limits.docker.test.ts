@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type DsConnection } from '@datastation/host';
-import { functionPackage, tempDir, testDocker, type TempDir } from '@datastation/test-support';
+import { dataFolder, functionPackage, tempDir, type TempDir, testDocker } from '@datastation/test-support';
 
 const FUNCTIONS = `
 import { spawn } from 'node:child_process';
@@ -34,7 +34,7 @@ describe('limits, each with its own error, and the session keeps serving', () =>
 
   beforeAll(async () => {
     fn = await functionPackage({ 'index.js': FUNCTIONS });
-    data = await tempDir('ds-data');
+    data = await dataFolder();
     session = await dsDockerInit({ dataDir: data.path, functions: fn.path, limits: { memoryMb: 256, pids: 64, timeoutMs: 20_000, logBytes: 64 * 1024 } });
   });
   afterAll(async () => {
@@ -103,7 +103,7 @@ describe('limits, each with its own error, and the session keeps serving', () =>
 
   it('a buffer bomb outside the JS heap gets the container OOM-killed → OUT_OF_MEMORY, told apart from a crash', async () => {
     await using fn2 = await functionPackage({ 'index.js': FUNCTIONS });
-    await using data2 = await tempDir('ds-data');
+    await using data2 = await dataFolder();
     const s = await dsDockerInit({ dataDir: data2.path, functions: fn2.path, limits: { memoryMb: 128 } });
     try {
       await expect(dsDockerRun('bufferBomb', null, s)).rejects.toMatchObject({ code: 'OUT_OF_MEMORY' });

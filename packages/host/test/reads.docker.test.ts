@@ -4,7 +4,7 @@ import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type DsConnection, type ReadEvent } from '@datastation/host';
-import { functionPackage, tempDir, type TempDir } from '@datastation/test-support';
+import { dataFolder, functionPackage, tempDir, type TempDir } from '@datastation/test-support';
 
 const FUNCTIONS = `
 import { read, readStream } from '@datastation/dev-utils';
@@ -61,7 +61,7 @@ describe('station reads under a policy', () => {
 
   beforeAll(async () => {
     fn = await functionPackage({ 'index.js': FUNCTIONS });
-    data = await tempDir('ds-data');
+    data = await dataFolder();
     storage = await tempDir('ds-storage');
     outside = await tempDir('ds-outside');
     await storage.write('owners/acme/trips/2026.csv', `id,duration\n1,${marker}\n`);
@@ -94,8 +94,8 @@ describe('station reads under a policy', () => {
       await expect(dsDockerRun('readText', { path }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
       expect(events.at(-1)).toMatchObject({ path, allowed: false, outcome: 'refused', code: 'POLICY_DENIED' });
     }
-    // dev-utils refuses '..' before asking the host at all.
-    await expect(dsDockerRun('readText', { path: '/owners/acme/trips/../private/salaries.csv' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    // dev-utils refuses '..' before asking the host at all: the function's failure, its claim in details.
+    await expect(dsDockerRun('readText', { path: '/owners/acme/trips/../private/salaries.csv' }, session)).rejects.toMatchObject({ code: 'FUNCTION_ERROR', details: { code: 'POLICY_DENIED' } });
   });
 
   it('the host refuses a forged request that skips dev-utils\' own checks', async () => {
@@ -115,7 +115,8 @@ describe('station reads under a policy', () => {
   });
 
   it('a function that stops reading early cancels the stream', async () => {
-    await storage.write('owners/acme/trips/medium.csv', Buffer.alloc(8 * 1024 * 1024, 7));
+    // Past one read window (32 x 256 KiB), so only the cancel can end it early.
+    await storage.write('owners/acme/trips/medium.csv', Buffer.alloc(40 * 1024 * 1024, 7));
     expect(await dsDockerRun('stopEarly', { path: '/owners/acme/trips/medium.csv' }, session)).toBe(2);
     await expect.poll(() => events.find((e) => e.path === '/owners/acme/trips/medium.csv')?.outcome).toBe('cancelled');
   });

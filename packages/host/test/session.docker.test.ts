@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type DsConnection } from '@datastation/host';
-import { functionPackage, sessionResources, tempDir, testDocker, type TempDir } from '@datastation/test-support';
+import { dataFolder, functionPackage, sessionResources, tempDir, type TempDir, testDocker } from '@datastation/test-support';
 
 const FUNCTIONS = `
 import { write, read } from '@datastation/dev-utils';
@@ -36,8 +36,10 @@ export async function connect(args) {
 `;
 
 const TRANSPORTS = ['unix', 'network'] as const;
+/** gVisor (DS_RUNTIME=runsc) is registered with network mode `none` only: the `network` transport's cases run under runc alone, and show as skipped under runsc. */
+const RUNSC = process.env.DS_RUNTIME === 'runsc';
 
-describe.each(TRANSPORTS)('a session in a real container, over the %s transport', (transport) => {
+for (const transport of TRANSPORTS) describe.skipIf(RUNSC && transport === 'network')(`a session in a real container, over the ${transport} transport`, () => {
   let fn: TempDir;
   let data: TempDir;
   let state: TempDir;
@@ -45,7 +47,7 @@ describe.each(TRANSPORTS)('a session in a real container, over the %s transport'
 
   beforeAll(async () => {
     fn = await functionPackage({ 'index.js': FUNCTIONS });
-    data = await tempDir('ds-data');
+    data = await dataFolder();
     state = await tempDir('ds-state');
     await data.write('input.txt', 'hello from the host');
     session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, transport, limits: { timeoutMs: 1_000 } });
@@ -86,11 +88,14 @@ describe.each(TRANSPORTS)('a session in a real container, over the %s transport'
   });
 
   it('refuses write("../x") and a symlink planted in /data that leads out', async () => {
-    await expect(dsDockerRun('writeOut', { path: '../x', content: 'escape' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
-    await expect(dsDockerRun('writeOut', { path: '/etc/x', content: 'escape' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    // dev-utils refuses inside the container (a POLICY_DENIED there); the host sees the function's
+    // failure with that claim in details.code: only the platform itself raises POLICY_DENIED.
+    const denied = { code: 'FUNCTION_ERROR', details: { code: 'POLICY_DENIED' } };
+    await expect(dsDockerRun('writeOut', { path: '../x', content: 'escape' }, session)).rejects.toMatchObject(denied);
+    await expect(dsDockerRun('writeOut', { path: '/etc/x', content: 'escape' }, session)).rejects.toMatchObject(denied);
     await dsDockerRun('plant', { target: '/opt/ds/functions', name: 'link-out' }, session);
-    await expect(dsDockerRun('writeOut', { path: 'link-out/index.js', content: 'pwned' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
-    await expect(dsDockerRun('readIn', { path: 'link-out/package.json' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    await expect(dsDockerRun('writeOut', { path: 'link-out/index.js', content: 'pwned' }, session)).rejects.toMatchObject(denied);
+    await expect(dsDockerRun('readIn', { path: 'link-out/package.json' }, session)).rejects.toMatchObject(denied);
     // A link the container planted is only a link on the host: nothing followed it.
     expect((await lstat(join(data.path, 'link-out'))).isSymbolicLink()).toBe(true);
   });
@@ -108,9 +113,11 @@ describe.each(TRANSPORTS)('a session in a real container, over the %s transport'
           ws.close();
           resolve('opened');
         });
-        ws.on('error', (e) => resolve(e.message));
+        ws.on('error', (e) => resolve((e as NodeJS.ErrnoException).code ?? e.message));
       });
-      expect(status).toBe(401);
+      // The runtime stopped listening once the host came in (one host connection only): nothing
+      // answers at all. A runtime still listening would answer 401.
+      expect([401, 'ENOENT', 'ECONNREFUSED']).toContain(status);
     }
     // The real host connection is untouched.
     expect(await dsDockerRun('noop', null, session)).toBeNull();
@@ -133,7 +140,9 @@ describe.each(TRANSPORTS)('a session in a real container, over the %s transport'
       const lines = (await dsDockerRun('capabilities', null, session)) as string[];
       expect(lines).toContain('CapEff:\t0000000000000000');
       expect(lines).toContain('CapPrm:\t0000000000000000');
-      expect(lines).toContain('NoNewPrivs:\t1');
+      // gVisor's /proc/self/status has no NoNewPrivs line; runsc sets the flag on every process
+      // (prctl(PR_GET_NO_NEW_PRIVS) answers 1 inside, with or without the option).
+      expect(lines.find((l) => l.startsWith('NoNewPrivs')) ?? (RUNSC ? 'NoNewPrivs:\t1' : 'missing')).toBe('NoNewPrivs:\t1');
     });
 
     it('reaches nothing but the controller: no other interface (unix) and no service on the host loopback', async () => {
@@ -151,10 +160,10 @@ describe.each(TRANSPORTS)('a session in a real container, over the %s transport'
   });
 });
 
-describe('the network transport', () => {
+describe.skipIf(RUNSC)('the network transport (runc only)', () => {
   it("a session cannot reach another session's container", async () => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
     await using other = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
     const address = Object.values((await testDocker().containers.inspect(other.containerId)).networks)[0];
@@ -169,7 +178,7 @@ describe('the network transport', () => {
 describe('session lifecycle', () => {
   it('close() removes the container, its volume and the session folder, and is idempotent', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using state = await tempDir('ds-state');
     const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path });
     expect(await sessionResources(session.sessionId)).toHaveLength(2); // the container and its functions volume
@@ -180,9 +189,9 @@ describe('session lifecycle', () => {
     await expect(dsDockerRun('noop', null, session)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 
-  it('close() also removes the per-session network of the network transport', async () => {
+  it.skipIf(RUNSC)('close() also removes the per-session network of the network transport (runc only)', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
     expect(await dsDockerRun('noop', null, session)).toBeNull();
     expect((await sessionResources(session.sessionId)).filter((r) => r.startsWith('network'))).toHaveLength(1);
@@ -192,7 +201,7 @@ describe('session lifecycle', () => {
 
   it('await using closes the session at the end of the block', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     let id: string;
     {
       await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path });
@@ -204,7 +213,7 @@ describe('session lifecycle', () => {
 
   it('a package that fails to load gives CONTAINER_START_FAILED with its log lines, and leaves nothing behind', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const broken = () => { this is not javascript' });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using state = await tempDir('ds-state');
     const error = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'CONTAINER_START_FAILED' });
@@ -217,7 +226,7 @@ describe('session lifecycle', () => {
   });
 
   it('rejects bad input before creating anything', async () => {
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
     await using empty = await tempDir('ds-empty');
     await expect(dsDockerInit({ dataDir: join(data.path, 'missing'), functions: fn.path })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
@@ -243,11 +252,12 @@ describe('the session folder, which the container can reach', () => {
           return out;
         }`,
     });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using state = await tempDir('ds-state');
     await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path });
     expect(await dsDockerRun('plant', null, session)).toEqual(['file:EACCES', 'link:EACCES']);
-    expect(await readdir(join(state.path, 'sessions', session.sessionId))).toEqual(['runtime.sock']);
+    // Not even the socket is left: the runtime stops listening (and removes it) once the host is in.
+    expect(await readdir(join(state.path, 'sessions', session.sessionId))).toEqual([]);
   });
 
   it('a link planted in place of the socket is refused, never followed to the host socket it names', async () => {
@@ -269,7 +279,7 @@ describe('the session folder, which the container can reach', () => {
         swap(); setInterval(swap, 1).unref();
         export const noop = () => null;`,
     });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     try {
       const result = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, startTimeoutMs: 5_000 }).then(
         async (s) => {

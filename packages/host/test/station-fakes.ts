@@ -77,6 +77,7 @@ export function fakeEngine(): FakeEngine {
       remove: op('volumes.remove', () => undefined),
     },
     ping: op('ping', () => undefined),
+    runtimes: op('runtimes', () => ['runc']),
   } as unknown as DockerClient;
   Object.defineProperty(engine, 'release', { value: () => hung.splice(0).forEach((r) => r()) });
   return engine;
@@ -127,6 +128,7 @@ export function fakeInit(handler: Handler = (_fn, args) => args) {
       image: image.id,
       functions: [],
       limits,
+      sandboxRuntime: options.runtime ?? 'runc',
       get closed() {
         return closed;
       },

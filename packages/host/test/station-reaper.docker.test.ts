@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { dsDockerInit, LABELS, reapOrphans } from '@datastation/host';
-import { functionPackage, sessionResources, tempDir, testDocker } from '@datastation/test-support';
+import { dataFolder, functionPackage, sessionResources, tempDir, testDocker } from '@datastation/test-support';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const hostPackage = join(here, '..');
@@ -29,7 +29,7 @@ async function orphanController(args: string[]): Promise<{ session: string; cont
 describe('reapOrphans on a real engine', () => {
   it('removes the container and session folder of a controller killed with SIGKILL, and leaves a live session alone', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using state = await tempDir('ds-state');
     const user = `reap-${randomBytes(4).toString('hex')}`;
     const scope = [`${LABELS.user}=${user}`];

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DsError, isOpTimeout, limitDockerClient, OpLimiter, Station, type StationOptions } from '@datastation/host';
-import { functionPackage, tempDir } from '@datastation/test-support';
+import { dataFolder, functionPackage, tempDir } from '@datastation/test-support';
 import { fakeEngine, fakeInit, releaseHung, until, type FakeEngine } from './station-fakes.js';
 
 const deferred = <T = void>() => {
@@ -411,7 +411,7 @@ describe('Station (fake engine, fake sessions)', () => {
 describe('Station with dsDockerInit on an engine that misbehaves', () => {
   it('a start that hangs fails with CONTAINER_START_FAILED, leaves no session folder, and the container is removed when the start settles', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using state = await tempDir('ds-state');
     const engine = fakeEngine();
     const start = deferred();
@@ -429,7 +429,7 @@ describe('Station with dsDockerInit on an engine that misbehaves', () => {
 
   it('an engine that refuses connections fails the call at once with "Is Docker running?"', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
-    await using data = await tempDir('ds-data');
+    await using data = await dataFolder();
     await using state = await tempDir('ds-state');
     const engine = fakeEngine();
     engine.mode = 'down';

@@ -2,7 +2,8 @@
  * The protocol's numbers, apart from its schemas so that code running in every function worker
  * (dev-utils, the worker) can use them without loading zod.
  */
-export const PROTOCOL_VERSION = 1;
+/** 2: results travel as binary frames built by the runtime (see result-frames.ts); no JSON `result`. */
+export const PROTOCOL_VERSION = 2;
 
 /** The largest frame either side accepts by default: the default result limit plus envelope room. */
 export const DEFAULT_MAX_FRAME_BYTES = 48 * 1024 * 1024;
@@ -12,3 +13,31 @@ export const READ_CHUNK_BYTES = 256 * 1024;
 
 /** Chunks in flight per read before the runtime acknowledges. */
 export const READ_WINDOW_CHUNKS = 32;
+
+/** The longest station path a function may ask for (characters); longer ones are refused at once. */
+export const MAX_STATION_PATH_CHARS = 4096;
+
+/**
+ * Room the host allows in a runtime frame beyond the result limit. Every frame the runtime sends
+ * other than a result stays under it: log data is split into pieces of LOG_FRAME_CHARS, error
+ * texts are cut to ERROR_MESSAGE_CHARS / ERROR_STACK_CHARS, a result frame's header is at most
+ * 3 + 4 x 128 bytes. So a value at the result limit passes, and nothing else can end a session by size.
+ */
+export const RUNTIME_FRAME_ROOM_BYTES = 1024 * 1024;
+
+/** Characters of log data per `log` frame (JSON escaping can grow a character to 6 bytes). */
+export const LOG_FRAME_CHARS = 64 * 1024;
+
+/** Characters kept of an error's message and stack when it crosses to the host. */
+export const ERROR_MESSAGE_CHARS = 8 * 1024;
+export const ERROR_STACK_CHARS = 32 * 1024;
+
+/** The `maxPayload` a host needs for runtime frames when results may be `resultBytes` long. */
+export function maxRuntimeFrameBytes(resultBytes: number): number {
+  return resultBytes + RUNTIME_FRAME_ROOM_BYTES;
+}
+
+/** The largest frame the runtime accepts from the host: arguments share the result limit. Both sides use this one number. */
+export function maxHostFrameBytes(resultBytes: number): number {
+  return Math.max(DEFAULT_MAX_FRAME_BYTES, resultBytes + 64 * 1024);
+}

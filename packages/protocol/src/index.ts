@@ -17,9 +17,18 @@ export {
   ReadErrorMessage,
   ReadMetaMessage,
   ReadOpenMessage,
-  ResultMessage,
   RuntimeMessage,
 } from './messages.js';
 export { decodeChunkFrame, encodeChunkFrame } from './chunks.js';
 export { parseHostMessage, parseRuntimeMessage, type ParseResult } from './parse.js';
-export { decodeValue, encodeValue, type EncodedValue } from './values.js';
+export { decodeResultFrame, encodeResultFrame, RESULT_KIND, resultHeaderBytes, writeResultHeader, type ResultFrame, type ResultKind } from './result-frames.js';
+export { printable } from './printable.js';
+export {
+  ERROR_MESSAGE_CHARS,
+  ERROR_STACK_CHARS,
+  LOG_FRAME_CHARS,
+  MAX_STATION_PATH_CHARS,
+  maxHostFrameBytes,
+  maxRuntimeFrameBytes,
+  RUNTIME_FRAME_ROOM_BYTES,
+} from './constants.js';

@@ -1,12 +1,17 @@
 import { z } from 'zod';
 import { ERROR_CODE_NAMES } from './codes.js';
-import { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, READ_CHUNK_BYTES, READ_WINDOW_CHUNKS } from './constants.js';
+import { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, MAX_STATION_PATH_CHARS, READ_CHUNK_BYTES, READ_WINDOW_CHUNKS } from './constants.js';
 
 /**
- * Host <-> runtime messages. Every frame is one JSON object with a `type`. The host drives
- * (`invoke`, `cancel`); the runtime answers (`hello`, `log`, `result`, `error`). Call ids are
+ * Host <-> runtime messages. Every text frame is one JSON object with a `type`. The host drives
+ * (`invoke`, `cancel`); the runtime answers (`hello`, `log`, `error`, and results). Call ids are
  * chosen by the host and unique per connection; `id: null` marks an error that belongs to no call
  * (a frame that could not be parsed, for instance).
+ *
+ * Binary frames: runtime → host, a call's result (result-frames.ts: `[u8 kind][u16 idLength][id]
+ * [payload]`, kind 1 = the value as JSON text, kind 2 = raw bytes); host → runtime, a chunk of a
+ * station read (chunks.ts). A result is never a JSON text frame: the runtime builds its header
+ * from its own bookkeeping, so nothing a function returns can change which call it answers.
  */
 
 export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, READ_CHUNK_BYTES, READ_WINDOW_CHUNKS };
@@ -47,20 +52,13 @@ export const LogMessage = z.object({
   truncated: z.boolean().optional(),
 });
 
-export const ResultMessage = z.object({
-  type: z.literal('result'),
-  id: callId,
-  value: z.unknown(),
-  /** `base64`: the function returned bytes (a Uint8Array); `value` holds them base64-encoded. */
-  encoding: z.literal('base64').optional(),
-});
-
 export const ErrorMessage = z.object({
   type: z.literal('error'),
   id: callId.nullable(),
   code: z.enum(ERROR_CODE_NAMES),
   message: z.string(),
   stack: z.string().optional(),
+  /** For a function's failure, `code` is the code the function claimed when the platform did not accept it. */
   details: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -78,7 +76,7 @@ export const ReadOpenMessage = z.object({
   rid: readId,
   /** The call that reads, so the host can attribute (and audit) it. */
   id: callId,
-  path: z.string().min(1).max(4096),
+  path: z.string().min(1).max(MAX_STATION_PATH_CHARS),
   /** Chunks the host may send before the next ack. */
   window: z.number().int().positive().max(1024),
 });
@@ -115,7 +113,7 @@ export const ReadErrorMessage = z.object({
 
 
 export const HostMessage = z.discriminatedUnion('type', [InvokeMessage, CancelMessage, ReadMetaMessage, ReadEndMessage, ReadErrorMessage]);
-export const RuntimeMessage = z.discriminatedUnion('type', [HelloMessage, LogMessage, ResultMessage, ErrorMessage, ReadOpenMessage, ReadAckMessage, ReadCancelMessage]);
+export const RuntimeMessage = z.discriminatedUnion('type', [HelloMessage, LogMessage, ErrorMessage, ReadOpenMessage, ReadAckMessage, ReadCancelMessage]);
 
 export type ReadOpenMessage = z.infer<typeof ReadOpenMessage>;
 export type ReadAckMessage = z.infer<typeof ReadAckMessage>;
@@ -128,7 +126,6 @@ export type InvokeMessage = z.infer<typeof InvokeMessage>;
 export type CancelMessage = z.infer<typeof CancelMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
 export type LogMessage = z.infer<typeof LogMessage>;
-export type ResultMessage = z.infer<typeof ResultMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 /** What the host sends to the runtime. */
 export type HostMessage = z.infer<typeof HostMessage>;

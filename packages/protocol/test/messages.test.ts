@@ -21,9 +21,6 @@ const validRuntime: Record<string, RuntimeMessage> = {
   hello: { type: 'hello', protocol: PROTOCOL_VERSION, runtime: '0.1.0', node: 'v20.0.0', functions: ['a', 'b'] },
   log: { type: 'log', id: 'call-1', stream: 'stdout', data: 'hello\n' },
   logNoCall: { type: 'log', id: null, stream: 'stderr', data: 'x', truncated: true },
-  result: { type: 'result', id: 'call-1', value: { mean: 3.5 } },
-  resultNull: { type: 'result', id: 'call-1', value: null },
-  resultBytes: { type: 'result', id: 'call-1', value: 'AAEC', encoding: 'base64' },
   error: { type: 'error', id: 'call-1', code: 'FUNCTION_ERROR', message: 'kaboom', stack: 'Error: kaboom\n    at x', details: { a: 1 } },
   errorNoCall: { type: 'error', id: null, code: 'PROTOCOL_ERROR', message: 'bad frame' },
 };
@@ -111,7 +108,7 @@ describe('malformed frames are rejected as values with PROTOCOL_ERROR', () => {
   it('missing id', () => {
     expectRejected(parseHostMessage(JSON.stringify({ type: 'invoke', fn: 'f', args: null, deadline })), 'id');
     expectRejected(parseHostMessage(JSON.stringify({ type: 'cancel' })), 'id');
-    expectRejected(parseRuntimeMessage(JSON.stringify({ type: 'result', value: 1 })), 'id');
+    expectRejected(parseRuntimeMessage(JSON.stringify({ type: 'error', code: 'FUNCTION_ERROR', message: 'x' })), 'id');
   });
 
   it('empty fn', () => {
@@ -138,12 +135,15 @@ describe('malformed frames are rejected as values with PROTOCOL_ERROR', () => {
   it('oversize id (> 128 characters)', () => {
     expectRejected(parseHostMessage(JSON.stringify({ type: 'cancel', id: 'x'.repeat(129) })), 'id');
     expectRejected(parseHostMessage(JSON.stringify({ ...validHost.invoke, id: 'x'.repeat(129) })), 'id');
-    expectRejected(parseRuntimeMessage(JSON.stringify({ ...validRuntime.result, id: 'x'.repeat(129) })), 'id');
+    expectRejected(parseRuntimeMessage(JSON.stringify({ ...validRuntime.error, id: 'x'.repeat(129) })), 'id');
   });
 
-  it('bad log stream and bad encoding', () => {
+  it('bad log stream', () => {
     expectRejected(parseRuntimeMessage(JSON.stringify({ ...validRuntime.log, stream: 'stdin' })), 'stream');
-    expectRejected(parseRuntimeMessage(JSON.stringify({ ...validRuntime.result, encoding: 'hex' })), 'encoding');
+  });
+
+  it('a JSON result frame (protocol 1): results travel only as binary frames now', () => {
+    expectRejected(parseRuntimeMessage(JSON.stringify({ type: 'result', id: 'call-1', value: 1 })), "'result'", 'type');
   });
 
   it('does not echo a huge type back in the message', () => {

@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_FRAME_BYTES } from '@datastation/protocol/constants';
+import { maxHostFrameBytes } from '@datastation/protocol/constants';
 import { DsError } from '@datastation/protocol/errors';
 
 /** Everything the runtime needs, read once from the environment the host gives the container. */
@@ -45,7 +45,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeConf
 
 /** The largest frame the runtime accepts from the host: arguments share the result limit. */
 export function maxFrameBytes(config: RuntimeConfig): number {
-  return Math.max(DEFAULT_MAX_FRAME_BYTES, config.resultBytes + 64 * 1024);
+  return maxHostFrameBytes(config.resultBytes);
 }
 
 function int(value: string, name: string): number {

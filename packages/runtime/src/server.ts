@@ -1,21 +1,27 @@
-import { chmod, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
+  ERROR_MESSAGE_CHARS,
+  ERROR_STACK_CHARS,
   type ErrorCode,
   type HostMessage,
   type InvokeMessage,
+  LOG_FRAME_CHARS,
   PROTOCOL_VERSION,
+  READ_WINDOW_CHUNKS,
   decodeChunkFrame,
+  encodeResultFrame,
   parseHostMessage,
+  writeResultHeader,
 } from '@datastation/protocol';
 import { isAuthorised } from './auth.js';
 import { reapStrayProcesses } from './strays.js';
 import { maxFrameBytes, type RuntimeConfig } from './config.js';
 import { RUNTIME_VERSION } from './version.js';
-import type { ReadFromWorker } from './worker-messages.js';
+import { acceptWorkerCode, type ReadFromWorker, stationPathProblem } from './worker-messages.js';
 import { type CallOutcome, createPool, type ReadPeer, type WorkerPool } from './worker-pool.js';
 
 export interface RuntimeServer {
@@ -31,15 +37,13 @@ interface CallState {
   logLimit: number;
   truncated: boolean;
   done: boolean;
+  /** The host refused a station read of this call: only then may its failure be POLICY_DENIED. */
+  hostDenied: boolean;
 }
 
 const HEARTBEAT_MS = 15_000;
 const REAP_AFTER_MS = 50;
 
-/**
- * The runtime's one job: accept the host (and only the host), say hello, run each `invoke` in the
- * worker pool under its deadline, and answer every call exactly once.
- */
 /** A station read relayed between a worker (`wrid`) and the host (`rid`). */
 interface RelayedRead {
   rid: number;
@@ -49,6 +53,10 @@ interface RelayedRead {
   socket: WebSocket;
 }
 
+/**
+ * The runtime's one job: accept the host (and only the host), say hello, run each `invoke` in the
+ * worker pool under its deadline, and answer every call exactly once.
+ */
 export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, pool: WorkerPool = createPool(config, workerUrl)): Promise<RuntimeServer> {
   const calls = new Map<string, CallState>();
   const reads = new Map<number, RelayedRead>();
@@ -76,20 +84,37 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes(config), perMessageDeflate: false });
   let current: WebSocket | undefined;
 
+  /*
+   * One host, once. The secret is in the container's environment at start (/proc/1/environ and
+   * the runtime's own /proc/<pid>/environ still show it), so a function can learn it: the first
+   * authenticated connection wins and the listener closes at once (the socket file goes, the
+   * port closes), so knowing the secret later gains nothing.
+   */
+  let hostAccepted = false;
   let shuttingDown = false;
+  let listenerClosed: Promise<void> | undefined;
+  const stopListening = (): Promise<void> =>
+    (listenerClosed ??= new Promise<void>((resolve) => {
+      http.close(() => resolve());
+      http.closeIdleConnections();
+    }));
   http.on('upgrade', (request, socket: Duplex, head) => {
     socket.on('error', () => socket.destroy());
-    if (shuttingDown) return void socket.destroy();
+    if (shuttingDown || hostAccepted) return void socket.destroy();
     if (!isAuthorised(request, config.secret)) {
       socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws));
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      // Claimed once the handshake is complete, so a malformed upgrade cannot lock the host out.
+      if (hostAccepted) return ws.terminate();
+      hostAccepted = true;
+      void stopListening();
+      onConnection(ws);
+    });
   });
 
   function onConnection(ws: WebSocket): void {
-    // One host at a time: a reconnecting host replaces a stale connection.
-    if (current && current.readyState === WebSocket.OPEN) current.close(4000, 'replaced by a new host connection');
     current = ws;
     let alive = true;
     let lastTick = Date.now();
@@ -145,6 +170,10 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       case 'read.error': {
         const read = reads.get(message.rid);
         if (!read) return;
+        if (message.code === 'POLICY_DENIED') {
+          const call = calls.get(read.callId);
+          if (call) call.hostDenied = true;
+        }
         read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: message.code, message: message.message });
         return endRead(read, false);
       }
@@ -153,18 +182,23 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
 
   function relayFromWorker(peer: ReadPeer, message: ReadFromWorker): void {
     if (message.t === 'read.open') {
+      // The pool let through only an open from the worker that runs this call.
       const call = calls.get(message.id);
       if (!call) {
         return peer.postRead({ t: 'read.error', wrid: message.wrid, code: 'CANCELLED', message: 'The call that asked for this read has ended.' });
       }
+      // The host drops a frame it cannot parse: a path it would refuse must be refused here, at once.
+      const problem = stationPathProblem(message.path);
+      if (problem) return peer.postRead({ t: 'read.error', wrid: message.wrid, code: 'BAD_REQUEST', message: `The station read was refused: ${problem}.` });
+      let byWrid = readsByPeer.get(peer);
+      if (byWrid?.has(message.wrid)) return; // a worker's read id in use: a forgery, and the open read keeps it
       const rid = nextRid;
       nextRid = nextRid >= 0xffffffff ? 1 : nextRid + 1;
       const read: RelayedRead = { rid, wrid: message.wrid, peer, callId: call.id, socket: call.socket };
       reads.set(rid, read);
-      let byWrid = readsByPeer.get(peer);
       if (!byWrid) readsByPeer.set(peer, (byWrid = new Map()));
       byWrid.set(message.wrid, read);
-      return send(call.socket, JSON.stringify({ type: 'read.open', rid, id: call.id, path: message.path, window: message.window }));
+      return send(call.socket, JSON.stringify({ type: 'read.open', rid, id: call.id, path: message.path, window: READ_WINDOW_CHUNKS }));
     }
     const read = readsByPeer.get(peer)?.get(message.wrid);
     if (!read) return;
@@ -207,6 +241,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       logLimit: message.logBytes ?? config.logBytes,
       truncated: false,
       done: false,
+      hostDenied: false,
       timer: setTimeout(() => {
         finish(call, { ok: false, code: 'TIMEOUT', message: `The call ran past its deadline of ${new Date(message.deadline).toISOString()} and was stopped.` }, true, 'timeout');
       }, remaining),
@@ -233,12 +268,19 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       endRead(read, true);
     }
     if (outcome.ok) {
-      if (outcome.bytes) {
-        send(call.socket, `{"type":"result","id":${JSON.stringify(call.id)},"encoding":"base64","value":"${Buffer.from(outcome.bytes.buffer, outcome.bytes.byteOffset, outcome.bytes.byteLength).toString('base64')}"}`);
-      } else {
-        // The worker already serialised the value: splice it in rather than stringify twice.
-        send(call.socket, `{"type":"result","id":${JSON.stringify(call.id)},"value":${outcome.json ?? 'null'}}`);
+      // The worker serialised the value into the frame; the header (which call this answers) is
+      // written here from the runtime's own bookkeeping, over whatever the worker left there.
+      let frame: Uint8Array;
+      try {
+        if ('json' in outcome) frame = encodeResultFrame(outcome.kind, call.id, outcome.json);
+        else writeResultHeader((frame = outcome.frame), outcome.kind, call.id);
+      } catch {
+        return sendError(call.socket, call.id, 'FUNCTION_ERROR', 'The function\'s worker sent a result the runtime cannot frame.');
       }
+      if (call.socket.readyState === WebSocket.OPEN) call.socket.send(frame, { binary: true });
+    } else if (outcome.claimed) {
+      const { code, details } = acceptWorkerCode(outcome.code, call.hostDenied);
+      sendError(call.socket, call.id, code, outcome.message, outcome.stack, details);
     } else {
       sendError(call.socket, call.id, outcome.code, outcome.message, outcome.stack);
     }
@@ -269,18 +311,33 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
         call.truncated = true;
         const room = Math.max(0, call.logLimit - call.logBytes);
         const head = Buffer.from(data).subarray(0, room).toString('utf8');
-        send(ws, JSON.stringify({ type: 'log', id, stream, data: `${head}\n[datastation: output truncated at ${call.logLimit} bytes]\n`, truncated: true }));
+        sendLog(ws, id, stream, head);
+        send(ws, JSON.stringify({ type: 'log', id, stream, data: `\n[datastation: output truncated at ${call.logLimit} bytes]\n`, truncated: true }));
         return;
       }
       call.logBytes += bytes;
     } else if (id) {
       return; // output from a call that already finished: nobody to give it to
+    } else if (data.length > LOG_FRAME_CHARS) {
+      // Output of no call (module load) has no budget: keep one frame's worth of each write.
+      data = `${data.slice(0, LOG_FRAME_CHARS)}\n[datastation: output outside a call cut at ${LOG_FRAME_CHARS} characters]\n`;
     }
-    send(ws, JSON.stringify({ type: 'log', id, stream, data }));
+    sendLog(ws, id, stream, data);
   }
 
-  function sendError(ws: WebSocket, id: string | null, code: ErrorCode, message: string, stack?: string): void {
-    send(ws, JSON.stringify({ type: 'error', id, code, message, ...(stack ? { stack } : {}) }));
+  /** Log data in frames of at most LOG_FRAME_CHARS, so no log frame nears the host's frame limit. */
+  function sendLog(ws: WebSocket, id: string | null, stream: 'stdout' | 'stderr', data: string): void {
+    if (data.length <= LOG_FRAME_CHARS) return send(ws, JSON.stringify({ type: 'log', id, stream, data }));
+    for (let at = 0; at < data.length; at += LOG_FRAME_CHARS) {
+      send(ws, JSON.stringify({ type: 'log', id, stream, data: data.slice(at, at + LOG_FRAME_CHARS) }));
+    }
+  }
+
+  function sendError(ws: WebSocket, id: string | null, code: ErrorCode, message: string, stack?: string, details?: Record<string, unknown>): void {
+    // A function's message and stack are its own text, of any size: cut them so the frame stays small.
+    const text = cut(message, ERROR_MESSAGE_CHARS);
+    const trace = stack === undefined ? undefined : cut(stack, ERROR_STACK_CHARS);
+    send(ws, JSON.stringify({ type: 'error', id, code, message: text, ...(trace ? { stack: trace } : {}), ...(details ? { details } : {}) }));
   }
 
   function send(ws: WebSocket, frame: string): void {
@@ -289,9 +346,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
 
   if (config.socketPath) {
     await rm(config.socketPath, { force: true });
+    // The host may run as another uid than the container (mode 0666, see listen); the folder around the socket is what guards it.
     await listen(http, config.socketPath);
-    // The host may run as another uid than the container; the folder around the socket is what guards it.
-    await chmod(config.socketPath, 0o666);
   } else {
     await listen(http, config.port ?? 0);
   }
@@ -303,7 +359,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     // the socket) before the error goes up and the process exits.
     shuttingDown = true;
     for (const client of wss.clients) client.terminate();
-    const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+    const closed = stopListening();
     http.closeAllConnections();
     await closed;
     throw error;
@@ -311,12 +367,20 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   return {
     functions,
     async close() {
+      shuttingDown = true;
       for (const call of [...calls.values()]) finish(call, { ok: false, code: 'CANCELLED', message: 'The runtime is shutting down.' }, false);
       for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+      const closed = stopListening();
+      http.closeAllConnections();
+      await closed;
       await pool.close();
     },
   };
+}
+
+/** `text` cut to `max` characters, saying so. */
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… [cut at ${max} characters]`;
 }
 
 /** The call id of an `invoke` that failed validation, if it has a usable one. */
@@ -332,8 +396,17 @@ function callIdOf(frame: Buffer): string | null {
 function listen(server: Server, target: string | number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    if (typeof target === 'string') server.listen(target, () => resolve());
-    else server.listen(target, networkAddress(), () => resolve());
+    if (typeof target === 'string') {
+      // The socket's mode is set as it is created, through the umask: under gVisor (runsc), chmod
+      // of a socket in a bind-mounted folder fails with EPERM. listen() binds synchronously, so
+      // the umask differs only for that moment.
+      const umask = process.umask(0o111);
+      try {
+        server.listen(target, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
+    } else server.listen(target, networkAddress(), () => resolve());
   });
 }
 

@@ -5,9 +5,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { AsyncLocalStorage } from 'node:async_hooks';
-import { READ_WINDOW_CHUNKS } from '@datastation/protocol/constants';
 import { DsError } from '@datastation/protocol/errors';
-import type { ReadFromWorker, ReadToWorker } from './worker-messages.js';
+import { type ReadFromWorker, type ReadToWorker, stationPathProblem } from './worker-messages.js';
 
 interface OpenRead {
   chunks: Uint8Array[];
@@ -32,11 +31,14 @@ export function createStationReads(port: MessagePort, callScope: AsyncLocalStora
 
   async function* stream(path: string): AsyncGenerator<Uint8Array> {
     const id = callScope.getStore();
-    if (!id) throw new DsError('BAD_REQUEST', `read('${path}') of owner data must run inside a function call, not at module load.`);
+    if (!id) throw new DsError('BAD_REQUEST', `read('${clip(path)}') of owner data must run inside a function call, not at module load.`);
+    // Refused here, at once: the host would drop the request unanswered, and the read would hang to TIMEOUT.
+    const problem = stationPathProblem(path);
+    if (problem) throw new DsError('BAD_REQUEST', `read('${clip(path)}') refused: ${problem}.`, { details: { length: path.length } });
     const wrid = next++;
     const read: OpenRead = { chunks: [], done: false, error: undefined, wake: undefined };
     reads.set(wrid, read);
-    post({ t: 'read.open', wrid, id, path, window: READ_WINDOW_CHUNKS });
+    post({ t: 'read.open', wrid, id, path });
     let finished = false;
     try {
       for (;;) {
@@ -69,4 +71,9 @@ export function createStationReads(port: MessagePort, callScope: AsyncLocalStora
     },
   };
   return { channel, onMessage };
+}
+
+/** A path short enough to quote in a message. */
+function clip(path: string): string {
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
 }

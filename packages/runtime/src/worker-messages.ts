@@ -1,4 +1,6 @@
-import type { ErrorCode } from '@datastation/protocol/errors';
+import { MAX_STATION_PATH_CHARS, READ_WINDOW_CHUNKS } from '@datastation/protocol/constants';
+import { type ErrorCode, isErrorCode } from '@datastation/protocol/errors';
+import { RESULT_KIND, type ResultKind } from '@datastation/protocol/result-frames';
 
 /** Messages between the runtime's main thread and one function worker (never on the wire). */
 export type ToWorker =
@@ -14,16 +16,28 @@ export type ReadToWorker =
   | { t: 'read.end'; wrid: number; bytes: number }
   | { t: 'read.error'; wrid: number; code: ErrorCode; message: string };
 
+/** The main thread grants each read READ_WINDOW_CHUNKS itself: a worker does not choose the window. */
 export type ReadFromWorker =
-  | { t: 'read.open'; wrid: number; id: string; path: string; window: number }
+  | { t: 'read.open'; wrid: number; id: string; path: string }
   | { t: 'read.ack'; wrid: number; chunks: number }
   | { t: 'read.cancel'; wrid: number };
 
+/**
+ * Everything a worker may post. Function code runs in the worker and can post anything on
+ * `parentPort`, so the main thread believes none of it unchecked: see checkFromWorker.
+ */
 export type FromWorker =
   | { t: 'ready'; functions: string[] }
   | { t: 'load-error'; message: string; stack?: string }
-  /** `json` is the value already serialised (so the size check needs no second pass); `bytes` for a Uint8Array. */
-  | { t: 'result'; id: string; json?: string; bytes?: Uint8Array }
+  /**
+   * `frame` is a whole result frame (result-frames.ts) with its header bytes left for the main
+   * thread to write from its own bookkeeping; the worker serialises once and transfers the buffer.
+   * A small JSON value comes as `json` text instead: copying a short string is cheaper than
+   * allocating and transferring a buffer, and the main thread frames it the same way.
+   */
+  | { t: 'result'; id: string; kind: ResultKind; frame: Uint8Array }
+  | { t: 'result'; id: string; kind: typeof RESULT_KIND.json; json: string }
+  /** `code` is what the worker (or the function) claims; the main thread decides what the host sees. */
   | { t: 'error'; id: string; code: ErrorCode; message: string; stack?: string }
   | { t: 'log'; id: string | null; stream: 'stdout' | 'stderr'; data: string }
   | { t: 'pong'; n: number }
@@ -32,4 +46,73 @@ export type FromWorker =
 export interface WorkerInit {
   functionsDir: string;
   resultBytes: number;
+}
+
+/**
+ * The shape check on every message a worker posts: the message itself when it is well formed,
+ * else undefined (the caller drops it). Hand-written and small, so workers need no schema library
+ * and the warm path pays a few `typeof`s. Whether a well-formed message concerns a call that
+ * worker runs is the pool's question (worker-pool.ts).
+ */
+export function checkFromWorker(value: unknown): FromWorker | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const m = value as Record<string, unknown>;
+  switch (m.t) {
+    case 'result':
+      if (!isCallId(m.id)) return undefined;
+      if (m.kind === RESULT_KIND.json && typeof m.json === 'string') return { t: 'result', id: m.id, kind: RESULT_KIND.json, json: m.json };
+      return (m.kind === RESULT_KIND.json || m.kind === RESULT_KIND.bytes) && m.frame instanceof Uint8Array ? { t: 'result', id: m.id, kind: m.kind, frame: m.frame } : undefined;
+    case 'error':
+      return isCallId(m.id) && isErrorCode(m.code) && typeof m.message === 'string' && optionalString(m.stack) ? (m as FromWorker) : undefined;
+    case 'log':
+      return (m.id === null || isCallId(m.id)) && (m.stream === 'stdout' || m.stream === 'stderr') && typeof m.data === 'string' ? (m as FromWorker) : undefined;
+    case 'pong':
+      return isCount(m.n) ? (m as FromWorker) : undefined;
+    case 'read.open':
+      return isCount(m.wrid) && isCallId(m.id) && typeof m.path === 'string' ? { t: 'read.open', wrid: m.wrid as number, id: m.id as string, path: m.path } : undefined;
+    case 'read.ack':
+      return isCount(m.wrid) && isCount(m.chunks) && (m.chunks as number) >= 1 && (m.chunks as number) <= READ_WINDOW_CHUNKS ? (m as FromWorker) : undefined;
+    case 'read.cancel':
+      return isCount(m.wrid) ? (m as FromWorker) : undefined;
+    case 'ready':
+      return Array.isArray(m.functions) && m.functions.every((f) => typeof f === 'string') ? (m as FromWorker) : undefined;
+    case 'load-error':
+      return typeof m.message === 'string' && optionalString(m.stack) ? (m as FromWorker) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Why `path` cannot be asked of the host, or undefined when it can. */
+export function stationPathProblem(path: string): string | undefined {
+  if (path.length === 0) return 'the path is empty';
+  if (path.length > MAX_STATION_PATH_CHARS) return `the path is ${path.length} characters long; station paths have at most ${MAX_STATION_PATH_CHARS}`;
+  if (path.includes('\0')) return 'the path contains a NUL character';
+  return undefined;
+}
+
+/** The codes a worker may give a call's failure: its own checks, and a function's own failures. */
+const WORKER_CODES: ReadonlySet<ErrorCode> = new Set(['FUNCTION_ERROR', 'FUNCTION_NOT_FOUND', 'RESULT_TOO_LARGE', 'BAD_REQUEST']);
+
+/**
+ * What the host sees of a code a worker posted. Codes only the platform may raise (OUT_OF_MEMORY,
+ * TIMEOUT, POLICY_DENIED, ...) are never taken from a worker: the call is the function's failure,
+ * and the code it claimed goes into `details.code`. POLICY_DENIED passes only when the host really
+ * refused a station read of that very call (`hostDenied`).
+ */
+export function acceptWorkerCode(claimed: ErrorCode, hostDenied: boolean): { code: ErrorCode; details?: { code: ErrorCode } } {
+  if (WORKER_CODES.has(claimed) || (claimed === 'POLICY_DENIED' && hostDenied)) return { code: claimed };
+  return { code: 'FUNCTION_ERROR', details: { code: claimed } };
+}
+
+function isCallId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 128;
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function optionalString(value: unknown): boolean {
+  return value === undefined || typeof value === 'string';
 }

@@ -1,11 +1,17 @@
 import { Worker } from 'node:worker_threads';
 import { DsError, type ErrorCode } from '@datastation/protocol/errors';
 import type { RuntimeConfig } from './config.js';
-import type { FromWorker, ReadFromWorker, ReadToWorker, ToWorker, WorkerInit } from './worker-messages.js';
+import type { ResultKind } from '@datastation/protocol/result-frames';
+import { checkFromWorker, type FromWorker, type ReadFromWorker, type ReadToWorker, type ToWorker, type WorkerInit } from './worker-messages.js';
 
+/**
+ * How a call ended. `frame` is a result frame whose header the server writes; `claimed` marks a
+ * code that came from the worker, which the server checks before the host sees it.
+ */
 export type CallOutcome =
-  | { ok: true; json?: string; bytes?: Uint8Array }
-  | { ok: false; code: ErrorCode; message: string; stack?: string };
+  | { ok: true; kind: ResultKind; frame: Uint8Array }
+  | { ok: true; kind: ResultKind; json: string }
+  | { ok: false; code: ErrorCode; message: string; stack?: string; claimed?: true };
 
 /** What the pool tells the server; set once the server exists (the pool starts first, for speed). */
 export interface WorkerPoolHooks {
@@ -58,23 +64,36 @@ class PoolWorker implements ReadPeer {
     private readonly onExit: (w: PoolWorker) => void,
   ) {
     this.ready = new Promise<string[]>((resolve, reject) => {
-      worker.on('message', (m: FromWorker) => {
+      let loaded = false;
+      worker.on('message', (posted: unknown) => {
+        // Function code shares the worker and can post anything: check the shape, then that the
+        // message concerns a call this worker runs. Ids of other workers' calls are never taken.
+        const m = checkFromWorker(posted);
+        if (!m) return this.onInvalid?.(this);
         switch (m.t) {
           case 'ready':
+            if (loaded) return;
+            loaded = true;
             resolve(m.functions);
             break;
           case 'load-error':
+            if (loaded) return;
             reject(new DsError('FUNCTION_ERROR', `The function package failed to load: ${m.message}`, m.stack ? { remoteStack: m.stack } : {}));
             break;
           case 'result':
+            if (!this.runs(m.id)) return;
             this.stopping.delete(m.id);
-            this.settle(m.id, { ok: true, ...(m.json !== undefined ? { json: m.json } : {}), ...(m.bytes ? { bytes: m.bytes } : {}) });
+            this.settle(m.id, 'json' in m ? { ok: true, kind: m.kind, json: m.json } : { ok: true, kind: m.kind, frame: m.frame });
             break;
           case 'error':
+            if (!this.runs(m.id)) return;
             this.stopping.delete(m.id);
-            this.settle(m.id, { ok: false, code: m.code, message: m.message, ...(m.stack ? { stack: m.stack } : {}) });
+            this.settle(m.id, { ok: false, code: m.code, message: m.message, ...(m.stack ? { stack: m.stack } : {}), claimed: true });
             break;
           case 'log':
+            // Never under another worker's call. (Late output of this worker's ended calls goes too:
+            // the server would drop it anyway, having no call to give it to.)
+            if (m.id !== null && !this.runs(m.id)) return;
             this.hooks.onLog?.(m.id, m.stream, m.data);
             break;
           case 'pong':
@@ -82,6 +101,10 @@ class PoolWorker implements ReadPeer {
             this.pongs.delete(m.n);
             break;
           case 'read.open':
+            // Only a call running here may read; a late open of a call that ended gets its answer.
+            if (!this.pending.has(m.id)) return this.postRead({ t: 'read.error', wrid: m.wrid, code: 'CANCELLED', message: 'The call that asked for this read is not running.' });
+            this.hooks.onRead?.(this, m);
+            break;
           case 'read.ack':
           case 'read.cancel':
             this.hooks.onRead?.(this, m);
@@ -113,6 +136,22 @@ class PoolWorker implements ReadPeer {
     });
     // A load failure is reported through start(); avoid an unhandled rejection for later workers.
     this.ready.catch(() => undefined);
+  }
+
+  /** Calls given to this worker that wait for it to load. */
+  waiting = 0;
+
+  /** Calls it runs or is about to run. */
+  get load(): number {
+    return this.pending.size + this.waiting;
+  }
+
+  /** Set by the pool: a worker that posts a malformed message is retired. */
+  onInvalid: ((w: PoolWorker) => void) | undefined;
+
+  /** The call is this worker's and still unanswered, or answered (stopped) but still running. */
+  runs(id: string): boolean {
+    return this.pending.has(id) || this.stopping.has(id);
   }
 
   send(message: ToWorker): void {
@@ -192,11 +231,15 @@ export class WorkerPool {
   async call(id: string, fn: string, args: unknown, logBytes: number): Promise<CallOutcome> {
     // A call stopped (cancel, timeout) while it waits for a worker must never start.
     this.starting.set(id, undefined);
-    let worker: PoolWorker;
+    // Chosen at once and counted while its worker loads, so calls that arrive together spread
+    // over workers instead of all taking the one that looked idle.
+    const worker = this.pick();
     let stopped: CallOutcome | undefined;
+    worker.waiting++;
     try {
-      worker = await this.pick();
+      await worker.ready;
     } finally {
+      worker.waiting--;
       stopped = this.starting.get(id);
       this.starting.delete(id);
     }
@@ -237,14 +280,14 @@ export class WorkerPool {
    * was running end with CANCELLED. A responsive one (`drain`) first finishes its other calls:
    * each still ends by its own deadline, so the wait is bounded.
    */
-  private retire(worker: PoolWorker, why: string, drain: boolean): void {
+  private retire(worker: PoolWorker, why: string, drain: boolean, code: ErrorCode = 'CANCELLED'): void {
     if (worker.exited || worker.retired) return;
     worker.retired = true;
     if (!this.closed && this.usable().length === 0) this.spawn();
     const terminate = () => {
       worker.onDrained = undefined;
       const message = `Stopped because ${why}; a fresh worker serves the next call.`;
-      for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code: 'CANCELLED', message });
+      for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code, message });
       void worker.worker.terminate().then(() => this.hooks.onRetire?.());
     };
     if (drain && worker.pending.size > 0) worker.onDrained = terminate;
@@ -257,16 +300,12 @@ export class WorkerPool {
     this.workers = [];
   }
 
-  private async pick(): Promise<PoolWorker> {
+  private pick(): PoolWorker {
     const live = this.usable();
-    const idle = live.find((w) => w.pending.size === 0);
-    if (idle) return idle.ready.then(() => idle);
-    if (live.length < this.options.maxWorkers) {
-      const fresh = this.spawn();
-      return fresh.ready.then(() => fresh);
-    }
-    const least = live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-    return least.ready.then(() => least);
+    const idle = live.find((w) => w.load === 0);
+    if (idle) return idle;
+    if (live.length < this.options.maxWorkers) return this.spawn();
+    return live.reduce((a, b) => (b.load < a.load ? b : a));
   }
 
   private usable(): PoolWorker[] {
@@ -288,6 +327,8 @@ export class WorkerPool {
       // Keep one warm worker so the call after a crash does not pay for a cold module load.
       if (!this.closed && this.usable().length === 0) this.spawn();
     });
+    // Only function code posts malformed messages: the worker is no longer trusted with calls.
+    pw.onInvalid = (bad) => this.retire(bad, 'a function in its worker posted a malformed message to the runtime', false, 'FUNCTION_ERROR');
     this.workers.push(pw);
     return pw;
   }

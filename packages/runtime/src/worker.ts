@@ -6,6 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { type ErrorCode, isDsError } from '@datastation/protocol/errors';
+import { RESULT_KIND, resultHeaderBytes } from '@datastation/protocol/result-frames';
 import { setHostChannel } from '@datastation/dev-utils';
 import { loadFunctions, type LoadedFunction } from './functions-loader.js';
 import { createStationReads } from './station-reads.js';
@@ -85,32 +86,41 @@ async function runCall(id: string, name: string, args: unknown): Promise<void> {
     signal: controller.signal,
     log: (...parts: unknown[]) => console.log(...parts),
   };
+  let value: unknown;
   try {
-    const value = await callScope.run(id, () => fn(args, ctx));
-    post(serialise(id, value));
+    value = await callScope.run(id, () => fn(args, ctx));
   } catch (error) {
     const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : safeJson(error) ?? String(error));
-    post({ t: 'error', id, code: passThroughCode(error), message: e.message || e.name, ...(e.stack ? { stack: e.stack } : {}) });
+    post({ t: 'error', id, code: claimedCode(error), message: e.message || e.name, ...(e.stack ? { stack: e.stack } : {}) });
+    return;
   } finally {
     aborts.delete(id);
   }
+  const message = serialise(id, value);
+  if (message.t === 'result' && 'frame' in message) post(message, [message.frame.buffer as ArrayBuffer]);
+  else post(message);
 }
 
 /**
- * dev-utils refuses a path with POLICY_DENIED or BAD_REQUEST; those codes reach the caller as they
- * are. Anything else a function throws, whatever code it claims, is the function's own failure.
+ * The code a thrown error claims (a DsError's, from dev-utils say), else FUNCTION_ERROR. Only a
+ * claim: the main thread decides which codes a worker may give a call (acceptWorkerCode).
  */
-const PASS_THROUGH: ReadonlySet<ErrorCode> = new Set(['POLICY_DENIED', 'BAD_REQUEST']);
-function passThroughCode(error: unknown): ErrorCode {
-  return isDsError(error) && PASS_THROUGH.has(error.code) ? error.code : 'FUNCTION_ERROR';
+function claimedCode(error: unknown): ErrorCode {
+  return isDsError(error) ? error.code : 'FUNCTION_ERROR';
 }
 
+/**
+ * The value as a result frame: serialised once, into a buffer of its own (transferred, never
+ * copied again) with the header's bytes left free for the main thread to write.
+ */
 function serialise(id: string, value: unknown): FromWorker {
+  const head = resultHeaderBytes(id);
   if (value instanceof Uint8Array) {
     if (value.byteLength > init.resultBytes) return tooLarge(id, value.byteLength);
-    // Copy so that transferring never detaches a buffer the function still holds.
-    const bytes = new Uint8Array(value);
-    return { t: 'result', id, bytes };
+    // A copy of its own, so that transferring never detaches a buffer the function still holds.
+    const frame = newFrame(head + value.byteLength);
+    frame.set(value, head);
+    return { t: 'result', id, kind: RESULT_KIND.bytes, frame };
   }
   // A string longer than the limit is over it in UTF-8 too: refuse it before serialising doubles it in memory.
   if (typeof value === 'string' && value.length > init.resultBytes) return tooLarge(id, Buffer.byteLength(value));
@@ -121,9 +131,26 @@ function serialise(id: string, value: unknown): FromWorker {
     return { t: 'error', id, code: 'FUNCTION_ERROR', message: `The function returned a value that cannot be sent as JSON: ${(error as Error).message}. Return plain objects, arrays, strings, numbers, booleans, null, or a Uint8Array.` };
   }
   if (json === undefined) json = 'null';
-  if (Buffer.byteLength(json) > init.resultBytes) return tooLarge(id, Buffer.byteLength(json));
-  return { t: 'result', id, json };
+  // Short text is sent as it is (no byte count: 1 KiB of UTF-16 is at most 3 KiB of UTF-8).
+  if (json.length <= SMALL_JSON_CHARS && SMALL_JSON_CHARS * 3 <= init.resultBytes) return { t: 'result', id, kind: RESULT_KIND.json, json };
+  const bytes = Buffer.byteLength(json);
+  if (bytes > init.resultBytes) return tooLarge(id, bytes);
+  const frame = newFrame(head + bytes);
+  frame.write(json, head, 'utf8');
+  return { t: 'result', id, kind: RESULT_KIND.json, frame };
 }
+
+/**
+ * A buffer with an ArrayBuffer of its own, to transfer. Not Buffer.allocUnsafe: a small one sits
+ * in Node's shared pool, which must never be transferred. Not zeroed: every byte is written before
+ * it is sent (the payload here, the header by the main thread).
+ */
+function newFrame(size: number): Buffer {
+  return Buffer.allocUnsafeSlow(size);
+}
+
+/** JSON this short goes to the main thread as text; longer, as a transferred frame. */
+const SMALL_JSON_CHARS = 1024;
 
 function tooLarge(id: string, bytes: number): FromWorker {
   return {

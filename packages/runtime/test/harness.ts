@@ -9,14 +9,24 @@ import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import WebSocket from 'ws';
 import {
+  decodeResultFrame,
   type ErrorMessage,
   type HelloMessage,
   type LogMessage,
   parseRuntimeMessage,
-  type ResultMessage,
+  type ReadOpenMessage,
+  RESULT_KIND,
 } from '@datastation/protocol';
 
-export type Answer = ResultMessage | ErrorMessage;
+/** A result as the harness decodes it from its binary frame: JSON values parsed, bytes as a Buffer. */
+export interface ResultAnswer {
+  type: 'result';
+  id: string;
+  kind: 'json' | 'bytes';
+  value: unknown;
+}
+
+export type Answer = ResultAnswer | ErrorMessage;
 
 /** A random secret of `length` URL-safe characters. */
 export function randomSecret(length = 32): string {
@@ -176,6 +186,8 @@ export class TestClient {
   readonly invalidFrames: string[] = [];
   /** Errors with `id: null` (frames the runtime could not attribute to a call). */
   readonly orphanErrors: ErrorMessage[] = [];
+  /** Station reads the runtime asked for (this harness serves none). */
+  readonly readOpens: ReadOpenMessage[] = [];
   private readonly answers = new Map<string, Answer[]>();
   private readonly waiters = new Map<string, ((a: Answer) => void)[]>();
   private readonly logsById = new Map<string, LogMessage[]>();
@@ -272,7 +284,17 @@ export class TestClient {
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     if (isBinary) {
-      this.invalidFrames.push(`<binary ${data.length} bytes>`);
+      let answer: ResultAnswer;
+      try {
+        const { kind, id, payload } = decodeResultFrame(data);
+        answer = kind === RESULT_KIND.json
+          ? { type: 'result', id, kind: 'json', value: JSON.parse(payload.toString('utf8')) as unknown }
+          : { type: 'result', id, kind: 'bytes', value: Buffer.from(payload) };
+      } catch (error) {
+        this.invalidFrames.push(`<binary ${data.length} bytes: ${(error as Error).message}>`);
+        return;
+      }
+      this.deliver(answer.id, answer);
       return;
     }
     const parsed = parseRuntimeMessage(data);
@@ -287,14 +309,14 @@ export class TestClient {
         this.logsById.set(m.id, [...this.logs(m.id), m]);
         this.orderById.set(m.id, [...this.frameOrder(m.id), 'log']);
         return;
+      case 'read.open':
+        this.readOpens.push(m);
+        return;
       case 'error':
         if (m.id === null) {
           this.orphanErrors.push(m);
           return;
         }
-        this.deliver(m.id, m);
-        return;
-      case 'result':
         this.deliver(m.id, m);
         return;
       default:
@@ -315,20 +337,25 @@ export class TestClient {
 /** Every function the fixture package exports, in the order `hello` must list them. */
 export const FIXTURE_FUNCTIONS = [
   'big',
+  'bigBytes',
   'bigint',
   'boom',
   'bytes',
   'chatty',
+  'claimCode',
   'crash',
   'echo',
+  'forge',
   'hang',
   'mark',
   'noArgs',
+  'readStation',
   'save',
   'secret',
   'sleep',
   'spin',
   'usesSignal',
+  'victim',
 ];
 
 /** The fixture function package: package.json + index.js (ESM). */
@@ -339,8 +366,8 @@ import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { threadId } from 'node:worker_threads';
-import { write } from '@datastation/dev-utils';
+import { parentPort, threadId } from 'node:worker_threads';
+import { read, write } from '@datastation/dev-utils';
 
 // Tell the test's WorkerMonitor this worker exists; the connection closes when the worker ends.
 if (process.env.DS_TEST_MONITOR) {
@@ -417,6 +444,57 @@ export function mark(args, ctx) {
 }
 
 export function secret() { return process.env.DS_SECRET ?? null; }
+
+export function bigBytes(args) { return new Uint8Array(args.n).fill(7); }
+
+/** Logs its thread id and returns 'genuine' after args.ms: a call another call tries to answer. */
+export async function victim(args) {
+  console.log('thread ' + threadId);
+  await new Promise((r) => setTimeout(r, args.ms));
+  return 'genuine';
+}
+
+/** Throws an error that claims a code (an object shaped like a DsError; no import needed). */
+export function claimCode(args) {
+  throw Object.assign(new Error('claimed ' + args.code), { name: 'DsError', code: args.code });
+}
+
+/** Attacks: posts args.messages to the runtime's main thread itself, then answers args.answer. */
+export async function forge(args, ctx) {
+  console.log('thread ' + threadId);
+  for (const m of args.messages) {
+    const message = JSON.parse(JSON.stringify(m).replaceAll('$SELF', ctx.callId));
+    if (message.frameText !== undefined) {
+      message.frame = new TextEncoder().encode(message.frameText);
+      delete message.frameText;
+    }
+    parentPort.postMessage(message);
+  }
+  if (args.awaitReadError !== undefined) {
+    // The main thread answers a read it refuses on this worker's port: wait for that answer.
+    return await new Promise((resolve) => {
+      const onMessage = (m) => {
+        if (m.t === 'read.error' && m.wrid === args.awaitReadError) {
+          parentPort.off('message', onMessage);
+          resolve({ code: m.code, message: m.message });
+        }
+      };
+      parentPort.on('message', onMessage);
+    });
+  }
+  if (args.waitMs) await new Promise((r) => setTimeout(r, args.waitMs));
+  return args.answer ?? 'forger done';
+}
+
+/** A station read through dev-utils; resolves with its length or the refusal's code. */
+export async function readStation(args) {
+  try {
+    return (await read(args.path)).length;
+  } catch (error) {
+    if (args.rethrow) throw error;
+    return { code: error.code, message: error.message };
+  }
+}
 
 export function noArgs(args) { return args === undefined ? 'undefined' : JSON.stringify(args); }
 

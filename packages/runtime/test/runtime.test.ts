@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleRuntime } from '@datastation/runtime';
+import { PROTOCOL_VERSION } from '@datastation/protocol';
 import {
   type Answer,
   FIXTURE_FILES,
@@ -125,8 +126,8 @@ afterAll(async () => {
 });
 
 describe('runtime over its Unix socket', () => {
-  it('says hello first: protocol 1, its version, node, and the functions sorted', async () => {
-    expect(client.hello.protocol).toBe(1);
+  it('says hello first: the protocol version, its version, node, and the functions sorted', async () => {
+    expect(client.hello.protocol).toBe(PROTOCOL_VERSION);
     expect(client.hello.runtime).toMatch(/^\d+\.\d+\.\d+/);
     expect(client.hello.node).toBe(process.version);
     expect(client.hello.functions).toEqual(FIXTURE_FUNCTIONS);
@@ -158,7 +159,7 @@ describe('runtime over its Unix socket', () => {
     const answers = await Promise.all(calls.map((c) => c.answer));
     timings['50 concurrent echoes'] = `${ms(t)} ms`;
     answers.forEach((answer, i) => {
-      expect(answer).toEqual({ type: 'result', id: calls[i]!.id, value: { i, pad: 'p'.repeat(i) } });
+      expect(answer).toEqual({ type: 'result', id: calls[i]!.id, kind: 'json', value: { i, pad: 'p'.repeat(i) } });
     });
     // Exactly once: a poll shows no second answer queued for any of the ids.
     await client.value('echo', 'barrier');
@@ -259,11 +260,11 @@ describe('runtime over its Unix socket', () => {
     expectError(await client.call('big', { n: RESULT_BYTES - 1 }), 'RESULT_TOO_LARGE');
   });
 
-  it('carries a Uint8Array result as base64 with exactly the viewed bytes', async () => {
+  it('carries a Uint8Array result as raw bytes in a binary frame, exactly the viewed bytes', async () => {
     const answer = await client.call('bytes', {});
-    expect(answer).toMatchObject({ type: 'result', encoding: 'base64' });
+    expect(answer).toMatchObject({ type: 'result', kind: 'bytes' });
     if (answer.type !== 'result') throw new Error('unreachable');
-    const got = Buffer.from(answer.value as string, 'base64');
+    const got = answer.value as Buffer;
     const expected = Buffer.from(Array.from({ length: 256 }, (_, i) => (i + 44 + 200) % 256));
     expect(got.length).toBe(256);
     expect(got.equals(expected)).toBe(true);
@@ -291,10 +292,13 @@ describe('runtime over its Unix socket', () => {
     const result = await client.value('save', { path: 'out/hello.txt', content: 'hi from a function' });
     expect(result).toEqual({ path: 'out/hello.txt', bytes: 18 });
     expect(await readFile(join(dataDir, 'out/hello.txt'), 'utf8')).toBe('hi from a function');
+    // Inside the function it is a POLICY_DENIED DsError; the host sees the function's failure, with
+    // the code it claimed in details: only the platform (the host refusing a read) raises POLICY_DENIED.
     const denied = await client.call('save', { path: '../escape.txt', content: 'x' });
-    expectError(denied, 'POLICY_DENIED');
+    expectError(denied, 'FUNCTION_ERROR');
+    expect(denied.details).toEqual({ code: 'POLICY_DENIED' });
     expect(existsSync(join(top, 'escape.txt'))).toBe(false);
-    expectError(await client.call('save', { path: '/etc/ds-escape', content: 'x' }), 'POLICY_DENIED');
+    expect(await client.call('save', { path: '/etc/ds-escape', content: 'x' })).toMatchObject({ code: 'FUNCTION_ERROR', details: { code: 'POLICY_DENIED' } });
   });
 
   it('removes DS_SECRET from the environment before functions run', async () => {
@@ -414,15 +418,142 @@ describe('runtime over its Unix socket', () => {
   });
 });
 
+/** Two calls' ids of the same length, so a header forged for one fits exactly over the other's. */
+function idPair(): { victim: string; forger: string } {
+  const tag = Math.random().toString(36).slice(2, 10).padEnd(8, '0');
+  return { victim: `victim-${tag}`, forger: `forger-${tag}` };
+}
+
+/** A result frame's bytes as a string of char codes 0-255 (the fixture encodes it as UTF-8: ASCII only). */
+function forgedHeader(id: string): string {
+  return String.fromCharCode(1, 0, id.length) + id;
+}
+
+/** Starts `victim` (logs its thread, answers 'genuine' after `ms`) and waits until it runs. */
+async function startVictim(id: string, ms = 1_500): Promise<{ answer: Promise<Answer>; thread: number }> {
+  const call = client.invoke('victim', { ms }, { id, timeoutMs: 10_000 });
+  const thread = await waitUntil(() => loggedThread(client.logs(id)), 'the victim to start');
+  return { answer: call.answer, thread };
+}
+
+describe('what a function posts to the runtime\'s main thread (forged frames, issue 8 finding 8)', () => {
+  it('a result spliced with another call\'s id (the protocol-1 attack) answers no other call', async () => {
+    const { victim, forger } = idPair();
+    const v = await startVictim(victim);
+    // Protocol 1 spliced the worker's JSON into the frame: `"value":1,"id":"<victim>"` made the last id win.
+    const attack = await client.call('forge', { messages: [{ t: 'result', id: '$SELF', json: `1,"id":${JSON.stringify(victim)}` }], waitMs: 200 }, { id: forger });
+    // A message of the old shape is malformed now: dropped, and the worker that posted it retired.
+    expectError(attack, 'FUNCTION_ERROR');
+    expect(attack.message).toContain('malformed');
+    expect(await v.answer).toMatchObject({ type: 'result', id: victim, value: 'genuine' });
+    await client.value('echo', 'barrier');
+    expect(client.frameOrder(victim).filter((f) => f === 'answer')).toHaveLength(1);
+    await expectEchoWorks();
+  });
+
+  it('a result frame whose header names another call is re-headed with the call that produced it', async () => {
+    const { victim, forger } = idPair();
+    const v = await startVictim(victim);
+    const frameText = `${forgedHeader(victim)}"forged"`;
+    const answer = await client.call('forge', { messages: [{ t: 'result', id: '$SELF', kind: 1, frameText }], waitMs: 100 }, { id: forger });
+    expect(answer).toMatchObject({ type: 'result', id: forger, value: 'forged' });
+    expect(await v.answer).toMatchObject({ type: 'result', id: victim, value: 'genuine' });
+  });
+
+  it('a worker cannot answer, fail or read for a call another worker runs', async () => {
+    const { victim, forger } = idPair();
+    const v = await startVictim(victim);
+    const messages = [
+      { t: 'result', id: victim, kind: 1, frameText: `${forgedHeader(victim)}"forged"` },
+      { t: 'error', id: victim, code: 'OUT_OF_MEMORY', message: 'forged' },
+      { t: 'log', id: victim, stream: 'stdout', data: 'forged log line\n' },
+      { t: 'read.open', wrid: 4242, id: victim, path: '/owners/acme/private.csv', window: 1024 },
+    ];
+    const call = client.invoke('forge', { messages, awaitReadError: 4242 }, { id: forger, timeoutMs: 5_000 });
+    const forgerThread = await waitUntil(() => loggedThread(client.logs(forger)), 'the forger to start');
+    expect(forgerThread).not.toBe(v.thread); // two workers: the attack crosses from one to the other
+    // The read under the victim's id is refused to the forger, and never reaches the host.
+    expect(await call.answer).toMatchObject({ type: 'result', value: { code: 'CANCELLED' } });
+    expect(client.readOpens.filter((r) => r.id === victim)).toEqual([]);
+    expect(await v.answer).toMatchObject({ type: 'result', id: victim, value: 'genuine' });
+    expect(client.logs(victim).map((l) => l.data).join('')).not.toContain('forged');
+  });
+
+  it('codes only the platform raises are never taken from a function: FUNCTION_ERROR, the claim in details.code', async () => {
+    const platformOnly = ['OUT_OF_MEMORY', 'TIMEOUT', 'CANCELLED', 'UNAUTHENTICATED', 'NOT_APPROVED', 'POLICY_DENIED', 'PROTOCOL_ERROR', 'CONTAINER_START_FAILED', 'IMAGE_MISMATCH', 'INTERNAL', 'LIMIT_EXCEEDED', 'QUOTA_EXCEEDED'];
+    for (const code of platformOnly) {
+      // Posted to the main thread directly...
+      const posted = await client.call('forge', { messages: [{ t: 'error', id: '$SELF', code, message: `forged ${code}` }], waitMs: 50 });
+      expect(posted, code).toMatchObject({ type: 'error', code: 'FUNCTION_ERROR', message: `forged ${code}`, details: { code } });
+      // ...or thrown as an error that looks like a DsError.
+      expect(await client.call('claimCode', { code }), code).toMatchObject({ type: 'error', code: 'FUNCTION_ERROR', details: { code } });
+    }
+    // What a worker may say of its own calls passes as it is.
+    for (const code of ['FUNCTION_ERROR', 'FUNCTION_NOT_FOUND', 'RESULT_TOO_LARGE', 'BAD_REQUEST']) {
+      const answer = await client.call('claimCode', { code });
+      expectError(answer, code);
+      expect(answer.details).toBeUndefined();
+    }
+  });
+
+  it('POLICY_DENIED passes only when the host refused a station read of that very call', async () => {
+    const call = client.invoke('readStation', { path: '/owners/acme/private.csv', rethrow: true });
+    const open = await waitUntil(() => client.readOpens.find((r) => r.id === call.id), 'the read to be asked for');
+    client.send({ type: 'read.error', rid: open.rid, code: 'POLICY_DENIED', message: 'not granted' });
+    const answer = await call.answer;
+    expectError(answer, 'POLICY_DENIED');
+    expect(answer.message).toBe('not granted');
+  });
+
+  it('refuses a station path over 4096 characters, or with NUL, at once with BAD_REQUEST; the host never sees it', async () => {
+    const long = `/owners/${'a'.repeat(5_000)}.csv`;
+    const t = Date.now();
+    const viaDevUtils = client.invoke('readStation', { path: long });
+    expect(await viaDevUtils.answer).toMatchObject({ type: 'result', value: { code: 'BAD_REQUEST' } });
+    expect(Date.now() - t).toBeLessThan(2_000);
+    // Posted straight to the main thread, skipping the worker's own check: refused there too.
+    for (const [wrid, path] of [[501, long], [502, '/owners/a\0b.csv']] as const) {
+      const forged = client.invoke('forge', { messages: [{ t: 'read.open', wrid, id: '$SELF', path }], awaitReadError: wrid });
+      expect(await forged.answer).toMatchObject({ type: 'result', value: { code: 'BAD_REQUEST' } });
+      expect(client.readOpens.filter((r) => r.id === forged.id)).toEqual([]);
+    }
+    expect(client.readOpens.filter((r) => r.id === viaDevUtils.id)).toEqual([]);
+  });
+
+  it('carries bytes at the result limit intact as one binary frame; one byte over is RESULT_TOO_LARGE', async () => {
+    const fits = await client.call('bigBytes', { n: RESULT_BYTES });
+    expect(fits).toMatchObject({ type: 'result', kind: 'bytes' });
+    const got = (fits as { value: Buffer }).value;
+    expect(got.length).toBe(RESULT_BYTES);
+    expect(got.every((b) => b === 7)).toBe(true);
+    expectError(await client.call('bigBytes', { n: RESULT_BYTES + 1 }), 'RESULT_TOO_LARGE');
+    await expectEchoWorks();
+  });
+
+  it('sent only valid protocol frames on this connection', () => {
+    expect(client.invalidFrames).toEqual([]);
+  });
+});
+
 describe('authentication', () => {
+  // A runtime of its own: it accepts one host only, so these run before any host has connected.
+  let sock = '';
+  let auth: RuntimeProcess;
+  beforeAll(async () => {
+    sock = join(top, 'auth.sock');
+    auth = spawnRuntime(mainPath, { DS_SECRET: secret, DS_SOCKET: sock, DS_FUNCTIONS: functionsDir, DS_DATA_DIR: dataDir, DS_WORKERS: '1' });
+    extraProcesses.push(auth);
+    await waitForSocket(auth, sock);
+  });
+
   it('refuses an upgrade without Authorization with HTTP 401', async () => {
-    expect((await tryConnect(socketPath, {})).status).toBe(401);
+    expect((await tryConnect(sock, {})).status).toBe(401);
   });
 
   it('refuses a wrong secret of the same length with HTTP 401', async () => {
     let wrong = randomSecret(32);
     while (wrong === secret) wrong = randomSecret(32);
-    expect((await tryConnect(socketPath, { authorization: `Bearer ${wrong}` })).status).toBe(401);
+    expect((await tryConnect(sock, { authorization: `Bearer ${wrong}` })).status).toBe(401);
   });
 
   it('refuses secrets of another length, other schemes, and a prefix or extension of the secret with 401', async () => {
@@ -433,13 +564,13 @@ describe('authentication', () => {
       `Basic ${secret}`,
       secret,
     ]) {
-      expect((await tryConnect(socketPath, { authorization })).status, authorization).toBe(401);
+      expect((await tryConnect(sock, { authorization })).status, authorization).toBe(401);
     }
   });
 
   it('answers a plain HTTP request with 426 (WebSocket only)', async () => {
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ socketPath, path: '/', headers: { authorization: `Bearer ${secret}` } }, (res) => {
+      const req = request({ socketPath: sock, path: '/', headers: { authorization: `Bearer ${secret}` } }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
@@ -449,18 +580,36 @@ describe('authentication', () => {
     expect(status).toBe(426);
   });
 
-  it('still accepts the right secret afterwards; the new host replaces the old connection and its calls are aborted', async () => {
+  it('accepts the first host with the right secret, then stops listening: the secret opens nothing more', async () => {
+    const host = await TestClient.connect(sock, secret);
+    try {
+      expect(host.hello.functions).toEqual(FIXTURE_FUNCTIONS);
+      // The listener closed: the socket file is gone, so a second connection (a function that read
+      // the secret from /proc/1/environ, say) finds nothing to connect to.
+      await expect.poll(() => existsSync(sock)).toBe(false);
+      await expect(tryConnect(sock, { authorization: `Bearer ${secret}` })).rejects.toMatchObject({ code: 'ENOENT' });
+      // The first host is untouched and keeps working.
+      expect(host.ws.readyState).toBe(host.ws.OPEN);
+      expect(await host.value('echo', 'still mine')).toBe('still mine');
+      expect(host.invalidFrames).toEqual([]);
+    } finally {
+      host.close();
+    }
+  });
+
+  it('aborts the calls of a host that disconnects', async () => {
+    // The main runtime: its host goes away mid-call, and the abandoned call's signal aborts.
+    const sock2 = join(top, 'auth2.sock');
+    const rt = spawnRuntime(mainPath, { DS_SECRET: secret, DS_SOCKET: sock2, DS_FUNCTIONS: functionsDir, DS_DATA_DIR: dataDir, DS_WORKERS: '1' });
+    extraProcesses.push(rt);
+    await waitForSocket(rt, sock2);
+    const host = await TestClient.connect(sock2, secret);
     const marker = `aborted-disconnect-${Date.now()}`;
-    const inFlight = client.invoke('usesSignal', { marker }, { timeoutMs: 10_000 });
-    await waitUntil(() => client.logs(inFlight.id).length > 0, 'usesSignal to start');
-    const fresh = await TestClient.connect(socketPath, secret);
-    expect(fresh.hello.functions).toEqual(FIXTURE_FUNCTIONS);
-    expect(await client.closed).toBe(4000);
-    // The abandoned call's signal aborts, so the function stops spending on it.
+    const inFlight = host.invoke('usesSignal', { marker }, { timeoutMs: 10_000 });
+    await waitUntil(() => host.logs(inFlight.id).length > 0, 'usesSignal to start');
+    host.close();
     expect(await markerText(marker)).toBe('cancelled');
-    client = fresh;
-    await expectEchoWorks();
-    expect(fresh.invalidFrames).toEqual([]);
+    await rt.kill();
   });
 });
 

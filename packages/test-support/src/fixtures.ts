@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -35,5 +35,18 @@ export async function functionPackage(files: Record<string, string>): Promise<Te
     await dir.write('package.json', JSON.stringify({ name: 'fixture', version: '0.0.0', type: 'module', main: 'index.js' }));
   }
   for (const [name, content] of Object.entries(files)) await dir.write(name, content);
+  return dir;
+}
+
+/** The uid functions run as when a root-owned data folder is handed over to them. */
+export const FUNCTION_UID = 10001;
+
+/**
+ * A temp folder for a session's /data, handed over to the function's uid when the tests run as
+ * root (the host never takes over a root-owned folder by itself).
+ */
+export async function dataFolder(prefix = 'ds-data'): Promise<TempDir> {
+  const dir = await tempDir(prefix);
+  if (process.getuid?.() === 0) await chown(dir.path, FUNCTION_UID, FUNCTION_UID);
   return dir;
 }

@@ -1,2 +1,2 @@
-export { functionPackage, tempDir, type TempDir } from './fixtures.js';
+export { dataFolder, FUNCTION_UID, functionPackage, tempDir, type TempDir } from './fixtures.js';
 export { privateRuntimeImage, sessionResources, testDocker } from './docker.js';

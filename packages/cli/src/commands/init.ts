@@ -1,9 +1,12 @@
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
 import { scaffoldFiles } from '../scaffold/templates.js';
 import { CLI_VERSION } from '../version.js';
+
+/** The uid functions run as in a folder handed over to them (the host's DEFAULT_CONTAINER_UID; not imported, to keep `ds init` from loading the host). */
+const FUNCTION_UID = 10001;
 
 export interface InitArgs {
   dir: string;
@@ -28,6 +31,9 @@ export async function initCommand(argv: InitArgs, ctx: CommandContext): Promise<
     await mkdir(dirname(full), { recursive: true });
     await writeFile(full, content, { flag: 'wx' });
   }
+  // Run as root, the new package's data folder is made for the function to write in: hand it
+  // (the folder alone) to the uid functions run as, since the host never takes over a root-owned folder.
+  if (process.getuid?.() === 0) await chown(join(dir, 'data'), FUNCTION_UID, FUNCTION_UID);
   const shown = relative(process.cwd(), dir) || '.';
   if (ctx.json) {
     ctx.out(`${JSON.stringify({ dir, name, files: Object.keys(files).sort() })}\n`);

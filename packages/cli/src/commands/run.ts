@@ -2,7 +2,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import type { DsConnection } from '@datastation/host';
-import { DsError } from '@datastation/protocol';
+import { DsError, printable } from '@datastation/protocol';
 import { BUNDLE_CONNECTORS, bundleFunctionPackage } from '../bundle.js';
 import { runConnector } from '../connectors.js';
 import type { CommandContext } from '../context.js';
@@ -19,10 +19,14 @@ export interface RunArgs {
   args?: string | undefined;
   timeout?: number | undefined;
   image?: string | undefined;
+  /** runc (default, or DS_RUNTIME) or runsc (gVisor). */
+  runtime?: 'runc' | 'runsc' | undefined;
   connector?: boolean | undefined;
   /** Station storage for policy-checked reads, and the globs under it that are granted. */
   readRoot?: string | undefined;
   allow?: string[] | undefined;
+  /** The caller hands a root-owned --data folder over to the function's uid. */
+  handOverData?: boolean | undefined;
 }
 
 /** What a run needs: a function folder for the container, and what to clean up afterwards. */
@@ -55,8 +59,10 @@ export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<vo
     connection = await dsDockerInit({
       functions: prepared.functions,
       dataDir: argv.data,
+      ...(argv.handOverData ? { handOverDataDir: true } : {}),
       package: prepared.packageName,
       ...(prepared.image ? { image: prepared.image } : {}),
+      ...(argv.runtime ? { runtime: argv.runtime } : {}),
       ...(argv.timeout ? { limits: { timeoutMs: argv.timeout } } : {}),
       ...(argv.readRoot ? { readPolicy: { root: resolve(argv.readRoot), allow: argv.allow ?? [] } } : {}),
     });
@@ -65,7 +71,8 @@ export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<vo
     ctx.progress.done(`container ${open.containerId.slice(0, 12)} started (${Date.now() - started} ms)`);
     stop.throwIfStopped();
 
-    const options = { onLog: (_stream: 'stdout' | 'stderr', data: string) => ctx.err(data) };
+    // A function's output is untrusted text: escape control characters so it cannot drive the terminal.
+    const options = { onLog: (_stream: 'stdout' | 'stderr', data: string) => ctx.err(printable(data)) };
     const value = argv.connector
       ? await runConnector(prepared.connectors, argv.name, args, { run: (fn, fnArgs) => dsDockerRun(fn, fnArgs ?? null, open, options) })
       : await dsDockerRun(argv.name, args, open, options);

@@ -30,6 +30,8 @@ export interface ContainerState {
   error: string;
   /** IPv4 address per attached network name. */
   networks: Record<string, string>;
+  /** The OCI runtime the engine started it with (HostConfig.Runtime: `runc`, `runsc`, ...). */
+  runtime: string;
 }
 
 export interface ContainerClient {
@@ -50,6 +52,11 @@ export interface ContainerClient {
   exec(id: string, cmd: string[]): Promise<number>;
   /** Memory the container uses now, in bytes (cgroup usage less page cache, as `docker stats` shows). */
   memoryUsage(id: string): Promise<number>;
+  /**
+   * CPU time the container's cgroup has used so far, in seconds. Measured on the host, so it is
+   * right under gVisor too, whose in-sandbox accounting counts throttled time as run time.
+   */
+  cpuSeconds(id: string): Promise<number>;
 }
 
 export interface ImageClient {
@@ -83,6 +90,12 @@ export interface DockerClient {
   networks: NetworkClient;
   volumes: VolumeClient;
   ping(): Promise<void>;
+  /**
+   * The OCI runtimes registered with the engine (`docker info` .Runtimes: `runc`, `runsc`, ...).
+   * Cached per client once it names them; `refresh` asks again (a runtime can be registered
+   * while the engine runs, with a SIGHUP).
+   */
+  runtimes(options?: { refresh?: boolean }): Promise<string[]>;
 }
 
 export interface DockerClientOptions {
@@ -117,7 +130,17 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
       return created.id;
     },
     async putArchive(id, tar, path) {
-      await docker.getContainer(id).putArchive(tar, { path });
+      // A source that fails mid-stream (a file that vanished or changed size) must fail this upload,
+      // not surface as an unhandled 'error' that takes the whole controller down; the request is aborted.
+      const abort = new AbortController();
+      const failed = new Promise<never>((_, reject) => {
+        tar.once('error', (error) => {
+          abort.abort();
+          reject(error);
+        });
+      });
+      failed.catch(() => undefined);
+      await Promise.race([docker.getContainer(id).putArchive(tar, { path, abortSignal: abort.signal }), failed]);
     },
     async start(id) {
       await docker.getContainer(id).start();
@@ -137,6 +160,7 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
         oomKilled: info.State.OOMKilled,
         error: info.State.Error,
         networks: Object.fromEntries(Object.entries(info.NetworkSettings?.Networks ?? {}).map(([name, n]) => [name, n.IPAddress])),
+        runtime: (info.HostConfig as { Runtime?: string } | undefined)?.Runtime ?? '',
       };
     },
     async logs(id, tailLines) {
@@ -157,6 +181,12 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
       await retryFlagRace(() => docker.getContainer(id).unpause());
     },
     async remove(id) {
+      // gVisor's kernel (the Sentry) is itself frozen with a paused runsc container, so it cannot
+      // act on the kill a forced removal sends, and Docker waits 10 s for it. Thaw it first.
+      const info = await docker.getContainer(id).inspect().catch(() => undefined);
+      if (info?.State.Paused && (info.HostConfig as { Runtime?: string } | undefined)?.Runtime === 'runsc') {
+        await docker.getContainer(id).unpause().catch(() => undefined);
+      }
       await docker.getContainer(id).remove({ force: true, v: true }).catch((error: unknown) => {
         const status = (error as { statusCode?: number }).statusCode;
         // 404: already gone. 409: removal already in progress (another close raced us).
@@ -182,6 +212,10 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
       const usage = stats.memory_stats.usage ?? 0;
       const cache = stats.memory_stats.stats?.total_inactive_file ?? stats.memory_stats.stats?.inactive_file ?? stats.memory_stats.stats?.cache ?? 0;
       return Math.max(0, usage - cache);
+    },
+    async cpuSeconds(id) {
+      const stats = (await docker.getContainer(id).stats({ stream: false })) as unknown as { cpu_stats: { cpu_usage: { total_usage?: number } } };
+      return (stats.cpu_stats.cpu_usage.total_usage ?? 0) / 1e9;
     },
   };
 
@@ -273,6 +307,8 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
     },
   };
 
+  // A failed lookup is not cached: the next session asks again.
+  let runtimes: Promise<string[]> | undefined;
   return {
     containers,
     images,
@@ -280,6 +316,16 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
     volumes,
     async ping() {
       await docker.ping();
+    },
+    runtimes(options = {}) {
+      if (options.refresh || !runtimes) {
+        const asked = docker.info().then((info: { Runtimes?: Record<string, unknown> }) => Object.keys(info.Runtimes ?? {}).sort());
+        asked.catch(() => {
+          if (runtimes === asked) runtimes = undefined;
+        });
+        runtimes = asked;
+      }
+      return runtimes;
     },
   };
 }

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { ContainerSpec } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
 import type { Limits } from './limits.js';
+import { type SandboxRuntime, specForRuntime } from './sandbox-runtime.js';
 
 export const CONTAINER_PATHS = {
   data: '/data',
@@ -29,6 +30,8 @@ export interface SpecInput {
   secret: string;
   limits: Limits;
   labels: Record<string, string>;
+  /** The OCI runtime (default `runc`); see specForRuntime for what it changes. */
+  runtime?: SandboxRuntime;
 }
 
 /**
@@ -42,7 +45,7 @@ export function containerSpec(input: SpecInput): ContainerSpec {
   const { limits } = input;
   const memory = limits.memoryMb * 1024 * 1024;
   const labels = { ...input.labels, [LABELS.session]: input.sessionId };
-  return {
+  return specForRuntime({
     name: `ds-${input.sessionId}`,
     image: input.image,
     user: input.user,
@@ -77,7 +80,13 @@ export function containerSpec(input: SpecInput): ContainerSpec {
       MemorySwap: memory,
       NanoCpus: Math.round(limits.cpus * 1e9),
       PidsLimit: limits.pids,
-      Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 1024 }],
+      // fsize: no single file past the /data quota, whatever the watcher's interval (writes get EFBIG).
+      Ulimits: [
+        { Name: 'nofile', Soft: 1024, Hard: 1024 },
+        { Name: 'fsize', Soft: limits.dataBytes, Hard: limits.dataBytes },
+      ],
+      // /dev/shm would be 64 MiB of writable memory beside /tmp; the runtime needs none.
+      ShmSize: 1024 * 1024,
       Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
       Mounts: [
@@ -87,5 +96,5 @@ export function containerSpec(input: SpecInput): ContainerSpec {
         { Type: 'volume', Target: CONTAINER_PATHS.functions, ReadOnly: false, VolumeOptions: { Labels: labels, NoCopy: false } } as unknown as Docker.MountSettings,
       ],
     },
-  };
+  }, input.runtime ?? 'runc', limits);
 }

@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DsError, toDsError } from '@datastation/protocol';
+import { DsError, maxHostFrameBytes, maxRuntimeFrameBytes, printable, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { LABELS } from '../docker/labels.js';
@@ -12,13 +12,18 @@ import { RUNTIME_IMAGE } from '../images/runtime-image.js';
 import { createLogger } from '../logger.js';
 import { tarOf } from '../tar.js';
 import { CONTAINER_PATHS, containerSpec, RUNTIME_PORT, type Transport } from './container-spec.js';
-import { prepareDataDir } from './data-dir.js';
+import { prepareDataDir, within } from './data-dir.js';
+import { mountNosuid } from './data-mount.js';
+import { DataWatch, measureData } from './data-quota.js';
 import { functionsEntries } from './functions-archive.js';
-import { type Limits, resolveLimits } from './limits.js';
-import { compileReadPolicy, type ReadEvent, type ReadPolicy } from './read-policy.js';
+import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
+import { compileReadPolicy, type ReadEvent, type ReadPolicy, registerWritableFolder } from './read-policy.js';
+import { DEFAULT_READ_LIMITS } from './read-server.js';
 import { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
 import { processStartTime } from '../process-info.js';
+import { releaseSocketName, type SandboxRuntime, sessionRuntime } from './sandbox-runtime.js';
+import { O_PATH } from './open-beneath.js';
 
 export interface InitOptions {
   /** Image reference or id; default `datastation/runtime:latest`. */
@@ -35,8 +40,16 @@ export interface InitOptions {
   /** Labels for the station's bookkeeping: who the session serves and which package it runs. */
   user?: string;
   package?: string;
-  /** Container user as numeric "uid:gid"; by default the data folder's owner (10001 for a root-owned one). */
+  /** Container user as numeric "uid:gid"; by default the data folder's owner. */
   containerUser?: string;
+  /**
+   * The caller hands a root-owned `dataDir` over to the function's uid (10001): the folder itself
+   * (not its contents) changes owner. Without it a root-owned folder is refused: the host never
+   * takes over a folder by itself.
+   */
+  handOverDataDir?: boolean;
+  /** The most this session may be given (the station's ceilings); `limits` over them are refused. Default DEFAULT_CEILINGS. */
+  ceilings?: Partial<Limits>;
   /**
    * `unix` (default; `DS_TRANSPORT` overrides): network mode `none`, the WebSocket on a Unix
    * socket in the session folder. `network`: a per-session internal network holding only the
@@ -49,6 +62,11 @@ export interface InitOptions {
   heartbeatMs?: number;
   /** How long the runtime may take to say hello. Default 20 s. */
   startTimeoutMs?: number;
+  /**
+   * The container's OCI runtime: `runc` (default; `DS_RUNTIME` overrides) or `runsc` (gVisor, a
+   * user-space kernel in front of the host's; needs the `unix` transport and an engine that has it).
+   */
+  runtime?: SandboxRuntime;
   docker?: DockerClient;
   stateDir?: string;
 }
@@ -66,6 +84,8 @@ export interface DsConnection extends AsyncDisposable {
   readonly image: string;
   readonly functions: readonly string[];
   readonly limits: Readonly<Limits>;
+  /** The OCI runtime the container runs under (`runc`, or `runsc` for gVisor). */
+  readonly sandboxRuntime: SandboxRuntime;
   readonly closed: boolean;
   /** False once the WebSocket is gone (container died, killed, or closed): the session must be replaced. */
   readonly healthy: boolean;
@@ -86,7 +106,7 @@ export interface DsConnection extends AsyncDisposable {
  */
 export async function dsDockerInit(options: InitOptions): Promise<DsConnection> {
   const docker = options.docker ?? defaultDockerClient();
-  const limits = resolveLimits(options.limits);
+  const limits = resolveLimits(options.limits, resolveCeilings(options.ceilings));
   const image = options.image ?? RUNTIME_IMAGE;
   const sessionId = randomBytes(6).toString('hex');
   const log = createLogger('datastation:host', { session: sessionId });
@@ -97,7 +117,10 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     throw new DsError('BAD_REQUEST', `${options.functions} has no package.json. A function package is a folder with a package.json naming its entry module.`);
   }
   const policy = await compileReadPolicy(options.readPolicy);
-  const data = await prepareDataDir(options.dataDir, options.containerUser);
+  const data = await prepareDataDir(options.dataDir, { explicitUser: options.containerUser, handOver: options.handOverDataDir });
+  refuseOverlap(data.dataDir, policy.root, options.readPolicy?.exclude);
+  const usage = await measureData(data.dataDir, { maxBytes: limits.dataBytes, maxEntries: limits.dataFiles });
+  if (usage.over) throw quotaError(data.dataDir, limits);
   const imageInfo = await docker.images.inspect(image).catch((cause: unknown) => {
     if (cause instanceof DsError) throw cause;
     throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
@@ -108,6 +131,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
 
   const transportKind = options.transport ?? (process.env.DS_TRANSPORT === 'network' ? 'network' : 'unix');
   if (transportKind !== 'unix' && transportKind !== 'network') throw new DsError('BAD_REQUEST', `transport must be 'unix' or 'network'; got ${String(transportKind)}.`);
+  const sandbox = await sessionRuntime(docker, options.runtime, transportKind);
 
   const secret = randomBytes(32).toString('base64url');
   const stateDir = options.stateDir ?? defaultStateDir();
@@ -121,13 +145,23 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   };
   let containerId: string | undefined;
   let networkId: string | undefined;
+  const unregister = registerWritableFolder(data.dataDir);
+  let unmount: (() => Promise<void>) | undefined;
   const cleanup = async () => {
-    if (containerId) await docker.containers.remove(containerId).catch(() => undefined);
-    if (networkId) await docker.networks.remove(networkId).catch(() => undefined);
+    // The container goes first: nothing may write in the folders below once they are released.
+    const failures: string[] = [];
+    if (containerId && !(await retried(() => docker.containers.remove(containerId!)))) failures.push(`container ${containerId.slice(0, 12)}`);
+    if (networkId && !(await retried(() => docker.networks.remove(networkId!)))) failures.push(`network ${networkId.slice(0, 12)}`);
+    await unmount?.();
+    unregister();
     await rm(sessionDir, { recursive: true, force: true }).catch(() => undefined);
+    if (failures.length) {
+      throw new DsError('INTERNAL', `Session ${sessionId} could not remove its ${failures.join(' and ')}: the engine did not answer. They carry the label ${LABELS.session}=${sessionId}; the reaper (reapOrphans) removes them once the engine answers.`, { details: { sessionId, left: failures } });
+    }
   };
 
   try {
+    unmount = await mountNosuid(data.dataDir, stateDir);
     const started = Date.now();
     let transport: Transport = { kind: 'unix', sessionDir };
     if (transportKind === 'network') {
@@ -144,7 +178,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     };
     phase('prepare');
     containerId = await docker.containers.create(
-      containerSpec({ image: imageInfo.id, sessionId, user: data.user, dataDir: data.dataDir, transport, secret, limits, labels }),
+      containerSpec({ image: imageInfo.id, sessionId, user: data.user, dataDir: data.dataDir, transport, secret, limits, labels, runtime: sandbox }),
     );
     phase('create');
     await docker.containers.putArchive(containerId, tarOf(entries), CONTAINER_PATHS.functions);
@@ -160,12 +194,15 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     const runtime = await waitForHello(docker, id, attempt, secret, limits, options.startTimeoutMs ?? 20_000, options.heartbeatMs);
     phase('hello');
     await lockSessionDir(sessionDir);
-    runtime.serveReads(sessionId, policy, options.onRead);
+    if (transport.kind === 'unix') await releaseSocketName(sandbox, join(sessionDir, 'runtime.sock'));
+    runtime.serveReads(sessionId, policy, options.onRead, { ...DEFAULT_READ_LIMITS, maxOpen: limits.openReads, maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads) });
     log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, phases, functions: runtime.hello.functions });
     runtime.explainLoss = () => explainLoss(docker, id);
-    return new Connection(docker, sessionId, id, image, limits, runtime, cleanup);
+    const connection = new Connection(docker, sessionId, id, image, limits, runtime, cleanup, sandbox);
+    connection.watchData(data.dataDir, !unmount);
+    return connection;
   } catch (error) {
-    await cleanup();
+    await cleanup().catch((e: unknown) => log.debug('cleanup after a failed start', { error: (e as Error).message }));
     throw toDsError(error, 'CONTAINER_START_FAILED');
   }
 }
@@ -178,6 +215,9 @@ export function dsDockerRun(fn: string, args: unknown, connection: DsConnection,
 class Connection implements DsConnection {
   private closing: Promise<void> | undefined;
   private pausedState = false;
+  /** Set when the platform ended the session (its quota passed): every later call gets it. */
+  private failure: DsError | undefined;
+  private watch: DataWatch | undefined;
   /** Serialises pause/resume so a call never races a freeze. */
   private transition: Promise<void> = Promise.resolve();
 
@@ -189,6 +229,7 @@ class Connection implements DsConnection {
     readonly limits: Readonly<Limits>,
     private readonly runtime: RuntimeConnection,
     private readonly cleanup: () => Promise<void>,
+    readonly sandboxRuntime: SandboxRuntime,
   ) {}
 
   get functions(): readonly string[] {
@@ -200,7 +241,25 @@ class Connection implements DsConnection {
   }
 
   get healthy(): boolean {
-    return !this.closing && this.runtime.open;
+    return !this.closing && !this.failure && this.runtime.open;
+  }
+
+  /**
+   * Enforces the /data quota while calls run. Past it, the container is frozen at once (no more
+   * writes), the calls in flight fail with QUOTA_EXCEEDED, and the session closes.
+   */
+  watchData(dataDir: string, sweepSetuid: boolean): void {
+    this.watch = new DataWatch(dataDir, { maxBytes: this.limits.dataBytes, maxEntries: this.limits.dataFiles }, {
+      intervalMs: 200,
+      sweepSetuid,
+      onOver: () => {
+        this.failure = quotaError(dataDir, this.limits);
+        void this.docker.containers.pause(this.containerId).catch(() => undefined).finally(() => {
+          this.runtime.fail(this.failure!);
+          void this.close().catch(() => undefined);
+        });
+      },
+    });
   }
 
   get paused(): boolean {
@@ -235,20 +294,27 @@ class Connection implements DsConnection {
   }
 
   async run(fn: string, args: unknown = null, options: RunOptions = {}): Promise<unknown> {
+    if (this.failure) throw this.failure;
     if (this.closing) throw new DsError('BAD_REQUEST', `Session ${this.sessionId} is closed; start a new one with dsDockerInit.`);
     if (typeof fn !== 'string' || fn.length === 0) throw new DsError('BAD_REQUEST', 'The function name must be a non-empty string.');
     const timeoutMs = Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs);
     if (this.pausedState) await this.resume();
-    return this.runtime.call(fn, args, {
-      timeoutMs,
-      logBytes: this.limits.logBytes,
-      ...(options.onLog ? { onLog: options.onLog } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    this.watch?.begin();
+    try {
+      return await this.runtime.call(fn, args, {
+        timeoutMs,
+        logBytes: this.limits.logBytes,
+        ...(options.onLog ? { onLog: options.onLog } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } finally {
+      this.watch?.end();
+    }
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.watch?.stop();
       this.runtime.close();
       await this.cleanup();
     })();
@@ -298,7 +364,7 @@ async function waitForHello(docker: DockerClient, containerId: string, attempt: 
       const target = await attempt();
       if (target) {
         try {
-          return await RuntimeConnection.open(target.url, secret, { timeoutMs: Math.max(1, deadline - Date.now()), maxPayload: limits.resultBytes + 1024 * 1024, ...(heartbeatMs ? { heartbeatMs } : {}) });
+          return await RuntimeConnection.open(target.url, secret, { timeoutMs: Math.max(1, deadline - Date.now()), maxPayload: maxRuntimeFrameBytes(limits.resultBytes), maxSendBytes: maxHostFrameBytes(limits.resultBytes), ...(heartbeatMs ? { heartbeatMs } : {}) });
         } catch (error) {
           lastError = error;
           if ((error as DsError).code === 'PROTOCOL_ERROR' || (error as DsError).code === 'UNAUTHENTICATED') throw error;
@@ -318,7 +384,6 @@ async function waitForHello(docker: DockerClient, containerId: string, attempt: 
   }
 }
 
-const O_PATH = 0o10000000; // Linux; not in Node's fs.constants
 
 /**
  * The socket lives in a folder the container can write to until the runtime listens, so the
@@ -379,7 +444,43 @@ function ownerStartLabel(): Record<string, string> {
   return start ? { [LABELS.ownerStart]: start } : {};
 }
 
+/**
+ * The container's last log lines, for an error message. They are the function's words, not ours:
+ * each is quoted behind `| ` with control characters escaped, so a line can neither pose as one
+ * of our hints nor drive the terminal.
+ */
 function formatLogs(logs: string): string {
   const lines = logs.trim().split('\n').filter(Boolean).slice(-20);
-  return lines.length ? `\nLast log lines:\n  ${lines.join('\n  ')}` : '';
+  return lines.length ? `\nLast log lines of the container (its own output, quoted):\n${lines.map((l) => `  | ${printable(l.slice(0, 500))}`).join('\n')}` : '';
+}
+
+/** A session's /data and its read root must not overlap, unless the data folder is excluded from what the policy serves. */
+function refuseOverlap(dataDir: string, root: string, exclude: string[] | undefined): void {
+  if (!root) return;
+  if (within(root, dataDir)) {
+    throw new DsError('BAD_REQUEST', `readPolicy.root ${root} lies inside the session's data folder ${dataDir}, which the function can write: grants would serve what it planted. Keep station storage outside users' data folders.`);
+  }
+  if (!within(dataDir, root)) return;
+  const relative = dataDir.slice(root.length + 1);
+  const excluded = (exclude ?? []).map((e) => e.split('/').filter(Boolean).join('/')).some((e) => relative === e || relative.startsWith(`${e}/`));
+  if (!excluded) {
+    throw new DsError('BAD_REQUEST', `The session's data folder ${dataDir} lies inside readPolicy.root ${root}: a grant could serve what the function writes there, or other users' data folders beside it. Exclude the folder of data folders (readPolicy.exclude, e.g. ["users"]) or keep them outside the root.`);
+  }
+}
+
+function quotaError(dataDir: string, limits: Limits): DsError {
+  return new DsError('QUOTA_EXCEEDED', `The data folder ${dataDir} is over its quota (${limits.dataBytes} bytes or ${limits.dataFiles} files): the session was stopped. Remove files from it, or ask for a larger limits.dataBytes / limits.dataFiles.`, { details: { dataBytes: limits.dataBytes, dataFiles: limits.dataFiles } });
+}
+
+/** Runs a removal up to three times; false when the engine never answered it. */
+async function retried(step: () => Promise<void>): Promise<boolean> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await step();
+      return true;
+    } catch {
+      await sleep(200 * (attempt + 1));
+    }
+  }
+  return false;
 }

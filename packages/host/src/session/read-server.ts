@@ -5,37 +5,88 @@ import type { CompiledPolicy, ReadEvent } from './read-policy.js';
 /** Past this many bytes queued on the socket, a read waits for them to be written. */
 const HIGH_WATER_BYTES = 16 * 1024 * 1024;
 
+/** What one session's reads may hold on the host at once. */
+export interface ReadLimits {
+  /** Reads open at once in the session (each holds a descriptor). */
+  maxOpen: number;
+  /** Reads open at once in one call. */
+  maxOpenPerCall: number;
+  /** Chunks a read may have unacknowledged, whatever window the runtime asks for. */
+  maxWindow: number;
+  /** Bytes sent and not yet acknowledged, summed over the session's reads. */
+  maxBytesInFlight: number;
+}
+
+export const DEFAULT_READ_LIMITS: Readonly<ReadLimits> = Object.freeze({
+  maxOpen: 16,
+  maxOpenPerCall: 8,
+  maxWindow: 32,
+  maxBytesInFlight: 32 * 1024 * 1024,
+});
+
 interface Stream {
-  credit: number;
+  callId: string;
+  window: number;
+  /** Chunks sent and not yet acknowledged. */
+  unacked: number;
   cancelled: boolean;
   wake: (() => void) | undefined;
 }
 
 /**
  * Serves a session's station reads: checks each against the policy, streams the granted file in
- * chunks no faster than the runtime grants credit (and the socket drains), and reports every read
- * to `onRead`. The file is never held whole on the host.
+ * chunks no faster than the runtime acknowledges them (and the socket drains), and reports every
+ * read to `onRead`. What the session can make the host hold is bounded whatever the runtime sends:
+ * open reads per session and per call, each read's window, and the bytes in flight across all of
+ * them. Past a cap a read is refused with LIMIT_EXCEEDED; the session's other reads go on.
  */
 export class ReadServer {
   private streams = new Map<number, Stream>();
+  private bytesInFlight = 0;
+  /** Reads waiting for the session's byte budget to free up. */
+  private waiting = new Set<Stream>();
 
   constructor(
     private readonly ws: WebSocket,
     private readonly sessionId: string,
     private readonly policy: CompiledPolicy,
     private readonly onRead: ((event: ReadEvent) => void) | undefined,
+    private readonly limits: ReadLimits = DEFAULT_READ_LIMITS,
   ) {}
 
-  open(message: ReadOpenMessage): void {
-    const stream: Stream = { credit: message.window, cancelled: false, wake: undefined };
+  /** Open reads now (for tests and stats). */
+  get open(): number {
+    return this.streams.size;
+  }
+
+  openRead(message: ReadOpenMessage): void {
+    const refuse = (code: 'LIMIT_EXCEEDED' | 'PROTOCOL_ERROR', text: string) => {
+      this.send(JSON.stringify({ type: 'read.error', rid: message.rid, code, message: text }));
+      this.report(message.id, message.path, { allowed: false, bytes: 0, code, message: text, outcome: 'refused' });
+    };
+    if (this.streams.has(message.rid)) return refuse('PROTOCOL_ERROR', `Read id ${message.rid} is already open.`);
+    if (this.streams.size >= this.limits.maxOpen) {
+      return refuse('LIMIT_EXCEEDED', `read('${message.path.slice(0, 200)}') refused: the session already has ${this.limits.maxOpen} station reads open. Finish or cancel some first.`);
+    }
+    let perCall = 0;
+    for (const s of this.streams.values()) if (s.callId === message.id) perCall++;
+    if (perCall >= this.limits.maxOpenPerCall) {
+      return refuse('LIMIT_EXCEEDED', `read('${message.path.slice(0, 200)}') refused: this call already has ${this.limits.maxOpenPerCall} station reads open. Read files one after another.`);
+    }
+    const stream: Stream = { callId: message.id, window: Math.min(message.window, this.limits.maxWindow), unacked: 0, cancelled: false, wake: undefined };
     this.streams.set(message.rid, stream);
-    void this.serve(message, stream).finally(() => this.streams.delete(message.rid));
+    void this.serve(message, stream).finally(() => {
+      this.streams.delete(message.rid);
+      this.release(stream, stream.unacked);
+      this.waiting.delete(stream);
+    });
   }
 
   ack(rid: number, chunks: number): void {
     const stream = this.streams.get(rid);
     if (!stream) return;
-    stream.credit += chunks;
+    // Never more than was sent: a forged ack must not buy credit past the window.
+    this.release(stream, Math.min(chunks, stream.unacked));
     stream.wake?.();
   }
 
@@ -51,31 +102,50 @@ export class ReadServer {
     for (const rid of [...this.streams.keys()]) this.cancel(rid);
   }
 
+  private release(stream: Stream, chunks: number): void {
+    if (chunks <= 0) return;
+    stream.unacked -= chunks;
+    this.bytesInFlight -= chunks * READ_CHUNK_BYTES;
+    for (const other of this.waiting) other.wake?.();
+  }
+
+  private canSend(stream: Stream): boolean {
+    if (stream.unacked >= stream.window) return false;
+    // A read with nothing in flight may always send one chunk, so a full budget cannot stall everyone.
+    return stream.unacked === 0 || this.bytesInFlight + READ_CHUNK_BYTES <= this.limits.maxBytesInFlight;
+  }
+
+  private report(callId: string, path: string, e: Omit<ReadEvent, 'sessionId' | 'callId' | 'path'>): void {
+    try {
+      this.onRead?.({ sessionId: this.sessionId, callId, path, ...e });
+    } catch {
+      // an audit hook that throws must not break the read protocol
+    }
+  }
+
   private async serve(message: ReadOpenMessage, stream: Stream): Promise<void> {
-    const event = (e: Omit<ReadEvent, 'sessionId' | 'callId' | 'path'>) => {
-      try {
-        this.onRead?.({ sessionId: this.sessionId, callId: message.id, path: message.path, ...e });
-      } catch {
-        // an audit hook that throws must not break the read protocol
-      }
-    };
     let opened: Awaited<ReturnType<CompiledPolicy['open']>>;
     try {
       opened = await this.policy.open(message.path);
     } catch (error) {
       const e = toDsError(error);
       this.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: e.code, message: e.message }));
-      event({ allowed: false, bytes: 0, code: e.code, message: e.message, outcome: e.code === 'POLICY_DENIED' ? 'refused' : 'failed' });
+      this.report(message.id, message.path, { allowed: false, bytes: 0, code: e.code, message: e.message, outcome: e.code === 'POLICY_DENIED' ? 'refused' : 'failed' });
       return;
     }
+    const served = opened.relative;
     let bytes = 0;
     try {
       this.send(JSON.stringify({ type: 'read.meta', rid: message.rid, size: opened.size }));
       for (;;) {
-        while (stream.credit <= 0 && !stream.cancelled) await new Promise<void>((r) => (stream.wake = r));
+        while (!stream.cancelled && !this.canSend(stream)) {
+          this.waiting.add(stream);
+          await new Promise<void>((r) => (stream.wake = r));
+          this.waiting.delete(stream);
+        }
         stream.wake = undefined;
         if (stream.cancelled) {
-          event({ allowed: true, bytes, outcome: 'cancelled' });
+          this.report(message.id, message.path, { served, allowed: true, bytes, outcome: 'cancelled' });
           return;
         }
         // Read straight into the frame, after its 4-byte read id: no copy per chunk.
@@ -83,16 +153,17 @@ export class ReadServer {
         const { bytesRead } = await opened.handle.read(frame, 4, READ_CHUNK_BYTES, null);
         if (bytesRead === 0) break;
         frame.writeUInt32BE(message.rid, 0);
-        stream.credit--;
+        stream.unacked++;
+        this.bytesInFlight += READ_CHUNK_BYTES;
         bytes += bytesRead;
         await this.sendBinary(frame.subarray(0, 4 + bytesRead));
       }
       this.send(JSON.stringify({ type: 'read.end', rid: message.rid, bytes }));
-      event({ allowed: true, bytes, outcome: 'completed' });
+      this.report(message.id, message.path, { served, allowed: true, bytes, outcome: 'completed' });
     } catch (error) {
-      const e = error instanceof DsError ? error : new DsError('INTERNAL', `Reading ${message.path} failed on the host: ${(error as Error).message}`, { cause: error });
+      const e = error instanceof DsError ? error : new DsError('INTERNAL', `Reading ${message.path.slice(0, 200)} failed on the host: ${(error as Error).message}`, { cause: error });
       this.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: e.code, message: e.message }));
-      event({ allowed: true, bytes, code: e.code, message: e.message, outcome: 'failed' });
+      this.report(message.id, message.path, { served, allowed: true, bytes, code: e.code, message: e.message, outcome: 'failed' });
     } finally {
       await opened.handle.close().catch(() => undefined);
     }

@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import {
-  decodeValue,
+  decodeResultFrame,
   DEFAULT_MAX_FRAME_BYTES,
   DsError,
   type HelloMessage,
   PROTOCOL_VERSION,
   parseRuntimeMessage,
+  RESULT_KIND,
   type RuntimeMessage,
 } from '@datastation/protocol';
 import type { CompiledPolicy, ReadEvent } from './read-policy.js';
-import { ReadServer } from './read-server.js';
+import { type ReadLimits, ReadServer } from './read-server.js';
 
 export interface CallOptions {
   timeoutMs: number;
@@ -50,7 +51,13 @@ export class RuntimeConnection {
   /** Set when the heartbeat, not the peer, ended the connection. */
   private unresponsive = false;
 
-  private constructor(private readonly ws: WebSocket, hello: HelloMessage, heartbeatMs: number) {
+  private constructor(
+    private readonly ws: WebSocket,
+    hello: HelloMessage,
+    heartbeatMs: number,
+    /** The largest frame the runtime accepts (maxHostFrameBytes); a bigger invoke would close the socket. */
+    private readonly maxSendBytes: number,
+  ) {
     this.hello = hello;
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
     ws.on('close', () => void this.onLost());
@@ -69,8 +76,11 @@ export class RuntimeConnection {
     this.heartbeat.unref();
   }
 
-  /** Connects to `url` and waits for the runtime's hello; rejects (and closes) on anything else. */
-  static open(url: string, secret: string, options: { maxPayload?: number; timeoutMs: number; heartbeatMs?: number }): Promise<RuntimeConnection> {
+  /**
+   * Connects to `url` and waits for the runtime's hello; rejects (and closes) on anything else.
+   * `maxPayload` must leave room for a result at the session's limit: maxRuntimeFrameBytes(resultBytes).
+   */
+  static open(url: string, secret: string, options: { maxPayload?: number; maxSendBytes?: number; timeoutMs: number; heartbeatMs?: number }): Promise<RuntimeConnection> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         headers: { authorization: `Bearer ${secret}` },
@@ -102,14 +112,14 @@ export class RuntimeConnection {
         }
         clearTimeout(timer);
         ws.removeAllListeners();
-        resolve(new RuntimeConnection(ws, parsed.message, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS));
+        resolve(new RuntimeConnection(ws, parsed.message, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, options.maxSendBytes ?? DEFAULT_MAX_FRAME_BYTES));
       });
     });
   }
 
   /** Serves the runtime's station reads under `policy` from now on. */
-  serveReads(sessionId: string, policy: CompiledPolicy, onRead?: (event: ReadEvent) => void): void {
-    this.reads = new ReadServer(this.ws, sessionId, policy, onRead);
+  serveReads(sessionId: string, policy: CompiledPolicy, onRead?: (event: ReadEvent) => void, limits?: ReadLimits): void {
+    this.reads = new ReadServer(this.ws, sessionId, policy, onRead, limits);
   }
 
   suspendHeartbeat(suspended: boolean): void {
@@ -125,6 +135,18 @@ export class RuntimeConnection {
     if (options.signal?.aborted) return Promise.reject(new DsError('CANCELLED', `The call to ${fn} was cancelled before it was sent.`));
     const id = randomUUID();
     const deadline = Date.now() + options.timeoutMs;
+    // Serialised and measured before anything is registered: arguments the runtime would refuse
+    // (its frame cap) or cannot be JSON fail this call alone, instead of the runtime closing the socket.
+    let frame: string;
+    try {
+      frame = this.frameOf({ type: 'invoke', id, fn, args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}) });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const bytes = Buffer.byteLength(frame);
+    if (bytes > this.maxSendBytes) {
+      return Promise.reject(new DsError('BAD_REQUEST', `The arguments of ${fn} are ${bytes} bytes as JSON; the runtime takes at most ${this.maxSendBytes} (it follows limits.resultBytes). Pass a path in /data or a station path instead of the data itself.`, { details: { bytes, max: this.maxSendBytes } }));
+    }
     return new Promise<unknown>((resolve, reject) => {
       const onAbort = () => {
         this.send({ type: 'cancel', id });
@@ -143,7 +165,7 @@ export class RuntimeConnection {
         backstop,
       });
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      this.send({ type: 'invoke', id, fn, args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}) });
+      this.ws.send(frame);
     });
   }
 
@@ -155,27 +177,51 @@ export class RuntimeConnection {
   }
 
   private send(message: object): void {
-    let frame: string;
+    this.ws.send(this.frameOf(message));
+  }
+
+  private frameOf(message: object): string {
     try {
-      frame = JSON.stringify(message);
+      return JSON.stringify(message);
     } catch (cause) {
       throw new DsError('BAD_REQUEST', `The call's arguments cannot be sent as JSON: ${(cause as Error).message}`, { cause });
     }
-    this.ws.send(frame);
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
-    if (isBinary) return;
+    if (isBinary) return this.onResultFrame(data);
     const parsed = parseRuntimeMessage(data);
     if (!parsed.ok) return; // a runtime bug; the call it concerned ends by its backstop
     this.dispatch(parsed.message);
   }
 
+  /**
+   * A result: a binary frame whose header the runtime wrote (result-frames.ts). The payload is
+   * parsed here, on its own, so whatever it holds answers only the call its header names.
+   */
+  private onResultFrame(data: Buffer): void {
+    let frame: ReturnType<typeof decodeResultFrame>;
+    try {
+      frame = decodeResultFrame(data);
+    } catch {
+      return; // a runtime bug or a forgery; the call it concerned ends by its backstop
+    }
+    if (!this.pending.has(frame.id)) return;
+    if (frame.kind === RESULT_KIND.bytes) {
+      // A copy of its own: the frame's buffer may hold more than this value.
+      return this.settle(frame.id, new Uint8Array(frame.payload));
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(frame.payload.toString('utf8'));
+    } catch (cause) {
+      return this.settle(frame.id, undefined, new DsError('PROTOCOL_ERROR', 'The runtime sent a result that is not one JSON value.', { cause }));
+    }
+    this.settle(frame.id, value);
+  }
+
   private dispatch(message: RuntimeMessage): void {
     switch (message.type) {
-      case 'result':
-        this.settle(message.id, decodeValue(message.encoding ? { value: message.value, encoding: message.encoding } : { value: message.value }));
-        break;
       case 'error':
         if (message.id === null) return;
         this.settle(message.id, undefined, new DsError(message.code, message.message, { ...(message.stack ? { remoteStack: message.stack } : {}), ...(message.details ? { details: message.details } : {}) }));
@@ -184,7 +230,7 @@ export class RuntimeConnection {
         if (message.id) this.pending.get(message.id)?.onLog?.(message.stream, message.data);
         break;
       case 'read.open':
-        if (this.reads) this.reads.open(message);
+        if (this.reads) this.reads.openRead(message);
         else this.ws.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: 'POLICY_DENIED', message: 'This session serves no station reads.' }));
         break;
       case 'read.ack':
@@ -218,6 +264,12 @@ export class RuntimeConnection {
       : await this.explainLoss().catch((cause: unknown) => new DsError('INTERNAL', 'The connection to the runtime was lost.', { cause }));
     this.closedError = error;
     this.failAll(error);
+  }
+
+  /** Ends the connection with `error` for every call in flight (a quota passed, say). */
+  fail(error: DsError): void {
+    this.failAll(error);
+    this.close();
   }
 
   private failAll(error: DsError): void {

@@ -1,40 +1,113 @@
-import { chmod, chown, lchown, lstat, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, readdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { DsError } from '@datastation/protocol';
+
+const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY } = constants;
 
 /**
- * Where session folders live: `$DS_STATE_DIR`, else `<tmp>/datastation-<uid>`. The `sessions`
- * folder is 0700 and owned by the controller, so no other local user can reach a session's socket
- * even when the socket itself must be open to the container's uid.
+ * Where the controller keeps session folders: `$DS_STATE_DIR`, else `/run/datastation` for root,
+ * `$XDG_RUNTIME_DIR/datastation` or `~/.local/state/datastation` for anyone else. Never a
+ * predictable name in a shared folder such as /tmp, where another local user could create it first.
  */
 export function defaultStateDir(): string {
-  return process.env.DS_STATE_DIR ?? join(tmpdir(), `datastation-${process.getuid?.() ?? 'user'}`);
+  if (process.env.DS_STATE_DIR) return resolve(process.env.DS_STATE_DIR);
+  if (process.getuid?.() === 0) return '/run/datastation';
+  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'datastation');
+  return join(homedir(), '.local', 'state', 'datastation');
+}
+
+/**
+ * Makes sure `dir` is a folder only this user controls: every existing ancestor is a real folder
+ * (no link) owned by root or this user, and writable by others only with the sticky bit (as /tmp
+ * is); `dir` itself is created if missing and must be this user's, mode 0700. Modes change through
+ * a descriptor opened without following links, never by path.
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  const me = process.getuid?.();
+  const absolute = resolve(dir);
+  const chain: string[] = [];
+  for (let p = dirname(absolute); ; p = dirname(p)) {
+    chain.unshift(p);
+    if (p === dirname(p)) break;
+  }
+  for (const ancestor of chain) {
+    const info = await lstat(ancestor).catch(() => undefined);
+    if (!info) break; // created below, by us
+    const problem = !info.isDirectory()
+      ? 'is not a folder (or is a link)'
+      : info.uid !== 0 && info.uid !== me
+        ? `belongs to uid ${info.uid}`
+        : info.mode & 0o022 && !(info.mode & 0o1000)
+          ? 'is writable by other users'
+          : undefined;
+    if (problem) throw unsafe(absolute, ancestor, problem);
+  }
+  await mkdir(absolute, { recursive: true, mode: 0o700 });
+  const handle = await open(absolute, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).catch((cause: unknown) => {
+    throw unsafe(absolute, absolute, 'is not a folder (or is a link)', cause);
+  });
+  try {
+    const info = await handle.stat();
+    if (info.uid !== me) throw unsafe(absolute, absolute, `belongs to uid ${info.uid}`);
+    if ((info.mode & 0o777) !== 0o700) await handle.chmod(0o700);
+  } finally {
+    await handle.close();
+  }
+}
+
+function unsafe(dir: string, at: string, problem: string, cause?: unknown): DsError {
+  return new DsError(
+    'CONTAINER_START_FAILED',
+    `The controller's state folder ${dir} is not safe: ${at} ${problem}. Another local user could reach session sockets through it. Use a folder only this user controls (DS_STATE_DIR or stateDir).`,
+    cause ? { cause } : {},
+  );
 }
 
 export async function makeSessionDir(stateDir: string, sessionId: string, containerUid: number, containerGid: number): Promise<string> {
   const sessions = join(stateDir, 'sessions');
-  await mkdir(sessions, { recursive: true, mode: 0o700 });
-  const info = await lstat(sessions);
-  if (!info.isDirectory() || info.uid !== process.getuid?.()) {
-    throw new Error(`${sessions} must be a folder owned by this user (uid ${process.getuid?.()}); it is not. Remove it or set DS_STATE_DIR.`);
-  }
-  await chmod(sessions, 0o700);
+  await ensurePrivateDir(stateDir);
+  await ensurePrivateDir(sessions);
   const dir = join(sessions, sessionId);
-  await mkdir(dir, { mode: 0o700 });
+  await mkdir(dir, { mode: 0o700 }); // fails if it exists: the name is new and random
   // The runtime creates its socket here as the container's user.
   const uid = process.getuid?.();
   if (uid === containerUid) return dir;
-  if (uid === 0) await chown(dir, containerUid, containerGid);
-  else await chmod(dir, 0o777);
+  await withFolder(dir, async (handle) => {
+    if (uid === 0) await handle.chown(containerUid, containerGid);
+    else await handle.chmod(0o777); // inside `sessions` (0700): no other local user can reach it
+  });
   return dir;
 }
 
 /**
  * Once the runtime listens, the container has no more business writing in its session folder:
  * hand the folder back to the controller, so a function cannot plant files, links or FIFOs there.
+ * Anything but the runtime's socket found there now was planted before the lock (a folder would
+ * stay writable to the container): the session is refused.
  */
 export async function lockSessionDir(dir: string): Promise<void> {
   const uid = process.getuid?.();
-  if (uid === 0) await lchown(dir, 0, 0);
-  await chmod(dir, 0o755);
+  await withFolder(dir, async (handle) => {
+    if (uid === 0) await handle.chown(0, 0);
+    await handle.chmod(0o755);
+  });
+  const planted = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.name === 'runtime.sock' && entry.isSocket()) continue;
+    planted.push(entry.name);
+  }
+  if (planted.length) {
+    throw new DsError('CONTAINER_START_FAILED', `The session folder holds entries the runtime never makes (${planted.slice(0, 5).join(', ')}): something in the container planted them, and the session is refused.`);
+  }
+}
+
+async function withFolder(dir: string, step: (handle: FileHandle) => Promise<void>): Promise<void> {
+  const handle = await open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  try {
+    await step(handle);
+  } finally {
+    await handle.close();
+  }
 }

@@ -98,6 +98,8 @@ export function limitDockerClient(docker: DockerClient, options: OpLimiterOption
     networks: limitAll('networks', docker.networks, limited),
     volumes: limitAll('volumes', docker.volumes, limited),
     ping: () => limited('ping', 'INTERNAL', () => docker.ping(), { what: 'answering a ping' }),
+    // Part of a session's start (which runtime to use); cached by the client after the first answer.
+    runtimes: (options) => limited('runtimes', 'CONTAINER_START_FAILED', () => docker.runtimes(options), { what: "listing the engine's runtimes (docker info)" }),
   };
 }
 

@@ -6,6 +6,7 @@ import { LABELS } from '../docker/labels.js';
 import { createLogger } from '../logger.js';
 import { processStartTime } from '../process-info.js';
 export { processStartTime } from '../process-info.js';
+import { releaseOrphanMounts } from '../session/data-mount.js';
 import { defaultStateDir } from '../session/state-dir.js';
 
 /**
@@ -17,7 +18,7 @@ export const OWNER_START_LABEL = LABELS.ownerStart;
 
 export interface ReapOptions {
   docker: DockerClient;
-  /** Where session folders live; default `$DS_STATE_DIR` or `<tmp>/datastation-<uid>`. */
+  /** Where session folders live; default `defaultStateDir()`. */
   stateDir?: string;
   /**
    * Whether the process that created a resource still runs. Default: `process.kill(pid, 0)` does
@@ -37,6 +38,8 @@ export interface ReapResult {
   volumes: string[];
   /** Session folders removed, as full paths. */
   sessionDirs: string[];
+  /** Data folders whose nosuid,nodev mount a dead controller left, unmounted. */
+  mounts: string[];
   /** What could not be removed, and why; the next run tries again. */
   failed: { resource: string; message: string }[];
 }
@@ -58,7 +61,7 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
   const isAlive = options.isAlive ?? processAlive;
   const filters = [LABELS.session, `${LABELS.ownerHost}=${host}`, ...(options.labels ?? [])];
   const log = createLogger('datastation:reaper');
-  const result: ReapResult = { containers: [], networks: [], volumes: [], sessionDirs: [], failed: [] };
+  const result: ReapResult = { containers: [], networks: [], volumes: [], sessionDirs: [], mounts: [], failed: [] };
   const orphanSessions = new Set<string>();
   const verdicts = new Map<string, boolean>();
 
@@ -101,7 +104,10 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
     if (orphaned(v.labels)) await attempt(`volume ${v.name}`, () => docker.volumes.remove(v.name), result.volumes, v.name);
   }
 
-  const sessions = join(options.stateDir ?? defaultStateDir(), 'sessions');
+  const stateDir = options.stateDir ?? defaultStateDir();
+  // After the containers: no function can be writing in a data folder whose mount goes.
+  result.mounts = await releaseOrphanMounts(stateDir, isAlive).catch(() => []);
+  const sessions = join(stateDir, 'sessions');
   if (orphanSessions.size > 0 && (await isPlainFolder(sessions))) {
     for (const id of orphanSessions) {
       const dir = join(sessions, id);
@@ -109,7 +115,7 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
       await attempt(`session folder ${dir}`, () => rm(dir, { recursive: true, force: true }), result.sessionDirs, dir);
     }
   }
-  if (result.containers.length + result.networks.length + result.volumes.length + result.sessionDirs.length + result.failed.length > 0) {
+  if (result.containers.length + result.networks.length + result.volumes.length + result.sessionDirs.length + result.mounts.length + result.failed.length > 0) {
     log.debug('reaped', { ...result });
   }
   return result;

@@ -4,6 +4,7 @@ import { defaultDockerClient } from '../docker/default-client.js';
 import { createLogger, type Logger } from '../logger.js';
 import { dsDockerInit, type DsConnection, type InitOptions, type RunOptions } from '../session/init.js';
 import type { Limits } from '../session/limits.js';
+import { engineHasRuntime, requestedRuntime, type SandboxRuntime } from '../session/sandbox-runtime.js';
 import { defaultStateDir } from '../session/state-dir.js';
 import { limitDockerClient, type LimitedDockerClient } from './limited-client.js';
 import type { OpLimiterStats } from './op-limiter.js';
@@ -16,7 +17,7 @@ export interface SessionKey {
 }
 
 /** What `sessionFor` gives for a key: everything dsDockerInit needs but what the station decides. */
-export type SessionSpec = Omit<InitOptions, 'docker' | 'stateDir' | 'user' | 'package'>;
+export type SessionSpec = Omit<InitOptions, 'docker' | 'stateDir' | 'user' | 'package' | 'ceilings'>;
 
 export interface StationOptions {
   /** The data folder, functions and limits of a user's session of a package. Called once per session start. */
@@ -25,8 +26,16 @@ export interface StationOptions {
   image?: string;
   stateDir?: string;
   docker?: DockerClient;
+  /**
+   * The OCI runtime of every session (`sessionFor`'s `runtime` wins). Default: `DS_RUNTIME` when
+   * set, else `runsc` (gVisor) when the engine has it and the session uses the `unix` transport,
+   * else `runc`.
+   */
+  runtime?: SandboxRuntime;
   /** Default limits of every session; `sessionFor`'s limits win field by field. */
   limits?: Partial<Limits>;
+  /** The most any session of this station may be given (DEFAULT_CEILINGS by default); `sessionFor` cannot go past them. */
+  ceilings?: Partial<Limits>;
   /** Idle time before a session's container is frozen (docker pause). Default 5 000 ms; `Infinity` never pauses. */
   pauseAfterMs?: number;
   /** Idle time before a session is closed and its container removed. Default 10 min; `Infinity` keeps it. */
@@ -73,6 +82,8 @@ export interface SessionInfo {
   user: string;
   package: string;
   session: string | undefined;
+  /** The session's OCI runtime; undefined while it starts. */
+  runtime: SandboxRuntime | undefined;
   state: 'starting' | 'running' | 'paused';
   calls: number;
   idleMs: number;
@@ -134,6 +145,8 @@ export class Station implements AsyncDisposable {
   private readonly closings = new Set<Promise<void>>();
   private readonly log: Logger = createLogger('datastation:station');
   private reaping: Promise<ReapResult> | undefined;
+  /** Whether the engine has gVisor, asked once (a failed ask is asked again). */
+  private gvisor: Promise<boolean> | undefined;
   private reapFailed = false;
   private closing: Promise<void> | undefined;
 
@@ -154,6 +167,7 @@ export class Station implements AsyncDisposable {
       timeoutMs: positive('dockerOpTimeoutMs', options.dockerOpTimeoutMs ?? STATION_DEFAULTS.dockerOpTimeoutMs),
     });
     this.init = options.init ?? dsDockerInit;
+    if (options.runtime !== undefined) requestedRuntime(options.runtime); // BAD_REQUEST now, not at the first call
   }
 
   /**
@@ -216,6 +230,7 @@ export class Station implements AsyncDisposable {
       user: e.key.user,
       package: e.key.package,
       session: e.connection?.sessionId,
+      runtime: e.connection?.sandboxRuntime,
       state: !e.connection ? 'starting' : e.connection.paused ? 'paused' : 'running',
       calls: e.calls,
       idleMs: e.calls > 0 ? 0 : Math.round(now - e.lastUsed),
@@ -263,7 +278,7 @@ export class Station implements AsyncDisposable {
   }
 
   private reap(): Promise<ReapResult> {
-    if (this.options.reap === false) return Promise.resolve({ containers: [], networks: [], volumes: [], sessionDirs: [], failed: [] });
+    if (this.options.reap === false) return Promise.resolve({ containers: [], networks: [], volumes: [], sessionDirs: [], mounts: [], failed: [] });
     this.reaping ??= reapOrphans({ docker: this.docker, stateDir: this.stateDir, ...(this.options.reap?.labels ? { labels: this.options.reap.labels } : {}) }).catch((error: unknown) => {
       this.reaping = undefined; // try again next time
       throw toDsError(error);
@@ -364,10 +379,13 @@ export class Station implements AsyncDisposable {
           throw toDsError(error, 'BAD_REQUEST');
         });
       const limits = this.options.limits || spec.limits ? { ...this.options.limits, ...spec.limits } : undefined;
+      const runtime = spec.runtime ?? (await this.defaultRuntime(spec));
       const connection = await this.init({
         ...(this.options.image ? { image: this.options.image } : {}),
         ...spec,
+        runtime,
         ...(limits ? { limits } : {}),
+        ...(this.options.ceilings ? { ceilings: this.options.ceilings } : {}),
         user: key.user,
         package: key.package,
         docker: this.docker,
@@ -394,6 +412,22 @@ export class Station implements AsyncDisposable {
       if (this.sessions.get(id) === entry) this.sessions.delete(id);
     });
     return entry;
+  }
+
+  /**
+   * The station's runtime for a session whose spec names none: the option, else DS_RUNTIME, else
+   * gVisor where the engine has it. gVisor is registered here with network mode `none` only, so
+   * a session on the `network` transport falls back to runc rather than failing.
+   */
+  private async defaultRuntime(spec: SessionSpec): Promise<SandboxRuntime> {
+    if (this.options.runtime !== undefined || process.env.DS_RUNTIME) return requestedRuntime(this.options.runtime);
+    const transport = spec.transport ?? (process.env.DS_TRANSPORT === 'network' ? 'network' : 'unix');
+    if (transport !== 'unix') return 'runc';
+    this.gvisor ??= engineHasRuntime(this.docker, 'runsc').catch((error: unknown) => {
+      this.gvisor = undefined;
+      throw toDsError(error, 'CONTAINER_START_FAILED');
+    });
+    return (await this.gvisor) ? 'runsc' : 'runc';
   }
 
   /** Closes the least recently used idle session when the station is full; throws when every session is busy. */

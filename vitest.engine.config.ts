@@ -1,0 +1,19 @@
+import { defineConfig } from 'vitest/config';
+
+// The engine-restart fault stops and starts the machine's Docker engine: it cannot share a run
+// with any other Docker test, so `pnpm test` runs it alone, after the main run (vitest.config.ts).
+const resolve = { conditions: ['source'] };
+
+export default defineConfig({
+  resolve,
+  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+  test: {
+    name: 'engine',
+    include: ['test/engine/**/*.test.ts'],
+    reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results/vitest-engine.json' }]] : ['default'],
+    globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
+    testTimeout: 240_000,
+    hookTimeout: 120_000,
+    fileParallelism: false,
+  },
+});
