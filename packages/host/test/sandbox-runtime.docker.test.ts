@@ -36,6 +36,20 @@ describe(`the sandbox runtime (this project: ${RUNTIME})`, () => {
     }
   });
 
+  it('a paused session closes at once, and its container is gone', async () => {
+    // Under runsc the frozen Sentry cannot act on a forced removal's kill, and Docker waits 10 s
+    // for it: the client thaws a paused runsc container before removing it.
+    await using fn = await functionPackage({ 'index.js': FUNCTIONS });
+    await using data = await dataFolder();
+    const session = await dsDockerInit({ dataDir: data.path, functions: fn.path });
+    await session.pause();
+    expect((await testDocker().containers.inspect(session.containerId)).paused).toBe(true);
+    const started = Date.now();
+    await session.close();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await sessionResources(session.sessionId)).toEqual([]);
+  });
+
   it('runtime "runsc" with the network transport is refused with BAD_REQUEST before anything is created', async () => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
     await using data = await dataFolder();

@@ -36,10 +36,13 @@ export async function connect(args) {
 `;
 
 const TRANSPORTS = ['unix', 'network'] as const;
-/** gVisor (DS_RUNTIME=runsc) is registered with network mode `none` only: the `network` transport's cases run under runc alone, and show as skipped under runsc. */
-const RUNSC = process.env.DS_RUNTIME === 'runsc';
+/**
+ * gVisor (DS_RUNTIME=runsc) is registered with network mode `none` only, so every session on the
+ * `network` transport names runc: those cases run (under runc) in the runsc projects too.
+ */
+const NETWORK = { transport: 'network', runtime: 'runc' } as const;
 
-for (const transport of TRANSPORTS) describe.skipIf(RUNSC && transport === 'network')(`a session in a real container, over the ${transport} transport`, () => {
+for (const transport of TRANSPORTS) describe(`a session in a real container, over the ${transport} transport`, () => {
   let fn: TempDir;
   let data: TempDir;
   let state: TempDir;
@@ -50,7 +53,7 @@ for (const transport of TRANSPORTS) describe.skipIf(RUNSC && transport === 'netw
     data = await dataFolder();
     state = await tempDir('ds-state');
     await data.write('input.txt', 'hello from the host');
-    session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, transport, limits: { timeoutMs: 1_000 } });
+    session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, ...(transport === 'network' ? NETWORK : {}), limits: { timeoutMs: 1_000 } });
   });
 
   afterAll(async () => {
@@ -142,7 +145,7 @@ for (const transport of TRANSPORTS) describe.skipIf(RUNSC && transport === 'netw
       expect(lines).toContain('CapPrm:\t0000000000000000');
       // gVisor's /proc/self/status has no NoNewPrivs line; runsc sets the flag on every process
       // (prctl(PR_GET_NO_NEW_PRIVS) answers 1 inside, with or without the option).
-      expect(lines.find((l) => l.startsWith('NoNewPrivs')) ?? (RUNSC ? 'NoNewPrivs:\t1' : 'missing')).toBe('NoNewPrivs:\t1');
+      expect(lines.find((l) => l.startsWith('NoNewPrivs')) ?? (session.sandboxRuntime === 'runsc' ? 'NoNewPrivs:\t1' : 'missing')).toBe('NoNewPrivs:\t1');
     });
 
     it('reaches nothing but the controller: no other interface (unix) and no service on the host loopback', async () => {
@@ -160,12 +163,12 @@ for (const transport of TRANSPORTS) describe.skipIf(RUNSC && transport === 'netw
   });
 });
 
-describe.skipIf(RUNSC)('the network transport (runc only)', () => {
+describe('the network transport (runc: gVisor has network mode none only)', () => {
   it("a session cannot reach another session's container", async () => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
     await using data = await dataFolder();
-    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
-    await using other = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
+    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, ...NETWORK });
+    await using other = await dsDockerInit({ dataDir: data.path, functions: fn.path, ...NETWORK });
     const address = Object.values((await testDocker().containers.inspect(other.containerId)).networks)[0];
     expect(address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     // The controller reaches it (the session works); a neighbour does not.
@@ -189,10 +192,10 @@ describe('session lifecycle', () => {
     await expect(dsDockerRun('noop', null, session)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 
-  it.skipIf(RUNSC)('close() also removes the per-session network of the network transport (runc only)', async () => {
+  it('close() also removes the per-session network of the network transport', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
     await using data = await dataFolder();
-    const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport: 'network' });
+    const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, ...NETWORK });
     expect(await dsDockerRun('noop', null, session)).toBeNull();
     expect((await sessionResources(session.sessionId)).filter((r) => r.startsWith('network'))).toHaveLength(1);
     await session.close();

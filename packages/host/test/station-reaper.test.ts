@@ -59,6 +59,7 @@ describe('reapOrphans', () => {
       networks: ['net-dead'],
       volumes: ['vol-dead'],
       sessionDirs: [join(sessions, 'deadbeef0001')],
+      mounts: [],
       failed: [],
     });
     expect(listed[0]).toEqual([LABELS.session, `${LABELS.ownerHost}=${hostname()}`, 'io.datastation.user=alice']);

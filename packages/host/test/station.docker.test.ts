@@ -162,9 +162,9 @@ describe('Station on a real engine', () => {
     await until('the dead session is removed', async () => (await sessionResources(warm.session)).length === 0);
   });
 
-  // gVisor (DS_RUNTIME=runsc) is registered with network mode `none` only: runc alone has this transport.
-  it.skipIf(process.env.DS_RUNTIME === 'runsc')('works the same over the internal-network transport, and close() removes the network too (runc only)', async () => {
-    const s = station({ pauseAfterMs: 300, sessionFor: () => ({ dataDir: data.path, functions: fn.path, transport: 'network' }) });
+  // gVisor (DS_RUNTIME=runsc) is registered with network mode `none` only: this transport names runc.
+  it('works the same over the internal-network transport, and close() removes the network too', async () => {
+    const s = station({ pauseAfterMs: 300, sessionFor: () => ({ dataDir: data.path, functions: fn.path, transport: 'network', runtime: 'runc' }) });
     const key = { user: user(), package: 'stats' };
     const first = await s.call(key, 'echo', 1);
     expect(await sessionResources(first.session)).toEqual(expect.arrayContaining([expect.stringMatching(/^network /)]));

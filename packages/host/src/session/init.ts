@@ -421,9 +421,10 @@ function openSocketNoFollow(path: string): { path: string; close(): void } | und
 async function explainLoss(docker: DockerClient, containerId: string): Promise<DsError> {
   let state = await docker.containers.inspect(containerId).catch(() => undefined);
   if (state?.running) {
-    // The socket closes as the process dies, a moment before the engine records the exit (and OOMKilled).
+    // The socket closes as the process dies, a moment before the engine records the exit (and OOMKilled);
+    // a gVisor sandbox under load can take seconds to shut down.
     const stop = new AbortController();
-    await Promise.race([docker.containers.wait(containerId, stop.signal).catch(() => undefined), sleep(2_000)]);
+    await Promise.race([docker.containers.wait(containerId, stop.signal).catch(() => undefined), sleep(5_000)]);
     stop.abort();
     state = await docker.containers.inspect(containerId).catch(() => undefined);
   }
