@@ -2,13 +2,13 @@ import { defineConfig } from 'vitest/config';
 
 // Workspace packages resolve to their TypeScript sources through the `source` export condition.
 const resolve = { conditions: ['source'] };
+const ssr = { resolve: { conditions: ['source'], externalConditions: ['source'] } };
 
 /**
  * The suites run again under gVisor (DS_RUNTIME=runsc: dsDockerInit's and the Station's default
- * runtime). Not here: files about the `network` transport only (gVisor is registered with network
- * mode `none`), the examples and the CLI (same session code, nothing runtime-specific), and
- * test/faults (engine- and controller-level faults: the runtime does not change them). Files that
- * mix transports skip their `network` cases under runsc by a condition on DS_RUNTIME.
+ * runtime). Not here: the examples and the CLI (same session code, nothing runtime-specific) and
+ * test/faults (engine- and controller-level faults: the runtime does not change them). Sessions
+ * on the `network` transport name runc (gVisor is registered with network mode `none` only).
  */
 const RUNSC_DOCKER_FILES = [
   'packages/host/test/session.docker.test.ts',
@@ -20,72 +20,67 @@ const RUNSC_DOCKER_FILES = [
   'packages/host/test/sandbox-runtime.docker.test.ts',
 ];
 
+/**
+ * A project against the real engine: the runtime image is built by the global setup; the OCI
+ * runtime is always named (the Station would otherwise pick gVisor by itself where the engine has it).
+ */
+function dockerProject(name: string, include: string[], runtime: 'runc' | 'runsc') {
+  return {
+    resolve,
+    ssr,
+    test: {
+      name,
+      include,
+      env: { DS_RUNTIME: runtime },
+      globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
+      testTimeout: 90_000,
+      hookTimeout: 120_000,
+      // Two cores: two files at a time keeps the engine busy without starving it.
+      maxWorkers: 2,
+      minWorkers: 1,
+    },
+  };
+}
+
 export default defineConfig({
   resolve,
-  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+  ssr,
   test: {
     reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results/vitest.json' }]] : ['default'],
     projects: [
       {
         resolve,
-        ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+        ssr,
         test: {
           name: 'unit',
           include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
-          exclude: ['**/*.docker.test.ts', '**/node_modules/**'],
+          // The gatekeeper's store tests run in the `store` project (they need a PostgreSQL).
+          exclude: ['**/*.docker.test.ts', '**/node_modules/**', 'packages/gatekeeper/test/**'],
           testTimeout: 20_000,
         },
       },
-      // Attacks on the sandbox and the controller (test/security), and faults (test/faults):
-      // real containers, each case asserting the typed refusal and that nothing leaked.
-      ...(['security', 'faults'] as const).map((name) => ({
-        resolve,
-        ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
-        test: {
-          name,
-          include: [`test/${name}/**/*.test.ts`],
-          env: { DS_RUNTIME: 'runc' },
-          globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
-          testTimeout: 90_000,
-          hookTimeout: 120_000,
-          maxWorkers: 2,
-          minWorkers: 1,
-        },
-      })),
+      // The store's suite, on SQLite and on a PostgreSQL 15 that the global setup starts in a
+      // temporary folder (or DS_TEST_PG_URL). A missing PostgreSQL fails the run.
       {
         resolve,
-        ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+        ssr,
         test: {
-          name: 'docker',
-          include: ['packages/*/test/**/*.docker.test.ts', 'examples/*/test/**/*.docker.test.ts'],
-          // Named, not left to the default: the Station picks gVisor by itself where the engine has it.
-          env: { DS_RUNTIME: 'runc' },
-          globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
-          testTimeout: 90_000,
-          hookTimeout: 120_000,
-          // Two cores: two files at a time keeps the engine busy without starving it.
-          maxWorkers: 2,
-          minWorkers: 1,
+          name: 'store',
+          include: ['packages/gatekeeper/test/**/*.test.ts'],
+          exclude: ['**/*.docker.test.ts', '**/node_modules/**'],
+          globalSetup: ['./packages/gatekeeper/test/postgres-global-setup.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
         },
       },
+      dockerProject('docker', ['packages/*/test/**/*.docker.test.ts', 'examples/*/test/**/*.docker.test.ts'], 'runc'),
+      // Attacks on the sandbox and the controller (test/security), and faults (test/faults):
+      // real containers, each case asserting the typed refusal and that nothing leaked.
+      dockerProject('security', ['test/security/**/*.test.ts'], 'runc'),
+      dockerProject('faults', ['test/faults/**/*.test.ts'], 'runc'),
       // The same sessions under gVisor (see RUNSC_DOCKER_FILES).
-      ...([
-        ['docker-runsc', RUNSC_DOCKER_FILES],
-        ['security-runsc', ['test/security/**/*.test.ts']],
-      ] as const).map(([name, include]) => ({
-        resolve,
-        ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
-        test: {
-          name,
-          include: [...include],
-          env: { DS_RUNTIME: 'runsc' },
-          globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
-          testTimeout: 90_000,
-          hookTimeout: 120_000,
-          maxWorkers: 2,
-          minWorkers: 1,
-        },
-      })),
+      dockerProject('docker-runsc', RUNSC_DOCKER_FILES, 'runsc'),
+      dockerProject('security-runsc', ['test/security/**/*.test.ts'], 'runsc'),
     ],
   },
 });

@@ -1,13 +1,17 @@
 import type { SensorStats } from './index.js';
 
-/** What a connector gets from the station: `run` calls a function of this package in the session. */
+/**
+ * What a connector gets from the station: `run` calls a function of this package, in the same
+ * container (the connector runs there too); `signal` aborts at the call's deadline or on cancel.
+ */
 export interface ConnectorContext {
   run(fn: string, args?: unknown): Promise<unknown>;
+  signal?: AbortSignal;
 }
 
 /**
  * One station call, two function calls: `summarize` gives each sensor's mean and σ; the bounds
- * mean ± sigmas·σ are computed here, on the host; `flag` then writes the readings outside them.
+ * mean ± sigmas·σ are computed here, in the container; `flag` then writes the readings outside them.
  */
 export async function anomalies(args: { file: string; sigmas?: number }, { run }: ConnectorContext) {
   const sigmas = args?.sigmas ?? 2;

@@ -23,7 +23,9 @@ export const PROVIDED_BY_RUNTIME = ['@datastation/dev-utils'];
 /**
  * Bundles the entry module into one ESM file for Node 20 with esbuild: the developer's own
  * dependencies are inlined, so the container needs nothing but the runtime image. Connectors run
- * on the host, so their bundle is self-contained (nothing external but Node's built-ins).
+ * in the container too (the bundle's package.json names their module in `datastation.connectors`,
+ * which the runtime loads), but see only `run`: their bundle is self-contained (nothing external
+ * but Node's built-ins), so they get none of the runtime's modules (dev-utils' station reads).
  * Output is not minified: the data owner who approves a package should be able to read it. Paths
  * in esbuild's comments are relative to the package folder, so the bytes do not depend on where
  * the folder lives.
@@ -37,7 +39,7 @@ export async function bundleFunctionPackage(pkg: FunctionPackage, outDir: string
     connectors = await bundleOne(pkg, pkg.connectors, join(outDir, BUNDLE_CONNECTORS), []);
     files.push(BUNDLE_CONNECTORS);
   }
-  const manifest = { name: pkg.name, version: pkg.version, type: 'module', main: BUNDLE_ENTRY };
+  const manifest = { name: pkg.name, version: pkg.version, type: 'module', main: BUNDLE_ENTRY, ...(pkg.connectors ? { datastation: { connectors: BUNDLE_CONNECTORS } } : {}) };
   await writeFile(join(outDir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   return { dir: outDir, files: files.sort(), functions, connectors };
 }

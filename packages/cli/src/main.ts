@@ -85,7 +85,7 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .option('timeout', { type: 'number', describe: 'Deadline of the call in ms (default 30000)' })
           .option('image', { type: 'string', describe: 'Runtime image (default: datastation/runtime:latest; a .dspkg runs on the image id it records)' })
           .option('runtime', { choices: ['runc', 'runsc'] as const, describe: 'Container runtime: runc (default, or DS_RUNTIME) or runsc (gVisor, when the engine has it)' })
-          .option('connector', { type: 'boolean', describe: 'Run a connector from the connectors module on this host; its run() calls functions in the container' })
+          .option('connector', { type: 'boolean', describe: 'Run a connector from the connectors module, in the container beside the functions; its run() calls the package\'s functions there' })
           .option('hand-over-data', { type: 'boolean', describe: 'When --data is owned by root: give that folder (not its contents) to the uid functions run as (10001)' })
           .option('read-root', { type: 'string', describe: 'Station storage that station reads (read("/owners/...")) are served from' })
           .option('allow', { type: 'string', array: true, describe: 'A glob under --read-root the function may read (repeatable)' })

@@ -85,7 +85,7 @@ describe('openPackage', () => {
     const opened = await openPackage(p.file);
     expect(opened.manifest).toEqual(p.manifest);
     expect((await readdir(opened.codeDir)).sort()).toEqual(['connectors.js', 'index.js', 'package.json']);
-    expect(JSON.parse(await readFile(join(opened.codeDir, 'package.json'), 'utf8'))).toMatchObject({ type: 'module', main: 'index.js' });
+    expect(JSON.parse(await readFile(join(opened.codeDir, 'package.json'), 'utf8'))).toMatchObject({ type: 'module', main: 'index.js', datastation: { connectors: 'connectors.js' } });
     await opened.remove();
     await expect(readdir(opened.dir)).rejects.toMatchObject({ code: 'ENOENT' });
   });

@@ -1,4 +1,4 @@
-export { dsDockerInit, dsDockerRun, type DsConnection, type InitOptions, type RunOptions } from './session/init.js';
+export { dsDockerInit, dsDockerRun, type DsConnection, type ConnectorCallEvent, type InitOptions, type RunOptions } from './session/init.js';
 export { SANDBOX_RUNTIMES, engineHasRuntime, type SandboxRuntime } from './session/sandbox-runtime.js';
 export { DEFAULT_CEILINGS, DEFAULT_LIMITS, resolveCeilings, resolveLimits, type Limits } from './session/limits.js';
 export { compileReadPolicy, type CompiledPolicy, type ReadEvent, type ReadPolicy } from './session/read-policy.js';

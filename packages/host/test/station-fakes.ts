@@ -127,6 +127,7 @@ export function fakeInit(handler: Handler = (_fn, args) => args) {
       containerId,
       image: image.id,
       functions: [],
+      connectors: [],
       limits,
       sandboxRuntime: options.runtime ?? 'runc',
       get closed() {
@@ -150,6 +151,9 @@ export function fakeInit(handler: Handler = (_fn, args) => args) {
             .then(resolve, reject)
             .finally(() => pending.delete(fail));
         });
+      },
+      runConnector(name, args, runOptions) {
+        return session.run(name, args, { ...runOptions, connector: true });
       },
       async pause() {
         if (paused || closed) return;

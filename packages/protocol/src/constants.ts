@@ -2,8 +2,11 @@
  * The protocol's numbers, apart from its schemas so that code running in every function worker
  * (dev-utils, the worker) can use them without loading zod.
  */
-/** 2: results travel as binary frames built by the runtime (see result-frames.ts); no JSON `result`. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * 2: results travel as binary frames built by the runtime (see result-frames.ts); no JSON `result`.
+ * 3: connectors run in the runtime: `invoke.kind`, `hello.connectors`, `call.nested` reports.
+ */
+export const PROTOCOL_VERSION = 3;
 
 /** The largest frame either side accepts by default: the default result limit plus envelope room. */
 export const DEFAULT_MAX_FRAME_BYTES = 48 * 1024 * 1024;

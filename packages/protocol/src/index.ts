@@ -1,6 +1,8 @@
 export { ERROR_CODES, ERROR_CODE_NAMES, exitCodeFor, hintFor, httpStatusFor, isErrorCode, type ErrorCode } from './codes.js';
 export { DsError, isDsError, toDsError, type DsErrorOptions } from './errors.js';
 export {
+  CALL_KINDS,
+  type CallKind,
   CancelMessage,
   DEFAULT_MAX_FRAME_BYTES,
   ErrorMessage,
@@ -8,6 +10,7 @@ export {
   HostMessage,
   InvokeMessage,
   LogMessage,
+  NestedCallMessage,
   PROTOCOL_VERSION,
   READ_CHUNK_BYTES,
   READ_WINDOW_CHUNKS,

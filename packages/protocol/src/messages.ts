@@ -19,10 +19,16 @@ export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, READ_CHUNK_BYTES, READ_WINDO
 const callId = z.string().min(1).max(128);
 const fnName = z.string().min(1).max(256);
 
+/** What an invoke runs: one of the package's functions (the default), or one of its connectors. */
+export const CALL_KINDS = ['function', 'connector'] as const;
+export type CallKind = (typeof CALL_KINDS)[number];
+
 export const InvokeMessage = z.object({
   type: z.literal('invoke'),
   id: callId,
   fn: fnName,
+  /** Absent means 'function': the warm path's frame is unchanged. */
+  kind: z.enum(CALL_KINDS).optional(),
   /** Optional on the wire: `JSON.stringify` drops `args: undefined`, and the function then gets `undefined`. */
   args: z.unknown().optional(),
   /** Milliseconds since the epoch after which the runtime answers TIMEOUT. Host and container share a kernel clock. */
@@ -42,6 +48,33 @@ export const HelloMessage = z.object({
   runtime: z.string(),
   node: z.string(),
   functions: z.array(fnName),
+  /**
+   * The package's connectors (package.json `datastation.connectors`); empty when it has none.
+   * Defaulted so that an older runtime's hello still parses and the host can name the version gap.
+   */
+  connectors: z.array(fnName).default([]),
+});
+
+/**
+ * One call of a function that a connector made through `run`, reported when it ends (or when the
+ * connector's call ends first, which ends it), always before the connector's own answer. The
+ * runtime's main thread writes it from its own bookkeeping (it ran the call): nothing the
+ * connector or a function posts can produce one for another call, or alter its fields.
+ */
+export const NestedCallMessage = z.object({
+  type: z.literal('call.nested'),
+  /** The connector's call (the invoke's id). */
+  id: callId,
+  /** 1, 2, ... in the order the connector asked for the calls. */
+  seq: z.number().int().positive(),
+  fn: fnName,
+  ok: z.boolean(),
+  /** How the call failed, when it did. */
+  code: z.enum(ERROR_CODE_NAMES).optional(),
+  /** Milliseconds from the runtime receiving the request to the call's end. */
+  ms: z.number().nonnegative(),
+  /** SHA-256 (hex) of the arguments as the JSON text the connector's `run` sent. */
+  argsSha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
 export const LogMessage = z.object({
@@ -113,7 +146,7 @@ export const ReadErrorMessage = z.object({
 
 
 export const HostMessage = z.discriminatedUnion('type', [InvokeMessage, CancelMessage, ReadMetaMessage, ReadEndMessage, ReadErrorMessage]);
-export const RuntimeMessage = z.discriminatedUnion('type', [HelloMessage, LogMessage, ErrorMessage, ReadOpenMessage, ReadAckMessage, ReadCancelMessage]);
+export const RuntimeMessage = z.discriminatedUnion('type', [HelloMessage, LogMessage, ErrorMessage, NestedCallMessage, ReadOpenMessage, ReadAckMessage, ReadCancelMessage]);
 
 export type ReadOpenMessage = z.infer<typeof ReadOpenMessage>;
 export type ReadAckMessage = z.infer<typeof ReadAckMessage>;
@@ -125,6 +158,7 @@ export type ReadErrorMessage = z.infer<typeof ReadErrorMessage>;
 export type InvokeMessage = z.infer<typeof InvokeMessage>;
 export type CancelMessage = z.infer<typeof CancelMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
+export type NestedCallMessage = z.infer<typeof NestedCallMessage>;
 export type LogMessage = z.infer<typeof LogMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 /** What the host sends to the runtime. */

@@ -14,11 +14,13 @@ const deadline = Date.now() + 60_000;
 const validHost: Record<string, HostMessage> = {
   invoke: { type: 'invoke', id: 'call-1', fn: 'mean', args: { column: 'duration' }, deadline },
   invokeWithLogBytes: { type: 'invoke', id: 'call-2', fn: 'mean', args: [1, 'two', null], deadline, logBytes: 0 },
+  invokeConnector: { type: 'invoke', id: 'call-3', fn: 'anomalies', kind: 'connector', args: null, deadline },
   cancel: { type: 'cancel', id: 'call-1' },
 };
 
 const validRuntime: Record<string, RuntimeMessage> = {
-  hello: { type: 'hello', protocol: PROTOCOL_VERSION, runtime: '0.1.0', node: 'v20.0.0', functions: ['a', 'b'] },
+  hello: { type: 'hello', protocol: PROTOCOL_VERSION, runtime: '0.1.0', node: 'v20.0.0', functions: ['a', 'b'], connectors: ['c'] },
+  nested: { type: 'call.nested', id: 'call-3', seq: 1, fn: 'mean', ok: false, code: 'FUNCTION_ERROR', ms: 1.5, argsSha256: 'a'.repeat(64) },
   log: { type: 'log', id: 'call-1', stream: 'stdout', data: 'hello\n' },
   logNoCall: { type: 'log', id: null, stream: 'stderr', data: 'x', truncated: true },
   error: { type: 'error', id: 'call-1', code: 'FUNCTION_ERROR', message: 'kaboom', stack: 'Error: kaboom\n    at x', details: { a: 1 } },
@@ -158,5 +160,12 @@ describe('malformed frames are rejected as values with PROTOCOL_ERROR', () => {
       expect(() => parseRuntimeMessage(frame as string)).not.toThrow();
       expect(parseHostMessage(frame as string).ok).toBe(false);
     }
+  });
+});
+
+describe('hello from an older runtime', () => {
+  it('parses without connectors, so the host can report the protocol gap itself', () => {
+    const result = parseRuntimeMessage(JSON.stringify({ type: 'hello', protocol: 2, runtime: '0.1.0', node: 'v20.0.0', functions: ['a'] }));
+    expect(result).toEqual({ ok: true, message: { type: 'hello', protocol: 2, runtime: '0.1.0', node: 'v20.0.0', functions: ['a'], connectors: [] } });
   });
 });

@@ -10,15 +10,8 @@ export type LoadedFunction = (args: unknown, ctx: unknown) => unknown;
  * `default`), then `module`, then `main`, then `index.js`. Named exports that are functions are
  * the package's functions; `default` is not one (a call names what it runs).
  */
-export async function resolveEntry(functionsDir: string): Promise<string> {
-  let pkg: Record<string, unknown> = {};
-  try {
-    pkg = JSON.parse(await readFile(join(functionsDir, 'package.json'), 'utf8')) as Record<string, unknown>;
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new DsError('BAD_REQUEST', `The function package's package.json cannot be read: ${(cause as Error).message}`, { cause });
-    }
-  }
+export async function resolveEntry(functionsDir: string, pkg?: Record<string, unknown>): Promise<string> {
+  pkg ??= await readManifest(functionsDir);
   const candidates = [exportsEntry(pkg.exports), pkg.module, pkg.main, 'index.js', 'index.mjs'].filter(
     (c): c is string => typeof c === 'string' && c.length > 0,
   );
@@ -29,6 +22,35 @@ export async function resolveEntry(functionsDir: string): Promise<string> {
     if (info?.isFile()) return full;
   }
   throw new DsError('BAD_REQUEST', `No entry module found in the function package (tried ${candidates.join(', ')}). Set "main" or "exports" in its package.json to the built JavaScript file.`);
+}
+
+/** The package's package.json as an object; `{}` when there is none. */
+async function readManifest(functionsDir: string): Promise<Record<string, unknown>> {
+  try {
+    const pkg = JSON.parse(await readFile(join(functionsDir, 'package.json'), 'utf8')) as unknown;
+    return typeof pkg === 'object' && pkg !== null ? (pkg as Record<string, unknown>) : {};
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new DsError('BAD_REQUEST', `The function package's package.json cannot be read: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * The connectors module: package.json `datastation.connectors`, a path inside the package (the
+ * bundle `ds package` makes says `"connectors.js"`). Undefined when the field is absent; a field
+ * that names nothing loadable is the package's error, not a package without connectors.
+ */
+export async function resolveConnectors(functionsDir: string, pkg?: Record<string, unknown>): Promise<string | undefined> {
+  pkg ??= await readManifest(functionsDir);
+  const ds = pkg.datastation;
+  const named = typeof ds === 'object' && ds !== null ? (ds as Record<string, unknown>).connectors : undefined;
+  if (named === undefined) return undefined;
+  if (typeof named !== 'string' || named.length === 0) throw new DsError('BAD_REQUEST', 'package.json\'s datastation.connectors must be the path of the connectors module, e.g. "connectors.js".');
+  const full = resolve(functionsDir, named);
+  if (!full.startsWith(resolve(functionsDir) + '/')) throw new DsError('BAD_REQUEST', `package.json's datastation.connectors (${named}) lies outside the package.`);
+  const info = await stat(full).catch(() => undefined);
+  if (!info?.isFile()) throw new DsError('BAD_REQUEST', `package.json's datastation.connectors (${named}) is not a file of the package.`);
+  return full;
 }
 
 function exportsEntry(exp: unknown): string | undefined {
@@ -48,7 +70,20 @@ function exportsEntry(exp: unknown): string | undefined {
 }
 
 export async function loadFunctions(functionsDir: string): Promise<Map<string, LoadedFunction>> {
-  const entry = await resolveEntry(functionsDir);
+  return (await loadPackage(functionsDir)).functions;
+}
+
+/** What a worker runs: the entry module's functions and, when the package names one, its connectors module's. */
+export async function loadPackage(functionsDir: string): Promise<{ functions: Map<string, LoadedFunction>; connectors: Map<string, LoadedFunction> }> {
+  const pkg = await readManifest(functionsDir);
+  const entry = await resolveEntry(functionsDir, pkg);
+  const connectorsFile = await resolveConnectors(functionsDir, pkg);
+  const functions = await importExports(entry);
+  return { functions, connectors: connectorsFile ? await importExports(connectorsFile) : new Map() };
+}
+
+/** The named exports of `entry` that are functions (`default` is never one). */
+async function importExports(entry: string): Promise<Map<string, LoadedFunction>> {
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;

@@ -21,7 +21,8 @@ pool.start().catch(() => undefined); // its failure is reported by startRuntimeS
 try {
   const { startRuntimeServer } = await import('./server.js');
   const server = await startRuntimeServer(config, workerUrl, pool);
-  process.stderr.write(`datastation runtime ready: ${server.functions.length} function(s) [${server.functions.join(', ')}]\n`);
+  const connectors = server.connectors.length ? `, ${server.connectors.length} connector(s) [${server.connectors.join(', ')}]` : '';
+  process.stderr.write(`datastation runtime ready: ${server.functions.length} function(s) [${server.functions.join(', ')}]${connectors}\n`);
   const stop = () => {
     void server.close().finally(() => process.exit(0));
   };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
@@ -15,30 +16,55 @@ import {
   decodeChunkFrame,
   encodeResultFrame,
   parseHostMessage,
+  resultHeaderBytes,
   writeResultHeader,
 } from '@datastation/protocol';
 import { isAuthorised } from './auth.js';
 import { reapStrayProcesses } from './strays.js';
 import { maxFrameBytes, type RuntimeConfig } from './config.js';
 import { RUNTIME_VERSION } from './version.js';
-import { acceptWorkerCode, type ReadFromWorker, stationPathProblem } from './worker-messages.js';
-import { type CallOutcome, createPool, type ReadPeer, type WorkerPool } from './worker-pool.js';
+import { acceptWorkerCode, type ReadFromWorker, type RunFromWorker, stationPathProblem } from './worker-messages.js';
+import { type CallOutcome, createPool, type PackageNames, type ReadPeer, type WorkerPool } from './worker-pool.js';
 
 export interface RuntimeServer {
   readonly functions: string[];
+  readonly connectors: string[];
   close(): Promise<void>;
 }
 
 interface CallState {
   id: string;
   socket: WebSocket;
-  timer: NodeJS.Timeout;
+  /** The deadline's timer; a nested call has none (its connector's deadline ends it). */
+  timer: NodeJS.Timeout | undefined;
   logBytes: number;
   logLimit: number;
   truncated: boolean;
   done: boolean;
   /** The host refused a station read of this call: only then may its failure be POLICY_DENIED. */
   hostDenied: boolean;
+  /** Set on a connector's call: the function calls it made through `run`. */
+  connector: ConnectorState | undefined;
+  /** Set on a function call a connector made: whose it is, and where its value goes. */
+  nested: NestedCall | undefined;
+}
+
+interface ConnectorState {
+  /** run() requests so far: each gets the next number, and one `call.nested` report. */
+  seq: number;
+  /** Nested calls still running; ended (and reported) before the connector's answer. */
+  children: Set<CallState>;
+}
+
+interface NestedCall {
+  parent: CallState;
+  seq: number;
+  fn: string;
+  /** The connector's worker, and its id for the request. */
+  peer: ReadPeer;
+  nid: number;
+  started: number;
+  argsSha256: string;
 }
 
 const HEARTBEAT_MS = 15_000;
@@ -62,10 +88,12 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   const reads = new Map<number, RelayedRead>();
   const readsByPeer = new Map<ReadPeer, Map<number, RelayedRead>>();
   let nextRid = 1;
+  let nextNested = 0;
 
   pool.setHooks({
     onLog: (id, stream, data) => forwardLog(id, stream, data),
     onRead: (peer, message) => relayFromWorker(peer, message),
+    onRun: (peer, message) => runNested(peer, message),
     onRetire: () => reapStrayProcesses(),
     onWorkerExit: (peer) => {
       for (const read of [...(readsByPeer.get(peer)?.values() ?? [])]) endRead(read, true);
@@ -76,7 +104,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   // overlap the first worker's boot. A load failure ends the process (main.ts) before any hello.
   const loaded = pool.start();
   loaded.catch(() => undefined);
-  let functions: string[] = [];
+  let names: PackageNames = { functions: [], connectors: [] };
 
   const http: Server = createServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('Data Station runtime: WebSocket only.\n');
@@ -145,14 +173,18 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       if (!parsed.ok) return sendError(ws, callIdOf(data as Buffer), parsed.error.code, parsed.error.message);
       onMessage(ws, parsed.message);
     });
-    void loaded.then((names) => send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions: names })), () => undefined);
+    void loaded.then(
+      ({ functions, connectors }) => send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions, connectors })),
+      () => undefined,
+    );
   }
 
   function onMessage(ws: WebSocket, message: HostMessage): void {
     switch (message.type) {
       case 'cancel': {
         const call = calls.get(message.id);
-        if (call) finish(call, { ok: false, code: 'CANCELLED', message: `Call ${message.id} was cancelled by the host.` }, true, 'cancel');
+        // The host cancels its own calls; a connector's function calls end with the connector's.
+        if (call && !call.nested) finish(call, { ok: false, code: 'CANCELLED', message: `Call ${message.id} was cancelled by the host.` }, true, 'cancel');
         return;
       }
       case 'invoke':
@@ -173,6 +205,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
         if (message.code === 'POLICY_DENIED') {
           const call = calls.get(read.callId);
           if (call) call.hostDenied = true;
+          // The read was the connector's too (the host saw its id): it may fail with the refusal.
+          if (call?.nested) call.nested.parent.hostDenied = true;
         }
         read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: message.code, message: message.message });
         return endRead(read, false);
@@ -198,7 +232,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       reads.set(rid, read);
       if (!byWrid) readsByPeer.set(peer, (byWrid = new Map()));
       byWrid.set(message.wrid, read);
-      return send(call.socket, JSON.stringify({ type: 'read.open', rid, id: call.id, path: message.path, window: READ_WINDOW_CHUNKS }));
+      // A connector's function reads on the connector's behalf: the host knows only the connector's call.
+      return send(call.socket, JSON.stringify({ type: 'read.open', rid, id: call.nested ? call.nested.parent.id : call.id, path: message.path, window: READ_WINDOW_CHUNKS }));
     }
     const read = readsByPeer.get(peer)?.get(message.wrid);
     if (!read) return;
@@ -234,6 +269,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     }
     const remaining = message.deadline - Date.now();
     if (remaining <= 0) return sendError(ws, message.id, 'TIMEOUT', 'The call reached the runtime after its deadline.');
+    const connector = message.kind === 'connector';
     const call: CallState = {
       id: message.id,
       socket: ws,
@@ -242,15 +278,81 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       truncated: false,
       done: false,
       hostDenied: false,
+      connector: connector ? { seq: 0, children: new Set() } : undefined,
+      nested: undefined,
       timer: setTimeout(() => {
         finish(call, { ok: false, code: 'TIMEOUT', message: `The call ran past its deadline of ${new Date(message.deadline).toISOString()} and was stopped.` }, true, 'timeout');
       }, remaining),
     };
     calls.set(call.id, call);
-    pool.call(message.id, message.fn, message.args, call.logLimit).then(
+    pool.call(message.id, message.fn, message.args, call.logLimit, connector).then(
       (outcome) => finish(call, outcome, false),
       (error: Error) => finish(call, { ok: false, code: 'FUNCTION_ERROR', message: error.message }, false),
     );
+  }
+
+  /**
+   * A connector's `run(fn, args)`, from the worker that runs the connector's call (the pool checked
+   * that). Only a connector's call may ask, only for a function of the package, and only while it
+   * runs: the function runs as a call of its own, under the connector's deadline, and is reported
+   * to the host from this bookkeeping (answerNested), whatever the worker says.
+   */
+  function runNested(peer: ReadPeer, m: RunFromWorker): void {
+    const parent = calls.get(m.id);
+    const refuse = (code: ErrorCode, message: string) => peer.postRun({ t: 'run.result', nid: m.nid, ok: false, code, message });
+    if (!parent || parent.done) return refuse('CANCELLED', 'The call that asked for this run is not running.');
+    if (!parent.connector) return refuse('BAD_REQUEST', 'Only a connector may call run(); a function calls no other function.');
+    const seq = ++parent.connector.seq;
+    const argsSha256 = createHash('sha256').update(m.args).digest('hex');
+    const report = (ok: boolean, code: ErrorCode | undefined, ms: number) =>
+      send(parent.socket, JSON.stringify({ type: 'call.nested', id: parent.id, seq, fn: m.fn, ok, ...(code ? { code } : {}), ms, argsSha256 }));
+    const refused = (code: ErrorCode, message: string) => (report(false, code, 0), refuse(code, message));
+    // Never a connector, never anything else: the names are the entry module's functions.
+    if (!pool.functionNames.includes(m.fn)) {
+      return refused('FUNCTION_NOT_FOUND', `No function '${m.fn}' in this package; a connector's run() reaches only its package's functions: ${pool.functionNames.join(', ') || '(none)'}.`);
+    }
+    if (m.args.length > config.resultBytes) return refused('BAD_REQUEST', `The arguments of run('${m.fn}') are over the runtime's limit of ${config.resultBytes} bytes.`);
+    if (calls.size >= config.maxInFlight) return refused('BAD_REQUEST', `Too many calls in flight (${config.maxInFlight}); wait for some to finish.`);
+    let args: unknown;
+    try {
+      args = JSON.parse(m.args);
+    } catch {
+      return refused('BAD_REQUEST', `The arguments of run('${m.fn}') are not JSON.`);
+    }
+    let id: string;
+    do id = `nested-${++nextNested}`;
+    while (calls.has(id));
+    const child: CallState = {
+      id,
+      socket: parent.socket,
+      logBytes: 0,
+      logLimit: parent.logLimit,
+      truncated: false,
+      done: false,
+      hostDenied: false,
+      connector: undefined,
+      nested: { parent, seq, fn: m.fn, peer, nid: m.nid, started: performance.now(), argsSha256 },
+      timer: undefined,
+    };
+    calls.set(id, child);
+    parent.connector.children.add(child);
+    pool.call(id, m.fn, args, Math.max(0, parent.logLimit - parent.logBytes)).then(
+      (outcome) => finish(child, outcome, false),
+      (error: Error) => finish(child, { ok: false, code: 'FUNCTION_ERROR', message: error.message }, false),
+    );
+  }
+
+  /** A nested call's end: reported to the host, then its value (or failure) handed to the connector. */
+  function answerNested(child: CallState, n: NestedCall, outcome: CallOutcome): void {
+    n.parent.connector?.children.delete(child);
+    const code = outcome.ok ? undefined : outcome.claimed ? acceptWorkerCode(outcome.code, child.hostDenied).code : outcome.code;
+    const ms = Math.round((performance.now() - n.started) * 1000) / 1000;
+    send(n.parent.socket, JSON.stringify({ type: 'call.nested', id: n.parent.id, seq: n.seq, fn: n.fn, ok: outcome.ok, ...(code ? { code } : {}), ms, argsSha256: n.argsSha256 }));
+    if (!outcome.ok) return n.peer.postRun({ t: 'run.result', nid: n.nid, ok: false, code: code!, message: outcome.message });
+    if ('json' in outcome) return n.peer.postRun({ t: 'run.result', nid: n.nid, ok: true, json: outcome.json });
+    // The frame's buffer is the function worker's, transferred here whole: pass it on the same way.
+    const { frame } = outcome;
+    n.peer.postRun({ t: 'run.result', nid: n.nid, ok: true, kind: outcome.kind, frame, offset: resultHeaderBytes(child.id) }, [frame.buffer as ArrayBuffer]);
   }
 
   /** Answers a call exactly once; `abort` also tells its worker to stop. */
@@ -267,6 +369,15 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: 'CANCELLED', message: 'The call ended before its read finished.' });
       endRead(read, true);
     }
+    // A connector's function calls end with it, each reported before the connector's own answer.
+    if (call.connector && call.connector.children.size > 0) {
+      const timedOut = !outcome.ok && outcome.code === 'TIMEOUT';
+      for (const child of [...call.connector.children]) {
+        const why = timedOut ? 'ran past its deadline' : outcome.ok ? 'returned' : 'ended';
+        finish(child, { ok: false, code: timedOut ? 'TIMEOUT' : 'CANCELLED', message: `The connector's call ${why} before ${child.nested!.fn} finished.` }, true, timedOut ? 'timeout' : 'cancel');
+      }
+    }
+    if (call.nested) return answerNested(call, call.nested, outcome);
     if (outcome.ok) {
       // The worker serialised the value into the frame; the header (which call this answers) is
       // written here from the runtime's own bookkeeping, over whatever the worker left there.
@@ -301,7 +412,9 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   }
 
   function forwardLog(id: string | null, stream: 'stdout' | 'stderr', data: string): void {
-    const call = id ? calls.get(id) : undefined;
+    let call = id ? calls.get(id) : undefined;
+    // A connector's function logs under the connector's call, within its budget: the host knows no other.
+    if (call?.nested) id = (call = call.nested.parent).id;
     const ws = call?.socket ?? current;
     if (!ws) return;
     if (call) {
@@ -353,7 +466,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   }
 
   try {
-    functions = await loaded;
+    names = await loaded;
   } catch (error) {
     // Nothing to serve: refuse new hosts, drop connected ones, and stop listening (which removes
     // the socket) before the error goes up and the process exits.
@@ -365,7 +478,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     throw error;
   }
   return {
-    functions,
+    functions: names.functions,
+    connectors: names.connectors,
     async close() {
       shuttingDown = true;
       for (const call of [...calls.values()]) finish(call, { ok: false, code: 'CANCELLED', message: 'The runtime is shutting down.' }, false);

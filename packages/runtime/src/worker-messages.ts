@@ -4,10 +4,33 @@ import { RESULT_KIND, type ResultKind } from '@datastation/protocol/result-frame
 
 /** Messages between the runtime's main thread and one function worker (never on the wire). */
 export type ToWorker =
-  | { t: 'call'; id: string; fn: string; args: unknown; logBytes: number }
+  /** `connector` runs one of the connectors module's exports; absent, a function. */
+  | { t: 'call'; id: string; fn: string; args: unknown; logBytes: number; connector?: true }
   | { t: 'abort'; id: string; reason: 'timeout' | 'cancel' }
   | { t: 'ping'; n: number }
-  | ReadToWorker;
+  | ReadToWorker
+  | RunToWorker;
+
+/**
+ * The answer to a connector's `run` (`nid` is the worker's own id for it): the function's value as
+ * JSON text, or its result frame (`frame`, transferred, payload from `offset`), or how it failed.
+ */
+export type RunToWorker =
+  | { t: 'run.result'; nid: number; ok: true; kind: ResultKind; frame: Uint8Array; offset: number }
+  | { t: 'run.result'; nid: number; ok: true; json: string }
+  | { t: 'run.result'; nid: number; ok: false; code: ErrorCode; message: string };
+
+/**
+ * A connector's `run(fn, args)`: `id` is the connector's call, `args` the arguments as JSON text.
+ * The main thread runs the function like any call and reports it to the host itself.
+ */
+export interface RunFromWorker {
+  t: 'run';
+  id: string;
+  nid: number;
+  fn: string;
+  args: string;
+}
 
 /** A station read as the worker sees it; `wrid` is the worker's own id for it. */
 export type ReadToWorker =
@@ -27,7 +50,7 @@ export type ReadFromWorker =
  * `parentPort`, so the main thread believes none of it unchecked: see checkFromWorker.
  */
 export type FromWorker =
-  | { t: 'ready'; functions: string[] }
+  | { t: 'ready'; functions: string[]; connectors: string[] }
   | { t: 'load-error'; message: string; stack?: string }
   /**
    * `frame` is a whole result frame (result-frames.ts) with its header bytes left for the main
@@ -41,6 +64,7 @@ export type FromWorker =
   | { t: 'error'; id: string; code: ErrorCode; message: string; stack?: string }
   | { t: 'log'; id: string | null; stream: 'stdout' | 'stderr'; data: string }
   | { t: 'pong'; n: number }
+  | RunFromWorker
   | ReadFromWorker;
 
 export interface WorkerInit {
@@ -74,8 +98,10 @@ export function checkFromWorker(value: unknown): FromWorker | undefined {
       return isCount(m.wrid) && isCount(m.chunks) && (m.chunks as number) >= 1 && (m.chunks as number) <= READ_WINDOW_CHUNKS ? (m as FromWorker) : undefined;
     case 'read.cancel':
       return isCount(m.wrid) ? (m as FromWorker) : undefined;
+    case 'run':
+      return isCallId(m.id) && isCount(m.nid) && isName(m.fn) && typeof m.args === 'string' ? { t: 'run', id: m.id, nid: m.nid, fn: m.fn, args: m.args } : undefined;
     case 'ready':
-      return Array.isArray(m.functions) && m.functions.every((f) => typeof f === 'string') ? (m as FromWorker) : undefined;
+      return isNames(m.functions) && isNames(m.connectors) ? (m as FromWorker) : undefined;
     case 'load-error':
       return typeof m.message === 'string' && optionalString(m.stack) ? (m as FromWorker) : undefined;
     default:
@@ -107,6 +133,14 @@ export function acceptWorkerCode(claimed: ErrorCode, hostDenied: boolean): { cod
 
 function isCallId(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= 128;
+}
+
+function isName(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 256;
+}
+
+function isNames(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((f) => typeof f === 'string');
 }
 
 function isCount(value: unknown): value is number {

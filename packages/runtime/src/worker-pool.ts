@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { DsError, type ErrorCode } from '@datastation/protocol/errors';
 import type { RuntimeConfig } from './config.js';
 import type { ResultKind } from '@datastation/protocol/result-frames';
-import { checkFromWorker, type FromWorker, type ReadFromWorker, type ReadToWorker, type ToWorker, type WorkerInit } from './worker-messages.js';
+import { checkFromWorker, type FromWorker, type ReadFromWorker, type ReadToWorker, type RunFromWorker, type RunToWorker, type ToWorker, type WorkerInit } from './worker-messages.js';
 
 /**
  * How a call ended. `frame` is a result frame whose header the server writes; `claimed` marks a
@@ -13,11 +13,19 @@ export type CallOutcome =
   | { ok: true; kind: ResultKind; json: string }
   | { ok: false; code: ErrorCode; message: string; stack?: string; claimed?: true };
 
+/** What a package offers: its functions and its connectors, each sorted. */
+export interface PackageNames {
+  functions: string[];
+  connectors: string[];
+}
+
 /** What the pool tells the server; set once the server exists (the pool starts first, for speed). */
 export interface WorkerPoolHooks {
   onLog: (id: string | null, stream: 'stdout' | 'stderr', data: string) => void;
   /** A station read request from a worker; answer through `worker.postRead`. */
   onRead: (worker: ReadPeer, message: ReadFromWorker) => void;
+  /** A connector's `run` from the worker that runs that connector's call; answer through `worker.postRun`. */
+  onRun: (worker: ReadPeer, message: RunFromWorker) => void;
   /** A worker is gone: its reads will never be consumed. */
   onWorkerExit: (worker: ReadPeer) => void;
   /** Called when a worker is retired: processes the function started must not outlive it. */
@@ -35,9 +43,10 @@ export interface WorkerPoolOptions extends Partial<WorkerPoolHooks> {
   settleGraceMs?: number;
 }
 
-/** What the server sees of a worker: somewhere to send read answers. */
+/** What the server sees of a worker: somewhere to send read answers and connectors' `run` answers. */
 export interface ReadPeer {
   postRead(message: ReadToWorker, transfer?: ArrayBuffer[]): void;
+  postRun(message: RunToWorker, transfer?: ArrayBuffer[]): void;
 }
 
 interface Pending {
@@ -49,7 +58,7 @@ class PoolWorker implements ReadPeer {
   readonly pending = new Map<string, Pending>();
   /** Calls already answered (timed out, cancelled) whose function has not returned yet. */
   readonly stopping = new Set<string>();
-  readonly ready: Promise<string[]>;
+  readonly ready: Promise<PackageNames>;
   exited = false;
   /** Set while a timed-out call's worker is checked, and for good once it is judged blocked: no new calls go to it. */
   suspect = false;
@@ -63,7 +72,7 @@ class PoolWorker implements ReadPeer {
     private readonly hooks: Partial<WorkerPoolHooks>,
     private readonly onExit: (w: PoolWorker) => void,
   ) {
-    this.ready = new Promise<string[]>((resolve, reject) => {
+    this.ready = new Promise<PackageNames>((resolve, reject) => {
       let loaded = false;
       worker.on('message', (posted: unknown) => {
         // Function code shares the worker and can post anything: check the shape, then that the
@@ -74,7 +83,7 @@ class PoolWorker implements ReadPeer {
           case 'ready':
             if (loaded) return;
             loaded = true;
-            resolve(m.functions);
+            resolve({ functions: m.functions, connectors: m.connectors });
             break;
           case 'load-error':
             if (loaded) return;
@@ -108,6 +117,11 @@ class PoolWorker implements ReadPeer {
           case 'read.ack':
           case 'read.cancel':
             this.hooks.onRead?.(this, m);
+            break;
+          case 'run':
+            // Only a call running here may ask; whether it is a connector's is the server's question.
+            if (!this.pending.has(m.id) || !this.hooks.onRun) return this.postRun({ t: 'run.result', nid: m.nid, ok: false, code: 'CANCELLED', message: 'The call that asked for this run is not running.' });
+            this.hooks.onRun(this, m);
             break;
         }
       });
@@ -162,6 +176,10 @@ class PoolWorker implements ReadPeer {
     if (!this.exited) this.worker.postMessage(message, transfer);
   }
 
+  postRun(message: RunToWorker, transfer?: ArrayBuffer[]): void {
+    if (!this.exited) this.worker.postMessage(message, transfer);
+  }
+
   /** Set on a retired worker that may finish its other calls first; runs once none is left. */
   onDrained: (() => void) | undefined;
 
@@ -201,9 +219,9 @@ export class WorkerPool {
   private callWorker = new Map<string, PoolWorker>();
   /** Calls waiting for a worker; an outcome is set when one is stopped before it started. */
   private starting = new Map<string, CallOutcome | undefined>();
-  private functions: string[] = [];
+  private names: PackageNames = { functions: [], connectors: [] };
   private closed = false;
-  private started: Promise<string[]> | undefined;
+  private started: Promise<PackageNames> | undefined;
   private readonly hooks: Partial<WorkerPoolHooks>;
 
   constructor(private readonly options: WorkerPoolOptions) {
@@ -216,19 +234,24 @@ export class WorkerPool {
   }
 
   /**
-   * Starts the first worker (once); resolves with the package's function names or rejects with
-   * the load error. Called as early as possible: the worker boots while the server code loads.
+   * Starts the first worker (once); resolves with the package's function and connector names or
+   * rejects with the load error. Called as early as possible: the worker boots while the server code loads.
    */
-  start(): Promise<string[]> {
-    this.started ??= this.spawn().ready.then((names) => (this.functions = names));
+  start(): Promise<PackageNames> {
+    this.started ??= this.spawn().ready.then((names) => (this.names = names));
     return this.started;
   }
 
   get functionNames(): string[] {
-    return this.functions;
+    return this.names.functions;
   }
 
-  async call(id: string, fn: string, args: unknown, logBytes: number): Promise<CallOutcome> {
+  get connectorNames(): string[] {
+    return this.names.connectors;
+  }
+
+  /** Runs function `fn` (or, with `connector`, connector `fn`) as call `id`. */
+  async call(id: string, fn: string, args: unknown, logBytes: number, connector = false): Promise<CallOutcome> {
     // A call stopped (cancel, timeout) while it waits for a worker must never start.
     this.starting.set(id, undefined);
     // Chosen at once and counted while its worker loads, so calls that arrive together spread
@@ -247,7 +270,7 @@ export class WorkerPool {
     return new Promise<CallOutcome>((resolve) => {
       worker.pending.set(id, { resolve });
       this.callWorker.set(id, worker);
-      worker.send({ t: 'call', id, fn, args, logBytes });
+      worker.send(connector ? { t: 'call', id, fn, args, logBytes, connector } : { t: 'call', id, fn, args, logBytes });
     }).finally(() => this.callWorker.delete(id));
   }
 

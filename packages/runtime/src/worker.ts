@@ -1,16 +1,18 @@
 /**
- * One function worker thread: loads the developer's module once, then runs calls concurrently.
- * Each call runs inside an AsyncLocalStorage scope so console output, wherever it is written from,
- * is attributed to the call that caused it.
+ * One function worker thread: loads the developer's module once (and its connectors module, when
+ * the package names one), then runs calls concurrently. Each call runs inside an AsyncLocalStorage
+ * scope so console output, wherever it is written from, is attributed to the call that caused it.
+ * A connector's `run` is a request to the main thread, which runs the function like any call
+ * (possibly in another worker) and reports it to the host itself.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { type ErrorCode, isDsError } from '@datastation/protocol/errors';
+import { DsError, type ErrorCode, isDsError } from '@datastation/protocol/errors';
 import { RESULT_KIND, resultHeaderBytes } from '@datastation/protocol/result-frames';
 import { setHostChannel } from '@datastation/dev-utils';
-import { loadFunctions, type LoadedFunction } from './functions-loader.js';
+import { loadPackage, type LoadedFunction } from './functions-loader.js';
 import { createStationReads } from './station-reads.js';
-import type { FromWorker, ToWorker, WorkerInit } from './worker-messages.js';
+import type { FromWorker, RunToWorker, ToWorker, WorkerInit } from './worker-messages.js';
 
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
@@ -47,9 +49,10 @@ for (const stream of ['stdout', 'stderr'] as const) {
 }
 
 let functions: Map<string, LoadedFunction>;
+let connectors: Map<string, LoadedFunction>;
 try {
-  functions = await loadFunctions(init.functionsDir);
-  post({ t: 'ready', functions: [...functions.keys()].sort() });
+  ({ functions, connectors } = await loadPackage(init.functionsDir));
+  post({ t: 'ready', functions: [...functions.keys()].sort(), connectors: [...connectors.keys()].sort() });
 } catch (error) {
   const e = error instanceof Error ? error : new Error(String(error));
   post({ t: 'load-error', message: e.message, ...(e.stack ? { stack: e.stack } : {}) });
@@ -60,8 +63,10 @@ port.on('message', (message: ToWorker) => {
   switch (message.t) {
     case 'call':
       logBudget.set(message.id, message.logBytes);
-      void runCall(message.id, message.fn, message.args).finally(() => logBudget.delete(message.id));
+      void runCall(message.id, message.fn, message.args, message.connector === true).finally(() => logBudget.delete(message.id));
       break;
+    case 'run.result':
+      return settleRun(message);
     case 'abort':
       aborts.get(message.id)?.abort(new Error(message.reason === 'timeout' ? 'deadline exceeded' : 'cancelled'));
       break;
@@ -73,19 +78,20 @@ port.on('message', (message: ToWorker) => {
   }
 });
 
-async function runCall(id: string, name: string, args: unknown): Promise<void> {
-  const fn = functions.get(name);
+async function runCall(id: string, name: string, args: unknown, connector: boolean): Promise<void> {
+  const fn = connector ? connectors.get(name) : functions.get(name);
   if (!fn) {
-    post({ t: 'error', id, code: 'FUNCTION_NOT_FOUND', message: `No function '${name}' in this package. Its functions are: ${[...functions.keys()].join(', ') || '(none)'}.` });
+    const what = connector ? 'connector' : 'function';
+    const names = [...(connector ? connectors : functions).keys()].sort().join(', ') || '(none)';
+    post({ t: 'error', id, code: 'FUNCTION_NOT_FOUND', message: `No ${what} '${name}' in this package. Its ${what}s are: ${names}.` });
     return;
   }
   const controller = new AbortController();
   aborts.set(id, controller);
-  const ctx = {
-    callId: id,
-    signal: controller.signal,
-    log: (...parts: unknown[]) => console.log(...parts),
-  };
+  // A connector sees only `run` (and its signal): its reach is its own package's functions.
+  const ctx = connector
+    ? { signal: controller.signal, run: (fn: unknown, fnArgs?: unknown) => requestRun(id, controller.signal, fn, fnArgs) }
+    : { callId: id, signal: controller.signal, log: (...parts: unknown[]) => console.log(...parts) };
   let value: unknown;
   try {
     value = await callScope.run(id, () => fn(args, ctx));
@@ -99,6 +105,44 @@ async function runCall(id: string, name: string, args: unknown): Promise<void> {
   const message = serialise(id, value);
   if (message.t === 'result' && 'frame' in message) post(message, [message.frame.buffer as ArrayBuffer]);
   else post(message);
+}
+
+/** A connector's `run` calls waiting for the main thread, by the worker's own id. */
+const runs = new Map<number, { fn: string; resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+let nextRun = 0;
+
+/**
+ * A connector's `run(fn, args)`: the arguments go as JSON text (as for any call), the main thread
+ * runs the function under the connector's deadline, and the value comes back as JSON or bytes.
+ */
+function requestRun(id: string, signal: AbortSignal, fn: unknown, args: unknown): Promise<unknown> {
+  if (typeof fn !== 'string' || fn.length === 0 || fn.length > 256) return Promise.reject(new DsError('BAD_REQUEST', 'run() takes the name of one of the package\'s functions.'));
+  if (signal.aborted) return Promise.reject(new DsError('CANCELLED', `run('${fn}') was asked after the connector's call ended.`));
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(args === undefined ? null : args);
+  } catch (error) {
+    return Promise.reject(new DsError('BAD_REQUEST', `The arguments of run('${fn}') cannot be sent as JSON: ${(error as Error).message}`));
+  }
+  const nid = (nextRun = nextRun >= Number.MAX_SAFE_INTEGER ? 1 : nextRun + 1);
+  return new Promise((resolve, reject) => {
+    runs.set(nid, { fn, resolve, reject });
+    post({ t: 'run', id, nid, fn, args: json ?? 'null' });
+  });
+}
+
+function settleRun(message: RunToWorker): void {
+  const run = runs.get(message.nid);
+  if (!run) return;
+  runs.delete(message.nid);
+  if (!message.ok) return run.reject(new DsError(message.code, message.message, { details: { fn: run.fn } }));
+  try {
+    if ('json' in message) return run.resolve(JSON.parse(message.json));
+    const payload = Buffer.from(message.frame.buffer, message.frame.byteOffset + message.offset, message.frame.byteLength - message.offset);
+    run.resolve(message.kind === RESULT_KIND.bytes ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : JSON.parse(payload.toString('utf8')));
+  } catch (error) {
+    run.reject(new DsError('FUNCTION_ERROR', `The value of ${run.fn} could not be read: ${(error as Error).message}`));
+  }
 }
 
 /**

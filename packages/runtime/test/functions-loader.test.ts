@@ -137,3 +137,27 @@ describe('loadFunctions', () => {
     expect(thrown.stack).toContain('index.js');
   });
 });
+
+describe('the connectors module (package.json datastation.connectors)', () => {
+  it('loads the connectors beside the functions; none without the field', async () => {
+    const { loadPackage } = await import('../src/functions-loader.js');
+    const dir = await pkg({
+      'package.json': { type: 'module', main: 'index.js', datastation: { connectors: 'lib/connectors.js' } },
+      'index.js': 'export const f = () => 1;',
+      'lib/connectors.js': 'export const c = async (a, { run }) => run("f", a); export const n = 2;',
+    });
+    const loaded = await loadPackage(dir);
+    expect([...loaded.functions.keys()]).toEqual(['f']);
+    expect([...loaded.connectors.keys()]).toEqual(['c']);
+    const plain = await pkg({ 'package.json': { type: 'module', main: 'index.js' }, 'index.js': 'export const f = () => 1;', 'connectors.js': 'export const c = () => 1;' });
+    expect((await loadPackage(plain)).connectors.size).toBe(0);
+  });
+
+  it('refuses a field that leads out of the package or names nothing', async () => {
+    const { resolveConnectors } = await import('../src/functions-loader.js');
+    for (const connectors of ['../outside.js', '/etc/hostname', 'missing.js', 42]) {
+      const dir = await pkg({ 'package.json': { type: 'module', main: 'index.js', datastation: { connectors } }, 'index.js': 'export const f = () => 1;' });
+      await expect(resolveConnectors(dir)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    }
+  });
+});

@@ -13,6 +13,7 @@ import {
   type ErrorMessage,
   type HelloMessage,
   type LogMessage,
+  type NestedCallMessage,
   parseRuntimeMessage,
   type ReadOpenMessage,
   RESULT_KIND,
@@ -166,6 +167,8 @@ export interface InvokeOptions {
   deadline?: number;
   id?: string;
   logBytes?: number;
+  /** Invoke a connector instead of a function. */
+  connector?: boolean;
 }
 
 export interface Invocation {
@@ -191,6 +194,9 @@ export class TestClient {
   private readonly answers = new Map<string, Answer[]>();
   private readonly waiters = new Map<string, ((a: Answer) => void)[]>();
   private readonly logsById = new Map<string, LogMessage[]>();
+  private readonly nestedById = new Map<string, NestedCallMessage[]>();
+  /** How many `call.nested` reports of a call had arrived when its answer did. */
+  private readonly nestedAtAnswer = new Map<string, number>();
   /** Order of frames per id: 'log' | 'answer', to check logs come before the answer. */
   private readonly orderById = new Map<string, ('log' | 'answer')[]>();
   private seq = 0;
@@ -225,7 +231,7 @@ export class TestClient {
     const sentAt = Date.now();
     const deadline = options.deadline ?? sentAt + (options.timeoutMs ?? 5_000);
     const answer = this.waitAnswer(id);
-    this.send({ type: 'invoke', id, fn, args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}) });
+    this.send({ type: 'invoke', id, fn, args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}), ...(options.connector ? { kind: 'connector' } : {}) });
     return { id, sentAt, deadline, answer };
   }
 
@@ -266,6 +272,21 @@ export class TestClient {
 
   logs(id: string): LogMessage[] {
     return this.logsById.get(id) ?? [];
+  }
+
+  /** The `call.nested` reports for connector call `id`, in arrival order. */
+  nested(id: string): NestedCallMessage[] {
+    return this.nestedById.get(id) ?? [];
+  }
+
+  /** Every `call.nested` report so far, whatever its call. */
+  allNested(): NestedCallMessage[] {
+    return [...this.nestedById.values()].flat();
+  }
+
+  /** How many reports of `id` had arrived before its answer (undefined before the answer). */
+  nestedBeforeAnswer(id: string): number | undefined {
+    return this.nestedAtAnswer.get(id);
   }
 
   frameOrder(id: string): ('log' | 'answer')[] {
@@ -312,6 +333,9 @@ export class TestClient {
       case 'read.open':
         this.readOpens.push(m);
         return;
+      case 'call.nested':
+        this.nestedById.set(m.id, [...this.nested(m.id), m]);
+        return;
       case 'error':
         if (m.id === null) {
           this.orphanErrors.push(m);
@@ -326,6 +350,7 @@ export class TestClient {
 
   private deliver(id: string, answer: Answer): void {
     this.orderById.set(id, [...this.frameOrder(id), 'answer']);
+    if (!this.nestedAtAnswer.has(id)) this.nestedAtAnswer.set(id, this.nested(id).length);
     const waiter = this.waiters.get(id)?.shift();
     if (waiter) return waiter(answer);
     const queued = this.answers.get(id) ?? [];
@@ -346,6 +371,7 @@ export const FIXTURE_FUNCTIONS = [
   'crash',
   'echo',
   'forge',
+  'forgeRun',
   'hang',
   'mark',
   'noArgs',
@@ -360,7 +386,7 @@ export const FIXTURE_FUNCTIONS = [
 
 /** The fixture function package: package.json + index.js (ESM). */
 export const FIXTURE_FILES: Record<string, string> = {
-  'package.json': JSON.stringify({ name: 'ds-runtime-fixture', version: '0.0.0', type: 'module', main: 'index.js' }, null, 2),
+  'package.json': JSON.stringify({ name: 'ds-runtime-fixture', version: '0.0.0', type: 'module', main: 'index.js', datastation: { connectors: 'connectors.js' } }, null, 2),
   'index.js': `
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -486,6 +512,22 @@ export async function forge(args, ctx) {
   return args.answer ?? 'forger done';
 }
 
+/** Attacks: a function posts a connector's run request for its own call, and returns the main thread's answer. */
+export async function forgeRun(args, ctx) {
+  const nid = 424242;
+  const answer = new Promise((resolve) => {
+    const onMessage = (m) => {
+      if (m.t === 'run.result' && m.nid === nid) {
+        parentPort.off('message', onMessage);
+        resolve({ ok: m.ok, code: m.code });
+      }
+    };
+    parentPort.on('message', onMessage);
+  });
+  parentPort.postMessage({ t: 'run', id: args.id ?? ctx.callId, nid, fn: 'echo', args: '1' });
+  return await answer;
+}
+
 /** A station read through dev-utils; resolves with its length or the refusal's code. */
 export async function readStation(args) {
   try {
@@ -502,3 +544,55 @@ export const notAFunction = 42;
 export default function defaultIsNotAFunction() { return 'no'; }
 `,
 };
+
+/** Every connector the fixture's connectors module exports, sorted as `hello` lists them. */
+export const FIXTURE_CONNECTORS = ['bigVia', 'bytesVia', 'callsConnector', 'callsUnknown', 'catches', 'ctxKeys', 'logsVia', 'nonJson', 'pair', 'readVia', 'slow', 'throwing'];
+
+/** The fixture's connectors module (package.json `datastation.connectors`). */
+FIXTURE_FILES['connectors.js'] = `
+/** Two calls of echo; the second gets the first's value. */
+export async function pair(args, { run }) {
+  const first = await run('echo', args);
+  return [first, await run('echo', { again: first })];
+}
+
+/** Tries to reach another connector through run: refused, it is not a function. */
+export async function callsConnector(_args, { run }) { return await run('pair', 1); }
+
+/** Tries an unknown function and returns the refusal. */
+export async function callsUnknown(_args, { run }) {
+  try { await run('nope', 1); return 'reached'; } catch (error) { return { code: error.code, message: error.message }; }
+}
+
+/** Lets its function's failure fail the connector. */
+export async function throwing(_args, { run }) { return await run('boom'); }
+
+/** Catches its function's failure and returns it. */
+export async function catches(_args, { run }) {
+  try { await run('boom'); return 'no error'; } catch (error) { return { code: error.code, message: error.message }; }
+}
+
+/** A function that waits for its signal: the connector's deadline ends both. */
+export async function slow(args, { run }) { return await run('usesSignal', { marker: args.marker }); }
+
+export async function bytesVia(_args, { run }) {
+  const value = await run('bytes');
+  return value instanceof Uint8Array ? Array.from(value.subarray(0, 3)).concat(value.byteLength) : typeof value;
+}
+
+/** A value long enough to come back as a transferred frame, not JSON text. */
+export async function bigVia(args, { run }) { return (await run('big', { n: args.n })).length; }
+
+export function ctxKeys(_args, ctx) { return Object.keys(ctx).sort(); }
+
+/** Its function's console output reaches the host under the connector's call. */
+export async function logsVia(_args, { run }) { return await run('chatty', { n: 2, tag: 'nested' }); }
+
+/** Arguments that are not JSON never leave the connector. */
+export async function nonJson(_args, { run }) {
+  try { await run('echo', { n: 1n }); return 'sent'; } catch (error) { return error.code; }
+}
+
+/** A station read made by a function on the connector's behalf. */
+export async function readVia(args, { run }) { return await run('readStation', { path: args.path, rethrow: args.rethrow }); }
+`;

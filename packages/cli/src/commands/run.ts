@@ -1,10 +1,9 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import type { DsConnection } from '@datastation/host';
+import type { ConnectorCallEvent, DsConnection } from '@datastation/host';
 import { DsError, printable } from '@datastation/protocol';
-import { BUNDLE_CONNECTORS, bundleFunctionPackage } from '../bundle.js';
-import { runConnector } from '../connectors.js';
+import { bundleFunctionPackage } from '../bundle.js';
 import type { CommandContext } from '../context.js';
 import { dockerClient } from '../docker.js';
 import { Interrupted } from '../exit.js';
@@ -34,7 +33,6 @@ interface Prepared {
   functions: string;
   packageName: string;
   image: string | undefined;
-  connectors: string | undefined;
   remove(): Promise<void>;
 }
 
@@ -56,6 +54,7 @@ export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<vo
     ctx.progress.step('starting the container');
     const started = Date.now();
     const { dsDockerInit, dsDockerRun } = await import('@datastation/host');
+    // A connector is developer code too: it runs in the container, beside the functions, never here.
     connection = await dsDockerInit({
       functions: prepared.functions,
       dataDir: argv.data,
@@ -73,9 +72,9 @@ export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<vo
 
     // A function's output is untrusted text: escape control characters so it cannot drive the terminal.
     const options = { onLog: (_stream: 'stdout' | 'stderr', data: string) => ctx.err(printable(data)) };
-    const value = argv.connector
-      ? await runConnector(prepared.connectors, argv.name, args, { run: (fn, fnArgs) => dsDockerRun(fn, fnArgs ?? null, open, options) })
-      : await dsDockerRun(argv.name, args, open, options);
+    // Each function the connector calls, as the runtime reports it (progress lines: on a terminal or with --progress).
+    const onCall = (e: ConnectorCallEvent) => ctx.progress.done(`${argv.name} → ${printable(e.fn)}: ${e.ok ? 'ok' : e.code ?? 'failed'} (${Math.round(e.ms)} ms)`);
+    const value = await dsDockerRun(argv.name, args, open, argv.connector ? { ...options, connector: true, onCall } : options);
     stop.throwIfStopped();
     ctx.out(formatValue(value, ctx.json));
   } catch (error) {
@@ -124,7 +123,6 @@ async function preparePackage(file: string, argv: RunArgs, ctx: CommandContext):
       functions: opened.codeDir,
       packageName: manifest.name,
       image: argv.image ?? manifest.image.id,
-      connectors: manifest.connectorsEntry ? join(opened.dir, manifest.connectorsEntry) : undefined,
       remove: opened.remove,
     };
   } catch (error) {
@@ -135,13 +133,14 @@ async function preparePackage(file: string, argv: RunArgs, ctx: CommandContext):
 
 /**
  * A folder: TypeScript (or any entry other than a JS `main`) is bundled into a temp folder, as
- * `ds package` would; a folder whose package.json `main` is the JavaScript entry runs as it is,
- * unless a connector needs the bundled connectors module.
+ * `ds package` would; a folder whose package.json `main` is the JavaScript entry, and which has no
+ * connectors, runs as it is. A package with connectors is always bundled: the bundle's
+ * package.json is what names the connectors module to the runtime.
  */
 async function prepareFolder(dir: string, argv: RunArgs, ctx: CommandContext): Promise<Prepared> {
   const pkg = await readFunctionPackage(dir);
-  if (!argv.connector && !isTypeScript(pkg.entry) && pkg.entry === pkg.main) {
-    return { functions: dir, packageName: pkg.name, image: argv.image, connectors: undefined, remove: async () => undefined };
+  if (!argv.connector && !pkg.connectors && !isTypeScript(pkg.entry) && pkg.entry === pkg.main) {
+    return { functions: dir, packageName: pkg.name, image: argv.image, remove: async () => undefined };
   }
   ctx.progress.step(`bundling ${relative(dir, pkg.entry)}`);
   const work = await mkdtemp(join(tmpdir(), 'ds-run-'));
@@ -153,7 +152,6 @@ async function prepareFolder(dir: string, argv: RunArgs, ctx: CommandContext): P
       functions: bundle.dir,
       packageName: pkg.name,
       image: argv.image,
-      connectors: bundle.files.includes(BUNDLE_CONNECTORS) ? join(bundle.dir, BUNDLE_CONNECTORS) : undefined,
       remove,
     };
   } catch (error) {

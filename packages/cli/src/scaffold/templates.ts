@@ -81,11 +81,13 @@ export const wordCount: Fn<{ file: string } | null, { file: string; words: numbe
 `;
 
 const CONNECTORS_TS = `/**
- * Connectors run on the station host, not in the container: a station API call becomes one or
- * more function calls through \`run\`. They see nothing but \`run\`.
+ * Connectors run in the container beside the functions: a station API call becomes one or more
+ * function calls through \`run\`, which reaches only this package's functions. They see nothing
+ * but \`run\` (and their call's \`signal\`).
  */
 export interface ConnectorContext {
   run(fn: string, args?: unknown): Promise<unknown>;
+  signal?: AbortSignal;
 }
 
 /** One answer from two calls: ds run . summary --connector --data data --args '{"file":"words.txt","name":"Ada"}' */
@@ -140,8 +142,8 @@ Data Station functions (\`src/index.ts\`) and a connector (\`src/connectors.ts\`
 
 Functions run in a hardened container with no network; \`/data\` is the caller's folder. They read
 and write it with \`@datastation/dev-utils\` (\`read\`, \`write\`, \`list\`), which the runtime image
-provides. Connectors are developer code run by the station host: a station call becomes one or
-more function calls through \`run\`. (The gatekeeper will sandbox connectors later.)
+provides. Connectors run in the same container, beside the functions: a station call becomes one
+or more function calls through \`run\`, which reaches only this package's functions.
 
 ## Run
 

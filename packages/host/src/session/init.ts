@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DsError, maxHostFrameBytes, maxRuntimeFrameBytes, printable, toDsError } from '@datastation/protocol';
+import { DsError, type ErrorCode, maxHostFrameBytes, maxRuntimeFrameBytes, type NestedCallMessage, printable, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { LABELS } from '../docker/labels.js';
@@ -37,6 +37,8 @@ export interface InitOptions {
   readPolicy?: ReadPolicy;
   /** Told of every station read, allowed or refused (the gatekeeper's audit). */
   onRead?: (event: ReadEvent) => void;
+  /** Told of every function call a connector makes through `run`, as the runtime reports it (the gatekeeper's audit). */
+  onCall?: (event: ConnectorCallEvent) => void;
   /** Labels for the station's bookkeeping: who the session serves and which package it runs. */
   user?: string;
   package?: string;
@@ -76,6 +78,31 @@ export interface RunOptions {
   timeoutMs?: number;
   onLog?: (stream: 'stdout' | 'stderr', data: string) => void;
   signal?: AbortSignal;
+  /** `fn` names a connector (the package's connectors module), which runs in the container too. */
+  connector?: boolean;
+  /** Told of each function call this connector makes, before its value comes back (beside InitOptions.onCall). */
+  onCall?: (event: ConnectorCallEvent) => void;
+}
+
+/**
+ * One function call a connector made through `run`, as the runtime's main thread recorded it: it
+ * ran the call, so nothing in the package can forge or alter the report. Every call is reported,
+ * refused ones (an unknown name, another connector) too, and before the connector's answer.
+ */
+export interface ConnectorCallEvent {
+  sessionId: string;
+  /** The connector's call (one `run` of the connection). */
+  callId: string;
+  connector: string;
+  /** 1, 2, ... in the order the connector asked. */
+  seq: number;
+  fn: string;
+  ok: boolean;
+  /** How it failed, when it did. */
+  code?: ErrorCode;
+  ms: number;
+  /** SHA-256 (hex) of the arguments as JSON text. */
+  argsSha256: string;
 }
 
 export interface DsConnection extends AsyncDisposable {
@@ -83,6 +110,8 @@ export interface DsConnection extends AsyncDisposable {
   readonly containerId: string;
   readonly image: string;
   readonly functions: readonly string[];
+  /** The package's connectors (package.json `datastation.connectors`); empty when it has none. */
+  readonly connectors: readonly string[];
   readonly limits: Readonly<Limits>;
   /** The OCI runtime the container runs under (`runc`, or `runsc` for gVisor). */
   readonly sandboxRuntime: SandboxRuntime;
@@ -91,6 +120,8 @@ export interface DsConnection extends AsyncDisposable {
   readonly healthy: boolean;
   readonly paused: boolean;
   run(fn: string, args?: unknown, options?: RunOptions): Promise<unknown>;
+  /** Runs connector `name` in the container: `run(name, args, { ...options, connector: true })`. */
+  runConnector(name: string, args?: unknown, options?: Omit<RunOptions, 'connector'>): Promise<unknown>;
   /** Freezes the container (cgroup freezer); the WebSocket stays open. No-op when paused. */
   pause(): Promise<void>;
   /** Thaws a paused container. No-op when running. `run` resumes by itself. */
@@ -198,7 +229,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     runtime.serveReads(sessionId, policy, options.onRead, { ...DEFAULT_READ_LIMITS, maxOpen: limits.openReads, maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads) });
     log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, phases, functions: runtime.hello.functions });
     runtime.explainLoss = () => explainLoss(docker, id);
-    const connection = new Connection(docker, sessionId, id, image, limits, runtime, cleanup, sandbox);
+    const connection = new Connection(docker, sessionId, id, image, limits, runtime, cleanup, sandbox, options.onCall);
     connection.watchData(data.dataDir, !unmount);
     return connection;
   } catch (error) {
@@ -207,7 +238,10 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   }
 }
 
-/** Calls `fn` in the session and returns its value (the seed's `ds_docker_run`). */
+/**
+ * Calls `fn` in the session and returns its value (the seed's `ds_docker_run`). With
+ * `{ connector: true }`, `fn` is a connector, run in the container like a function.
+ */
 export function dsDockerRun(fn: string, args: unknown, connection: DsConnection, options?: RunOptions): Promise<unknown> {
   return connection.run(fn, args, options);
 }
@@ -230,10 +264,15 @@ class Connection implements DsConnection {
     private readonly runtime: RuntimeConnection,
     private readonly cleanup: () => Promise<void>,
     readonly sandboxRuntime: SandboxRuntime,
+    private readonly onCall?: (event: ConnectorCallEvent) => void,
   ) {}
 
   get functions(): readonly string[] {
     return this.runtime.hello.functions;
+  }
+
+  get connectors(): readonly string[] {
+    return this.runtime.hello.connectors;
   }
 
   get closed(): boolean {
@@ -306,10 +345,40 @@ class Connection implements DsConnection {
         logBytes: this.limits.logBytes,
         ...(options.onLog ? { onLog: options.onLog } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.connector ? { connector: true, onNested: this.reporter(fn, options.onCall) } : {}),
       });
     } finally {
       this.watch?.end();
     }
+  }
+
+  runConnector(name: string, args: unknown = null, options: Omit<RunOptions, 'connector'> = {}): Promise<unknown> {
+    return this.run(name, args, { ...options, connector: true });
+  }
+
+  /** Turns the runtime's reports of a connector's calls into events for the session's and the call's hooks. */
+  private reporter(connector: string, onCall: RunOptions['onCall']): (report: NestedCallMessage) => void {
+    return (report) => {
+      const event: ConnectorCallEvent = {
+        sessionId: this.sessionId,
+        callId: report.id,
+        connector,
+        seq: report.seq,
+        fn: report.fn,
+        ok: report.ok,
+        ...(report.code ? { code: report.code } : {}),
+        ms: report.ms,
+        argsSha256: report.argsSha256,
+      };
+      // An audit hook that throws must not take the connection's message handling down with it.
+      for (const hook of [this.onCall, onCall]) {
+        try {
+          hook?.(event);
+        } catch {
+          // the caller's bug; the call goes on
+        }
+      }
+    };
   }
 
   close(): Promise<void> {

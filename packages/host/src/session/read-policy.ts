@@ -52,11 +52,19 @@ export const MAX_STATION_PATH = 4096;
  * controller. Never served, whatever a policy's root and grants say, so a broad grant cannot
  * reach another user's /data, nor anything a function planted there.
  */
-const writableFolders = new Set<string>();
+const writableFolders = new Map<string, number>();
 
+/** Registers a session's data folder; the returned undo counts, so two sessions of one user's folder both hold it. */
 export function registerWritableFolder(dir: string): () => void {
-  writableFolders.add(dir);
-  return () => void writableFolders.delete(dir);
+  writableFolders.set(dir, (writableFolders.get(dir) ?? 0) + 1);
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    const left = (writableFolders.get(dir) ?? 1) - 1;
+    if (left > 0) writableFolders.set(dir, left);
+    else writableFolders.delete(dir);
+  };
 }
 
 export function validateReadPolicy(policy: ReadPolicy): void {
@@ -123,7 +131,7 @@ export async function compileReadPolicy(policy: ReadPolicy | undefined): Promise
 }
 
 function isInWritableFolder(path: string): boolean {
-  for (const dir of writableFolders) if (within(path, dir)) return true;
+  for (const dir of writableFolders.keys()) if (within(path, dir)) return true;
   return false;
 }
 

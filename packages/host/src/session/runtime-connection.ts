@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   DsError,
   type HelloMessage,
+  type NestedCallMessage,
   PROTOCOL_VERSION,
   parseRuntimeMessage,
   RESULT_KIND,
@@ -19,12 +20,17 @@ export interface CallOptions {
   /** Each piece of the call's console output as it arrives. */
   onLog?: (stream: 'stdout' | 'stderr', data: string) => void;
   signal?: AbortSignal;
+  /** Run connector `fn` instead of a function. */
+  connector?: boolean;
+  /** Each function call the connector made, as the runtime reports it (before the call's answer). */
+  onNested?: (report: NestedCallMessage) => void;
 }
 
 interface PendingCall {
   resolve: (value: unknown) => void;
   reject: (error: DsError) => void;
   onLog: CallOptions['onLog'];
+  onNested: CallOptions['onNested'];
   backstop: NodeJS.Timeout;
 }
 
@@ -139,7 +145,7 @@ export class RuntimeConnection {
     // (its frame cap) or cannot be JSON fail this call alone, instead of the runtime closing the socket.
     let frame: string;
     try {
-      frame = this.frameOf({ type: 'invoke', id, fn, args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}) });
+      frame = this.frameOf({ type: 'invoke', id, fn, ...(options.connector ? { kind: 'connector' } : {}), args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}) });
     } catch (error) {
       return Promise.reject(error);
     }
@@ -162,6 +168,7 @@ export class RuntimeConnection {
         resolve: (v) => (cleanup(), resolve(v)),
         reject: (e) => (cleanup(), reject(e)),
         onLog: options.onLog,
+        onNested: options.onNested,
         backstop,
       });
       options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -228,6 +235,9 @@ export class RuntimeConnection {
         break;
       case 'log':
         if (message.id) this.pending.get(message.id)?.onLog?.(message.stream, message.data);
+        break;
+      case 'call.nested':
+        this.pending.get(message.id)?.onNested?.(message);
         break;
       case 'read.open':
         if (this.reads) this.reads.openRead(message);

@@ -1,0 +1,263 @@
+import type { Kysely } from 'kysely';
+import { DsError } from '@datastation/protocol/errors';
+import { canonicalJson, type Json, sha256Hex } from './canonical.js';
+import type { Connection } from './connect.js';
+import type { AuditTable, Database } from './schema.js';
+
+export const ZERO_HASH = '0'.repeat(64);
+
+/**
+ * What the log records. One table, so a new kind is added here and nowhere else; the HTTP layer
+ * decides each kind's `data` fields.
+ */
+export const AUDIT_KINDS = [
+  'principal', // a principal was added or its token rotated
+  'upload', // a developer uploaded a package
+  'grant', // an owner granted a package to a user
+  'revoke', // an owner revoked a grant
+  'run', // a run ended: who, package, target, args hash, outcome, reads asked/granted/served, release decision
+  'call', // a function call made by a connector during a run
+  'release', // an owner released a staged result
+  'refuse', // an owner refused a staged result
+  'session', // a session changed state
+] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+
+/** `data` is capped: the log is for facts, not payloads (store a hash of large things). */
+export const AUDIT_DATA_MAX_BYTES = 64 * 1024;
+
+export interface AuditInput {
+  /** The principal who acted, or `station` for the station itself. */
+  actor: string;
+  kind: AuditKind;
+  /** What the entry is about: a package digest, a grant id, a run id. */
+  subject: string;
+  data?: Json;
+  /** The owners whose data the entry concerns: `forOwner(owner)` lists it for each of them. */
+  owners?: readonly string[];
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  actor: string;
+  kind: string;
+  subject: string;
+  data: Json;
+  owners: string[];
+  prevHash: string;
+  hash: string;
+}
+
+export type AuditVerification =
+  | { ok: true; entries: number; /** the last entry's hash: publish it elsewhere to pin the log */ head: string }
+  | { ok: false; firstBad: number; reason: string };
+
+/**
+ * The hash of an entry: sha256 over the canonical JSON of every field but the hash itself,
+ * including the sorted owners list (so an entry cannot be hidden from an owner unnoticed).
+ */
+export function auditEntryHash(entry: Omit<AuditEntry, 'hash'>): string {
+  return sha256Hex(
+    canonicalJson({
+      seq: entry.seq,
+      at: entry.at,
+      actor: entry.actor,
+      kind: entry.kind,
+      subject: entry.subject,
+      data: entry.data,
+      owners: entry.owners,
+      prev_hash: entry.prevHash,
+    }),
+  );
+}
+
+const PAGE = 500;
+
+export class AuditLog {
+  constructor(
+    private readonly connection: Connection,
+    private readonly now: () => Date,
+  ) {}
+
+  /**
+   * Appends one entry and returns it. Serialised: on PostgreSQL the head row is locked for the
+   * transaction (a second append waits, then reads the head the first one wrote); on SQLite the
+   * transaction holds the database's only write lock. Two appends can never share a seq or a prev_hash.
+   */
+  async append(input: AuditInput): Promise<AuditEntry> {
+    const { actor, kind, subject } = input;
+    if (!(AUDIT_KINDS as readonly string[]).includes(kind)) {
+      throw new DsError('BAD_REQUEST', `Unknown audit kind "${String(kind)}"; the kinds are ${AUDIT_KINDS.join(', ')}.`);
+    }
+    for (const [name, value] of [['actor', actor], ['subject', subject]] as const) {
+      if (typeof value !== 'string' || value.length === 0 || value.length > 512) {
+        throw new DsError('BAD_REQUEST', `The audit entry's ${name} must be a non-empty string of at most 512 characters.`);
+      }
+    }
+    const data = input.data ?? null;
+    const dataText = canonicalJson(data);
+    if (Buffer.byteLength(dataText) > AUDIT_DATA_MAX_BYTES) {
+      throw new DsError('BAD_REQUEST', `The audit entry's data is over ${AUDIT_DATA_MAX_BYTES} bytes; record a hash of large values instead.`);
+    }
+    const owners = [...new Set(input.owners ?? [])].sort();
+    if (owners.some((o) => typeof o !== 'string' || o.length === 0)) {
+      throw new DsError('BAD_REQUEST', 'The audit entry\'s owners must be non-empty strings.');
+    }
+
+    return this.connection.write('append to the audit log', async (q) => {
+      let head = q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
+      if (this.connection.rowLocks) head = head.forUpdate();
+      const last = await head.executeTakeFirstOrThrow();
+      const unhashed = {
+        seq: Number(last.seq) + 1,
+        at: this.now().toISOString(),
+        actor,
+        kind,
+        subject,
+        data: JSON.parse(dataText) as Json,
+        owners,
+        prevHash: last.hash,
+      };
+      const entry: AuditEntry = { ...unhashed, hash: auditEntryHash(unhashed) };
+      await q
+        .insertInto('audit')
+        .values({ seq: entry.seq, at: entry.at, actor, kind, subject, data: dataText, prev_hash: entry.prevHash, hash: entry.hash })
+        .execute();
+      if (owners.length > 0) await q.insertInto('audit_owners').values(owners.map((owner) => ({ seq: entry.seq, owner }))).execute();
+      await q.updateTable('audit_head').set({ seq: entry.seq, hash: entry.hash }).where('id', '=', 1).execute();
+      return entry;
+    });
+  }
+
+  /** Entries in seq order, after `after` (exclusive), at most `limit` (default 100, max 1000). */
+  list(options: { after?: number; limit?: number } = {}): Promise<AuditEntry[]> {
+    return this.connection.read('read the audit log', async (q) => {
+      const rows = await q
+        .selectFrom('audit')
+        .selectAll()
+        .where('seq', '>', options.after ?? 0)
+        .orderBy('seq')
+        .limit(clampLimit(options.limit))
+        .execute();
+      return withOwners(q, rows);
+    });
+  }
+
+  /** The entries about an owner's data, in seq order (paged like `list`). */
+  forOwner(owner: string, options: { after?: number; limit?: number } = {}): Promise<AuditEntry[]> {
+    return this.connection.read('read the audit log', async (q) => {
+      const rows = await q
+        .selectFrom('audit')
+        .innerJoin('audit_owners', 'audit_owners.seq', 'audit.seq')
+        .selectAll('audit')
+        .where('audit_owners.owner', '=', owner)
+        .where('audit.seq', '>', options.after ?? 0)
+        .orderBy('audit.seq')
+        .limit(clampLimit(options.limit))
+        .execute();
+      return withOwners(q, rows);
+    });
+  }
+
+  /** The chain's last seq and hash (0 and 64 zeros while empty). */
+  head(): Promise<{ seq: number; hash: string }> {
+    return this.connection.read('read the audit head', async (q) => {
+      const row = await q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+      return { seq: Number(row.seq), hash: row.hash };
+    });
+  }
+
+  /**
+   * Walks the whole chain from seq 1: every seq present and in order, every `data` in canonical
+   * form, every hash recomputed, every prev_hash equal to the hash before it, and the last entry
+   * equal to the head (so entries cut off the end are noticed too). Reports the first bad seq.
+   */
+  verify(): Promise<AuditVerification> {
+    return this.connection.read('verify the audit log', async (q) => {
+      let expected = 1;
+      let prevHash = ZERO_HASH;
+      for (;;) {
+        const rows = await q.selectFrom('audit').selectAll().where('seq', '>=', expected).orderBy('seq').limit(PAGE).execute();
+        const owners = await ownersOf(q, rows);
+        for (const row of rows) {
+          const seq = Number(row.seq);
+          if (seq !== expected) return bad(expected, `entry ${expected} is missing (the next entry is ${seq})`);
+          let data: Json;
+          try {
+            data = JSON.parse(row.data) as Json;
+          } catch {
+            return bad(seq, `entry ${seq}'s data is not JSON`);
+          }
+          if (canonicalJson(data) !== row.data) return bad(seq, `entry ${seq}'s data is not in its canonical form`);
+          const recomputed = auditEntryHash({
+            seq,
+            at: row.at,
+            actor: row.actor,
+            kind: row.kind,
+            subject: row.subject,
+            data,
+            owners: owners.get(seq) ?? [],
+            prevHash: row.prev_hash,
+          });
+          if (recomputed !== row.hash) return bad(seq, `entry ${seq}'s contents do not match its hash`);
+          if (row.prev_hash !== prevHash) {
+            return bad(seq, `entry ${seq}'s prev_hash does not match the hash of entry ${seq - 1}`);
+          }
+          prevHash = row.hash;
+          expected = seq + 1;
+        }
+        if (rows.length < PAGE) break;
+      }
+      const last = expected - 1;
+      const head = await q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
+      if (!head) return bad(last + 1, 'the audit head row is missing');
+      const headSeq = Number(head.seq);
+      if (headSeq > last) return bad(last + 1, `entries ${last + 1} to ${headSeq} were removed from the end of the log`);
+      if (headSeq < last) return bad(headSeq + 1, `entries after ${headSeq} were added without going through the log`);
+      if (head.hash !== prevHash) return bad(last, `entry ${last}'s hash does not match the recorded head`);
+      return { ok: true, entries: last, head: prevHash };
+    });
+  }
+}
+
+function bad(firstBad: number, reason: string): AuditVerification {
+  return { ok: false, firstBad, reason };
+}
+
+function clampLimit(limit: number | undefined): number {
+  return Math.min(Math.max(Math.trunc(limit ?? 100), 1), 1000);
+}
+
+async function ownersOf(q: Kysely<Database>, rows: readonly Pick<AuditTable, 'seq'>[]): Promise<Map<number, string[]>> {
+  const byseq = new Map<number, string[]>();
+  if (rows.length === 0) return byseq;
+  const found = await q
+    .selectFrom('audit_owners')
+    .select(['seq', 'owner'])
+    .where('seq', 'in', rows.map((r) => Number(r.seq)))
+    .execute();
+  for (const { seq, owner } of found) {
+    const list = byseq.get(Number(seq)) ?? [];
+    list.push(owner);
+    byseq.set(Number(seq), list);
+  }
+  // Sorted as the append sorted them (both backends' ORDER BY collations differ; JS's does not).
+  for (const list of byseq.values()) list.sort();
+  return byseq;
+}
+
+async function withOwners(q: Kysely<Database>, rows: AuditTable[]): Promise<AuditEntry[]> {
+  const owners = await ownersOf(q, rows);
+  return rows.map((row) => ({
+    seq: Number(row.seq),
+    at: row.at,
+    actor: row.actor,
+    kind: row.kind,
+    subject: row.subject,
+    data: JSON.parse(row.data) as Json,
+    owners: owners.get(Number(row.seq)) ?? [],
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  }));
+}

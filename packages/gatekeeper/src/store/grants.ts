@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { DsError } from '@datastation/protocol/errors';
+import type { Connection } from './connect.js';
+import { type Database, type GrantTable, RELEASE_MODES, type ReleaseMode } from './schema.js';
+
+export interface Grant {
+  id: string;
+  owner: string;
+  user: string;
+  /** The package digest granted. */
+  package: string;
+  /** Globs over the owner's station paths that the package may read for this user. */
+  read: string[];
+  release: ReleaseMode;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface GrantInput {
+  user: string;
+  package: string;
+  read: readonly string[];
+  release: ReleaseMode;
+}
+
+export class Grants {
+  constructor(
+    private readonly connection: Connection,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Adds one grant from `owner`. */
+  async add(owner: string, input: GrantInput): Promise<Grant> {
+    const row = this.row(owner, input);
+    return this.connection.write(`add a grant from ${owner}`, async (q) => {
+      await q.insertInto('grants').values(row).execute();
+      return toGrant(row);
+    });
+  }
+
+  /**
+   * Makes `wanted` the owner's active grants (`PUT /v1/grants/:owner`): an active grant equal to a
+   * wanted one (same user, package, read globs and release mode) is kept, the owner's other
+   * active grants are revoked, and the rest are added. One transaction.
+   */
+  async replaceForOwner(owner: string, wanted: readonly GrantInput[]): Promise<{ kept: Grant[]; added: Grant[]; revoked: Grant[] }> {
+    const rows = wanted.map((input) => this.row(owner, input));
+    return this.connection.write(`replace the grants of ${owner}`, async (q) => {
+      const active = (await activeQuery(q).where('owner', '=', owner).execute()).map(toGrant);
+      const kept: Grant[] = [];
+      const added: Grant[] = [];
+      const revoked: Grant[] = [];
+      const unmatched = [...active];
+      for (const row of rows) {
+        const i = unmatched.findIndex((g) => sameGrant(g, row));
+        if (i >= 0) {
+          kept.push(unmatched.splice(i, 1)[0]!);
+        } else {
+          await q.insertInto('grants').values(row).execute();
+          added.push(toGrant(row));
+        }
+      }
+      const at = rows[0]?.created_at ?? this.now().toISOString();
+      for (const grant of unmatched) {
+        await q.updateTable('grants').set({ revoked_at: at }).where('id', '=', grant.id).execute();
+        revoked.push({ ...grant, revokedAt: at });
+      }
+      return { kept, added, revoked };
+    });
+  }
+
+  /** Revokes a grant; returns it, or undefined if it does not exist or was already revoked. */
+  async revoke(id: string): Promise<Grant | undefined> {
+    const at = this.now().toISOString();
+    return this.connection.write(`revoke grant ${id}`, async (q) => {
+      const row = await q.selectFrom('grants').selectAll().where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+      if (!row) return undefined;
+      await q.updateTable('grants').set({ revoked_at: at }).where('id', '=', id).execute();
+      return toGrant({ ...row, revoked_at: at });
+    });
+  }
+
+  get(id: string): Promise<Grant | undefined> {
+    return this.connection.read(`read grant ${id}`, async (q) => {
+      const row = await q.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? toGrant(row) : undefined;
+    });
+  }
+
+  /** Grants, oldest first, narrowed by any of owner, user and package; revoked ones only if asked. */
+  list(filter: { owner?: string; user?: string; package?: string; includeRevoked?: boolean } = {}): Promise<Grant[]> {
+    return this.connection.read('list grants', async (q) => {
+      let query = filter.includeRevoked ? q.selectFrom('grants').selectAll() : activeQuery(q);
+      if (filter.owner !== undefined) query = query.where('owner', '=', filter.owner);
+      if (filter.user !== undefined) query = query.where('user', '=', filter.user);
+      if (filter.package !== undefined) query = query.where('package', '=', filter.package);
+      return (await query.orderBy('created_at').orderBy('id').execute()).map(toGrant);
+    });
+  }
+
+  /** The active grants a run of `pkg` by `user` can rely on (one per owner or more). */
+  forRun(user: string, pkg: string): Promise<Grant[]> {
+    return this.list({ user, package: pkg });
+  }
+
+  private row(owner: string, input: GrantInput): GrantTable {
+    if (!(RELEASE_MODES as readonly string[]).includes(input.release)) {
+      throw new DsError('BAD_REQUEST', `Unknown release mode "${String(input.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
+    }
+    if (!Array.isArray(input.read) || input.read.some((g) => typeof g !== 'string' || g.length === 0 || g.length > 1024)) {
+      throw new DsError('BAD_REQUEST', 'A grant\'s read must be a list of non-empty glob strings.');
+    }
+    return {
+      id: randomUUID(),
+      owner,
+      user: input.user,
+      package: input.package,
+      // Sorted and deduplicated: two grants that allow the same paths compare equal.
+      read: JSON.stringify([...new Set(input.read)].sort()),
+      release: input.release,
+      created_at: this.now().toISOString(),
+      revoked_at: null,
+    };
+  }
+}
+
+function activeQuery(q: Kysely<Database>) {
+  return q.selectFrom('grants').selectAll().where('revoked_at', 'is', null);
+}
+
+function sameGrant(grant: Grant, row: GrantTable): boolean {
+  return grant.user === row.user && grant.package === row.package && grant.release === row.release && JSON.stringify(grant.read) === row.read;
+}
+
+function toGrant(row: GrantTable): Grant {
+  return {
+    id: row.id,
+    owner: row.owner,
+    user: row.user,
+    package: row.package,
+    read: JSON.parse(row.read) as string[],
+    release: row.release,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+  };
+}

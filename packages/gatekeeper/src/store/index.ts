@@ -1,0 +1,32 @@
+export { openStore, Store, type OpenStoreOptions, type StoreTables } from './store.js';
+export { parseStoreUrl, redactUrl, type StoreLocation } from './url.js';
+export { canonicalJson, hashArgs, hashToken, sha256Hex, type Json } from './canonical.js';
+export {
+  AUDIT_DATA_MAX_BYTES,
+  AUDIT_KINDS,
+  AuditLog,
+  auditEntryHash,
+  ZERO_HASH,
+  type AuditEntry,
+  type AuditInput,
+  type AuditKind,
+  type AuditVerification,
+} from './audit.js';
+export { newToken, Principals, type Principal } from './principals.js';
+export { Packages, type StoredPackage } from './packages.js';
+export { Grants, type Grant, type GrantInput } from './grants.js';
+export { Runs, type Run, type RunError, type RunOutcome, type RunReview, type RunStart } from './runs.js';
+export { Sessions, type SessionRecord } from './sessions.js';
+export { MIGRATIONS } from './migrations/index.js';
+export {
+  RELEASE_MODES,
+  ROLES,
+  RUN_STATUSES,
+  SESSION_STATES,
+  TARGET_KINDS,
+  type ReleaseMode,
+  type Role,
+  type RunStatus,
+  type SessionState,
+  type TargetKind,
+} from './schema.js';

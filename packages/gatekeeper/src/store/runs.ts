@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { DsError } from '@datastation/protocol/errors';
+import { canonicalJson, hashArgs, type Json } from './canonical.js';
+import type { Connection } from './connect.js';
+import { type Database, RELEASE_MODES, type ReleaseMode, type RunReviewTable, type RunStatus, type RunTable, TARGET_KINDS, type TargetKind } from './schema.js';
+
+export interface RunError {
+  code: string;
+  message: string;
+}
+
+export interface RunReview {
+  owner: string;
+  decision: 'release' | 'refuse' | null;
+  decidedAt: string | null;
+}
+
+export interface Run {
+  id: string;
+  user: string;
+  package: string;
+  target: { kind: TargetKind; name: string };
+  argsHash: string;
+  /** The release decision the grants gave this run (the strictest of them). */
+  release: ReleaseMode;
+  status: RunStatus;
+  /** What the user may see: set once released. */
+  value?: Json;
+  error?: RunError;
+  /** The result held back for review; dropped when released (it becomes `value`) or refused. */
+  staged?: Json;
+  /** The owners whose release a `review` run waits for, and what each decided. */
+  reviews: RunReview[];
+  startedAt: string;
+  finishedAt: string | null;
+  decidedAt: string | null;
+}
+
+export interface RunStart {
+  user: string;
+  package: string;
+  target: { kind: TargetKind; name: string };
+  /** Hashed (canonical JSON, sha256); the arguments themselves are not stored. */
+  args: unknown;
+  release: ReleaseMode;
+  /** For `review`: the owners who must each release the result. */
+  reviewers?: readonly string[];
+}
+
+export type RunOutcome = { value: Json } | { error: RunError };
+
+export class Runs {
+  constructor(
+    private readonly connection: Connection,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Records a run as it starts (status `running`). */
+  async start(input: RunStart): Promise<Run> {
+    if (!(TARGET_KINDS as readonly string[]).includes(input.target?.kind) || typeof input.target.name !== 'string' || !input.target.name) {
+      throw new DsError('BAD_REQUEST', `A run's target must be { kind: ${TARGET_KINDS.join(' | ')}, name }.`);
+    }
+    if (!(RELEASE_MODES as readonly string[]).includes(input.release)) {
+      throw new DsError('BAD_REQUEST', `Unknown release mode "${String(input.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
+    }
+    const reviewers = [...new Set(input.reviewers ?? [])].sort();
+    if (input.release === 'review' && reviewers.length === 0) {
+      throw new DsError('BAD_REQUEST', 'A run under review needs the owners who review it (reviewers).');
+    }
+    const row: RunTable = {
+      id: randomUUID(),
+      user: input.user,
+      package: input.package,
+      target_kind: input.target.kind,
+      target: input.target.name,
+      args_hash: hashArgs(input.args),
+      release: input.release,
+      status: 'running',
+      value: null,
+      error: null,
+      staged: null,
+      started_at: this.now().toISOString(),
+      finished_at: null,
+      decided_at: null,
+    };
+    const reviews: RunReviewTable[] = input.release === 'review' ? reviewers.map((owner) => ({ run_id: row.id, owner, decision: null, decided_at: null })) : [];
+    return this.connection.write(`record run of ${input.target.name}`, async (q) => {
+      await q.insertInto('runs').values(row).execute();
+      if (reviews.length > 0) await q.insertInto('run_reviews').values(reviews).execute();
+      return toRun(row, reviews);
+    });
+  }
+
+  /**
+   * Records how a running run ended, applying its release decision: `release` keeps the value for
+   * the user, `review` stages it (status `pending`), `deny` drops it. An error is kept as the
+   * outcome (status `failed`). Returns undefined if no such run; a run that already ended is refused.
+   */
+  async finish(id: string, outcome: RunOutcome): Promise<Run | undefined> {
+    const at = this.now().toISOString();
+    const text = 'value' in outcome ? canonicalJson(outcome.value) : undefined;
+    return this.connection.write(`finish run ${id}`, async (q) => {
+      const run = await this.locked(q, id);
+      if (!run) return undefined;
+      if (run.status !== 'running') throw new DsError('BAD_REQUEST', `Run ${id} already ended (${run.status}).`);
+      let update: Partial<RunTable>;
+      if ('error' in outcome) {
+        update = { status: 'failed', error: JSON.stringify({ code: String(outcome.error.code), message: String(outcome.error.message) }) };
+      } else if (run.release === 'release') {
+        update = { status: 'released', value: text! };
+      } else if (run.release === 'review') {
+        update = { status: 'pending', staged: text! };
+      } else {
+        update = { status: 'denied' };
+      }
+      await q.updateTable('runs').set({ ...update, finished_at: at }).where('id', '=', id).execute();
+      return toRun({ ...run, ...update, finished_at: at }, await reviewsOf(q, id));
+    });
+  }
+
+  /**
+   * One owner's decision on a staged (`pending`) run. A refusal by any reviewer refuses the run and
+   * drops the staged result; the run is released (staged becomes value) once every reviewer released.
+   * Returns undefined if no such run.
+   */
+  async decide(id: string, owner: string, decision: 'release' | 'refuse'): Promise<Run | undefined> {
+    if (decision !== 'release' && decision !== 'refuse') throw new DsError('BAD_REQUEST', 'A decision is release or refuse.');
+    const at = this.now().toISOString();
+    return this.connection.write(`decide on run ${id}`, async (q) => {
+      const run = await this.locked(q, id);
+      if (!run) return undefined;
+      if (run.status !== 'pending') throw new DsError('BAD_REQUEST', `Run ${id} is not waiting for review (it is ${run.status}).`);
+      const updated = await q
+        .updateTable('run_reviews')
+        .set({ decision, decided_at: at })
+        .where('run_id', '=', id)
+        .where('owner', '=', owner)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1) throw new DsError('BAD_REQUEST', `${owner} is not a reviewer of run ${id}.`);
+      const reviews = await reviewsOf(q, id);
+      let update: Partial<RunTable> = {};
+      if (decision === 'refuse') update = { status: 'refused', staged: null, decided_at: at };
+      else if (reviews.every((r) => r.decision === 'release')) update = { status: 'released', value: run.staged, staged: null, decided_at: at };
+      if (Object.keys(update).length > 0) await q.updateTable('runs').set(update).where('id', '=', id).execute();
+      return toRun({ ...run, ...update }, reviews);
+    });
+  }
+
+  get(id: string): Promise<Run | undefined> {
+    return this.connection.read(`read run ${id}`, async (q) => {
+      const row = await q.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? toRun(row, await reviewsOf(q, id)) : undefined;
+    });
+  }
+
+  /** Runs, newest first, narrowed by user, package, status, or an owner who reviews them. */
+  list(filter: { user?: string; package?: string; status?: RunStatus; reviewer?: string; limit?: number } = {}): Promise<Run[]> {
+    return this.connection.read('list runs', async (q) => {
+      let query = q.selectFrom('runs').selectAll('runs');
+      if (filter.user !== undefined) query = query.where('runs.user', '=', filter.user);
+      if (filter.package !== undefined) query = query.where('runs.package', '=', filter.package);
+      if (filter.status !== undefined) query = query.where('runs.status', '=', filter.status);
+      if (filter.reviewer !== undefined) {
+        const reviewer = filter.reviewer;
+        query = query.where((eb) =>
+          eb.exists(eb.selectFrom('run_reviews').select('run_reviews.run_id').whereRef('run_reviews.run_id', '=', 'runs.id').where('run_reviews.owner', '=', reviewer)),
+        );
+      }
+      const rows = await query
+        .orderBy('runs.started_at', 'desc')
+        .orderBy('runs.id')
+        .limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000))
+        .execute();
+      const reviews = rows.length ? await q.selectFrom('run_reviews').selectAll().where('run_id', 'in', rows.map((r) => r.id)).execute() : [];
+      return rows.map((row) => toRun(row, reviews.filter((r) => r.run_id === row.id)));
+    });
+  }
+
+  private async locked(q: Kysely<Database>, id: string): Promise<RunTable | undefined> {
+    let query = q.selectFrom('runs').selectAll().where('id', '=', id);
+    if (this.connection.rowLocks) query = query.forUpdate();
+    return query.executeTakeFirst();
+  }
+}
+
+async function reviewsOf(q: Kysely<Database>, id: string): Promise<RunReviewTable[]> {
+  return q.selectFrom('run_reviews').selectAll().where('run_id', '=', id).execute();
+}
+
+function toRun(row: RunTable, reviews: readonly RunReviewTable[]): Run {
+  return {
+    id: row.id,
+    user: row.user,
+    package: row.package,
+    target: { kind: row.target_kind, name: row.target },
+    argsHash: row.args_hash,
+    release: row.release,
+    status: row.status,
+    ...(row.value !== null ? { value: JSON.parse(row.value) as Json } : {}),
+    ...(row.error !== null ? { error: JSON.parse(row.error) as RunError } : {}),
+    ...(row.staged !== null ? { staged: JSON.parse(row.staged) as Json } : {}),
+    reviews: [...reviews]
+      .sort((a, b) => (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0))
+      .map((r) => ({ owner: r.owner, decision: r.decision, decidedAt: r.decided_at })),
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    decidedAt: row.decided_at,
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * The tables as Kysely sees them. Timestamps are ISO-8601 UTC strings (`Date#toISOString`) and
+ * JSON is text on both backends, so a row reads back byte for byte as it was written: the audit
+ * chain hashes exactly what is stored, and SQLite and PostgreSQL answer alike.
+ */
+export const ROLES = ['owner', 'developer', 'user'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const RELEASE_MODES = ['release', 'review', 'deny'] as const;
+export type ReleaseMode = (typeof RELEASE_MODES)[number];
+
+export const SESSION_STATES = ['starting', 'running', 'paused', 'stopped', 'failed'] as const;
+export type SessionState = (typeof SESSION_STATES)[number];
+
+/**
+ * `running` until the call ends; then `released` (the user has the value), `pending` (staged for
+ * the owners' review), `refused` (an owner refused the staged result), `denied` (a grant's mode
+ * is deny: the value is dropped) or `failed` (the call errored).
+ */
+export const RUN_STATUSES = ['running', 'released', 'pending', 'refused', 'denied', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export const TARGET_KINDS = ['connector', 'function'] as const;
+export type TargetKind = (typeof TARGET_KINDS)[number];
+
+export interface PrincipalTable {
+  id: string;
+  role: Role;
+  token_hash: string;
+  created_at: string;
+}
+
+export interface PackageTable {
+  id: string;
+  name: string;
+  version: string;
+  manifest: string;
+  uploaded_by: string;
+  uploaded_at: string;
+}
+
+export interface GrantTable {
+  id: string;
+  owner: string;
+  user: string;
+  package: string;
+  read: string;
+  release: ReleaseMode;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface RunTable {
+  id: string;
+  user: string;
+  package: string;
+  target_kind: TargetKind;
+  target: string;
+  args_hash: string;
+  release: ReleaseMode;
+  status: RunStatus;
+  value: string | null;
+  error: string | null;
+  staged: string | null;
+  started_at: string;
+  finished_at: string | null;
+  decided_at: string | null;
+}
+
+export interface RunReviewTable {
+  run_id: string;
+  owner: string;
+  decision: 'release' | 'refuse' | null;
+  decided_at: string | null;
+}
+
+export interface SessionTable {
+  id: string;
+  user: string;
+  package: string;
+  state: SessionState;
+  since: string;
+  created_at: string;
+}
+
+export interface AuditTable {
+  seq: number;
+  at: string;
+  actor: string;
+  kind: string;
+  subject: string;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditOwnerTable {
+  seq: number;
+  owner: string;
+}
+
+/** One row, id 1: the chain's last seq and hash. Appends lock it; verify checks the tail against it. */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface Database {
+  principals: PrincipalTable;
+  packages: PackageTable;
+  grants: GrantTable;
+  runs: RunTable;
+  run_reviews: RunReviewTable;
+  sessions: SessionTable;
+  audit: AuditTable;
+  audit_owners: AuditOwnerTable;
+  audit_head: AuditHeadTable;
+}

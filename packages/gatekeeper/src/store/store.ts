@@ -1,0 +1,129 @@
+import { Migrator } from 'kysely';
+import { DsError } from '@datastation/protocol/errors';
+import { AuditLog, type AuditVerification } from './audit.js';
+import { type Backend, type Connection, type ConnectOptions, connect, inTx } from './connect.js';
+import { toStoreError } from './errors.js';
+import { Grants } from './grants.js';
+import { migrationProvider } from './migrations/index.js';
+import { Packages } from './packages.js';
+import { Principals } from './principals.js';
+import { Runs } from './runs.js';
+import { Sessions } from './sessions.js';
+import { parseStoreUrl, redactUrl } from './url.js';
+
+export interface OpenStoreOptions extends ConnectOptions {
+  /** `sqlite:<path>` (the default backend; a bare path works too) or `postgres://…`. */
+  url: string;
+  /** The clock for every timestamp the store writes (tests pin it). */
+  now?: () => Date;
+}
+
+/** The tables, bound either to the store or to one transaction. */
+export interface StoreTables {
+  readonly principals: Principals;
+  readonly packages: Packages;
+  readonly grants: Grants;
+  readonly runs: Runs;
+  readonly sessions: Sessions;
+  readonly audit: AuditLog;
+}
+
+export class Store implements StoreTables, AsyncDisposable {
+  readonly principals: Principals;
+  readonly packages: Packages;
+  readonly grants: Grants;
+  readonly runs: Runs;
+  readonly sessions: Sessions;
+  readonly audit: AuditLog;
+  #closed: Promise<void> | undefined;
+
+  /** Use `openStore`: it migrates before anyone reads. */
+  constructor(
+    private readonly connection: Connection,
+    private readonly now: () => Date,
+    /** The migrations this open applied (empty when the schema was already current). */
+    readonly migrated: readonly string[],
+  ) {
+    ({ principals: this.principals, packages: this.packages, grants: this.grants, runs: this.runs, sessions: this.sessions, audit: this.audit } =
+      tables(connection, now));
+  }
+
+  get backend(): Backend {
+    return this.connection.backend;
+  }
+
+  /**
+   * Runs `fn` in one transaction: everything it writes through `tx` commits together or not at
+   * all (an upload and its audit entry, a run's outcome and its audit entry). Use `tx`, not the
+   * store, inside `fn`: the store refuses (on SQLite it would wait for itself).
+   */
+  transaction<T>(fn: (tx: StoreTables) => Promise<T>): Promise<T> {
+    return this.connection.write('run a transaction', (trx) => fn(tables(inTx(this.connection, trx), this.now)));
+  }
+
+  /** Walks the audit chain (see `AuditLog.verify`). */
+  verifyAudit(): Promise<AuditVerification> {
+    return this.audit.verify();
+  }
+
+  /** The audit entries about an owner's data (see `AuditLog.forOwner`). */
+  auditFor(owner: string, options?: { after?: number; limit?: number }) {
+    return this.audit.forOwner(owner, options);
+  }
+
+  /** Closes the connections; idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= this.connection.destroy();
+    return this.#closed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function tables(connection: Connection, now: () => Date): StoreTables {
+  return {
+    principals: new Principals(connection, now),
+    packages: new Packages(connection, now),
+    grants: new Grants(connection, now),
+    runs: new Runs(connection, now),
+    sessions: new Sessions(connection, now),
+    audit: new AuditLog(connection, now),
+  };
+}
+
+/**
+ * Opens the store and brings its schema up to date (idempotent: an up-to-date database is left
+ * as it is; several gatekeepers opening one PostgreSQL database at once migrate it once, under
+ * the migrator's lock).
+ */
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  const location = parseStoreUrl(options.url);
+  const connection = connect(location, options);
+  try {
+    const migrated = await migrate(connection);
+    return new Store(connection, options.now ?? (() => new Date()), migrated);
+  } catch (error) {
+    await connection.destroy().catch(() => undefined);
+    throw toStoreError(error, `open the store at ${redactUrl(options.url)}`);
+  }
+}
+
+async function migrate(connection: Connection): Promise<string[]> {
+  const migrator = new Migrator({
+    db: connection.db,
+    provider: migrationProvider,
+    migrationTableName: 'ds_migration',
+    migrationLockTableName: 'ds_migration_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    const why = error instanceof Error ? error.message : String(error);
+    throw new DsError('INTERNAL', `The store's migration ${failed ?? '(unknown)'} failed: ${why}. The database was left at its last good migration.`, {
+      cause: error,
+    });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,305 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { DsError } from '@datastation/protocol/errors';
+import { hashArgs, hashToken, MIGRATIONS, openStore, type Store } from '../src/index.js';
+import { type Backend, type Fixture, postgresBackend, sqliteBackend } from './fixtures.js';
+
+const pgUrl = inject('pgUrl');
+const backends: Backend[] = [sqliteBackend, postgresBackend(pgUrl)];
+
+const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
+const PKG = digest(1);
+
+/** An owner, a second owner, a developer, a user, and one uploaded package. */
+async function seed(store: Store) {
+  const tokens: Record<string, string> = {};
+  for (const [id, role] of [['acme', 'owner'], ['globex', 'owner'], ['dev', 'developer'], ['ann', 'user']] as const) {
+    tokens[id] = (await store.principals.issue({ id, role })).token;
+  }
+  await store.packages.put({ digest: PKG, name: 'csv-stats', version: '1.0.0', manifest: { functions: ['mean'], connectors: ['summary'] }, uploadedBy: 'dev' });
+  return tokens;
+}
+
+describe.each(backends)('store on $name', (backend) => {
+  let fixture: Fixture;
+  let store: Store;
+  const open = () => openStore({ url: fixture.url });
+
+  beforeEach(async () => {
+    fixture = await backend.fresh();
+    store = await open();
+  });
+  afterEach(async () => {
+    await store.close();
+    await fixture.cleanup();
+  });
+
+  it('migrates at open, once: a second open applies nothing and keeps the data', async () => {
+    expect(store.backend).toBe(backend.name);
+    expect(store.migrated).toEqual(Object.keys(MIGRATIONS));
+    await store.principals.issue({ id: 'acme', role: 'owner' });
+    await store.close();
+    store = await open();
+    expect(store.migrated).toEqual([]);
+    expect((await store.principals.list()).map((p) => p.id)).toEqual(['acme']);
+    const applied = await fixture.sql('select name from ds_migration order by name');
+    expect(applied.map((r) => r.name)).toEqual(Object.keys(MIGRATIONS));
+  });
+
+  it('keeps only the sha256 of a token, and authenticates by it', async () => {
+    const { principal, token } = await store.principals.issue({ id: 'ann', role: 'user' });
+    expect(principal).toMatchObject({ id: 'ann', role: 'user' });
+    expect(await store.principals.authenticate(token)).toMatchObject({ id: 'ann', role: 'user' });
+    expect(await store.principals.authenticate(`${token}x`)).toBeUndefined();
+    expect(await store.principals.authenticate('')).toBeUndefined();
+
+    const rows = await fixture.sql('select * from principals');
+    expect(rows).toEqual([expect.objectContaining({ id: 'ann', token_hash: hashToken(token) })]);
+    expect(JSON.stringify(rows)).not.toContain(token);
+    if (fixture.file) {
+      await store.close();
+      expect(readFileSync(fixture.file).includes(Buffer.from(token))).toBe(false);
+      store = await open();
+    }
+
+    const rotated = await store.principals.rotate('ann');
+    expect(await store.principals.authenticate(token)).toBeUndefined();
+    expect(await store.principals.authenticate(rotated!)).toMatchObject({ id: 'ann' });
+    await expect(store.principals.add({ id: 'ann', role: 'user', token: 'x'.repeat(32) })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(store.principals.add({ id: 'bob', role: 'admin' as never, token: 'x'.repeat(32) })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('round-trips packages: a package is its digest, two uploads named alike are two packages', async () => {
+    await seed(store);
+    const manifest = { name: 'csv-stats', functions: ['mean', 'median'], files: { 'index.js': 'sha256:ab' }, image: 'sha256:cd', nested: { z: 1, a: [true, null, 2.5] } };
+    const second = await store.packages.put({ digest: digest(2), name: 'csv-stats', version: '1.0.0', manifest, uploadedBy: 'dev' });
+    expect(second.created).toBe(true);
+    expect(await store.packages.get(digest(2))).toEqual({ ...second.package, manifest });
+    expect((await store.packages.list({ name: 'csv-stats' })).map((p) => p.id)).toEqual([PKG, digest(2)]);
+
+    const again = await store.packages.put({ digest: digest(2), name: 'other', version: '9', manifest: {}, uploadedBy: 'dev' });
+    expect(again).toEqual({ package: second.package, created: false });
+    expect(await store.packages.get(digest(3))).toBeUndefined();
+    await expect(store.packages.put({ digest: 'csv-stats', name: 'x', version: '1', manifest: {}, uploadedBy: 'dev' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    const unknownUploader = store.packages.put({ digest: digest(4), name: 'x', version: '1', manifest: {}, uploadedBy: 'nobody' });
+    await expect(unknownUploader).rejects.toBeInstanceOf(DsError);
+    await expect(unknownUploader).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('adds, replaces and revokes grants', async () => {
+    await seed(store);
+    const grant = await store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/acme/trips/*.csv', 'owners/acme/a.csv'], release: 'release' });
+    expect(grant).toMatchObject({ owner: 'acme', user: 'ann', package: PKG, read: ['owners/acme/a.csv', 'owners/acme/trips/*.csv'], revokedAt: null });
+    await store.grants.add('globex', { user: 'ann', package: PKG, read: ['owners/globex/**'], release: 'review' });
+    expect((await store.grants.forRun('ann', PKG)).map((g) => g.owner).sort()).toEqual(['acme', 'globex']);
+
+    const revoked = await store.grants.revoke(grant.id);
+    expect(revoked?.revokedAt).toEqual(expect.any(String));
+    expect(await store.grants.revoke(grant.id)).toBeUndefined();
+    expect((await store.grants.forRun('ann', PKG)).map((g) => g.owner)).toEqual(['globex']);
+    expect(await store.grants.list({ owner: 'acme', includeRevoked: true })).toEqual([revoked]);
+
+    const keep = { user: 'ann', package: PKG, read: ['owners/globex/**'], release: 'review' } as const;
+    const replaced = await store.grants.replaceForOwner('globex', [keep, { user: 'ann', package: PKG, read: ['x'], release: 'deny' }]);
+    expect(replaced.kept).toHaveLength(1);
+    expect(replaced.added.map((g) => g.release)).toEqual(['deny']);
+    expect(replaced.revoked).toEqual([]);
+    const cleared = await store.grants.replaceForOwner('globex', []);
+    expect(cleared.revoked).toHaveLength(2);
+    expect(await store.grants.forRun('ann', PKG)).toEqual([]);
+
+    await expect(store.grants.add('acme', { user: 'ann', package: digest(9), read: [], release: 'release' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(store.grants.add('acme', { user: 'ann', package: PKG, read: [], release: 'maybe' as never })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('records runs and applies the release decision: released, staged then released or refused, denied, failed', async () => {
+    await seed(store);
+    const target = { kind: 'connector', name: 'summary' } as const;
+    const released = await store.runs.start({ user: 'ann', package: PKG, target, args: { column: 'duration' }, release: 'release' });
+    expect(released).toMatchObject({ status: 'running', argsHash: hashArgs({ column: 'duration' }) });
+    expect(await store.runs.finish(released.id, { value: { mean: 4.5 } })).toMatchObject({ status: 'released', value: { mean: 4.5 } });
+    await expect(store.runs.finish(released.id, { value: 1 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+
+    const staged = await store.runs.start({ user: 'ann', package: PKG, target, args: {}, release: 'review', reviewers: ['globex', 'acme'] });
+    const pending = await store.runs.finish(staged.id, { value: [1, 2, 3] });
+    expect(pending).toMatchObject({ status: 'pending', staged: [1, 2, 3] });
+    expect(pending).not.toHaveProperty('value');
+    await expect(store.runs.decide(staged.id, 'dev', 'release')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await store.runs.decide(staged.id, 'acme', 'release')).toMatchObject({ status: 'pending' });
+    expect((await store.runs.list({ reviewer: 'globex', status: 'pending' })).map((r) => r.id)).toEqual([staged.id]);
+    const both = await store.runs.decide(staged.id, 'globex', 'release');
+    expect(both).toMatchObject({ status: 'released', value: [1, 2, 3], decidedAt: expect.any(String) });
+    expect(both).not.toHaveProperty('staged');
+
+    const refused = await store.runs.start({ user: 'ann', package: PKG, target, args: {}, release: 'review', reviewers: ['acme'] });
+    await store.runs.finish(refused.id, { value: 'secret' });
+    const refusal = await store.runs.decide(refused.id, 'acme', 'refuse');
+    expect(refusal).toMatchObject({ status: 'refused' });
+    expect(refusal).not.toHaveProperty('staged');
+    expect(refusal).not.toHaveProperty('value');
+    expect(JSON.stringify(await fixture.sql('select * from runs where id = ?', [refused.id]))).not.toContain('secret');
+
+    const denied = await store.runs.start({ user: 'ann', package: PKG, target, args: {}, release: 'deny' });
+    expect(await store.runs.finish(denied.id, { value: 'nope' })).toMatchObject({ status: 'denied' });
+    const failed = await store.runs.start({ user: 'ann', package: PKG, target: { kind: 'function', name: 'mean' }, args: {}, release: 'release' });
+    expect(await store.runs.finish(failed.id, { error: { code: 'TIMEOUT', message: 'too slow' } })).toMatchObject({
+      status: 'failed',
+      error: { code: 'TIMEOUT', message: 'too slow' },
+    });
+
+    expect(await store.runs.get('no-such-run')).toBeUndefined();
+    expect(await store.runs.finish('no-such-run', { value: 1 })).toBeUndefined();
+    expect((await store.runs.list({ user: 'ann' })).map((r) => r.status).sort()).toEqual(['denied', 'failed', 'refused', 'released', 'released']);
+  });
+
+  it('records sessions and their state changes', async () => {
+    await seed(store);
+    const s = await store.sessions.put({ id: 's1', user: 'ann', package: PKG, state: 'starting' });
+    expect(s.state).toBe('starting');
+    expect(await store.sessions.setState('s1', 'paused')).toMatchObject({ state: 'paused' });
+    expect(await store.sessions.setState('nope', 'paused')).toBeUndefined();
+    expect((await store.sessions.list({ states: ['paused', 'running'] })).map((x) => x.id)).toEqual(['s1']);
+    await expect(store.sessions.setState('s1', 'frozen' as never)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('knows everything after a restart (close and reopen)', async () => {
+    const tokens = await seed(store);
+    const grant = await store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/acme/*'], release: 'review' });
+    const run = await store.runs.start({ user: 'ann', package: PKG, target: { kind: 'connector', name: 'summary' }, args: { a: 1 }, release: 'review', reviewers: ['acme'] });
+    await store.runs.finish(run.id, { value: { staged: true } });
+    await store.sessions.put({ id: 's1', user: 'ann', package: PKG, state: 'running' });
+    for (let i = 0; i < 5; i++) await store.audit.append({ actor: 'ann', kind: 'run', subject: run.id, data: { i }, owners: ['acme'] });
+    const before = await store.audit.list();
+    await store.close();
+
+    store = await open();
+    expect(await store.principals.authenticate(tokens.ann!)).toMatchObject({ id: 'ann' });
+    expect((await store.packages.get(PKG))?.manifest).toEqual({ functions: ['mean'], connectors: ['summary'] });
+    expect(await store.grants.get(grant.id)).toEqual(grant);
+    expect(await store.runs.get(run.id)).toMatchObject({ status: 'pending', staged: { staged: true } });
+    expect(await store.sessions.get('s1')).toMatchObject({ state: 'running' });
+    expect(await store.audit.list()).toEqual(before);
+    expect(await store.verifyAudit()).toEqual({ ok: true, entries: 5, head: before[4]!.hash });
+    // The chain goes on from where it was.
+    expect((await store.audit.append({ actor: 'acme', kind: 'release', subject: run.id })).prevHash).toBe(before[4]!.hash);
+    expect(await store.runs.decide(run.id, 'acme', 'release')).toMatchObject({ status: 'released', value: { staged: true } });
+  });
+
+  it('chains audit entries: the first links to 64 zeros, each to the one before; owners see theirs', async () => {
+    expect(await store.verifyAudit()).toEqual({ ok: true, entries: 0, head: '0'.repeat(64) });
+    const a = await store.audit.append({ actor: 'dev', kind: 'upload', subject: PKG, data: { name: 'csv-stats' } });
+    const b = await store.audit.append({ actor: 'acme', kind: 'grant', subject: 'g1', data: { user: 'ann', read: ['x'] }, owners: ['acme'] });
+    const c = await store.audit.append({
+      actor: 'ann',
+      kind: 'run',
+      subject: 'r1',
+      data: { package: PKG, function: 'mean', argsHash: hashArgs({}), outcome: 'released', reads: { asked: ['a', 'b'], granted: ['a'], served: ['a'] }, release: 'release' },
+      owners: ['globex', 'acme', 'acme'],
+    });
+    expect(a).toMatchObject({ seq: 1, prevHash: '0'.repeat(64) });
+    expect(b.prevHash).toBe(a.hash);
+    expect(c).toMatchObject({ seq: 3, prevHash: b.hash, owners: ['acme', 'globex'] });
+    expect((await store.auditFor('acme')).map((e) => e.seq)).toEqual([2, 3]);
+    expect(await store.auditFor('globex')).toEqual([c]);
+    expect(await store.auditFor('ann')).toEqual([]);
+    expect(await store.audit.list({ after: 1, limit: 1 })).toEqual([b]);
+    await expect(store.audit.append({ actor: 'x', kind: 'hack' as never, subject: 's' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(store.audit.append({ actor: 'x', kind: 'run', subject: 's', data: { n: Number.NaN } })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 3 });
+  });
+
+  it('keeps one unbroken chain under 200 concurrent appends', async () => {
+    const entries = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => store.audit.append({ actor: 'ann', kind: 'call', subject: `r${i}`, data: { i }, owners: [i % 2 ? 'acme' : 'globex'] })),
+    );
+    expect(entries.map((e) => e.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(new Set(entries.map((e) => e.prevHash)).size).toBe(200);
+    expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 200 });
+  });
+
+  // Registered only where it applies (never skipped): two stores on one server.
+  if (backend.name === 'postgres') it('keeps one chain when two gatekeepers append to one database at once', async () => {
+    const other = await open();
+    try {
+      await Promise.all(
+        [store, other].flatMap((s, k) => Array.from({ length: 100 }, (_, i) => s.audit.append({ actor: `gk${k}`, kind: 'call', subject: `r${i}` }))),
+      );
+    } finally {
+      await other.close();
+    }
+    expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 200 });
+  });
+
+  it('writes a transaction whole or not at all, and refuses the store inside it', async () => {
+    await seed(store);
+    const failing = store.transaction(async (tx) => {
+      await tx.packages.put({ digest: digest(7), name: 'p', version: '1', manifest: {}, uploadedBy: 'dev' });
+      await tx.audit.append({ actor: 'dev', kind: 'upload', subject: digest(7) });
+      throw new Error('the upload failed after its audit entry');
+    });
+    await expect(failing).rejects.toThrow('the upload failed');
+    expect(await store.packages.get(digest(7))).toBeUndefined();
+    expect(await store.audit.head()).toEqual({ seq: 0, hash: '0'.repeat(64) });
+
+    await expect(store.transaction(() => store.packages.get(PKG))).rejects.toMatchObject({ code: 'INTERNAL' });
+    const entry = await store.transaction(async (tx) => {
+      await tx.packages.put({ digest: digest(8), name: 'p', version: '1', manifest: {}, uploadedBy: 'dev' });
+      return tx.audit.append({ actor: 'dev', kind: 'upload', subject: digest(8) });
+    });
+    expect(entry.seq).toBe(1);
+    expect(await store.packages.get(digest(8))).toBeDefined();
+  });
+
+  describe('tampering', () => {
+    beforeEach(async () => {
+      for (let i = 1; i <= 50; i++) {
+        await store.audit.append({ actor: 'ann', kind: 'run', subject: `run-${i}`, data: { n: i, note: `entry-${i}-marker` }, owners: ['acme'] });
+      }
+      expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 50 });
+    });
+
+    it('names the entry whose data changed by one byte (SQL UPDATE)', async () => {
+      const [row] = await fixture.sql('select data from audit where seq = ?', [37]);
+      const data = String(row!.data);
+      const edited = data.replace('"n":37', '"n":38');
+      expect(Buffer.byteLength(edited)).toBe(Buffer.byteLength(data));
+      await fixture.sql('update audit set data = ? where seq = ?', [edited, 37]);
+      expect(await store.verifyAudit()).toEqual({ ok: false, firstBad: 37, reason: expect.stringContaining('entry 37') });
+    });
+
+    // Registered only where it applies: SQLite keeps the whole database in one file.
+    if (backend.name === 'sqlite') it('names the entry when one byte of the database file changes', async () => {
+      await store.close();
+      const bytes = readFileSync(fixture.file!);
+      const at = bytes.indexOf('entry-23-marker');
+      expect(at).toBeGreaterThan(0);
+      expect(bytes.indexOf('entry-23-marker', at + 1)).toBe(-1);
+      bytes[at] = 'E'.charCodeAt(0);
+      writeFileSync(fixture.file!, bytes);
+      store = await open();
+      expect(await store.verifyAudit()).toEqual({ ok: false, firstBad: 23, reason: expect.any(String) });
+    });
+
+    it('names the entry whose hash, prev_hash or owners were edited, and a cut tail', async () => {
+      const [row] = await fixture.sql('select hash from audit where seq = ?', [12]);
+      const hash = String(row!.hash);
+      await fixture.sql('update audit set hash = ? where seq = ?', [`${hash[0] === 'a' ? 'b' : 'a'}${hash.slice(1)}`, 12]);
+      expect(await store.verifyAudit()).toMatchObject({ ok: false, firstBad: 12 });
+      await fixture.sql('update audit set hash = ? where seq = ?', [hash, 12]);
+
+      await fixture.sql('delete from audit_owners where seq = ?', [8]);
+      expect(await store.verifyAudit()).toMatchObject({ ok: false, firstBad: 8 });
+      await fixture.sql('insert into audit_owners (seq, owner) values (?, ?)', [8, 'acme']);
+      expect(await store.verifyAudit()).toMatchObject({ ok: true });
+
+      await fixture.sql('delete from audit_owners where seq >= ?', [49]);
+      await fixture.sql('delete from audit where seq >= ?', [49]);
+      expect(await store.verifyAudit()).toMatchObject({ ok: false, firstBad: 49, reason: expect.stringContaining('removed') });
+    });
+  });
+
+  it('refuses a store URL it cannot use, with a typed error', async () => {
+    await expect(openStore({ url: 'mysql://x/y' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(openStore({ url: '' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+});
