@@ -1,5 +1,6 @@
 /**
- * The Data Station gatekeeper. For now: its store (principals, packages, grants, runs, sessions
- * and the tamper-evident audit log, in SQLite or PostgreSQL). The HTTP API comes next.
+ * The Data Station gatekeeper: its store (principals, packages, grants, runs, sessions and the
+ * tamper-evident audit log, in SQLite or PostgreSQL) and its HTTP API (`createGatekeeper`).
  */
 export * from './store/index.js';
+export * from './http/index.js';

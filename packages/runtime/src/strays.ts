@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Kills every process in the container but the init (PID 1) and this runtime. The runtime starts
@@ -11,6 +11,19 @@ import { readdirSync } from 'node:fs';
  */
 export function reapStrayProcesses(): number {
   if (process.platform !== 'linux' || process.env.DS_REAP_STRAYS !== '1' || process.ppid !== 1) return 0;
+  // A fork bomb forks between one scan and its kills: scan again until a pass finds nobody.
+  let killed = 0;
+  for (let pass = 0; pass < MAX_PASSES; pass++) {
+    const found = killOnce();
+    killed += found;
+    if (found === 0) break;
+  }
+  return killed;
+}
+
+const MAX_PASSES = 50;
+
+function killOnce(): number {
   let killed = 0;
   let names: string[];
   try {
@@ -20,7 +33,7 @@ export function reapStrayProcesses(): number {
   }
   for (const name of names) {
     const pid = Number(name);
-    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid || isZombie(pid)) continue;
     try {
       process.kill(pid, 'SIGKILL');
       killed++;
@@ -29,4 +42,14 @@ export function reapStrayProcesses(): number {
     }
   }
   return killed;
+}
+
+/** A zombie is dead already, waiting for its parent: killing it again changes nothing. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true; // gone
+  }
 }

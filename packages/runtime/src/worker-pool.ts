@@ -306,12 +306,15 @@ export class WorkerPool {
   private retire(worker: PoolWorker, why: string, drain: boolean, code: ErrorCode = 'CANCELLED'): void {
     if (worker.exited || worker.retired) return;
     worker.retired = true;
-    if (!this.closed && this.usable().length === 0) this.spawn();
+    // A worker that finishes its other calls first leaves a warm one beside it. One retired at
+    // once is replaced on its exit, after the strays it left are reaped: a fork bomb may hold
+    // every pid, and a new worker needs a thread.
+    if (drain && worker.pending.size > 0 && !this.closed && this.usable().length === 0) this.spawn();
     const terminate = () => {
       worker.onDrained = undefined;
       const message = `Stopped because ${why}; a fresh worker serves the next call.`;
       for (const other of [...worker.pending.keys()]) worker.settle(other, { ok: false, code, message });
-      void worker.worker.terminate().then(() => this.hooks.onRetire?.());
+      void worker.worker.terminate();
     };
     if (drain && worker.pending.size > 0) worker.onDrained = terminate;
     else terminate();
@@ -347,6 +350,8 @@ export class WorkerPool {
     const pw = new PoolWorker(worker, this.hooks, (gone) => {
       this.workers = this.workers.filter((w) => w !== gone);
       this.hooks.onWorkerExit?.(gone);
+      // Processes a retired worker's function started must not outlive it (nor take the pids a new worker needs).
+      if (gone.retired) this.hooks.onRetire?.();
       // Keep one warm worker so the call after a crash does not pay for a cold module load.
       if (!this.closed && this.usable().length === 0) this.spawn();
     });

@@ -1,0 +1,91 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { DsError, type ErrorCode, hintFor, httpStatusFor, isDsError, toDsError } from '@datastation/protocol/errors';
+
+/**
+ * The code of every 404: the code table has no NOT_FOUND yet, and FUNCTION_NOT_FOUND is its only
+ * 404. One constant, so that adding `NOT_FOUND` to `@datastation/protocol/codes.ts` is a one-line change here.
+ */
+export const NOT_FOUND_CODE: ErrorCode = 'FUNCTION_NOT_FOUND';
+
+/** "No such thing, or not yours to see": the same answer for both, so ids cannot be probed. */
+export function notFound(what: string): DsError {
+  return new DsError(NOT_FOUND_CODE, `${what} was not found, or it is not yours to see.`);
+}
+
+export function unauthenticated(): DsError {
+  return new DsError('UNAUTHENTICATED', 'Send a valid bearer token: Authorization: Bearer <token>.');
+}
+
+/** What body-parser throws (it sets `type`, `status`, and for a too-large body `limit` and `length`). */
+interface BodyParserError {
+  type?: unknown;
+  status?: unknown;
+  limit?: unknown;
+  length?: unknown;
+  message?: unknown;
+}
+
+/** Turns anything thrown in a handler into a DsError; errors of our own code keep their message. */
+export function toHttpError(error: unknown): { error: DsError; known: boolean } {
+  if (isDsError(error)) return { error: toDsError(error), known: true };
+  const e = (typeof error === 'object' && error !== null ? error : {}) as BodyParserError;
+  if (e.type === 'entity.too.large') {
+    const limit = typeof e.limit === 'number' ? e.limit : undefined;
+    return {
+      error: new DsError(
+        'RESULT_TOO_LARGE',
+        `The request body${typeof e.length === 'number' ? ` (${e.length} bytes)` : ''} is over the gatekeeper's ${limit ?? ''}-byte cap for this endpoint. Send less at once (large inputs belong in station storage, not in a request).`,
+        { details: { limit: limit ?? null } },
+      ),
+      known: true,
+    };
+  }
+  if (e.type === 'entity.parse.failed') {
+    return { error: new DsError('BAD_REQUEST', `The request body is not valid JSON (${String(e.message)}). Send JSON with Content-Type: application/json.`), known: true };
+  }
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    // The rest of body-parser's refusals (charset, encoding, aborted request): the client's fault.
+    return { error: new DsError('BAD_REQUEST', `The request was refused: ${String(e.message)}.`), known: true };
+  }
+  return { error: toDsError(error), known: false };
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown> };
+}
+
+/**
+ * The one error middleware: every error leaves as `{ error: { code, message, hint, details? } }`
+ * with the code's HTTP status from the shared table. A missing or bad token gets its code and
+ * message and nothing else. An unexpected failure is reported to `onInternal` and answered with a
+ * reference, not with the failure's own message (it may name files or queries).
+ */
+export function errorHandler(onInternal: (error: unknown, ref: string) => void): ErrorRequestHandler {
+  return (thrown: unknown, _req, res, _next) => {
+    const { error, known } = toHttpError(thrown);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const status = httpStatusFor(error.code);
+    if (error.code === 'UNAUTHENTICATED') {
+      res.set('WWW-Authenticate', 'Bearer realm="datastation"').status(status).json({ error: { code: error.code, message: error.message } });
+      return;
+    }
+    let message = error.message;
+    if (!known && error.code === 'INTERNAL') {
+      const ref = Math.random().toString(36).slice(2, 10);
+      onInternal(thrown, ref);
+      message = `An unexpected failure inside the gatekeeper (reference ${ref}); it has been logged. Try again, and report it if it persists.`;
+    }
+    const retryAfter = error.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') res.set('Retry-After', String(Math.max(1, Math.ceil(retryAfter))));
+    const body: ErrorBody = { error: { code: error.code, message, hint: hintFor(error.code), ...(error.details ? { details: error.details } : {}) } };
+    res.status(status).json(body);
+  };
+}
+
+/** The last route: anything not matched is a 404 in the same JSON shape. */
+export const noSuchEndpoint: RequestHandler = (req) => {
+  throw new DsError(NOT_FOUND_CODE, `There is no endpoint ${req.method} ${req.path}. See the gatekeeper's README for the API.`);
+};

@@ -1,0 +1,82 @@
+import type { Server } from 'node:http';
+import { DsError } from '@datastation/protocol/errors';
+
+/** What the gatekeeper accepts at its door. */
+export interface HttpLimits {
+  /** Largest JSON body (grants, run requests). Past it: 413 RESULT_TOO_LARGE. Default 1 MiB. */
+  jsonBytes: number;
+  /** Largest package upload (the .dspkg bytes). Past it: 413 RESULT_TOO_LARGE. Default 64 MiB. */
+  uploadBytes: number;
+  /** Runs one user may have in flight (queued ones included). Past it: 429 LIMIT_EXCEEDED with Retry-After. Default 4. */
+  runsPerUser: number;
+  /** Seconds a refused run is told to wait (Retry-After). Default 1. */
+  retryAfterSeconds: number;
+  /** Time to receive a whole request, headers and body (Node's `server.requestTimeout`). Default 60 s. */
+  requestTimeoutMs: number;
+  /** Time to receive the headers (`server.headersTimeout`). Default 20 s. */
+  headersTimeoutMs: number;
+  /** Idle time of a kept-alive connection (`server.keepAliveTimeout`). Default 5 s. */
+  keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  jsonBytes: 1024 * 1024,
+  uploadBytes: 64 * 1024 * 1024,
+  runsPerUser: 4,
+  retryAfterSeconds: 1,
+  requestTimeoutMs: 60_000,
+  headersTimeoutMs: 20_000,
+  keepAliveTimeoutMs: 5_000,
+});
+
+export function resolveHttpLimits(limits: Partial<HttpLimits> = {}): HttpLimits {
+  const resolved = { ...DEFAULT_HTTP_LIMITS, ...limits };
+  for (const [name, value] of Object.entries(resolved)) {
+    if (!Number.isInteger(value) || value < 1) throw new DsError('BAD_REQUEST', `The gatekeeper limit ${name} must be a whole number of at least 1; got ${String(value)}.`);
+  }
+  if (resolved.headersTimeoutMs > resolved.requestTimeoutMs) resolved.headersTimeoutMs = resolved.requestTimeoutMs;
+  return resolved;
+}
+
+/**
+ * Node's own timeouts on the server: a client that sends its request too slowly (slowloris) is
+ * answered 408 and disconnected. A run's own deadline is the session's `limits.timeoutMs`.
+ */
+export function applyServerTimeouts(server: Server, limits: HttpLimits): void {
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+}
+
+/** Counts each user's runs in flight; `take` refuses past the cap with LIMIT_EXCEEDED (429, Retry-After). */
+export class RunSlots {
+  private readonly inFlight = new Map<string, number>();
+
+  constructor(
+    private readonly perUser: number,
+    private readonly retryAfterSeconds: number,
+  ) {}
+
+  /** Takes a slot for `user`; the returned function gives it back (idempotent). */
+  take(user: string): () => void {
+    const now = this.inFlight.get(user) ?? 0;
+    if (now >= this.perUser) {
+      throw new DsError('LIMIT_EXCEEDED', `${user} already has ${now} runs in flight, the most one user may have at once. Wait for one to finish and try again.`, {
+        details: { limit: 'runsPerUser', max: this.perUser, retryAfterSeconds: this.retryAfterSeconds },
+      });
+    }
+    this.inFlight.set(user, now + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = (this.inFlight.get(user) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(user, left);
+      else this.inFlight.delete(user);
+    };
+  }
+
+  count(user: string): number {
+    return this.inFlight.get(user) ?? 0;
+  }
+}

@@ -1,0 +1,115 @@
+import express, { Router } from 'express';
+import { DsError } from '@datastation/protocol/errors';
+import type { Json } from '../store/canonical.js';
+import type { Principal } from '../store/principals.js';
+import type { Run } from '../store/runs.js';
+import { principalOf, requireRole } from './auth.js';
+import type { GatekeeperContext } from './context.js';
+import { notFound } from './errors.js';
+import type { RunRequest } from './runner.js';
+
+/**
+ * What the API says of a run. The user sees `value` once released; reviewers also see the
+ * `staged` value they are asked to release or refuse.
+ */
+export function runView(run: Run, who: Principal) {
+  const reviewer = run.reviews.some((r) => r.owner === who.id);
+  return {
+    id: run.id,
+    status: run.status,
+    user: run.user,
+    package: run.package,
+    target: run.target,
+    argsHash: run.argsHash,
+    release: run.release,
+    ...(run.value !== undefined ? { value: run.value } : {}),
+    ...(run.error !== undefined ? { error: run.error } : {}),
+    ...(reviewer && run.staged !== undefined ? { staged: run.staged } : {}),
+    reviews: run.reviews,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    decidedAt: run.decidedAt,
+  };
+}
+
+/** A run is the user's who asked for it, and its reviewers'; to everyone else it does not exist. */
+function maySee(run: Run, who: Principal): boolean {
+  return run.user === who.id || run.reviews.some((r) => r.owner === who.id);
+}
+
+function parseRunRequest(body: unknown): RunRequest {
+  const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : undefined) as Record<string, unknown> | undefined;
+  const usage = 'The body is { package: <digest>, connector: <name> | function: <name>, args?: <JSON> }';
+  if (!b) throw new DsError('BAD_REQUEST', `${usage}.`);
+  const extra = Object.keys(b).filter((k) => !['package', 'connector', 'function', 'args'].includes(k));
+  if (extra.length) throw new DsError('BAD_REQUEST', `${usage}; unknown field ${extra.join(', ')}.`);
+  if (typeof b.package !== 'string' || b.package.length === 0 || b.package.length > 100) throw new DsError('BAD_REQUEST', `${usage}: package is missing.`);
+  const hasConnector = b.connector !== undefined;
+  const hasFunction = b.function !== undefined;
+  if (hasConnector === hasFunction) throw new DsError('BAD_REQUEST', `${usage}: name exactly one of connector and function.`);
+  const name = hasConnector ? b.connector : b.function;
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new DsError('BAD_REQUEST', `${usage}: the ${hasConnector ? 'connector' : 'function'} name must be a non-empty string.`);
+  return { package: b.package, target: { kind: hasConnector ? 'connector' : 'function', name }, args: (b.args ?? null) as Json };
+}
+
+export function runRoutes(ctx: GatekeeperContext): Router {
+  const router = Router();
+  const json = express.json({ limit: ctx.limits.jsonBytes });
+
+  router.post('/', requireRole('user'), json, async (req, res) => {
+    const who = principalOf(res);
+    const request = parseRunRequest(req.body);
+    const giveBack = ctx.slots.take(who.id);
+    try {
+      const run = await ctx.runner.run(who.id, request);
+      res.json(runView(run, who));
+    } finally {
+      giveBack();
+    }
+  });
+
+  router.get('/', async (req, res) => {
+    const who = principalOf(res);
+    if (who.role === 'developer') throw new DsError('POLICY_DENIED', 'Runs are seen by the users who asked for them and the owners who review them, not by developers.');
+    const limit = Number(req.query.limit ?? 100);
+    const status = typeof req.query.status === 'string' ? (req.query.status as Run['status']) : undefined;
+    const runs = await ctx.store.runs.list({
+      ...(who.role === 'user' ? { user: who.id } : { reviewer: who.id }),
+      ...(status ? { status } : {}),
+      limit: Number.isFinite(limit) ? limit : 100,
+    });
+    res.json({ runs: runs.map((r) => runView(r, who)) });
+  });
+
+  router.get('/:id', async (req, res) => {
+    const who = principalOf(res);
+    const run = await ctx.store.runs.get(req.params.id);
+    if (!run || !maySee(run, who)) throw notFound(`Run ${req.params.id}`);
+    res.json(runView(run, who));
+  });
+
+  // A reviewing owner releases or refuses a staged result; the run is released once every reviewer released it.
+  for (const decision of ['release', 'refuse'] as const) {
+    router.post(`/:id/${decision}`, requireRole('owner'), async (req, res) => {
+      const who = principalOf(res);
+      const id = req.params.id as string;
+      const before = await ctx.store.runs.get(id);
+      if (!before || !before.reviews.some((r) => r.owner === who.id)) throw notFound(`Run ${id}`);
+      const run = await ctx.store.transaction(async (tx) => {
+        const decided = await tx.runs.decide(id, who.id, decision);
+        if (!decided) throw notFound(`Run ${id}`);
+        await tx.audit.append({
+          actor: who.id,
+          kind: decision,
+          subject: id,
+          owners: decided.reviews.map((r) => r.owner),
+          data: { user: decided.user, package: decided.package, target: decided.target, argsHash: decided.argsHash, status: decided.status },
+        });
+        return decided;
+      });
+      res.json(runView(run, who));
+    });
+  }
+
+  return router;
+}

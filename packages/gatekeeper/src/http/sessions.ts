@@ -1,0 +1,36 @@
+import { Router } from 'express';
+import { DsError } from '@datastation/protocol/errors';
+import type { SessionRecord } from '../store/sessions.js';
+import { principalOf } from './auth.js';
+import type { GatekeeperContext } from './context.js';
+
+/**
+ * `GET /v1/sessions`: the sessions the store knows, in the state the Station reports now
+ * (`running`, `paused`, `starting`); one the Station no longer holds is `stopped` (and recorded
+ * so). A user sees their own, an owner the sessions of users and packages they granted.
+ */
+export function sessionRoutes(ctx: GatekeeperContext): Router {
+  const router = Router();
+  router.get('/', async (_req, res) => {
+    const who = principalOf(res);
+    if (who.role === 'developer') throw new DsError('POLICY_DENIED', 'Sessions are seen by their users and by the owners whose data they may read, not by developers.');
+    let records: SessionRecord[];
+    if (who.role === 'user') {
+      records = await ctx.store.sessions.list({ user: who.id });
+    } else {
+      const granted = new Set((await ctx.store.grants.list({ owner: who.id, includeRevoked: true })).map((g) => JSON.stringify([g.user, g.package])));
+      records = (await ctx.store.sessions.list()).filter((s) => granted.has(JSON.stringify([s.user, s.package])));
+    }
+    const live = new Map(ctx.runner.station.stats().sessions.filter((s) => s.session).map((s) => [s.session!, s]));
+    const sessions = [];
+    for (const record of records) {
+      const info = live.get(record.id);
+      let state = record.state;
+      if (info) state = info.state;
+      else if (state === 'starting' || state === 'running' || state === 'paused') state = (await ctx.store.sessions.setState(record.id, 'stopped'))?.state ?? 'stopped';
+      sessions.push({ id: record.id, user: record.user, package: record.package, state, since: record.since, createdAt: record.createdAt, ...(info ? { runtime: info.runtime ?? null, idleMs: info.idleMs } : {}) });
+    }
+    res.json({ sessions });
+  });
+  return router;
+}
