@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import type { CommandContext } from './context.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeOf, formatError, SIGNAL_EXIT, UsageError } from './exit.js';
 import { createProgress, progressMode } from './progress.js';
+import { stationCommands } from './station/commands.js';
 import { CLI_VERSION } from './version.js';
 
 export interface MainIo {
@@ -37,7 +38,7 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
 
   const parser = yargs(args)
     .scriptName('ds')
-    .usage('$0 <command> [options]\n\nDevelop Data Station functions: scaffold a package, run it in a hardened container, package it, verify a package.')
+    .usage('$0 <command> [options]\n\nDevelop Data Station functions: scaffold a package, run it in a hardened container, package it, verify a package; upload it to a station, grant it, call it, review its results and audit it.')
     .option('json', { type: 'boolean', describe: 'Print one JSON document on stdout', global: true })
     .option('progress', { type: 'boolean', describe: 'Print progress lines on stderr even when it is not a terminal', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'No progress output', global: true })
@@ -127,7 +128,10 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
         const { verifyCommand } = await import('./commands/verify.js');
         await verifyCommand(argv, context(argv));
       },
-    )
+    );
+  // The station client commands (upload, grants, grant, revoke, call, runs, release, refuse, audit).
+  stationCommands(parser, context);
+  parser
     .demandCommand(1, 'Name a command.')
     .recommendCommands()
     .strict()

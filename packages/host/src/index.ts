@@ -15,3 +15,4 @@ export { Station, STATION_DEFAULTS, type StationOptions, type SessionKey, type S
 export { reapOrphans, processAlive, OWNER_START_LABEL, type ReapOptions, type ReapResult } from './station/reaper.js';
 export { OpLimiter, isOpTimeout, type OpLimiterOptions, type OpLimiterStats } from './station/op-limiter.js';
 export { limitDockerClient, type LimitedDockerClient } from './station/limited-client.js';
+export { tarOf, type TarEntry } from './tar.js';

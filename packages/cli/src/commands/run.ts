@@ -10,6 +10,7 @@ import { Interrupted } from '../exit.js';
 import { isTypeScript, readFunctionPackage } from '../function-package.js';
 import { checkImage, openPackage } from '../package/verify.js';
 import { StopSignals } from '../signals.js';
+import { formatValue, parseArgs } from '../values.js';
 
 export interface RunArgs {
   target: string;
@@ -85,22 +86,6 @@ export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<vo
     await connection?.close();
     await prepared?.remove();
   }
-}
-
-/** `--args` is JSON; none means `null`. */
-export function parseArgs(text: string | undefined): unknown {
-  if (text === undefined) return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw new DsError('BAD_REQUEST', `--args is not valid JSON (${(cause as Error).message}). Quote it for the shell, e.g. --args '{"file":"words.txt"}'.`, { cause });
-  }
-}
-
-/** A Uint8Array value is shown as base64; everything else is JSON already. */
-export function formatValue(value: unknown, compact: boolean): string {
-  const shown = value instanceof Uint8Array ? { bytes: value.byteLength, base64: Buffer.from(value).toString('base64') } : (value ?? null);
-  return `${compact ? JSON.stringify(shown) : JSON.stringify(shown, null, 2)}\n`;
 }
 
 async function prepare(argv: RunArgs, ctx: CommandContext): Promise<Prepared> {

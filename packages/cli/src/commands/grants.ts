@@ -1,0 +1,102 @@
+import { DsError } from '@datastation/protocol';
+import type { CommandContext } from '../context.js';
+import type { StationClient } from '../station/client.js';
+import { type GrantInput, type GrantView, json, type PackageView, type ReleaseMode, resolvePackage, shortDigest, stationClient, table } from '../station/api.js';
+import type { StationFlags } from '../station/target.js';
+
+export interface GrantsArgs extends StationFlags {
+  revoked?: boolean | undefined;
+}
+
+export interface GrantArgs extends StationFlags {
+  package: string;
+  user: string;
+  read: string[];
+  release: ReleaseMode;
+  owner?: string | undefined;
+}
+
+export interface RevokeArgs extends StationFlags {
+  package: string;
+  user: string;
+  owner?: string | undefined;
+}
+
+/** `ds grants`: an owner's grants, the grants naming a user, or those of a developer's packages. */
+export async function grantsCommand(argv: GrantsArgs, ctx: CommandContext): Promise<void> {
+  const client = await stationClient(argv, ctx);
+  const { grants } = await client.get<{ grants: GrantView[] }>(`/v1/grants${argv.revoked ? '?revoked=true' : ''}`);
+  if (ctx.json) return ctx.out(json({ grants }));
+  if (grants.length === 0) return ctx.out('no grants\n');
+  const names = await packageNames(client);
+  ctx.out(
+    table([
+      ['OWNER', 'USER', 'PACKAGE', 'RELEASE', 'READ'],
+      ...grants.map((g) => [g.owner, g.user, names.get(g.package) ?? shortDigest(g.package), g.revokedAt ? `revoked ${g.revokedAt}` : g.release, g.read.join(' ')]),
+    ]),
+  );
+}
+
+/**
+ * `ds grant`: adds one grant to the owner's set (GET the owner's grants, add, PUT them back). A
+ * grant to the same user of the same package is replaced, so granting again changes the globs or
+ * the release mode.
+ */
+export async function grantCommand(argv: GrantArgs, ctx: CommandContext): Promise<void> {
+  const client = await stationClient(argv, ctx, 'owner');
+  const pkg = await resolvePackage(client, argv.package);
+  const current = await ownerGrants(client);
+  const owner = ownerOf(argv, client, current);
+  // A glob is a path under the storage root; a station path as functions read it (/owners/...) is taken too.
+  const read = argv.read.map((glob) => glob.replace(/^\/+/, ''));
+  const wanted: GrantInput = { user: argv.user, package: pkg, read, release: argv.release };
+  const others = current.filter((g) => !(g.user === argv.user && g.package === pkg)).map(input);
+  const result = await client.put<{ added: GrantView[]; revoked: GrantView[]; kept: GrantView[] }>(`/v1/grants/${encodeURIComponent(owner)}`, { json: [...others, wanted] });
+  if (ctx.json) return ctx.out(json(result));
+  const replaced = current.some((g) => g.user === argv.user && g.package === pkg);
+  const changed = result.added.length > 0;
+  ctx.out(`${changed ? (replaced ? 'changed' : 'granted') : 'already granted'}: ${argv.user} may run ${shortDigest(pkg)} reading ${read.join(' ')} (release: ${argv.release})\n`);
+}
+
+/** `ds revoke`: removes the owner's grants of a package to a user (GET, remove, PUT). */
+export async function revokeCommand(argv: RevokeArgs, ctx: CommandContext): Promise<void> {
+  const client = await stationClient(argv, ctx, 'owner');
+  const pkg = await resolvePackage(client, argv.package);
+  const current = await ownerGrants(client);
+  const owner = ownerOf(argv, client, current);
+  const gone = current.filter((g) => g.user === argv.user && g.package === pkg);
+  if (gone.length === 0) throw new DsError('BAD_REQUEST', `${owner} has no grant of ${pkg} to ${argv.user} to revoke (ds grants lists them).`);
+  const result = await client.put<{ added: GrantView[]; revoked: GrantView[]; kept: GrantView[] }>(`/v1/grants/${encodeURIComponent(owner)}`, {
+    json: current.filter((g) => !gone.includes(g)).map(input),
+  });
+  if (ctx.json) return ctx.out(json(result));
+  ctx.out(`revoked: ${argv.user} may no longer run ${shortDigest(pkg)} on ${owner}'s data (${result.revoked.length} grant${result.revoked.length === 1 ? '' : 's'})\n`);
+}
+
+async function ownerGrants(client: StationClient): Promise<GrantView[]> {
+  return (await client.get<{ grants: GrantView[] }>('/v1/grants')).grants;
+}
+
+/**
+ * The owner whose grants are set: `--owner`, else `--as`, else the owner named on their current
+ * grants. (The gatekeeper has no "who am I" yet.)
+ */
+function ownerOf(argv: { owner?: string | undefined }, client: StationClient, current: GrantView[]): string {
+  const owner = argv.owner ?? client.target.principal ?? current[0]?.owner;
+  if (!owner) throw new DsError('BAD_REQUEST', `Which owner are you? Pass --owner <id> (or --as <owner>): the token from ${client.target.tokenSource} does not say.`);
+  return owner;
+}
+
+function input(g: GrantView): GrantInput {
+  return { user: g.user, package: g.package, read: g.read, release: g.release };
+}
+
+/** digest → name@version for tables, from the packages this principal can see (best effort). */
+async function packageNames(client: StationClient): Promise<Map<string, string>> {
+  try {
+    const { packages } = await client.get<{ packages: PackageView[] }>('/v1/packages');
+    return new Map(packages.map((p) => [p.digest, `${p.name}@${p.version} ${shortDigest(p.digest)}`]));
+  } catch {
+    return new Map();
+  }
+}

@@ -1,0 +1,73 @@
+import { DsError, printable } from '@datastation/protocol';
+import type { CommandContext } from '../context.js';
+import { json, type RunView, shortDigest, stationClient, table } from '../station/api.js';
+import type { StationFlags } from '../station/target.js';
+import { formatValue } from '../values.js';
+import { pendingNote } from './call.js';
+
+const STATUSES = ['running', 'released', 'pending', 'refused', 'denied', 'failed'] as const;
+
+export interface RunsArgs extends StationFlags {
+  id?: string | undefined;
+  status?: (typeof STATUSES)[number] | undefined;
+  limit?: number | undefined;
+}
+
+export interface DecideArgs extends StationFlags {
+  run: string;
+}
+
+/** `ds runs [id]`: a user's runs, or an owner's runs to review; with an id, that run. */
+export async function runsCommand(argv: RunsArgs, ctx: CommandContext): Promise<void> {
+  const client = await stationClient(argv, ctx);
+  if (argv.id) {
+    const run = await client.get<RunView>(`/v1/runs/${encodeURIComponent(argv.id)}`);
+    return ctx.out(ctx.json ? json(run) : describeRun(run));
+  }
+  const query = new URLSearchParams();
+  if (argv.status) query.set('status', argv.status);
+  if (argv.limit) query.set('limit', String(argv.limit));
+  const { runs } = await client.get<{ runs: RunView[] }>(`/v1/runs${query.size ? `?${query}` : ''}`);
+  if (ctx.json) return ctx.out(json({ runs }));
+  if (runs.length === 0) return ctx.out('no runs\n');
+  ctx.out(
+    table([
+      ['ID', 'STATUS', 'USER', 'TARGET', 'PACKAGE', 'STARTED'],
+      ...runs.map((r) => [r.id, r.status, r.user, `${r.target.kind} ${r.target.name}`, shortDigest(r.package), r.startedAt]),
+    ]),
+  );
+}
+
+/** `ds release <run>` / `ds refuse <run>`: a reviewing owner decides a staged result. */
+export function decideCommand(decision: 'release' | 'refuse') {
+  return async (argv: DecideArgs, ctx: CommandContext): Promise<void> => {
+    const client = await stationClient(argv, ctx, 'owner');
+    const run = await client.post<RunView>(`/v1/runs/${encodeURIComponent(argv.run)}/${decision}`);
+    if (ctx.json) return ctx.out(json(run));
+    if (run.status === 'pending') return ctx.out(`${decision === 'release' ? 'released by you; ' : ''}${pendingNote(run)}\n`);
+    if (run.status === 'released' || run.status === 'refused') return ctx.out(`run ${run.id} ${run.status}: ${run.user} ${run.status === 'released' ? 'can now see the value' : 'gets a refusal'}\n`);
+    throw new DsError('BAD_REQUEST', `Run ${run.id} is ${run.status}; only a pending run can be released or refused.`);
+  };
+}
+
+function describeRun(run: RunView): string {
+  const lines = [
+    `run ${run.id}: ${run.status}`,
+    `  user      ${run.user}`,
+    `  package   ${run.package}`,
+    `  target    ${run.target.kind} ${run.target.name}`,
+    `  args      sha256 ${run.argsHash}`,
+    `  release   ${run.release}${run.reviews.length ? ` (${run.reviews.map((r) => `${r.owner}: ${r.decision ?? 'waiting'}`).join(', ')})` : ''}`,
+    `  started   ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}${run.decidedAt ? `, decided ${run.decidedAt}` : ''}`,
+  ];
+  if (run.error) lines.push(`  error     ${run.error.code}: ${run.error.message}`);
+  if (run.staged !== undefined) lines.push('  staged (for your review):', indent(formatValue(run.staged, false)));
+  if (run.value !== undefined) lines.push('  value:', indent(formatValue(run.value, false)));
+  return `${printable(lines.join('\n'))}\n`;
+}
+
+function indent(text: string): string {
+  return text.trimEnd().split('\n').map((l) => `    ${l}`).join('\n');
+}
+
+export { STATUSES as RUN_STATUSES };

@@ -1,0 +1,110 @@
+import { DsError, printable } from '@datastation/protocol';
+import type { CommandContext } from '../context.js';
+import { StationClient } from './client.js';
+import type { Role } from './state.js';
+import { resolveStation, type StationFlags } from './target.js';
+
+/** What the gatekeeper answers (its README); only the fields the CLI reads are typed. */
+export interface PackageView {
+  id: string;
+  digest: string;
+  name: string;
+  version: string;
+  functions: string[];
+  connectors: string[];
+  uploadedBy: string;
+  uploadedAt: string;
+}
+
+export type ReleaseMode = 'release' | 'review' | 'deny';
+export const RELEASE_MODES = ['release', 'review', 'deny'] as const satisfies readonly ReleaseMode[];
+
+export interface GrantView {
+  id: string;
+  owner: string;
+  user: string;
+  package: string;
+  read: string[];
+  release: ReleaseMode;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+/** One grant as PUT /v1/grants/:owner takes it. */
+export interface GrantInput {
+  user: string;
+  package: string;
+  read: string[];
+  release: ReleaseMode;
+}
+
+export interface RunView {
+  id: string;
+  status: 'running' | 'released' | 'pending' | 'refused' | 'denied' | 'failed';
+  user: string;
+  package: string;
+  target: { kind: 'connector' | 'function'; name: string };
+  argsHash: string;
+  release: ReleaseMode;
+  value?: unknown;
+  staged?: unknown;
+  error?: { code: string; message: string };
+  reviews: { owner: string; decision: 'release' | 'refuse' | null; decidedAt: string | null }[];
+  startedAt: string;
+  finishedAt: string | null;
+  decidedAt: string | null;
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  actor: string;
+  kind: string;
+  subject: string;
+  data: unknown;
+  owners: string[];
+  hash: string;
+}
+
+export type AuditVerification = { ok: true; entries: number; head: string } | { ok: false; firstBad: number; reason: string };
+
+/** A station client for a command: URL and token from the flags, the environment or the state folder. */
+export async function stationClient(flags: StationFlags, ctx: CommandContext, role?: Role): Promise<StationClient> {
+  const target = await resolveStation(flags, { ...(role ? { role } : {}), warn: ctx.err });
+  return new StationClient(target);
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * A package as the person names it: its digest (`sha256:…`), a unique prefix of it (8 hex digits
+ * or more), `name@version` or a name. A package is its digest, so a name that two uploads share is
+ * refused with their digests listed.
+ */
+export async function resolvePackage(client: StationClient, ref: string): Promise<string> {
+  if (DIGEST.test(ref)) return ref;
+  const { packages } = await client.get<{ packages: PackageView[] }>('/v1/packages');
+  const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
+  const matches = /^[0-9a-f]{8,64}$/.test(hex) ? packages.filter((p) => p.digest.startsWith(`sha256:${hex}`)) : [];
+  const named = matches.length > 0 ? matches : packages.filter((p) => p.name === ref || `${p.name}@${p.version}` === ref);
+  if (named.length === 1) return named[0]!.digest;
+  if (named.length === 0) {
+    throw new DsError('FUNCTION_NOT_FOUND', `No package ${JSON.stringify(ref)} that ${client.target.principal ?? 'this token'} can see on ${client.target.url}. Name it by digest (sha256:…), name@version or name; ds upload prints the digest.`);
+  }
+  throw new DsError('BAD_REQUEST', `${JSON.stringify(ref)} names ${named.length} packages (a package is its digest): ${named.map((p) => `${p.digest} (${p.name}@${p.version}, ${p.uploadedAt})`).join(', ')}. Name one by digest.`);
+}
+
+/** `sha256:0123456789ab` for tables; JSON output always has the whole digest. */
+export function shortDigest(digest: string): string {
+  return digest.startsWith('sha256:') ? digest.slice(0, 19) : digest;
+}
+
+/** Lines padded into columns (the last column is left as it is); text from the station is never a terminal control sequence. */
+export function table(rows: string[][]): string {
+  const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, cell.length)), []);
+  return printable(rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n')) + (rows.length ? '\n' : '');
+}
+
+export function json(value: unknown): string {
+  return `${JSON.stringify(value)}\n`;
+}

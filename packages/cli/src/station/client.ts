@@ -1,0 +1,112 @@
+import { DsError, isErrorCode } from '@datastation/protocol';
+import type { StationTarget } from './target.js';
+
+/** Network failures that mean "nothing is listening there": the station is not up. */
+const NO_STATION = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export interface StationClientOptions {
+  /** Per request, the whole exchange (a run included); default 5 minutes. */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export type RequestBody = { json: unknown } | { bytes: Uint8Array };
+
+/**
+ * The one place the CLI talks to a gatekeeper: bearer token, JSON in and out, and every failure a
+ * DsError with the gatekeeper's own code (its `{ error: { code, message, details } }`), so exit
+ * codes come from the one table in exit.ts.
+ */
+export class StationClient {
+  private readonly timeoutMs: number;
+  private readonly fetch: typeof fetch;
+
+  constructor(
+    readonly target: StationTarget,
+    options: StationClientOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 300_000;
+    this.fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  post<T>(path: string, body?: RequestBody): Promise<T> {
+    return this.request<T>('POST', path, body);
+  }
+
+  put<T>(path: string, body: RequestBody): Promise<T> {
+    return this.request<T>('PUT', path, body);
+  }
+
+  async request<T>(method: string, path: string, body?: RequestBody): Promise<T> {
+    const { url, token } = this.target;
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    let payload: string | Uint8Array | undefined;
+    if (body && 'json' in body) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(body.json);
+    } else if (body) {
+      headers['content-type'] = 'application/octet-stream';
+      payload = body.bytes;
+    }
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetch(`${url}${path}`, { method, headers, body: payload, signal: AbortSignal.timeout(this.timeoutMs), redirect: 'error' });
+      text = await response.text();
+    } catch (error) {
+      throw this.networkError(method, path, error);
+    }
+    const parsed = parseJson(text);
+    if (!response.ok) throw this.httpError(response.status, parsed);
+    if (parsed === undefined) throw new DsError('INTERNAL', `${url} answered ${method} ${path} with something other than JSON: is it a Data Station gatekeeper?`);
+    return parsed as T;
+  }
+
+  private networkError(method: string, path: string, error: unknown): DsError {
+    const { url } = this.target;
+    const name = (error as { name?: unknown })?.name;
+    if (name === 'TimeoutError' || name === 'AbortError') {
+      return new DsError('TIMEOUT', `${url} did not answer ${method} ${path} within ${Math.round(this.timeoutMs / 1000)} s.`, { cause: error });
+    }
+    const code = causeCode(error);
+    if (code && NO_STATION.has(code)) {
+      return new DsError('CONTAINER_START_FAILED', `No station at ${url} (${code}): run ds up, or point --station / DS_STATION_URL at a running one.`, { cause: error });
+    }
+    return new DsError('INTERNAL', `The request ${method} ${path} to ${url} failed: ${code ?? ((error as Error)?.cause as Error | undefined)?.message ?? (error as Error)?.message ?? String(error)}.`, { cause: error });
+  }
+
+  private httpError(status: number, body: unknown): DsError {
+    const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+    if (!e || !isErrorCode(e.code)) {
+      return new DsError('INTERNAL', `${this.target.url} answered HTTP ${status} without a Data Station error: is it a Data Station gatekeeper?`, { details: { status } });
+    }
+    const details = typeof e.details === 'object' && e.details !== null ? (e.details as Record<string, unknown>) : undefined;
+    let message = typeof e.message === 'string' && e.message ? e.message : `HTTP ${status}`;
+    if (e.code === 'UNAUTHENTICATED') message = `${message} The station refused the token from ${this.target.tokenSource}.`;
+    if (typeof details?.run === 'string') message = `${message} (run ${details.run}: ds runs ${details.run})`;
+    return new DsError(e.code, message, details ? { details } : {});
+  }
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** fetch (undici) wraps the socket's error: `TypeError('fetch failed', { cause: { code } })`, sometimes twice. */
+function causeCode(error: unknown): string | undefined {
+  for (let e = error as { code?: unknown; cause?: unknown; errors?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string') return e.code;
+    // A host with several addresses fails with an AggregateError of each attempt.
+    if (Array.isArray(e.errors) && typeof (e.errors[0] as { code?: unknown })?.code === 'string') return (e.errors[0] as { code: string }).code;
+  }
+  return undefined;
+}

@@ -1,0 +1,198 @@
+/**
+ * The station client commands against a real gatekeeper: its own process on 127.0.0.1 (the CLI
+ * may not import @datastation/gatekeeper, which depends on the CLI), SQLite in a temp folder, real
+ * containers. The gatekeeper writes the state folder as `ds up` will, and `ds` finds the URL and
+ * the tokens there.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
+import { functionPackage, type TempDir, tempDir, testDocker } from '@datastation/test-support';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packFunctionPackage } from '../src/package/pack.js';
+import { readFunctionPackage } from '../src/function-package.js';
+import { runDs } from '../src/testing.js';
+
+const SCRIPT = fileURLToPath(new URL('../../../test/support/station-gatekeeper.ts', import.meta.url));
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const TRIPS = '/owners/acme/trips/2026.csv';
+
+let box: TempDir;
+let gatekeeper: ChildProcess | undefined;
+let pkgFile: string;
+
+async function startGatekeeper(): Promise<string> {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, SCRIPT], {
+    env: { ...process.env, DS_TEST_STATION_ROOT: join(box.path, 'station'), DS_STATION_STATE: join(box.path, 'state') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  gatekeeper = child;
+  let out = '';
+  child.stdout!.setEncoding('utf8');
+  return new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`the gatekeeper exited (${code}) before it was ready:\n${out}`)));
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      const ready = /^ready (\S+)$/m.exec(out);
+      if (ready) resolve(ready[1]!);
+    });
+  });
+}
+
+async function stopGatekeeper(): Promise<void> {
+  const child = gatekeeper;
+  gatekeeper = undefined;
+  if (!child || child.exitCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** `ds` as a subprocess whose station and tokens come from the state folder only. */
+const ds = (...args: string[]) => runDs(args, { cwd: box.path, env: { DS_STATION_STATE: join(box.path, 'state'), DS_STATION_URL: '', DS_TOKEN: '' }, timeoutMs: 90_000 });
+const json = (text: string) => JSON.parse(text) as Record<string, any>;
+
+beforeAll(async () => {
+  box = await tempDir('ds-station');
+  const imageId = await runtimeImageId(testDocker());
+  expect(imageId).toBeDefined();
+  await using fn = await functionPackage({
+    'package.json': JSON.stringify({ name: 'trip-stats', version: '1.0.0', type: 'module', main: 'index.js' }),
+    'index.js': `
+import { read } from '@datastation/dev-utils';
+export async function total(args) {
+  const text = (await read(args.path)).toString('utf8');
+  return text.trim().split('\\n').slice(1).reduce((sum, line) => sum + Number(line.split(',')[1]), 0);
+}`,
+    'connectors.js': `
+export async function summary(args, { run }) {
+  const total = await run('total', args);
+  return { total, doubled: total * 2 };
+}`,
+  });
+  const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: RUNTIME_IMAGE, id: imageId! });
+  pkgFile = join(box.path, 'trip-stats-1.0.0.dspkg');
+  await writeFile(pkgFile, packed.bytes);
+  await startGatekeeper();
+});
+
+afterAll(async () => {
+  await stopGatekeeper();
+  await box?.remove();
+});
+
+describe('ds against a station', () => {
+  let digest = '';
+
+  it('uploads a package as the developer (picked from the state folder by role)', async () => {
+    const up = await ds('upload', pkgFile, '--json');
+    expect(up.code, up.stderr).toBe(0);
+    expect(json(up.stdout)).toMatchObject({ name: 'trip-stats', version: '1.0.0', functions: ['total'], connectors: ['summary'], uploadedBy: 'dev' });
+    digest = json(up.stdout).digest;
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const again = await ds('upload', pkgFile);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(digest);
+  });
+
+  it('grants it by name and by digest, adding to the owner\'s grants', async () => {
+    const ann = await ds('grant', 'trip-stats', '--user', 'ann', '--read', 'owners/acme/trips/*.csv', '--release', 'release', '--as', 'acme');
+    expect(ann.code, ann.stderr).toBe(0);
+    expect(ann.stdout).toMatch(/^granted: ann may run sha256:/);
+    const bob = await ds('grant', digest.slice(0, 20), '--user', 'bob', '--read', '/owners/acme/trips/*.csv', '--release', 'review', '--as', 'acme');
+    expect(bob.code, bob.stderr).toBe(0);
+    const list = await ds('grants', '--as', 'acme', '--json');
+    expect(json(list.stdout).grants).toMatchObject([
+      { owner: 'acme', user: 'ann', package: digest, read: ['owners/acme/trips/*.csv'], release: 'release' },
+      { owner: 'acme', user: 'bob', package: digest, read: ['owners/acme/trips/*.csv'], release: 'review' },
+    ]);
+    const human = await ds('grants', '--as', 'ann');
+    expect(human.stdout).toMatch(/acme\s+ann\s+trip-stats@1\.0\.0/);
+  });
+
+  it('calls a connector and prints its value', async () => {
+    const call = await ds('call', 'trip-stats', 'summary', '--args', JSON.stringify({ path: TRIPS }), '--as', 'ann');
+    expect(call.code, call.stderr).toBe(0);
+    expect(JSON.parse(call.stdout)).toEqual({ total: 42, doubled: 84 });
+  });
+
+  it('stages a review-mode call until the owner releases it', async () => {
+    const call = await ds('call', 'trip-stats', 'total', '--function', '--args', JSON.stringify({ path: TRIPS }), '--as', 'bob', '--json');
+    expect(call.code, call.stderr).toBe(0);
+    const run = json(call.stdout);
+    expect(run).toMatchObject({ status: 'pending', release: 'review' });
+    expect(run).not.toHaveProperty('value');
+
+    const pending = await ds('runs', '--as', 'acme', '--status', 'pending', '--json');
+    expect(json(pending.stdout).runs.map((r: { id: string }) => r.id)).toEqual([run.id]);
+    const shown = await ds('runs', run.id, '--as', 'acme');
+    expect(shown.stdout).toMatch(/staged \(for your review\):\n\s+42/);
+
+    const released = await ds('release', run.id, '--as', 'acme');
+    expect(released.code, released.stderr).toBe(0);
+    expect(released.stdout).toContain(`run ${run.id} released`);
+    const seen = await ds('runs', run.id, '--as', 'bob', '--json');
+    expect(json(seen.stdout)).toMatchObject({ id: run.id, status: 'released', value: 42 });
+    const list = await ds('runs', '--as', 'bob');
+    expect(list.stdout).toMatch(new RegExp(`${run.id}\\s+released\\s+bob\\s+function total`));
+  });
+
+  it('revokes a grant: the next call is NOT_APPROVED (exit 19)', async () => {
+    const revoke = await ds('revoke', 'trip-stats', '--user', 'ann', '--as', 'acme');
+    expect(revoke.code, revoke.stderr).toBe(0);
+    expect(revoke.stdout).toContain('revoked: ann');
+    const call = await ds('call', digest, 'summary', '--args', JSON.stringify({ path: TRIPS, marker: 'revoked-call' }), '--as', 'ann');
+    expect(call.code).toBe(19);
+    expect(call.stderr).toMatch(/^error NOT_APPROVED: /);
+    expect(call.stdout).toBe('');
+  });
+
+  it('refuses a wrong token with exit 20, and a missing one with what to do', async () => {
+    const wrong = await ds('grants', '--token', 'not-a-token-of-this-station-000');
+    expect(wrong.code).toBe(20);
+    expect(wrong.stderr).toMatch(/^error UNAUTHENTICATED: .*--token/);
+    const unknown = await ds('grants', '--as', 'nobody');
+    expect(unknown.code).toBe(20);
+    expect(unknown.stderr).toContain('acme, ann, bob, dev');
+    expect((await ds('grants', '--as', '../x')).code).toBe(16);
+  });
+
+  it('verifies the audit chain, and names the entry when one byte of the database changes', async () => {
+    const ok = await ds('audit', '--verify', '--as', 'ann');
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^audit chain verified: \d+ entries, head [0-9a-f]{64}$/m);
+
+    const audit = await ds('audit', '--as', 'acme', '--json');
+    expect(audit.code, audit.stderr).toBe(0);
+    const entries = json(audit.stdout).entries as { seq: number; kind: string; data: Record<string, unknown> }[];
+    for (const kind of ['grant', 'run', 'call', 'release', 'revoke']) expect(entries.map((e) => e.kind)).toContain(kind);
+    // The refused call's entry: its args hash is written nowhere else (a refused call has no run row).
+    const refused = entries.find((e) => e.kind === 'run' && e.data.outcome === 'NOT_APPROVED')!;
+    const hash = String(refused.data.argsHash);
+
+    await stopGatekeeper(); // closes the database: the WAL is folded into the file
+    const noStation = await ds('grants', '--as', 'acme');
+    expect(noStation.code).toBe(21);
+    expect(noStation.stderr).toMatch(/No station at http:\/\/127\.0\.0\.1:\d+ .*run ds up/);
+
+    const file = join(box.path, 'station', 'state', 'station.db');
+    const bytes = await readFile(file);
+    const at = bytes.indexOf(hash);
+    expect(at).toBeGreaterThan(0);
+    expect(bytes.indexOf(hash, at + 1)).toBe(-1);
+    bytes[at] = bytes[at] === 0x61 ? 0x62 : 0x61; // one hex digit of the hash, 'a' <-> another
+    await writeFile(file, bytes);
+    await startGatekeeper();
+
+    const bad = await ds('audit', '--verify', '--as', 'ann');
+    expect(bad.code).toBe(23);
+    expect(bad.stderr).toContain(`error INTERNAL: The audit chain does not verify: the first bad entry is #${refused.seq} `);
+    const badJson = await ds('audit', '--verify', '--as', 'ann', '--json');
+    expect(badJson.code).toBe(23);
+    expect(json(badJson.stdout)).toMatchObject({ ok: false, firstBad: refused.seq });
+  });
+});

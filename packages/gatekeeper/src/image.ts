@@ -1,0 +1,128 @@
+/**
+ * Builds `datastation/gatekeeper:latest` (images/gatekeeper/Dockerfile) on the offline base: an
+ * esbuild bundle of `main.ts` with better-sqlite3's native addon beside it. The addon was compiled
+ * for this machine's node, and the offline base carries that very binary and its libraries, so it
+ * loads in the image. An image whose inputs have not changed is reused, as the runtime image is.
+ *
+ * Build-time only: the gatekeeper process never imports this file.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { build, type PluginBuild } from 'esbuild';
+import { type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
+
+export const GATEKEEPER_IMAGE_REPO = 'datastation/gatekeeper';
+export const GATEKEEPER_IMAGE = `${GATEKEEPER_IMAGE_REPO}:latest`;
+
+export interface BuiltGatekeeperImage {
+  id: string;
+  tag: string;
+  base: string;
+  /** False when an image with the same inputs existed and was kept. */
+  built: boolean;
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+/** Same depth from src/ and dist/. */
+const DOCKERFILE = new URL('../../../images/gatekeeper/Dockerfile', import.meta.url);
+const ADDON = 'better_sqlite3.node';
+
+
+export async function buildGatekeeperImage(docker: DockerClient, options: { force?: boolean; onProgress?: (line: string) => void } = {}): Promise<BuiltGatekeeperImage> {
+  const progress = options.onProgress ?? (() => undefined);
+  const base = await ensureOfflineBase(docker, progress);
+  const work = await mkdtemp(join(tmpdir(), 'ds-gatekeeper-image-'));
+  try {
+    progress('bundling the gatekeeper');
+    const bundle = await bundleGatekeeper(work);
+    const addonPath = join(createRequire(import.meta.url).resolve('better-sqlite3/package.json'), '..', 'build', 'Release', ADDON);
+    const files: [string, Buffer][] = [
+      ['Dockerfile', await readFile(DOCKERFILE)],
+      ['gatekeeper/main.mjs', await readFile(bundle)],
+      [`gatekeeper/${ADDON}`, await readFile(addonPath)],
+    ];
+    const inputs = createHash('sha256').update((await docker.images.inspect(base))?.id ?? base);
+    for (const [name, content] of files) inputs.update(`\0${name}\0`).update(content);
+    const digest = inputs.digest('hex');
+    const existing = await docker.images.inspect(GATEKEEPER_IMAGE);
+    if (existing && existing.labels[LABELS.inputs] === digest && !options.force) {
+      progress(`${GATEKEEPER_IMAGE} is up to date`);
+      return { id: existing.id, tag: GATEKEEPER_IMAGE, base, built: false };
+    }
+    progress(`building ${GATEKEEPER_IMAGE} on ${base}`);
+    const id = await docker.images.build(
+      contextTar(files),
+      { tag: GATEKEEPER_IMAGE, buildArgs: { NODE_IMAGE: base }, labels: { [LABELS.image]: 'gatekeeper', [LABELS.inputs]: digest } },
+      progress,
+    );
+    if (existing && existing.id !== id) await docker.images.remove(existing.id).catch(() => undefined); // only if nothing uses it
+    return { id, tag: GATEKEEPER_IMAGE, base, built: true };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** One ESM file needing nothing but node and the addon beside it. */
+async function bundleGatekeeper(outDir: string): Promise<string> {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const outfile = join(outDir, 'main.mjs');
+  await build({
+    entryPoints: [join(here, `main${ext}`)],
+    // The bundle names modules by paths relative to this: fixed, so the same sources give the same bytes from any cwd.
+    absWorkingDir: join(here, '..'),
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    conditions: ['source'],
+    legalComments: 'none',
+    logLevel: 'error',
+    // Never loaded by the gatekeeper: esbuild (runtime image builds), pg's optional native client,
+    // ssh2's optional native crypto (remote engines over ssh; it falls back to JavaScript).
+    external: ['esbuild', 'pg-native', 'cpu-features', '*.node'],
+    banner: {
+      js: [
+        "import { createRequire as __dsCreateRequire } from 'node:module';",
+        'const require = __dsCreateRequire(import.meta.url);',
+        // Bundled CommonJS (ssh2, through dockerode) uses __dirname and __filename.
+        "import { fileURLToPath as __dsFileURLToPath } from 'node:url';",
+        'const __filename = __dsFileURLToPath(import.meta.url); const __dirname = __dsFileURLToPath(new URL(".", import.meta.url));',
+        `const __dsAddon = __dsFileURLToPath(new URL('./${ADDON}', import.meta.url));`,
+      ].join(' '),
+    },
+    plugins: [
+      {
+        // better-sqlite3 finds its addon through `bindings`, which searches a package layout the
+        // bundle does not have: point it at the file copied beside the bundle.
+        name: 'better-sqlite3-addon',
+        setup(b: PluginBuild) {
+          b.onResolve({ filter: /^bindings$/ }, () => ({ path: 'bindings', namespace: 'ds-addon' }));
+          b.onLoad({ filter: /.*/, namespace: 'ds-addon' }, () => ({ contents: 'module.exports = () => require(__dsAddon);', loader: 'js' }));
+        },
+      },
+      {
+        // The CLI (whose package checks the gatekeeper uses) reads its version from
+        // `../package.json` at import time, a file the image does not have: inline it.
+        name: 'cli-version',
+        setup(b: PluginBuild) {
+          b.onLoad({ filter: /[\\/]cli[\\/](src|dist)[\\/]version\.(ts|js)$/ }, async (args) => {
+            const manifest = JSON.parse(await readFile(join(args.path, '..', '..', 'package.json'), 'utf8')) as { version: string };
+            return { contents: `export const CLI_VERSION = ${JSON.stringify(manifest.version)};`, loader: 'js' };
+          });
+        },
+      },
+    ],
+  });
+  return outfile;
+}
+
+/** The build context: root-owned entries and fixed times (host's tarOf), so equal inputs give equal bytes. */
+function contextTar(files: [string, Buffer][]): Readable {
+  return tarOf(files.map(([name, content]) => ({ type: 'content' as const, name, content })));
+}

@@ -1,0 +1,144 @@
+/**
+ * The gatekeeper as a process: configuration from the environment, the demo station seeded at
+ * first start, the store opened and the HTTP API listening. `main.ts` adds the signals; the
+ * compose stack's image runs the two bundled together.
+ */
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { DsError } from '@datastation/protocol/errors';
+import { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './http/index.js';
+import { openStore, type Store } from './store/index.js';
+import type { Role } from './store/schema.js';
+
+export interface StationConfig {
+  /** DS_STORAGE: the station storage (owners/, users/, packages/). */
+  storage: string;
+  /** DS_STATE_DIR: the controller's session folders and the demo principals' tokens (tokens/). */
+  stateDir: string;
+  /** DS_DB_URL: default SQLite at `<storage>/gatekeeper/station.db`. */
+  dbUrl: string;
+  /** DS_LISTEN: `host:port`, default 127.0.0.1:8080 (the image sets 0.0.0.0:8080). */
+  host: string;
+  port: number;
+}
+
+/** The demo principals a fresh station gets: their tokens are drawn at first start, never fixed here. */
+export const DEMO_PRINCIPALS: readonly { id: string; role: Role }[] = [
+  { id: 'acme', role: 'owner' },
+  { id: 'dev', role: 'developer' },
+  { id: 'ann', role: 'user' },
+];
+
+/** The demo owner's data, written once when `owners/acme` does not exist yet. */
+export const DEMO_DATA: Readonly<Record<string, string>> = {
+  'owners/acme/trips/2026.csv': 'id,duration\n1,10\n2,20\n3,12\n',
+  'owners/acme/reviewed/salaries.csv': 'id,salary\n1,5000\n2,6200\n',
+  'owners/acme/private/notes.txt': 'not granted to anyone\n',
+};
+
+/** Reads the station's configuration; a missing or relative folder is BAD_REQUEST naming the variable. */
+export function readStationConfig(env: NodeJS.ProcessEnv = process.env): StationConfig {
+  const folder = (name: string): string => {
+    const value = env[name];
+    if (!value || !isAbsolute(value)) {
+      throw new DsError('BAD_REQUEST', `${name} must be an absolute folder (got ${JSON.stringify(value ?? null)}); set it to where the station keeps ${name === 'DS_STORAGE' ? 'its data' : 'its state'}.`);
+    }
+    return resolve(value);
+  };
+  const storage = folder('DS_STORAGE');
+  const stateDir = folder('DS_STATE_DIR');
+  const listen = env.DS_LISTEN || '127.0.0.1:8080';
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  const port = Number(m?.[3]);
+  if (!m || port > 65_535) throw new DsError('BAD_REQUEST', `DS_LISTEN must be host:port, such as 0.0.0.0:8080 (got ${JSON.stringify(listen)}).`);
+  return { storage, stateDir, dbUrl: env.DS_DB_URL || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`, host: (m[1] ?? m[2])!, port };
+}
+
+/**
+ * Gives each demo principal a token at first start and writes it to `<state>/tokens/<id>` (0600);
+ * the store keeps its hash only. A principal whose token file is gone (a start killed between the
+ * two steps, or a deleted file) gets a new token. Returns the ids whose tokens were (re)written.
+ */
+export async function seedPrincipals(store: Store, stateDir: string): Promise<string[]> {
+  const folder = join(stateDir, 'tokens');
+  await mkdir(folder, { recursive: true, mode: 0o700 });
+  await chmod(folder, 0o700);
+  const written: string[] = [];
+  for (const { id, role } of DEMO_PRINCIPALS) {
+    const file = join(folder, id);
+    const present = await lstat(file).then((s) => s.isFile(), () => false);
+    const existing = await store.principals.get(id);
+    if (existing && present) continue;
+    const token = existing ? await store.principals.rotate(id) : (await store.principals.issue({ id, role })).token;
+    if (!token) throw new DsError('INTERNAL', `Could not issue a token for the demo principal ${id}.`);
+    await writePrivate(file, `${token}\n`);
+    written.push(id);
+  }
+  return written;
+}
+
+/** Writes the demo owner's data once (a station whose `owners/acme` exists is left as it is). */
+export async function seedDemoData(storage: string): Promise<boolean> {
+  if (await lstat(join(storage, 'owners', 'acme')).then(() => true, () => false)) return false;
+  for (const [path, content] of Object.entries(DEMO_DATA)) {
+    const file = join(storage, path);
+    await mkdir(join(file, '..'), { recursive: true, mode: 0o755 });
+    await writeFile(file, content, { mode: 0o644, flag: 'wx' });
+  }
+  return true;
+}
+
+/** A new file beside the target, then a rename: a reader never sees half a token, nor a link planted at the name. */
+async function writePrivate(file: string, content: string): Promise<void> {
+  const temp = `${file}.${process.pid}.tmp`;
+  await rm(temp, { force: true });
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+}
+
+export interface RunningStation extends AsyncDisposable {
+  readonly url: string;
+  readonly gatekeeper: Gatekeeper;
+  readonly store: Store;
+  /** Stops listening, closes every session (removing its container), then the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Opens the store, seeds a fresh station, and listens. */
+export async function startStation(
+  config: StationConfig,
+  options: Omit<GatekeeperOptions, 'store' | 'storage'> = {},
+  log: (line: string) => void = (line) => process.stderr.write(`gatekeeper: ${line}\n`),
+): Promise<RunningStation> {
+  const store = await openStore({ url: config.dbUrl });
+  let gatekeeper: Gatekeeper | undefined;
+  try {
+    const tokens = await seedPrincipals(store, config.stateDir);
+    if (tokens.length) log(`tokens for ${tokens.join(', ')} written to ${join(config.stateDir, 'tokens')}`);
+    if (await seedDemoData(config.storage)) log(`demo data written under ${join(config.storage, 'owners', 'acme')}`);
+    gatekeeper = await createGatekeeper({ ...options, store, storage: config.storage });
+    const { url } = await gatekeeper.listen({ host: config.host, port: config.port });
+    log(`listening on ${url}`);
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        try {
+          await gatekeeper!.close();
+        } finally {
+          await store.close();
+        }
+      })());
+    return { url, gatekeeper, store, close, [Symbol.asyncDispose]: close };
+  } catch (error) {
+    await gatekeeper?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * A gatekeeper in a process of its own, for tests of the station client commands (`ds upload`,
+ * `ds call`, …) in packages/cli: the CLI may not depend on @datastation/gatekeeper (the
+ * gatekeeper depends on the CLI), so its tests start one through this script instead.
+ *
+ *     DS_TEST_STATION_ROOT=<dir> DS_STATION_STATE=<dir> node --conditions=source --import tsx station-gatekeeper.ts
+ *
+ * Under the root: `storage/` (the owner acme's trips and a private file) and `state/station.db`
+ * (SQLite). In DS_STATION_STATE it writes what `ds up` writes: `station.json` ({ url, principals })
+ * and `tokens/<principal>` (0600) for acme (owner), dev (developer), ann and bob (users). Started
+ * again on the same folders it keeps the database and the tokens. Prints `ready <url>` on stdout;
+ * SIGTERM closes it (sessions, then the store) and exits 0.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createDockerClient } from '@datastation/host';
+import { createGatekeeper, openStore } from '@datastation/gatekeeper';
+
+const root = process.env.DS_TEST_STATION_ROOT;
+const state = process.env.DS_STATION_STATE;
+if (!root || !state) throw new Error('Set DS_TEST_STATION_ROOT and DS_STATION_STATE.');
+
+const PRINCIPALS = { acme: 'owner', dev: 'developer', ann: 'user', bob: 'user' } as const;
+
+const storage = join(root, 'storage');
+await mkdir(join(storage, 'owners/acme/trips'), { recursive: true });
+await mkdir(join(storage, 'owners/acme/private'), { recursive: true });
+await writeFile(join(storage, 'owners/acme/trips/2026.csv'), 'id,duration\n1,10\n2,20\n3,12\n');
+await writeFile(join(storage, 'owners/acme/private/secret.txt'), 'not for ann\n');
+
+const store = await openStore({ url: `sqlite:${join(root, 'state', 'station.db')}` });
+await mkdir(join(state, 'tokens'), { recursive: true, mode: 0o700 });
+for (const [id, role] of Object.entries(PRINCIPALS)) {
+  const file = join(state, 'tokens', id);
+  if (existsSync(file)) continue;
+  const { token } = await store.principals.issue({ id, role });
+  await writeFile(file, `${token}\n`, { mode: 0o600 });
+}
+
+const gatekeeper = await createGatekeeper({
+  store,
+  storage,
+  stationOptions: { docker: createDockerClient(), pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 } },
+});
+const { url } = await gatekeeper.listen({ host: '127.0.0.1', port: 0 });
+await writeFile(join(state, 'station.json'), `${JSON.stringify({ url, principals: PRINCIPALS }, null, 2)}\n`);
+process.stdout.write(`ready ${url}\n`);
+
+process.once('SIGTERM', () => {
+  void (async () => {
+    await gatekeeper.close();
+    await store.close();
+    process.exit(0);
+  })();
+});
