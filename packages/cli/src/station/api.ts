@@ -1,4 +1,5 @@
 import { DsError, printable } from '@datastation/protocol';
+import type { ReleaseMode, RunStatus, TargetKind } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
 import { StationClient } from './client.js';
 import type { Role } from './state.js';
@@ -16,34 +17,14 @@ export interface PackageView {
   uploadedAt: string;
 }
 
-export type ReleaseMode = 'release' | 'review' | 'deny';
-export const RELEASE_MODES = ['release', 'review', 'deny'] as const satisfies readonly ReleaseMode[];
-
-export interface GrantView {
-  id: string;
-  owner: string;
-  user: string;
-  package: string;
-  read: string[];
-  release: ReleaseMode;
-  createdAt: string;
-  revokedAt: string | null;
-}
-
-/** One grant as PUT /v1/grants/:owner takes it. */
-export interface GrantInput {
-  user: string;
-  package: string;
-  read: string[];
-  release: ReleaseMode;
-}
+export { type Grant as GrantView, type GrantInput, RELEASE_MODES, type ReleaseMode } from '@datastation/protocol/station';
 
 export interface RunView {
   id: string;
-  status: 'running' | 'released' | 'pending' | 'refused' | 'denied' | 'failed';
+  status: RunStatus;
   user: string;
   package: string;
-  target: { kind: 'connector' | 'function'; name: string };
+  target: { kind: TargetKind; name: string };
   argsHash: string;
   release: ReleaseMode;
   value?: unknown;
@@ -66,7 +47,7 @@ export interface AuditEntry {
   hash: string;
 }
 
-export type AuditVerification = { ok: true; entries: number; head: string } | { ok: false; firstBad: number; reason: string };
+export type { AuditVerification } from '@datastation/protocol/station';
 
 /** A station client for a command: URL and token from the flags, the environment or the state folder. */
 export async function stationClient(flags: StationFlags, ctx: CommandContext, role?: Role): Promise<StationClient> {

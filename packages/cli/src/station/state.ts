@@ -3,6 +3,7 @@ import { open, readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
+import { type Role, ROLES } from '@datastation/protocol/station';
 
 /**
  * The station's state folder, as `ds up` writes it and the station commands read it:
@@ -17,7 +18,7 @@ import { DsError } from '@datastation/protocol';
 export const STATION_FILE = 'station.json';
 export const TOKENS_DIR = 'tokens';
 
-export type Role = 'owner' | 'developer' | 'user';
+export type { Role } from '@datastation/protocol/station';
 
 export function stationStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.DS_STATION_STATE || join(homedir(), '.local', 'state', 'datastation', 'station');
@@ -53,7 +54,7 @@ export async function readStationFile(dir: string): Promise<StationFile | undefi
     if (typeof url === 'string') file.url = url;
     if (typeof principals === 'object' && principals !== null && !Array.isArray(principals)) {
       file.principals = Object.fromEntries(
-        Object.entries(principals).filter((e): e is [string, Role] => e[1] === 'owner' || e[1] === 'developer' || e[1] === 'user'),
+        Object.entries(principals).filter((e): e is [string, Role] => (ROLES as readonly unknown[]).includes(e[1])),
       );
     }
     return file;

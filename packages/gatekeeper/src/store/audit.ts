@@ -3,6 +3,7 @@ import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, type Json, sha256Hex } from './canonical.js';
 import type { Connection } from './connect.js';
 import type { AuditTable, Database } from './schema.js';
+import type { AuditVerification } from '@datastation/protocol/station';
 
 export const ZERO_HASH = '0'.repeat(64);
 
@@ -49,9 +50,7 @@ export interface AuditEntry {
   hash: string;
 }
 
-export type AuditVerification =
-  | { ok: true; entries: number; /** the last entry's hash: publish it elsewhere to pin the log */ head: string }
-  | { ok: false; firstBad: number; reason: string };
+export type { AuditVerification } from '@datastation/protocol/station';
 
 /**
  * The hash of an entry: sha256 over the canonical JSON of every field but the hash itself,

@@ -1,28 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
+import type { Grant, GrantInput } from '@datastation/protocol/station';
 import type { Connection } from './connect.js';
 import { type Database, type GrantTable, RELEASE_MODES, type ReleaseMode } from './schema.js';
 
-export interface Grant {
-  id: string;
-  owner: string;
-  user: string;
-  /** The package digest granted. */
-  package: string;
-  /** Globs over the owner's station paths that the package may read for this user. */
-  read: string[];
-  release: ReleaseMode;
-  createdAt: string;
-  revokedAt: string | null;
-}
-
-export interface GrantInput {
-  user: string;
-  package: string;
-  read: readonly string[];
-  release: ReleaseMode;
-}
+export type { Grant, GrantInput } from '@datastation/protocol/station';
 
 export class Grants {
   constructor(

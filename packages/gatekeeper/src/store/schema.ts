@@ -3,25 +3,10 @@
  * JSON is text on both backends, so a row reads back byte for byte as it was written: the audit
  * chain hashes exactly what is stored, and SQLite and PostgreSQL answer alike.
  */
-export const ROLES = ['owner', 'developer', 'user'] as const;
-export type Role = (typeof ROLES)[number];
+import { type ReleaseMode, type Role, type RunStatus, type SessionState, type TargetKind } from '@datastation/protocol/station';
 
-export const RELEASE_MODES = ['release', 'review', 'deny'] as const;
-export type ReleaseMode = (typeof RELEASE_MODES)[number];
-
-export const SESSION_STATES = ['starting', 'running', 'paused', 'stopped', 'failed'] as const;
-export type SessionState = (typeof SESSION_STATES)[number];
-
-/**
- * `running` until the call ends; then `released` (the user has the value), `pending` (staged for
- * the owners' review), `refused` (an owner refused the staged result), `denied` (a grant's mode
- * is deny: the value is dropped) or `failed` (the call errored).
- */
-export const RUN_STATUSES = ['running', 'released', 'pending', 'refused', 'denied', 'failed'] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-
-export const TARGET_KINDS = ['connector', 'function'] as const;
-export type TargetKind = (typeof TARGET_KINDS)[number];
+// The station's words are defined once, in @datastation/protocol, for the store and its clients alike.
+export { RELEASE_MODES, type ReleaseMode, ROLES, type Role, RUN_STATUSES, type RunStatus, SESSION_STATES, type SessionState, TARGET_KINDS, type TargetKind } from '@datastation/protocol/station';
 
 export interface PrincipalTable {
   id: string;
