@@ -13,28 +13,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { packFunctionPackage, readFunctionPackage } from '@datastation/cli';
-import { createDockerClient, LABELS, RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
-import { functionPackage } from '@datastation/test-support';
+import { createDockerClient, LABELS } from '@datastation/host';
 import { buildGatekeeperImage } from '../src/image.js';
 import { DEMO_DATA } from '../src/server.js';
+import { packTripStats } from './trip-stats.js';
 
 const run = promisify(execFile);
 const COMPOSE_FILE = fileURLToPath(new URL('../../../compose/docker-compose.yml', import.meta.url));
-const FUNCTIONS = `
-import { read } from '@datastation/dev-utils';
-export async function total(args) {
-  const text = (await read(args.path)).toString('utf8');
-  return text.trim().split('\\n').slice(1).reduce((sum, line) => sum + Number(line.split(',')[1]), 0);
-}
-`;
-const CONNECTORS = `
-export async function summary(args, { run }) {
-  const total = await run('total', args);
-  return { total, doubled: total * 2 };
-}
-`;
-
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -120,15 +105,8 @@ describe('the compose stack (docker-compose v1)', () => {
   });
 
   it('runs the minimal flow over HTTP: upload, grant, run a connector, get the value', async () => {
-    const imageId = await runtimeImageId(createDockerClient());
-    expect(imageId).toBeDefined();
-    await using fn = await functionPackage({
-      'package.json': JSON.stringify({ name: 'trip-stats', version: '1.0.0', type: 'module', main: 'index.js' }),
-      'index.js': FUNCTIONS,
-      'connectors.js': CONNECTORS,
-    });
-    const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: RUNTIME_IMAGE, id: imageId! });
-    const digest = `sha256:${packed.sha256}`;
+    const packed = await packTripStats();
+    const { digest } = packed;
 
     const uploaded = await call('POST', '/v1/packages', 'dev', packed.bytes);
     expect(uploaded).toMatchObject({ status: 201, body: { id: digest, name: 'trip-stats', connectors: ['summary'] } });

@@ -8,25 +8,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packFunctionPackage, readFunctionPackage } from '@datastation/cli';
-import { createDockerClient, RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
-import { functionPackage } from '@datastation/test-support';
+import { createDockerClient } from '@datastation/host';
 import { createGatekeeper, type Gatekeeper, openStore, type Store } from '../src/index.js';
+import { packTripStats } from './trip-stats.js';
 
-const FUNCTIONS = `
-import { read } from '@datastation/dev-utils';
-export async function total(args) {
-  const text = (await read(args.path)).toString('utf8');
-  return text.trim().split('\\n').slice(1).reduce((sum, line) => sum + Number(line.split(',')[1]), 0);
-}
+// Beside the shared package's `total` (and its `summary` connector): a plain read and a slow call.
+const EXTRA = `
 export async function readText(args) { return (await read(args.path)).toString('utf8'); }
 export async function slow(args) { await new Promise((r) => setTimeout(r, args.ms)); return 'done'; }
-`;
-const CONNECTORS = `
-export async function summary(args, { run }) {
-  const total = await run('total', args);
-  return { total, doubled: total * 2 };
-}
 `;
 const TRIPS = '/owners/acme/trips/2026.csv';
 
@@ -73,16 +62,7 @@ describe('gatekeeper HTTP API', () => {
     }
 
     const docker = createDockerClient();
-    const imageId = await runtimeImageId(docker);
-    expect(imageId).toBeDefined();
-    await using fn = await functionPackage({
-      'package.json': JSON.stringify({ name: 'trip-stats', version: '1.0.0', type: 'module', main: 'index.js' }),
-      'index.js': FUNCTIONS,
-      'connectors.js': CONNECTORS,
-    });
-    const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: RUNTIME_IMAGE, id: imageId! });
-    dspkg = packed.bytes;
-    digest = `sha256:${packed.sha256}`;
+    ({ bytes: dspkg, digest } = await packTripStats(EXTRA));
 
     gatekeeper = await createGatekeeper({
       store,

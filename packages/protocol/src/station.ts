@@ -49,3 +49,22 @@ export interface GrantInput {
 export type AuditVerification =
   | { ok: true; entries: number; /** the last entry's hash: publish it elsewhere to pin the log */ head: string }
   | { ok: false; firstBad: number; reason: string };
+
+/**
+ * One entry of the station's audit log: `hash` is sha256 over the canonical JSON of every other
+ * field, `prevHash` the entry before's (64 zeros for the first), so editing any entry breaks the chain.
+ */
+export interface AuditEntry<Data = unknown> {
+  seq: number;
+  at: string;
+  /** The principal who acted, or `station`. */
+  actor: string;
+  kind: string;
+  /** What the entry is about: a package digest, a grant id, a run id. */
+  subject: string;
+  data: Data;
+  /** The owners whose data the entry concerns. */
+  owners: string[];
+  prevHash: string;
+  hash: string;
+}

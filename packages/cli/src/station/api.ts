@@ -36,16 +36,7 @@ export interface RunView {
   decidedAt: string | null;
 }
 
-export interface AuditEntry {
-  seq: number;
-  at: string;
-  actor: string;
-  kind: string;
-  subject: string;
-  data: unknown;
-  owners: string[];
-  hash: string;
-}
+export type { AuditEntry } from '@datastation/protocol/station';
 
 export type { AuditVerification } from '@datastation/protocol/station';
 

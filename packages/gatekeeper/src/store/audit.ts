@@ -3,7 +3,7 @@ import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, type Json, sha256Hex } from './canonical.js';
 import type { Connection } from './connect.js';
 import type { AuditTable, Database } from './schema.js';
-import type { AuditVerification } from '@datastation/protocol/station';
+import type { AuditEntry as StationAuditEntry, AuditVerification } from '@datastation/protocol/station';
 
 export const ZERO_HASH = '0'.repeat(64);
 
@@ -38,17 +38,8 @@ export interface AuditInput {
   owners?: readonly string[];
 }
 
-export interface AuditEntry {
-  seq: number;
-  at: string;
-  actor: string;
-  kind: string;
-  subject: string;
-  data: Json;
-  owners: string[];
-  prevHash: string;
-  hash: string;
-}
+/** An entry as the store holds it: its data is JSON. */
+export type AuditEntry = StationAuditEntry<Json>;
 
 export type { AuditVerification } from '@datastation/protocol/station';
 
