@@ -129,6 +129,38 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
         await verifyCommand(argv, context(argv));
       },
     );
+  parser
+    .command(
+      'up',
+      'Stand up the simulated station on this machine (docker compose): builds what is missing, prints the demo principals\' tokens',
+      (y) =>
+        y
+          .option('name', { type: 'string', default: process.env.DS_STATION_NAME || undefined, describe: 'Compose project and station name (default: DS_STATION_NAME, then datastation)' })
+          .option('port', { type: 'number', default: process.env.DS_PORT ? Number(process.env.DS_PORT) : undefined, describe: 'Publish the API on 127.0.0.1:<port> (default: DS_PORT, then 8080)' })
+          .option('runtime', { choices: ['runc', 'runsc'] as const, describe: 'Sandbox runtime of the function containers (default: gVisor where the engine has it)' })
+          .option('offline', { type: 'boolean', describe: 'Build the runtime image on the offline base without trying a registry' })
+          .option('db-url', { type: 'string', describe: 'A PostgreSQL URL for the store (default: SQLite in the station folder)' })
+          .example('$0 up', 'The station at http://127.0.0.1:8080, state in $DS_STATION_STATE or ~/.local/state/datastation/station')
+          .example('$0 up --port 8081 --name demo2', 'A second station beside the first'),
+      async (argv) => {
+        const { upCommand } = await import('./commands/stack.js');
+        await upCommand(argv, context(argv));
+      },
+    )
+    .command(
+      'down',
+      'Stop the station ds up started; --volumes also removes its data (database, owners\' files, tokens)',
+      (y) =>
+        y
+          .option('name', { type: 'string', default: process.env.DS_STATION_NAME || undefined, describe: 'The station (default: the one the state folder records)' })
+          .option('volumes', { type: 'boolean', describe: 'Also remove the station\'s data' })
+          .example('$0 down', 'Stop it, keep its data for the next ds up')
+          .example('$0 down --volumes', 'Stop it and remove everything it kept'),
+      async (argv) => {
+        const { downCommand } = await import('./commands/stack.js');
+        await downCommand(argv, context(argv));
+      },
+    );
   // The station client commands (upload, grants, grant, revoke, call, runs, release, refuse, audit).
   stationCommands(parser, context);
   parser

@@ -6,7 +6,7 @@ import { LABELS, RUNTIME_IMAGE } from '@datastation/host';
 import { functionPackage, type TempDir, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDs, startDs } from '../src/testing.js';
-import { craftArchive, flipByte, repackArchive } from './archives.js';
+import { craftArchive, flipByte, repackArchive } from '@datastation/test-support';
 
 // Every package here runs on a tag of the runtime image made for this file, so a rebuild of
 // datastation/runtime:latest by another suite cannot change the image under the test.

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { type TempDir, tempDir } from '@datastation/test-support';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runDs } from '../src/testing.js';
-import { craftArchive } from './archives.js';
+import { craftArchive } from '@datastation/test-support';
 
 // `ds` as a subprocess, from source, in a temp folder; nothing here needs Docker.
 let box: TempDir;

@@ -1,7 +1,6 @@
 /**
- * The station client commands against a real gatekeeper: its own process on 127.0.0.1 (the CLI
- * may not import @datastation/gatekeeper, which depends on the CLI), SQLite in a temp folder, real
- * containers. The gatekeeper writes the state folder as `ds up` will, and `ds` finds the URL and
+ * The station client commands against a real gatekeeper: its own process on 127.0.0.1 (as the
+ * station runs it, apart from the CLI's process), SQLite in a temp folder, real containers. The gatekeeper writes the state folder as `ds up` will, and `ds` finds the URL and
  * the tokens there.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -13,8 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
 import { functionPackage, type TempDir, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packFunctionPackage } from '../src/package/pack.js';
-import { readFunctionPackage } from '../src/function-package.js';
+import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { runDs } from '../src/testing.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../test/support/station-gatekeeper.ts', import.meta.url));

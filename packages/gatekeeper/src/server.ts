@@ -4,12 +4,12 @@
  * compose stack's image runs the two bundled together.
  */
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './http/index.js';
 import { openStore, type Store } from './store/index.js';
-import type { Role } from './store/schema.js';
+import { DEMO_DATA, DEMO_PRINCIPALS } from './demo.js';
 
 export interface StationConfig {
   /** DS_STORAGE: the station storage (owners/, users/, packages/). */
@@ -23,19 +23,7 @@ export interface StationConfig {
   port: number;
 }
 
-/** The demo principals a fresh station gets: their tokens are drawn at first start, never fixed here. */
-export const DEMO_PRINCIPALS: readonly { id: string; role: Role }[] = [
-  { id: 'acme', role: 'owner' },
-  { id: 'dev', role: 'developer' },
-  { id: 'ann', role: 'user' },
-];
-
-/** The demo owner's data, written once when `owners/acme` does not exist yet. */
-export const DEMO_DATA: Readonly<Record<string, string>> = {
-  'owners/acme/trips/2026.csv': 'id,duration\n1,10\n2,20\n3,12\n',
-  'owners/acme/reviewed/salaries.csv': 'id,salary\n1,5000\n2,6200\n',
-  'owners/acme/private/notes.txt': 'not granted to anyone\n',
-};
+export { DEMO_DATA, DEMO_PRINCIPALS } from './demo.js';
 
 /** Reads the station's configuration; a missing or relative folder is BAD_REQUEST naming the variable. */
 export function readStationConfig(env: NodeJS.ProcessEnv = process.env): StationConfig {
@@ -64,6 +52,10 @@ export async function seedPrincipals(store: Store, stateDir: string): Promise<st
   const folder = join(stateDir, 'tokens');
   await mkdir(folder, { recursive: true, mode: 0o700 });
   await chmod(folder, 0o700);
+  // The gatekeeper runs as root in its container, but the person who ran `ds up` must read the
+  // tokens: they belong to whoever owns the state folder.
+  const owner = await tokenOwner(stateDir);
+  if (owner) await chown(folder, owner.uid, owner.gid);
   const written: string[] = [];
   for (const { id, role } of DEMO_PRINCIPALS) {
     const file = join(folder, id);
@@ -72,7 +64,7 @@ export async function seedPrincipals(store: Store, stateDir: string): Promise<st
     if (existing && present) continue;
     const token = existing ? await store.principals.rotate(id) : (await store.principals.issue({ id, role })).token;
     if (!token) throw new DsError('INTERNAL', `Could not issue a token for the demo principal ${id}.`);
-    await writePrivate(file, `${token}\n`);
+    await writePrivate(file, `${token}\n`, owner);
     written.push(id);
   }
   return written;
@@ -89,12 +81,20 @@ export async function seedDemoData(storage: string): Promise<boolean> {
   return true;
 }
 
+/** The state folder's owner when we are root and it is someone else; undefined otherwise. */
+async function tokenOwner(stateDir: string): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const info = await lstat(stateDir);
+  return info.uid === 0 ? undefined : { uid: info.uid, gid: info.gid };
+}
+
 /** A new file beside the target, then a rename: a reader never sees half a token, nor a link planted at the name. */
-async function writePrivate(file: string, content: string): Promise<void> {
+async function writePrivate(file: string, content: string, owner?: { uid: number; gid: number }): Promise<void> {
   const temp = `${file}.${process.pid}.tmp`;
   await rm(temp, { force: true });
   const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
+    if (owner) await handle.chown(owner.uid, owner.gid);
     await handle.writeFile(content);
     await handle.sync();
   } finally {
@@ -111,7 +111,7 @@ export interface RunningStation extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Opens the store, seeds a fresh station, and listens. */
+/** Opens the store, seeds a fresh station, settles what a killed predecessor left (createGatekeeper), and listens. */
 export async function startStation(
   config: StationConfig,
   options: Omit<GatekeeperOptions, 'store' | 'storage'> = {},
@@ -123,7 +123,7 @@ export async function startStation(
     const tokens = await seedPrincipals(store, config.stateDir);
     if (tokens.length) log(`tokens for ${tokens.join(', ')} written to ${join(config.stateDir, 'tokens')}`);
     if (await seedDemoData(config.storage)) log(`demo data written under ${join(config.storage, 'owners', 'acme')}`);
-    gatekeeper = await createGatekeeper({ ...options, store, storage: config.storage });
+    gatekeeper = await createGatekeeper({ log, ...options, store, storage: config.storage });
     const { url } = await gatekeeper.listen({ host: config.host, port: config.port });
     log(`listening on ${url}`);
     let closing: Promise<void> | undefined;

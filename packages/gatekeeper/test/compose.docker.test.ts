@@ -5,94 +5,32 @@
  * `docker-compose down -v` leaving no container, network or volume of the project and no function
  * container of its gatekeeper.
  */
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createDockerClient, LABELS } from '@datastation/host';
-import { buildGatekeeperImage } from '../src/image.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABELS } from '@datastation/host';
 import { DEMO_DATA } from '../src/server.js';
+import { type ComposeStack, listed, startComposeStack } from './compose-stack.js';
 import { packTripStats } from './trip-stats.js';
 
-const run = promisify(execFile);
-const COMPOSE_FILE = fileURLToPath(new URL('../../../compose/docker-compose.yml', import.meta.url));
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Ids of the engine's resources of one kind matching a label filter. */
-async function listed(kind: 'container' | 'network' | 'volume', label: string): Promise<string[]> {
-  const args = kind === 'container' ? ['ps', '-aq', '--filter', `label=${label}`] : [kind, 'ls', '-q', '--filter', `label=${label}`];
-  return (await run('docker', args)).stdout.split('\n').filter(Boolean);
-}
-
 describe('the compose stack (docker-compose v1)', () => {
-  const project = `dstest${process.pid}${Date.now().toString(36)}`;
-  let root: string;
-  let env: NodeJS.ProcessEnv;
+  let stack: ComposeStack;
   let url: string;
-  let up = false;
+  let env: NodeJS.ProcessEnv;
   const tokens: Record<string, string> = {};
-
-  const compose = (...args: string[]) => run('docker-compose', ['-p', project, '-f', COMPOSE_FILE, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
-
-  async function call(method: string, path: string, who: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const headers: Record<string, string> = { authorization: `Bearer ${tokens[who]}` };
-    const init: RequestInit = { method, headers };
-    if (Buffer.isBuffer(body)) {
-      init.body = body;
-      headers['content-type'] = 'application/octet-stream';
-    } else if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      headers['content-type'] = 'application/json';
-    }
-    const res = await fetch(`${url}${path}`, init);
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  }
+  const call = (method: string, path: string, who: string, body?: unknown) => stack.call(method, path, who, body);
 
   beforeAll(async () => {
-    const docker = createDockerClient();
-    await buildGatekeeperImage(docker);
-    root = await mkdtemp(join(tmpdir(), 'ds-compose-'));
-    const port = await freePort();
-    env = {
-      ...process.env,
-      DS_STORAGE: join(root, 'storage'),
-      DS_STATE_DIR: join(root, 'state'),
-      DS_PORT: String(port),
-      DS_STATION_NAME: project,
-      DS_RUNTIME: process.env.DS_RUNTIME ?? 'runc',
-    };
-    await mkdir(env.DS_STORAGE!, { recursive: true });
-    await mkdir(env.DS_STATE_DIR!, { recursive: true, mode: 0o700 });
-    url = `http://127.0.0.1:${port}`;
-    up = true;
-    await compose('up', '-d');
-    await vi.waitFor(
-      async () => {
-        const res = await fetch(`${url}/healthz`);
-        expect(await res.json()).toEqual({ ok: true });
-      },
-      { timeout: 30_000, interval: 250 },
-    );
+    stack = await startComposeStack('dstest');
+    ({ url, env } = stack);
   });
 
   afterAll(async () => {
-    if (up) await compose('down', '-v', '--remove-orphans').catch(() => undefined);
-    if (root) await rm(root, { recursive: true, force: true });
+    await stack?.dispose();
   });
 
   it('publishes on 127.0.0.1 only, and writes each demo principal a 0600 token', async () => {
-    const ports = (await compose('port', 'gatekeeper', '8080')).stdout.trim();
+    const ports = (await stack.compose('port', 'gatekeeper', '8080')).stdout.trim();
     expect(ports).toBe(url.slice('http://'.length));
     for (const id of ['acme', 'dev', 'ann']) {
       const file = join(env.DS_STATE_DIR!, 'tokens', id);
@@ -101,6 +39,7 @@ describe('the compose stack (docker-compose v1)', () => {
       expect(tokens[id]).toMatch(/^[A-Za-z0-9_-]{43}$/);
     }
     expect(new Set(Object.values(tokens)).size).toBe(3);
+    expect(await stack.readTokens()).toEqual(tokens);
     expect(await readFile(join(env.DS_STORAGE!, 'owners/acme/trips/2026.csv'), 'utf8')).toBe(DEMO_DATA['owners/acme/trips/2026.csv']);
   });
 
@@ -115,18 +54,13 @@ describe('the compose stack (docker-compose v1)', () => {
     const ran = await call('POST', '/v1/runs', 'ann', { package: digest, connector: 'summary', args: { path: '/owners/acme/trips/2026.csv' } });
     expect(ran).toMatchObject({ status: 200, body: { status: 'released', value: { total: 42, doubled: 84 } } });
     // The session's container runs beside the gatekeeper, owned by it.
-    expect(await listed('container', `${LABELS.ownerHost}=${project}-gatekeeper`)).toHaveLength(1);
+    expect(await listed('container', `${LABELS.ownerHost}=${stack.ownerHost}`)).toHaveLength(1);
     expect((await call('GET', '/v1/audit/verify', 'acme')).body).toMatchObject({ ok: true });
   });
 
   it('comes down leaving no container, network or volume of the project and no function container', async () => {
-    await compose('down', '-v');
-    up = false;
-    expect(await listed('container', `com.docker.compose.project=${project}`)).toEqual([]);
-    expect(await listed('network', `com.docker.compose.project=${project}`)).toEqual([]);
-    expect(await listed('volume', `com.docker.compose.project=${project}`)).toEqual([]);
-    // Removed by the gatekeeper on SIGTERM (it closes its Station), with their volumes.
-    expect(await listed('container', `${LABELS.ownerHost}=${project}-gatekeeper`)).toEqual([]);
-    expect(await listed('volume', `${LABELS.ownerHost}=${project}-gatekeeper`)).toEqual([]);
+    // The function containers are removed by the gatekeeper on SIGTERM (it closes its Station),
+    // with their volumes: dispose finds nothing of the project or of its gatekeeper to remove.
+    expect(await stack.dispose()).toEqual({ containers: [], networks: [], volumes: [] });
   });
 });

@@ -1,7 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { Migrator } from 'kysely';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { DsError } from '@datastation/protocol/errors';
-import { hashArgs, hashToken, MIGRATIONS, openStore, type Store } from '../src/index.js';
+import { hashArgs, hashToken, MIGRATIONS, openStore, parseStoreUrl, type Store } from '../src/index.js';
+import { connect } from '../src/store/connect.js';
 import { type Backend, type Fixture, postgresBackend, sqliteBackend } from './fixtures.js';
 
 const pgUrl = inject('pgUrl');
@@ -160,6 +162,98 @@ describe.each(backends)('store on $name', (backend) => {
     expect(await store.sessions.setState('nope', 'paused')).toBeUndefined();
     expect((await store.sessions.list({ states: ['paused', 'running'] })).map((x) => x.id)).toEqual(['s1']);
     await expect(store.sessions.setState('s1', 'frozen' as never)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('ends only its own runner\'s interrupted runs, leaving staged results releasable', async () => {
+    await seed(store);
+    const target = { kind: 'function', name: 'mean' } as const;
+    const start = (runner: string | undefined, release: 'release' | 'review' = 'release') =>
+      store.runs.start({ user: 'ann', package: PKG, target, args: {}, release, ...(release === 'review' ? { reviewers: ['acme'] } : {}), ...(runner ? { runner } : {}) });
+    const mine = await start('gk-a');
+    expect(mine.runner).toBe('gk-a');
+    const alsoMine = await start('gk-a');
+    const other = await start('gk-b');
+    const unowned = await start(undefined);
+    const released = await start('gk-a');
+    await store.runs.finish(released.id, { value: 1 });
+    const staged = await start('gk-a', 'review');
+    await store.runs.finish(staged.id, { value: { secret: 42 } });
+
+    const error = { code: 'CANCELLED', message: 'the gatekeeper stopped; run it again' };
+    const ended = await store.runs.interrupt('gk-a', error);
+    expect(ended.map((r) => r.id).sort()).toEqual([mine.id, alsoMine.id].sort());
+    for (const run of ended) expect(run).toMatchObject({ status: 'failed', error, runner: 'gk-a', finishedAt: expect.any(String) });
+    expect(await store.runs.get(mine.id)).toMatchObject({ status: 'failed', error });
+    expect(await store.runs.get(other.id)).toMatchObject({ status: 'running', runner: 'gk-b' });
+    expect(await store.runs.get(unowned.id)).toMatchObject({ status: 'running', runner: null });
+    expect(await store.runs.get(released.id)).toMatchObject({ status: 'released', value: 1 });
+    expect(await store.runs.get(staged.id)).toMatchObject({ status: 'pending', staged: { secret: 42 } });
+    expect(await store.runs.interrupt('gk-a', error)).toEqual([]);
+    // An interrupted run cannot be finished afterwards by a straggler.
+    await expect(store.runs.finish(mine.id, { value: 2 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await store.runs.decide(staged.id, 'acme', 'release')).toMatchObject({ status: 'released', value: { secret: 42 } });
+    await expect(store.runs.interrupt('', error)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+
+    // In one transaction with its audit entries, as the gatekeeper's start does.
+    const last = await start('gk-b');
+    await store.transaction(async (tx) => {
+      for (const run of await tx.runs.interrupt('gk-b', error)) await tx.audit.append({ actor: 'station', kind: 'run', subject: run.id, data: { outcome: error.code } });
+    });
+    expect((await store.audit.list()).map((e) => e.subject).sort()).toEqual([other.id, last.id].sort());
+    expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 2 });
+  });
+
+  it('stops only its own runner\'s live sessions', async () => {
+    await seed(store);
+    await store.sessions.put({ id: 's1', user: 'ann', package: PKG, state: 'running', runner: 'gk-a' });
+    await store.sessions.put({ id: 's2', user: 'ann', package: PKG, state: 'starting', runner: 'gk-a' });
+    await store.sessions.put({ id: 's3', user: 'ann', package: PKG, state: 'paused', runner: 'gk-a' });
+    await store.sessions.put({ id: 's4', user: 'ann', package: PKG, state: 'failed', runner: 'gk-a' });
+    await store.sessions.put({ id: 's5', user: 'ann', package: PKG, state: 'running', runner: 'gk-b' });
+    await store.sessions.put({ id: 's6', user: 'ann', package: PKG, state: 'running' });
+    // A later put without a runner keeps the one recorded.
+    expect(await store.sessions.put({ id: 's1', user: 'ann', package: PKG, state: 'running' })).toMatchObject({ runner: 'gk-a' });
+
+    const stopped = await store.sessions.stopAll('gk-a');
+    expect(stopped.map((s) => [s.id, s.state])).toEqual([['s1', 'stopped'], ['s2', 'stopped'], ['s3', 'stopped']]);
+    const states = Object.fromEntries((await store.sessions.list()).map((s) => [s.id, s.state]));
+    expect(states).toEqual({ s1: 'stopped', s2: 'stopped', s3: 'stopped', s4: 'failed', s5: 'running', s6: 'running' });
+    expect(await store.sessions.stopAll('gk-a')).toEqual([]);
+    await expect(store.sessions.stopAll('')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('migrates a database of 0001 to the runner columns, its rows having no runner', async () => {
+    await store.close();
+    await fixture.cleanup();
+    fixture = await backend.fresh();
+    const old = connect(parseStoreUrl(fixture.url));
+    try {
+      const migrator = new Migrator({
+        db: old.db,
+        provider: { getMigrations: async () => ({ '0001_initial': MIGRATIONS['0001_initial']! }) },
+        migrationTableName: 'ds_migration',
+        migrationLockTableName: 'ds_migration_lock',
+      });
+      expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    } finally {
+      await old.destroy();
+    }
+    const at = new Date().toISOString();
+    await fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['ann', 'user', 'h1', at]);
+    await fixture.sql('insert into packages (id, name, version, manifest, uploaded_by, uploaded_at) values (?, ?, ?, ?, ?, ?)', [PKG, 'p', '1', '{}', 'ann', at]);
+    await fixture.sql(
+      'insert into runs (id, "user", package, target_kind, target, args_hash, release, status, started_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ['r-old', 'ann', PKG, 'function', 'mean', 'x', 'release', 'running', at],
+    );
+    await fixture.sql('insert into sessions (id, "user", package, state, since, created_at) values (?, ?, ?, ?, ?, ?)', ['s-old', 'ann', PKG, 'running', at, at]);
+
+    store = await open();
+    expect(store.migrated).toEqual(['0002_runner']);
+    expect(await store.runs.get('r-old')).toMatchObject({ status: 'running', runner: null });
+    expect(await store.sessions.get('s-old')).toMatchObject({ state: 'running', runner: null });
+    // No gatekeeper can tell whose they were: none settles them.
+    expect(await store.runs.interrupt('gk-a', { code: 'CANCELLED', message: 'x' })).toEqual([]);
+    expect(await store.sessions.stopAll('gk-a')).toEqual([]);
   });
 
   it('knows everything after a restart (close and reopen)', async () => {

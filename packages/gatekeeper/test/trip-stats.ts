@@ -1,9 +1,9 @@
 /**
  * The package the gatekeeper's end-to-end tests upload: `total` sums a station CSV's second
  * column, the `summary` connector calls it; `extra` adds functions a test needs. Packed with the
- * CLI's packer against the local runtime image, as `ds package` would.
+ * package format's packer against the local runtime image, as `ds package` would.
  */
-import { packFunctionPackage, readFunctionPackage } from '@datastation/cli';
+import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { createDockerClient, RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
 import { functionPackage } from '@datastation/test-support';
 

@@ -1,2 +1,3 @@
 export { dataFolder, FUNCTION_UID, functionPackage, tempDir, type TempDir } from './fixtures.js';
 export { privateRuntimeImage, sessionResources, testDocker } from './docker.js';
+export { craftArchive, flipByte, readArchive, repackArchive, type RawEntry } from './archives.js';

@@ -19,7 +19,8 @@ const PAGE = 1000;
  */
 export async function auditCommand(argv: AuditArgs, ctx: CommandContext): Promise<void> {
   if (argv.verify) {
-    const client = await stationClient(argv, ctx);
+    // Anyone may verify; with no --as, the state folder's owner does (the one it matters to).
+    const client = await stationClient(argv, ctx, 'owner');
     const result = await client.get<AuditVerification>('/v1/audit/verify');
     if (ctx.json) ctx.out(json(result));
     if (!result.ok) {

@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import type { CommandContext } from '../context.js';
 import { dockerClient, imageIdOf } from '../docker.js';
-import { readFunctionPackage } from '../function-package.js';
-import { packFunctionPackage, writePackageFile } from '../package/pack.js';
+import { readFunctionPackage } from '@datastation/package/pack';
+import { packFunctionPackage, writePackageFile } from '@datastation/package/pack';
 
 export interface PackageArgs {
   dir: string;

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import type { ConnectorCallEvent, DsConnection } from '@datastation/host';
 import { DsError, printable } from '@datastation/protocol';
-import { bundleFunctionPackage } from '../bundle.js';
+import { bundleFunctionPackage } from '@datastation/package/pack';
 import type { CommandContext } from '../context.js';
 import { dockerClient } from '../docker.js';
 import { Interrupted } from '../exit.js';
-import { isTypeScript, readFunctionPackage } from '../function-package.js';
-import { checkImage, openPackage } from '../package/verify.js';
+import { isTypeScript, readFunctionPackage } from '@datastation/package/pack';
+import { checkImage, openPackage } from '@datastation/package';
 import { StopSignals } from '../signals.js';
 import { formatValue, parseArgs } from '../values.js';
 

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { CommandContext } from '../context.js';
 import { dockerClient } from '../docker.js';
-import { checkImage, openPackage } from '../package/verify.js';
+import { checkImage, openPackage } from '@datastation/package';
 
 export interface VerifyArgs {
   pkg: string;

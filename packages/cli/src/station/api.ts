@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { DsError, printable } from '@datastation/protocol';
 import type { ReleaseMode, RunStatus, TargetKind } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
@@ -55,13 +57,20 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
  */
 export async function resolvePackage(client: StationClient, ref: string): Promise<string> {
   if (DIGEST.test(ref)) return ref;
+  // A .dspkg file names the package it is: its digest is the sha256 of its bytes.
+  if (ref.endsWith('.dspkg')) {
+    const bytes = await readFile(ref).catch((cause: unknown) => {
+      throw new DsError('BAD_REQUEST', `Cannot read the package file ${ref}: ${(cause as Error).message}. Name the package by digest, name@version or name instead.`, { cause });
+    });
+    return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  }
   const { packages } = await client.get<{ packages: PackageView[] }>('/v1/packages');
   const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
   const matches = /^[0-9a-f]{8,64}$/.test(hex) ? packages.filter((p) => p.digest.startsWith(`sha256:${hex}`)) : [];
   const named = matches.length > 0 ? matches : packages.filter((p) => p.name === ref || `${p.name}@${p.version}` === ref);
   if (named.length === 1) return named[0]!.digest;
   if (named.length === 0) {
-    throw new DsError('FUNCTION_NOT_FOUND', `No package ${JSON.stringify(ref)} that ${client.target.principal ?? 'this token'} can see on ${client.target.url}. Name it by digest (sha256:…), name@version or name; ds upload prints the digest.`);
+    throw new DsError('FUNCTION_NOT_FOUND', `No package ${JSON.stringify(ref)} that ${client.target.principal ?? 'this token'} can see on ${client.target.url}. Name it by digest (sha256:…), name@version, name or its .dspkg file; ds upload prints the digest.`);
   }
   throw new DsError('BAD_REQUEST', `${JSON.stringify(ref)} names ${named.length} packages (a package is its digest): ${named.map((p) => `${p.digest} (${p.name}@${p.version}, ${p.uploadedAt})`).join(', ')}. Name one by digest.`);
 }

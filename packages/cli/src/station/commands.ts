@@ -54,7 +54,7 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
       "Grant a package to a user (an owner): which of your files it may read, and whether results are released, reviewed or denied",
       (y) =>
         station(y)
-          .positional('package', { type: 'string', demandOption: true, describe: 'Digest (sha256:…), a unique digest prefix, name@version or name' })
+          .positional('package', { type: 'string', demandOption: true, describe: 'Digest (sha256:…), a unique digest prefix, name@version, name, or the .dspkg file' })
           .option('user', { type: 'string', demandOption: true, describe: 'The user the grant is for' })
           .option('read', { type: 'string', array: true, demandOption: true, describe: 'A glob of your data the package may read, under owners/<you>/ (repeatable)' })
           .option('release', { choices: ['release', 'review', 'deny'] as const, demandOption: true, describe: 'release: the user gets the value; review: you release or refuse each result; deny: nothing runs' })
@@ -70,7 +70,7 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
       "Revoke your grants of a package to a user (an owner); the user's next call is NOT_APPROVED",
       (y) =>
         station(y)
-          .positional('package', { type: 'string', demandOption: true, describe: 'Digest, a unique digest prefix, name@version or name' })
+          .positional('package', { type: 'string', demandOption: true, describe: 'Digest, a unique digest prefix, name@version, name, or the .dspkg file' })
           .option('user', { type: 'string', demandOption: true, describe: 'The user whose grant goes' })
           .option('owner', { type: 'string', describe: 'Your owner id (default: --as, or the owner on your current grants)' })
           .example('$0 revoke trip-stats --user ann --as acme', "Revoke acme's grant of trip-stats to ann"),
@@ -84,7 +84,7 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
       'Run a connector (or, with --function, a function) of a package on the station, on the data granted to you',
       (y) =>
         station(y)
-          .positional('package', { type: 'string', demandOption: true, describe: 'Digest, a unique digest prefix, name@version or name' })
+          .positional('package', { type: 'string', demandOption: true, describe: 'Digest, a unique digest prefix, name@version, name, or the .dspkg file' })
           .positional('name', { type: 'string', demandOption: true, describe: 'The connector (or, with --function, function) to run' })
           .option('args', { type: 'string', describe: 'Arguments as JSON (default null)' })
           .option('function', { type: 'boolean', describe: '<name> is a function, not a connector' })

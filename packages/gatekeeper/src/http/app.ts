@@ -1,6 +1,7 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import express, { type Express } from 'express';
 import { type DockerClient, defaultDockerClient, type StationOptions } from '@datastation/host';
@@ -9,12 +10,12 @@ import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
 import { authenticate } from './auth.js';
 import type { GatekeeperContext } from './context.js';
-import { errorHandler, noSuchEndpoint } from './errors.js';
+import { answerClientError, errorHandler, noSuchEndpoint } from './errors.js';
 import { grantRoutes } from './grants.js';
-import { applyServerTimeouts, type HttpLimits, resolveHttpLimits, RunSlots } from './limits.js';
+import { applyServerTimeouts, type HttpLimits, resolveHttpLimits, RunSlots, serverOptions } from './limits.js';
 import { PackageFiles } from './package-files.js';
 import { packageRoutes } from './packages.js';
-import { Runner } from './runner.js';
+import { type Recovery, Runner } from './runner.js';
 import { runRoutes } from './runs.js';
 import { sessionRoutes } from './sessions.js';
 
@@ -41,12 +42,24 @@ export interface GatekeeperOptions {
   checkImages?: boolean;
   /** Told of unexpected failures (answered with a reference only). Default: written to stderr. */
   onInternalError?: (error: unknown, ref: string) => void;
+  /**
+   * This gatekeeper's name among those sharing one store: its runs and sessions are recorded
+   * under it, and at start it settles the ones a killed predecessor of the same name left (see
+   * `Gatekeeper.recovery`). Default: the hostname, which is also the owner-host label of its
+   * function containers (the compose file sets it per station). Two live gatekeepers on one store
+   * must not share it.
+   */
+  instance?: string;
+  /** Where the gatekeeper says what it did at start (what it reaped and settled). Default: stderr. */
+  log?: (line: string) => void;
 }
 
 export interface Gatekeeper extends AsyncDisposable {
   /** The express app (mount it, or `listen`). */
   readonly app: Express;
   readonly context: GatekeeperContext;
+  /** What this start found of a killed predecessor of the same instance, and settled. */
+  readonly recovery: Recovery;
   /** Listens on `host:port` (default 127.0.0.1, a free port) with the door's timeouts; resolves with the URL. */
   listen(options?: { port?: number; host?: string }): Promise<{ url: string; port: number; server: Server }>;
   /** Stops listening, ends open connections, and closes the Station's sessions. Idempotent; the store stays open. */
@@ -63,7 +76,19 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const storage = await realpath(options.storage);
   const docker: DockerClient | undefined = options.checkImages === false ? undefined : (options.stationOptions?.docker ?? defaultDockerClient());
   const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, docker });
-  const runner = new Runner(options.store, storage, packageFiles, options.stationOptions ?? {});
+  const instance = options.instance ?? hostname();
+  if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255) throw new DsError('BAD_REQUEST', 'createGatekeeper: instance must be a name of 1 to 255 characters (default: the hostname).');
+  const log = options.log ?? ((line: string) => process.stderr.write(`gatekeeper: ${line}\n`));
+  const runner = new Runner(options.store, storage, packageFiles, options.stationOptions ?? {}, instance);
+  // Before the first request, so that no run of this start can be taken for one of the last.
+  let recovery: Recovery;
+  try {
+    recovery = await runner.recover();
+  } catch (error) {
+    await runner.close().catch(() => undefined);
+    throw error;
+  }
+  logRecovery(instance, recovery, log);
   const context: GatekeeperContext = { store: options.store, storage, limits, slots: new RunSlots(limits.runsPerUser, limits.retryAfterSeconds), packageFiles, runner };
   const onInternal = options.onInternalError ?? ((error: unknown, ref: string) => process.stderr.write(`gatekeeper: internal error ${ref}: ${(error as Error)?.stack ?? String(error)}\n`));
 
@@ -106,12 +131,13 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   return {
     app,
     context,
+    recovery,
     async listen({ port = 0, host = '127.0.0.1' } = {}) {
       if (closing) throw new DsError('BAD_REQUEST', 'The gatekeeper is closed; create a new one.');
-      const server = createServer(app);
+      const server = createServer(serverOptions(limits), app);
       applyServerTimeouts(server, limits);
-      // A client that drops its connection mid-request must not bring the process down.
-      server.on('clientError', (_error, socket) => socket.destroy());
+      // Garbage, oversized headers, a stalled request: a JSON answer, then the socket closed.
+      server.on('clientError', answerClientError);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
@@ -127,4 +153,24 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+function logRecovery(instance: string, recovery: Recovery, log: (line: string) => void): void {
+  const { reaped } = recovery;
+  if ('error' in reaped) {
+    log(`instance ${instance}: could not reap what an earlier gatekeeper left (${reaped.error}); the first run tries again`);
+  } else {
+    const removed = [
+      [reaped.containers.length, 'container'],
+      [reaped.networks.length, 'network'],
+      [reaped.volumes.length, 'volume'],
+      [reaped.sessionDirs.length, 'session folder'],
+      [reaped.mounts.length, 'data mount'],
+    ] as const;
+    const said = removed.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}${n === 1 ? '' : 's'}`);
+    if (said.length) log(`instance ${instance}: reaped what an earlier gatekeeper left: ${said.join(', ')}`);
+    for (const failed of reaped.failed) log(`instance ${instance}: could not reap ${failed.resource}: ${failed.message}`);
+  }
+  if (recovery.runs.length) log(`instance ${instance}: ${recovery.runs.length} interrupted run(s) recorded as failed (CANCELLED): ${recovery.runs.join(', ')}`);
+  if (recovery.sessions.length) log(`instance ${instance}: ${recovery.sessions.length} session(s) of the earlier gatekeeper recorded as stopped: ${recovery.sessions.join(', ')}`);
 }

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { DsError, type ErrorCode, hintFor, httpStatusFor, isDsError, toDsError } from '@datastation/protocol/errors';
 
@@ -89,3 +91,34 @@ export function errorHandler(onInternal: (error: unknown, ref: string) => void):
 export const noSuchEndpoint: RequestHandler = (req) => {
   throw new DsError(NOT_FOUND_CODE, `There is no endpoint ${req.method} ${req.path}. See the gatekeeper's README for the API.`);
 };
+
+/** HTTP's own statuses for what Node refuses before express sees a request; the rest of its refusals are 400. */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, [status: number, reason: string, message: string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'The request\'s headers are over the gatekeeper\'s size limit. Send fewer or shorter headers.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request did not arrive whole within the gatekeeper\'s time limits. Send the request at once, on a new connection.'],
+};
+
+/**
+ * The server's `clientError` handler: what Node refuses before express sees a request (bytes that
+ * are not HTTP, headers past the size limit, a request not received within the door's timeouts)
+ * is answered in the API's JSON shape with code BAD_REQUEST (the client's fault) and HTTP's own
+ * status for it (400, 431, 408), then the connection is destroyed: a client that does not read,
+ * or never closes its side (a slowloris), must not keep it open. A connection already gone, or
+ * one whose response has begun, is only destroyed.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  // `_httpMessage` is the response Node attached to the connection (as Node's own default handler checks).
+  const response = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (!socket.writable || response?.headersSent || error.code === 'ECONNRESET' || error.code === 'EPIPE') {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message] = CLIENT_ERROR_STATUS[error.code ?? ''] ?? [400, 'Bad Request', `The request is not valid HTTP (${error.code ?? 'unparseable'}).`];
+  const body: ErrorBody = { error: { code: 'BAD_REQUEST', message, hint: hintFor('BAD_REQUEST') } };
+  const text = JSON.stringify(body);
+  const forced = setTimeout(() => socket.destroy(), 1_000);
+  forced.unref();
+  socket.once('close', () => clearTimeout(forced));
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+}

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkImage, openPackage, type Manifest } from '@datastation/cli';
-import type { DockerClient } from '@datastation/host';
+import { checkImage, type ImageInspector, openPackage, type Manifest } from '@datastation/package';
 import { DsError } from '@datastation/protocol/errors';
 
 /** A verified upload: its digest, its manifest, and the folder its code was moved to. */
@@ -15,14 +14,14 @@ export interface UnpackedPackage {
 /**
  * The unpacked packages, `<dir>/<hex digest>/` each (the `code/` folder of the .dspkg, a function
  * folder dsDockerInit accepts). An upload is written to `<dir>/.incoming`, unpacked there by the
- * CLI's safe extractor (regular files and folders only, no links, no `..`, size caps) and checked
+ * package format's safe extractor (regular files and folders only, no links, no `..`, size caps) and checked
  * against its manifest (every sha256), then moved into place: a package folder is complete or
  * absent. The same digest uploaded again keeps the first folder.
  */
 export class PackageFiles {
   constructor(
     readonly dir: string,
-    private readonly options: { maxBytes: number; docker?: Pick<DockerClient, 'images'> | undefined },
+    private readonly options: { maxBytes: number; docker?: ImageInspector | undefined },
   ) {}
 
   functionsDir(digest: string): string {

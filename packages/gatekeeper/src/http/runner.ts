@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ConnectorCallEvent, type ReadEvent, type SessionKey, type SessionSpec, Station, type StationOptions } from '@datastation/host';
+import { type ConnectorCallEvent, type ReadEvent, type ReapResult, type SessionKey, type SessionSpec, Station, type StationOptions } from '@datastation/host';
 import { DsError, toDsError } from '@datastation/protocol/errors';
 import { canonicalJson, type Json, sha256Hex } from '../store/canonical.js';
-import type { Run, RunOutcome } from '../store/runs.js';
+import type { Run, RunError, RunOutcome } from '../store/runs.js';
 import type { TargetKind } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { notFound } from './errors.js';
@@ -21,6 +21,26 @@ interface Trace {
   reads: ReadEvent[];
   calls: ConnectorCallEvent[];
 }
+
+/** What a gatekeeper found and settled at start, after a predecessor of the same instance died. */
+export interface Recovery {
+  /** What the reaper removed of the dead predecessor's (containers, networks, volumes, folders), or why it could not run. */
+  reaped: ReapResult | { error: string };
+  /** The runs that were still `running`, now failed with INTERRUPTED_RUN_ERROR. */
+  runs: string[];
+  /** The sessions recorded live (starting, running, paused), now `stopped`. */
+  sessions: string[];
+}
+
+/**
+ * The error a run gets when its gatekeeper died under it. CANCELLED, not INTERNAL: the call did
+ * not fail, it was cut off (a kill, the host going down), and a gatekeeper stopped in order ends
+ * its calls in flight with CANCELLED too (the Station's close), so both ways look alike to the user.
+ */
+export const INTERRUPTED_RUN_ERROR: Readonly<RunError> = Object.freeze({
+  code: 'CANCELLED',
+  message: 'The gatekeeper stopped while this run was in flight (it was killed, or its host went down), so the run never finished and its result is lost. Run it again.',
+});
 
 /** Reads listed in a run's audit entry (the rest are counted): the entry stays under the log's 64 KiB cap. */
 const AUDITED_READS = 48;
@@ -43,17 +63,65 @@ export class Runner implements AsyncDisposable {
   private readonly specs = new Map<string, SessionSpec>();
   private readonly traces = new Map<string, Trace>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Every run between its request and its recorded outcome: close waits for them to be recorded. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly storage: string,
     private readonly packageFiles: PackageFiles,
     stationOptions: Omit<StationOptions, 'sessionFor'>,
+    /** This gatekeeper's name in the store's `runner` columns (see GatekeeperOptions.instance). */
+    readonly instance: string,
   ) {
     this.station = new Station({ ...stationOptions, sessionFor: (key) => this.sessionFor(key) });
   }
 
-  async run(user: string, request: RunRequest): Promise<Run> {
+  /**
+   * Settles what a killed predecessor of this instance left, before the first request: the
+   * reaper removes its function containers (they belong to a dead process now), then, in one
+   * transaction, its runs still `running` fail with INTERRUPTED_RUN_ERROR, each with an audit
+   * entry, and its live sessions are recorded `stopped`. Other instances' runs and sessions, and
+   * finished runs (staged results waiting for review among them), are not touched. A reaper that
+   * cannot run (engine down) does not stop the start: the Station reaps again at its first call.
+   */
+  async recover(): Promise<Recovery> {
+    let reaped: Recovery['reaped'];
+    try {
+      reaped = await this.station.start();
+    } catch (error) {
+      reaped = { error: toDsError(error).message };
+    }
+    return this.store.transaction(async (tx) => {
+      const runs = await tx.runs.interrupt(this.instance, INTERRUPTED_RUN_ERROR);
+      for (const run of runs) {
+        // The owners a run relies on are every owner who granted its package (authoriseRun):
+        // still the same set, as grants are revoked, never deleted.
+        const owners = [...new Set((await tx.grants.list({ package: run.package, includeRevoked: true })).map((g) => g.owner))];
+        const name = (await tx.packages.get(run.package))?.name ?? null;
+        await tx.audit.append({
+          actor: 'station',
+          kind: 'run',
+          subject: run.id,
+          owners,
+          data: { user: run.user, package: run.package, name, target: run.target, argsHash: run.argsHash, release: run.release, outcome: INTERRUPTED_RUN_ERROR.code, status: run.status, interrupted: true, runner: this.instance },
+        });
+      }
+      const sessions = await tx.sessions.stopAll(this.instance);
+      return { reaped, runs: runs.map((r) => r.id), sessions: sessions.map((s) => s.id) };
+    });
+  }
+
+  run(user: string, request: RunRequest): Promise<Run> {
+    const running = this.execute(user, request);
+    const settled = running.catch(() => undefined);
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return running;
+  }
+
+  private async execute(user: string, request: RunRequest): Promise<Run> {
     const pkg = await this.store.packages.get(request.package);
     if (!pkg) throw notFound(`Package ${request.package}`);
     const manifest = pkg.manifest as { functions?: { name: string }[]; connectors?: { name: string }[]; image?: { id?: string } };
@@ -79,7 +147,7 @@ export class Runner implements AsyncDisposable {
       throw refused;
     }
 
-    const run = await this.store.runs.start({ user, package: pkg.id, target: request.target, args: request.args, release: auth.release, reviewers: auth.reviewers });
+    const run = await this.store.runs.start({ user, package: pkg.id, target: request.target, args: request.args, release: auth.release, reviewers: auth.reviewers, runner: this.instance });
     const base = { user, package: pkg.id, name: pkg.name, target: request.target, argsHash: run.argsHash, release: auth.release, granted: auth.allow };
     if (auth.release === 'deny') {
       // A grant says deny: the value could not be released to anyone, so nothing is run.
@@ -107,6 +175,10 @@ export class Runner implements AsyncDisposable {
       let session: string | undefined;
       let failure: DsError | undefined;
       try {
+        // A new session is recorded before the call: a gatekeeper killed mid-call leaves a record
+        // its successor can settle (see recover). A warm one was recorded when it started.
+        const started = await this.station.prewarm(key);
+        if (started.start === 'cold') await this.store.sessions.put({ id: started.session, user, package: pkg.id, state: 'running', runner: this.instance });
         const result = await this.station.call(key, request.target.name, request.args, {
           connector: request.target.kind === 'connector',
           onCall: (event) => trace.calls.push(event),
@@ -156,7 +228,7 @@ export class Runner implements AsyncDisposable {
           data: { connector: call.connector, seq: call.seq, fn: call.fn, ok: call.ok, ...(call.code ? { code: call.code } : {}), ms: Math.round(call.ms), argsSha256: call.argsSha256, session: call.sessionId },
         });
       }
-      if (session) await tx.sessions.put({ ...session, state: 'running' });
+      if (session) await tx.sessions.put({ ...session, state: 'running', runner: this.instance });
       return run;
     });
   }
@@ -179,8 +251,18 @@ export class Runner implements AsyncDisposable {
     return spec;
   }
 
-  close(): Promise<void> {
-    return this.station.close();
+  /**
+   * Closes the Station (calls in flight end with CANCELLED), waits for those runs' outcomes to be
+   * recorded, then records this instance's sessions as stopped. A store that fails here only
+   * leaves work for the next start's `recover`, so its error does not fail the close.
+   */
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.station.close();
+      while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+      await this.store.sessions.stopAll(this.instance).catch(() => undefined);
+    })();
+    return this.closing;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

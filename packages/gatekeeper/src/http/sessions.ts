@@ -1,13 +1,14 @@
 import { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
-import type { SessionRecord } from '../store/sessions.js';
+import { LIVE_SESSION_STATES, type SessionRecord } from '../store/sessions.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 
 /**
  * `GET /v1/sessions`: the sessions the store knows, in the state the Station reports now
- * (`running`, `paused`, `starting`); one the Station no longer holds is `stopped` (and recorded
- * so). A user sees their own, an owner the sessions of users and packages they granted.
+ * (`running`, `paused`, `starting`); one of this gatekeeper's that its Station no longer holds
+ * (closed when idle) is `stopped`, and recorded so. A user sees their own, an owner the sessions
+ * of users and packages they granted.
  */
 export function sessionRoutes(ctx: GatekeeperContext): Router {
   const router = Router();
@@ -27,7 +28,11 @@ export function sessionRoutes(ctx: GatekeeperContext): Router {
       const info = live.get(record.id);
       let state = record.state;
       if (info) state = info.state;
-      else if (state === 'starting' || state === 'running' || state === 'paused') state = (await ctx.store.sessions.setState(record.id, 'stopped'))?.state ?? 'stopped';
+      // Only this instance's own records (or unowned ones, from before instances were recorded):
+      // another gatekeeper sharing the store holds its sessions in its own Station.
+      else if (LIVE_SESSION_STATES.includes(state) && (record.runner === ctx.runner.instance || record.runner === null)) {
+        state = (await ctx.store.sessions.setState(record.id, 'stopped'))?.state ?? 'stopped';
+      }
       sessions.push({ id: record.id, user: record.user, package: record.package, state, since: record.since, createdAt: record.createdAt, ...(info ? { runtime: info.runtime ?? null, idleMs: info.idleMs } : {}) });
     }
     res.json({ sessions });

@@ -35,6 +35,8 @@ export interface Run {
   startedAt: string;
   finishedAt: string | null;
   decidedAt: string | null;
+  /** The gatekeeper instance that ran it; null for runs recorded before instances were. */
+  runner: string | null;
 }
 
 export interface RunStart {
@@ -46,6 +48,8 @@ export interface RunStart {
   release: ReleaseMode;
   /** For `review`: the owners who must each release the result. */
   reviewers?: readonly string[];
+  /** The gatekeeper instance that runs it: the one that settles it if it is killed mid-run (`interrupt`). */
+  runner?: string;
 }
 
 export type RunOutcome = { value: Json } | { error: RunError };
@@ -83,6 +87,7 @@ export class Runs {
       started_at: this.now().toISOString(),
       finished_at: null,
       decided_at: null,
+      runner: input.runner ?? null,
     };
     const reviews: RunReviewTable[] = input.release === 'review' ? reviewers.map((owner) => ({ run_id: row.id, owner, decision: null, decided_at: null })) : [];
     return this.connection.write(`record run of ${input.target.name}`, async (q) => {
@@ -116,6 +121,29 @@ export class Runs {
       }
       await q.updateTable('runs').set({ ...update, finished_at: at }).where('id', '=', id).execute();
       return toRun({ ...run, ...update, finished_at: at }, await reviewsOf(q, id));
+    });
+  }
+
+  /**
+   * Ends every run of `runner` still `running` as `failed` with `error`, and returns them: what a
+   * gatekeeper does at start for the runs its killed predecessor left (their calls died with it).
+   * Runs of other runners, and runs recorded without one, are left alone; staged (`pending`) runs
+   * are finished runs and stay as they are.
+   */
+  async interrupt(runner: string, error: RunError): Promise<Run[]> {
+    if (typeof runner !== 'string' || runner.length === 0) throw new DsError('BAD_REQUEST', 'interrupt needs the runner (gatekeeper instance) whose runs to end.');
+    const at = this.now().toISOString();
+    const text = JSON.stringify({ code: String(error.code), message: String(error.message) });
+    return this.connection.write(`end the interrupted runs of ${runner}`, async (q) => {
+      let query = q.selectFrom('runs').selectAll().where('runner', '=', runner).where('status', '=', 'running');
+      if (this.connection.rowLocks) query = query.forUpdate();
+      const rows = await query.orderBy('started_at').orderBy('id').execute();
+      if (rows.length === 0) return [];
+      const ids = rows.map((r) => r.id);
+      const update = { status: 'failed' as const, error: text, finished_at: at };
+      await q.updateTable('runs').set(update).where('id', 'in', ids).where('status', '=', 'running').execute();
+      const reviews = await q.selectFrom('run_reviews').selectAll().where('run_id', 'in', ids).execute();
+      return rows.map((row) => toRun({ ...row, ...update }, reviews.filter((r) => r.run_id === row.id)));
     });
   }
 
@@ -206,5 +234,6 @@ function toRun(row: RunTable, reviews: readonly RunReviewTable[]): Run {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     decidedAt: row.decided_at,
+    runner: row.runner,
   };
 }

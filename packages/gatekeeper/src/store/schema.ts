@@ -50,6 +50,8 @@ export interface RunTable {
   started_at: string;
   finished_at: string | null;
   decided_at: string | null;
+  /** The gatekeeper instance that runs it (migration 0002; null on older rows). */
+  runner: string | null;
 }
 
 export interface RunReviewTable {
@@ -66,6 +68,8 @@ export interface SessionTable {
   state: SessionState;
   since: string;
   created_at: string;
+  /** The gatekeeper instance whose Station holds it (migration 0002; null on older rows). */
+  runner: string | null;
 }
 
 export interface AuditTable {

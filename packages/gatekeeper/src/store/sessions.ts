@@ -2,6 +2,9 @@ import { DsError } from '@datastation/protocol/errors';
 import type { Connection } from './connect.js';
 import { SESSION_STATES, type SessionState, type SessionTable } from './schema.js';
 
+/** The states of a session whose container is (or was, until its gatekeeper died) up. */
+export const LIVE_SESSION_STATES: readonly SessionState[] = ['starting', 'running', 'paused'];
+
 export interface SessionRecord {
   id: string;
   user: string;
@@ -10,6 +13,8 @@ export interface SessionRecord {
   /** When the session entered its current state. */
   since: string;
   createdAt: string;
+  /** The gatekeeper instance whose Station holds it; null for sessions recorded before instances were. */
+  runner: string | null;
 }
 
 /** The sessions the gatekeeper started, so a restarted gatekeeper can reattach or reap them. */
@@ -19,8 +24,8 @@ export class Sessions {
     private readonly now: () => Date,
   ) {}
 
-  /** Records a session (new or known) in `state`. */
-  async put(input: { id: string; user: string; package: string; state: SessionState }): Promise<SessionRecord> {
+  /** Records a session (new or known) in `state`, held by `runner` when given. */
+  async put(input: { id: string; user: string; package: string; state: SessionState; runner?: string }): Promise<SessionRecord> {
     checkState(input.state);
     const at = this.now().toISOString();
     return this.connection.write(`record session ${input.id}`, async (q) => {
@@ -30,10 +35,11 @@ export class Sessions {
           throw new DsError('BAD_REQUEST', `Session ${input.id} belongs to another user or package.`);
         }
         const since = existing.state === input.state ? existing.since : at;
-        await q.updateTable('sessions').set({ state: input.state, since }).where('id', '=', input.id).execute();
-        return toSession({ ...existing, state: input.state, since });
+        const runner = input.runner ?? existing.runner;
+        await q.updateTable('sessions').set({ state: input.state, since, runner }).where('id', '=', input.id).execute();
+        return toSession({ ...existing, state: input.state, since, runner });
       }
-      const row: SessionTable = { id: input.id, user: input.user, package: input.package, state: input.state, since: at, created_at: at };
+      const row: SessionTable = { id: input.id, user: input.user, package: input.package, state: input.state, since: at, created_at: at, runner: input.runner ?? null };
       await q.insertInto('sessions').values(row).execute();
       return toSession(row);
     });
@@ -49,6 +55,27 @@ export class Sessions {
       if (existing.state === state) return toSession(existing);
       await q.updateTable('sessions').set({ state, since: at }).where('id', '=', id).execute();
       return toSession({ ...existing, state, since: at });
+    });
+  }
+
+  /**
+   * Records every live (starting, running, paused) session of `runner` as `stopped`, and returns
+   * them: what a gatekeeper does when its Station has closed them, or at start for those its
+   * killed predecessor left (the reaper removed their containers). Other runners' are left alone.
+   */
+  async stopAll(runner: string): Promise<SessionRecord[]> {
+    if (typeof runner !== 'string' || runner.length === 0) throw new DsError('BAD_REQUEST', 'stopAll needs the runner (gatekeeper instance) whose sessions to stop.');
+    const at = this.now().toISOString();
+    return this.connection.write(`stop the sessions of ${runner}`, async (q) => {
+      const rows = await q.selectFrom('sessions').selectAll().where('runner', '=', runner).where('state', 'in', [...LIVE_SESSION_STATES]).orderBy('created_at').orderBy('id').execute();
+      if (rows.length === 0) return [];
+      await q
+        .updateTable('sessions')
+        .set({ state: 'stopped', since: at })
+        .where('id', 'in', rows.map((r) => r.id))
+        .where('state', 'in', [...LIVE_SESSION_STATES])
+        .execute();
+      return rows.map((row) => toSession({ ...row, state: 'stopped', since: at }));
     });
   }
 
@@ -80,5 +107,5 @@ function checkState(state: unknown): asserts state is SessionState {
 }
 
 function toSession(row: SessionTable): SessionRecord {
-  return { id: row.id, user: row.user, package: row.package, state: row.state, since: row.since, createdAt: row.created_at };
+  return { id: row.id, user: row.user, package: row.package, state: row.state, since: row.since, createdAt: row.created_at, runner: row.runner };
 }

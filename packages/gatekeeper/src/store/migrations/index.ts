@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001-initial.js';
+import * as m0002 from './0002-runner.js';
 
 /**
  * Every migration, in code (no folder scanning: the built package and the sources under test run
@@ -7,6 +8,7 @@ import * as m0001 from './0001-initial.js';
  */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': m0001,
+  '0002_runner': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {

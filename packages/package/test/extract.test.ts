@@ -3,8 +3,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '@datastation/test-support';
 import { describe, expect, it } from 'vitest';
-import { entryNameProblem, extractArchive } from '../src/package/extract.js';
-import { craftArchive, type RawEntry } from './archives.js';
+import { entryNameProblem, extractArchive } from '../src/extract.js';
+import { craftArchive, type RawEntry } from '@datastation/test-support';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 

@@ -5,8 +5,8 @@ import { basename, dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DsError } from '@datastation/protocol';
 import { pack as tarPack } from 'tar-stream';
-import { BUNDLE_CONNECTORS, bundleFunctionPackage } from '../bundle.js';
-import type { FunctionPackage } from '../function-package.js';
+import { BUNDLE_CONNECTORS, bundleFunctionPackage } from './bundle.js';
+import type { FunctionPackage } from './function-package.js';
 import { DEFAULT_EXTRACT_LIMITS } from './extract.js';
 import { buildManifest, CODE_DIR, compareBytes, type Manifest, MANIFEST_FILE, serializeManifest } from './manifest.js';
 

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DockerClient } from '@datastation/host';
 import { DsError, PROTOCOL_VERSION } from '@datastation/protocol';
 import { CODE_DIR, type Manifest, MANIFEST_FILE, MANIFEST_MAX_BYTES, parseManifest } from './manifest.js';
 import { type ExtractedFile, type ExtractOptions, extractArchive } from './extract.js';
@@ -74,8 +73,13 @@ export function checkContents(manifest: Manifest, files: readonly ExtractedFile[
   }
 }
 
+/** What checkImage needs of a Docker client (`@datastation/host`'s DockerClient has it). */
+export interface ImageInspector {
+  images: { inspect(ref: string): Promise<{ id: string } | undefined> };
+}
+
 /** The image the manifest records must be on this engine, under its reference, with the recorded id. */
-export async function checkImage(manifest: Manifest, docker: Pick<DockerClient, 'images'>): Promise<void> {
+export async function checkImage(manifest: Manifest, docker: ImageInspector): Promise<void> {
   const { ref, id } = manifest.image;
   const found = await docker.images.inspect(ref).catch((cause: unknown) => {
     throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });

@@ -4,10 +4,9 @@ import { PROTOCOL_VERSION } from '@datastation/protocol';
 import { functionPackage, tempDir } from '@datastation/test-support';
 import { describe, expect, it } from 'vitest';
 import { readFunctionPackage } from '../src/function-package.js';
-import { buildManifest, serializeManifest } from '../src/package/manifest.js';
-import { packFunctionPackage, sha256 } from '../src/package/pack.js';
-import { checkImage, openPackage } from '../src/package/verify.js';
-import { flipByte, readArchive, repackArchive } from './archives.js';
+import { buildManifest, checkImage, openPackage, serializeManifest } from '../src/index.js';
+import { packFunctionPackage, sha256 } from '../src/pack.js';
+import { flipByte, readArchive, repackArchive } from '@datastation/test-support';
 
 const IMAGE = { ref: 'example/runtime:test', id: `sha256:${'a'.repeat(64)}` };
 

@@ -1,0 +1,92 @@
+import { DsError } from '@datastation/protocol';
+import type { CommandContext } from '../context.js';
+import { dockerClient } from '../docker.js';
+import { stationStateDir } from '../station/state.js';
+
+export interface UpArgs {
+  name?: string | undefined;
+  port?: number | undefined;
+  runtime?: string | undefined;
+  offline?: boolean | undefined;
+  dbUrl?: string | undefined;
+}
+
+export interface DownArgs {
+  name?: string | undefined;
+  volumes?: boolean | undefined;
+}
+
+/**
+ * The station's stand-up lives in @datastation/gatekeeper, an optional peer of the CLI: a function
+ * developer's `npm install @datastation/cli` should not compile SQLite. Loaded only by up/down.
+ */
+async function gatekeeperCompose(): Promise<typeof import('@datastation/gatekeeper/compose')> {
+  try {
+    return await import('@datastation/gatekeeper/compose');
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((cause as Error).message).includes('@datastation/gatekeeper')) {
+      throw new DsError('BAD_REQUEST', 'ds up and ds down need the gatekeeper beside the CLI: npm install @datastation/gatekeeper (it builds SQLite from source, about 2 minutes).', { cause });
+    }
+    throw cause;
+  }
+}
+
+async function engine() {
+  const docker = await dockerClient();
+  await docker.ping().catch((cause: unknown) => {
+    throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+  });
+  return docker;
+}
+
+/** `ds up`: builds the images, starts the compose stack, writes the state folder and prints the demo principals' tokens. */
+export async function upCommand(argv: UpArgs, ctx: CommandContext): Promise<void> {
+  const { stationUp } = await gatekeeperCompose();
+  const docker = await engine();
+  const started = Date.now();
+  const up = await stationUp({
+    dir: stationStateDir(),
+    docker,
+    ...(argv.name !== undefined ? { name: argv.name } : {}),
+    ...(argv.port !== undefined ? { port: argv.port } : {}),
+    ...(argv.runtime ? { runtime: argv.runtime as 'runc' | 'runsc' } : {}),
+    ...(argv.dbUrl ? { dbUrl: argv.dbUrl } : {}),
+    ...(argv.offline ? { offline: true } : {}),
+    onProgress: (line) => ctx.progress.step(line),
+  });
+  ctx.progress.done(`station ${up.name} up in ${Math.round((Date.now() - started) / 100) / 10} s`);
+  if (ctx.json) {
+    ctx.out(`${JSON.stringify(up)}\n`);
+    return;
+  }
+  const width = Math.max(...up.principals.map((p) => `${p.id} (${p.role})`.length));
+  ctx.out(
+    [
+      `station ${up.name} at ${up.url}`,
+      `  state ${up.dir} (storage/ holds the data and the database)`,
+      '  principals (tokens are also in tokens/, mode 0600; ds picks them by role, or use --as):',
+      ...up.principals.map((p) => `    ${`${p.id} (${p.role})`.padEnd(width)}  ${p.token}`),
+      '  next: ds upload <pkg.dspkg> --as dev · ds grant ... --as acme · ds call ... --as ann · ds down',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** `ds down [--volumes]`: stops the stack; with --volumes removes its data too. */
+export async function downCommand(argv: DownArgs, ctx: CommandContext): Promise<void> {
+  const { stationDown } = await gatekeeperCompose();
+  const docker = await engine();
+  const down = await stationDown({
+    dir: stationStateDir(),
+    docker,
+    ...(argv.name !== undefined ? { name: argv.name } : {}),
+    ...(argv.volumes ? { volumes: true } : {}),
+    onProgress: (line) => ctx.progress.step(line),
+  });
+  ctx.progress.done(`station ${down.name} down`);
+  if (ctx.json) {
+    ctx.out(`${JSON.stringify(down)}\n`);
+    return;
+  }
+  ctx.out(`station ${down.name} down${down.strays ? ` (${down.strays} stray function container(s) removed)` : ''}${argv.volumes ? `; data removed${down.removed.length ? `: ${down.removed.join(', ')}` : ' (there was none)'}` : '; its data is kept (ds down --volumes removes it)'}\n`);
+}

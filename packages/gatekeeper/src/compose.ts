@@ -1,0 +1,330 @@
+/**
+ * Standing the simulated station up and down on this machine: the images built (offline when no
+ * registry answers), `compose/docker-compose.yml` brought up with docker compose v2 or
+ * docker-compose v1, and the state folder `ds` reads (station.json, tokens/) written. `ds up` and
+ * `ds down` are thin wrappers over this; the demo and its test use it through them.
+ *
+ * Layout of the station folder (`dir`, the CLI's $DS_STATION_STATE):
+ *
+ *     station.json   { url, principals, name, port, storage }   what ds's station commands read
+ *     tokens/<id>    the demo principals' tokens (0600), written by the gatekeeper at first start
+ *     storage/       DS_STORAGE: owners' data, users' /data, unpacked packages, the SQLite database
+ *     sessions/      the gatekeeper's session folders (sockets), and mounts/ its mount records
+ *
+ * `dir` is DS_STATE_DIR as well, so the tokens land where `ds` looks. Both folders are mounted at
+ * the same path inside the gatekeeper, because the engine resolves its bind mounts on the host.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, readFile, realpath, rename, rm, rmdir } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { buildRuntimeImage, type DockerClient, LABELS, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
+import { DsError } from '@datastation/protocol/errors';
+import { printable } from '@datastation/protocol';
+import type { Role } from '@datastation/protocol/station';
+import { DEMO_PRINCIPALS } from './demo.js';
+import { buildGatekeeperImage } from './image.js';
+
+const exec = promisify(execFile);
+
+/** Same depth from src/ and dist/. */
+export const STATION_COMPOSE_FILE = fileURLToPath(new URL('../../../compose/docker-compose.yml', import.meta.url));
+export const STATION_FILE = 'station.json';
+export const DEFAULT_STATION_NAME = 'datastation';
+export const DEFAULT_STATION_PORT = 8080;
+
+/** A compose project name both v1 and v2 accept, kept short: it also names the gatekeeper's hostname. */
+const NAME = /^[a-z0-9][a-z0-9_-]{0,39}$/;
+
+export interface StationUpOptions {
+  /** The station folder (see above). Made if missing (0700). */
+  dir: string;
+  /** The compose project, the station's label and its gatekeeper's hostname. Default `datastation`. */
+  name?: string;
+  /** The port on 127.0.0.1 the API is published on. Default 8080. */
+  port?: number;
+  /** The sandbox runtime of function containers; default: the gatekeeper's own choice (gVisor where the engine has it). */
+  runtime?: SandboxRuntime;
+  /** DS_DB_URL for the gatekeeper (a PostgreSQL URL); default SQLite in storage/. */
+  dbUrl?: string;
+  /** Build the runtime image on the offline base without trying a registry. */
+  offline?: boolean;
+  /** Seconds to wait for /healthz after `up`. Default 60. */
+  readyTimeoutS?: number;
+  docker: DockerClient;
+  onProgress?: (line: string) => void;
+}
+
+export interface StationPrincipal {
+  id: string;
+  role: Role;
+  token: string;
+  tokenFile: string;
+}
+
+export interface StationUp {
+  url: string;
+  name: string;
+  port: number;
+  dir: string;
+  storage: string;
+  /** The compose command used (`docker compose` or `docker-compose`). */
+  compose: string;
+  principals: StationPrincipal[];
+}
+
+export interface StationDownOptions {
+  dir: string;
+  /** Default: the name station.json records, else `datastation`. */
+  name?: string;
+  /** Also remove the station's data: storage/ (database included), tokens/, station.json. */
+  volumes?: boolean;
+  docker: DockerClient;
+  onProgress?: (line: string) => void;
+}
+
+export interface StationDown {
+  name: string;
+  compose: string;
+  /** Function containers the gatekeeper had not removed, removed here. */
+  strays: number;
+  /** What was deleted with `volumes`. */
+  removed: string[];
+}
+
+/**
+ * Builds what is missing, brings the stack up (a no-op for a stack already up with the same
+ * settings), waits until the gatekeeper answers, and writes station.json. Errors are typed:
+ * BAD_REQUEST for bad options, CONTAINER_START_FAILED (with compose's own words) when compose or
+ * the gatekeeper fails; a failed start takes the half-started stack down again.
+ */
+export async function stationUp(options: StationUpOptions): Promise<StationUp> {
+  const progress = options.onProgress ?? (() => undefined);
+  const name = checkName(options.name ?? DEFAULT_STATION_NAME);
+  const port = options.port ?? DEFAULT_STATION_PORT;
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new DsError('BAD_REQUEST', `--port must be a port number (1-65535); got ${String(port)}.`);
+  if (options.runtime !== undefined && !(SANDBOX_RUNTIMES as readonly string[]).includes(options.runtime)) {
+    throw new DsError('BAD_REQUEST', `--runtime must be one of ${SANDBOX_RUNTIMES.join(', ')}; got ${String(options.runtime)}.`);
+  }
+  const dir = await stationDir(options.dir);
+  const storage = join(dir, 'storage');
+  await mkdir(storage, { recursive: true, mode: 0o755 });
+  const compose = await findCompose();
+
+  progress('building the runtime image (offline base when no registry answers)');
+  const runtime = await buildRuntimeImage(options.docker, { offline: options.offline ? true : 'auto', pullTimeoutMs: 15_000, onProgress: (l) => progress(`  ${l}`) });
+  progress(`  ${runtime.tags[0]} ${runtime.built ? 'built' : 'up to date'}`);
+  progress('building the gatekeeper image');
+  const gatekeeper = await buildGatekeeperImage(options.docker, { onProgress: (l) => progress(`  ${l}`) });
+  progress(`  ${gatekeeper.tag} ${gatekeeper.built ? 'built' : 'up to date'}`);
+
+  const env = composeEnv({ name, port, dir, storage, runtime: options.runtime, dbUrl: options.dbUrl });
+  const url = `http://127.0.0.1:${port}`;
+  progress(`starting the station ${name} (${compose.join(' ')} up -d)`);
+  try {
+    await runCompose(compose, name, ['up', '-d'], env, progress);
+    progress(`waiting for ${url}/healthz`);
+    await waitHealthy(url, (options.readyTimeoutS ?? 60) * 1000, async () => (await runCompose(compose, name, ['logs', '--tail', '40', 'gatekeeper'], env).catch(() => ({ output: '' }))).output);
+  } catch (error) {
+    // Nothing half-up is left: the next `ds up` starts clean.
+    await runCompose(compose, name, ['down', '--remove-orphans'], env).catch(() => undefined);
+    throw error;
+  }
+  const principals: StationPrincipal[] = [];
+  for (const { id, role } of DEMO_PRINCIPALS) {
+    const tokenFile = join(dir, 'tokens', id);
+    const token = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
+    if (!token) throw new DsError('INTERNAL', `The gatekeeper is up but wrote no token for ${id} at ${tokenFile}. See \`${compose.join(' ')} -p ${name} logs gatekeeper\`.`);
+    principals.push({ id, role, token, tokenFile });
+  }
+  await writeStationFile(dir, { url, name, port, storage, principals: Object.fromEntries(principals.map((p) => [p.id, p.role])) });
+  return { url, name, port, dir, storage, compose: compose.join(' '), principals };
+}
+
+/**
+ * Takes the stack down: the gatekeeper gets SIGTERM and closes its sessions (removing their
+ * containers), then compose removes the container and the network. Function containers a killed
+ * gatekeeper left are removed too. With `volumes`, the station's data goes as well.
+ */
+export async function stationDown(options: StationDownOptions): Promise<StationDown> {
+  const progress = options.onProgress ?? (() => undefined);
+  if (!isAbsolute(options.dir)) throw new DsError('BAD_REQUEST', `The station folder must be an absolute path; got ${JSON.stringify(options.dir)}.`);
+  const recorded = await readStationFile(options.dir);
+  const name = checkName(options.name ?? recorded.name ?? DEFAULT_STATION_NAME);
+  const compose = await findCompose();
+  const storage = join(options.dir, 'storage');
+  const env = composeEnv({ name, port: recorded.port ?? DEFAULT_STATION_PORT, dir: options.dir, storage });
+  progress(`stopping the station ${name} (${compose.join(' ')} down)`);
+  await runCompose(compose, name, ['down', '--remove-orphans', ...(options.volumes ? ['-v'] : [])], env, progress);
+
+  let strays = 0;
+  const left = await options.docker.containers.list([LABELS.session, `${LABELS.ownerHost}=${gatekeeperHostname(name)}`]);
+  for (const c of left) {
+    await options.docker.containers.remove(c.id);
+    strays += 1;
+  }
+  if (strays) progress(`removed ${strays} function container(s) the gatekeeper had left`);
+
+  const removed: string[] = [];
+  if (options.volumes) {
+    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', STATION_FILE]) {
+      const path = join(options.dir, entry);
+      const info = await lstat(path).catch(() => undefined);
+      if (!info) continue;
+      await rm(path, { recursive: true, force: true }).catch((cause: unknown) => {
+        throw new DsError('INTERNAL', `Could not remove ${path}: ${(cause as Error).message}. Remove it by hand (it may hold files the station's containers own).`, { cause });
+      });
+      removed.push(path);
+    }
+    await rmdir(options.dir).catch(() => undefined); // only when nothing else is in it
+    if (removed.length) progress(`removed the station's data: ${removed.join(', ')}`);
+  }
+  return { name, compose: compose.join(' '), strays, removed };
+}
+
+/** The hostname the compose file gives the gatekeeper: the owner-host label of its function containers. */
+export function gatekeeperHostname(name: string): string {
+  return `${name}-gatekeeper`;
+}
+
+/** `docker compose` (v2) when the engine's CLI has it, else `docker-compose` (v1); DS_COMPOSE overrides ("docker-compose"). */
+export async function findCompose(env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const candidates = env.DS_COMPOSE ? [env.DS_COMPOSE.split(' ').filter(Boolean)] : [['docker', 'compose'], ['docker-compose']];
+  for (const command of candidates) {
+    try {
+      await exec(command[0]!, [...command.slice(1), 'version'], { timeout: 15_000 });
+      return command;
+    } catch {
+      // next
+    }
+  }
+  throw new DsError(
+    'CONTAINER_START_FAILED',
+    env.DS_COMPOSE
+      ? `DS_COMPOSE="${env.DS_COMPOSE}" does not run (\`${env.DS_COMPOSE} version\` failed).`
+      : 'Neither `docker compose` (Compose v2) nor `docker-compose` (v1) runs here. Install one of them (for example the docker-compose-plugin or docker-compose package).',
+  );
+}
+
+function checkName(name: string): string {
+  if (!NAME.test(name)) throw new DsError('BAD_REQUEST', `The station name ${JSON.stringify(name)} is not a compose project name: lowercase letters, digits, "-" and "_", at most 40, starting with a letter or digit.`);
+  return name;
+}
+
+/** The folder, made (0700) and resolved: the engine must see the same real path as we do. */
+async function stationDir(dir: string): Promise<string> {
+  if (!isAbsolute(dir)) throw new DsError('BAD_REQUEST', `The station folder must be an absolute path; got ${JSON.stringify(dir)}.`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const real = await realpath(dir);
+  const info = await lstat(real);
+  if (!info.isDirectory()) throw new DsError('BAD_REQUEST', `${real} is not a folder.`);
+  if (typeof process.getuid === 'function' && info.uid === process.getuid()) await chmod(real, 0o700);
+  return real;
+}
+
+function composeEnv(o: { name: string; port: number; dir: string; storage: string; runtime?: SandboxRuntime | undefined; dbUrl?: string | undefined }): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DS_STATION_NAME: o.name,
+    DS_PORT: String(o.port),
+    DS_STORAGE: o.storage,
+    DS_STATE_DIR: o.dir,
+    DS_RUNTIME: o.runtime ?? '',
+    DS_DB_URL: o.dbUrl ?? '',
+  };
+}
+
+/** Runs one compose command on the station's project; its output goes to `progress` line by line and, on failure, into the error. */
+function runCompose(compose: string[], name: string, args: string[], env: NodeJS.ProcessEnv, progress?: (line: string) => void): Promise<{ output: string }> {
+  const [command, ...prefix] = compose;
+  return new Promise((resolve, reject) => {
+    const child = spawn(command!, [...prefix, '-p', name, '-f', STATION_COMPOSE_FILE, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let pending = '';
+    const take = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output = (output + text).slice(-64 * 1024);
+      pending += text;
+      const lines = pending.split(/\r?\n/);
+      pending = lines.pop() ?? '';
+      for (const line of lines) if (line.trim()) progress?.(`  ${printable(line.trim())}`);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.once('error', (cause) => reject(new DsError('CONTAINER_START_FAILED', `Could not run ${compose.join(' ')}: ${cause.message}.`, { cause })));
+    child.once('close', (code) => {
+      if (code === 0) return resolve({ output });
+      const hint = /port is already allocated|address already in use/i.test(output) ? ' The port is taken: pass another with --port.' : '';
+      reject(
+        new DsError('CONTAINER_START_FAILED', `${compose.join(' ')} ${args.join(' ')} failed (exit ${code}).${hint}\n${quote(output)}`, {
+          details: { compose: compose.join(' '), args, exitCode: code },
+        }),
+      );
+    });
+  });
+}
+
+async function waitHealthy(url: string, timeoutMs: number, logs: () => Promise<string>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    // A ref'd timer, not AbortSignal.timeout (unref'd): while the engine's port proxy holds a
+    // connection open with no answer, nothing else may keep the process alive (Node then exits 13).
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 2_000);
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: controller.signal });
+      if (res.ok) return;
+      last = `HTTP ${res.status}`;
+    } catch (error) {
+      last = (error as Error).message;
+    } finally {
+      clearTimeout(timer);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new DsError('CONTAINER_START_FAILED', `The gatekeeper did not answer ${url}/healthz within ${Math.round(timeoutMs / 1000)} s (last: ${last}). Its log:\n${quote(await logs())}`);
+}
+
+/** Another program's words, behind `| ` and made printable. */
+function quote(text: string): string {
+  return text
+    .trim()
+    .split(/\r?\n/)
+    .slice(-40)
+    .map((l) => `  | ${printable(l)}`)
+    .join('\n');
+}
+
+interface StationFileContent {
+  url?: string;
+  name?: string;
+  port?: number;
+  storage?: string;
+  principals?: Record<string, Role>;
+}
+
+async function readStationFile(dir: string): Promise<StationFileContent> {
+  try {
+    const parsed = JSON.parse(await readFile(join(dir, STATION_FILE), 'utf8')) as StationFileContent;
+    return typeof parsed === 'object' && parsed !== null ? parsed : {};
+  } catch {
+    return {};
+  }
+}
+
+/** A new file beside the target, then a rename: `ds` never reads half of it. */
+async function writeStationFile(dir: string, content: StationFileContent): Promise<void> {
+  const file = join(dir, STATION_FILE);
+  const temp = `${file}.${process.pid}.tmp`;
+  await rm(temp, { force: true });
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`);
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+}

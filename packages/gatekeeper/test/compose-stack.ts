@@ -1,0 +1,146 @@
+/**
+ * The compose stack as the Docker tests bring it up: the gatekeeper image built on the offline
+ * base, `docker-compose` (v1) under a unique project name, the station's storage and state in a
+ * temp folder, the port a free one. `dispose` takes it down (`down -v --remove-orphans`) and
+ * removes the folder; whatever of the project or of its gatekeeper's function containers is then
+ * still on the engine is removed too, and returned, for the test to assert it is nothing.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect, vi } from 'vitest';
+import { createDockerClient, LABELS } from '@datastation/host';
+import { buildGatekeeperImage } from '../src/image.js';
+
+export const run = promisify(execFile);
+const COMPOSE_FILE = fileURLToPath(new URL('../../../compose/docker-compose.yml', import.meta.url));
+
+export interface Reply {
+  status: number;
+  body: any;
+}
+
+export interface ComposeStack {
+  readonly project: string;
+  readonly root: string;
+  readonly url: string;
+  readonly env: NodeJS.ProcessEnv;
+  /** The owner-host label of the gatekeeper's function containers (its compose hostname). */
+  readonly ownerHost: string;
+  /** The demo principals' tokens (acme, dev, ann), read by `readTokens`. */
+  readonly tokens: Record<string, string>;
+  compose(...args: string[]): Promise<{ stdout: string; stderr: string }>;
+  /** Waits until /healthz answers `{ ok: true }`. */
+  healthy(timeoutMs?: number): Promise<void>;
+  readTokens(): Promise<Record<string, string>>;
+  /** One request as a demo principal; a Buffer body is sent as bytes, anything else as JSON. */
+  call(method: string, path: string, who: string, body?: unknown): Promise<Reply>;
+  /** Takes the stack down and removes the temp folder; returns what was left and had to be removed by force. Idempotent. */
+  dispose(): Promise<{ containers: string[]; networks: string[]; volumes: string[] }>;
+}
+
+/** Ids of the engine's resources of one kind matching a label filter. */
+export async function listed(kind: 'container' | 'network' | 'volume', label: string): Promise<string[]> {
+  const args = kind === 'container' ? ['ps', '-aq', '--filter', `label=${label}`] : [kind, 'ls', '-q', '--filter', `label=${label}`];
+  return (await run('docker', args)).stdout.split('\n').filter(Boolean);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Builds the image (reused when up to date) and brings a stack up; resolves once /healthz answers. */
+export async function startComposeStack(prefix: string): Promise<ComposeStack> {
+  await buildGatekeeperImage(createDockerClient());
+  const project = `${prefix}${process.pid}${Date.now().toString(36)}`;
+  const root = await mkdtemp(join(tmpdir(), `ds-${prefix}-`));
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DS_STORAGE: join(root, 'storage'),
+    DS_STATE_DIR: join(root, 'state'),
+    DS_PORT: String(port),
+    DS_STATION_NAME: project,
+    DS_RUNTIME: process.env.DS_RUNTIME ?? 'runc',
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const tokens: Record<string, string> = {};
+  const compose = (...args: string[]) => run('docker-compose', ['-p', project, '-f', COMPOSE_FILE, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
+  let disposed: ReturnType<ComposeStack['dispose']> | undefined;
+
+  const stack: ComposeStack = {
+    project,
+    root,
+    url,
+    env,
+    ownerHost: `${project}-gatekeeper`,
+    tokens,
+    compose,
+    async healthy(timeoutMs = 30_000) {
+      await vi.waitFor(
+        async () => {
+          // Each attempt bounded: one made while the engine wires the port can hang on its first connection.
+          const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+          expect(await res.json()).toEqual({ ok: true });
+        },
+        { timeout: timeoutMs, interval: 250 },
+      );
+    },
+    async readTokens() {
+      for (const id of ['acme', 'dev', 'ann']) tokens[id] = (await readFile(join(env.DS_STATE_DIR!, 'tokens', id), 'utf8')).trim();
+      return tokens;
+    },
+    async call(method, path, who, body) {
+      const headers: Record<string, string> = { authorization: `Bearer ${tokens[who]}` };
+      const init: RequestInit = { method, headers };
+      if (Buffer.isBuffer(body)) {
+        init.body = body;
+        headers['content-type'] = 'application/octet-stream';
+      } else if (body !== undefined) {
+        init.body = JSON.stringify(body);
+        headers['content-type'] = 'application/json';
+      }
+      const res = await fetch(`${url}${path}`, init);
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    dispose() {
+      disposed ??= (async () => {
+        await compose('down', '-v', '--remove-orphans').catch(() => undefined);
+        const left = {
+          containers: [...new Set([...(await listed('container', `com.docker.compose.project=${project}`)), ...(await listed('container', `${LABELS.ownerHost}=${project}-gatekeeper`))])],
+          networks: await listed('network', `com.docker.compose.project=${project}`),
+          volumes: [...new Set([...(await listed('volume', `com.docker.compose.project=${project}`)), ...(await listed('volume', `${LABELS.ownerHost}=${project}-gatekeeper`))])],
+        };
+        // Whatever a failed test left is removed all the same; the caller asserts there was nothing.
+        if (left.containers.length) await run('docker', ['rm', '-f', '-v', ...left.containers]).catch(() => undefined);
+        if (left.networks.length) await run('docker', ['network', 'rm', ...left.networks]).catch(() => undefined);
+        if (left.volumes.length) await run('docker', ['volume', 'rm', '-f', ...left.volumes]).catch(() => undefined);
+        await rm(root, { recursive: true, force: true });
+        return left;
+      })();
+      return disposed;
+    },
+  };
+
+  try {
+    await mkdir(env.DS_STORAGE!, { recursive: true });
+    await mkdir(env.DS_STATE_DIR!, { recursive: true, mode: 0o700 });
+    await compose('up', '-d');
+    await stack.healthy();
+    return stack;
+  } catch (error) {
+    // The gatekeeper's own words on why it did not come up, before its container goes.
+    const logs = await compose('logs', '--no-color', '--tail', '40', 'gatekeeper').then((r) => r.stdout, () => '(no logs)');
+    await stack.dispose();
+    throw new Error(`The compose stack ${project} did not come up: ${(error as Error).message}\n${logs}`, { cause: error });
+  }
+}
