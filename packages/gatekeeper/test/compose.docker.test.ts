@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '@datastation/host';
 import { DEMO_DATA } from '../src/server.js';
-import { type ComposeStack, listed, startComposeStack } from './compose-stack.js';
+import { type ComposeStack, listed, run, startComposeStack } from './compose-stack.js';
 import { packTripStats } from './trip-stats.js';
 
 describe('the compose stack (docker-compose v1)', () => {
@@ -41,6 +41,19 @@ describe('the compose stack (docker-compose v1)', () => {
     expect(new Set(Object.values(tokens)).size).toBe(3);
     expect(await stack.readTokens()).toEqual(tokens);
     expect(await readFile(join(env.DS_STORAGE!, 'owners/acme/trips/2026.csv'), 'utf8')).toBe(DEMO_DATA['owners/acme/trips/2026.csv']);
+  });
+
+  it('runs the gatekeeper read-only, without new privileges, with only the capabilities it needs', async () => {
+    const id = (await stack.compose('ps', '-q', 'gatekeeper')).stdout.trim();
+    const [info] = JSON.parse((await run('docker', ['inspect', id])).stdout) as { HostConfig: { CapDrop: string[]; CapAdd: string[]; ReadonlyRootfs: boolean; SecurityOpt: string[] } }[];
+    expect(info!.HostConfig.CapDrop.map((c) => c.replace(/^CAP_/, ''))).toEqual(['ALL']);
+    expect(info!.HostConfig.CapAdd.map((c) => c.replace(/^CAP_/, '')).sort()).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER']);
+    expect(info!.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(info!.HostConfig.SecurityOpt).toContain('no-new-privileges:true');
+    const script = "process.stdout.write(/CapEff:\\s+(\\w+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1])";
+    const caps = (await run('docker', ['exec', id, 'node', '-e', script])).stdout;
+    // CHOWN (bit 0), DAC_OVERRIDE (1) and FOWNER (3): 0b1011.
+    expect(caps.trim()).toBe('000000000000000b');
   });
 
   it('runs the minimal flow over HTTP: upload, grant, run a connector, get the value', async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDockerClient } from '@datastation/host';
+import { repackArchive } from '@datastation/test-support';
 import { createGatekeeper, type Gatekeeper, openStore, type Store } from '../src/index.js';
 import { packTripStats } from './trip-stats.js';
 
@@ -99,6 +100,11 @@ describe('gatekeeper HTTP API', () => {
     damaged[damaged.length - 20]! ^= 0xff;
     const refused = await call('POST', '/v1/packages', 'dev', damaged);
     expect(refused).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
+    // A well-formed archive whose code was changed after packaging: the manifest's digest gives it away.
+    const tampered = await repackArchive(dspkg, (e) => (e.name === 'code/index.js' ? { ...e, content: `${String(e.content)}\nexport const leak = () => 1;\n` } : e));
+    const caught = await call('POST', '/v1/packages', 'dev', tampered);
+    expect(caught).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST', details: { file: 'code/index.js' } } } });
+    expect((await call('GET', '/v1/packages', 'dev')).body.packages).toEqual([]);
     const uploaded = await call('POST', '/v1/packages', 'dev', dspkg);
     expect(uploaded.status).toBe(201);
     expect(uploaded.body).toMatchObject({ id: digest, digest, name: 'trip-stats', functions: ['readText', 'slow', 'total'], connectors: ['summary'] });
@@ -160,6 +166,15 @@ describe('gatekeeper HTTP API', () => {
     }
     const unknown = await call('POST', '/v1/runs', 'ann', { package: `sha256:${'0'.repeat(64)}`, function: 'total', args: {} });
     expect(unknown.status).toBe(404);
+  });
+
+  it('refuses a package no owner has granted with NOT_APPROVED', async () => {
+    const other = await packTripStats('export const unapproved = () => 1;\n');
+    expect((await call('POST', '/v1/packages', 'dev', other.bytes)).status).toBe(201);
+    const reply = await call('POST', '/v1/runs', 'ann', { package: other.digest, function: 'total', args: { path: TRIPS } });
+    expect(reply.status).toBe(403);
+    expect(reply.body.error).toMatchObject({ code: 'NOT_APPROVED', details: { package: other.digest, missing: [] } });
+    expect(reply.body.error.message).toMatch(/No owner has granted package/);
   });
 
   it('refuses a user without a grant with NOT_APPROVED naming the owner', async () => {
