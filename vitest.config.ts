@@ -24,7 +24,7 @@ const RUNSC_DOCKER_FILES = [
  * A project against the real engine: the runtime image is built by the global setup; the OCI
  * runtime is always named (the Station would otherwise pick gVisor by itself where the engine has it).
  */
-function dockerProject(name: string, include: string[], runtime: 'runc' | 'runsc') {
+function dockerProject(name: string, include: string[], runtime: 'runc' | 'runsc', timeouts = { testTimeout: 90_000, hookTimeout: 120_000 }) {
   return {
     resolve,
     ssr,
@@ -33,8 +33,7 @@ function dockerProject(name: string, include: string[], runtime: 'runc' | 'runsc
       include,
       env: { DS_RUNTIME: runtime },
       globalSetup: ['./packages/test-support/src/docker-global-setup.ts'],
-      testTimeout: 90_000,
-      hookTimeout: 120_000,
+      ...timeouts,
       // Two cores: two files at a time keeps the engine busy without starving it.
       maxWorkers: 2,
       minWorkers: 1,
@@ -78,6 +77,9 @@ export default defineConfig({
       // real containers, each case asserting the typed refusal and that nothing leaked.
       dockerProject('security', ['test/security/**/*.test.ts'], 'runc'),
       dockerProject('faults', ['test/faults/**/*.test.ts'], 'runc'),
+      // Every public package published to a throwaway Verdaccio with changesets, then used from a
+      // fresh folder as a developer and an integrator would (test/registry): minutes, not seconds.
+      dockerProject('registry', ['test/registry/**/*.test.ts'], 'runc', { testTimeout: 600_000, hookTimeout: 900_000 }),
       // The same sessions under gVisor (see RUNSC_DOCKER_FILES).
       dockerProject('docker-runsc', RUNSC_DOCKER_FILES, 'runsc'),
       dockerProject('security-runsc', ['test/security/**/*.test.ts'], 'runsc'),

@@ -17,6 +17,13 @@ interface GlobalFlags {
   quiet?: boolean | undefined;
 }
 
+/** Shown by `ds run --help`: the one change `ds run` may make to the caller's files. */
+const DATA_OWNER_NOTE = [
+  'The function runs as the owner of --data, never as root. A root-owned --data is refused unless',
+  '--hand-over-data: then that folder (not its contents) becomes owned by uid 10001, the user',
+  'functions run as, and stays so after the run (chown it back if you need to).',
+].join('\n');
+
 const EXIT_CODES_HELP = [
   `Exit codes: ${EXIT_OK} ok, ${EXIT_USAGE} usage error,`,
   ...Object.entries(ERROR_CODES).map(([code, { exit }]) => `  ${exit} ${code}`),
@@ -50,7 +57,8 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .positional('dir', { type: 'string', demandOption: true, describe: 'A new or empty folder' })
           .option('name', { type: 'string', describe: 'Package name (default: from the folder name)' })
           .example('$0 init word-tools', 'Scaffold ./word-tools')
-          .example('$0 init fns --name @acme/word-tools', 'Scaffold ./fns with a scoped name'),
+          .example('$0 init fns --name @acme/word-tools', 'Scaffold ./fns with a scoped name')
+          .epilog('Run as root, ds init gives the data/ folder it creates (the folder alone) to uid 10001, the user functions run as, so that ds run can use it.'),
       async (argv) => {
         const { initCommand } = await import('./commands/init.js');
         await initCommand(argv, context(argv));
@@ -96,7 +104,8 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .example(`$0 run . wordCount --data data --args '{"file":"words.txt"}'`, 'Call wordCount with /data = ./data')
           .example(`$0 run word-tools-0.1.0.dspkg hello --data /tmp/d --json`, 'Run from a verified package; compact JSON')
           .example(`$0 run . summary --connector --data data --args '{"file":"words.txt"}'`, 'Run a connector')
-          .example(`$0 run . stats --data data --read-root station --allow 'owners/acme/*.csv'`, 'Grant reads of station/owners/acme/*.csv'),
+          .example(`$0 run . stats --data data --read-root station --allow 'owners/acme/*.csv'`, 'Grant reads of station/owners/acme/*.csv')
+          .epilog(DATA_OWNER_NOTE),
       async (argv) => {
         const { runCommand } = await import('./commands/run.js');
         await runCommand(argv, context(argv));

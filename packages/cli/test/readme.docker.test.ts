@@ -1,20 +1,15 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { LABELS } from '@datastation/host';
-import { tempDir, testDocker } from '@datastation/test-support';
+import { blocksRunBy, tempDir, testDocker } from '@datastation/test-support';
 import { expect, it } from 'vitest';
 import { dsCommand } from '../src/testing.js';
 
-/** The quick start of the CLI's README and of the repository's README, run as written by bash with `ds` as the CLI from source. */
-for (const [name, url] of [
-  ['packages/cli/README.md', new URL('../README.md', import.meta.url)],
-  ['README.md', new URL('../../../README.md', import.meta.url)],
-] as const) {
+/** The quick start of the CLI's README and of the repository's README (the blocks marked as run here), run as written by bash with `ds` as the CLI from source. */
+const blocks = blocksRunBy('packages/cli/test/readme.docker.test.ts');
+it('finds the quick start of both READMEs', () => expect(blocks.map((b) => b.file).sort()).toEqual(['README.md', 'packages/cli/README.md']));
+for (const { file: name, code: block } of blocks) {
   it(`runs the quick start of ${name} as it is`, async () => {
-    const readme = await readFile(url, 'utf8');
-    const block = /## Quick start\n\n[^]*?```sh\n([^]*?)```/.exec(readme)?.[1];
-    expect(block).toBeTruthy();
     const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const script = ['set -euo pipefail', `ds() { ${dsCommand().map(quote).join(' ')} "$@"; }`, block!].join('\n');
     await using box = await tempDir('ds-readme');

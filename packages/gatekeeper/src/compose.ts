@@ -1,6 +1,6 @@
 /**
  * Standing the simulated station up and down on this machine: the images built (offline when no
- * registry answers), `compose/docker-compose.yml` brought up with docker compose v2 or
+ * registry answers), this package's `compose/docker-compose.yml` brought up with docker compose v2 or
  * docker-compose v1, and the state folder `ds` reads (station.json, tokens/) written. `ds up` and
  * `ds down` are thin wrappers over this; the demo and its test use it through them.
  *
@@ -29,8 +29,8 @@ import { buildGatekeeperImage } from './image.js';
 
 const exec = promisify(execFile);
 
-/** Same depth from src/ and dist/. */
-export const STATION_COMPOSE_FILE = fileURLToPath(new URL('../../../compose/docker-compose.yml', import.meta.url));
+/** Shipped in this package (same depth from src/ and dist/). */
+export const STATION_COMPOSE_FILE = fileURLToPath(new URL('../compose/docker-compose.yml', import.meta.url));
 export const STATION_FILE = 'station.json';
 export const DEFAULT_STATION_NAME = 'datastation';
 export const DEFAULT_STATION_PORT = 8080;

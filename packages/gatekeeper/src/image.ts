@@ -1,20 +1,23 @@
 /**
- * Builds `datastation/gatekeeper:latest` (images/gatekeeper/Dockerfile) on the offline base: an
+ * Builds `datastation/gatekeeper:latest` (this package's image/Dockerfile) on the offline base: an
  * esbuild bundle of `main.ts` with better-sqlite3's native addon beside it. The addon was compiled
  * for this machine's node, and the offline base carries that very binary and its libraries, so it
  * loads in the image. An image whose inputs have not changed is reused, as the runtime image is.
+ * The bundle ships prebuilt in dist/gatekeeper-image (scripts/bundle-gatekeeper.ts); from source,
+ * in the Data Station repository, it is made here with esbuild (a devDependency).
  *
  * Build-time only: the gatekeeper process never imports this file.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { build, type PluginBuild } from 'esbuild';
+import type { PluginBuild } from 'esbuild';
 import { type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
+import { DsError } from '@datastation/protocol/errors';
 
 export const GATEKEEPER_IMAGE_REPO = 'datastation/gatekeeper';
 export const GATEKEEPER_IMAGE = `${GATEKEEPER_IMAGE_REPO}:latest`;
@@ -28,8 +31,10 @@ export interface BuiltGatekeeperImage {
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-/** Same depth from src/ and dist/. */
-const DOCKERFILE = new URL('../../../images/gatekeeper/Dockerfile', import.meta.url);
+/** Shipped in this package (same depth from src/ and dist/). */
+const DOCKERFILE = new URL('../image/Dockerfile', import.meta.url);
+/** The bundle made by this package's build: dist/gatekeeper-image/main.mjs. */
+const PREBUILT = fileURLToPath(new URL('./gatekeeper-image/main.mjs', import.meta.url));
 const ADDON = 'better_sqlite3.node';
 
 
@@ -38,8 +43,7 @@ export async function buildGatekeeperImage(docker: DockerClient, options: { forc
   const base = await ensureOfflineBase(docker, progress);
   const work = await mkdtemp(join(tmpdir(), 'ds-gatekeeper-image-'));
   try {
-    progress('bundling the gatekeeper');
-    const bundle = await bundleGatekeeper(work);
+    const bundle = await gatekeeperBundle(work, progress);
     const addonPath = join(createRequire(import.meta.url).resolve('better-sqlite3/package.json'), '..', 'build', 'Release', ADDON);
     const files: [string, Buffer][] = [
       ['Dockerfile', await readFile(DOCKERFILE)],
@@ -67,8 +71,19 @@ export async function buildGatekeeperImage(docker: DockerClient, options: { forc
   }
 }
 
-/** One ESM file needing nothing but node and the addon beside it. */
-async function bundleGatekeeper(outDir: string): Promise<string> {
+/** The prebuilt bundle when installed; made from source in this repository. */
+async function gatekeeperBundle(work: string, progress: (line: string) => void): Promise<string> {
+  if (await stat(PREBUILT).catch(() => undefined)) return PREBUILT;
+  if (!import.meta.url.endsWith('.ts')) {
+    throw new DsError('INTERNAL', `@datastation/gatekeeper is missing its prebuilt bundle (${PREBUILT}). Reinstall the package; in the Data Station repository, run \`pnpm build\`.`);
+  }
+  progress('bundling the gatekeeper from source');
+  return bundleGatekeeper(work);
+}
+
+/** One ESM file (`outDir`/main.mjs) needing nothing but node and the addon beside it. A build step: it needs esbuild (a devDependency). */
+export async function bundleGatekeeper(outDir: string): Promise<string> {
+  const { build } = await import('esbuild');
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   const outfile = join(outDir, 'main.mjs');
   await build({
@@ -83,9 +98,10 @@ async function bundleGatekeeper(outDir: string): Promise<string> {
     conditions: ['source'],
     legalComments: 'none',
     logLevel: 'error',
-    // Never loaded by the gatekeeper: esbuild (runtime image builds), pg's optional native client,
-    // ssh2's optional native crypto (remote engines over ssh; it falls back to JavaScript).
-    external: ['esbuild', 'pg-native', 'cpu-features', '*.node'],
+    // Never loaded by the gatekeeper: esbuild and the runtime's sources (runtime image builds),
+    // pg's optional native client, ssh2's optional native crypto (remote engines over ssh; it
+    // falls back to JavaScript).
+    external: ['esbuild', '@datastation/runtime', 'pg-native', 'cpu-features', '*.node'],
     banner: {
       js: [
         "import { createRequire as __dsCreateRequire } from 'node:module';",
@@ -104,17 +120,6 @@ async function bundleGatekeeper(outDir: string): Promise<string> {
         setup(b: PluginBuild) {
           b.onResolve({ filter: /^bindings$/ }, () => ({ path: 'bindings', namespace: 'ds-addon' }));
           b.onLoad({ filter: /.*/, namespace: 'ds-addon' }, () => ({ contents: 'module.exports = () => require(__dsAddon);', loader: 'js' }));
-        },
-      },
-      {
-        // The CLI (whose package checks the gatekeeper uses) reads its version from
-        // `../package.json` at import time, a file the image does not have: inline it.
-        name: 'cli-version',
-        setup(b: PluginBuild) {
-          b.onLoad({ filter: /[\\/]cli[\\/](src|dist)[\\/]version\.(ts|js)$/ }, async (args) => {
-            const manifest = JSON.parse(await readFile(join(args.path, '..', '..', 'package.json'), 'utf8')) as { version: string };
-            return { contents: `export const CLI_VERSION = ${JSON.stringify(manifest.version)};`, loader: 'js' };
-          });
         },
       },
     ],

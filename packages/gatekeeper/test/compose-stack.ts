@@ -17,7 +17,7 @@ import { createDockerClient, LABELS } from '@datastation/host';
 import { buildGatekeeperImage } from '../src/image.js';
 
 export const run = promisify(execFile);
-const COMPOSE_FILE = fileURLToPath(new URL('../../../compose/docker-compose.yml', import.meta.url));
+const COMPOSE_FILE = fileURLToPath(new URL('../compose/docker-compose.yml', import.meta.url));
 
 export interface Reply {
   status: number;

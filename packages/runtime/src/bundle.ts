@@ -14,6 +14,9 @@ export async function bundleRuntime(outDir: string): Promise<{ runtimeDir: strin
   const runtimeDir = join(outDir, 'runtime');
   const devUtilsDir = join(outDir, 'node_modules', '@datastation', 'dev-utils');
   const common = {
+    // Comments name modules relative to this: fixed, so the same sources give the same bytes from
+    // any checkout and any cwd (a prebuilt bundle and one made from source are then the same image).
+    absWorkingDir: join(here, '..'),
     bundle: true,
     platform: 'node' as const,
     format: 'esm' as const,

@@ -2,7 +2,7 @@ import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
-import { scaffoldFiles } from '../scaffold/templates.js';
+import { packageNameFrom, scaffoldFiles } from '../scaffold/templates.js';
 import { CLI_VERSION } from '../version.js';
 
 /** The uid functions run as in a folder handed over to them (the host's DEFAULT_CONTAINER_UID; not imported, to keep `ds init` from loading the host). */
@@ -25,7 +25,7 @@ export async function initCommand(argv: InitArgs, ctx: CommandContext): Promise<
   if (!/^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*$/.test(name)) {
     throw new DsError('BAD_REQUEST', `--name must be an npm package name (lower case, e.g. word-tools); got ${JSON.stringify(name)}.`);
   }
-  const files = scaffoldFiles({ name, datastationRange: (await insideThisRepository(dir)) ? 'workspace:*' : `^${CLI_VERSION}` });
+  const files = scaffoldFiles({ name, folder: basename(dir), datastationRange: (await insideThisRepository(dir)) ? 'workspace:*' : `^${CLI_VERSION}` });
   for (const [path, content] of Object.entries(files)) {
     const full = join(dir, path);
     await mkdir(dirname(full), { recursive: true });
@@ -44,19 +44,15 @@ export async function initCommand(argv: InitArgs, ctx: CommandContext): Promise<
       `Created ${name} in ${shown}:`,
       ...Object.keys(files).sort().map((f) => `  ${f}`),
       '',
-      'Next:',
-      `  ds run ${shown} hello --data ${join(shown, 'data')} --args '{"name":"Ada"}'`,
-      `  ds run ${shown} summary --connector --data ${join(shown, 'data')} --args '{"file":"words.txt"}'`,
-      `  ds package ${shown}`,
+      'Next (see its README.md):',
+      `  cd ${shown}`,
+      '  npm install',
+      '  npm test',
+      '  npx ds image build --offline',
+      `  npx ds run . hello --data data --args '{"name":"Ada"}'`,
       '',
     ].join('\n'),
   );
-}
-
-/** A folder name as an npm package name: lower case, anything else becomes '-'. */
-export function packageNameFrom(folder: string): string {
-  const name = folder.toLowerCase().replace(/[^a-z0-9._~-]+/g, '-').replace(/^[^a-z0-9]+/, '').replace(/-+$/, '');
-  return name || 'functions';
 }
 
 /** Inside the Data Station repository, @datastation/* come from the workspace rather than the registry. */

@@ -1,15 +1,18 @@
 /**
- * The files of a new function package (`ds init`). It needs no install to run: `ds run` and
- * `ds package` bundle src/ themselves, and the runtime image provides @datastation/dev-utils.
- * The devDependencies are for the editor, the unit test and the optional `build` script.
+ * The files of a new function package (`ds init`). `npm install` brings `ds` (@datastation/cli),
+ * dev-utils for the editor and the unit test, and tsx to run that test; the runtime image
+ * provides dev-utils to the functions in the container. Its README's commands are the ones the
+ * registry test (test/registry) runs against packages published to a local registry.
  */
 export interface ScaffoldOptions {
   name: string;
+  /** The folder `ds init` was given, as the README's first command names it. */
+  folder: string;
   /** Version range for @datastation/* devDependencies (`workspace:*` inside this repository). */
   datastationRange: string;
 }
 
-export function scaffoldFiles({ name, datastationRange }: ScaffoldOptions): Record<string, string> {
+export function scaffoldFiles({ name, folder, datastationRange }: ScaffoldOptions): Record<string, string> {
   const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
   return {
     'package.json': json({
@@ -26,6 +29,7 @@ export function scaffoldFiles({ name, datastationRange }: ScaffoldOptions): Reco
         start: 'ds run . hello --data data',
         package: 'ds package .',
       },
+      engines: { node: '>=20.11' },
       devDependencies: {
         '@datastation/cli': datastationRange,
         '@datastation/dev-utils': datastationRange,
@@ -51,7 +55,7 @@ export function scaffoldFiles({ name, datastationRange }: ScaffoldOptions): Reco
     'src/index.ts': INDEX_TS,
     'src/connectors.ts': CONNECTORS_TS,
     'test/index.test.ts': TEST_TS,
-    'README.md': readme(name),
+    'README.md': readme(name, folder),
   };
 }
 
@@ -135,7 +139,13 @@ test('summary combines hello and wordCount', async () => {
 });
 `;
 
-function readme(name: string): string {
+/** The file name `ds package` is told to write in the README. */
+function dspkgName(name: string): string {
+  return `${name.replace(/^@/, '').replace(/\//g, '-')}.dspkg`;
+}
+
+function readme(name: string, folder: string): string {
+  const init = `npx @datastation/cli init ${folder}${packageNameFrom(folder) === name ? '' : ` --name ${name}`}`;
   return `# ${name}
 
 Data Station functions (\`src/index.ts\`) and a connector (\`src/connectors.ts\`).
@@ -145,36 +155,47 @@ and write it with \`@datastation/dev-utils\` (\`read\`, \`write\`, \`list\`), wh
 provides. Connectors run in the same container, beside the functions: a station call becomes one
 or more function calls through \`run\`, which reaches only this package's functions.
 
-## Run
+## Start
 
-No install is needed: \`ds\` bundles \`src/\` with esbuild.
-
-\`\`\`sh
-ds run . hello --data data --args '{"name":"Ada"}'
-ds run . wordCount --data data --args '{"file":"words.txt"}'
-ds run . summary --connector --data data --args '{"file":"words.txt","name":"Ada"}'
-\`\`\`
-
-The value is printed as JSON on stdout; the function's logs go to stderr.
-
-## Test
+This folder was made by the first command. \`npm install\` brings \`ds\` (\`@datastation/cli\`) and
+what the test needs; the test calls the functions directly, with \`DS_DATA_DIR\` pointing at a temp
+folder (dev-utils' local mode), so it needs no Docker.
 
 \`\`\`sh
+${init}
+cd ${folder}
 npm install
 npm test
 \`\`\`
 
-The test calls the functions directly, with \`DS_DATA_DIR\` pointing at a temp folder (dev-utils'
-local mode), so it needs no Docker.
+## Run
+
+Functions run in the runtime image, built once on this machine. \`--offline\` builds it on this
+machine's own \`node\` and needs no image registry; without it, the base is \`node:20-bookworm-slim\`.
+\`ds\` bundles \`src/\` with esbuild; the value is printed as JSON on stdout, the function's logs go
+to stderr.
+
+\`\`\`sh
+npx ds image build --offline
+npx ds run . hello --data data --args '{"name":"Ada"}'
+npx ds run . wordCount --data data --args '{"file":"words.txt"}'
+npx ds run . summary --connector --data data --args '{"file":"words.txt","name":"Ada"}'
+\`\`\`
 
 ## Package
 
 \`\`\`sh
-ds package . -o ${name.replace(/^@/, '').replace(/\//g, '-')}.dspkg
-ds verify ${name.replace(/^@/, '').replace(/\//g, '-')}.dspkg
+npx ds package . -o ${dspkgName(name)}
+npx ds verify ${dspkgName(name)}
 \`\`\`
 
 The \`.dspkg\` holds the bundled code, its digests and the id of the runtime image it was built
 against (\`--image\`, default \`datastation/runtime:latest\`).
 `;
+}
+
+/** A folder name as an npm package name (the one \`ds init\` takes by default): lower case, anything else becomes '-'. */
+export function packageNameFrom(folder: string): string {
+  const name = folder.toLowerCase().replace(/[^a-z0-9._~-]+/g, '-').replace(/^[^a-z0-9]+/, '').replace(/-+$/, '');
+  return name || 'functions';
 }

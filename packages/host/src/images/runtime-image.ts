@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { bundleRuntime, RUNTIME_VERSION } from '@datastation/runtime';
+import { fileURLToPath } from 'node:url';
 import { DsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
@@ -32,8 +32,12 @@ export interface BuiltImage {
   built: boolean;
 }
 
-/** Where the Dockerfile lives in this repository (same depth from src/ and dist/). */
-const DOCKERFILE = new URL('../../../../images/runtime/Dockerfile', import.meta.url);
+/** The image's Dockerfile, shipped in this package (same depth from src/images and dist/images). */
+const DOCKERFILE = new URL('../../image/Dockerfile', import.meta.url);
+/** The runtime bundled by this package's build (scripts/bundle-runtime.ts): dist/runtime-image. */
+const PREBUILT = fileURLToPath(new URL('../runtime-image/', import.meta.url));
+/** Written last by the build, beside runtime/ and node_modules/: the runtime's version (the image's second tag). */
+export const PREBUILT_VERSION_FILE = 'runtime-version';
 
 /** Builds `datastation/runtime:latest` and `:<version>`; returns the image id. */
 export async function buildRuntimeImage(docker: DockerClient, options: BuildRuntimeImageOptions = {}): Promise<BuiltImage> {
@@ -41,31 +45,47 @@ export async function buildRuntimeImage(docker: DockerClient, options: BuildRunt
   const base = await chooseBase(docker, options, progress);
   const work = await mkdtemp(join(tmpdir(), 'ds-image-'));
   try {
-    progress('bundling the runtime');
-    await bundleRuntime(work);
+    const { dir: context, version } = await runtimeFiles(work, progress);
     const entries: TarEntry[] = [{ type: 'content', name: 'Dockerfile', content: await readFile(DOCKERFILE) }];
-    for (const dir of ['runtime', 'node_modules']) entries.push(...(await filesUnder(work, dir)));
+    for (const dir of ['runtime', 'node_modules']) entries.push(...(await filesUnder(context, dir)));
     // The same inputs give the same image: skip the build (and a dangling old image) when nothing changed.
     const inputs = await inputsHash(entries, (await docker.images.inspect(base))?.id ?? base);
-    const tags = [RUNTIME_IMAGE, `${RUNTIME_IMAGE_REPO}:${RUNTIME_VERSION}`];
+    const tags = [RUNTIME_IMAGE, `${RUNTIME_IMAGE_REPO}:${version}`];
     const existing = await docker.images.inspect(RUNTIME_IMAGE);
     if (existing && existing.labels[LABELS.inputs] === inputs && !options.force) {
       progress(`${RUNTIME_IMAGE} is up to date`);
-      await docker.images.tag(RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, RUNTIME_VERSION);
+      await docker.images.tag(RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, version);
       return { id: existing.id, tags, base, built: false };
     }
     progress(`building ${RUNTIME_IMAGE} on ${base}`);
     const id = await docker.images.build(
       tarOf(entries),
-      { tag: RUNTIME_IMAGE, buildArgs: { NODE_IMAGE: base }, labels: { [LABELS.image]: 'runtime', [LABELS.version]: RUNTIME_VERSION, [LABELS.inputs]: inputs } },
+      { tag: RUNTIME_IMAGE, buildArgs: { NODE_IMAGE: base }, labels: { [LABELS.image]: 'runtime', [LABELS.version]: version, [LABELS.inputs]: inputs } },
       (line) => progress(line),
     );
-    await docker.images.tag(RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, RUNTIME_VERSION);
+    await docker.images.tag(RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, version);
     if (existing && existing.id !== id) await docker.images.remove(existing.id).catch(() => undefined); // only if nothing else uses it
     return { id, tags, base, built: true };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The folder holding runtime/ and node_modules/ for the image. Installed, this package carries
+ * them prebuilt; run from source in the Data Station repository, the runtime is bundled from its
+ * sources (a devDependency, never loaded by the published files). Both give the same bytes.
+ */
+async function runtimeFiles(work: string, progress: (line: string) => void): Promise<{ dir: string; version: string }> {
+  const prebuilt = await readFile(join(PREBUILT, PREBUILT_VERSION_FILE), 'utf8').catch(() => undefined);
+  if (prebuilt !== undefined) return { dir: PREBUILT, version: prebuilt.trim() };
+  if (!import.meta.url.endsWith('.ts')) {
+    throw new DsError('INTERNAL', `@datastation/host is missing its prebuilt runtime (${PREBUILT}). Reinstall the package; in the Data Station repository, run \`pnpm build\`.`);
+  }
+  progress('bundling the runtime from source');
+  const { bundleRuntime, RUNTIME_VERSION } = await import('@datastation/runtime');
+  await bundleRuntime(work);
+  return { dir: work, version: RUNTIME_VERSION };
 }
 
 async function chooseBase(docker: DockerClient, options: BuildRuntimeImageOptions, progress: (line: string) => void): Promise<string> {

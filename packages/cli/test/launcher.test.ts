@@ -1,0 +1,54 @@
+/**
+ * `ds` from any folder, as the README says: `node <repository>/packages/cli/bin/ds.js` (what the
+ * README's alias and the root `ds` script run) works from source with no build step, in the
+ * folder it was started from, and `--json` prints one JSON document on stdout and nothing else;
+ * `pnpm -C <repository> -s ds` too.
+ */
+import { execFile } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { blocksRunBy, REPO_ROOT, tempDir } from '@datastation/test-support';
+import { expect, it } from 'vitest';
+import { CLI_VERSION } from '../src/version.js';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../bin/ds.js', import.meta.url));
+// Outside the repository: the child's cwd is a temp folder, and node is found on PATH as a reader's shell finds it.
+const env: NodeJS.ProcessEnv = { ...process.env, TSX_DISABLE_CACHE: '1' };
+delete env.INIT_CWD;
+delete env.npm_lifecycle_event;
+
+it('runs from source in any folder: --version, init writes there, --json is pure JSON', async () => {
+  await using box = await tempDir('ds-anywhere');
+  const version = await run(process.execPath, [BIN, '--version'], { cwd: box.path, env });
+  expect(version.stdout).toBe(`${CLI_VERSION}\n`);
+  const init = await run(process.execPath, [BIN, 'init', 'x', '--json'], { cwd: box.path, env });
+  expect(JSON.parse(init.stdout)).toMatchObject({ dir: join(box.path, 'x'), name: 'x' });
+  expect(await readdir(join(box.path, 'x'))).toContain('package.json');
+});
+
+it('is what the README\'s alias runs, from any folder', async () => {
+  const [block] = blocksRunBy('packages/cli/test/launcher.test.ts');
+  expect(block?.file).toBe('README.md');
+  await using box = await tempDir('ds-alias');
+  // The alias line at the repository root, as the README says, then ds in another folder.
+  const script = ['set -euo pipefail', 'shopt -s expand_aliases', `cd ${JSON.stringify(REPO_ROOT)}`, block!.code, `cd ${JSON.stringify(box.path)}`, 'ds init y --json'].join('\n');
+  const { stdout } = await run('bash', ['-c', script], { env });
+  expect(JSON.parse(stdout)).toMatchObject({ dir: join(box.path, 'y'), name: 'y' });
+});
+
+it('pnpm -C <repository> -s ds works in the caller\'s folder with pure JSON on stdout', async () => {
+  await using box = await tempDir('ds-pnpm-dir');
+  const { stdout } = await run('npx', ['-y', 'pnpm@10.34.9', '-C', REPO_ROOT, '-s', 'ds', 'init', 'z', '--json'], { cwd: box.path, env, timeout: 60_000 });
+  expect(JSON.parse(stdout)).toMatchObject({ dir: join(box.path, 'z'), name: 'z' });
+  expect(await readdir(box.path)).toEqual(['z']);
+}, 70_000);
+
+it('says where users see it that --hand-over-data and ds init (as root) change the data folder\'s owner', async () => {
+  const run_ = await run(process.execPath, [BIN, 'run', '--help'], { env });
+  expect(run_.stdout).toMatch(/--hand-over-data: then that folder \(not its contents\) becomes owned by uid 10001/);
+  const init = await run(process.execPath, [BIN, 'init', '--help'], { env });
+  expect(init.stdout).toMatch(/Run as root, ds init gives the data\/ folder it creates \(the folder alone\) to uid 10001/);
+});
