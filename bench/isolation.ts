@@ -12,10 +12,13 @@ import { Worker } from 'node:worker_threads';
 const dir = await mkdtemp(join(tmpdir(), 'ds-bench-iso-'));
 const workerFile = join(dir, 'w.mjs');
 const childFile = join(dir, 'c.mjs');
-await writeFile(workerFile, `import { parentPort } from 'node:worker_threads'; parentPort.on('message', (m) => parentPort.postMessage(m)); parentPort.postMessage('ready');`);
+await writeFile(
+  workerFile,
+  `import { parentPort } from 'node:worker_threads'; parentPort.on('message', (m) => parentPort.postMessage(m)); parentPort.postMessage('ready');`,
+);
 await writeFile(childFile, `process.on('message', (m) => process.send(m)); process.send('ready');`);
 
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? Number.NaN;
 const fmt = (n: number) => n.toFixed(3);
 
 async function startWorker(): Promise<{ ms: number; w: Worker }> {
@@ -70,6 +73,10 @@ await rm(dir, { recursive: true, force: true });
 console.log(`node ${process.version}, ${N} starts, ${M} round trips`);
 console.log('| | start p50 (ms) | start max (ms) | round trip p50 (ms) | round trip p99 (ms) |');
 console.log('|---|---|---|---|---|');
-console.log(`| worker thread | ${fmt(quantile(workerStarts, 0.5))} | ${fmt(Math.max(...workerStarts))} | ${fmt(quantile(wrt, 0.5))} | ${fmt(quantile(wrt, 0.99))} |`);
-console.log(`| child process | ${fmt(quantile(childStarts, 0.5))} | ${fmt(Math.max(...childStarts))} | ${fmt(quantile(crt, 0.5))} | ${fmt(quantile(crt, 0.99))} |`);
+console.log(
+  `| worker thread | ${fmt(quantile(workerStarts, 0.5))} | ${fmt(Math.max(...workerStarts))} | ${fmt(quantile(wrt, 0.5))} | ${fmt(quantile(wrt, 0.99))} |`,
+);
+console.log(
+  `| child process | ${fmt(quantile(childStarts, 0.5))} | ${fmt(Math.max(...childStarts))} | ${fmt(quantile(crt, 0.5))} | ${fmt(quantile(crt, 0.99))} |`,
+);
 console.log(`memory per idle worker thread: ~${perWorkerMb.toFixed(1)} MB RSS (a child process: a whole Node, ~40 MB)`);

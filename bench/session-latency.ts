@@ -11,7 +11,7 @@ import { dsDockerInit } from '@datastation/host';
 const quick = process.argv.includes('--quick');
 const COLD = quick ? 3 : 10;
 const WARM = quick ? 500 : 5000;
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? Number.NaN;
 
 const fn = await mkdtemp(join(tmpdir(), 'ds-bench-fn-'));
 const data = await mkdtemp(join(tmpdir(), 'ds-bench-data-'));
@@ -33,7 +33,10 @@ try {
     await s.run('noop');
     warm.push(performance.now() - t);
   }
-  console.log(`cold start (init → first no-op result), ${COLD} runs: p50 ${q(cold, 0.5).toFixed(1)} ms, min ${Math.min(...cold).toFixed(1)}, max ${Math.max(...cold).toFixed(1)}`);
+  console.log(
+    `cold start (init → first no-op result), ${COLD} runs: p50 ${q(cold, 0.5).toFixed(1)} ms, min ${Math.min(...cold).toFixed(1)}, max ` +
+      `${Math.max(...cold).toFixed(1)}`,
+  );
   console.log(`warm no-op call, ${WARM} sequential calls: p50 ${q(warm, 0.5).toFixed(3)} ms, p99 ${q(warm, 0.99).toFixed(3)} ms`);
 } finally {
   await rm(fn, { recursive: true, force: true });

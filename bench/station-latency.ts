@@ -15,7 +15,7 @@ const quick = process.argv.includes('--quick');
 const WARM = quick ? 300 : 3000;
 const PAUSES = quick ? 10 : 40;
 const COLD = quick ? 3 : 10;
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? Number.NaN;
 const line = (name: string, xs: number[], digits = 3) =>
   console.log(`${name.padEnd(48)} p50 ${q(xs, 0.5).toFixed(digits).padStart(8)} ms   p90 ${q(xs, 0.9).toFixed(digits).padStart(8)} ms   (${xs.length} runs)`);
 

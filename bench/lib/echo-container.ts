@@ -30,8 +30,18 @@ process.umask(umask);
 let bundled: Buffer | undefined;
 async function echoBundle(): Promise<Buffer> {
   if (bundled) return bundled;
-  const result = await build({ stdin: { contents: ECHO_SERVER, resolveDir: import.meta.dirname, loader: 'js' }, bundle: true, platform: 'node', format: 'esm', write: false, logLevel: 'silent', banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" } });
-  bundled = Buffer.from(result.outputFiles[0]!.contents);
+  const result = await build({
+    stdin: { contents: ECHO_SERVER, resolveDir: import.meta.dirname, loader: 'js' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    write: false,
+    logLevel: 'silent',
+    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+  });
+  const [output] = result.outputFiles;
+  if (!output) throw new Error('esbuild produced no output for the echo container.');
+  bundled = Buffer.from(output.contents);
   return bundled;
 }
 
@@ -56,10 +66,7 @@ export async function startEchoContainer(docker: DockerClient, label: string, ru
     hostConfig: {
       Runtime: runtime,
       NetworkMode: 'none',
-      Mounts: [
-        { Type: 'bind', Source: dir, Target: '/run/ds' },
-        { Type: 'volume', Target: '/opt/ds/functions' } as never,
-      ],
+      Mounts: [{ Type: 'bind', Source: dir, Target: '/run/ds' }, { Type: 'volume', Target: '/opt/ds/functions' } as never],
     },
   });
   const archive = pack();
@@ -70,7 +77,12 @@ export async function startEchoContainer(docker: DockerClient, label: string, ru
   const socket = join(dir, 'echo.sock');
   const connect = async (): Promise<WebSocket> => {
     for (;;) {
-      if (await stat(socket).then(() => true, () => false)) {
+      if (
+        await stat(socket).then(
+          () => true,
+          () => false,
+        )
+      ) {
         const ws = new WebSocket(`ws+unix:${socket}:/`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
         const ok = await new Promise<boolean>((resolve) => {
           ws.once('open', () => resolve(true));

@@ -23,7 +23,7 @@ export async function buildExample(): Promise<string> {
     logLevel: 'warning',
   });
   await mkdir(distDir, { recursive: true });
-  await writeFile(join(distDir, 'package.json'), JSON.stringify({ name: 'csv-stats', version: '0.1.0', type: 'module', main: 'index.js' }, null, 2) + '\n');
+  await writeFile(join(distDir, 'package.json'), `${JSON.stringify({ name: 'csv-stats', version: '0.1.0', type: 'module', main: 'index.js' }, null, 2)}\n`);
   return distDir;
 }
 

@@ -26,7 +26,9 @@ const started = Date.now();
 await using session = await dsDockerInit({ dataDir, functions, package: 'csv-stats', handOverDataDir: true });
 step(`session ${session.sessionId} ready in ${Date.now() - started} ms; functions: ${session.functions.join(', ')}`);
 
-const summary = (await dsDockerRun('summarize', { file: 'trips.csv' }, session, { onLog: (_s, data) => process.stderr.write(`  [function] ${data}`) })) as { reports: string[] };
+const summary = (await dsDockerRun('summarize', { file: 'trips.csv' }, session, { onLog: (_s, data) => process.stderr.write(`  [function] ${data}`) })) as {
+  reports: string[];
+};
 console.log(JSON.stringify(summary, null, 2));
 const meanDuration = await dsDockerRun('mean', { column: 'duration' }, session);
 step(`mean duration: ${String(meanDuration)}`);

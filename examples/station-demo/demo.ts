@@ -29,7 +29,7 @@ interface Ran {
 async function ds(args: string[], options: { quiet?: boolean } = {}): Promise<Ran> {
   process.stdout.write(`$ ds ${args.map((a) => (/^[\w@./:=,-]+$/.test(a) ? a : `'${a}'`)).join(' ')}\n`);
   const [command, ...prefix] = dsCommand();
-  const child = spawn(command!, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  const child = spawn(command, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -82,8 +82,24 @@ try {
   // One grant per owner, user and package: the new one replaces the first. Its release mode
   // covers every run of the package, not only the runs that read the reviewed folder: a function
   // could otherwise copy reviewed data into the user's /data in one run and return it in the next.
-  say('acme widens ann\'s grant to the reviewed folder, and from now on reviews each result');
-  expectOk('ds grant review', await ds(['grant', digest, '--user', 'ann', '--read', 'owners/acme/trips/*.csv', '--read', 'owners/acme/reviewed/*.csv', '--release', 'review', '--as', 'acme']));
+  say("acme widens ann's grant to the reviewed folder, and from now on reviews each result");
+  expectOk(
+    'ds grant review',
+    await ds([
+      'grant',
+      digest,
+      '--user',
+      'ann',
+      '--read',
+      'owners/acme/trips/*.csv',
+      '--read',
+      'owners/acme/reviewed/*.csv',
+      '--release',
+      'review',
+      '--as',
+      'acme',
+    ]),
+  );
   const staged = expectOk('ds call payrollReport', await ds(['call', digest, 'payrollReport', '--as', 'ann', '--json']));
   const run = JSON.parse(staged.stdout) as { id: string; status: string };
   if (run.status !== 'pending') throw new Error(`payrollReport: expected a pending (staged) run, got ${run.status}`);
@@ -96,7 +112,7 @@ try {
   if (seen.status !== 'released' || seen.value?.payroll !== 11_200) throw new Error(`after release: expected ann to see payroll 11200, got ${released.stdout}`);
   process.stdout.write(`ann now sees: ${JSON.stringify(seen.value)}\n`);
 
-  say('the audit trail of acme\'s data: every upload, grant, run, read and release, hash-chained');
+  say("the audit trail of acme's data: every upload, grant, run, read and release, hash-chained");
   expectOk('ds audit', await ds(['audit', '--as', 'acme']));
   expectOk('ds audit --verify', await ds(['audit', '--verify', '--as', 'acme']));
 

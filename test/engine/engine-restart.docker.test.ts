@@ -17,7 +17,12 @@ const run = promisify(execFile);
 const ENSURE_DOCKER = fileURLToPath(new URL('../../../shared/env/ensure-docker.sh', import.meta.url));
 
 async function engineAnswers(): Promise<boolean> {
-  return testDocker().ping().then(() => true, () => false);
+  return testDocker()
+    .ping()
+    .then(
+      () => true,
+      () => false,
+    );
 }
 
 async function stopEngine(): Promise<void> {
@@ -25,18 +30,32 @@ async function stopEngine(): Promise<void> {
   process.kill(pid, 'SIGTERM');
   await expect.poll(engineAnswers, { timeout: 60_000, interval: 200 }).toBe(false);
   // The pid file goes when dockerd has finished shutting down.
-  await expect.poll(() => readFile('/var/run/docker.pid', 'utf8').then(() => true, () => false), { timeout: 60_000, interval: 200 }).toBe(false);
+  await expect
+    .poll(
+      () =>
+        readFile('/var/run/docker.pid', 'utf8').then(
+          () => true,
+          () => false,
+        ),
+      { timeout: 60_000, interval: 200 },
+    )
+    .toBe(false);
 }
 
 it('calls in flight fail with a typed error, sessions are replaced, and nothing is left', async () => {
-  await using fn = await functionPackage({ 'index.js': 'export const nap = (a) => new Promise((r) => setTimeout(() => r("woke"), a.ms)); export const ping = () => "pong";' });
+  await using fn = await functionPackage({
+    'index.js': 'export const nap = (a) => new Promise((r) => setTimeout(() => r("woke"), a.ms)); export const ping = () => "pong";',
+  });
   await using data = await dataFolder();
   const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, heartbeatMs: 500 });
   const station = new Station({ sessionFor: () => ({ dataDir: data.path, functions: fn.path }), reap: false, runtime: 'runc' });
   const key = { user: 'engine-restart', package: 'p' };
   const first = (await station.call(key, 'ping')).session;
 
-  const inFlight = dsDockerRun('nap', { ms: 60_000 }, session).then(() => 'resolved', (e: { code?: string }) => e.code);
+  const inFlight = dsDockerRun('nap', { ms: 60_000 }, session).then(
+    () => 'resolved',
+    (e: { code?: string }) => e.code,
+  );
   const started = Date.now();
   try {
     await stopEngine();

@@ -75,10 +75,14 @@ async function checkManifest(sourceDir: string, packedDir: string): Promise<stri
   type Exports = Record<string, Record<string, string>>;
   const source = JSON.parse(await readFile(join(sourceDir, 'package.json'), 'utf8')) as { exports: Exports };
   const packed = JSON.parse(await readFile(join(packedDir, 'package.json'), 'utf8')) as { exports: Exports; engines?: { node?: string } };
-  const expected = Object.fromEntries(Object.entries(source.exports).map(([path, conditions]) => [path, Object.fromEntries(Object.entries(conditions).filter(([c]) => c !== 'source'))]));
+  const expected = Object.fromEntries(
+    Object.entries(source.exports).map(([path, conditions]) => [path, Object.fromEntries(Object.entries(conditions).filter(([c]) => c !== 'source'))]),
+  );
   const problems: string[] = [];
   if (JSON.stringify(packed.exports) !== JSON.stringify(expected)) {
-    problems.push(`publishConfig.exports is not exports without "source":\n  published ${JSON.stringify(packed.exports)}\n  expected  ${JSON.stringify(expected)}`);
+    problems.push(
+      `publishConfig.exports is not exports without "source":\n  published ${JSON.stringify(packed.exports)}\n  expected  ${JSON.stringify(expected)}`,
+    );
   }
   if (!packed.engines?.node) problems.push('declares no engines.node');
   return problems;
@@ -87,7 +91,11 @@ async function checkManifest(sourceDir: string, packedDir: string): Promise<stri
 /** Bare imports of the packed JavaScript (outside the image bundles) against the declared dependencies. */
 async function checkImports(dir: string): Promise<string[]> {
   const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as Manifest;
-  const declared = new Set([...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {}), ...Object.keys(manifest.optionalDependencies ?? {})]);
+  const declared = new Set([
+    ...Object.keys(manifest.dependencies ?? {}),
+    ...Object.keys(manifest.peerDependencies ?? {}),
+    ...Object.keys(manifest.optionalDependencies ?? {}),
+  ]);
   const allowed = new Set(BUILD_TIME_ONLY[manifest.name] ?? []);
   const used = new Map<string, string>();
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {

@@ -125,10 +125,18 @@ describe('published packages from a local registry', () => {
     const init = 'npx @datastation/cli init word-tools';
     await run(['bash', '-c', init], { cwd: dev, env });
     const readme = await readFile(join(dev, 'word-tools', 'README.md'), 'utf8');
-    const lines = [...readme.matchAll(/```sh\n([^]*?)```/g)].flatMap((m) => m[1]!.split('\n').filter((l) => l.trim()));
+    const lines = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split('\n').filter((l) => l.trim()));
     expect(lines[0]).toBe(init);
     // The commands of the issue, in this order, among the README's.
-    const expected = ['cd word-tools', 'npm install', 'npm test', 'npx ds image build --offline', `npx ds run . hello --data data --args '{"name":"Ada"}'`, 'npx ds package . -o word-tools.dspkg', 'npx ds verify word-tools.dspkg'];
+    const expected = [
+      'cd word-tools',
+      'npm install',
+      'npm test',
+      'npx ds image build --offline',
+      `npx ds run . hello --data data --args '{"name":"Ada"}'`,
+      'npx ds package . -o word-tools.dspkg',
+      'npx ds verify word-tools.dspkg',
+    ];
     expect(lines.filter((l) => expected.includes(l))).toEqual(expected);
     const manifest = JSON.parse(await readFile(join(dev, 'word-tools', 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
     expect(manifest.devDependencies).toMatchObject({ '@datastation/cli': `^${version}`, '@datastation/dev-utils': `^${version}` });
@@ -159,7 +167,10 @@ describe('published packages from a local registry', () => {
     await writeFile(join(dir, 'data', 'in.txt'), 'from the integrator');
     await writeFile(join(dir, 'fn', 'package.json'), JSON.stringify({ name: 'shout', version: '1.0.0', type: 'module', main: 'index.js' }));
     // dev-utils comes from the runtime image.
-    await writeFile(join(dir, 'fn', 'index.js'), "import { readText } from '@datastation/dev-utils';\nexport const shout = async ({ file }) => (await readText(file)).toUpperCase();\n");
+    await writeFile(
+      join(dir, 'fn', 'index.js'),
+      "import { readText } from '@datastation/dev-utils';\nexport const shout = async ({ file }) => (await readText(file)).toUpperCase();\n",
+    );
     await writeFile(
       join(dir, 'main.js'),
       [

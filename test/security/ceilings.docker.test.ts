@@ -23,7 +23,10 @@ describe('limits and ceilings', () => {
   ])('asking for %o is refused with BAD_REQUEST naming the ceiling', async (limits, name) => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
     await using data = await dataFolder();
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, limits })).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { limit: name, ceiling: DEFAULT_CEILINGS[name as keyof typeof DEFAULT_CEILINGS] } });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, limits })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      details: { limit: name, ceiling: DEFAULT_CEILINGS[name as keyof typeof DEFAULT_CEILINGS] },
+    });
   });
 
   it("a station's own ceilings bind what its sessionFor asks for", async () => {
@@ -34,7 +37,10 @@ describe('limits and ceilings', () => {
       ceilings: { memoryMb: 1024 },
       reap: false,
     });
-    await expect(station.call({ user: 'ceil', package: 'p' }, 'ping')).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { limit: 'memoryMb', ceiling: 1024 } });
+    await expect(station.call({ user: 'ceil', package: 'p' }, 'ping')).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      details: { limit: 'memoryMb', ceiling: 1024 },
+    });
   });
 
   it('/dev/shm is not 64 MiB of extra writable memory', async () => {

@@ -10,7 +10,13 @@ import { type ConnectorCallEvent, dsDockerInit, type DsConnection } from '@datas
 import { dataFolder, functionPackage, sessionResources, tempDir, type TempDir } from '@datastation/test-support';
 
 const FILES: Record<string, string> = {
-  'package.json': JSON.stringify({ name: 'connector-attacks', version: '0.0.0', type: 'module', main: 'index.js', datastation: { connectors: 'connectors.js' } }),
+  'package.json': JSON.stringify({
+    name: 'connector-attacks',
+    version: '0.0.0',
+    type: 'module',
+    main: 'index.js',
+    datastation: { connectors: 'connectors.js' },
+  }),
   'index.js': `
 import { parentPort } from 'node:worker_threads';
 export function echo(args) { return args; }
@@ -24,7 +30,8 @@ export async function forge(args, ctx) {
   parentPort.postMessage({ t: 'run', id: args.victim, nid: 2, fn: 'echo', args: '"theirs"' });
   await new Promise((r) => setTimeout(r, 300));
   parentPort.off('message', onMessage);
-  if (args.report) parentPort.postMessage({ t: 'call.nested', type: 'call.nested', id: args.victim, seq: 99, fn: 'exfiltrate', ok: true, ms: 0, argsSha256: '0'.repeat(64) });
+  const report = { t: 'call.nested', type: 'call.nested', id: args.victim, seq: 99, fn: 'exfiltrate', ok: true, ms: 0, argsSha256: '0'.repeat(64) };
+  if (args.report) parentPort.postMessage(report);
   return answers.sort((a, b) => a.nid - b.nid);
 }
 `,

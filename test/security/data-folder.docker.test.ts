@@ -57,13 +57,19 @@ describe('the /data quota', () => {
     await session.close();
     expect(await sessionResources(session.sessionId)).toEqual([]);
     // A folder already over its quota is refused before anything is created.
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, limits: { dataBytes: 64 * 1024 * 1024 } })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, limits: { dataBytes: 64 * 1024 * 1024 } })).rejects.toMatchObject({
+      code: 'QUOTA_EXCEEDED',
+    });
   });
 
   it('no single file outgrows the quota, and too many files end the session too', async () => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
     await using data = await dataFolder();
-    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, limits: { dataBytes: 16 * 1024 * 1024, dataFiles: 500, timeoutMs: 60_000 } });
+    await using session = await dsDockerInit({
+      dataDir: data.path,
+      functions: fn.path,
+      limits: { dataBytes: 16 * 1024 * 1024, dataFiles: 500, timeoutMs: 60_000 },
+    });
     expect(await dsDockerRun('oneBigFile', { mb: 64 }, session)).toBe('EFBIG');
     await expect(dsDockerRun('manyFiles', { n: 200_000 }, session)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
   });
@@ -77,7 +83,11 @@ describe('setuid files and the data folder owner', () => {
     await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path });
     expect(await dsDockerRun('setuid', null, session)).toBe('planted');
     const planted = join(data.path, 'suid-node');
-    const runAsNobody = () => execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', planted, '-e', 'process.stdout.write(String(process.geteuid()))'], { encoding: 'utf8', stdio: 'pipe' });
+    const runAsNobody = () =>
+      execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', planted, '-e', 'process.stdout.write(String(process.geteuid()))'], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
     if (RUNSC) {
       // Under gVisor the sandbox keeps the file it wrote open for writing while the session lives,
       // so the host cannot even exec it (ETXTBSY). When it can, the nosuid mount holds as under runc.
@@ -120,7 +130,7 @@ describe('setuid files and the data folder owner', () => {
     expect(cli.code).toBe(16); // BAD_REQUEST
     expect(cli.stderr).toMatch(/owned by root/);
     expect((await stat(box.path)).uid).toBe(0);
-    await using session = await dsDockerInit({ dataDir: box.path, functions: fn.path, handOverDataDir: true });
+    await using _session = await dsDockerInit({ dataDir: box.path, functions: fn.path, handOverDataDir: true });
     expect((await stat(box.path)).uid).toBe(10001);
     expect((await stat(secret)).uid).toBe(0);
   });

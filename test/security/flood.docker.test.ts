@@ -75,7 +75,10 @@ describe('one session flooding the controller', () => {
     }, 20);
     try {
       // Four calls at once, each opening 3,000 reads of a 64 MiB file and consuming none.
-      const floods = Array.from({ length: 4 }, () => dsDockerRun('flood', { reads: 3000, path: '/owners/acme/big.bin' }, attacker) as Promise<Record<string, number>>);
+      const floods = Array.from(
+        { length: 4 },
+        () => dsDockerRun('flood', { reads: 3000, path: '/owners/acme/big.bin' }, attacker) as Promise<Record<string, number>>,
+      );
       // Meanwhile the other session reads and answers as usual.
       for (let i = 0; i < 5; i++) expect(await dsDockerRun('readText', { path: '/owners/acme/small.csv' }, bystander)).toBe('a,b\n1,2\n');
       const results = await Promise.all(floods);

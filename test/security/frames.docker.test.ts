@@ -112,7 +112,7 @@ describe('frames a function forges from inside its container', () => {
     await Promise.all([fn, data, storage].map((d) => d?.remove()));
   });
 
-  it('a result spliced with another call\'s id answers no other call (the forger\'s worker is retired)', async () => {
+  it("a result spliced with another call's id answers no other call (the forger's worker is retired)", async () => {
     const victim = dsDockerRun('victim', { ms: 2_000, file: 'victim-1' }, session);
     await expect.poll(() => existsSync(join(data.path, 'victim-1'))).toBe(true); // running, on its worker
     const forger = dsDockerRun('splice', { file: 'victim-1' }, session);
@@ -122,7 +122,7 @@ describe('frames a function forges from inside its container', () => {
     expect(await dsDockerRun('echo', 'still serving', session)).toBe('still serving');
   });
 
-  it('the same splice in protocol 2\'s shape fails only the forger\'s own call: its payload is not one JSON value', async () => {
+  it("the same splice in protocol 2's shape fails only the forger's own call: its payload is not one JSON value", async () => {
     const victim = dsDockerRun('victim', { ms: 1_500, file: 'victim-3' }, session);
     await expect.poll(() => existsSync(join(data.path, 'victim-3'))).toBe(true);
     await expect(dsDockerRun('spliceText', { file: 'victim-3' }, session)).rejects.toMatchObject({ code: 'PROTOCOL_ERROR' });
@@ -147,10 +147,13 @@ describe('frames a function forges from inside its container', () => {
     await expect(dsDockerRun('throwCode', { code: 'BAD_REQUEST' }, session)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 
-  it('POLICY_DENIED reaches the caller only when the host refused a read; a local refusal is the function\'s failure', async () => {
+  it("POLICY_DENIED reaches the caller only when the host refused a read; a local refusal is the function's failure", async () => {
     await expect(dsDockerRun('readText', { path: '/owners/acme/private/salaries.csv' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     // write() refuses '..' inside the container: a POLICY_DENIED there, FUNCTION_ERROR with the claim here.
-    await expect(dsDockerRun('writeOut', { path: '../escape', content: 'x' }, session)).rejects.toMatchObject({ code: 'FUNCTION_ERROR', details: { code: 'POLICY_DENIED' } });
+    await expect(dsDockerRun('writeOut', { path: '../escape', content: 'x' }, session)).rejects.toMatchObject({
+      code: 'FUNCTION_ERROR',
+      details: { code: 'POLICY_DENIED' },
+    });
   });
 
   it('a station path over 4096 characters is refused at once with BAD_REQUEST, not left to time out', async () => {

@@ -21,7 +21,10 @@ describe('the functions folder', () => {
     await using fn = await functionPackage({ 'index.js': 'export const f = () => 1;' });
     await symlink(target, join(fn.path, name));
     const pkg = `links-${name}-${Date.now()}`;
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, package: pkg })).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { path: name } });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, package: pkg })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      details: { path: name },
+    });
     expect(await leftBy(pkg)).toEqual([]);
   });
 
@@ -30,9 +33,16 @@ describe('the functions folder', () => {
     await using fn = await functionPackage({ 'index.js': 'export const f = () => 1;' });
     const growing = await fn.write('growing.bin', Buffer.alloc(1024 * 1024));
     // Another process appends 64 KiB every millisecond or so (bounded: 20 s at most).
-    const writer = spawn(process.execPath, ['-e', `
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(growing)}, 'a'); const chunk = Buffer.alloc(64 * 1024);
-      const end = Date.now() + 20000; const tick = () => { fs.writeSync(fd, chunk); if (Date.now() < end) setTimeout(tick, 1); }; tick();`], { stdio: 'ignore' });
+      const end = Date.now() + 20000; const tick = () => { fs.writeSync(fd, chunk); if (Date.now() < end) setTimeout(tick, 1); }; tick();`,
+      ],
+      { stdio: 'ignore' },
+    );
     const pkg = `growing-${Date.now()}`;
     try {
       await new Promise((r) => setTimeout(r, 300));
@@ -65,7 +75,10 @@ describe('closing when the engine will not remove the container', () => {
     await using fn = await functionPackage({ 'index.js': 'export const f = () => 1;' });
     const real = testDocker();
     let refuse = true;
-    const docker = { ...real, containers: { ...real.containers, remove: async (id: string) => (refuse ? Promise.reject(new Error('engine busy')) : real.containers.remove(id)) } };
+    const docker = {
+      ...real,
+      containers: { ...real.containers, remove: async (id: string) => (refuse ? Promise.reject(new Error('engine busy')) : real.containers.remove(id)) },
+    };
     const user = `leaky-${Date.now()}`;
     const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, docker, user });
     await expect(session.close()).rejects.toMatchObject({ code: 'INTERNAL', details: { sessionId: session.sessionId } });

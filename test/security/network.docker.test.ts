@@ -9,7 +9,16 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type DsConnection } from '@datastation/host';
 import { dataFolder, testDocker, type TempDir } from '@datastation/test-support';
-import { type Bait, expectFdsBackTo, expectNoSessionResources, hostAddressFacing, hostilePackage, interfaceAddress, listenBait, openFds } from '../support/index.js';
+import {
+  type Bait,
+  expectFdsBackTo,
+  expectNoSessionResources,
+  hostAddressFacing,
+  hostilePackage,
+  interfaceAddress,
+  listenBait,
+  openFds,
+} from '../support/index.js';
 
 /** Under gVisor (the `security-runsc` project) some refusals differ in form, never in effect: see each use. */
 const RUNSC = process.env.DS_RUNTIME === 'runsc';
@@ -22,7 +31,13 @@ const baits: Bait[] = [];
 
 async function session(transport: 'unix' | 'network'): Promise<DsConnection> {
   // gVisor here runs with network mode none only: the network transport is runc's (DS_RUNTIME=runsc included).
-  const s = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport, ...(transport === 'network' ? { runtime: 'runc' as const } : {}), limits: { timeoutMs: 15_000 } });
+  const s = await dsDockerInit({
+    dataDir: data.path,
+    functions: fn.path,
+    transport,
+    ...(transport === 'network' ? { runtime: 'runc' as const } : {}),
+    limits: { timeoutMs: 15_000 },
+  });
   sessions.push(s);
   return s;
 }
@@ -94,7 +109,13 @@ describe("the 'network' transport (a per-session internal network)", () => {
     const routes = (await dsDockerRun('routes', null, net)) as string[];
     // Docker gives internal networks a gateway too: isolation is the engine's iptables rules (no
     // forwarding off the bridge), not the routing table.
-    const hex = (ip: string) => ip.split('.').reverse().map((n) => Number(n).toString(16).padStart(2, '0')).join('').toUpperCase();
+    const hex = (ip: string) =>
+      ip
+        .split('.')
+        .reverse()
+        .map((n) => Number(n).toString(16).padStart(2, '0'))
+        .join('')
+        .toUpperCase();
     expect(routes).toContain(`eth0 00000000 ${hex(hostAddressFacing(address))}`);
   });
 
@@ -105,7 +126,7 @@ describe("the 'network' transport (a per-session internal network)", () => {
     expect(loopback.connections).toBe(0);
   });
 
-  it('DNS goes only to the engine\'s embedded resolver, which forwards to nothing (--dns 127.0.0.1): an outside name does not resolve', async () => {
+  it("DNS goes only to the engine's embedded resolver, which forwards to nothing (--dns 127.0.0.1): an outside name does not resolve", async () => {
     const conf = (await dsDockerRun('resolvConf', null, net)) as string;
     expect([...conf.matchAll(/^nameserver\s+(\S+)/gm)].map((m) => m[1])).toEqual(['127.0.0.11']);
     // What the embedded resolver forwards to: the container's own loopback, where nothing listens

@@ -62,16 +62,28 @@ const hostile: [string, () => RawTarEntry[] | Promise<Buffer>, RegExp][] = [
   ['a ../ name (tar-slip)', () => [MANIFEST, { name: '../../../escaped', content: 'x' }], /"\.\." segment/],
   ['a ../ inside a name', () => [MANIFEST, { name: 'code/../../../../escaped', content: 'x' }], /"\.\." segment/],
   ['an absolute name', () => [MANIFEST, { name: sentinel(), content: 'x' }], /is absolute/],
-  ['a pax header renaming the next entry to ../', () => [MANIFEST, { name: 'PaxHeader', type: 'x', content: paxRecord('path', '../../../escaped') }, CODE], /"\.\." segment/],
+  [
+    'a pax header renaming the next entry to ../',
+    () => [MANIFEST, { name: 'PaxHeader', type: 'x', content: paxRecord('path', '../../../escaped') }, CODE],
+    /"\.\." segment/,
+  ],
   ['a GNU long name with ../', () => [MANIFEST, { name: '././@LongLink', type: 'L', content: `../../../escaped${'/x'.repeat(60)}\0` }, CODE], /"\.\." segment/],
   ['a symlink out', () => [MANIFEST, { name: 'code/link', type: '2', linkname: box.path }], /symbolic link/],
-  ['a symlinked folder, then a file through it', () => [MANIFEST, { name: 'code', type: '2', linkname: box.path }, { name: 'code/escaped', content: 'x' }], /symbolic link/],
+  [
+    'a symlinked folder, then a file through it',
+    () => [MANIFEST, { name: 'code', type: '2', linkname: box.path }, { name: 'code/escaped', content: 'x' }],
+    /symbolic link/,
+  ],
   ['a hard link to a host file', () => [MANIFEST, { name: 'code/hard', type: '1', linkname: '/etc/passwd' }], /hard link/],
   ['a character device', () => [MANIFEST, { name: 'code/null', type: '3' }], /is a device/],
   ['a block device', () => [MANIFEST, { name: 'code/disk', type: '4' }], /is a device/],
   ['a FIFO', () => [MANIFEST, { name: 'code/fifo', type: '6' }], /is a FIFO/],
   ['a gzip bomb (300 MiB of zeros in one entry)', () => gzipBomb(300 * 1024 * 1024), /over the \d+-byte cap/],
-  ['an entry bomb (20,000 empty folders)', () => [MANIFEST, ...Array.from({ length: 20_000 }, (_, i): RawTarEntry => ({ name: `code/d${i}/`, type: '5', mode: 0o755 }))], /more than \d+ entries/],
+  [
+    'an entry bomb (20,000 empty folders)',
+    () => [MANIFEST, ...Array.from({ length: 20_000 }, (_, i): RawTarEntry => ({ name: `code/d${i}/`, type: '5', mode: 0o755 }))],
+    /more than \d+ entries/,
+  ],
 ];
 
 describe('hostile .dspkg archives', () => {
@@ -88,16 +100,19 @@ describe('hostile .dspkg archives', () => {
     expect(await readdir('/etc').then((names) => names.includes('hard'))).toBe(false);
   });
 
-  it.each(hostile.filter(([what]) => /tar-slip|symlinked folder|gzip bomb/.test(what)))('%s: ds run refuses it before any container starts', async (_what, make, reason) => {
-    const made = await make();
-    await box.write('hostile.dspkg', Buffer.isBuffer(made) ? made : gzipTar(made));
-    const ran = await ds('run', 'hostile.dspkg', 'f', '--data', data.path);
-    expect(ran.code, ran.stderr).toBe(16);
-    expect(ran.stderr).toMatch(/^error BAD_REQUEST: Refused /m);
-    expect(ran.stderr).toMatch(reason);
-    expect(ran.containers).toEqual([]);
-    expect(await listTree(box.path)).toEqual(['hostile.dspkg']);
-    expect(await readdir(tmp.path)).toEqual([]);
-    expect(await listTree(data.path)).toEqual([]);
-  });
+  it.each(hostile.filter(([what]) => /tar-slip|symlinked folder|gzip bomb/.test(what)))(
+    '%s: ds run refuses it before any container starts',
+    async (_what, make, reason) => {
+      const made = await make();
+      await box.write('hostile.dspkg', Buffer.isBuffer(made) ? made : gzipTar(made));
+      const ran = await ds('run', 'hostile.dspkg', 'f', '--data', data.path);
+      expect(ran.code, ran.stderr).toBe(16);
+      expect(ran.stderr).toMatch(/^error BAD_REQUEST: Refused /m);
+      expect(ran.stderr).toMatch(reason);
+      expect(ran.containers).toEqual([]);
+      expect(await listTree(box.path)).toEqual(['hostile.dspkg']);
+      expect(await readdir(tmp.path)).toEqual([]);
+      expect(await listTree(data.path)).toEqual([]);
+    },
+  );
 });

@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type DsConnection } from '@datastation/host';
 import { dataFolder, tempDir, type TempDir } from '@datastation/test-support';
-import { expectFdsBackTo, expectNoSessionDirs, expectNoSessionResources, hostilePackage, listTree, openFds, PROBE_IN_CONTAINER, probeBinary } from '../support/index.js';
+import {
+  expectFdsBackTo,
+  expectNoSessionDirs,
+  expectNoSessionResources,
+  hostilePackage,
+  listTree,
+  openFds,
+  PROBE_IN_CONTAINER,
+  probeBinary,
+} from '../support/index.js';
 
 /** Under gVisor (the `security-runsc` project) some refusals differ in form, never in effect: see each use. */
 const RUNSC = process.env.DS_RUNTIME === 'runsc';
@@ -67,7 +76,13 @@ describe('privilege: a function cannot become more than the container user', () 
     await chown(planted, 0, 0);
     await chmod(planted, 0o4755);
     const who = (await run('ids')) as { uid: number };
-    expect(await run('exec', { file: '/data/suid-probe', argv: ['setuid'] })).toEqual({ uid: who.uid, euid: who.uid, setuid0: 'EPERM', setgid0: 'EPERM', euidAfter: who.uid });
+    expect(await run('exec', { file: '/data/suid-probe', argv: ['setuid'] })).toEqual({
+      uid: who.uid,
+      euid: who.uid,
+      setuid0: 'EPERM',
+      setgid0: 'EPERM',
+      euidAfter: who.uid,
+    });
   });
 
   it('mount, bind mounts, remounting / and unmounting /data are refused', async () => {
@@ -78,7 +93,9 @@ describe('privilege: a function cannot become more than the container user', () 
     // KNOWN under gVisor: without Docker's seccomp profile (see above) a user namespace can be
     // made, and in it mount and network namespaces and chroot: all objects of gVisor's own
     // kernel, with no capability on the host. (runsc --oci-seccomp would refuse them as runc does.)
-    expect(await probe('unshare')).toEqual(RUNSC ? { user: 'ok', mount: 'ok', net: 'ok', chroot: 'ok' } : { user: 'EPERM', mount: 'EPERM', net: 'EPERM', chroot: 'EPERM' });
+    expect(await probe('unshare')).toEqual(
+      RUNSC ? { user: 'ok', mount: 'ok', net: 'ok', chroot: 'ok' } : { user: 'EPERM', mount: 'EPERM', net: 'EPERM', chroot: 'EPERM' },
+    );
   });
 
   it('raw and packet sockets are refused (no CAP_NET_RAW); unprivileged ICMP datagram sockets are open but lead nowhere', async () => {
@@ -92,7 +109,7 @@ describe('privilege: a function cannot become more than the container user', () 
   // no Yama, so a function may trace the container's other processes. They are its own runtime
   // (which already runs its code) and docker-init, same uid, no capabilities, no-new-privileges:
   // tracing them gains nothing. What must hold is that nothing outside the container is in reach.
-  it('KNOWN: ptrace reaches only the container\'s own processes (its own runtime and init), nothing outside', async () => {
+  it("KNOWN: ptrace reaches only the container's own processes (its own runtime and init), nothing outside", async () => {
     const runtimePid = (await run('self')) as number;
     const procs = (await run('processes')) as { pid: number; uid: number; cmd: string }[];
     // Only the container's own processes are visible (its PID namespace): init, the runtime, the probe's parent chain.

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileReadPolicy, dsDockerInit, dsDockerRun, type DsConnection, type ReadEvent } from '@datastation/host';
+import { compileReadPolicy, dsDockerInit, dsDockerRun, type ReadEvent } from '@datastation/host';
 import { dataFolder, functionPackage, sessionResources, tempDir, type TempDir } from '@datastation/test-support';
 
 const FUNCTIONS = `
@@ -51,7 +51,12 @@ describe('station reads are judged on the file served', () => {
     await symlink('../private/secret.dat', join(storage.path, 'owners/acme/trips/link.csv'));
     await using data = await dataFolder();
     const events: ReadEvent[] = [];
-    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, readPolicy: { root: storage.path, allow: ['owners/acme/trips/*.csv'] }, onRead: (e) => events.push(e) });
+    await using session = await dsDockerInit({
+      dataDir: data.path,
+      functions: fn.path,
+      readPolicy: { root: storage.path, allow: ['owners/acme/trips/*.csv'] },
+      onRead: (e) => events.push(e),
+    });
     await expect(dsDockerRun('readText', { path: '/owners/acme/trips/link.csv' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     expect(events.at(-1)).toMatchObject({ path: '/owners/acme/trips/link.csv', allowed: false, outcome: 'refused' });
     expect(events.at(-1)?.served).toBeUndefined();
@@ -60,14 +65,23 @@ describe('station reads are judged on the file served', () => {
   it('a hard link of an ungranted file under a granted name is refused', async () => {
     await link(join(storage.path, 'owners/acme/private/secret.dat'), join(storage.path, 'owners/acme/trips/hard.csv'));
     await using data = await dataFolder();
-    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, readPolicy: { root: storage.path, allow: ['owners/acme/trips/*.csv'] } });
+    await using session = await dsDockerInit({
+      dataDir: data.path,
+      functions: fn.path,
+      readPolicy: { root: storage.path, allow: ['owners/acme/trips/*.csv'] },
+    });
     await expect(dsDockerRun('readText', { path: '/owners/acme/trips/hard.csv' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
   });
 
   it('the audit names the file actually served', async () => {
     await using data = await dataFolder();
     const events: ReadEvent[] = [];
-    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, readPolicy: { root: storage.path, allow: ['owners/acme/trips/*.csv'] }, onRead: (e) => events.push(e) });
+    await using session = await dsDockerInit({
+      dataDir: data.path,
+      functions: fn.path,
+      readPolicy: { root: storage.path, allow: ['owners/acme/trips/*.csv'] },
+      onRead: (e) => events.push(e),
+    });
     expect(await dsDockerRun('forged', { path: '//owners/./acme/trips/2026.csv' }, session)).toBe('id,duration\n1,12\n');
     expect(events.at(-1)).toMatchObject({ path: '//owners/./acme/trips/2026.csv', served: 'owners/acme/trips/2026.csv', allowed: true, outcome: 'completed' });
   });
@@ -75,9 +89,16 @@ describe('station reads are judged on the file served', () => {
   it('a session whose /data lies inside the read root is refused unless that folder is excluded', async () => {
     const dataDir = join(storage.path, 'users/mallory/data');
     await mkdir(dataDir, { recursive: true });
-    await expect(dsDockerInit({ dataDir, functions: fn.path, readPolicy: { root: storage.path, allow: ['**/*.csv'] }, handOverDataDir: true })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(
+      dsDockerInit({ dataDir, functions: fn.path, readPolicy: { root: storage.path, allow: ['**/*.csv'] }, handOverDataDir: true }),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     // Excluded, the session starts, and nothing the function plants in its /data is served.
-    await using session = await dsDockerInit({ dataDir, functions: fn.path, readPolicy: { root: storage.path, allow: ['**/*.csv'], exclude: ['users'] }, handOverDataDir: true });
+    await using session = await dsDockerInit({
+      dataDir,
+      functions: fn.path,
+      readPolicy: { root: storage.path, allow: ['**/*.csv'], exclude: ['users'] },
+      handOverDataDir: true,
+    });
     expect(await dsDockerRun('plant', { target: '../../../../owners/acme/private/secret.dat' }, session)).toBe('planted');
     for (const path of ['/users/mallory/data/trips/leak.csv', '/users/mallory/data/trips/hard.csv', '/users/mallory/data/own.csv']) {
       await expect(dsDockerRun('readText', { path }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
@@ -100,7 +121,12 @@ describe('station reads are judged on the file served', () => {
   it('path tricks asked straight of the host (skipping dev-utils) never reach an ungranted byte', async () => {
     await using data = await dataFolder();
     const events: ReadEvent[] = [];
-    await using session = await dsDockerInit({ dataDir: data.path, functions: fn.path, readPolicy: { root: storage.path, allow: ['owners/acme/trips/*.csv'] }, onRead: (e) => events.push(e) });
+    await using session = await dsDockerInit({
+      dataDir: data.path,
+      functions: fn.path,
+      readPolicy: { root: storage.path, allow: ['owners/acme/trips/*.csv'] },
+      onRead: (e) => events.push(e),
+    });
     const tricks = [
       'owners/acme/trips/../private/secret.dat',
       'owners/acme/trips/..%2f..%2fprivate%2fsecret.dat',
@@ -111,7 +137,10 @@ describe('station reads are judged on the file served', () => {
       `owners/acme/trips/${'a/'.repeat(2100)}x.csv`,
     ];
     for (const path of tricks) {
-      const outcome = await dsDockerRun('forged', { path }, session).then((v) => `served: ${String(v)}`, (e: { code?: string }) => e.code);
+      const outcome = await dsDockerRun('forged', { path }, session).then(
+        (v) => `served: ${String(v)}`,
+        (e: { code?: string }) => e.code,
+      );
       expect(['POLICY_DENIED', 'BAD_REQUEST'], path.slice(0, 80)).toContain(outcome);
     }
     expect(events.every((e) => !e.allowed || e.served === 'owners/acme/trips/2026.csv')).toBe(true);
@@ -123,13 +152,20 @@ describe('station reads are judged on the file served', () => {
     // The attacker's race, run at full speed by another process: `flip/x` is a real folder holding
     // a granted `hostname`, then a link to a folder outside the root holding the secret one.
     await storage.write('flip/x/hostname', 'granted');
-    const flipper = spawn(process.execPath, ['-e', `
+    const flipper = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const fs = require('fs'); const dir = ${JSON.stringify(join(storage.path, 'flip'))};
       const end = Date.now() + 4000;
       while (Date.now() < end) {
         try { fs.renameSync(dir + '/x', dir + '/x.real'); fs.symlinkSync(${JSON.stringify(outside.path)}, dir + '/x');
               fs.unlinkSync(dir + '/x'); fs.renameSync(dir + '/x.real', dir + '/x'); } catch {}
-      }`], { stdio: 'ignore' });
+      }`,
+      ],
+      { stdio: 'ignore' },
+    );
     const exited = new Promise((resolve) => flipper.once('exit', resolve));
     const policy = await compileReadPolicy({ root: storage.path, allow: ['flip/**'] });
     const seen = { granted: 0, secret: 0, refused: 0 };

@@ -77,7 +77,13 @@ for (const transport of ['unix', 'network'] as const) {
       fn = await functionPackage({ 'index.js': FUNCTIONS });
       data = await dataFolder();
       // gVisor is registered with network mode none only: the network transport names runc.
-      session = await dsDockerInit({ dataDir: data.path, functions: fn.path, transport, ...(transport === 'network' ? { runtime: 'runc' as const } : {}), limits: { timeoutMs: 15_000 } });
+      session = await dsDockerInit({
+        dataDir: data.path,
+        functions: fn.path,
+        transport,
+        ...(transport === 'network' ? { runtime: 'runc' as const } : {}),
+        limits: { timeoutMs: 15_000 },
+      });
     });
 
     afterAll(async () => {

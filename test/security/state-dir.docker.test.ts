@@ -21,7 +21,7 @@ describe("the controller's state folder", () => {
     }
   });
 
-  it("is refused when another local user made it first, and the controller changes no mode there", async () => {
+  it('is refused when another local user made it first, and the controller changes no mode there', async () => {
     await using box = await tempDir('ds-state-attack');
     await using fn = await functionPackage({ 'index.js': 'export const f = () => 1;' });
     await using data = await dataFolder();
@@ -33,7 +33,10 @@ describe("the controller's state folder", () => {
     await chmod(rootOnly, 0o600);
     await chown(planted, 65534, 65534);
     await chown(join(planted, 'sessions'), 65534, 65534);
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: planted })).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/belongs to uid 65534/) });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: planted })).rejects.toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+      message: expect.stringMatching(/belongs to uid 65534/),
+    });
     expect((await stat(rootOnly)).mode & 0o777).toBe(0o600);
     expect((await stat(planted)).mode & 0o777).not.toBe(0o700); // untouched: the controller changed nothing there
   });
@@ -44,10 +47,14 @@ describe("the controller's state folder", () => {
     await using data = await dataFolder();
     await mkdir(join(box.path, 'real'));
     await symlink(join(box.path, 'real'), join(box.path, 'link'));
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: join(box.path, 'link', 'state') })).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: join(box.path, 'link', 'state') })).rejects.toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+    });
     await mkdir(join(box.path, 'open'));
     await chmod(join(box.path, 'open'), 0o777);
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: join(box.path, 'open', 'state') })).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: join(box.path, 'open', 'state') })).rejects.toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+    });
   });
 });
 
@@ -57,8 +64,13 @@ describe('the session folder', () => {
     await using data = await dataFolder();
     const pkg = `planter-${Date.now()}`;
     // Top-level code runs while the package loads, before the host connects and locks the folder.
-    await using fn = await functionPackage({ 'index.js': "import { mkdirSync } from 'node:fs';\ntry { mkdirSync('/run/ds/stay', { mode: 0o777 }); } catch {}\nexport const f = () => 1;\n" });
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, package: pkg })).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/planted/) });
+    await using fn = await functionPackage({
+      'index.js': "import { mkdirSync } from 'node:fs';\ntry { mkdirSync('/run/ds/stay', { mode: 0o777 }); } catch {}\nexport const f = () => 1;\n",
+    });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, package: pkg })).rejects.toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+      message: expect.stringMatching(/planted/),
+    });
     expect(await testDocker().containers.list([`${LABELS.package}=${pkg}`])).toEqual([]);
     const { readdir } = await import('node:fs/promises');
     expect(await readdir(join(state.path, 'sessions'))).toEqual([]);

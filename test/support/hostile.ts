@@ -35,7 +35,8 @@ export const exec = (args) => run(args.file, args.argv ?? ['ids']);
 export function copyProbe(args) { copyFileSync(PROBE, args.to); chmodSync(args.to, 0o755); return args.to; }
 export function ids() { return { uid: process.getuid(), gid: process.getgid(), euid: process.geteuid(), groups: process.getgroups() }; }
 export function status() {
-  return Object.fromEntries(readFileSync('/proc/self/status', 'utf8').split('\\n').map((l) => l.split(':\\t')).filter(([k]) => /^(Cap|NoNewPrivs|Seccomp$)/.test(k)).map(([k, v]) => [k, v.trim()]));
+  const fields = readFileSync('/proc/self/status', 'utf8').split('\\n').map((l) => l.split(':\\t'));
+  return Object.fromEntries(fields.filter(([k]) => /^(Cap|NoNewPrivs|Seccomp$)/.test(k)).map(([k, v]) => [k, v.trim()]));
 }
 /** Mount points by target: file system type and options (per-mount and super-block). */
 export function mounts() {

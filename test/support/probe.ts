@@ -19,14 +19,23 @@ export function probeBinary(): Promise<string> {
     const digest = createHash('sha256').update(source).digest('hex').slice(0, 16);
     const dir = join(tmpdir(), `ds-probe-${digest}`);
     const out = join(dir, 'probe');
-    if (await stat(out).then((s) => s.isFile(), () => false)) return out;
+    if (
+      await stat(out).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      return out;
     await mkdir(dir, { recursive: true });
     const partial = `${out}.${process.pid}`;
     try {
       await promisify(execFile)('gcc', ['-static', '-O1', '-pthread', '-o', partial, SOURCE.pathname]);
     } catch (cause) {
       await rm(partial, { force: true });
-      throw new Error(`The security tests compile test/support/probe.c with \`gcc -static\`, which failed: ${(cause as Error).message}. Install gcc and libc6-dev.`, { cause });
+      throw new Error(
+        `The security tests compile test/support/probe.c with \`gcc -static\`, which failed: ${(cause as Error).message}. Install gcc and libc6-dev.`,
+        { cause },
+      );
     }
     await rename(partial, out); // atomic: a parallel test file sees a whole binary or none
     return out;

@@ -43,10 +43,15 @@ export interface RunOptions {
 export function run(command: string[], options: RunOptions): Promise<{ stdout: string; stderr: string }> {
   const [file, ...args] = command;
   return new Promise((resolve, reject) => {
-    execFile(file!, args, { cwd: options.cwd, env: options.env ?? process.env, timeout: options.timeoutMs ?? 300_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (!error) return resolve({ stdout, stderr });
-      const tail = `${stdout}\n${stderr}`.trim().split('\n').slice(-60).join('\n');
-      reject(new Error(`\`${command.join(' ')}\` in ${options.cwd} failed (${error.code ?? error.signal ?? error.message}):\n${tail}`, { cause: error }));
-    });
+    execFile(
+      file!,
+      args,
+      { cwd: options.cwd, env: options.env ?? process.env, timeout: options.timeoutMs ?? 300_000, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (!error) return resolve({ stdout, stderr });
+        const tail = `${stdout}\n${stderr}`.trim().split('\n').slice(-60).join('\n');
+        reject(new Error(`\`${command.join(' ')}\` in ${options.cwd} failed (${error.code ?? error.signal ?? error.message}):\n${tail}`, { cause: error }));
+      },
+    );
   });
 }

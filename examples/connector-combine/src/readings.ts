@@ -12,7 +12,8 @@ export async function readReadings(file: unknown): Promise<Reading[]> {
   (await readText(file)).split('\n').forEach((line, index) => {
     if (!line.trim()) return;
     const row = JSON.parse(line) as Partial<Reading>;
-    if (typeof row.sensor !== 'string' || typeof row.value !== 'number') throw new Error(`${file}:${index + 1}: expected { "sensor": string, "value": number }`);
+    if (typeof row.sensor !== 'string' || typeof row.value !== 'number')
+      throw new Error(`${file}:${index + 1}: expected { "sensor": string, "value": number }`);
     readings.push({ sensor: row.sensor, value: row.value });
   });
   return readings;

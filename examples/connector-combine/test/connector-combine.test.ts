@@ -29,7 +29,10 @@ it('summarizes each sensor', async () => {
 it('the connector flags what lies outside mean ± 2σ, through two calls', async () => {
   const calls: string[] = [];
   const functions = { summarize, flag } as Record<string, (args: never, ctx: FunctionContext) => unknown>;
-  const run = async (fn: string, args?: unknown) => (calls.push(fn), functions[fn]!(args as never, ctx));
+  const run = async (fn: string, args?: unknown) => {
+    calls.push(fn);
+    return functions[fn]!(args as never, ctx);
+  };
   const result = await anomalies({ file: 'readings.jsonl' }, { run });
   expect(calls).toEqual(['summarize', 'flag']);
   expect(result).toMatchObject({ flagged: 2, out: 'out/flagged.jsonl', bounds: { boiler: [61.122, 85.654], intake: [4.378, 17.322] } });

@@ -34,7 +34,7 @@ export async function summarize(args: SummarizeArgs, ctx: FunctionContext): Prom
   ctx.log(`summarised ${rows.length} rows, ${Object.keys(columns).length} numeric columns of ${args.file}`);
   const dir = args.reportDir ?? 'reports';
   const base = args.file.replace(/^.*\//, '').replace(/\.csv$/i, '');
-  const json = await write(`${dir}/${base}.summary.json`, JSON.stringify({ file: args.file, rows: rows.length, columns }, null, 2) + '\n');
+  const json = await write(`${dir}/${base}.summary.json`, `${JSON.stringify({ file: args.file, rows: rows.length, columns }, null, 2)}\n`);
   const md = await write(`${dir}/${base}.summary.md`, markdown(args.file, rows.length, columns));
   return { file: args.file, rows: rows.length, columns, reports: [json.path, md.path] };
 }
@@ -49,7 +49,15 @@ export async function mean(args: { file?: string; column: string }): Promise<num
 }
 
 function markdown(file: string, rows: number, columns: Record<string, ColumnStats>): string {
-  const lines = [`# Summary of ${file}`, '', `${rows} rows.`, '', '| column | count | missing | mean | median | min | max | stddev |', '|---|---|---|---|---|---|---|---|'];
-  for (const [name, s] of Object.entries(columns)) lines.push(`| ${name} | ${s.count} | ${s.missing} | ${s.mean} | ${s.median} | ${s.min} | ${s.max} | ${s.stddev} |`);
-  return lines.join('\n') + '\n';
+  const lines = [
+    `# Summary of ${file}`,
+    '',
+    `${rows} rows.`,
+    '',
+    '| column | count | missing | mean | median | min | max | stddev |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const [name, s] of Object.entries(columns))
+    lines.push(`| ${name} | ${s.count} | ${s.missing} | ${s.mean} | ${s.median} | ${s.min} | ${s.max} | ${s.stddev} |`);
+  return `${lines.join('\n')}\n`;
 }

@@ -16,13 +16,15 @@ export function columnStats(cells: string[]): ColumnStats | undefined {
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length;
   const mid = Math.floor(sorted.length / 2);
+  // `values` is not empty, so neither is `sorted`: every index below is inside it.
+  const at = (i: number) => sorted[i] ?? Number.NaN;
   return {
     count: values.length,
     missing: cells.length - values.length,
     mean: round(mean),
-    min: sorted[0]!,
-    max: sorted[sorted.length - 1]!,
-    median: sorted.length % 2 ? sorted[mid]! : round((sorted[mid - 1]! + sorted[mid]!) / 2),
+    min: at(0),
+    max: at(sorted.length - 1),
+    median: sorted.length % 2 ? at(mid) : round((at(mid - 1) + at(mid)) / 2),
     stddev: round(Math.sqrt(variance)),
   };
 }

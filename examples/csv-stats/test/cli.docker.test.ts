@@ -21,7 +21,11 @@ afterAll(() => untag());
 async function ds(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const command = ['--conditions=source', '--import', 'tsx', join(root, 'packages/cli/src/bin.ts'), ...args];
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, command, { cwd: root, env: { ...process.env, TSX_DISABLE_CACHE: '1' }, timeout: 60_000 });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, command, {
+      cwd: root,
+      env: { ...process.env, TSX_DISABLE_CACHE: '1' },
+      timeout: 60_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string };

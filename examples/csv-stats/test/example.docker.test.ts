@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun } from '@datastation/host';
-import { dataFolder, sessionResources, tempDir, type TempDir } from '@datastation/test-support';
+import { dataFolder, sessionResources, type TempDir } from '@datastation/test-support';
 import { buildExample, exampleDir } from '../build.js';
 
 describe('csv-stats in a container', () => {
@@ -33,7 +33,10 @@ describe('csv-stats in a container', () => {
       expect(Object.keys(summary.columns)).not.toContain('note');
       expect(summary.reports).toEqual(['reports/trips.summary.json', 'reports/trips.summary.md']);
       expect(await dsDockerRun('mean', { column: 'duration' }, session)).toBe(20.607143);
-      await expect(dsDockerRun('mean', { column: 'fare' }, session)).rejects.toMatchObject({ code: 'FUNCTION_ERROR', message: expect.stringMatching(/its columns are/) });
+      await expect(dsDockerRun('mean', { column: 'fare' }, session)).rejects.toMatchObject({
+        code: 'FUNCTION_ERROR',
+        message: expect.stringMatching(/its columns are/),
+      });
     }
     const written = JSON.parse(await readFile(join(data.path, 'reports/trips.summary.json'), 'utf8'));
     expect(written.columns.distance_km.max).toBe(22.8);

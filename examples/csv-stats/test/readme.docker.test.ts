@@ -19,7 +19,7 @@ it('runs `pnpm example` as the README shows', async () => {
   expect(result.stderr).toContain('| duration | 7 | 1 | 20.607143 |');
 }, 180_000);
 
-it('runs the README\'s code as a file in this folder', async () => {
+it("runs the README's code as a file in this folder", async () => {
   const block = blocks.find((b) => b.lang === 'ts');
   expect(block).toBeDefined();
   // runBlock saves a code block beside its README: this folder.

@@ -4,7 +4,12 @@ import { columnStats } from '../src/stats.js';
 
 describe('csv', () => {
   it('parses quoted fields, doubled quotes, CRLF and a missing final newline', () => {
-    expect(parseCsv('a,b\r\n"x, y","say ""hi"""\n1,\n2,3')).toEqual([['a', 'b'], ['x, y', 'say "hi"'], ['1', ''], ['2', '3']]);
+    expect(parseCsv('a,b\r\n"x, y","say ""hi"""\n1,\n2,3')).toEqual([
+      ['a', 'b'],
+      ['x, y', 'say "hi"'],
+      ['1', ''],
+      ['2', '3'],
+    ]);
   });
   it('keys rows by the header', () => {
     expect(records('n,v\n1,2\n').rows).toEqual([{ n: '1', v: '2' }]);

@@ -49,7 +49,7 @@ export async function totalDistance(args: DistanceArgs, ctx: FunctionContext): P
     ctx.log(`${path}: ${perMonth[path]} km`);
   }
   const result = { trips, km: Math.round(km * 100) / 100, perMonth };
-  await write('distance.json', JSON.stringify(result, null, 2) + '\n');
+  await write('distance.json', `${JSON.stringify(result, null, 2)}\n`);
   return result;
 }
 

@@ -22,6 +22,10 @@ describe('owner-data in local mode', () => {
   });
 
   it('totals a month streamed from the station folder', async () => {
-    expect(await totalDistance({ months: ['/owners/acme/trips/2026-11.csv'] }, ctx)).toEqual({ trips: 2, km: 26.8, perMonth: { '/owners/acme/trips/2026-11.csv': 26.8 } });
+    expect(await totalDistance({ months: ['/owners/acme/trips/2026-11.csv'] }, ctx)).toEqual({
+      trips: 2,
+      km: 26.8,
+      perMonth: { '/owners/acme/trips/2026-11.csv': 26.8 },
+    });
   });
 });

@@ -1,5 +1,5 @@
 // The example in a real container with the owner's policy: granted months arrive, payroll does not.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -15,7 +15,16 @@ describe('owner data under a read policy', () => {
   beforeAll(async () => {
     fn = await tempDir('owner-fn');
     data = await dataFolder('owner-data');
-    await build({ entryPoints: [join(example, 'src/index.ts')], outfile: join(fn.path, 'index.js'), bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['@datastation/dev-utils'], logLevel: 'warning' });
+    await build({
+      entryPoints: [join(example, 'src/index.ts')],
+      outfile: join(fn.path, 'index.js'),
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      external: ['@datastation/dev-utils'],
+      logLevel: 'warning',
+    });
     await writeFile(join(fn.path, 'package.json'), JSON.stringify({ type: 'module', main: 'index.js' }));
   });
   afterAll(async () => {

@@ -27,7 +27,7 @@ it('writes the report and the chart to /data through ds run, from the folder and
   expect(fromFolder.stderr).toContain('wrote out/sales.md and out/sales.svg (6 rows)');
   expect(await readFile(join(box.path, 'data/out/sales.md'), 'utf8')).toContain('# Sales 2025');
   const svg = await readFile(join(box.path, 'data/out/sales.svg'), 'utf8');
-  expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^]*<\/svg>\n$/);
+  expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[\s\S]*<\/svg>\n$/);
   // Written by the container's unprivileged user, not root.
   expect((await stat(join(box.path, 'data/out/sales.svg'))).uid).not.toBe(0);
 

@@ -18,7 +18,13 @@ afterEach(async () => {
 });
 
 it('writes a Markdown report and an SVG chart under /data', async () => {
-  expect(await report({ file: 'sales.csv' }, ctx)).toEqual({ rows: 6, total: 8660, best: { label: 'Jun', value: 1890 }, report: 'out/sales.md', chart: 'out/sales.svg' });
+  expect(await report({ file: 'sales.csv' }, ctx)).toEqual({
+    rows: 6,
+    total: 8660,
+    best: { label: 'Jun', value: 1890 },
+    report: 'out/sales.md',
+    chart: 'out/sales.svg',
+  });
   const md = await readFile(join(data.path, 'out/sales.md'), 'utf8');
   expect(md).toContain('# amount by month');
   expect(md).toContain('![amount by month](sales.svg)');

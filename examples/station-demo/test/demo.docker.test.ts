@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { dsCommand, runDs } from '@datastation/cli/testing';
-import { tempDir, type TempDir } from '@datastation/test-support';
+import { type StationReply, tempDir, type TempDir } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -44,9 +44,12 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
   let demo: { code: number | null; stdout: string; stderr: string };
 
   const ds = (...args: string[]) => runDs(args, { cwd: box.path, env, timeoutMs: 240_000 });
-  async function api(path: string, who: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  async function api(path: string, who: string, init: RequestInit = {}): Promise<StationReply> {
     const token = (await readFile(join(env.DS_STATION_STATE!, 'tokens', who), 'utf8')).trim();
-    const res = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) } });
+    const res = await fetch(`${url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
+    });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }
@@ -58,7 +61,10 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
     env = { DS_STATION_STATE: join(box.path, 'station'), DS_STATION_NAME: name, DS_PORT: String(port), DS_STATION_URL: '', DS_TOKEN: '' };
     const tsx = (await import('node:module')).createRequire(import.meta.url).resolve('tsx');
     demo = await new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--conditions=source', '--import', `file://${tsx}`, DEMO], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--conditions=source', '--import', `file://${tsx}`, DEMO], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -78,7 +84,7 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
     await box?.[Symbol.asyncDispose]();
   }, 120_000);
 
-  it('is what the README\'s first command runs', async () => {
+  it("is what the README's first command runs", async () => {
     const readme = await readFile(README, 'utf8');
     const first = /```sh\n(.*)\n/.exec(readme)?.[1];
     expect(first).toMatch(/^npx -y pnpm@[\d.]+ install && npx -y pnpm@[\d.]+ demo /);
@@ -107,7 +113,10 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
   it('keeps an audit trail whose hash chain verifies, with the refused read in it', async () => {
     const verify = await api('/v1/audit/verify', 'acme');
     expect(verify.body).toMatchObject({ ok: true });
-    const entries = (await api('/v1/audit', 'acme')).body.entries as { kind: string; data: { target?: { name: string }; reads?: { path: string; allowed: boolean }[] } }[];
+    const entries = (await api('/v1/audit', 'acme')).body.entries as {
+      kind: string;
+      data: { target?: { name: string }; reads?: { path: string; allowed: boolean }[] };
+    }[];
     const refused = entries.find((e) => e.kind === 'run' && e.data.target?.name === 'peek');
     expect(refused?.data.reads).toEqual([expect.objectContaining({ path: '/owners/acme/private/notes.txt', allowed: false })]);
     expect(entries.map((e) => e.kind)).toEqual(expect.arrayContaining(['grant', 'revoke', 'run', 'call', 'release']));
@@ -119,16 +128,21 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
     expect(bad.stderr).toMatch(/^error BAD_REQUEST: The station name "Not A Name" is not a compose project name/);
   });
 
-  it('runs the README\'s station block as written, which ends with ds down keeping the data', async () => {
+  it("runs the README's station block as written, which ends with ds down keeping the data", async () => {
     const readme = await readFile(README, 'utf8');
-    const block = /## The station\n\n[^]*?```sh\n([^]*?)```/.exec(readme)?.[1];
+    const block = /## The station\n\n[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(block).toBeTruthy();
     // The block's paths are the repository's: give it the example's sources under the same name.
     await cp(join(EXAMPLE, 'package.json'), join(box.path, 'examples', 'station-demo', 'package.json'));
     await cp(join(EXAMPLE, 'src'), join(box.path, 'examples', 'station-demo', 'src'), { recursive: true });
     const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const script = ['set -euo pipefail', `ds() { ${dsCommand().map(quote).join(' ')} "$@"; }`, block!].join('\n');
-    const { stdout } = await run('bash', ['-c', script], { cwd: box.path, env: { ...process.env, ...env, TSX_DISABLE_CACHE: '1' }, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run('bash', ['-c', script], {
+      cwd: box.path,
+      env: { ...process.env, ...env, TSX_DISABLE_CACHE: '1' },
+      timeout: 240_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     expect(stdout).toMatch(/^run \S+ is pending: staged for review by acme/m);
     expect(stdout).toMatch(/^audit chain verified: \d+ entries/m);
     expect(stdout).toContain('its data is kept');
@@ -152,6 +166,11 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
     expect(await listed('container', `io.datastation.owner-host=${name}-gatekeeper`)).toEqual([]);
     expect(await listed('network', `com.docker.compose.project=${name}`)).toEqual([]);
     expect(await listed('volume', `com.docker.compose.project=${name}`)).toEqual([]);
-    expect(await lstat(env.DS_STATION_STATE!).then(() => 'present', () => 'gone')).toBe('gone');
+    expect(
+      await lstat(env.DS_STATION_STATE!).then(
+        () => 'present',
+        () => 'gone',
+      ),
+    ).toBe('gone');
   });
 });

@@ -17,7 +17,10 @@ if (existsSync(source)) {
     await import('tsx');
   } catch (error) {
     if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
-    process.stderr.write(`ds runs from source in this checkout and its dependencies are missing: run \`npx -y pnpm@10.34.9 install\` in ${new URL('../../..', import.meta.url).pathname}\n`);
+    process.stderr.write(
+      `ds runs from source in this checkout and its dependencies are missing: run \`npx -y pnpm@10.34.9 install\` in ` +
+        `${new URL('../../..', import.meta.url).pathname}\n`,
+    );
     process.exit(1);
   }
   // Workspace packages resolve to their sources through the `source` export condition, as with

@@ -13,9 +13,14 @@ export async function imageIdOf(docker: DockerClient, ref: string): Promise<stri
     throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
   });
   if (!found) {
-    throw new DsError('BAD_REQUEST', `Image ${ref} is not on this Docker engine. Build the runtime image with \`ds image build\` (add --offline with no registry), or name another with --image.`, {
-      details: { image: ref },
-    });
+    throw new DsError(
+      'BAD_REQUEST',
+      `Image ${ref} is not on this Docker engine. Build the runtime image with \`ds image build\` (add --offline with no registry), or name another ` +
+        `with --image.`,
+      {
+        details: { image: ref },
+      },
+    );
   }
   return found.id;
 }

@@ -41,12 +41,16 @@ export function formatError(error: unknown): string {
   const ds = toDsError(error);
   const lines = [`error ${ds.code}: ${ds.message}`, `  hint: ${ds.hint}`];
   if (ds.remoteStack) lines.push('  stack (in the container):', ...indent(ds.remoteStack));
-  else if (ds.code === 'FUNCTION_ERROR' && ds.cause instanceof Error && ds.cause.stack) lines.push('  stack (a connector, on this host):', ...indent(ds.cause.stack));
+  else if (ds.code === 'FUNCTION_ERROR' && ds.cause instanceof Error && ds.cause.stack)
+    lines.push('  stack (a connector, on this host):', ...indent(ds.cause.stack));
   if (ds.code === 'INTERNAL' && !isDsError(error) && error instanceof Error && error.stack) lines.push(...indent(error.stack));
   // Messages and stacks can carry a function's own text: no raw control characters reach the terminal.
   return `${printable(lines.join('\n'))}\n`;
 }
 
 function indent(text: string): string[] {
-  return text.split('\n').filter(Boolean).map((line) => `    ${line.trim()}`);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => `    ${line.trim()}`);
 }

@@ -45,7 +45,10 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
 
   const parser = yargs(args)
     .scriptName('ds')
-    .usage('$0 <command> [options]\n\nDevelop Data Station functions: scaffold a package, run it in a hardened container, package it, verify a package; upload it to a station, grant it, call it, review its results and audit it.')
+    .usage(
+      '$0 <command> [options]\n\nDevelop Data Station functions: scaffold a package, run it in a hardened container, package it, verify a package; ' +
+        'upload it to a station, grant it, call it, review its results and audit it.',
+    )
     .option('json', { type: 'boolean', describe: 'Print one JSON document on stdout', global: true })
     .option('progress', { type: 'boolean', describe: 'Print progress lines on stderr even when it is not a terminal', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'No progress output', global: true })
@@ -58,7 +61,9 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .option('name', { type: 'string', describe: 'Package name (default: from the folder name)' })
           .example('$0 init word-tools', 'Scaffold ./word-tools')
           .example('$0 init fns --name @acme/word-tools', 'Scaffold ./fns with a scoped name')
-          .epilog('Run as root, ds init gives the data/ folder it creates (the folder alone) to uid 10001, the user functions run as, so that ds run can use it.'),
+          .epilog(
+            'Run as root, ds init gives the data/ folder it creates (the folder alone) to uid 10001, the user functions run as, so that ds run can use it.',
+          ),
       async (argv) => {
         const { initCommand } = await import('./commands/init.js');
         await initCommand(argv, context(argv));
@@ -93,14 +98,25 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .option('args', { type: 'string', describe: 'Arguments as JSON (default null)' })
           .option('timeout', { type: 'number', describe: 'Deadline of the call in ms (default 30000)' })
           .option('image', { type: 'string', describe: 'Runtime image (default: datastation/runtime:latest; a .dspkg runs on the image id it records)' })
-          .option('runtime', { choices: ['runc', 'runsc'] as const, describe: 'Container runtime: runc (default, or DS_RUNTIME) or runsc (gVisor, when the engine has it)' })
-          .option('connector', { type: 'boolean', describe: 'Run a connector from the connectors module, in the container beside the functions; its run() calls the package\'s functions there' })
-          .option('hand-over-data', { type: 'boolean', describe: 'When --data is owned by root: give that folder (not its contents) to the uid functions run as (10001)' })
+          .option('runtime', {
+            choices: ['runc', 'runsc'] as const,
+            describe: 'Container runtime: runc (default, or DS_RUNTIME) or runsc (gVisor, when the engine has it)',
+          })
+          .option('connector', {
+            type: 'boolean',
+            describe: "Run a connector from the connectors module, in the container beside the functions; its run() calls the package's functions there",
+          })
+          .option('hand-over-data', {
+            type: 'boolean',
+            describe: 'When --data is owned by root: give that folder (not its contents) to the uid functions run as (10001)',
+          })
           .option('read-root', { type: 'string', describe: 'Station storage that station reads (read("/owners/...")) are served from' })
           .option('allow', { type: 'string', array: true, describe: 'A glob under --read-root the function may read (repeatable)' })
           .implies('allow', 'read-root')
           .implies('read-root', 'allow')
-          .check((a) => a.timeout === undefined || (Number.isInteger(a.timeout) && a.timeout > 0) || '--timeout must be a whole number of milliseconds above 0.')
+          .check(
+            (a) => a.timeout === undefined || (Number.isInteger(a.timeout) && a.timeout > 0) || '--timeout must be a whole number of milliseconds above 0.',
+          )
           .example(`$0 run . wordCount --data data --args '{"file":"words.txt"}'`, 'Call wordCount with /data = ./data')
           .example(`$0 run word-tools-0.1.0.dspkg hello --data /tmp/d --json`, 'Run from a verified package; compact JSON')
           .example(`$0 run . summary --connector --data data --args '{"file":"words.txt"}'`, 'Run a connector')
@@ -141,12 +157,23 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
   parser
     .command(
       'up',
-      'Stand up the simulated station on this machine (docker compose): builds what is missing, prints the demo principals\' tokens',
+      "Stand up the simulated station on this machine (docker compose): builds what is missing, prints the demo principals' tokens",
       (y) =>
         y
-          .option('name', { type: 'string', default: process.env.DS_STATION_NAME || undefined, describe: 'Compose project and station name (default: DS_STATION_NAME, then datastation)' })
-          .option('port', { type: 'number', default: process.env.DS_PORT ? Number(process.env.DS_PORT) : undefined, describe: 'Publish the API on 127.0.0.1:<port> (default: DS_PORT, then 8080)' })
-          .option('runtime', { choices: ['runc', 'runsc'] as const, describe: 'Sandbox runtime of the function containers (default: gVisor where the engine has it)' })
+          .option('name', {
+            type: 'string',
+            default: process.env.DS_STATION_NAME || undefined,
+            describe: 'Compose project and station name (default: DS_STATION_NAME, then datastation)',
+          })
+          .option('port', {
+            type: 'number',
+            default: process.env.DS_PORT ? Number(process.env.DS_PORT) : undefined,
+            describe: 'Publish the API on 127.0.0.1:<port> (default: DS_PORT, then 8080)',
+          })
+          .option('runtime', {
+            choices: ['runc', 'runsc'] as const,
+            describe: 'Sandbox runtime of the function containers (default: gVisor where the engine has it)',
+          })
           .option('offline', { type: 'boolean', describe: 'Build the runtime image on the offline base without trying a registry' })
           .option('db-url', { type: 'string', describe: 'A PostgreSQL URL for the store (default: SQLite in the station folder)' })
           .example('$0 up', 'The station at http://127.0.0.1:8080, state in $DS_STATION_STATE or ~/.local/state/datastation/station')
@@ -158,11 +185,15 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
     )
     .command(
       'down',
-      'Stop the station ds up started; --volumes also removes its data (database, owners\' files, tokens)',
+      "Stop the station ds up started; --volumes also removes its data (database, owners' files, tokens)",
       (y) =>
         y
-          .option('name', { type: 'string', default: process.env.DS_STATION_NAME || undefined, describe: 'The station (default: the one the state folder records)' })
-          .option('volumes', { type: 'boolean', describe: 'Also remove the station\'s data' })
+          .option('name', {
+            type: 'string',
+            default: process.env.DS_STATION_NAME || undefined,
+            describe: 'The station (default: the one the state folder records)',
+          })
+          .option('volumes', { type: 'boolean', describe: "Also remove the station's data" })
           .example('$0 down', 'Stop it, keep its data for the next ds up')
           .example('$0 down --volumes', 'Stop it and remove everything it kept'),
       async (argv) => {

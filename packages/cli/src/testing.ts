@@ -30,7 +30,7 @@ export interface DsProcess {
   exited: Promise<DsResult>;
 }
 
-export function dsCommand(): string[] {
+export function dsCommand(): [string, ...string[]] {
   const fromSource = import.meta.url.endsWith('.ts');
   const bin = fileURLToPath(new URL(`./bin.${fromSource ? 'ts' : 'js'}`, import.meta.url));
   if (!fromSource) return [process.execPath, bin];
@@ -41,12 +41,16 @@ export function dsCommand(): string[] {
 
 export function startDs(args: string[], options: DsOptions): DsProcess {
   const [command, ...prefix] = dsCommand();
-  const child = spawn(command!, [...prefix, ...args], { cwd: options.cwd, env: { ...process.env, TSX_DISABLE_CACHE: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, [...prefix, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, TSX_DISABLE_CACHE: '1', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   const listeners = new Set<() => void>();
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
     for (const l of listeners) l();
   });

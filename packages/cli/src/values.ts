@@ -6,7 +6,9 @@ export function parseArgs(text: string | undefined): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (cause) {
-    throw new DsError('BAD_REQUEST', `--args is not valid JSON (${(cause as Error).message}). Quote it for the shell, e.g. --args '{"file":"words.txt"}'.`, { cause });
+    throw new DsError('BAD_REQUEST', `--args is not valid JSON (${(cause as Error).message}). Quote it for the shell, e.g. --args '{"file":"words.txt"}'.`, {
+      cause,
+    });
   }
 }
 

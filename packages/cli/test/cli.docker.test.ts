@@ -51,7 +51,13 @@ describe('init → run → package → verify → run', () => {
     const packed = await ds('package', 'fns', '--image', IMAGE, '-o', 'fns.dspkg', '--json');
     expect(packed.code, packed.stderr).toBe(0);
     const info = json(packed.stdout);
-    expect(info).toMatchObject({ name, version: '0.1.0', functions: ['hello', 'wordCount'], connectors: ['summary'], image: { ref: IMAGE, id: (await docker.images.inspect(IMAGE))!.id } });
+    expect(info).toMatchObject({
+      name,
+      version: '0.1.0',
+      functions: ['hello', 'wordCount'],
+      connectors: ['summary'],
+      image: { ref: IMAGE, id: (await docker.images.inspect(IMAGE))!.id },
+    });
     pkgFile = join(box.path, 'fns.dspkg');
 
     const verified = await ds('verify', 'fns.dspkg', '--json');
@@ -72,13 +78,26 @@ describe('init → run → package → verify → run', () => {
     expect(count.stderr).toContain('words.txt: 5 words'); // the function's log, on stderr
     expect(json(await readFile(join(dataDir, 'out/words.txt.json'), 'utf8'))).toEqual({ file: 'words.txt', words: 5 });
 
-    const summary = await ds('run', 'fns.dspkg', 'summary', '--connector', '--hand-over-data', '--data', dataDir, '--args', '{"file":"words.txt","name":"Bo"}', '--json');
+    const summary = await ds(
+      'run',
+      'fns.dspkg',
+      'summary',
+      '--connector',
+      '--hand-over-data',
+      '--data',
+      dataDir,
+      '--args',
+      '{"file":"words.txt","name":"Bo"}',
+      '--json',
+    );
     expect(summary.code, summary.stderr).toBe(0);
     expect(summary.stdout).toBe('{"greeting":"Hello, Bo!","file":"words.txt","words":5}\n');
   });
 
   it('verify (and run) refuse the package with one byte changed', async () => {
-    const changed = await repackArchive(await readFile(pkgFile), (e) => (e.name === 'code/index.js' ? { ...e, content: flipByte(e.content as Buffer, 100) } : e));
+    const changed = await repackArchive(await readFile(pkgFile), (e) =>
+      e.name === 'code/index.js' ? { ...e, content: flipByte(e.content as Buffer, 100) } : e,
+    );
     await box.write('changed.dspkg', changed);
     const verified = await ds('verify', 'changed.dspkg');
     expect(verified.code).toBe(16);
@@ -108,7 +127,9 @@ describe('verify against a changed image', () => {
 
     const verified = await ds('verify', 'swap.dspkg');
     expect(verified.code).toBe(22);
-    expect(verified.stderr).toMatch(new RegExp(`^error IMAGE_MISMATCH: ${ref.replace(/[/.]/g, '\\$&')} is ${swapped} on this engine, but the package was built against sha256:`));
+    expect(verified.stderr).toMatch(
+      new RegExp(`^error IMAGE_MISMATCH: ${ref.replace(/[/.]/g, '\\$&')} is ${swapped} on this engine, but the package was built against sha256:`),
+    );
     expect((await ds('run', 'swap.dspkg', 'one', '--hand-over-data', '--data', fns.path)).code).toBe(22);
   });
 });
@@ -162,7 +183,9 @@ describe('ds run failures', () => {
 
 describe('ds run with a read policy', () => {
   it('serves station reads under --read-root that an --allow glob grants, and refuses the rest', async () => {
-    await using fns = await functionPackage({ 'index.js': "import { readText } from '@datastation/dev-utils';\nexport const peek = ({ path }) => readText(path);\n" });
+    await using fns = await functionPackage({
+      'index.js': "import { readText } from '@datastation/dev-utils';\nexport const peek = ({ path }) => readText(path);\n",
+    });
     await box.write('station/owners/acme/trips.csv', 'id,km\n1,3\n');
     await box.write('station/owners/other/secret.csv', 'no');
     await box.write('reader-data/.keep', '');

@@ -30,7 +30,15 @@ describe('ds usage', () => {
   });
 
   it('exits 2 on usage errors', async () => {
-    for (const args of [[], ['bogus'], ['run', '.', 'f'], ['run', '.', 'f', '--data', '.', '--timeout', 'soon'], ['run', '.', 'f', '--data', '.', '--allow', 'x/*'], ['image'], ['verify']]) {
+    for (const args of [
+      [],
+      ['bogus'],
+      ['run', '.', 'f'],
+      ['run', '.', 'f', '--data', '.', '--timeout', 'soon'],
+      ['run', '.', 'f', '--data', '.', '--allow', 'x/*'],
+      ['image'],
+      ['verify'],
+    ]) {
       const result = await ds(...args);
       expect(result.code, args.join(' ')).toBe(2);
       expect(result.stderr).toContain('ds --help');
@@ -63,7 +71,12 @@ describe('ds init', () => {
       files: ['.gitignore', 'README.md', 'data/words.txt', 'package.json', 'src/connectors.ts', 'src/index.ts', 'test/index.test.ts', 'tsconfig.json'],
     });
     const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
-    expect(pkg).toMatchObject({ name: 'word-tools', type: 'module', main: 'dist/index.js', scripts: { build: expect.any(String), test: 'node --import tsx --test test/index.test.ts' } });
+    expect(pkg).toMatchObject({
+      name: 'word-tools',
+      type: 'module',
+      main: 'dist/index.js',
+      scripts: { build: expect.any(String), test: 'node --import tsx --test test/index.test.ts' },
+    });
 
     // What `npm install` would give: the devDependencies the test uses, linked from this workspace.
     const cliModules = fileURLToPath(new URL('../node_modules/', import.meta.url));
@@ -73,7 +86,12 @@ describe('ds init', () => {
     const [node, ...args] = (pkg.scripts.test as string).split(' ');
     expect(node).toBe('node');
     // dev-utils is not built in this workspace: resolve it to its TypeScript source.
-    const test = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--conditions=source' }, timeout: 30_000 });
+    const test = spawnSync(process.execPath, args, {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '--conditions=source' },
+      timeout: 30_000,
+    });
     expect(test.status, `${test.stdout}\n${test.stderr}`).toBe(0);
     expect(test.stdout).toMatch(/# pass 3\b/);
     expect(test.stdout).toMatch(/# fail 0\b/);
@@ -92,8 +110,21 @@ const ABSOLUTE_TARGET = join(tmpdir(), `ds-cli-escaped-${process.pid}.txt`);
 
 describe('ds verify of hostile archives', () => {
   const cases: [string, Parameters<typeof craftArchive>[0]][] = [
-    ['a ../ entry', [{ name: 'manifest.json', content: '{}' }, { name: '../escaped.txt', content: 'x' }, { name: '../../escaped.txt', content: 'x' }]],
-    ['a symlink', [{ name: 'code', type: 'symlink', linkname: '../..' }, { name: 'code/escaped.txt', content: 'x' }]],
+    [
+      'a ../ entry',
+      [
+        { name: 'manifest.json', content: '{}' },
+        { name: '../escaped.txt', content: 'x' },
+        { name: '../../escaped.txt', content: 'x' },
+      ],
+    ],
+    [
+      'a symlink',
+      [
+        { name: 'code', type: 'symlink', linkname: '../..' },
+        { name: 'code/escaped.txt', content: 'x' },
+      ],
+    ],
     ['an absolute path', [{ name: ABSOLUTE_TARGET, content: 'x' }]],
   ];
 

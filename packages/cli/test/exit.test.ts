@@ -9,7 +9,10 @@ describe('exit codes', () => {
     for (const code of codes) expect(exitCodeFor(code)).toBe(ERROR_CODES[code].exit);
     const exits = codes.map(exitCodeFor);
     expect(new Set(exits).size).toBe(exits.length);
-    for (const exit of exits) expect(exit).toBeGreaterThanOrEqual(10), expect(exit).toBeLessThan(126);
+    for (const exit of exits) {
+      expect(exit).toBeGreaterThanOrEqual(10);
+      expect(exit).toBeLessThan(126);
+    }
   });
 
   it('map usage errors to 2, signals to 128+n, and anything else through toDsError', () => {

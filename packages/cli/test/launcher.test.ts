@@ -29,24 +29,31 @@ it('runs from source in any folder: --version, init writes there, --json is pure
   expect(await readdir(join(box.path, 'x'))).toContain('package.json');
 });
 
-it('is what the README\'s alias runs, from any folder', async () => {
+it("is what the README's alias runs, from any folder", async () => {
   const [block] = blocksRunBy('packages/cli/test/launcher.test.ts');
   expect(block?.file).toBe('README.md');
   await using box = await tempDir('ds-alias');
   // The alias line at the repository root, as the README says, then ds in another folder.
-  const script = ['set -euo pipefail', 'shopt -s expand_aliases', `cd ${JSON.stringify(REPO_ROOT)}`, block!.code, `cd ${JSON.stringify(box.path)}`, 'ds init y --json'].join('\n');
+  const script = [
+    'set -euo pipefail',
+    'shopt -s expand_aliases',
+    `cd ${JSON.stringify(REPO_ROOT)}`,
+    block!.code,
+    `cd ${JSON.stringify(box.path)}`,
+    'ds init y --json',
+  ].join('\n');
   const { stdout } = await run('bash', ['-c', script], { env });
   expect(JSON.parse(stdout)).toMatchObject({ dir: join(box.path, 'y'), name: 'y' });
 });
 
-it('pnpm -C <repository> -s ds works in the caller\'s folder with pure JSON on stdout', async () => {
+it("pnpm -C <repository> -s ds works in the caller's folder with pure JSON on stdout", async () => {
   await using box = await tempDir('ds-pnpm-dir');
   const { stdout } = await run('npx', ['-y', 'pnpm@10.34.9', '-C', REPO_ROOT, '-s', 'ds', 'init', 'z', '--json'], { cwd: box.path, env, timeout: 60_000 });
   expect(JSON.parse(stdout)).toMatchObject({ dir: join(box.path, 'z'), name: 'z' });
   expect(await readdir(box.path)).toEqual(['z']);
 }, 70_000);
 
-it('says where users see it that --hand-over-data and ds init (as root) change the data folder\'s owner', async () => {
+it("says where users see it that --hand-over-data and ds init (as root) change the data folder's owner", async () => {
   const run_ = await run(process.execPath, [BIN, 'run', '--help'], { env });
   expect(run_.stdout).toMatch(/--hand-over-data: then that folder \(not its contents\) becomes owned by uid 10001/);
   const init = await run(process.execPath, [BIN, 'init', '--help'], { env });

@@ -3,7 +3,11 @@ import { createProgress, progressMode } from '../src/progress.js';
 
 function fakeStream(isTTY: boolean) {
   let text = '';
-  const stream = { isTTY, columns: 40, write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WriteStream;
+  const write = (chunk: string) => {
+    text += chunk;
+    return true;
+  };
+  const stream = { isTTY, columns: 40, write } as unknown as NodeJS.WriteStream;
   return { stream, text: () => text };
 }
 

@@ -5,7 +5,10 @@ import { blocksRunBy, tempDir, testDocker } from '@datastation/test-support';
 import { expect, it } from 'vitest';
 import { dsCommand } from '../src/testing.js';
 
-/** The quick start of the CLI's README and of the repository's README (the blocks marked as run here), run as written by bash with `ds` as the CLI from source. */
+/**
+ * The quick start of the CLI's README and of the repository's README (the blocks marked as run
+ * here), run as written by bash with `ds` as the CLI from source.
+ */
 const blocks = blocksRunBy('packages/cli/test/readme.docker.test.ts');
 it('finds the quick start of both READMEs', () => expect(blocks.map((b) => b.file).sort()).toEqual(['README.md', 'packages/cli/README.md']));
 for (const { file: name, code: block } of blocks) {

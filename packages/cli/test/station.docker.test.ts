@@ -1,7 +1,7 @@
 /**
  * The station client commands against a real gatekeeper: its own process on 127.0.0.1 (as the
- * station runs it, apart from the CLI's process), SQLite in a temp folder, real containers. The gatekeeper writes the state folder as `ds up` will, and `ds` finds the URL and
- * the tokens there.
+ * station runs it, apart from the CLI's process), SQLite in a temp folder, real containers. The
+ * gatekeeper writes the state folder as `ds up` will, and `ds` finds the URL and the tokens there.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
-import { functionPackage, type TempDir, tempDir, testDocker } from '@datastation/test-support';
+import { functionPackage, type StationReplyBody, type TempDir, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { runDs } from '../src/testing.js';
@@ -51,8 +51,10 @@ async function stopGatekeeper(): Promise<void> {
 }
 
 /** `ds` as a subprocess whose station and tokens come from the state folder only. */
-const ds = (...args: string[]) => runDs(args, { cwd: box.path, env: { DS_STATION_STATE: join(box.path, 'state'), DS_STATION_URL: '', DS_TOKEN: '' }, timeoutMs: 90_000 });
-const json = (text: string) => JSON.parse(text) as Record<string, any>;
+const ds = (...args: string[]) =>
+  runDs(args, { cwd: box.path, env: { DS_STATION_STATE: join(box.path, 'state'), DS_STATION_URL: '', DS_TOKEN: '' }, timeoutMs: 90_000 });
+// ds --json prints what the gatekeeper answered.
+const json = (text: string) => JSON.parse(text) as StationReplyBody;
 
 beforeAll(async () => {
   box = await tempDir('ds-station');
@@ -90,14 +92,14 @@ describe('ds against a station', () => {
     const up = await ds('upload', pkgFile, '--json');
     expect(up.code, up.stderr).toBe(0);
     expect(json(up.stdout)).toMatchObject({ name: 'trip-stats', version: '1.0.0', functions: ['total'], connectors: ['summary'], uploadedBy: 'dev' });
-    digest = json(up.stdout).digest;
+    digest = json(up.stdout).digest!;
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const again = await ds('upload', pkgFile);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain(digest);
   });
 
-  it('grants it by name and by digest, adding to the owner\'s grants', async () => {
+  it("grants it by name and by digest, adding to the owner's grants", async () => {
     const ann = await ds('grant', 'trip-stats', '--user', 'ann', '--read', 'owners/acme/trips/*.csv', '--release', 'release', '--as', 'acme');
     expect(ann.code, ann.stderr).toBe(0);
     expect(ann.stdout).toMatch(/^granted: ann may run sha256:/);
@@ -124,19 +126,20 @@ describe('ds against a station', () => {
     const run = json(call.stdout);
     expect(run).toMatchObject({ status: 'pending', release: 'review' });
     expect(run).not.toHaveProperty('value');
+    const runId = run.id!;
 
     const pending = await ds('runs', '--as', 'acme', '--status', 'pending', '--json');
-    expect(json(pending.stdout).runs.map((r: { id: string }) => r.id)).toEqual([run.id]);
-    const shown = await ds('runs', run.id, '--as', 'acme');
+    expect(json(pending.stdout).runs?.map((r) => r.id)).toEqual([runId]);
+    const shown = await ds('runs', runId, '--as', 'acme');
     expect(shown.stdout).toMatch(/staged \(for your review\):\n\s+42/);
 
-    const released = await ds('release', run.id, '--as', 'acme');
+    const released = await ds('release', runId, '--as', 'acme');
     expect(released.code, released.stderr).toBe(0);
-    expect(released.stdout).toContain(`run ${run.id} released`);
-    const seen = await ds('runs', run.id, '--as', 'bob', '--json');
-    expect(json(seen.stdout)).toMatchObject({ id: run.id, status: 'released', value: 42 });
+    expect(released.stdout).toContain(`run ${runId} released`);
+    const seen = await ds('runs', runId, '--as', 'bob', '--json');
+    expect(json(seen.stdout)).toMatchObject({ id: runId, status: 'released', value: 42 });
     const list = await ds('runs', '--as', 'bob');
-    expect(list.stdout).toMatch(new RegExp(`${run.id}\\s+released\\s+bob\\s+function total`));
+    expect(list.stdout).toMatch(new RegExp(`${runId}\\s+released\\s+bob\\s+function total`));
   });
 
   it('revokes a grant: the next call is NOT_APPROVED (exit 19)', async () => {

@@ -9,7 +9,6 @@ export function showCall(op: string, path: unknown): string {
 /** A path as shown in messages: control characters escaped, cut at 200 characters. */
 export function showPath(path: string): string {
   const cut = path.length > 200 ? `${path.slice(0, 200)}…` : path;
-  // eslint-disable-next-line no-control-regex
   return cut.replace(/[\u0000-\u001f\u007f']/g, (c) => (c === "'" ? "\\'" : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 

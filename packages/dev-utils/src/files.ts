@@ -20,7 +20,11 @@ export function read(path: string): Promise<Buffer>;
 export function read(path: string, encoding: BufferEncoding): Promise<string>;
 export async function read(path: string, encoding?: BufferEncoding): Promise<Buffer | string> {
   if (encoding !== undefined && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
-    throw dsError('BAD_REQUEST', `${showCall('read', path)} refused: '${String(encoding)}' is not an encoding Node knows; use 'utf8', or omit it to get a Buffer.`, { encoding: String(encoding) });
+    throw dsError(
+      'BAD_REQUEST',
+      `${showCall('read', path)} refused: '${String(encoding)}' is not an encoding Node knows; use 'utf8', or omit it to get a Buffer.`,
+      { encoding: String(encoding) },
+    );
   }
   const resolved = resolveDataPath(path, 'read');
   const bytes = resolved.kind === 'station' ? await readStation(resolved.path) : await readConfinedFile(localTarget('read', path, resolved));
@@ -50,7 +54,12 @@ export async function readJson<T = unknown>(path: string): Promise<T> {
     return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) as T;
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw dsError('BAD_REQUEST', `${showCall('readJson', path)} failed: the file is not valid JSON (${why}); fix the file, or use readText() to read it as text.`, { path }, err);
+    throw dsError(
+      'BAD_REQUEST',
+      `${showCall('readJson', path)} failed: the file is not valid JSON (${why}); fix the file, or use readText() to read it as text.`,
+      { path },
+      err,
+    );
   }
 }
 
@@ -63,7 +72,8 @@ export async function write(path: string, content: string | Uint8Array): Promise
   if (typeof content !== 'string' && !(content instanceof Uint8Array)) {
     throw dsError(
       'BAD_REQUEST',
-      `${showCall('write', path)} refused: content must be a string or bytes (Uint8Array/Buffer), got ${content === null ? 'null' : typeof content}; for objects, write JSON.stringify(value).`,
+      `${showCall('write', path)} refused: content must be a string or bytes (Uint8Array/Buffer), got ` +
+        `${content === null ? 'null' : typeof content}; for objects, write JSON.stringify(value).`,
       { path },
     );
   }

@@ -157,7 +157,11 @@ export async function writeConfinedFile(t: Target, content: Uint8Array): Promise
     if (errnoOf(err) !== 'ENOENT') throw fsFailure(t.call, t.shown, err, details(t));
   }
   if (existing?.isSymbolicLink()) {
-    throw dsError('POLICY_DENIED', `${t.call} refused: '${showPath(t.shown)}' is a symlink and writes never follow links; remove the link or write to another name.`, details(t));
+    throw dsError(
+      'POLICY_DENIED',
+      `${t.call} refused: '${showPath(t.shown)}' is a symlink and writes never follow links; remove the link or write to another name.`,
+      details(t),
+    );
   }
   if (existing && !existing.isFile() && !existing.isDirectory()) throw notRegular(t, existing);
   // An existing folder is left to rename(), which refuses to replace it (EISDIR) after the temp file
@@ -239,10 +243,17 @@ async function ensureDir(t: Target, p: string, rel: string): Promise<string> {
       }
     }
     if (st.isSymbolicLink()) {
-      throw dsError('POLICY_DENIED', `${t.call} refused: the folder '${showPath(rel)}' is a symlink and writes never follow links; write into a real folder under /data.`, { ...details(t), folder: rel });
+      throw dsError(
+        'POLICY_DENIED',
+        `${t.call} refused: the folder '${showPath(rel)}' is a symlink and writes never follow links; write into a real folder under /data.`,
+        { ...details(t), folder: rel },
+      );
     }
     if (!st.isDirectory()) {
-      throw dsError('BAD_REQUEST', `${t.call} failed: '${showPath(rel)}' is a file, not a folder; choose another folder name or remove the file.`, { ...details(t), folder: rel });
+      throw dsError('BAD_REQUEST', `${t.call} failed: '${showPath(rel)}' is a file, not a folder; choose another folder name or remove the file.`, {
+        ...details(t),
+        folder: rel,
+      });
     }
     return p;
   }
@@ -251,7 +262,7 @@ async function ensureDir(t: Target, p: string, rel: string): Promise<string> {
 
 /** fsync a folder so a rename in it survives a crash; some file systems refuse (EINVAL, EISDIR). */
 async function fsyncDir(t: Target, dir: string): Promise<void> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(dir, O_RDONLY | O_DIRECTORY);
     await handle.sync();

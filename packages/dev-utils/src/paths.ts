@@ -49,16 +49,27 @@ export function resolveDataPath(path: unknown, op: DataOp): ResolvedPath;
 export function resolveDataPath(path: unknown, op: DataOp): ResolvedPath {
   const call = showCall(op, path);
   if (typeof path !== 'string') {
-    throw dsError('BAD_REQUEST', `${call} refused: the path must be a string; pass a path relative to /data such as 'out/result.json'.`, { op, type: path === null ? 'null' : typeof path });
+    throw dsError('BAD_REQUEST', `${call} refused: the path must be a string; pass a path relative to /data such as 'out/result.json'.`, {
+      op,
+      type: path === null ? 'null' : typeof path,
+    });
   }
   if (path === '') {
-    throw dsError('BAD_REQUEST', `${call} refused: the path is empty; pass a path relative to /data such as 'out/result.json'${op === 'list' ? " or '.' for the data folder itself" : ''}.`, { op, path });
+    throw dsError(
+      'BAD_REQUEST',
+      `${call} refused: the path is empty; pass a path relative to /data such as 'out/result.json'` +
+        `${op === 'list' ? " or '.' for the data folder itself" : ''}.`,
+      { op, path },
+    );
   }
   if (path.includes('\0')) {
     throw dsError('BAD_REQUEST', `${call} refused: the path contains a NUL byte; remove it.`, { op, path });
   }
   if (path.split('/').includes('..')) {
-    throw dsError('POLICY_DENIED', `${call} refused: '..' segments are not allowed; ${op === 'write' ? 'write paths' : 'use paths'} relative to /data.`, { op, path });
+    throw dsError('POLICY_DENIED', `${call} refused: '..' segments are not allowed; ${op === 'write' ? 'write paths' : 'use paths'} relative to /data.`, {
+      op,
+      path,
+    });
   }
 
   // No '..' is left, so normalising only drops '.' segments and repeated slashes.
@@ -68,13 +79,18 @@ export function resolveDataPath(path: unknown, op: DataOp): ResolvedPath {
     if (op === 'read') return { kind: 'station', path: stripTrailingSlash(normal) || '/' };
     throw dsError(
       'POLICY_DENIED',
-      `${call} refused: absolute paths outside /data are not allowed for ${op}; ${op === 'write' ? 'write paths' : 'list folders'} relative to /data (e.g. 'out/x' or '/data/out/x').`,
+      `${call} refused: absolute paths outside /data are not allowed for ${op}; ${op === 'write' ? 'write paths' : 'list folders'} relative to ` +
+        `/data (e.g. 'out/x' or '/data/out/x').`,
       { op, path },
     );
   }
 
   if (op === 'write' && normal.endsWith('/')) {
-    throw dsError('BAD_REQUEST', `${call} refused: the path ends with '/', which names a folder; name the file to write, e.g. '${showTrailingExample(normal)}'.`, { op, path });
+    throw dsError(
+      'BAD_REQUEST',
+      `${call} refused: the path ends with '/', which names a folder; name the file to write, e.g. '${showTrailingExample(normal)}'.`,
+      { op, path },
+    );
   }
 
   const underRoot = normal.startsWith('/') ? normal.slice(CONTAINER_DATA_DIR.length) : normal;

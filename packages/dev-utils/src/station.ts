@@ -37,7 +37,11 @@ export function setHostChannel(channel: HostChannel | undefined): void {
     return;
   }
   if (!isHostChannel(channel)) {
-    throw new DsError('BAD_REQUEST', 'setHostChannel() refused: the channel must be an object with a read(path) method returning a Promise<Uint8Array>; pass such an object, or undefined to remove it.');
+    throw new DsError(
+      'BAD_REQUEST',
+      'setHostChannel() refused: the channel must be an object with a read(path) method returning a Promise<Uint8Array>; pass such an object, or ' +
+        'undefined to remove it.',
+    );
   }
   slot[HOST_CHANNEL_KEY] = channel;
 }
@@ -60,7 +64,12 @@ export async function readStation(stationPath: string): Promise<Buffer> {
       throw dsError('INTERNAL', `${call} failed in the host channel: ${why}; try again, and report it if it persists.`, { path: stationPath }, err);
     }
     if (!(bytes instanceof Uint8Array)) {
-      throw dsError('PROTOCOL_ERROR', `${call} failed: the host channel answered with ${bytes === null ? 'null' : typeof bytes}, not bytes; rebuild the runtime image with the same Data Station version as the host.`, { path: stationPath });
+      throw dsError(
+        'PROTOCOL_ERROR',
+        `${call} failed: the host channel answered with ${bytes === null ? 'null' : typeof bytes}, not bytes; rebuild the runtime image with the ` +
+          `same Data Station version as the host.`,
+        { path: stationPath },
+      );
     }
     return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -70,7 +79,8 @@ export async function readStation(stationPath: string): Promise<Buffer> {
 
   throw dsError(
     'POLICY_DENIED',
-    `${call} refused: '${showPath(stationPath)}' is a station path (absolute, outside /data), and station reads work only inside a station session or, in local tests, with DS_STATION_DIR set to a folder holding the owner's files; read a path relative to /data, or set DS_STATION_DIR.`,
+    `${call} refused: '${showPath(stationPath)}' is a station path (absolute, outside /data), and station reads work only inside a station session ` +
+      `or, in local tests, with DS_STATION_DIR set to a folder holding the owner's files; read a path relative to /data, or set DS_STATION_DIR.`,
     { path: stationPath },
   );
 }

@@ -31,7 +31,9 @@ describe('resolveDataPath', () => {
 
   it.each(['..', '../x', 'a/../../x', 'a/..', '/data/../etc/x', '/owners/../etc/passwd'])('refuses %s with POLICY_DENIED', (p) => {
     for (const op of ['read', 'write', 'list'] as const) {
-      expect(() => resolveDataPath(p, op)).toThrow(expect.objectContaining({ code: 'POLICY_DENIED', message: expect.stringContaining("'..' segments are not allowed") }));
+      expect(() => resolveDataPath(p, op)).toThrow(
+        expect.objectContaining({ code: 'POLICY_DENIED', message: expect.stringContaining("'..' segments are not allowed") }),
+      );
     }
   });
 

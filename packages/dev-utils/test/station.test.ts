@@ -61,9 +61,17 @@ describe('station reads', () => {
   });
 
   it('passes a DsError from the channel through, and wraps other failures as INTERNAL', async () => {
-    setHostChannel({ read: async () => { throw new DsError('POLICY_DENIED', 'not granted'); } });
+    setHostChannel({
+      read: async () => {
+        throw new DsError('POLICY_DENIED', 'not granted');
+      },
+    });
     await expect(read('/owners/x')).rejects.toMatchObject({ code: 'POLICY_DENIED', message: 'not granted' });
-    setHostChannel({ read: async () => { throw new Error('socket closed'); } });
+    setHostChannel({
+      read: async () => {
+        throw new Error('socket closed');
+      },
+    });
     await expect(read('/owners/x')).rejects.toMatchObject({ code: 'INTERNAL' });
     setHostChannel({ read: async () => 'text' as unknown as Uint8Array });
     await expect(read('/owners/x')).rejects.toMatchObject({ code: 'PROTOCOL_ERROR' });

@@ -114,7 +114,11 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
   const compose = await findCompose();
 
   progress('building the runtime image (offline base when no registry answers)');
-  const runtime = await buildRuntimeImage(options.docker, { offline: options.offline ? true : 'auto', pullTimeoutMs: 15_000, onProgress: (l) => progress(`  ${l}`) });
+  const runtime = await buildRuntimeImage(options.docker, {
+    offline: options.offline ? true : 'auto',
+    pullTimeoutMs: 15_000,
+    onProgress: (l) => progress(`  ${l}`),
+  });
   progress(`  ${runtime.tags[0]} ${runtime.built ? 'built' : 'up to date'}`);
   progress('building the gatekeeper image');
   const gatekeeper = await buildGatekeeperImage(options.docker, { onProgress: (l) => progress(`  ${l}`) });
@@ -126,7 +130,11 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
   try {
     await runCompose(compose, name, ['up', '-d'], env, progress);
     progress(`waiting for ${url}/healthz`);
-    await waitHealthy(url, (options.readyTimeoutS ?? 60) * 1000, async () => (await runCompose(compose, name, ['logs', '--tail', '40', 'gatekeeper'], env).catch(() => ({ output: '' }))).output);
+    await waitHealthy(
+      url,
+      (options.readyTimeoutS ?? 60) * 1000,
+      async () => (await runCompose(compose, name, ['logs', '--tail', '40', 'gatekeeper'], env).catch(() => ({ output: '' }))).output,
+    );
   } catch (error) {
     // Nothing half-up is left: the next `ds up` starts clean.
     await runCompose(compose, name, ['down', '--remove-orphans'], env).catch(() => undefined);
@@ -136,7 +144,11 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
   for (const { id, role } of DEMO_PRINCIPALS) {
     const tokenFile = join(dir, 'tokens', id);
     const token = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
-    if (!token) throw new DsError('INTERNAL', `The gatekeeper is up but wrote no token for ${id} at ${tokenFile}. See \`${compose.join(' ')} -p ${name} logs gatekeeper\`.`);
+    if (!token)
+      throw new DsError(
+        'INTERNAL',
+        `The gatekeeper is up but wrote no token for ${id} at ${tokenFile}. See \`${compose.join(' ')} -p ${name} logs gatekeeper\`.`,
+      );
     principals.push({ id, role, token, tokenFile });
   }
   await writeStationFile(dir, { url, name, port, storage, principals: Object.fromEntries(principals.map((p) => [p.id, p.role])) });
@@ -174,7 +186,11 @@ export async function stationDown(options: StationDownOptions): Promise<StationD
       const info = await lstat(path).catch(() => undefined);
       if (!info) continue;
       await rm(path, { recursive: true, force: true }).catch((cause: unknown) => {
-        throw new DsError('INTERNAL', `Could not remove ${path}: ${(cause as Error).message}. Remove it by hand (it may hold files the station's containers own).`, { cause });
+        throw new DsError(
+          'INTERNAL',
+          `Could not remove ${path}: ${(cause as Error).message}. Remove it by hand (it may hold files the station's containers own).`,
+          { cause },
+        );
       });
       removed.push(path);
     }
@@ -194,7 +210,8 @@ export async function findCompose(env: NodeJS.ProcessEnv = process.env): Promise
   const candidates = env.DS_COMPOSE ? [env.DS_COMPOSE.split(' ').filter(Boolean)] : [['docker', 'compose'], ['docker-compose']];
   for (const command of candidates) {
     try {
-      await exec(command[0]!, [...command.slice(1), 'version'], { timeout: 15_000 });
+      const [bin = '', ...rest] = command;
+      await exec(bin, [...rest, 'version'], { timeout: 15_000 });
       return command;
     } catch {
       // next
@@ -204,12 +221,18 @@ export async function findCompose(env: NodeJS.ProcessEnv = process.env): Promise
     'CONTAINER_START_FAILED',
     env.DS_COMPOSE
       ? `DS_COMPOSE="${env.DS_COMPOSE}" does not run (\`${env.DS_COMPOSE} version\` failed).`
-      : 'Neither `docker compose` (Compose v2) nor `docker-compose` (v1) runs here. Install one of them (for example the docker-compose-plugin or docker-compose package).',
+      : 'Neither `docker compose` (Compose v2) nor `docker-compose` (v1) runs here. Install one of them (for example the docker-compose-plugin or ' +
+          'docker-compose package).',
   );
 }
 
 function checkName(name: string): string {
-  if (!NAME.test(name)) throw new DsError('BAD_REQUEST', `The station name ${JSON.stringify(name)} is not a compose project name: lowercase letters, digits, "-" and "_", at most 40, starting with a letter or digit.`);
+  if (!NAME.test(name))
+    throw new DsError(
+      'BAD_REQUEST',
+      `The station name ${JSON.stringify(name)} is not a compose project name: lowercase letters, digits, "-" and "_", at most 40, starting with a ` +
+        `letter or digit.`,
+    );
   return name;
 }
 
@@ -224,7 +247,14 @@ async function stationDir(dir: string): Promise<string> {
   return real;
 }
 
-function composeEnv(o: { name: string; port: number; dir: string; storage: string; runtime?: SandboxRuntime | undefined; dbUrl?: string | undefined }): NodeJS.ProcessEnv {
+function composeEnv(o: {
+  name: string;
+  port: number;
+  dir: string;
+  storage: string;
+  runtime?: SandboxRuntime | undefined;
+  dbUrl?: string | undefined;
+}): NodeJS.ProcessEnv {
   return {
     ...process.env,
     DS_STATION_NAME: o.name,
@@ -238,9 +268,9 @@ function composeEnv(o: { name: string; port: number; dir: string; storage: strin
 
 /** Runs one compose command on the station's project; its output goes to `progress` line by line and, on failure, into the error. */
 function runCompose(compose: string[], name: string, args: string[], env: NodeJS.ProcessEnv, progress?: (line: string) => void): Promise<{ output: string }> {
-  const [command, ...prefix] = compose;
+  const [command = '', ...prefix] = compose;
   return new Promise((resolve, reject) => {
-    const child = spawn(command!, [...prefix, '-p', name, '-f', STATION_COMPOSE_FILE, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, [...prefix, '-p', name, '-f', STATION_COMPOSE_FILE, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let pending = '';
     const take = (chunk: Buffer) => {
@@ -285,7 +315,10 @@ async function waitHealthy(url: string, timeoutMs: number, logs: () => Promise<s
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new DsError('CONTAINER_START_FAILED', `The gatekeeper did not answer ${url}/healthz within ${Math.round(timeoutMs / 1000)} s (last: ${last}). Its log:\n${quote(await logs())}`);
+  throw new DsError(
+    'CONTAINER_START_FAILED',
+    `The gatekeeper did not answer ${url}/healthz within ${Math.round(timeoutMs / 1000)} s (last: ${last}). Its log:\n${quote(await logs())}`,
+  );
 }
 
 /** Another program's words, behind `| ` and made printable. */

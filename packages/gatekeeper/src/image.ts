@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { PluginBuild } from 'esbuild';
 import { type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
@@ -37,8 +37,10 @@ const DOCKERFILE = new URL('../image/Dockerfile', import.meta.url);
 const PREBUILT = fileURLToPath(new URL('./gatekeeper-image/main.mjs', import.meta.url));
 const ADDON = 'better_sqlite3.node';
 
-
-export async function buildGatekeeperImage(docker: DockerClient, options: { force?: boolean; onProgress?: (line: string) => void } = {}): Promise<BuiltGatekeeperImage> {
+export async function buildGatekeeperImage(
+  docker: DockerClient,
+  options: { force?: boolean; onProgress?: (line: string) => void } = {},
+): Promise<BuiltGatekeeperImage> {
   const progress = options.onProgress ?? (() => undefined);
   const base = await ensureOfflineBase(docker, progress);
   const work = await mkdtemp(join(tmpdir(), 'ds-gatekeeper-image-'));
@@ -75,7 +77,10 @@ export async function buildGatekeeperImage(docker: DockerClient, options: { forc
 async function gatekeeperBundle(work: string, progress: (line: string) => void): Promise<string> {
   if (await stat(PREBUILT).catch(() => undefined)) return PREBUILT;
   if (!import.meta.url.endsWith('.ts')) {
-    throw new DsError('INTERNAL', `@datastation/gatekeeper is missing its prebuilt bundle (${PREBUILT}). Reinstall the package; in the Data Station repository, run \`pnpm build\`.`);
+    throw new DsError(
+      'INTERNAL',
+      `@datastation/gatekeeper is missing its prebuilt bundle (${PREBUILT}). Reinstall the package; in the Data Station repository, run \`pnpm build\`.`,
+    );
   }
   progress('bundling the gatekeeper from source');
   return bundleGatekeeper(work);

@@ -30,7 +30,11 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
   const folder = (name: string): string => {
     const value = env[name];
     if (!value || !isAbsolute(value)) {
-      throw new DsError('BAD_REQUEST', `${name} must be an absolute folder (got ${JSON.stringify(value ?? null)}); set it to where the station keeps ${name === 'DS_STORAGE' ? 'its data' : 'its state'}.`);
+      throw new DsError(
+        'BAD_REQUEST',
+        `${name} must be an absolute folder (got ${JSON.stringify(value ?? null)}); set it to where the station keeps ` +
+          `${name === 'DS_STORAGE' ? 'its data' : 'its state'}.`,
+      );
     }
     return resolve(value);
   };
@@ -38,9 +42,10 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
   const stateDir = folder('DS_STATE_DIR');
   const listen = env.DS_LISTEN || '127.0.0.1:8080';
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
-  if (!m || port > 65_535) throw new DsError('BAD_REQUEST', `DS_LISTEN must be host:port, such as 0.0.0.0:8080 (got ${JSON.stringify(listen)}).`);
-  return { storage, stateDir, dbUrl: env.DS_DB_URL || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`, host: (m[1] ?? m[2])!, port };
+  if (!host || port > 65_535) throw new DsError('BAD_REQUEST', `DS_LISTEN must be host:port, such as 0.0.0.0:8080 (got ${JSON.stringify(listen)}).`);
+  return { storage, stateDir, dbUrl: env.DS_DB_URL || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`, host, port };
 }
 
 /**
@@ -59,7 +64,10 @@ export async function seedPrincipals(store: Store, stateDir: string): Promise<st
   const written: string[] = [];
   for (const { id, role } of DEMO_PRINCIPALS) {
     const file = join(folder, id);
-    const present = await lstat(file).then((s) => s.isFile(), () => false);
+    const present = await lstat(file).then(
+      (s) => s.isFile(),
+      () => false,
+    );
     const existing = await store.principals.get(id);
     if (existing && present) continue;
     const token = existing ? await store.principals.rotate(id) : (await store.principals.issue({ id, role })).token;
@@ -72,7 +80,13 @@ export async function seedPrincipals(store: Store, stateDir: string): Promise<st
 
 /** Writes the demo owner's data once (a station whose `owners/acme` exists is left as it is). */
 export async function seedDemoData(storage: string): Promise<boolean> {
-  if (await lstat(join(storage, 'owners', 'acme')).then(() => true, () => false)) return false;
+  if (
+    await lstat(join(storage, 'owners', 'acme')).then(
+      () => true,
+      () => false,
+    )
+  )
+    return false;
   for (const [path, content] of Object.entries(DEMO_DATA)) {
     const file = join(storage, path);
     await mkdir(join(file, '..'), { recursive: true, mode: 0o755 });
@@ -123,19 +137,20 @@ export async function startStation(
     const tokens = await seedPrincipals(store, config.stateDir);
     if (tokens.length) log(`tokens for ${tokens.join(', ')} written to ${join(config.stateDir, 'tokens')}`);
     if (await seedDemoData(config.storage)) log(`demo data written under ${join(config.storage, 'owners', 'acme')}`);
-    gatekeeper = await createGatekeeper({ log, ...options, store, storage: config.storage });
-    const { url } = await gatekeeper.listen({ host: config.host, port: config.port });
+    const started = await createGatekeeper({ log, ...options, store, storage: config.storage });
+    gatekeeper = started;
+    const { url } = await started.listen({ host: config.host, port: config.port });
     log(`listening on ${url}`);
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {
         try {
-          await gatekeeper!.close();
+          await started.close();
         } finally {
           await store.close();
         }
       })());
-    return { url, gatekeeper, store, close, [Symbol.asyncDispose]: close };
+    return { url, gatekeeper: started, store, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await gatekeeper?.close().catch(() => undefined);
     await store.close().catch(() => undefined);

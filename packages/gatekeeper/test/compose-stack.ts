@@ -14,15 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, vi } from 'vitest';
 import { createDockerClient, LABELS } from '@datastation/host';
+import type { StationReply } from '@datastation/test-support';
 import { buildGatekeeperImage } from '../src/image.js';
 
 export const run = promisify(execFile);
 const COMPOSE_FILE = fileURLToPath(new URL('../compose/docker-compose.yml', import.meta.url));
 
-export interface Reply {
-  status: number;
-  body: any;
-}
+export type Reply = StationReply;
 
 export interface ComposeStack {
   readonly project: string;
@@ -116,9 +114,19 @@ export async function startComposeStack(prefix: string): Promise<ComposeStack> {
       disposed ??= (async () => {
         await compose('down', '-v', '--remove-orphans').catch(() => undefined);
         const left = {
-          containers: [...new Set([...(await listed('container', `com.docker.compose.project=${project}`)), ...(await listed('container', `${LABELS.ownerHost}=${project}-gatekeeper`))])],
+          containers: [
+            ...new Set([
+              ...(await listed('container', `com.docker.compose.project=${project}`)),
+              ...(await listed('container', `${LABELS.ownerHost}=${project}-gatekeeper`)),
+            ]),
+          ],
           networks: await listed('network', `com.docker.compose.project=${project}`),
-          volumes: [...new Set([...(await listed('volume', `com.docker.compose.project=${project}`)), ...(await listed('volume', `${LABELS.ownerHost}=${project}-gatekeeper`))])],
+          volumes: [
+            ...new Set([
+              ...(await listed('volume', `com.docker.compose.project=${project}`)),
+              ...(await listed('volume', `${LABELS.ownerHost}=${project}-gatekeeper`)),
+            ]),
+          ],
         };
         // Whatever a failed test left is removed all the same; the caller asserts there was nothing.
         if (left.containers.length) await run('docker', ['rm', '-f', '-v', ...left.containers]).catch(() => undefined);
@@ -139,7 +147,10 @@ export async function startComposeStack(prefix: string): Promise<ComposeStack> {
     return stack;
   } catch (error) {
     // The gatekeeper's own words on why it did not come up, before its container goes.
-    const logs = await compose('logs', '--no-color', '--tail', '40', 'gatekeeper').then((r) => r.stdout, () => '(no logs)');
+    const logs = await compose('logs', '--no-color', '--tail', '40', 'gatekeeper').then(
+      (r) => r.stdout,
+      () => '(no logs)',
+    );
     await stack.dispose();
     throw new Error(`The compose stack ${project} did not come up: ${(error as Error).message}\n${logs}`, { cause: error });
   }

@@ -45,7 +45,9 @@ describe('the compose stack (docker-compose v1)', () => {
 
   it('runs the gatekeeper read-only, without new privileges, with only the capabilities it needs', async () => {
     const id = (await stack.compose('ps', '-q', 'gatekeeper')).stdout.trim();
-    const [info] = JSON.parse((await run('docker', ['inspect', id])).stdout) as { HostConfig: { CapDrop: string[]; CapAdd: string[]; ReadonlyRootfs: boolean; SecurityOpt: string[] } }[];
+    const [info] = JSON.parse((await run('docker', ['inspect', id])).stdout) as {
+      HostConfig: { CapDrop: string[]; CapAdd: string[]; ReadonlyRootfs: boolean; SecurityOpt: string[] };
+    }[];
     expect(info!.HostConfig.CapDrop.map((c) => c.replace(/^CAP_/, ''))).toEqual(['ALL']);
     expect(info!.HostConfig.CapAdd.map((c) => c.replace(/^CAP_/, '')).sort()).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER']);
     expect(info!.HostConfig.ReadonlyRootfs).toBe(true);

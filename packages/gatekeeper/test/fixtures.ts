@@ -36,7 +36,9 @@ export const sqliteBackend: Backend = {
         const db = new SqliteDatabase(file, { timeout: 5000 });
         try {
           const stmt = db.prepare(query);
-          return stmt.reader ? (stmt.all(...params) as Record<string, unknown>[]) : (stmt.run(...params), []);
+          if (stmt.reader) return stmt.all(...params) as Record<string, unknown>[];
+          stmt.run(...params);
+          return [];
         } finally {
           db.close();
         }
@@ -65,7 +67,10 @@ export function postgresBackend(baseUrl: string): Backend {
         url: url.toString(),
         async sql(query, params = []) {
           let i = 0;
-          const result = await admin.query(query.replace(/\?/g, () => `$${++i}`), params);
+          const result = await admin.query(
+            query.replace(/\?/g, () => `$${++i}`),
+            params,
+          );
           return result.rows as Record<string, unknown>[];
         },
         async cleanup() {

@@ -12,6 +12,7 @@ import { request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { StationReply } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatekeeper, type Gatekeeper, NOT_FOUND_CODE, openStore, type Store } from '../src/index.js';
 
@@ -28,10 +29,8 @@ const CONCURRENCY = 100;
 /** How long past its timeout a stalled socket may stay open (Node checks every quarter of the headers timeout, plus load). */
 const CLOSE_SLACK_MS = 2_500;
 
-interface Reply {
-  status: number;
+interface Reply extends StationReply {
   headers: Record<string, string | string[] | undefined>;
-  body: any;
 }
 
 /** One request on a connection of its own (no pooling: every request of the flood is a socket the server must handle). */
@@ -90,7 +89,7 @@ function raw(port: number, bytes: Buffer | string | undefined, giveUpMs: number)
 }
 
 /** The status line and JSON body of a raw response. */
-function parseRaw(response: string): { status: number; body: any } {
+function parseRaw(response: string): StationReply {
   const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(response)?.[1] ?? 0);
   const text = response.slice(response.indexOf('\r\n\r\n') + 4);
   return { status, body: text ? JSON.parse(text) : undefined };
@@ -108,7 +107,11 @@ describe('gatekeeper under a flood of bad requests', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'ds-flood-'));
     store = await openStore({ url: `sqlite:${join(root, 'state', 'station.db')}` });
-    for (const [id, role] of [['acme', 'owner'], ['dev', 'developer'], ['ann', 'user']] as const) {
+    for (const [id, role] of [
+      ['acme', 'owner'],
+      ['dev', 'developer'],
+      ['ann', 'user'],
+    ] as const) {
       tokens[id] = (await store.principals.issue({ id, role })).token;
     }
     // No run reaches the Station here, so it needs no engine: nothing to reap, no image to check.
@@ -152,10 +155,24 @@ describe('gatekeeper under a flood of bad requests', () => {
     // request timeout); nothing at all (closed too, though no answer is owed).
     const stalled: { kind: string; status: number | undefined; outcome: Promise<RawOutcome>; minMs: number; maxMs: number }[] = [];
     const stall = (kind: string, n: number, status: number | undefined, timeoutMs: number, bytes: (i: number) => string | undefined) => {
-      for (let i = 0; i < n; i++) stalled.push({ kind, status, outcome: raw(port, bytes(i), timeoutMs + CLOSE_SLACK_MS + 5_000), minMs: timeoutMs - 100, maxMs: timeoutMs + CLOSE_SLACK_MS });
+      for (let i = 0; i < n; i++)
+        stalled.push({
+          kind,
+          status,
+          outcome: raw(port, bytes(i), timeoutMs + CLOSE_SLACK_MS + 5_000),
+          minMs: timeoutMs - 100,
+          maxMs: timeoutMs + CLOSE_SLACK_MS,
+        });
     };
     stall('half-sent headers', 150, 408, LIMITS.headersTimeoutMs, (i) => `GET /v1/packages HTTP/1.1\r\nHost: x\r\nX-Slow-${i}: `);
-    stall('half-sent body', 40, 408, LIMITS.requestTimeoutMs, () => `POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens.ann}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"package":`);
+    stall(
+      'half-sent body',
+      40,
+      408,
+      LIMITS.requestTimeoutMs,
+      () =>
+        `POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens.ann}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"package":`,
+    );
     stall('silent', 30, undefined, LIMITS.headersTimeoutMs, () => undefined);
 
     // Quick bad requests, CONCURRENCY in flight at once, each kind answered with its status and code.
@@ -180,21 +197,41 @@ describe('gatekeeper under a flood of bad requests', () => {
           run: async () => {
             const outcome = await raw(port, bytes(), CLOSE_SLACK_MS + 5_000);
             const answer = parseRaw(outcome.response);
-            if (answer.status !== status || answer.body?.error?.code !== 'BAD_REQUEST') wrong.push(`${kind}: answered ${JSON.stringify(outcome.response.slice(0, 200))}`);
-            if (outcome.closedAfterMs === undefined || outcome.closedAfterMs > CLOSE_SLACK_MS) wrong.push(`${kind}: closed after ${outcome.closedAfterMs ?? 'never'} ms`);
+            if (answer.status !== status || answer.body?.error?.code !== 'BAD_REQUEST')
+              wrong.push(`${kind}: answered ${JSON.stringify(outcome.response.slice(0, 200))}`);
+            if (outcome.closedAfterMs === undefined || outcome.closedAfterMs > CLOSE_SLACK_MS)
+              wrong.push(`${kind}: closed after ${outcome.closedAfterMs ?? 'never'} ms`);
           },
         });
       }
     };
-    expectReply('wrong token', 300, 401, 'UNAUTHENTICATED', () => send(port, 'GET', '/v1/packages', { authorization: `Bearer ${randomBytes(32).toString('base64url')}` }));
+    expectReply('wrong token', 300, 401, 'UNAUTHENTICATED', () =>
+      send(port, 'GET', '/v1/packages', { authorization: `Bearer ${randomBytes(32).toString('base64url')}` }),
+    );
     expectReply('malformed authorization', 100, 401, 'UNAUTHENTICATED', (i) =>
-      send(port, 'GET', '/v1/runs', { authorization: ['Basic YTpi', 'Bearer', 'Bearer short', `Bearer ${'x'.repeat(600)}`, 'Bearer a b c d e f g h i j'][i % 5]! }),
+      send(port, 'GET', '/v1/runs', {
+        authorization: ['Basic YTpi', 'Bearer', 'Bearer short', `Bearer ${'x'.repeat(600)}`, 'Bearer a b c d e f g h i j'][i % 5]!,
+      }),
     );
     expectReply('no token on a body', 50, 401, 'UNAUTHENTICATED', () => send(port, 'POST', '/v1/runs', json, JSON.stringify({ package: 'x', function: 'y' })));
-    expectReply('malformed JSON', 150, 400, 'BAD_REQUEST', (i) => send(port, 'POST', '/v1/runs', { ...bearer('ann'), ...json }, ['{not json', '{"package":', '[1,2', '\u0000\u0001', '"\\x"'][i % 5]!));
-    expectReply('not a run request', 50, 400, 'BAD_REQUEST', () => send(port, 'POST', '/v1/runs', { ...bearer('ann'), ...json }, JSON.stringify({ package: 'x', function: 'y', connector: 'z' })));
-    expectReply('oversized JSON', 80, 413, 'RESULT_TOO_LARGE', () => send(port, 'POST', '/v1/runs', { ...bearer('ann'), ...json }, JSON.stringify({ package: 'x', function: 'y', args: { pad: 'x'.repeat(LIMITS.jsonBytes) } })));
-    expectReply('oversized upload', 20, 413, 'RESULT_TOO_LARGE', () => send(port, 'POST', '/v1/packages', { ...bearer('dev'), 'content-type': 'application/octet-stream' }, randomBytes(LIMITS.uploadBytes + 1)));
+    expectReply('malformed JSON', 150, 400, 'BAD_REQUEST', (i) =>
+      send(port, 'POST', '/v1/runs', { ...bearer('ann'), ...json }, ['{not json', '{"package":', '[1,2', '\u0000\u0001', '"\\x"'][i % 5]!),
+    );
+    expectReply('not a run request', 50, 400, 'BAD_REQUEST', () =>
+      send(port, 'POST', '/v1/runs', { ...bearer('ann'), ...json }, JSON.stringify({ package: 'x', function: 'y', connector: 'z' })),
+    );
+    expectReply('oversized JSON', 80, 413, 'RESULT_TOO_LARGE', () =>
+      send(
+        port,
+        'POST',
+        '/v1/runs',
+        { ...bearer('ann'), ...json },
+        JSON.stringify({ package: 'x', function: 'y', args: { pad: 'x'.repeat(LIMITS.jsonBytes) } }),
+      ),
+    );
+    expectReply('oversized upload', 20, 413, 'RESULT_TOO_LARGE', () =>
+      send(port, 'POST', '/v1/packages', { ...bearer('dev'), 'content-type': 'application/octet-stream' }, randomBytes(LIMITS.uploadBytes + 1)),
+    );
     expectReply('unknown endpoint', 150, 404, NOT_FOUND_CODE, (i) =>
       i % 2 ? send(port, 'GET', `/nothing/${i}`) : send(port, ['GET', 'POST', 'DELETE', 'PATCH'][i % 4]!, `/v1/no-such-thing/${i}`, bearer('ann')),
     );
@@ -203,7 +240,10 @@ describe('gatekeeper under a flood of bad requests', () => {
     expectRaw('oversized headers', 20, 431, () => `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`);
 
     // Kinds interleaved (the i-th of every kind, then the next), taken CONCURRENCY at a time.
-    const order = quick.map((q, i) => ({ q, rank: quick.slice(0, i).filter((p) => p.kind === q.kind).length })).sort((a, b) => a.rank - b.rank).map((x) => x.q);
+    const order = quick
+      .map((q, i) => ({ q, rank: quick.slice(0, i).filter((p) => p.kind === q.kind).length }))
+      .sort((a, b) => a.rank - b.rank)
+      .map((x) => x.q);
     let next = 0;
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
@@ -218,9 +258,11 @@ describe('gatekeeper under a flood of bad requests', () => {
       const s = stalled[i]!;
       if (s.status !== undefined) {
         const answer = parseRaw(outcome.response);
-        if (answer.status !== s.status || answer.body?.error?.code !== 'BAD_REQUEST') wrong.push(`${s.kind}: answered ${JSON.stringify(outcome.response.slice(0, 200))}`);
+        if (answer.status !== s.status || answer.body?.error?.code !== 'BAD_REQUEST')
+          wrong.push(`${s.kind}: answered ${JSON.stringify(outcome.response.slice(0, 200))}`);
       }
-      if (outcome.closedAfterMs === undefined || outcome.closedAfterMs > s.maxMs) wrong.push(`${s.kind}: closed after ${outcome.closedAfterMs ?? 'never'} ms, past ${s.maxMs} ms`);
+      if (outcome.closedAfterMs === undefined || outcome.closedAfterMs > s.maxMs)
+        wrong.push(`${s.kind}: closed after ${outcome.closedAfterMs ?? 'never'} ms, past ${s.maxMs} ms`);
       else if (outcome.closedAfterMs < s.minMs) wrong.push(`${s.kind}: closed after ${outcome.closedAfterMs} ms, before its timeout`);
     });
     expect(wrong).toEqual([]);
@@ -237,6 +279,8 @@ describe('gatekeeper under a flood of bad requests', () => {
     expect(await send(port, 'GET', '/v1/packages', { authorization: `Bearer ${tokens.ann}` })).toMatchObject({ status: 200, body: { packages: [] } });
     expect(await send(port, 'GET', '/v1/audit/verify', { authorization: `Bearer ${tokens.acme}` })).toMatchObject({ status: 200, body: { ok: true } });
     // Every socket of the flood is gone (the two above were closed by their clients).
-    await expect.poll(() => new Promise<number>((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n)))), { timeout: 5_000 }).toBe(0);
+    await expect
+      .poll(() => new Promise<number>((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n)))), { timeout: 5_000 })
+      .toBe(0);
   });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDockerClient } from '@datastation/host';
-import { repackArchive } from '@datastation/test-support';
+import { repackArchive, type StationReply } from '@datastation/test-support';
 import { createGatekeeper, type Gatekeeper, openStore, type Store } from '../src/index.js';
 import { packTripStats } from './trip-stats.js';
 
@@ -20,9 +20,7 @@ export async function slow(args) { await new Promise((r) => setTimeout(r, args.m
 `;
 const TRIPS = '/owners/acme/trips/2026.csv';
 
-interface Reply {
-  status: number;
-  body: any;
+interface Reply extends StationReply {
   headers: Headers;
 }
 
@@ -58,7 +56,13 @@ describe('gatekeeper HTTP API', () => {
     await writeFile(join(storage, 'owners/acme/private/secret.txt'), `secret-${randomBytes(8).toString('hex')}`);
 
     store = await openStore({ url: `sqlite:${join(root, 'state', 'station.db')}` });
-    for (const [id, role] of [['acme', 'owner'], ['dev', 'developer'], ['ann', 'user'], ['bob', 'user'], ['carl', 'user']] as const) {
+    for (const [id, role] of [
+      ['acme', 'owner'],
+      ['dev', 'developer'],
+      ['ann', 'user'],
+      ['bob', 'user'],
+      ['carl', 'user'],
+    ] as const) {
       tokens[id] = (await store.principals.issue({ id, role })).token;
     }
 
@@ -89,19 +93,21 @@ describe('gatekeeper HTTP API', () => {
       const reply = await call('GET', '/v1/packages', who);
       expect(reply.status).toBe(401);
       expect(reply.headers.get('www-authenticate')).toMatch(/^Bearer/);
-      expect(Object.keys(reply.body.error).sort()).toEqual(['code', 'message']);
-      expect(reply.body.error.code).toBe('UNAUTHENTICATED');
+      expect(Object.keys(reply.body.error!).sort()).toEqual(['code', 'message']);
+      expect(reply.body.error?.code).toBe('UNAUTHENTICATED');
     }
   });
 
   it('takes an upload from a developer only, and refuses a damaged package', async () => {
-    expect((await call('POST', '/v1/packages', 'ann', dspkg)).body.error.code).toBe('POLICY_DENIED');
+    expect((await call('POST', '/v1/packages', 'ann', dspkg)).body.error?.code).toBe('POLICY_DENIED');
     const damaged = Buffer.from(dspkg);
     damaged[damaged.length - 20]! ^= 0xff;
     const refused = await call('POST', '/v1/packages', 'dev', damaged);
     expect(refused).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
     // A well-formed archive whose code was changed after packaging: the manifest's digest gives it away.
-    const tampered = await repackArchive(dspkg, (e) => (e.name === 'code/index.js' ? { ...e, content: `${String(e.content)}\nexport const leak = () => 1;\n` } : e));
+    const tampered = await repackArchive(dspkg, (e) =>
+      e.name === 'code/index.js' ? { ...e, content: `${String(e.content)}\nexport const leak = () => 1;\n` } : e,
+    );
     const caught = await call('POST', '/v1/packages', 'dev', tampered);
     expect(caught).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST', details: { file: 'code/index.js' } } } });
     expect((await call('GET', '/v1/packages', 'dev')).body.packages).toEqual([]);
@@ -109,15 +115,15 @@ describe('gatekeeper HTTP API', () => {
     expect(uploaded.status).toBe(201);
     expect(uploaded.body).toMatchObject({ id: digest, digest, name: 'trip-stats', functions: ['readText', 'slow', 'total'], connectors: ['summary'] });
     expect((await call('POST', '/v1/packages', 'dev', dspkg)).status).toBe(200); // same digest: same package
-    expect((await call('GET', `/v1/packages/${digest}`, 'acme')).body.manifest.name).toBe('trip-stats');
+    expect((await call('GET', `/v1/packages/${digest}`, 'acme')).body.manifest?.name).toBe('trip-stats');
     expect((await call('GET', '/v1/packages', 'ann')).body.packages).toEqual([]); // nothing granted to ann yet
   });
 
   it('lets an owner set only their own grants, under their own folder', async () => {
     const grant = { user: 'ann', package: digest, read: ['owners/acme/trips/*.csv'], release: 'release' };
-    expect((await call('PUT', '/v1/grants/someone-else', 'acme', [grant])).body.error.code).toBe('POLICY_DENIED');
-    expect((await call('PUT', '/v1/grants/acme', 'acme', [{ ...grant, read: ['owners/bea/**'] }])).body.error.code).toBe('BAD_REQUEST');
-    expect((await call('PUT', '/v1/grants/acme', 'acme', [{ ...grant, read: ['owners/acme/../bea/*'] }])).body.error.code).toBe('BAD_REQUEST');
+    expect((await call('PUT', '/v1/grants/someone-else', 'acme', [grant])).body.error?.code).toBe('POLICY_DENIED');
+    expect((await call('PUT', '/v1/grants/acme', 'acme', [{ ...grant, read: ['owners/bea/**'] }])).body.error?.code).toBe('BAD_REQUEST');
+    expect((await call('PUT', '/v1/grants/acme', 'acme', [{ ...grant, read: ['owners/acme/../bea/*'] }])).body.error?.code).toBe('BAD_REQUEST');
     const put = await call('PUT', '/v1/grants/acme', 'acme', [grant, { ...grant, user: 'bob', release: 'review' }]);
     expect(put.status).toBe(200);
     expect(put.body.added).toHaveLength(2);
@@ -129,7 +135,7 @@ describe('gatekeeper HTTP API', () => {
     const reply = await call('POST', '/v1/runs', 'ann', { package: digest, connector: 'summary', args: { path: TRIPS } });
     expect(reply.status).toBe(200);
     expect(reply.body).toMatchObject({ status: 'released', value: { total: 42, doubled: 84 }, user: 'ann', release: 'release' });
-    annRun = reply.body.id;
+    annRun = reply.body.id!;
     expect((await call('GET', `/v1/runs/${annRun}`, 'ann')).body).toMatchObject({ id: annRun, status: 'released', value: { total: 42, doubled: 84 } });
     const sessions = (await call('GET', '/v1/sessions', 'ann')).body.sessions;
     expect(sessions).toMatchObject([{ user: 'ann', package: digest, state: 'running' }]);
@@ -142,9 +148,9 @@ describe('gatekeeper HTTP API', () => {
     expect(staged.body).not.toHaveProperty('value');
     expect(staged.body).not.toHaveProperty('staged');
     const id = staged.body.id;
-    expect((await call('POST', `/v1/runs/${id}/release`, 'bob')).body.error.code).toBe('POLICY_DENIED');
+    expect((await call('POST', `/v1/runs/${id}/release`, 'bob')).body.error?.code).toBe('POLICY_DENIED');
     expect((await call('GET', `/v1/runs/${id}`, 'acme')).body).toMatchObject({ status: 'pending', staged: 42 });
-    expect((await call('GET', '/v1/runs?status=pending', 'acme')).body.runs.map((r: { id: string }) => r.id)).toEqual([id]);
+    expect((await call('GET', '/v1/runs?status=pending', 'acme')).body.runs?.map((r) => r.id)).toEqual([id]);
     expect((await call('POST', `/v1/runs/${id}/release`, 'acme')).body).toMatchObject({ status: 'released', value: 42 });
     expect((await call('GET', `/v1/runs/${id}`, 'bob')).body).toMatchObject({ status: 'released', value: 42 });
   });
@@ -153,16 +159,16 @@ describe('gatekeeper HTTP API', () => {
     const reply = await call('POST', '/v1/runs', 'ann', { package: digest, function: 'readText', args: { path: '/owners/acme/private/secret.txt' } });
     expect(reply.status).toBe(403);
     expect(reply.body.error).toMatchObject({ code: 'POLICY_DENIED', details: { run: expect.any(String) } });
-    const run = (await call('GET', `/v1/runs/${reply.body.error.details.run}`, 'ann')).body;
+    const run = (await call('GET', `/v1/runs/${reply.body.error?.details?.run}`, 'ann')).body;
     expect(run).toMatchObject({ status: 'failed', error: { code: 'POLICY_DENIED' } });
     expect(JSON.stringify(run)).not.toContain('secret-');
   });
 
-  it('answers 404 for another user\'s run and for an unknown package', async () => {
+  it("answers 404 for another user's run and for an unknown package", async () => {
     for (const who of ['bob', 'carl']) {
       const reply = await call('GET', `/v1/runs/${annRun}`, who);
       expect(reply.status).toBe(404);
-      expect(reply.body.error.message).not.toContain('ann');
+      expect(reply.body.error?.message).not.toContain('ann');
     }
     const unknown = await call('POST', '/v1/runs', 'ann', { package: `sha256:${'0'.repeat(64)}`, function: 'total', args: {} });
     expect(unknown.status).toBe(404);
@@ -174,7 +180,7 @@ describe('gatekeeper HTTP API', () => {
     const reply = await call('POST', '/v1/runs', 'ann', { package: other.digest, function: 'total', args: { path: TRIPS } });
     expect(reply.status).toBe(403);
     expect(reply.body.error).toMatchObject({ code: 'NOT_APPROVED', details: { package: other.digest, missing: [] } });
-    expect(reply.body.error.message).toMatch(/No owner has granted package/);
+    expect(reply.body.error?.message).toMatch(/No owner has granted package/);
   });
 
   it('refuses a user without a grant with NOT_APPROVED naming the owner', async () => {
@@ -183,12 +189,12 @@ describe('gatekeeper HTTP API', () => {
     expect(reply.body.error).toMatchObject({ code: 'NOT_APPROVED', details: { missing: ['acme'], revoked: [] } });
   });
 
-  it('caps each user\'s runs in flight with 429 and Retry-After, and the JSON body size with 413', async () => {
+  it("caps each user's runs in flight with 429 and Retry-After, and the JSON body size with 413", async () => {
     const first = call('POST', '/v1/runs', 'ann', { package: digest, function: 'slow', args: { ms: 2_000 } });
     await expect.poll(() => gatekeeper.context.slots.count('ann'), { timeout: 10_000 }).toBe(1);
     const second = await call('POST', '/v1/runs', 'ann', { package: digest, function: 'slow', args: { ms: 1 } });
     expect(second.status).toBe(429);
-    expect(second.body.error.code).toBe('LIMIT_EXCEEDED');
+    expect(second.body.error?.code).toBe('LIMIT_EXCEEDED');
     expect(second.headers.get('retry-after')).toBe('1');
     expect((await first).body).toMatchObject({ status: 'released', value: 'done' });
     const big = await call('POST', '/v1/runs', 'ann', { package: digest, function: 'total', args: { pad: 'x'.repeat(100_000) } });
@@ -204,8 +210,8 @@ describe('gatekeeper HTTP API', () => {
   });
 
   it('shows the owner an audit trail of their data that verifies', async () => {
-    expect((await call('GET', '/v1/audit', 'ann')).body.error.code).toBe('POLICY_DENIED');
-    const { entries } = (await call('GET', '/v1/audit', 'acme')).body as { entries: { kind: string; subject: string; data: any }[] };
+    expect((await call('GET', '/v1/audit', 'ann')).body.error?.code).toBe('POLICY_DENIED');
+    const entries = (await call('GET', '/v1/audit', 'acme')).body.entries!;
     const kinds = new Set(entries.map((e) => e.kind));
     for (const kind of ['grant', 'run', 'call', 'release', 'revoke']) expect(kinds).toContain(kind);
     const connectorRun = entries.find((e) => e.kind === 'run' && e.subject === annRun)!;
@@ -227,7 +233,7 @@ describe('gatekeeper HTTP API', () => {
     expect((await call('GET', '/v1/audit/verify', 'ann')).body).toMatchObject({ ok: true, entries: expect.any(Number) });
   });
 
-  it('approves a package for named users with the shorthand, replacing the owner\'s grants of it', async () => {
+  it("approves a package for named users with the shorthand, replacing the owner's grants of it", async () => {
     const approved = await call('POST', `/v1/packages/${digest}/approve`, 'acme', { users: ['carl'], read: ['owners/acme/trips/*.csv'], release: 'release' });
     expect(approved.body).toMatchObject({ added: [{ user: 'carl', release: 'release' }], revoked: [{ user: 'bob' }] });
     const reply = await call('POST', '/v1/runs', 'carl', { package: digest, function: 'total', args: { path: TRIPS } });

@@ -74,7 +74,9 @@ function findBinDir(): string | undefined {
 }
 
 function postgresIds(): [number, number] {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
   if (!line) throw new Error(`Running as root, but there is no postgres user to run PostgreSQL as. ${INSTALL_HINT}`);
   const [, , uid, gid] = line.split(':');
   return [Number(uid), Number(gid)];

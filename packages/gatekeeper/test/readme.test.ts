@@ -35,7 +35,7 @@ it('runs the README example', async () => {
   expect(log.mock.calls).toEqual([[4.5], [{ ok: true, entries: 2, head: expect.stringMatching(/^[0-9a-f]{64}$/) }]]);
 });
 
-it('runs the README\'s HTTP API block: listens, answers /healthz, closes', async () => {
+it("runs the README's HTTP API block: listens, answers /healthz, closes", async () => {
   const snippet = blocks.find((b) => b.code.includes('createGatekeeper('))?.code;
   expect(snippet).toBeDefined();
   dir = mkdtempSync(path.join(tmpdir(), 'ds-readme-'));
@@ -43,6 +43,8 @@ it('runs the README\'s HTTP API block: listens, answers /healthz, closes', async
   // Its folders under a temp folder, and any free port (8080 may be a station that is up).
   const source = snippet!.replaceAll('/srv/station', path.join(dir, 'srv/station')).replace('port: 8080', 'port: 0');
   expect(source).toContain('port: 0');
-  await importBlock(`${source.replace('await gatekeeper.close();', 'globalThis.__health = await (await fetch(`${url}/healthz`)).status;\nawait gatekeeper.close();')}`, 'http');
+  // Before the close, the block's own gatekeeper answers /healthz (`url` is the block's variable).
+  const probe = "globalThis.__health = (await fetch(url + '/healthz')).status;\n";
+  await importBlock(source.replace('await gatekeeper.close();', `${probe}await gatekeeper.close();`), 'http');
   expect((globalThis as { __health?: number }).__health).toBe(200);
 });

@@ -57,10 +57,10 @@ describe('a gatekeeper killed mid-run and started again', () => {
 
     const staged = await call('POST', '/v1/runs', 'ann', { package: reviewed, function: 'total', args: { path: TRIPS } });
     expect(staged).toMatchObject({ status: 200, body: { status: 'pending', release: 'review' } });
-    stagedRun = staged.body.id;
+    stagedRun = staged.body.id!;
   });
 
-  it('leaves the slow run\'s function container behind when SIGKILLed mid-run', async () => {
+  it("leaves the slow run's function container behind when SIGKILLed mid-run", async () => {
     const before = await functionContainers();
     expect(before).toHaveLength(1); // the reviewed package's session
     // Not awaited: its answer never comes, the gatekeeper dies under it.
@@ -71,11 +71,13 @@ describe('a gatekeeper killed mid-run and started again', () => {
     // The run is recorded and its session (a second container) started and recorded before the call goes out.
     await expect.poll(functionContainers, { timeout: 30_000, interval: 200 }).toHaveLength(2);
     await expect
-      .poll(async () => (await call('GET', '/v1/sessions', 'ann')).body.sessions.filter((s: { package: string; state: string }) => s.package === released && s.state === 'running'), { timeout: 10_000 })
+      .poll(async () => (await call('GET', '/v1/sessions', 'ann')).body.sessions?.filter((s) => s.package === released && s.state === 'running'), {
+        timeout: 10_000,
+      })
       .toHaveLength(1);
-    const running = (await call('GET', '/v1/runs?status=running', 'ann')).body.runs;
+    const running = (await call('GET', '/v1/runs?status=running', 'ann')).body.runs!;
     expect(running).toMatchObject([{ package: released, target: { kind: 'function', name: 'slow' } }]);
-    slowRun = running[0].id;
+    slowRun = running[0]!.id;
     oldContainers = await functionContainers();
 
     const gatekeeper = (await stack.compose('ps', '-q', 'gatekeeper')).stdout.trim();
@@ -92,20 +94,32 @@ describe('a gatekeeper killed mid-run and started again', () => {
     // The dead gatekeeper's containers were reaped before the new one listened.
     await expect.poll(async () => (await functionContainers()).filter((id) => oldContainers.includes(id)), { timeout: 10_000 }).toEqual([]);
 
-    const packages = (await call('GET', '/v1/packages', 'dev')).body.packages.map((p: { id: string }) => p.id);
+    const packages = (await call('GET', '/v1/packages', 'dev')).body.packages!.map((p) => p.id);
     expect(packages.sort()).toEqual([reviewed, released].sort());
-    const grants = (await call('GET', '/v1/grants', 'acme')).body.grants;
-    expect(grants.map((g: { package: string; release: string; revokedAt: string | null }) => [g.package, g.release, g.revokedAt]).sort()).toEqual(
-      [[reviewed, 'review', null], [released, 'release', null]].sort(),
+    const grants = (await call('GET', '/v1/grants', 'acme')).body.grants!;
+    expect(grants.map((g) => [g.package, g.release, g.revokedAt]).sort()).toEqual(
+      [
+        [reviewed, 'review', null],
+        [released, 'release', null],
+      ].sort(),
     );
 
-    const runs = (await call('GET', '/v1/runs', 'ann')).body.runs;
+    const runs = (await call('GET', '/v1/runs', 'ann')).body.runs!;
     expect(runs).toHaveLength(2);
-    expect(runs.find((r: { id: string }) => r.id === slowRun)).toMatchObject({ status: 'failed', error: { ...INTERRUPTED_RUN_ERROR }, finishedAt: expect.any(String) });
-    expect(runs.find((r: { id: string }) => r.id === stagedRun)).toMatchObject({ status: 'pending' });
+    expect(runs.find((r) => r.id === slowRun)).toMatchObject({
+      status: 'failed',
+      error: { ...INTERRUPTED_RUN_ERROR },
+      finishedAt: expect.any(String),
+    });
+    expect(runs.find((r) => r.id === stagedRun)).toMatchObject({ status: 'pending' });
 
-    const sessions = (await call('GET', '/v1/sessions', 'ann')).body.sessions;
-    expect(sessions.map((s: { package: string; state: string }) => [s.package, s.state]).sort()).toEqual([[reviewed, 'stopped'], [released, 'stopped']].sort());
+    const sessions = (await call('GET', '/v1/sessions', 'ann')).body.sessions!;
+    expect(sessions.map((s) => [s.package, s.state]).sort()).toEqual(
+      [
+        [reviewed, 'stopped'],
+        [released, 'stopped'],
+      ].sort(),
+    );
 
     const logs = (await stack.compose('logs', '--no-color', 'gatekeeper')).stdout;
     expect(logs).toMatch(/reaped what an earlier gatekeeper left: 2 containers/);
@@ -118,9 +132,13 @@ describe('a gatekeeper killed mid-run and started again', () => {
     expect((await call('GET', `/v1/runs/${stagedRun}`, 'ann')).body).toMatchObject({ status: 'released', value: 42 });
 
     expect((await call('GET', '/v1/audit/verify', 'ann')).body).toMatchObject({ ok: true });
-    const entries = (await call('GET', '/v1/audit', 'acme')).body.entries as { actor: string; kind: string; subject: string; data: any }[];
+    const entries = (await call('GET', '/v1/audit', 'acme')).body.entries!;
     expect(entries.filter((e) => e.subject === slowRun)).toMatchObject([
-      { actor: 'station', kind: 'run', data: { user: 'ann', package: released, outcome: 'CANCELLED', status: 'failed', interrupted: true, runner: stack.ownerHost } },
+      {
+        actor: 'station',
+        kind: 'run',
+        data: { user: 'ann', package: released, outcome: 'CANCELLED', status: 'failed', interrupted: true, runner: stack.ownerHost },
+      },
     ]);
     expect(entries.map((e) => e.kind)).toEqual(expect.arrayContaining(['grant', 'run', 'release']));
   });

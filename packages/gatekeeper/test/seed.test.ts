@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { DEMO_PRINCIPALS, seedPrincipals } from '../src/server.js';
 import { openStore } from '../src/store/index.js';
 
-describe('seedPrincipals: the demo principals\' tokens', () => {
+describe("seedPrincipals: the demo principals' tokens", () => {
   it('writes each a 0600 token that authenticates it, once, and a new one for a deleted file', async () => {
     await using box = await tempDir('ds-seed');
     await using store = await openStore({ url: `sqlite:${join(box.path, 'station.db')}` });
@@ -24,7 +24,7 @@ describe('seedPrincipals: the demo principals\' tokens', () => {
     expect(await store.principals.authenticate(old)).toBeUndefined();
   });
 
-  it('gives the tokens to the state folder\'s owner when the gatekeeper runs as root (ds up by a user)', async () => {
+  it("gives the tokens to the state folder's owner when the gatekeeper runs as root (ds up by a user)", async () => {
     // Needs root to chown: the gatekeeper's container runs as root, and so does CI.
     expect(process.getuid?.(), 'this test runs as root, as the gatekeeper container does').toBe(0);
     await using box = await tempDir('ds-seed');

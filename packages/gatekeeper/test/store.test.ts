@@ -15,7 +15,12 @@ const PKG = digest(1);
 /** An owner, a second owner, a developer, a user, and one uploaded package. */
 async function seed(store: Store) {
   const tokens: Record<string, string> = {};
-  for (const [id, role] of [['acme', 'owner'], ['globex', 'owner'], ['dev', 'developer'], ['ann', 'user']] as const) {
+  for (const [id, role] of [
+    ['acme', 'owner'],
+    ['globex', 'owner'],
+    ['dev', 'developer'],
+    ['ann', 'user'],
+  ] as const) {
     tokens[id] = (await store.principals.issue({ id, role })).token;
   }
   await store.packages.put({ digest: PKG, name: 'csv-stats', version: '1.0.0', manifest: { functions: ['mean'], connectors: ['summary'] }, uploadedBy: 'dev' });
@@ -73,7 +78,13 @@ describe.each(backends)('store on $name', (backend) => {
 
   it('round-trips packages: a package is its digest, two uploads named alike are two packages', async () => {
     await seed(store);
-    const manifest = { name: 'csv-stats', functions: ['mean', 'median'], files: { 'index.js': 'sha256:ab' }, image: 'sha256:cd', nested: { z: 1, a: [true, null, 2.5] } };
+    const manifest = {
+      name: 'csv-stats',
+      functions: ['mean', 'median'],
+      files: { 'index.js': 'sha256:ab' },
+      image: 'sha256:cd',
+      nested: { z: 1, a: [true, null, 2.5] },
+    };
     const second = await store.packages.put({ digest: digest(2), name: 'csv-stats', version: '1.0.0', manifest, uploadedBy: 'dev' });
     expect(second.created).toBe(true);
     expect(await store.packages.get(digest(2))).toEqual({ ...second.package, manifest });
@@ -82,7 +93,9 @@ describe.each(backends)('store on $name', (backend) => {
     const again = await store.packages.put({ digest: digest(2), name: 'other', version: '9', manifest: {}, uploadedBy: 'dev' });
     expect(again).toEqual({ package: second.package, created: false });
     expect(await store.packages.get(digest(3))).toBeUndefined();
-    await expect(store.packages.put({ digest: 'csv-stats', name: 'x', version: '1', manifest: {}, uploadedBy: 'dev' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(store.packages.put({ digest: 'csv-stats', name: 'x', version: '1', manifest: {}, uploadedBy: 'dev' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
     const unknownUploader = store.packages.put({ digest: digest(4), name: 'x', version: '1', manifest: {}, uploadedBy: 'nobody' });
     await expect(unknownUploader).rejects.toBeInstanceOf(DsError);
     await expect(unknownUploader).rejects.toMatchObject({ code: 'BAD_REQUEST' });
@@ -164,11 +177,19 @@ describe.each(backends)('store on $name', (backend) => {
     await expect(store.sessions.setState('s1', 'frozen' as never)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 
-  it('ends only its own runner\'s interrupted runs, leaving staged results releasable', async () => {
+  it("ends only its own runner's interrupted runs, leaving staged results releasable", async () => {
     await seed(store);
     const target = { kind: 'function', name: 'mean' } as const;
     const start = (runner: string | undefined, release: 'release' | 'review' = 'release') =>
-      store.runs.start({ user: 'ann', package: PKG, target, args: {}, release, ...(release === 'review' ? { reviewers: ['acme'] } : {}), ...(runner ? { runner } : {}) });
+      store.runs.start({
+        user: 'ann',
+        package: PKG,
+        target,
+        args: {},
+        release,
+        ...(release === 'review' ? { reviewers: ['acme'] } : {}),
+        ...(runner ? { runner } : {}),
+      });
     const mine = await start('gk-a');
     expect(mine.runner).toBe('gk-a');
     const alsoMine = await start('gk-a');
@@ -197,13 +218,14 @@ describe.each(backends)('store on $name', (backend) => {
     // In one transaction with its audit entries, as the gatekeeper's start does.
     const last = await start('gk-b');
     await store.transaction(async (tx) => {
-      for (const run of await tx.runs.interrupt('gk-b', error)) await tx.audit.append({ actor: 'station', kind: 'run', subject: run.id, data: { outcome: error.code } });
+      for (const run of await tx.runs.interrupt('gk-b', error))
+        await tx.audit.append({ actor: 'station', kind: 'run', subject: run.id, data: { outcome: error.code } });
     });
     expect((await store.audit.list()).map((e) => e.subject).sort()).toEqual([other.id, last.id].sort());
     expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 2 });
   });
 
-  it('stops only its own runner\'s live sessions', async () => {
+  it("stops only its own runner's live sessions", async () => {
     await seed(store);
     await store.sessions.put({ id: 's1', user: 'ann', package: PKG, state: 'running', runner: 'gk-a' });
     await store.sessions.put({ id: 's2', user: 'ann', package: PKG, state: 'starting', runner: 'gk-a' });
@@ -215,7 +237,11 @@ describe.each(backends)('store on $name', (backend) => {
     expect(await store.sessions.put({ id: 's1', user: 'ann', package: PKG, state: 'running' })).toMatchObject({ runner: 'gk-a' });
 
     const stopped = await store.sessions.stopAll('gk-a');
-    expect(stopped.map((s) => [s.id, s.state])).toEqual([['s1', 'stopped'], ['s2', 'stopped'], ['s3', 'stopped']]);
+    expect(stopped.map((s) => [s.id, s.state])).toEqual([
+      ['s1', 'stopped'],
+      ['s2', 'stopped'],
+      ['s3', 'stopped'],
+    ]);
     const states = Object.fromEntries((await store.sessions.list()).map((s) => [s.id, s.state]));
     expect(states).toEqual({ s1: 'stopped', s2: 'stopped', s3: 'stopped', s4: 'failed', s5: 'running', s6: 'running' });
     expect(await store.sessions.stopAll('gk-a')).toEqual([]);
@@ -240,12 +266,26 @@ describe.each(backends)('store on $name', (backend) => {
     }
     const at = new Date().toISOString();
     await fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['ann', 'user', 'h1', at]);
-    await fixture.sql('insert into packages (id, name, version, manifest, uploaded_by, uploaded_at) values (?, ?, ?, ?, ?, ?)', [PKG, 'p', '1', '{}', 'ann', at]);
+    await fixture.sql('insert into packages (id, name, version, manifest, uploaded_by, uploaded_at) values (?, ?, ?, ?, ?, ?)', [
+      PKG,
+      'p',
+      '1',
+      '{}',
+      'ann',
+      at,
+    ]);
     await fixture.sql(
       'insert into runs (id, "user", package, target_kind, target, args_hash, release, status, started_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ['r-old', 'ann', PKG, 'function', 'mean', 'x', 'release', 'running', at],
     );
-    await fixture.sql('insert into sessions (id, "user", package, state, since, created_at) values (?, ?, ?, ?, ?, ?)', ['s-old', 'ann', PKG, 'running', at, at]);
+    await fixture.sql('insert into sessions (id, "user", package, state, since, created_at) values (?, ?, ?, ?, ?, ?)', [
+      's-old',
+      'ann',
+      PKG,
+      'running',
+      at,
+      at,
+    ]);
 
     store = await open();
     expect(store.migrated).toEqual(['0002_runner']);
@@ -259,7 +299,14 @@ describe.each(backends)('store on $name', (backend) => {
   it('knows everything after a restart (close and reopen)', async () => {
     const tokens = await seed(store);
     const grant = await store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/acme/*'], release: 'review' });
-    const run = await store.runs.start({ user: 'ann', package: PKG, target: { kind: 'connector', name: 'summary' }, args: { a: 1 }, release: 'review', reviewers: ['acme'] });
+    const run = await store.runs.start({
+      user: 'ann',
+      package: PKG,
+      target: { kind: 'connector', name: 'summary' },
+      args: { a: 1 },
+      release: 'review',
+      reviewers: ['acme'],
+    });
     await store.runs.finish(run.id, { value: { staged: true } });
     await store.sessions.put({ id: 's1', user: 'ann', package: PKG, state: 'running' });
     for (let i = 0; i < 5; i++) await store.audit.append({ actor: 'ann', kind: 'run', subject: run.id, data: { i }, owners: ['acme'] });
@@ -287,7 +334,14 @@ describe.each(backends)('store on $name', (backend) => {
       actor: 'ann',
       kind: 'run',
       subject: 'r1',
-      data: { package: PKG, function: 'mean', argsHash: hashArgs({}), outcome: 'released', reads: { asked: ['a', 'b'], granted: ['a'], served: ['a'] }, release: 'release' },
+      data: {
+        package: PKG,
+        function: 'mean',
+        argsHash: hashArgs({}),
+        outcome: 'released',
+        reads: { asked: ['a', 'b'], granted: ['a'], served: ['a'] },
+        release: 'release',
+      },
       owners: ['globex', 'acme', 'acme'],
     });
     expect(a).toMatchObject({ seq: 1, prevHash: '0'.repeat(64) });
@@ -304,7 +358,9 @@ describe.each(backends)('store on $name', (backend) => {
 
   it('keeps one unbroken chain under 200 concurrent appends', async () => {
     const entries = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => store.audit.append({ actor: 'ann', kind: 'call', subject: `r${i}`, data: { i }, owners: [i % 2 ? 'acme' : 'globex'] })),
+      Array.from({ length: 200 }, (_, i) =>
+        store.audit.append({ actor: 'ann', kind: 'call', subject: `r${i}`, data: { i }, owners: [i % 2 ? 'acme' : 'globex'] }),
+      ),
     );
     expect(entries.map((e) => e.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     expect(new Set(entries.map((e) => e.prevHash)).size).toBe(200);
@@ -312,17 +368,18 @@ describe.each(backends)('store on $name', (backend) => {
   });
 
   // Registered only where it applies (never skipped): two stores on one server.
-  if (backend.name === 'postgres') it('keeps one chain when two gatekeepers append to one database at once', async () => {
-    const other = await open();
-    try {
-      await Promise.all(
-        [store, other].flatMap((s, k) => Array.from({ length: 100 }, (_, i) => s.audit.append({ actor: `gk${k}`, kind: 'call', subject: `r${i}` }))),
-      );
-    } finally {
-      await other.close();
-    }
-    expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 200 });
-  });
+  if (backend.name === 'postgres')
+    it('keeps one chain when two gatekeepers append to one database at once', async () => {
+      const other = await open();
+      try {
+        await Promise.all(
+          [store, other].flatMap((s, k) => Array.from({ length: 100 }, (_, i) => s.audit.append({ actor: `gk${k}`, kind: 'call', subject: `r${i}` }))),
+        );
+      } finally {
+        await other.close();
+      }
+      expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 200 });
+    });
 
   it('writes a transaction whole or not at all, and refuses the store inside it', async () => {
     await seed(store);
@@ -362,17 +419,18 @@ describe.each(backends)('store on $name', (backend) => {
     });
 
     // Registered only where it applies: SQLite keeps the whole database in one file.
-    if (backend.name === 'sqlite') it('names the entry when one byte of the database file changes', async () => {
-      await store.close();
-      const bytes = readFileSync(fixture.file!);
-      const at = bytes.indexOf('entry-23-marker');
-      expect(at).toBeGreaterThan(0);
-      expect(bytes.indexOf('entry-23-marker', at + 1)).toBe(-1);
-      bytes[at] = 'E'.charCodeAt(0);
-      writeFileSync(fixture.file!, bytes);
-      store = await open();
-      expect(await store.verifyAudit()).toEqual({ ok: false, firstBad: 23, reason: expect.any(String) });
-    });
+    if (backend.name === 'sqlite')
+      it('names the entry when one byte of the database file changes', async () => {
+        await store.close();
+        const bytes = readFileSync(fixture.file!);
+        const at = bytes.indexOf('entry-23-marker');
+        expect(at).toBeGreaterThan(0);
+        expect(bytes.indexOf('entry-23-marker', at + 1)).toBe(-1);
+        bytes[at] = 'E'.charCodeAt(0);
+        writeFileSync(fixture.file!, bytes);
+        store = await open();
+        expect(await store.verifyAudit()).toEqual({ ok: false, firstBad: 23, reason: expect.any(String) });
+      });
 
     it('names the entry whose hash, prev_hash or owners were edited, and a cut tail', async () => {
       const [row] = await fixture.sql('select hash from audit where seq = ?', [12]);

@@ -8,10 +8,29 @@ export { measureData, type DataUsage } from './session/data-quota.js';
 export { createDockerClient, type DockerClient, type DockerClientOptions } from './docker/client.js';
 export { defaultDockerClient } from './docker/default-client.js';
 export { LABELS } from './docker/labels.js';
-export { buildRuntimeImage, runtimeImageId, RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, DEFAULT_NODE_IMAGE, type BuildRuntimeImageOptions, type BuiltImage } from './images/runtime-image.js';
+export {
+  buildRuntimeImage,
+  runtimeImageId,
+  RUNTIME_IMAGE,
+  RUNTIME_IMAGE_REPO,
+  DEFAULT_NODE_IMAGE,
+  type BuildRuntimeImageOptions,
+  type BuiltImage,
+} from './images/runtime-image.js';
 export { ensureOfflineBase, offlineBaseRef, OFFLINE_BASE_REPO } from './images/offline-base.js';
 export { DsError, type ErrorCode } from '@datastation/protocol';
-export { Station, STATION_DEFAULTS, type StationOptions, type SessionKey, type SessionSpec, type CallResult, type CallTimings, type StartKind, type StationStats, type SessionInfo } from './station/station.js';
+export {
+  Station,
+  STATION_DEFAULTS,
+  type StationOptions,
+  type SessionKey,
+  type SessionSpec,
+  type CallResult,
+  type CallTimings,
+  type StartKind,
+  type StationStats,
+  type SessionInfo,
+} from './station/station.js';
 export { reapOrphans, processAlive, OWNER_START_LABEL, type ReapOptions, type ReapResult } from './station/reaper.js';
 export { OpLimiter, isOpTimeout, type OpLimiterOptions, type OpLimiterStats } from './station/op-limiter.js';
 export { limitDockerClient, type LimitedDockerClient } from './station/limited-client.js';

@@ -18,8 +18,10 @@ export function createLogger(namespace: string, base: Record<string, unknown> = 
     debug(message, fields) {
       if (!on) return;
       const all = { ...base, ...fields };
-      const tail = Object.entries(all).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
-      process.stderr.write(`${new Date().toISOString()} ${namespace} ${message}${tail ? ' ' + tail : ''}\n`);
+      const tail = Object.entries(all)
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(' ');
+      process.stderr.write(`${new Date().toISOString()} ${namespace} ${message}${tail ? ` ${tail}` : ''}\n`);
     },
     child(fields) {
       return createLogger(namespace, { ...base, ...fields });

@@ -22,10 +22,14 @@ export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>): Re
       for await (const entry of entries) {
         const header = { name: entry.name, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime };
         if (entry.type === 'directory') {
-          await new Promise<void>((resolve, reject) => archive.entry({ ...header, type: 'directory', mode: entry.mode ?? 0o755 }, (e) => (e ? reject(e) : resolve())));
+          await new Promise<void>((resolve, reject) =>
+            archive.entry({ ...header, type: 'directory', mode: entry.mode ?? 0o755 }, (e) => (e ? reject(e) : resolve())),
+          );
         } else if (entry.type === 'content') {
           const content = typeof entry.content === 'string' ? Buffer.from(entry.content) : entry.content;
-          await new Promise<void>((resolve, reject) => archive.entry({ ...header, type: 'file', mode: entry.mode ?? 0o644, size: content.length }, content, (e) => (e ? reject(e) : resolve())));
+          await new Promise<void>((resolve, reject) =>
+            archive.entry({ ...header, type: 'file', mode: entry.mode ?? 0o644, size: content.length }, content, (e) => (e ? reject(e) : resolve())),
+          );
         } else {
           await copyFile(archive, header, entry);
         }
@@ -46,7 +50,10 @@ export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>): Re
  */
 async function copyFile(archive: Pack, header: Partial<Header> & { name: string }, entry: Extract<TarEntry, { type: 'file' }>): Promise<void> {
   const changed = (why: string, cause?: unknown) =>
-    new DsError('BAD_REQUEST', `${entry.name} ${why} while it was copied into the container; copy a folder that nothing is writing to.`, { details: { path: entry.name }, ...(cause ? { cause } : {}) });
+    new DsError('BAD_REQUEST', `${entry.name} ${why} while it was copied into the container; copy a folder that nothing is writing to.`, {
+      details: { path: entry.name },
+      ...(cause ? { cause } : {}),
+    });
   const handle = await open(entry.source, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((cause: unknown) => {
     throw changed('could not be opened', cause);
   });
@@ -55,7 +62,9 @@ async function copyFile(archive: Pack, header: Partial<Header> & { name: string 
     if (!before.isFile()) throw changed('is no longer a regular file');
     if (before.size !== entry.size) throw changed(`changed size (${entry.size} → ${before.size} bytes)`);
     await new Promise<void>((resolve, reject) => {
-      const sink = archive.entry({ ...header, type: 'file', mode: entry.mode ?? 0o644, size: entry.size }, (e) => (e ? reject(changed('changed', e)) : resolve()));
+      const sink = archive.entry({ ...header, type: 'file', mode: entry.mode ?? 0o644, size: entry.size }, (e) =>
+        e ? reject(changed('changed', e)) : resolve(),
+      );
       if (entry.size === 0) return void sink.end(Buffer.alloc(0));
       const source = createReadStream('', { fd: handle.fd, start: 0, end: entry.size - 1, autoClose: false });
       source.on('error', (e) => {

@@ -35,7 +35,7 @@ describe('retryFlagRace: Docker 20.10 sets the paused flag late', () => {
 });
 
 describe('demuxLogs', () => {
-  it('joins the payloads of Docker\'s 8-byte-header frames and passes a TTY stream through', () => {
+  it("joins the payloads of Docker's 8-byte-header frames and passes a TTY stream through", () => {
     const frame = (stream: number, text: string) => Buffer.concat([Buffer.from([stream, 0, 0, 0]), Buffer.from([0, 0, 0, text.length]), Buffer.from(text)]);
     expect(demuxLogs(Buffer.concat([frame(1, 'out\n'), frame(2, 'err\n')]))).toBe('out\nerr\n');
     expect(demuxLogs(Buffer.from('plain'))).toBe('plain');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun } from '@datastation/host';
-import { dataFolder, functionPackage, tempDir, testDocker } from '@datastation/test-support';
+import { dataFolder, functionPackage, testDocker } from '@datastation/test-support';
 
 const FUNCTIONS = `
 export const noop = () => null;

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type DsConnection } from '@datastation/host';
-import { dataFolder, functionPackage, tempDir, type TempDir, testDocker } from '@datastation/test-support';
+import { dataFolder, functionPackage, type TempDir, testDocker } from '@datastation/test-support';
 
 const FUNCTIONS = `
 import { spawn } from 'node:child_process';
@@ -76,7 +76,10 @@ describe('limits, each with its own error, and the session keeps serving', () =>
   });
 
   it('a fork bomb hits the pids limit → FUNCTION_ERROR; its processes are reaped and the next call works', async () => {
-    await expect(dsDockerRun('forkBomb', null, session)).rejects.toMatchObject({ code: 'FUNCTION_ERROR', message: expect.stringMatching(/EAGAIN|fork bomb stopped/) });
+    await expect(dsDockerRun('forkBomb', null, session)).rejects.toMatchObject({
+      code: 'FUNCTION_ERROR',
+      message: expect.stringMatching(/EAGAIN|fork bomb stopped/),
+    });
     expect(await dsDockerRun('noop', null, session)).toBeNull();
     await expect.poll(() => dsDockerRun('processes', null, session), { timeout: 5_000 }).toBeLessThanOrEqual(2);
   });

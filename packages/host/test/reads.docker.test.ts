@@ -86,7 +86,12 @@ describe('station reads under a policy', () => {
 
   it('a granted file arrives; the read is reported', async () => {
     expect(await dsDockerRun('readText', { path: '/owners/acme/trips/2026.csv' }, session)).toBe(`id,duration\n1,${marker}\n`);
-    expect(events.at(-1)).toMatchObject({ path: '/owners/acme/trips/2026.csv', allowed: true, outcome: 'completed', bytes: Buffer.byteLength(`id,duration\n1,${marker}\n`) });
+    expect(events.at(-1)).toMatchObject({
+      path: '/owners/acme/trips/2026.csv',
+      allowed: true,
+      outcome: 'completed',
+      bytes: Buffer.byteLength(`id,duration\n1,${marker}\n`),
+    });
   });
 
   it('refuses what the policy does not grant, and reports the refusal', async () => {
@@ -95,10 +100,13 @@ describe('station reads under a policy', () => {
       expect(events.at(-1)).toMatchObject({ path, allowed: false, outcome: 'refused', code: 'POLICY_DENIED' });
     }
     // dev-utils refuses '..' before asking the host at all: the function's failure, its claim in details.
-    await expect(dsDockerRun('readText', { path: '/owners/acme/trips/../private/salaries.csv' }, session)).rejects.toMatchObject({ code: 'FUNCTION_ERROR', details: { code: 'POLICY_DENIED' } });
+    await expect(dsDockerRun('readText', { path: '/owners/acme/trips/../private/salaries.csv' }, session)).rejects.toMatchObject({
+      code: 'FUNCTION_ERROR',
+      details: { code: 'POLICY_DENIED' },
+    });
   });
 
-  it('the host refuses a forged request that skips dev-utils\' own checks', async () => {
+  it("the host refuses a forged request that skips dev-utils' own checks", async () => {
     // A function can post to the runtime's main thread itself; the host's policy is the guard that counts.
     await expect(dsDockerRun('forged', { path: 'owners/acme/trips/../private/salaries.csv' }, session)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     expect(events.at(-1)).toMatchObject({ path: 'owners/acme/trips/../private/salaries.csv', allowed: false, outcome: 'refused' });

@@ -16,7 +16,6 @@ export const noop = () => null;
 /** gVisor's Sentry reports a fixed, made-up Linux (4.4.0, built "Sun Jan 10 15:06:54 PST 2016"), never the host's. */
 const GVISOR_KERNEL = /^Linux version 4\.4\.0 #1 SMP Sun Jan 10 15:06:54 PST 2016/;
 
-
 describe(`the sandbox runtime (this project: ${RUNTIME})`, () => {
   it(`a session runs under ${RUNTIME}, and the kernel its function sees says so`, async () => {
     await using fn = await functionPackage({ 'index.js': FUNCTIONS });
@@ -59,7 +58,10 @@ describe(`the sandbox runtime (this project: ${RUNTIME})`, () => {
       message: expect.stringMatching(/'unix' transport/),
       details: { runtime: 'runsc', transport: 'network' },
     });
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, runtime: 'kata' as never })).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/'runc' or 'runsc'/) });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, runtime: 'kata' as never })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: expect.stringMatching(/'runc' or 'runsc'/),
+    });
     expect((await testDocker().containers.list([])).length).toBeLessThanOrEqual(before);
   });
 
@@ -95,7 +97,9 @@ describe(`the sandbox runtime (this project: ${RUNTIME})`, () => {
     await station.call({ user: 'rt', package: 'p' }, 'noop');
     expect(station.stats().sessions).toMatchObject([{ user: 'rt', runtime: RUNTIME }]);
     const [info] = station.stats().sessions;
-    expect((await testDocker().containers.inspect((await testDocker().containers.list([`io.datastation.session=${info!.session}`]))[0]!.id)).runtime).toBe(RUNTIME);
+    expect((await testDocker().containers.inspect((await testDocker().containers.list([`io.datastation.session=${info!.session}`]))[0]!.id)).runtime).toBe(
+      RUNTIME,
+    );
     // The option wins over DS_RUNTIME; a session's own runtime wins over both.
     await using pinned = new Station({ sessionFor: () => ({ ...sessionFor(), runtime: 'runc' }), runtime: 'runsc', stateDir: state.path, reap: false });
     await pinned.call({ user: 'rt', package: 'p' }, 'noop');

@@ -42,126 +42,133 @@ const TRANSPORTS = ['unix', 'network'] as const;
  */
 const NETWORK = { transport: 'network', runtime: 'runc' } as const;
 
-for (const transport of TRANSPORTS) describe(`a session in a real container, over the ${transport} transport`, () => {
-  let fn: TempDir;
-  let data: TempDir;
-  let state: TempDir;
-  let session: DsConnection;
+for (const transport of TRANSPORTS)
+  describe(`a session in a real container, over the ${transport} transport`, () => {
+    let fn: TempDir;
+    let data: TempDir;
+    let state: TempDir;
+    let session: DsConnection;
 
-  beforeAll(async () => {
-    fn = await functionPackage({ 'index.js': FUNCTIONS });
-    data = await dataFolder();
-    state = await tempDir('ds-state');
-    await data.write('input.txt', 'hello from the host');
-    session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path, ...(transport === 'network' ? NETWORK : {}), limits: { timeoutMs: 1_000 } });
-  });
-
-  afterAll(async () => {
-    await session?.close();
-    await Promise.all([fn?.remove(), data?.remove(), state?.remove()]);
-  });
-
-  it('lists the package functions and answers a call', async () => {
-    expect(session.functions).toEqual(expect.arrayContaining(['noop', 'echo', 'boom', 'hang', 'spin']));
-    expect(await dsDockerRun('echo', { a: [1, 'two', null] }, session)).toEqual({ a: [1, 'two', null] });
-  });
-
-  it('turns a thrown error into FUNCTION_ERROR with its message, then answers the next call', async () => {
-    await expect(dsDockerRun('boom', null, session)).rejects.toMatchObject({ code: 'FUNCTION_ERROR', message: 'kaboom: column "x" is missing' });
-    expect(await dsDockerRun('echo', 1, session)).toBe(1);
-  });
-
-  it('stops a function that hangs with TIMEOUT within its deadline plus one second, then answers the next call', async () => {
-    for (const fnName of ['hang', 'spin']) {
-      const started = Date.now();
-      await expect(dsDockerRun(fnName, null, session, { timeoutMs: 500 })).rejects.toMatchObject({ code: 'TIMEOUT' });
-      expect(Date.now() - started).toBeLessThan(1_500);
-      expect(await dsDockerRun('echo', fnName, session)).toBe(fnName);
-    }
-  });
-
-  it('answers FUNCTION_NOT_FOUND for a function the package does not export', async () => {
-    await expect(dsDockerRun('nope', null, session)).rejects.toMatchObject({ code: 'FUNCTION_NOT_FOUND' });
-  });
-
-  it('reads and writes /data, and the host sees the file', async () => {
-    expect(await dsDockerRun('readIn', { path: 'input.txt' }, session)).toBe('hello from the host');
-    await dsDockerRun('writeOut', { path: 'out/report.txt', content: 'from the container' }, session);
-    expect(await readFile(join(data.path, 'out/report.txt'), 'utf8')).toBe('from the container');
-  });
-
-  it('refuses write("../x") and a symlink planted in /data that leads out', async () => {
-    // dev-utils refuses inside the container (a POLICY_DENIED there); the host sees the function's
-    // failure with that claim in details.code: only the platform itself raises POLICY_DENIED.
-    const denied = { code: 'FUNCTION_ERROR', details: { code: 'POLICY_DENIED' } };
-    await expect(dsDockerRun('writeOut', { path: '../x', content: 'escape' }, session)).rejects.toMatchObject(denied);
-    await expect(dsDockerRun('writeOut', { path: '/etc/x', content: 'escape' }, session)).rejects.toMatchObject(denied);
-    await dsDockerRun('plant', { target: '/opt/ds/functions', name: 'link-out' }, session);
-    await expect(dsDockerRun('writeOut', { path: 'link-out/index.js', content: 'pwned' }, session)).rejects.toMatchObject(denied);
-    await expect(dsDockerRun('readIn', { path: 'link-out/package.json' }, session)).rejects.toMatchObject(denied);
-    // A link the container planted is only a link on the host: nothing followed it.
-    expect((await lstat(join(data.path, 'link-out'))).isSymbolicLink()).toBe(true);
-  });
-
-  it('a wrong secret, or none, cannot drive the runtime', async () => {
-    const url =
-      transport === 'unix'
-        ? `ws+unix:${join(state.path, 'sessions', session.sessionId, 'runtime.sock')}:/`
-        : `ws://${Object.values((await testDocker().containers.inspect(session.containerId)).networks)[0]}:8750/`;
-    for (const headers of [{}, { authorization: 'Bearer wrong-secret-of-some-length' }, { authorization: 'Basic abc' }]) {
-      const status = await new Promise<number | string>((resolve) => {
-        const ws = new WebSocket(url, { headers });
-        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-        ws.on('open', () => {
-          ws.close();
-          resolve('opened');
-        });
-        ws.on('error', (e) => resolve((e as NodeJS.ErrnoException).code ?? e.message));
+    beforeAll(async () => {
+      fn = await functionPackage({ 'index.js': FUNCTIONS });
+      data = await dataFolder();
+      state = await tempDir('ds-state');
+      await data.write('input.txt', 'hello from the host');
+      session = await dsDockerInit({
+        dataDir: data.path,
+        functions: fn.path,
+        stateDir: state.path,
+        ...(transport === 'network' ? NETWORK : {}),
+        limits: { timeoutMs: 1_000 },
       });
-      // The runtime stopped listening once the host came in (one host connection only): nothing
-      // answers at all. A runtime still listening would answer 401.
-      expect([401, 'ENOENT', 'ECONNREFUSED']).toContain(status);
-    }
-    // The real host connection is untouched.
-    expect(await dsDockerRun('noop', null, session)).toBeNull();
-  });
-
-  describe('hardening, tested as attacks from inside the function', () => {
-    it('runs as a non-root user', async () => {
-      const who = (await dsDockerRun('whoami', null, session)) as { uid: number };
-      expect(who.uid).not.toBe(0);
     });
 
-    it('cannot write its own code, the root file system, or anywhere but /data and /tmp', async () => {
-      for (const path of ['/opt/ds/functions/index.js', '/etc/passwd', '/usr/local/bin/x', '/opt/ds/runtime/main.mjs', '/run/ds/x.sock']) {
-        expect(await dsDockerRun('tryWrite', { path }, session)).not.toBe('written');
-      }
-      expect(await dsDockerRun('tryWrite', { path: '/tmp/scratch' }, session)).toBe('written');
+    afterAll(async () => {
+      await session?.close();
+      await Promise.all([fn?.remove(), data?.remove(), state?.remove()]);
     });
 
-    it('holds no capabilities and cannot gain privileges', async () => {
-      const lines = (await dsDockerRun('capabilities', null, session)) as string[];
-      expect(lines).toContain('CapEff:\t0000000000000000');
-      expect(lines).toContain('CapPrm:\t0000000000000000');
-      // gVisor's /proc/self/status has no NoNewPrivs line; runsc sets the flag on every process
-      // (prctl(PR_GET_NO_NEW_PRIVS) answers 1 inside, with or without the option).
-      expect(lines.find((l) => l.startsWith('NoNewPrivs')) ?? (session.sandboxRuntime === 'runsc' ? 'NoNewPrivs:\t1' : 'missing')).toBe('NoNewPrivs:\t1');
+    it('lists the package functions and answers a call', async () => {
+      expect(session.functions).toEqual(expect.arrayContaining(['noop', 'echo', 'boom', 'hang', 'spin']));
+      expect(await dsDockerRun('echo', { a: [1, 'two', null] }, session)).toEqual({ a: [1, 'two', null] });
     });
 
-    it('reaches nothing but the controller: no other interface (unix) and no service on the host loopback', async () => {
-      expect(await dsDockerRun('interfaces', null, session)).toEqual(transport === 'unix' ? ['lo'] : ['lo', 'eth0']);
-      const { createServer } = await import('node:net');
-      const server = createServer((s) => s.end('secret')).listen(0, '127.0.0.1');
-      await new Promise((r) => server.once('listening', r));
-      const port = (server.address() as { port: number }).port;
-      try {
-        expect(await dsDockerRun('connect', { host: '127.0.0.1', port }, session)).toBe('ECONNREFUSED');
-      } finally {
-        server.close();
+    it('turns a thrown error into FUNCTION_ERROR with its message, then answers the next call', async () => {
+      await expect(dsDockerRun('boom', null, session)).rejects.toMatchObject({ code: 'FUNCTION_ERROR', message: 'kaboom: column "x" is missing' });
+      expect(await dsDockerRun('echo', 1, session)).toBe(1);
+    });
+
+    it('stops a function that hangs with TIMEOUT within its deadline plus one second, then answers the next call', async () => {
+      for (const fnName of ['hang', 'spin']) {
+        const started = Date.now();
+        await expect(dsDockerRun(fnName, null, session, { timeoutMs: 500 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+        expect(Date.now() - started).toBeLessThan(1_500);
+        expect(await dsDockerRun('echo', fnName, session)).toBe(fnName);
       }
     });
+
+    it('answers FUNCTION_NOT_FOUND for a function the package does not export', async () => {
+      await expect(dsDockerRun('nope', null, session)).rejects.toMatchObject({ code: 'FUNCTION_NOT_FOUND' });
+    });
+
+    it('reads and writes /data, and the host sees the file', async () => {
+      expect(await dsDockerRun('readIn', { path: 'input.txt' }, session)).toBe('hello from the host');
+      await dsDockerRun('writeOut', { path: 'out/report.txt', content: 'from the container' }, session);
+      expect(await readFile(join(data.path, 'out/report.txt'), 'utf8')).toBe('from the container');
+    });
+
+    it('refuses write("../x") and a symlink planted in /data that leads out', async () => {
+      // dev-utils refuses inside the container (a POLICY_DENIED there); the host sees the function's
+      // failure with that claim in details.code: only the platform itself raises POLICY_DENIED.
+      const denied = { code: 'FUNCTION_ERROR', details: { code: 'POLICY_DENIED' } };
+      await expect(dsDockerRun('writeOut', { path: '../x', content: 'escape' }, session)).rejects.toMatchObject(denied);
+      await expect(dsDockerRun('writeOut', { path: '/etc/x', content: 'escape' }, session)).rejects.toMatchObject(denied);
+      await dsDockerRun('plant', { target: '/opt/ds/functions', name: 'link-out' }, session);
+      await expect(dsDockerRun('writeOut', { path: 'link-out/index.js', content: 'pwned' }, session)).rejects.toMatchObject(denied);
+      await expect(dsDockerRun('readIn', { path: 'link-out/package.json' }, session)).rejects.toMatchObject(denied);
+      // A link the container planted is only a link on the host: nothing followed it.
+      expect((await lstat(join(data.path, 'link-out'))).isSymbolicLink()).toBe(true);
+    });
+
+    it('a wrong secret, or none, cannot drive the runtime', async () => {
+      const url =
+        transport === 'unix'
+          ? `ws+unix:${join(state.path, 'sessions', session.sessionId, 'runtime.sock')}:/`
+          : `ws://${Object.values((await testDocker().containers.inspect(session.containerId)).networks)[0]}:8750/`;
+      for (const headers of [{}, { authorization: 'Bearer wrong-secret-of-some-length' }, { authorization: 'Basic abc' }]) {
+        const status = await new Promise<number | string>((resolve) => {
+          const ws = new WebSocket(url, { headers });
+          ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+          ws.on('open', () => {
+            ws.close();
+            resolve('opened');
+          });
+          ws.on('error', (e) => resolve((e as NodeJS.ErrnoException).code ?? e.message));
+        });
+        // The runtime stopped listening once the host came in (one host connection only): nothing
+        // answers at all. A runtime still listening would answer 401.
+        expect([401, 'ENOENT', 'ECONNREFUSED']).toContain(status);
+      }
+      // The real host connection is untouched.
+      expect(await dsDockerRun('noop', null, session)).toBeNull();
+    });
+
+    describe('hardening, tested as attacks from inside the function', () => {
+      it('runs as a non-root user', async () => {
+        const who = (await dsDockerRun('whoami', null, session)) as { uid: number };
+        expect(who.uid).not.toBe(0);
+      });
+
+      it('cannot write its own code, the root file system, or anywhere but /data and /tmp', async () => {
+        for (const path of ['/opt/ds/functions/index.js', '/etc/passwd', '/usr/local/bin/x', '/opt/ds/runtime/main.mjs', '/run/ds/x.sock']) {
+          expect(await dsDockerRun('tryWrite', { path }, session)).not.toBe('written');
+        }
+        expect(await dsDockerRun('tryWrite', { path: '/tmp/scratch' }, session)).toBe('written');
+      });
+
+      it('holds no capabilities and cannot gain privileges', async () => {
+        const lines = (await dsDockerRun('capabilities', null, session)) as string[];
+        expect(lines).toContain('CapEff:\t0000000000000000');
+        expect(lines).toContain('CapPrm:\t0000000000000000');
+        // gVisor's /proc/self/status has no NoNewPrivs line; runsc sets the flag on every process
+        // (prctl(PR_GET_NO_NEW_PRIVS) answers 1 inside, with or without the option).
+        expect(lines.find((l) => l.startsWith('NoNewPrivs')) ?? (session.sandboxRuntime === 'runsc' ? 'NoNewPrivs:\t1' : 'missing')).toBe('NoNewPrivs:\t1');
+      });
+
+      it('reaches nothing but the controller: no other interface (unix) and no service on the host loopback', async () => {
+        expect(await dsDockerRun('interfaces', null, session)).toEqual(transport === 'unix' ? ['lo'] : ['lo', 'eth0']);
+        const { createServer } = await import('node:net');
+        const server = createServer((s) => s.end('secret')).listen(0, '127.0.0.1');
+        await new Promise((r) => server.once('listening', r));
+        const port = (server.address() as { port: number }).port;
+        try {
+          expect(await dsDockerRun('connect', { host: '127.0.0.1', port }, session)).toBe('ECONNREFUSED');
+        } finally {
+          server.close();
+        }
+      });
+    });
   });
-});
 
 describe('the network transport (runc: gVisor has network mode none only)', () => {
   it("a session cannot reach another session's container", async () => {
@@ -234,7 +241,9 @@ describe('session lifecycle', () => {
     await using empty = await tempDir('ds-empty');
     await expect(dsDockerInit({ dataDir: join(data.path, 'missing'), functions: fn.path })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(dsDockerInit({ dataDir: data.path, functions: empty.path })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, image: 'datastation/no-such-image:0' })).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, image: 'datastation/no-such-image:0' })).rejects.toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+    });
     await expect(dsDockerInit({ dataDir: data.path, functions: fn.path, limits: { memoryMb: 1 } })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await writeFile(join(data.path, 'file'), 'x');
     await expect(dsDockerInit({ dataDir: join(data.path, 'file'), functions: fn.path })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
@@ -249,7 +258,11 @@ describe('the session folder, which the container can reach', () => {
         import { writeFileSync, symlinkSync } from 'node:fs';
         export function plant() {
           const out = [];
-          for (const [kind, act] of [['file', () => writeFileSync('/run/ds/junk', 'x')], ['link', () => symlinkSync('/var/run/docker.sock', '/run/ds/evil.sock')]]) {
+          const plants = [
+            ['file', () => writeFileSync('/run/ds/junk', 'x')],
+            ['link', () => symlinkSync('/var/run/docker.sock', '/run/ds/evil.sock')],
+          ];
+          for (const [kind, act] of plants) {
             try { act(); out.push(kind + ':written'); } catch (e) { out.push(kind + ':' + e.code); }
           }
           return out;

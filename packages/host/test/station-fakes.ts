@@ -47,7 +47,16 @@ export function fakeEngine(): FakeEngine {
       start: op('containers.start', () => undefined),
       wait: (_id: string, signal?: AbortSignal) =>
         new Promise<number>((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true })),
-      inspect: op('containers.inspect', (id: string) => ({ id, running: engine.live.has(id), paused: engine.paused.has(id), status: 'running', exitCode: 0, oomKilled: false, error: '', networks: {} })),
+      inspect: op('containers.inspect', (id: string) => ({
+        id,
+        running: engine.live.has(id),
+        paused: engine.paused.has(id),
+        status: 'running',
+        exitCode: 0,
+        oomKilled: false,
+        error: '',
+        networks: {},
+      })),
       logs: op('containers.logs', () => ''),
       kill: op('containers.kill', () => undefined),
       pause: op('containers.pause', (id: string) => void engine.paused.add(id)),
@@ -79,7 +88,11 @@ export function fakeEngine(): FakeEngine {
     ping: op('ping', () => undefined),
     runtimes: op('runtimes', () => ['runc']),
   } as unknown as DockerClient;
-  Object.defineProperty(engine, 'release', { value: () => hung.splice(0).forEach((r) => r()) });
+  Object.defineProperty(engine, 'release', {
+    value: () => {
+      for (const r of hung.splice(0)) r();
+    },
+  });
   return engine;
 }
 

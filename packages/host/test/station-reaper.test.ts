@@ -51,7 +51,10 @@ describe('reapOrphans', () => {
       docker: engine.docker,
       stateDir: state.path,
       labels: ['io.datastation.user=alice'],
-      isAlive: (pid) => (asked.push(pid), pid === ALIVE),
+      isAlive: (pid) => {
+        asked.push(pid);
+        return pid === ALIVE;
+      },
     });
 
     expect(result).toEqual({

@@ -17,9 +17,16 @@ describe('Station: the sandbox runtime of its sessions', () => {
 
   const make = (engineRuntimes: string[], options: Partial<StationOptions> = {}) => {
     const engine = fakeEngine();
-    engine.override['runtimes'] = async () => engineRuntimes;
+    engine.override.runtimes = async () => engineRuntimes;
     const fake = fakeInit();
-    const station = new Station({ sessionFor: () => ({ dataDir: '/d', functions: '/f' }), docker: engine.docker, init: fake.init, reap: false, pauseAfterMs: Infinity, ...options });
+    const station = new Station({
+      sessionFor: () => ({ dataDir: '/d', functions: '/f' }),
+      docker: engine.docker,
+      init: fake.init,
+      reap: false,
+      pauseAfterMs: Infinity,
+      ...options,
+    });
     stations.push(station);
     return { station, engine, sessions: fake.sessions };
   };
@@ -60,13 +67,15 @@ describe('Station: the sandbox runtime of its sessions', () => {
   });
 
   it('a bad runtime is refused when the Station is made; an engine that cannot list its runtimes fails the start, and is asked again', async () => {
-    expect(() => new Station({ sessionFor: () => ({ dataDir: '/d', functions: '/f' }), runtime: 'kata' as never })).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));
+    expect(() => new Station({ sessionFor: () => ({ dataDir: '/d', functions: '/f' }), runtime: 'kata' as never })).toThrow(
+      expect.objectContaining({ code: 'BAD_REQUEST' }),
+    );
     const { station, engine, sessions } = make(['runc', 'runsc']);
-    engine.override['runtimes'] = async () => {
+    engine.override.runtimes = async () => {
       throw Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' });
     };
     await expect(station.call(alice, 'echo', 1)).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
-    engine.override['runtimes'] = async () => ['runc', 'runsc'];
+    engine.override.runtimes = async () => ['runc', 'runsc'];
     await station.call(alice, 'echo', 1);
     expect(sessions[0]!.options.runtime).toBe('runsc');
   });

@@ -9,7 +9,10 @@ import { fakeEngine, fakeInit, releaseHung, until, type FakeEngine } from './sta
 const deferred = <T = void>() => {
   let resolve!: (v: T) => void;
   let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
   return { promise, resolve, reject };
 };
 
@@ -18,7 +21,12 @@ describe('OpLimiter', () => {
     const limiter = new OpLimiter({ concurrency: 2, timeoutMs: 1_000 });
     const gates = [deferred(), deferred(), deferred()];
     const started: number[] = [];
-    const runs = gates.map((g, i) => limiter.run(`op${i}`, async () => (started.push(i), g.promise)));
+    const runs = gates.map((g, i) =>
+      limiter.run(`op${i}`, async () => {
+        started.push(i);
+        return g.promise;
+      }),
+    );
     await sleep(0);
     expect(started).toEqual([0, 1]);
     expect(limiter.stats()).toMatchObject({ active: 2, queued: 1 });
@@ -36,7 +44,9 @@ describe('OpLimiter', () => {
     const hung = deferred<string>();
     const late: unknown[] = [];
     const started = Date.now();
-    const error = await limiter.run('containers.start', () => hung.promise, { code: 'CONTAINER_START_FAILED', what: 'starting container x', onLate: (o) => late.push(o) }).catch((e: unknown) => e);
+    const error = await limiter
+      .run('containers.start', () => hung.promise, { code: 'CONTAINER_START_FAILED', what: 'starting container x', onLate: (o) => late.push(o) })
+      .catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(500);
     expect(error).toBeInstanceOf(DsError);
     expect(error).toMatchObject({ code: 'CONTAINER_START_FAILED' });
@@ -74,7 +84,9 @@ describe('limitDockerClient', () => {
     const docker = limitDockerClient(engine.docker, { concurrency: 2, timeoutMs: 30 });
     const created = deferred<string>();
     engine.override['containers.create'] = () => created.promise;
-    await expect(docker.containers.create({ image: 'i', user: '1', env: [], labels: {}, hostConfig: {} })).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    await expect(docker.containers.create({ image: 'i', user: '1', env: [], labels: {}, hostConfig: {} })).rejects.toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+    });
     delete engine.override['containers.create'];
     created.resolve('late-container');
     await until('the late container is removed', () => engine.calls.includes('containers.remove late-container'));
@@ -86,7 +98,10 @@ describe('limitDockerClient', () => {
     const started = deferred();
     engine.override['containers.start'] = () => started.promise;
     const error = await docker.containers.start('abc').catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/starting container abc.*removed as soon as Docker answers/s) });
+    expect(error).toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+      message: expect.stringMatching(/starting container abc.*removed as soon as Docker answers/s),
+    });
     expect(engine.calls).not.toContain('containers.remove abc');
     started.reject(new Error('engine gave up'));
     await until('the container is removed', () => engine.calls.includes('containers.remove abc'));
@@ -106,7 +121,10 @@ describe('limitDockerClient', () => {
     const engine = fakeEngine();
     const docker = limitDockerClient(engine.docker, { concurrency: 2, timeoutMs: 1_000 });
     engine.mode = 'down';
-    await expect(docker.containers.unpause('abc')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/ECONNREFUSED.*Is Docker running\?/) });
+    await expect(docker.containers.unpause('abc')).rejects.toMatchObject({
+      code: 'INTERNAL',
+      message: expect.stringMatching(/ECONNREFUSED.*Is Docker running\?/),
+    });
     await expect(docker.containers.start('abc')).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
     engine.mode = 'up';
     engine.override['containers.inspect'] = async () => {
@@ -246,9 +264,17 @@ describe('Station (fake engine, fake sessions)', () => {
     await station.call(keys[0]!, 'echo', 1);
     await station.call(keys[2]!, 'echo', 1); // b is the least recently used
     expect(sessions.map((s) => s.closed)).toEqual([false, true, false]);
-    expect(station.stats().sessions.map((s) => s.user).sort()).toEqual(['a', 'c']);
+    expect(
+      station
+        .stats()
+        .sessions.map((s) => s.user)
+        .sort(),
+    ).toEqual(['a', 'c']);
     const busy = [station.call(keys[0]!, 'slow'), station.call(keys[2]!, 'slow')];
-    await expect(station.call(keys[3]!, 'echo', 1)).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/maxSessions \(2\).*busy/) });
+    await expect(station.call(keys[3]!, 'echo', 1)).rejects.toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+      message: expect.stringMatching(/maxSessions \(2\).*busy/),
+    });
     gate.resolve();
     await Promise.all(busy);
   });
@@ -262,9 +288,15 @@ describe('Station (fake engine, fake sessions)', () => {
     expect(sessions[0]!.closed).toBe(true);
   });
 
-  it('a call that loses its container fails with the connection\'s code and the session is retired at once', async () => {
+  it("a call that loses its container fails with the connection's code and the session is retired at once", async () => {
     const started = deferred();
-    const { station, sessions, engine } = make({ handler: (fn, args) => (fn === 'hang' ? (started.resolve(), new Promise(() => undefined)) : args) });
+    const { station, sessions, engine } = make({
+      handler: (fn, args) => {
+        if (fn !== 'hang') return args;
+        started.resolve();
+        return new Promise(() => undefined);
+      },
+    });
     const call = station.call(alice, 'hang');
     await started.promise;
     sessions[0]!.lose(new DsError('OUT_OF_MEMORY', 'The container was killed for using more memory than limits.memoryMb.'));
@@ -274,7 +306,7 @@ describe('Station (fake engine, fake sessions)', () => {
     expect((await station.call(alice, 'echo', 1)).start).toBe('cold');
   });
 
-  it('a TIMEOUT that came from the host backstop (the runtime never answered) retires the session; the runtime\'s own TIMEOUT does not', async () => {
+  it("a TIMEOUT that came from the host backstop (the runtime never answered) retires the session; the runtime's own TIMEOUT does not", async () => {
     const { station, sessions } = make({
       sessionFor: () => ({ dataDir: '/d', functions: '/f', limits: { timeoutMs: 20 } }),
       handler: async (fn) => {
@@ -416,7 +448,13 @@ describe('Station with dsDockerInit on an engine that misbehaves', () => {
     const engine = fakeEngine();
     const start = deferred();
     engine.override['containers.start'] = () => start.promise;
-    await using station = new Station({ sessionFor: () => ({ dataDir: data.path, functions: fn.path }), docker: engine.docker, stateDir: state.path, dockerOpTimeoutMs: 100, reap: false });
+    await using station = new Station({
+      sessionFor: () => ({ dataDir: data.path, functions: fn.path }),
+      docker: engine.docker,
+      stateDir: state.path,
+      dockerOpTimeoutMs: 100,
+      reap: false,
+    });
     const began = Date.now();
     const error = await station.call(aliceKey(), 'noop').catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/starting container/) });
@@ -435,7 +473,10 @@ describe('Station with dsDockerInit on an engine that misbehaves', () => {
     engine.mode = 'down';
     await using station = new Station({ sessionFor: () => ({ dataDir: data.path, functions: fn.path }), docker: engine.docker, stateDir: state.path });
     await expect(station.start()).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/Is Docker running/) });
-    await expect(station.call(aliceKey(), 'noop')).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/Is Docker running/) });
+    await expect(station.call(aliceKey(), 'noop')).rejects.toMatchObject({
+      code: 'CONTAINER_START_FAILED',
+      message: expect.stringMatching(/Is Docker running/),
+    });
   });
 });
 

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DsError } from '@datastation/protocol';
+import type { BuildResult } from 'esbuild';
 import type { FunctionPackage } from './function-package.js';
 
 /** The compiled form of a function package: what goes under `code/` in a .dspkg, and into the container. */
@@ -39,7 +40,13 @@ export async function bundleFunctionPackage(pkg: FunctionPackage, outDir: string
     connectors = await bundleOne(pkg, pkg.connectors, join(outDir, BUNDLE_CONNECTORS), []);
     files.push(BUNDLE_CONNECTORS);
   }
-  const manifest = { name: pkg.name, version: pkg.version, type: 'module', main: BUNDLE_ENTRY, ...(pkg.connectors ? { datastation: { connectors: BUNDLE_CONNECTORS } } : {}) };
+  const manifest = {
+    name: pkg.name,
+    version: pkg.version,
+    type: 'module',
+    main: BUNDLE_ENTRY,
+    ...(pkg.connectors ? { datastation: { connectors: BUNDLE_CONNECTORS } } : {}),
+  };
   await writeFile(join(outDir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   return { dir: outDir, files: files.sort(), functions, connectors };
 }
@@ -47,7 +54,7 @@ export async function bundleFunctionPackage(pkg: FunctionPackage, outDir: string
 /** Bundles one module to `outfile` and returns its named exports, sorted. */
 async function bundleOne(pkg: FunctionPackage, entry: string, outfile: string, external: string[]): Promise<string[]> {
   const { build } = await import('esbuild');
-  let result;
+  let result: BuildResult;
   try {
     result = await build({
       absWorkingDir: pkg.dir,
@@ -72,7 +79,8 @@ async function bundleOne(pkg: FunctionPackage, entry: string, outfile: string, e
     const lines = errors.slice(0, 10).map((e) => `  ${e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ` : ''}${e.text}`);
     throw new DsError(
       'BAD_REQUEST',
-      `Bundling ${relative(pkg.dir, entry)} failed:\n${lines.join('\n') || `  ${(cause as Error).message}`}\nFix the code, or install its dependencies (npm install) so esbuild can inline them.`,
+      `Bundling ${relative(pkg.dir, entry)} failed:\n${lines.join('\n') || `  ${(cause as Error).message}`}\nFix the code, or install its ` +
+        `dependencies (npm install) so esbuild can inline them.`,
       { cause },
     );
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -124,7 +124,11 @@ export async function extractArchive(file: string, options: ExtractOptions = {})
   tap.on('error', stopAll);
   gunzip.on('error', (e) => stopAll(refuse(`it is not a gzip file, or the gzip data is damaged (${e.message})`, undefined, e)));
   counter.on('error', stopAll);
-  source.pipe(tap).pipe(gunzip).pipe(counter).pipe(entries as unknown as NodeJS.WritableStream);
+  source
+    .pipe(tap)
+    .pipe(gunzip)
+    .pipe(counter)
+    .pipe(entries as unknown as NodeJS.WritableStream);
 
   const files: ExtractedFile[] = [];
   const seen = new Set<string>();
@@ -150,7 +154,8 @@ export async function extractArchive(file: string, options: ExtractOptions = {})
         continue;
       }
       const size = header.size ?? 0;
-      if (size > limits.maxTotalBytes - total) throw refuse(`entry ${JSON.stringify(raw)} (${size} bytes) takes the package over the ${limits.maxTotalBytes}-byte cap`, { entry: raw });
+      if (size > limits.maxTotalBytes - total)
+        throw refuse(`entry ${JSON.stringify(raw)} (${size} bytes) takes the package over the ${limits.maxTotalBytes}-byte cap`, { entry: raw });
       total += size;
       await ensureDirs(dir, parts.slice(0, -1), refuse);
       files.push(await writeEntry(join(dir, ...parts), name, entry as AsyncIterable<Buffer>, refuse));
@@ -187,7 +192,7 @@ async function ensureDirs(root: string, parts: string[], refuse: (why: string) =
 }
 
 async function writeEntry(path: string, name: string, content: AsyncIterable<Buffer>, refuse: (why: string) => DsError): Promise<ExtractedFile> {
-  let fd;
+  let fd: FileHandle;
   try {
     fd = await open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   } catch (error) {

@@ -30,15 +30,23 @@ const VERSION = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$/;
 export async function readFunctionPackage(dirArg: string): Promise<FunctionPackage> {
   const dir = resolve(dirArg);
   const info = await stat(dir).catch(() => undefined);
-  if (!info?.isDirectory()) throw new DsError('BAD_REQUEST', `${dirArg} is not a folder. Give the folder of a function package (one with a package.json), or a .dspkg file.`);
+  if (!info?.isDirectory())
+    throw new DsError('BAD_REQUEST', `${dirArg} is not a folder. Give the folder of a function package (one with a package.json), or a .dspkg file.`);
   let pkg: Record<string, unknown>;
   try {
     pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
   } catch (cause) {
-    throw new DsError('BAD_REQUEST', `${join(dirArg, 'package.json')} is missing or not valid JSON (${(cause as Error).message}). Create one with \`ds init\`.`, { cause });
+    throw new DsError(
+      'BAD_REQUEST',
+      `${join(dirArg, 'package.json')} is missing or not valid JSON (${(cause as Error).message}). Create one with \`ds init\`.`,
+      { cause },
+    );
   }
   if (typeof pkg.name !== 'string' || !NAME.test(pkg.name) || pkg.name.length > 214) {
-    throw new DsError('BAD_REQUEST', `package.json needs a "name" in npm's form (lower case, e.g. "word-tools" or "@acme/word-tools"); got ${JSON.stringify(pkg.name)}.`);
+    throw new DsError(
+      'BAD_REQUEST',
+      `package.json needs a "name" in npm's form (lower case, e.g. "word-tools" or "@acme/word-tools"); got ${JSON.stringify(pkg.name)}.`,
+    );
   }
   const version = pkg.version ?? '0.0.0';
   if (typeof version !== 'string' || !VERSION.test(version)) {
@@ -55,7 +63,10 @@ export async function readFunctionPackage(dirArg: string): Promise<FunctionPacka
     entry = (await firstExisting(dir, ENTRY_CANDIDATES)) ?? main ?? (await existingFile(dir, 'index.js', 'main'));
   }
   if (!entry) {
-    throw new DsError('BAD_REQUEST', `No entry module in ${dirArg}: add src/index.ts, or name the module in package.json ("datastation": { "entry": "src/index.ts" }, or "main").`);
+    throw new DsError(
+      'BAD_REQUEST',
+      `No entry module in ${dirArg}: add src/index.ts, or name the module in package.json ("datastation": { "entry": "src/index.ts" }, or "main").`,
+    );
   }
 
   let connectors: string | undefined;
@@ -68,7 +79,10 @@ export async function readFunctionPackage(dirArg: string): Promise<FunctionPacka
 
   const signatures = ds.signatures ?? {};
   if (typeof signatures !== 'object' || signatures === null || Array.isArray(signatures)) {
-    throw new DsError('BAD_REQUEST', 'package.json\'s datastation.signatures must be an object: function or connector name → a description of its arguments and value.');
+    throw new DsError(
+      'BAD_REQUEST',
+      "package.json's datastation.signatures must be an object: function or connector name → a description of its arguments and value.",
+    );
   }
   return { dir, name: pkg.name, version, entry, connectors, main, signatures: signatures as Record<string, unknown> };
 }

@@ -77,11 +77,18 @@ export function parseManifest(bytes: Buffer): Manifest {
   try {
     raw = JSON.parse(bytes.toString('utf8'));
   } catch (cause) {
-    throw new DsError('BAD_REQUEST', `${MANIFEST_FILE} is not valid JSON (${(cause as Error).message}). The package is damaged; package it again with \`ds package\`.`, { cause });
+    throw new DsError(
+      'BAD_REQUEST',
+      `${MANIFEST_FILE} is not valid JSON (${(cause as Error).message}). The package is damaged; package it again with \`ds package\`.`,
+      { cause },
+    );
   }
   const format = (raw as { formatVersion?: unknown } | null)?.formatVersion;
   if (typeof format === 'number' && format !== FORMAT_VERSION) {
-    throw new DsError('BAD_REQUEST', `The package has format version ${format}; this ds reads version ${FORMAT_VERSION}. Use the ds that made it, or package it again.`);
+    throw new DsError(
+      'BAD_REQUEST',
+      `The package has format version ${format}; this ds reads version ${FORMAT_VERSION}. Use the ds that made it, or package it again.`,
+    );
   }
   const parsed = ManifestSchema.safeParse(raw);
   if (!parsed.success) {

@@ -51,25 +51,39 @@ export function checkContents(manifest: Manifest, files: readonly ExtractedFile[
   const found = new Map(files.map((f) => [f.path, f]));
   for (const file of files) {
     if (file.path !== MANIFEST_FILE && !listed.has(file.path)) {
-      throw new DsError('BAD_REQUEST', `${file.path} is in the archive but not in ${MANIFEST_FILE}: the package was changed after packaging. Package it again.`, { details: { file: file.path } });
+      throw new DsError(
+        'BAD_REQUEST',
+        `${file.path} is in the archive but not in ${MANIFEST_FILE}: the package was changed after packaging. Package it again.`,
+        { details: { file: file.path } },
+      );
     }
   }
   for (const want of manifest.files) {
     const got = found.get(want.path);
-    if (!got) throw new DsError('BAD_REQUEST', `${want.path} is in ${MANIFEST_FILE} but not in the archive. Package it again.`, { details: { file: want.path } });
+    if (!got)
+      throw new DsError('BAD_REQUEST', `${want.path} is in ${MANIFEST_FILE} but not in the archive. Package it again.`, { details: { file: want.path } });
     if (got.sha256 !== want.sha256 || got.size !== want.size) {
-      throw new DsError('BAD_REQUEST', `${want.path} does not match its digest in ${MANIFEST_FILE} (recorded sha256 ${want.sha256}, ${want.size} bytes; found ${got.sha256}, ${got.size} bytes): the package was changed after packaging. Do not use it; package it again from its sources.`, {
-        details: { file: want.path, expected: want.sha256, actual: got.sha256 },
-      });
+      throw new DsError(
+        'BAD_REQUEST',
+        `${want.path} does not match its digest in ${MANIFEST_FILE} (recorded sha256 ${want.sha256}, ${want.size} bytes; found ${got.sha256}, ` +
+          `${got.size} bytes): the package was changed after packaging. Do not use it; package it again from its sources.`,
+        {
+          details: { file: want.path, expected: want.sha256, actual: got.sha256 },
+        },
+      );
     }
   }
   const total = manifest.files.reduce((sum, f) => sum + f.size, 0);
-  if (total !== manifest.totalSize) throw new DsError('BAD_REQUEST', `${MANIFEST_FILE} says totalSize ${manifest.totalSize}, but its files add up to ${total}.`);
+  if (total !== manifest.totalSize)
+    throw new DsError('BAD_REQUEST', `${MANIFEST_FILE} says totalSize ${manifest.totalSize}, but its files add up to ${total}.`);
   for (const path of [manifest.entry, manifest.connectorsEntry, `${CODE_DIR}/package.json`]) {
     if (path !== undefined && !listed.has(path)) throw new DsError('BAD_REQUEST', `${MANIFEST_FILE} names ${path}, which the package does not hold.`);
   }
   if (manifest.protocolVersion !== PROTOCOL_VERSION) {
-    throw new DsError('PROTOCOL_ERROR', `The package was made for runtime protocol ${manifest.protocolVersion}; this ds speaks ${PROTOCOL_VERSION}. Package it again with this ds.`);
+    throw new DsError(
+      'PROTOCOL_ERROR',
+      `The package was made for runtime protocol ${manifest.protocolVersion}; this ds speaks ${PROTOCOL_VERSION}. Package it again with this ds.`,
+    );
   }
 }
 
@@ -85,11 +99,20 @@ export async function checkImage(manifest: Manifest, docker: ImageInspector): Pr
     throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
   });
   if (!found) {
-    throw new DsError('IMAGE_MISMATCH', `The package was built against ${ref} (${id}), which is not on this Docker engine. Build it with \`ds image build\`, or package again against an image you have.`, { details: { ref, expected: id } });
+    throw new DsError(
+      'IMAGE_MISMATCH',
+      `The package was built against ${ref} (${id}), which is not on this Docker engine. Build it with \`ds image build\`, or package again against ` +
+        `an image you have.`,
+      { details: { ref, expected: id } },
+    );
   }
   if (found.id !== id) {
-    throw new DsError('IMAGE_MISMATCH', `${ref} is ${found.id} on this engine, but the package was built against ${id}. Restore that image, or package again against the current one.`, {
-      details: { ref, expected: id, actual: found.id },
-    });
+    throw new DsError(
+      'IMAGE_MISMATCH',
+      `${ref} is ${found.id} on this engine, but the package was built against ${id}. Restore that image, or package again against the current one.`,
+      {
+        details: { ref, expected: id, actual: found.id },
+      },
+    );
   }
 }

@@ -38,7 +38,11 @@ export async function packFunctionPackage(pkg: FunctionPackage, image: { ref: st
     }
     const total = files.reduce((sum, f) => sum + f.size, 0);
     if (total > DEFAULT_EXTRACT_LIMITS.maxTotalBytes) {
-      throw new DsError('BAD_REQUEST', `The bundled code is ${total} bytes, over the ${DEFAULT_EXTRACT_LIMITS.maxTotalBytes}-byte package cap. Leave data out of the code: data belongs in /data.`);
+      throw new DsError(
+        'BAD_REQUEST',
+        `The bundled code is ${total} bytes, over the ${DEFAULT_EXTRACT_LIMITS.maxTotalBytes}-byte package cap. Leave data out of the code: data ` +
+          `belongs in /data.`,
+      );
     }
     const manifest = buildManifest({
       name: pkg.name,
@@ -85,10 +89,8 @@ async function tarOf(entries: { name: string; content: Buffer }[]): Promise<Buff
   })();
   for (const { name, content } of entries) {
     await new Promise<void>((resolve, reject) =>
-      archive.entry(
-        { name, type: 'file', size: content.length, mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) },
-        content,
-        (error) => (error ? reject(error) : resolve()),
+      archive.entry({ name, type: 'file', size: content.length, mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) }, content, (error) =>
+        error ? reject(error) : resolve(),
       ),
     );
   }

@@ -23,11 +23,14 @@ describe('entryNameProblem', () => {
 describe('extractArchive', () => {
   it('unpacks regular files and folders into its own temp folder, with digests, and removes it', async () => {
     await using box = await tempDir('ds-extract');
-    const file = await box.write('ok.dspkg', await craftArchive([
-      { name: 'manifest.json', content: '{}' },
-      { name: 'code/', type: 'directory' },
-      { name: 'code/index.js', content: 'export const f = () => 1;\n' },
-    ]));
+    const file = await box.write(
+      'ok.dspkg',
+      await craftArchive([
+        { name: 'manifest.json', content: '{}' },
+        { name: 'code/', type: 'directory' },
+        { name: 'code/index.js', content: 'export const f = () => 1;\n' },
+      ]),
+    );
     const out = await extractArchive(file, { tempParent: box.path });
     expect(out.dir.startsWith(join(box.path, 'ds-pkg-'))).toBe(true);
     expect(out.files).toEqual([
@@ -35,7 +38,11 @@ describe('extractArchive', () => {
       { path: 'code/index.js', size: 26, sha256: sha('export const f = () => 1;\n') },
     ]);
     expect(await readFile(join(out.dir, 'code/index.js'), 'utf8')).toBe('export const f = () => 1;\n');
-    expect(out.archiveSha256).toBe(createHash('sha256').update(await readFile(file)).digest('hex'));
+    expect(out.archiveSha256).toBe(
+      createHash('sha256')
+        .update(await readFile(file))
+        .digest('hex'),
+    );
     await out.remove();
     await expect(stat(out.dir)).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -45,14 +52,44 @@ describe('extractArchive', () => {
     ['a nested ../ path', [{ name: 'code/../../evil.txt', content: 'x' }], /"\.\." segment/],
     ['an absolute path', [{ name: '/tmp/evil.txt', content: 'x' }], /absolute/],
     ['a symlink', [{ name: 'code/link', type: 'symlink', linkname: '/etc/passwd' }], /symbolic link/],
-    ['a symlink then a file through it', [{ name: 'code', type: 'symlink', linkname: '..' }, { name: 'code/evil.txt', content: 'x' }], /symbolic link/],
+    [
+      'a symlink then a file through it',
+      [
+        { name: 'code', type: 'symlink', linkname: '..' },
+        { name: 'code/evil.txt', content: 'x' },
+      ],
+      /symbolic link/,
+    ],
     ['a hard link', [{ name: 'code/hard', type: 'link', linkname: '/etc/passwd' }], /hard link/],
     ['a FIFO', [{ name: 'code/fifo', type: 'fifo' }], /FIFO/],
     ['a device', [{ name: 'code/null', type: 'character-device', devmajor: 1, devminor: 3 }], /device/],
-    ['a duplicate entry', [{ name: 'code/a.js', content: '1' }, { name: 'code/a.js', content: '2' }], /appears twice/],
-    ['a file then a folder of the same name', [{ name: 'code/a', content: '1' }, { name: 'code/a/b.js', content: '2' }], /share the name/],
+    [
+      'a duplicate entry',
+      [
+        { name: 'code/a.js', content: '1' },
+        { name: 'code/a.js', content: '2' },
+      ],
+      /appears twice/,
+    ],
+    [
+      'a file then a folder of the same name',
+      [
+        { name: 'code/a', content: '1' },
+        { name: 'code/a/b.js', content: '2' },
+      ],
+      /share the name/,
+    ],
     ['an entry over the size cap', [{ name: 'big.bin', content: Buffer.alloc(2048) }], /cap/],
-    ['too many entries', [{ name: 'a', content: '1' }, { name: 'b', content: '1' }, { name: 'c', content: '1' }, { name: 'd', content: '1' }], /more than 3 entries/],
+    [
+      'too many entries',
+      [
+        { name: 'a', content: '1' },
+        { name: 'b', content: '1' },
+        { name: 'c', content: '1' },
+        { name: 'd', content: '1' },
+      ],
+      /more than 3 entries/,
+    ],
   ];
 
   it.each(hostile)('refuses %s and leaves nothing behind', async (_what, entries, message) => {
@@ -70,7 +107,10 @@ describe('extractArchive', () => {
   it('refuses an archive over the archive cap before unpacking', async () => {
     await using box = await tempDir('ds-extract');
     const file = await box.write('big.dspkg', Buffer.alloc(4096, 1));
-    await expect(extractArchive(file, { tempParent: box.path, limits: { maxArchiveBytes: 1000 } })).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /over the 1000-byte cap/ });
+    await expect(extractArchive(file, { tempParent: box.path, limits: { maxArchiveBytes: 1000 } })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: /over the 1000-byte cap/,
+    });
     expect(await readdir(box.path)).toEqual(['big.dspkg']);
   });
 
@@ -78,7 +118,10 @@ describe('extractArchive', () => {
     await using box = await tempDir('ds-extract');
     const { gzipSync } = await import('node:zlib');
     const file = await box.write('bomb.dspkg', gzipSync(Buffer.alloc(64 * 1024 * 1024)));
-    await expect(extractArchive(file, { tempParent: box.path, limits: { maxTotalBytes: 1024, maxEntries: 10 } })).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /unpacks to more than/ });
+    await expect(extractArchive(file, { tempParent: box.path, limits: { maxTotalBytes: 1024, maxEntries: 10 } })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: /unpacks to more than/,
+    });
     expect(await readdir(box.path)).toEqual(['bomb.dspkg']);
   });
 

@@ -25,7 +25,9 @@ const SOURCES = {
     '',
   ].join('\n'),
   'src/math.ts': 'export const twice = (n: number) => n * 2;\n',
-  'src/connectors.ts': "export async function both(args: { n: number }, { run }: { run: (f: string, a?: unknown) => Promise<unknown> }) { return [await run('double', args), await run('save', { text: 'x' })]; }\n",
+  'src/connectors.ts':
+    "export async function both(args: { n: number }, { run }: { run: (f: string, a?: unknown) => Promise<unknown> }) { return [await run('double', " +
+    "args), await run('save', { text: 'x' })]; }\n",
 };
 
 describe('packFunctionPackage', () => {
@@ -46,7 +48,14 @@ describe('packFunctionPackage', () => {
     const { bytes, manifest } = await packFunctionPackage(await readFunctionPackage(dir.path), IMAGE);
     const entries = await readArchive(bytes);
     expect(entries.map((e) => e.name)).toEqual(['manifest.json', 'code/connectors.js', 'code/index.js', 'code/package.json']);
-    for (const e of entries) expect({ type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime?.getTime() }).toEqual({ type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0 });
+    for (const e of entries)
+      expect({ type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime?.getTime() }).toEqual({
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+      });
     expect(manifest).toMatchObject({
       formatVersion: 1,
       name: 'pkg-fixture',
@@ -67,7 +76,10 @@ describe('packFunctionPackage', () => {
 
   it('reports a bundling error with its file and line', async () => {
     await using dir = await functionPackage({ ...SOURCES, 'src/index.ts': "import { nope } from './missing.js';\nexport const f = () => nope;\n" });
-    await expect(packFunctionPackage(await readFunctionPackage(dir.path), IMAGE)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /src\/index\.ts:1:\d+: Could not resolve/ });
+    await expect(packFunctionPackage(await readFunctionPackage(dir.path), IMAGE)).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: /src\/index\.ts:1:\d+: Could not resolve/,
+    });
   });
 });
 
@@ -84,32 +96,56 @@ describe('openPackage', () => {
     const opened = await openPackage(p.file);
     expect(opened.manifest).toEqual(p.manifest);
     expect((await readdir(opened.codeDir)).sort()).toEqual(['connectors.js', 'index.js', 'package.json']);
-    expect(JSON.parse(await readFile(join(opened.codeDir, 'package.json'), 'utf8'))).toMatchObject({ type: 'module', main: 'index.js', datastation: { connectors: 'connectors.js' } });
+    expect(JSON.parse(await readFile(join(opened.codeDir, 'package.json'), 'utf8'))).toMatchObject({
+      type: 'module',
+      main: 'index.js',
+      datastation: { connectors: 'connectors.js' },
+    });
     await opened.remove();
     await expect(readdir(opened.dir)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('catches one changed byte', async () => {
     await using p = await packed();
-    const changed = await p.write('changed.dspkg', await repackArchive(p.bytes, (e) => (e.name === 'code/index.js' ? { ...e, content: flipByte(e.content as Buffer, 40) } : e)));
+    const changed = await p.write(
+      'changed.dspkg',
+      await repackArchive(p.bytes, (e) => (e.name === 'code/index.js' ? { ...e, content: flipByte(e.content as Buffer, 40) } : e)),
+    );
     await expect(openPackage(changed)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /code\/index\.js does not match its digest/ });
   });
 
   it('catches a file added after packaging, and one taken away', async () => {
     await using p = await packed();
-    const added = await p.write('added.dspkg', await repackArchive(p.bytes, (e) => (e.name === 'code/index.js' ? [e, { name: 'code/extra.js', content: 'x' }] : e)));
+    const added = await p.write(
+      'added.dspkg',
+      await repackArchive(p.bytes, (e) => (e.name === 'code/index.js' ? [e, { name: 'code/extra.js', content: 'x' }] : e)),
+    );
     await expect(openPackage(added)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /code\/extra\.js is in the archive but not in manifest\.json/ });
     const removed = await p.write('removed.dspkg', await repackArchive(p.bytes, (e) => (e.name === 'code/connectors.js' ? [] : e)));
-    await expect(openPackage(removed)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /code\/connectors\.js is in manifest\.json but not in the archive/ });
+    await expect(openPackage(removed)).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: /code\/connectors\.js is in manifest\.json but not in the archive/,
+    });
   });
 
   it('refuses a manifest that is invalid, of another format, or for another protocol', async () => {
     await using p = await packed();
     const withManifest = (m: unknown) => repackArchive(p.bytes, (e) => (e.name === 'manifest.json' ? { ...e, content: Buffer.from(JSON.stringify(m)) } : e));
-    await expect(openPackage(await p.write('a.dspkg', await withManifest({ ...p.manifest, extra: 1 })))).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /manifest\.json is invalid/ });
-    await expect(openPackage(await p.write('b.dspkg', await withManifest({ ...p.manifest, formatVersion: 2 })))).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /format version 2/ });
-    await expect(openPackage(await p.write('c.dspkg', await withManifest({ ...p.manifest, entry: '../index.js' })))).rejects.toMatchObject({ code: 'BAD_REQUEST', message: /invalid at entry/ });
-    await expect(openPackage(await p.write('d.dspkg', await withManifest({ ...p.manifest, protocolVersion: PROTOCOL_VERSION + 1 })))).rejects.toMatchObject({ code: 'PROTOCOL_ERROR' });
+    await expect(openPackage(await p.write('a.dspkg', await withManifest({ ...p.manifest, extra: 1 })))).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: /manifest\.json is invalid/,
+    });
+    await expect(openPackage(await p.write('b.dspkg', await withManifest({ ...p.manifest, formatVersion: 2 })))).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: /format version 2/,
+    });
+    await expect(openPackage(await p.write('c.dspkg', await withManifest({ ...p.manifest, entry: '../index.js' })))).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: /invalid at entry/,
+    });
+    await expect(openPackage(await p.write('d.dspkg', await withManifest({ ...p.manifest, protocolVersion: PROTOCOL_VERSION + 1 })))).rejects.toMatchObject({
+      code: 'PROTOCOL_ERROR',
+    });
   });
 
   it('serialises a manifest without timestamps, the same way every time', () => {
@@ -128,7 +164,10 @@ describe('checkImage', () => {
     await expect(checkImage(manifest, docker(IMAGE.id))).resolves.toBeUndefined();
   });
   it('refuses another image under the reference, and a missing one, with IMAGE_MISMATCH', async () => {
-    await expect(checkImage(manifest, docker(`sha256:${'b'.repeat(64)}`))).rejects.toMatchObject({ code: 'IMAGE_MISMATCH', message: /but the package was built against/ });
+    await expect(checkImage(manifest, docker(`sha256:${'b'.repeat(64)}`))).rejects.toMatchObject({
+      code: 'IMAGE_MISMATCH',
+      message: /but the package was built against/,
+    });
     await expect(checkImage(manifest, docker(undefined))).rejects.toMatchObject({ code: 'IMAGE_MISMATCH', message: /not on this Docker engine/ });
   });
 });

@@ -4,21 +4,37 @@
  * Exit codes start at 10 so they never collide with a shell's own (1, 2, 126, 127, 128+n).
  */
 export const ERROR_CODES = {
-  FUNCTION_NOT_FOUND: { exit: 10, http: 404, hint: 'Check the function name against the package\'s exported functions.' },
+  FUNCTION_NOT_FOUND: { exit: 10, http: 404, hint: "Check the function name against the package's exported functions." },
   FUNCTION_ERROR: { exit: 11, http: 422, hint: 'The function threw; its message and stack are attached. Fix the function and run again.' },
   TIMEOUT: { exit: 12, http: 504, hint: 'The call ran past its deadline. Raise the timeout or make the function faster.' },
   CANCELLED: { exit: 13, http: 499, hint: 'The call was cancelled before it finished.' },
   OUT_OF_MEMORY: { exit: 14, http: 507, hint: 'The function used more memory than its limit. Raise limits.memoryMb or process less at once.' },
   RESULT_TOO_LARGE: { exit: 15, http: 413, hint: 'The value returned is over the result limit. Write large outputs to /data and return a path.' },
   BAD_REQUEST: { exit: 16, http: 400, hint: 'The request is malformed; the message says which field.' },
-  PROTOCOL_ERROR: { exit: 17, http: 502, hint: 'Host and runtime disagree on a message. Rebuild the runtime image with the same Data Station version as the host.' },
-  POLICY_DENIED: { exit: 18, http: 403, hint: 'The path is outside what the function may touch: /data for writes, the owner\'s grants for reads.' },
+  PROTOCOL_ERROR: {
+    exit: 17,
+    http: 502,
+    hint: 'Host and runtime disagree on a message. Rebuild the runtime image with the same Data Station version as the host.',
+  },
+  POLICY_DENIED: { exit: 18, http: 403, hint: "The path is outside what the function may touch: /data for writes, the owner's grants for reads." },
   NOT_APPROVED: { exit: 19, http: 403, hint: 'The package has not been approved by the data owner.' },
   UNAUTHENTICATED: { exit: 20, http: 401, hint: 'Send a valid bearer token.' },
-  CONTAINER_START_FAILED: { exit: 21, http: 503, hint: 'The container did not start or its runtime did not say hello. Check the image (ds image build) and the Docker engine.' },
+  CONTAINER_START_FAILED: {
+    exit: 21,
+    http: 503,
+    hint: 'The container did not start or its runtime did not say hello. Check the image (ds image build) and the Docker engine.',
+  },
   IMAGE_MISMATCH: { exit: 22, http: 409, hint: 'The image is not the one the package was built against. Rebuild the package or restore the image.' },
-  LIMIT_EXCEEDED: { exit: 24, http: 429, hint: 'A session limit was reached (open reads, bytes in flight, calls). Wait for some to finish, or do less at once.' },
-  QUOTA_EXCEEDED: { exit: 25, http: 507, hint: 'The data folder is over its quota (limits.dataBytes / limits.dataFiles). Remove files from it, or ask for a larger quota.' },
+  LIMIT_EXCEEDED: {
+    exit: 24,
+    http: 429,
+    hint: 'A session limit was reached (open reads, bytes in flight, calls). Wait for some to finish, or do less at once.',
+  },
+  QUOTA_EXCEEDED: {
+    exit: 25,
+    http: 507,
+    hint: 'The data folder is over its quota (limits.dataBytes / limits.dataFiles). Remove files from it, or ask for a larger quota.',
+  },
   INTERNAL: { exit: 23, http: 500, hint: 'An unexpected failure inside Data Station. The cause is attached; please report it.' },
 } as const satisfies Record<string, { exit: number; http: number; hint: string }>;
 

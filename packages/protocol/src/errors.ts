@@ -33,8 +33,9 @@ export class DsError extends Error {
 }
 
 export function isDsError(value: unknown): value is DsError {
-  return value instanceof DsError || (
-    typeof value === 'object' && value !== null && (value as { name?: unknown }).name === 'DsError' && isErrorCode((value as { code?: unknown }).code)
+  return (
+    value instanceof DsError ||
+    (typeof value === 'object' && value !== null && (value as { name?: unknown }).name === 'DsError' && isErrorCode((value as { code?: unknown }).code))
   );
 }
 

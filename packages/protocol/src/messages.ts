@@ -144,9 +144,16 @@ export const ReadErrorMessage = z.object({
   message: z.string(),
 });
 
-
 export const HostMessage = z.discriminatedUnion('type', [InvokeMessage, CancelMessage, ReadMetaMessage, ReadEndMessage, ReadErrorMessage]);
-export const RuntimeMessage = z.discriminatedUnion('type', [HelloMessage, LogMessage, ErrorMessage, NestedCallMessage, ReadOpenMessage, ReadAckMessage, ReadCancelMessage]);
+export const RuntimeMessage = z.discriminatedUnion('type', [
+  HelloMessage,
+  LogMessage,
+  ErrorMessage,
+  NestedCallMessage,
+  ReadOpenMessage,
+  ReadAckMessage,
+  ReadCancelMessage,
+]);
 
 export type ReadOpenMessage = z.infer<typeof ReadOpenMessage>;
 export type ReadAckMessage = z.infer<typeof ReadAckMessage>;

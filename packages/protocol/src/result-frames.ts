@@ -62,6 +62,7 @@ export function decodeResultFrame(frame: Buffer): ResultFrame {
   const kind = frame[0];
   if (kind !== RESULT_KIND.json && kind !== RESULT_KIND.bytes) throw new DsError('PROTOCOL_ERROR', `A result frame has unknown kind ${String(kind)}.`);
   const idBytes = frame.readUInt16BE(1);
-  if (idBytes === 0 || frame.length < 3 + idBytes) throw new DsError('PROTOCOL_ERROR', `A result frame's id length (${idBytes}) does not fit its ${frame.length} bytes.`);
+  if (idBytes === 0 || frame.length < 3 + idBytes)
+    throw new DsError('PROTOCOL_ERROR', `A result frame's id length (${idBytes}) does not fit its ${frame.length} bytes.`);
   return { kind, id: frame.toString('utf8', 3, 3 + idBytes), payload: frame.subarray(3 + idBytes) };
 }

@@ -47,7 +47,7 @@ export interface GrantInput {
 
 /** What verifying the audit chain says: how far it holds, or the first entry that breaks it. */
 export type AuditVerification =
-  | { ok: true; entries: number; /** the last entry's hash: publish it elsewhere to pin the log */ head: string }
+  | { ok: true; entries: number /** the last entry's hash: publish it elsewhere to pin the log */; head: string }
   | { ok: false; firstBad: number; reason: string };
 
 /**

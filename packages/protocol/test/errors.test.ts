@@ -76,7 +76,11 @@ describe('the error-code table', () => {
 describe('DsError', () => {
   it('keeps code, message, cause, details and remote stack', () => {
     const cause = new Error('underlying');
-    const error = new DsError('POLICY_DENIED', 'owners/acme/x.csv is not granted', { cause, details: { path: 'owners/acme/x.csv' }, remoteStack: 'Error: x\n  at f' });
+    const error = new DsError('POLICY_DENIED', 'owners/acme/x.csv is not granted', {
+      cause,
+      details: { path: 'owners/acme/x.csv' },
+      remoteStack: 'Error: x\n  at f',
+    });
     expect(error).toBeInstanceOf(Error);
     expect(error.name).toBe('DsError');
     expect(error.code).toBe('POLICY_DENIED');
@@ -86,7 +90,11 @@ describe('DsError', () => {
     expect(error.remoteStack).toBe('Error: x\n  at f');
     expect(error.hint).toBe(hintFor('POLICY_DENIED'));
     expect(error.stack).toContain('DsError');
-    expect(JSON.parse(JSON.stringify(error))).toEqual({ code: 'POLICY_DENIED', message: 'owners/acme/x.csv is not granted', details: { path: 'owners/acme/x.csv' } });
+    expect(JSON.parse(JSON.stringify(error))).toEqual({
+      code: 'POLICY_DENIED',
+      message: 'owners/acme/x.csv is not granted',
+      details: { path: 'owners/acme/x.csv' },
+    });
   });
 
   it('has no cause property when none was given, and serialises without details', () => {

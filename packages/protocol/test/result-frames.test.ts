@@ -15,10 +15,10 @@ function expectProtocolError(run: () => unknown, fragment: string): void {
 
 describe('result frames', () => {
   it('round-trip a JSON value and raw bytes with their call id', () => {
-    const json = decodeResultFrame(encodeResultFrame(RESULT_KIND.json, 'call-1', JSON.stringify({ mean: 3.5, 'ünï': '✓' })));
+    const json = decodeResultFrame(encodeResultFrame(RESULT_KIND.json, 'call-1', JSON.stringify({ mean: 3.5, ünï: '✓' })));
     expect(json.kind).toBe(RESULT_KIND.json);
     expect(json.id).toBe('call-1');
-    expect(JSON.parse(json.payload.toString('utf8'))).toEqual({ mean: 3.5, 'ünï': '✓' });
+    expect(JSON.parse(json.payload.toString('utf8'))).toEqual({ mean: 3.5, ünï: '✓' });
 
     const bytes = Uint8Array.from([0, 1, 2, 253, 254, 255]);
     const raw = decodeResultFrame(encodeResultFrame(RESULT_KIND.bytes, 'c-✓', bytes));

@@ -27,7 +27,12 @@ export async function bundleRuntime(outDir: string): Promise<{ runtimeDir: strin
     // Bundled CommonJS dependencies (ws) call require(); give ESM output a real one.
     banner: { js: "import { createRequire as __dsCreateRequire } from 'node:module'; const require = __dsCreateRequire(import.meta.url);" },
   };
-  await build({ ...common, entryPoints: { main: join(here, `main${ext}`), worker: join(here, `worker${ext}`) }, outdir: runtimeDir, outExtension: { '.js': '.mjs' } });
+  await build({
+    ...common,
+    entryPoints: { main: join(here, `main${ext}`), worker: join(here, `worker${ext}`) },
+    outdir: runtimeDir,
+    outExtension: { '.js': '.mjs' },
+  });
   // Resolved by esbuild from this package, with the same conditions, so source and dist both work.
   await build({
     ...common,

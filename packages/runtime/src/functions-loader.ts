@@ -17,11 +17,14 @@ export async function resolveEntry(functionsDir: string, pkg?: Record<string, un
   );
   for (const candidate of candidates) {
     const full = resolve(functionsDir, candidate);
-    if (!full.startsWith(resolve(functionsDir) + '/')) continue;
+    if (!full.startsWith(`${resolve(functionsDir)}/`)) continue;
     const info = await stat(full).catch(() => undefined);
     if (info?.isFile()) return full;
   }
-  throw new DsError('BAD_REQUEST', `No entry module found in the function package (tried ${candidates.join(', ')}). Set "main" or "exports" in its package.json to the built JavaScript file.`);
+  throw new DsError(
+    'BAD_REQUEST',
+    `No entry module found in the function package (tried ${candidates.join(', ')}). Set "main" or "exports" in its package.json to the built JavaScript file.`,
+  );
 }
 
 /** The package's package.json as an object; `{}` when there is none. */
@@ -45,9 +48,11 @@ export async function resolveConnectors(functionsDir: string, pkg?: Record<strin
   const ds = pkg.datastation;
   const named = typeof ds === 'object' && ds !== null ? (ds as Record<string, unknown>).connectors : undefined;
   if (named === undefined) return undefined;
-  if (typeof named !== 'string' || named.length === 0) throw new DsError('BAD_REQUEST', 'package.json\'s datastation.connectors must be the path of the connectors module, e.g. "connectors.js".');
+  if (typeof named !== 'string' || named.length === 0)
+    throw new DsError('BAD_REQUEST', 'package.json\'s datastation.connectors must be the path of the connectors module, e.g. "connectors.js".');
   const full = resolve(functionsDir, named);
-  if (!full.startsWith(resolve(functionsDir) + '/')) throw new DsError('BAD_REQUEST', `package.json's datastation.connectors (${named}) lies outside the package.`);
+  if (!full.startsWith(`${resolve(functionsDir)}/`))
+    throw new DsError('BAD_REQUEST', `package.json's datastation.connectors (${named}) lies outside the package.`);
   const info = await stat(full).catch(() => undefined);
   if (!info?.isFile()) throw new DsError('BAD_REQUEST', `package.json's datastation.connectors (${named}) is not a file of the package.`);
   return full;

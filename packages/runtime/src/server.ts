@@ -174,7 +174,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       onMessage(ws, parsed.message);
     });
     void loaded.then(
-      ({ functions, connectors }) => send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions, connectors })),
+      ({ functions, connectors }) =>
+        send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions, connectors })),
       () => undefined,
     );
   }
@@ -188,16 +189,19 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
         return;
       }
       case 'invoke':
-        return invoke(ws, message);
+        invoke(ws, message);
+        return;
       case 'read.meta': {
         const read = reads.get(message.rid);
-        return read?.peer.postRead({ t: 'read.meta', wrid: read.wrid, size: message.size });
+        read?.peer.postRead({ t: 'read.meta', wrid: read.wrid, size: message.size });
+        return;
       }
       case 'read.end': {
         const read = reads.get(message.rid);
         if (!read) return;
         read.peer.postRead({ t: 'read.end', wrid: read.wrid, bytes: message.bytes });
-        return endRead(read, false);
+        endRead(read, false);
+        return;
       }
       case 'read.error': {
         const read = reads.get(message.rid);
@@ -209,7 +213,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
           if (call?.nested) call.nested.parent.hostDenied = true;
         }
         read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: message.code, message: message.message });
-        return endRead(read, false);
+        endRead(read, false);
+        return;
       }
     }
   }
@@ -219,21 +224,32 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       // The pool let through only an open from the worker that runs this call.
       const call = calls.get(message.id);
       if (!call) {
-        return peer.postRead({ t: 'read.error', wrid: message.wrid, code: 'CANCELLED', message: 'The call that asked for this read has ended.' });
+        peer.postRead({ t: 'read.error', wrid: message.wrid, code: 'CANCELLED', message: 'The call that asked for this read has ended.' });
+        return;
       }
       // The host drops a frame it cannot parse: a path it would refuse must be refused here, at once.
       const problem = stationPathProblem(message.path);
-      if (problem) return peer.postRead({ t: 'read.error', wrid: message.wrid, code: 'BAD_REQUEST', message: `The station read was refused: ${problem}.` });
+      if (problem) {
+        peer.postRead({ t: 'read.error', wrid: message.wrid, code: 'BAD_REQUEST', message: `The station read was refused: ${problem}.` });
+        return;
+      }
       let byWrid = readsByPeer.get(peer);
       if (byWrid?.has(message.wrid)) return; // a worker's read id in use: a forgery, and the open read keeps it
       const rid = nextRid;
       nextRid = nextRid >= 0xffffffff ? 1 : nextRid + 1;
       const read: RelayedRead = { rid, wrid: message.wrid, peer, callId: call.id, socket: call.socket };
       reads.set(rid, read);
-      if (!byWrid) readsByPeer.set(peer, (byWrid = new Map()));
+      if (!byWrid) {
+        byWrid = new Map();
+        readsByPeer.set(peer, byWrid);
+      }
       byWrid.set(message.wrid, read);
       // A connector's function reads on the connector's behalf: the host knows only the connector's call.
-      return send(call.socket, JSON.stringify({ type: 'read.open', rid, id: call.nested ? call.nested.parent.id : call.id, path: message.path, window: READ_WINDOW_CHUNKS }));
+      send(
+        call.socket,
+        JSON.stringify({ type: 'read.open', rid, id: call.nested ? call.nested.parent.id : call.id, path: message.path, window: READ_WINDOW_CHUNKS }),
+      );
+      return;
     }
     const read = readsByPeer.get(peer)?.get(message.wrid);
     if (!read) return;
@@ -246,7 +262,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     try {
       chunk = decodeChunkFrame(frame);
     } catch (error) {
-      return sendError(ws, null, 'PROTOCOL_ERROR', (error as Error).message);
+      sendError(ws, null, 'PROTOCOL_ERROR', (error as Error).message);
+      return;
     }
     const read = reads.get(chunk.rid);
     if (!read) return; // cancelled meanwhile; the host stops after the cancel
@@ -263,12 +280,19 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   }
 
   function invoke(ws: WebSocket, message: InvokeMessage): void {
-    if (calls.has(message.id)) return sendError(ws, message.id, 'BAD_REQUEST', `Call id ${message.id} is already in flight; use a fresh id per call.`);
+    if (calls.has(message.id)) {
+      sendError(ws, message.id, 'BAD_REQUEST', `Call id ${message.id} is already in flight; use a fresh id per call.`);
+      return;
+    }
     if (calls.size >= config.maxInFlight) {
-      return sendError(ws, message.id, 'BAD_REQUEST', `Too many calls in flight (${config.maxInFlight}); wait for some to finish.`);
+      sendError(ws, message.id, 'BAD_REQUEST', `Too many calls in flight (${config.maxInFlight}); wait for some to finish.`);
+      return;
     }
     const remaining = message.deadline - Date.now();
-    if (remaining <= 0) return sendError(ws, message.id, 'TIMEOUT', 'The call reached the runtime after its deadline.');
+    if (remaining <= 0) {
+      sendError(ws, message.id, 'TIMEOUT', 'The call reached the runtime after its deadline.');
+      return;
+    }
     const connector = message.kind === 'connector';
     const call: CallState = {
       id: message.id,
@@ -281,7 +305,12 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       connector: connector ? { seq: 0, children: new Set() } : undefined,
       nested: undefined,
       timer: setTimeout(() => {
-        finish(call, { ok: false, code: 'TIMEOUT', message: `The call ran past its deadline of ${new Date(message.deadline).toISOString()} and was stopped.` }, true, 'timeout');
+        finish(
+          call,
+          { ok: false, code: 'TIMEOUT', message: `The call ran past its deadline of ${new Date(message.deadline).toISOString()} and was stopped.` },
+          true,
+          'timeout',
+        );
       }, remaining),
     };
     calls.set(call.id, call);
@@ -300,24 +329,44 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   function runNested(peer: ReadPeer, m: RunFromWorker): void {
     const parent = calls.get(m.id);
     const refuse = (code: ErrorCode, message: string) => peer.postRun({ t: 'run.result', nid: m.nid, ok: false, code, message });
-    if (!parent || parent.done) return refuse('CANCELLED', 'The call that asked for this run is not running.');
-    if (!parent.connector) return refuse('BAD_REQUEST', 'Only a connector may call run(); a function calls no other function.');
+    if (!parent || parent.done) {
+      refuse('CANCELLED', 'The call that asked for this run is not running.');
+      return;
+    }
+    if (!parent.connector) {
+      refuse('BAD_REQUEST', 'Only a connector may call run(); a function calls no other function.');
+      return;
+    }
     const seq = ++parent.connector.seq;
     const argsSha256 = createHash('sha256').update(m.args).digest('hex');
     const report = (ok: boolean, code: ErrorCode | undefined, ms: number) =>
       send(parent.socket, JSON.stringify({ type: 'call.nested', id: parent.id, seq, fn: m.fn, ok, ...(code ? { code } : {}), ms, argsSha256 }));
-    const refused = (code: ErrorCode, message: string) => (report(false, code, 0), refuse(code, message));
+    const refused = (code: ErrorCode, message: string) => {
+      report(false, code, 0);
+      refuse(code, message);
+    };
     // Never a connector, never anything else: the names are the entry module's functions.
     if (!pool.functionNames.includes(m.fn)) {
-      return refused('FUNCTION_NOT_FOUND', `No function '${m.fn}' in this package; a connector's run() reaches only its package's functions: ${pool.functionNames.join(', ') || '(none)'}.`);
+      refused(
+        'FUNCTION_NOT_FOUND',
+        `No function '${m.fn}' in this package; a connector's run() reaches only its package's functions: ${pool.functionNames.join(', ') || '(none)'}.`,
+      );
+      return;
     }
-    if (m.args.length > config.resultBytes) return refused('BAD_REQUEST', `The arguments of run('${m.fn}') are over the runtime's limit of ${config.resultBytes} bytes.`);
-    if (calls.size >= config.maxInFlight) return refused('BAD_REQUEST', `Too many calls in flight (${config.maxInFlight}); wait for some to finish.`);
+    if (m.args.length > config.resultBytes) {
+      refused('BAD_REQUEST', `The arguments of run('${m.fn}') are over the runtime's limit of ${config.resultBytes} bytes.`);
+      return;
+    }
+    if (calls.size >= config.maxInFlight) {
+      refused('BAD_REQUEST', `Too many calls in flight (${config.maxInFlight}); wait for some to finish.`);
+      return;
+    }
     let args: unknown;
     try {
       args = JSON.parse(m.args);
     } catch {
-      return refused('BAD_REQUEST', `The arguments of run('${m.fn}') are not JSON.`);
+      refused('BAD_REQUEST', `The arguments of run('${m.fn}') are not JSON.`);
+      return;
     }
     let id: string;
     do id = `nested-${++nextNested}`;
@@ -347,9 +396,18 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     n.parent.connector?.children.delete(child);
     const code = outcome.ok ? undefined : outcome.claimed ? acceptWorkerCode(outcome.code, child.hostDenied).code : outcome.code;
     const ms = Math.round((performance.now() - n.started) * 1000) / 1000;
-    send(n.parent.socket, JSON.stringify({ type: 'call.nested', id: n.parent.id, seq: n.seq, fn: n.fn, ok: outcome.ok, ...(code ? { code } : {}), ms, argsSha256: n.argsSha256 }));
-    if (!outcome.ok) return n.peer.postRun({ t: 'run.result', nid: n.nid, ok: false, code: code!, message: outcome.message });
-    if ('json' in outcome) return n.peer.postRun({ t: 'run.result', nid: n.nid, ok: true, json: outcome.json });
+    send(
+      n.parent.socket,
+      JSON.stringify({ type: 'call.nested', id: n.parent.id, seq: n.seq, fn: n.fn, ok: outcome.ok, ...(code ? { code } : {}), ms, argsSha256: n.argsSha256 }),
+    );
+    if (!outcome.ok) {
+      n.peer.postRun({ t: 'run.result', nid: n.nid, ok: false, code: code ?? outcome.code, message: outcome.message });
+      return;
+    }
+    if ('json' in outcome) {
+      n.peer.postRun({ t: 'run.result', nid: n.nid, ok: true, json: outcome.json });
+      return;
+    }
     // The frame's buffer is the function worker's, transferred here whole: pass it on the same way.
     const { frame } = outcome;
     n.peer.postRun({ t: 'run.result', nid: n.nid, ok: true, kind: outcome.kind, frame, offset: resultHeaderBytes(child.id) }, [frame.buffer as ArrayBuffer]);
@@ -364,29 +422,42 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     if (abortWorker) pool.abort(call.id, reason, outcome);
     // Processes a function starts live no longer than its call: once nothing runs, strays go.
     if (calls.size === 0) scheduleReap();
-    if (reads.size > 0) for (const read of [...reads.values()]) {
-      if (read.callId !== call.id) continue;
-      read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: 'CANCELLED', message: 'The call ended before its read finished.' });
-      endRead(read, true);
-    }
+    if (reads.size > 0)
+      for (const read of [...reads.values()]) {
+        if (read.callId !== call.id) continue;
+        read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: 'CANCELLED', message: 'The call ended before its read finished.' });
+        endRead(read, true);
+      }
     // A connector's function calls end with it, each reported before the connector's own answer.
     if (call.connector && call.connector.children.size > 0) {
       const timedOut = !outcome.ok && outcome.code === 'TIMEOUT';
       for (const child of [...call.connector.children]) {
         const why = timedOut ? 'ran past its deadline' : outcome.ok ? 'returned' : 'ended';
-        finish(child, { ok: false, code: timedOut ? 'TIMEOUT' : 'CANCELLED', message: `The connector's call ${why} before ${child.nested!.fn} finished.` }, true, timedOut ? 'timeout' : 'cancel');
+        finish(
+          child,
+          { ok: false, code: timedOut ? 'TIMEOUT' : 'CANCELLED', message: `The connector's call ${why} before ${child.nested?.fn ?? child.id} finished.` },
+          true,
+          timedOut ? 'timeout' : 'cancel',
+        );
       }
     }
-    if (call.nested) return answerNested(call, call.nested, outcome);
+    if (call.nested) {
+      answerNested(call, call.nested, outcome);
+      return;
+    }
     if (outcome.ok) {
       // The worker serialised the value into the frame; the header (which call this answers) is
       // written here from the runtime's own bookkeeping, over whatever the worker left there.
       let frame: Uint8Array;
       try {
         if ('json' in outcome) frame = encodeResultFrame(outcome.kind, call.id, outcome.json);
-        else writeResultHeader((frame = outcome.frame), outcome.kind, call.id);
+        else {
+          frame = outcome.frame;
+          writeResultHeader(frame, outcome.kind, call.id);
+        }
       } catch {
-        return sendError(call.socket, call.id, 'FUNCTION_ERROR', 'The function\'s worker sent a result the runtime cannot frame.');
+        sendError(call.socket, call.id, 'FUNCTION_ERROR', "The function's worker sent a result the runtime cannot frame.");
+        return;
       }
       if (call.socket.readyState === WebSocket.OPEN) call.socket.send(frame, { binary: true });
     } else if (outcome.claimed) {
@@ -414,7 +485,10 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   function forwardLog(id: string | null, stream: 'stdout' | 'stderr', data: string): void {
     let call = id ? calls.get(id) : undefined;
     // A connector's function logs under the connector's call, within its budget: the host knows no other.
-    if (call?.nested) id = (call = call.nested.parent).id;
+    if (call?.nested) {
+      call = call.nested.parent;
+      id = call.id;
+    }
     const ws = call?.socket ?? current;
     if (!ws) return;
     if (call) {
@@ -440,7 +514,10 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
 
   /** Log data in frames of at most LOG_FRAME_CHARS, so no log frame nears the host's frame limit. */
   function sendLog(ws: WebSocket, id: string | null, stream: 'stdout' | 'stderr', data: string): void {
-    if (data.length <= LOG_FRAME_CHARS) return send(ws, JSON.stringify({ type: 'log', id, stream, data }));
+    if (data.length <= LOG_FRAME_CHARS) {
+      send(ws, JSON.stringify({ type: 'log', id, stream, data }));
+      return;
+    }
     for (let at = 0; at < data.length; at += LOG_FRAME_CHARS) {
       send(ws, JSON.stringify({ type: 'log', id, stream, data: data.slice(at, at + LOG_FRAME_CHARS) }));
     }

@@ -85,21 +85,29 @@ export function checkFromWorker(value: unknown): FromWorker | undefined {
     case 'result':
       if (!isCallId(m.id)) return undefined;
       if (m.kind === RESULT_KIND.json && typeof m.json === 'string') return { t: 'result', id: m.id, kind: RESULT_KIND.json, json: m.json };
-      return (m.kind === RESULT_KIND.json || m.kind === RESULT_KIND.bytes) && m.frame instanceof Uint8Array ? { t: 'result', id: m.id, kind: m.kind, frame: m.frame } : undefined;
+      return (m.kind === RESULT_KIND.json || m.kind === RESULT_KIND.bytes) && m.frame instanceof Uint8Array
+        ? { t: 'result', id: m.id, kind: m.kind, frame: m.frame }
+        : undefined;
     case 'error':
       return isCallId(m.id) && isErrorCode(m.code) && typeof m.message === 'string' && optionalString(m.stack) ? (m as FromWorker) : undefined;
     case 'log':
-      return (m.id === null || isCallId(m.id)) && (m.stream === 'stdout' || m.stream === 'stderr') && typeof m.data === 'string' ? (m as FromWorker) : undefined;
+      return (m.id === null || isCallId(m.id)) && (m.stream === 'stdout' || m.stream === 'stderr') && typeof m.data === 'string'
+        ? (m as FromWorker)
+        : undefined;
     case 'pong':
       return isCount(m.n) ? (m as FromWorker) : undefined;
     case 'read.open':
-      return isCount(m.wrid) && isCallId(m.id) && typeof m.path === 'string' ? { t: 'read.open', wrid: m.wrid as number, id: m.id as string, path: m.path } : undefined;
+      return isCount(m.wrid) && isCallId(m.id) && typeof m.path === 'string'
+        ? { t: 'read.open', wrid: m.wrid as number, id: m.id as string, path: m.path }
+        : undefined;
     case 'read.ack':
       return isCount(m.wrid) && isCount(m.chunks) && (m.chunks as number) >= 1 && (m.chunks as number) <= READ_WINDOW_CHUNKS ? (m as FromWorker) : undefined;
     case 'read.cancel':
       return isCount(m.wrid) ? (m as FromWorker) : undefined;
     case 'run':
-      return isCallId(m.id) && isCount(m.nid) && isName(m.fn) && typeof m.args === 'string' ? { t: 'run', id: m.id, nid: m.nid, fn: m.fn, args: m.args } : undefined;
+      return isCallId(m.id) && isCount(m.nid) && isName(m.fn) && typeof m.args === 'string'
+        ? { t: 'run', id: m.id, nid: m.nid, fn: m.fn, args: m.args }
+        : undefined;
     case 'ready':
       return isNames(m.functions) && isNames(m.connectors) ? (m as FromWorker) : undefined;
     case 'load-error':

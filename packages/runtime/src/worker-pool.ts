@@ -2,7 +2,15 @@ import { Worker } from 'node:worker_threads';
 import { DsError, type ErrorCode } from '@datastation/protocol/errors';
 import type { RuntimeConfig } from './config.js';
 import type { ResultKind } from '@datastation/protocol/result-frames';
-import { checkFromWorker, type FromWorker, type ReadFromWorker, type ReadToWorker, type RunFromWorker, type RunToWorker, type ToWorker, type WorkerInit } from './worker-messages.js';
+import {
+  checkFromWorker,
+  type ReadFromWorker,
+  type ReadToWorker,
+  type RunFromWorker,
+  type RunToWorker,
+  type ToWorker,
+  type WorkerInit,
+} from './worker-messages.js';
 
 /**
  * How a call ended. `frame` is a result frame whose header the server writes; `claimed` marks a
@@ -111,7 +119,8 @@ class PoolWorker implements ReadPeer {
             break;
           case 'read.open':
             // Only a call running here may read; a late open of a call that ended gets its answer.
-            if (!this.pending.has(m.id)) return this.postRead({ t: 'read.error', wrid: m.wrid, code: 'CANCELLED', message: 'The call that asked for this read is not running.' });
+            if (!this.pending.has(m.id))
+              return this.postRead({ t: 'read.error', wrid: m.wrid, code: 'CANCELLED', message: 'The call that asked for this read is not running.' });
             this.hooks.onRead?.(this, m);
             break;
           case 'read.ack':
@@ -120,7 +129,8 @@ class PoolWorker implements ReadPeer {
             break;
           case 'run':
             // Only a call running here may ask; whether it is a connector's is the server's question.
-            if (!this.pending.has(m.id) || !this.hooks.onRun) return this.postRun({ t: 'run.result', nid: m.nid, ok: false, code: 'CANCELLED', message: 'The call that asked for this run is not running.' });
+            if (!this.pending.has(m.id) || !this.hooks.onRun)
+              return this.postRun({ t: 'run.result', nid: m.nid, ok: false, code: 'CANCELLED', message: 'The call that asked for this run is not running.' });
             this.hooks.onRun(this, m);
             break;
         }
@@ -135,7 +145,11 @@ class PoolWorker implements ReadPeer {
         reject(new DsError('FUNCTION_ERROR', `The function worker exited (code ${exitCode}) before it was ready.`));
         const oom = (crash as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
         const outcome: CallOutcome = oom
-          ? { ok: false, code: 'OUT_OF_MEMORY', message: 'The function ran out of memory (its worker hit the heap limit). Process less at once or raise limits.memoryMb.' }
+          ? {
+              ok: false,
+              code: 'OUT_OF_MEMORY',
+              message: 'The function ran out of memory (its worker hit the heap limit). Process less at once or raise limits.memoryMb.',
+            }
           : {
               ok: false,
               code: 'FUNCTION_ERROR',

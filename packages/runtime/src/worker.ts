@@ -6,7 +6,7 @@
  * (possibly in another worker) and reports it to the host itself.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { parentPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { DsError, type ErrorCode, isDsError } from '@datastation/protocol/errors';
 import { RESULT_KIND, resultHeaderBytes } from '@datastation/protocol/result-frames';
 import { setHostChannel } from '@datastation/dev-utils';
@@ -14,8 +14,8 @@ import { loadPackage, type LoadedFunction } from './functions-loader.js';
 import { createStationReads } from './station-reads.js';
 import type { FromWorker, RunToWorker, ToWorker, WorkerInit } from './worker-messages.js';
 
-const port = parentPort;
-if (!port) throw new Error('worker.ts must run in a worker thread');
+if (!parentPort) throw new Error('worker.ts must run in a worker thread');
+const port: MessagePort = parentPort;
 const init = workerData as WorkerInit;
 const callScope = new AsyncLocalStorage<string>();
 const aborts = new Map<string, AbortController>();
@@ -24,7 +24,7 @@ const stationReads = createStationReads(port, callScope);
 setHostChannel(stationReads.channel);
 
 function post(message: FromWorker, transfer?: ArrayBuffer[]): void {
-  port!.postMessage(message, transfer);
+  port.postMessage(message, transfer);
 }
 
 /** Console bytes each running call may still send; past its budget output is dropped here, before any copy. */
@@ -37,7 +37,8 @@ for (const stream of ['stdout', 'stderr'] as const) {
     const id = callScope.getStore() ?? null;
     const budget = id ? logBudget.get(id) : undefined;
     if (budget === undefined || budget >= 0) {
-      const data = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString(typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+      const data =
+        typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString(typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
       // One byte past the budget is sent, so the main thread sees the overflow and marks the cut.
       if (id && budget !== undefined) logBudget.set(id, budget - Buffer.byteLength(data));
       post({ t: 'log', id, stream, data });
@@ -96,7 +97,7 @@ async function runCall(id: string, name: string, args: unknown, connector: boole
   try {
     value = await callScope.run(id, () => fn(args, ctx));
   } catch (error) {
-    const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : safeJson(error) ?? String(error));
+    const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : (safeJson(error) ?? String(error)));
     post({ t: 'error', id, code: claimedCode(error), message: e.message || e.name, ...(e.stack ? { stack: e.stack } : {}) });
     return;
   } finally {
@@ -116,7 +117,8 @@ let nextRun = 0;
  * runs the function under the connector's deadline, and the value comes back as JSON or bytes.
  */
 function requestRun(id: string, signal: AbortSignal, fn: unknown, args: unknown): Promise<unknown> {
-  if (typeof fn !== 'string' || fn.length === 0 || fn.length > 256) return Promise.reject(new DsError('BAD_REQUEST', 'run() takes the name of one of the package\'s functions.'));
+  if (typeof fn !== 'string' || fn.length === 0 || fn.length > 256)
+    return Promise.reject(new DsError('BAD_REQUEST', "run() takes the name of one of the package's functions."));
   if (signal.aborted) return Promise.reject(new DsError('CANCELLED', `run('${fn}') was asked after the connector's call ended.`));
   let json: string | undefined;
   try {
@@ -124,7 +126,8 @@ function requestRun(id: string, signal: AbortSignal, fn: unknown, args: unknown)
   } catch (error) {
     return Promise.reject(new DsError('BAD_REQUEST', `The arguments of run('${fn}') cannot be sent as JSON: ${(error as Error).message}`));
   }
-  const nid = (nextRun = nextRun >= Number.MAX_SAFE_INTEGER ? 1 : nextRun + 1);
+  nextRun = nextRun >= Number.MAX_SAFE_INTEGER ? 1 : nextRun + 1;
+  const nid = nextRun;
   return new Promise((resolve, reject) => {
     runs.set(nid, { fn, resolve, reject });
     post({ t: 'run', id, nid, fn, args: json ?? 'null' });
@@ -135,11 +138,19 @@ function settleRun(message: RunToWorker): void {
   const run = runs.get(message.nid);
   if (!run) return;
   runs.delete(message.nid);
-  if (!message.ok) return run.reject(new DsError(message.code, message.message, { details: { fn: run.fn } }));
+  if (!message.ok) {
+    run.reject(new DsError(message.code, message.message, { details: { fn: run.fn } }));
+    return;
+  }
   try {
-    if ('json' in message) return run.resolve(JSON.parse(message.json));
+    if ('json' in message) {
+      run.resolve(JSON.parse(message.json));
+      return;
+    }
     const payload = Buffer.from(message.frame.buffer, message.frame.byteOffset + message.offset, message.frame.byteLength - message.offset);
-    run.resolve(message.kind === RESULT_KIND.bytes ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : JSON.parse(payload.toString('utf8')));
+    run.resolve(
+      message.kind === RESULT_KIND.bytes ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : JSON.parse(payload.toString('utf8')),
+    );
   } catch (error) {
     run.reject(new DsError('FUNCTION_ERROR', `The value of ${run.fn} could not be read: ${(error as Error).message}`));
   }
@@ -172,7 +183,14 @@ function serialise(id: string, value: unknown): FromWorker {
   try {
     json = JSON.stringify(value === undefined ? null : value);
   } catch (error) {
-    return { t: 'error', id, code: 'FUNCTION_ERROR', message: `The function returned a value that cannot be sent as JSON: ${(error as Error).message}. Return plain objects, arrays, strings, numbers, booleans, null, or a Uint8Array.` };
+    return {
+      t: 'error',
+      id,
+      code: 'FUNCTION_ERROR',
+      message:
+        `The function returned a value that cannot be sent as JSON: ${(error as Error).message}. Return plain objects, arrays, strings, ` +
+        `numbers, booleans, null, or a Uint8Array.`,
+    };
   }
   if (json === undefined) json = 'null';
   // Short text is sent as it is (no byte count: 1 KiB of UTF-16 is at most 3 KiB of UTF-8).

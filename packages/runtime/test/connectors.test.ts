@@ -79,7 +79,11 @@ describe('connectors in the runtime', () => {
     expect(client.nestedBeforeAnswer(call.id)).toBe(2);
     // The hash is of the arguments as JSON text: the host can match it against its own record.
     const { createHash } = await import('node:crypto');
-    expect(reports[0]!.argsSha256).toBe(createHash('sha256').update(JSON.stringify({ x: 1 })).digest('hex'));
+    expect(reports[0]!.argsSha256).toBe(
+      createHash('sha256')
+        .update(JSON.stringify({ x: 1 }))
+        .digest('hex'),
+    );
   });
 
   it('gives a connector only run and its signal', async () => {
@@ -105,7 +109,10 @@ describe('connectors in the runtime', () => {
     expect(client.nested(other.id)).toMatchObject([{ seq: 1, fn: 'pair', ok: false, code: 'FUNCTION_NOT_FOUND' }]);
 
     const unknown = client.invoke('callsUnknown', null, { connector: true });
-    expect(await unknown.answer).toMatchObject({ type: 'result', value: { code: 'FUNCTION_NOT_FOUND', message: expect.stringContaining("No function 'nope'") } });
+    expect(await unknown.answer).toMatchObject({
+      type: 'result',
+      value: { code: 'FUNCTION_NOT_FOUND', message: expect.stringContaining("No function 'nope'") },
+    });
     expect(client.nested(unknown.id)).toMatchObject([{ seq: 1, fn: 'nope', ok: false, code: 'FUNCTION_NOT_FOUND' }]);
   });
 
@@ -127,12 +134,21 @@ describe('connectors in the runtime', () => {
     expect(client.nestedBeforeAnswer(call.id)).toBe(1);
     expect(client.nested(call.id)).toMatchObject([{ seq: 1, fn: 'usesSignal', ok: false, code: 'TIMEOUT' }]);
     // The function's own signal was aborted, with the deadline as its reason.
-    expect(await waitUntil(() => readFile(join(dataDir, 'nested-deadline'), 'utf8').catch(() => ''), 'the nested call to see its abort')).toBe('deadline exceeded');
+    expect(await waitUntil(() => readFile(join(dataDir, 'nested-deadline'), 'utf8').catch(() => ''), 'the nested call to see its abort')).toBe(
+      'deadline exceeded',
+    );
   });
 
   it('ends the function call when the host cancels the connector', async () => {
     const call = client.invoke('slow', { marker: 'nested-cancel' }, { connector: true });
-    await waitUntil(() => readFile(join(dataDir, 'nested-cancel'), 'utf8').then(() => false, () => client.logs(call.id).length > 0), 'the nested call to start');
+    await waitUntil(
+      () =>
+        readFile(join(dataDir, 'nested-cancel'), 'utf8').then(
+          () => false,
+          () => client.logs(call.id).length > 0,
+        ),
+      'the nested call to start',
+    );
     client.cancel(call.id);
     expectError(await call.answer, 'CANCELLED');
     expect(client.nested(call.id)).toMatchObject([{ fn: 'usesSignal', ok: false, code: 'CANCELLED' }]);
@@ -150,7 +166,12 @@ describe('connectors in the runtime', () => {
   it("gives the host its functions' output and station reads under the connector's call", async () => {
     const logs = client.invoke('logsVia', null, { connector: true });
     expect(await logs.answer).toMatchObject({ type: 'result', value: 2 });
-    expect(client.logs(logs.id).map((l) => l.data).join('')).toContain('nested console 0');
+    expect(
+      client
+        .logs(logs.id)
+        .map((l) => l.data)
+        .join(''),
+    ).toContain('nested console 0');
 
     const read = client.invoke('readVia', { path: '/owners/acme/a.csv' }, { connector: true });
     const open = await waitUntil(() => client.readOpens.find((r) => r.path === '/owners/acme/a.csv'), 'the read to be asked for');
@@ -175,7 +196,10 @@ describe('connectors in the runtime', () => {
     const other = client.invoke('forgeRun', { id: 'someone-else' });
     expect(await other.answer).toMatchObject({ type: 'result', value: { ok: false, code: 'CANCELLED' } });
     // A report-shaped message is not one a worker may post: dropped, and its worker retired.
-    const shaped = client.invoke('forge', { messages: [{ t: 'call.nested', type: 'call.nested', id: '$SELF', seq: 1, fn: 'echo', ok: true, ms: 1 }], waitMs: 200 });
+    const shaped = client.invoke('forge', {
+      messages: [{ t: 'call.nested', type: 'call.nested', id: '$SELF', seq: 1, fn: 'echo', ok: true, ms: 1 }],
+      waitMs: 200,
+    });
     expect((await shaped.answer).type).toBe('error');
     expect(client.allNested().length).toBe(before);
     expect(client.invalidFrames).toEqual([]);
@@ -184,7 +208,7 @@ describe('connectors in the runtime', () => {
   it('answers many connector calls at once, each with its own reports', async () => {
     const calls = Array.from({ length: 20 }, (_, i) => client.invoke('pair', i, { connector: true }));
     const answers = await Promise.all(calls.map((c) => c.answer));
-    answers.forEach((a, i) => expect(a).toMatchObject({ type: 'result', value: [i, { again: i }] }));
+    for (const [i, a] of answers.entries()) expect(a).toMatchObject({ type: 'result', value: [i, { again: i }] });
     for (const c of calls) expect(client.nested(c.id).map((r) => r.seq)).toEqual([1, 2]);
   });
 });

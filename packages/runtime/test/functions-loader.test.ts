@@ -149,7 +149,11 @@ describe('the connectors module (package.json datastation.connectors)', () => {
     const loaded = await loadPackage(dir);
     expect([...loaded.functions.keys()]).toEqual(['f']);
     expect([...loaded.connectors.keys()]).toEqual(['c']);
-    const plain = await pkg({ 'package.json': { type: 'module', main: 'index.js' }, 'index.js': 'export const f = () => 1;', 'connectors.js': 'export const c = () => 1;' });
+    const plain = await pkg({
+      'package.json': { type: 'module', main: 'index.js' },
+      'index.js': 'export const f = () => 1;',
+      'connectors.js': 'export const c = () => 1;',
+    });
     expect((await loadPackage(plain)).connectors.size).toBe(0);
   });
 

@@ -118,7 +118,10 @@ export function tryConnect(socketPath: string, headers: Record<string, string>):
 export class WorkerMonitor {
   readonly alive = new Set<number>();
   readonly gone = new Set<number>();
-  private constructor(private readonly server: Server, readonly socketPath: string) {}
+  private constructor(
+    private readonly server: Server,
+    readonly socketPath: string,
+  ) {}
 
   static async start(socketPath: string): Promise<WorkerMonitor> {
     await rm(socketPath, { force: true });
@@ -131,7 +134,10 @@ export class WorkerMonitor {
       socket.on('data', (d: string) => {
         buffered += d;
         const m = /thread (\d+)\n/.exec(buffered);
-        if (m && thread === undefined) monitor.alive.add((thread = Number(m[1])));
+        if (m && thread === undefined) {
+          thread = Number(m[1]);
+          monitor.alive.add(thread);
+        }
       });
       socket.on('error', () => undefined);
       socket.on('close', () => {
@@ -203,10 +209,18 @@ export class TestClient {
   closeCode: number | undefined;
   readonly closed: Promise<number>;
 
-  private constructor(readonly ws: WebSocket, hello: HelloMessage) {
+  private constructor(
+    readonly ws: WebSocket,
+    hello: HelloMessage,
+  ) {
     this.hello = hello;
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
-    this.closed = new Promise((resolve) => ws.once('close', (code) => resolve((this.closeCode = code))));
+    this.closed = new Promise((resolve) =>
+      ws.once('close', (code) => {
+        this.closeCode = code;
+        resolve(code);
+      }),
+    );
   }
 
   static connect(socketPath: string, secret: string): Promise<TestClient> {
@@ -231,7 +245,15 @@ export class TestClient {
     const sentAt = Date.now();
     const deadline = options.deadline ?? sentAt + (options.timeoutMs ?? 5_000);
     const answer = this.waitAnswer(id);
-    this.send({ type: 'invoke', id, fn, args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}), ...(options.connector ? { kind: 'connector' } : {}) });
+    this.send({
+      type: 'invoke',
+      id,
+      fn,
+      args,
+      deadline,
+      ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}),
+      ...(options.connector ? { kind: 'connector' } : {}),
+    });
     return { id, sentAt, deadline, answer };
   }
 
@@ -308,9 +330,10 @@ export class TestClient {
       let answer: ResultAnswer;
       try {
         const { kind, id, payload } = decodeResultFrame(data);
-        answer = kind === RESULT_KIND.json
-          ? { type: 'result', id, kind: 'json', value: JSON.parse(payload.toString('utf8')) as unknown }
-          : { type: 'result', id, kind: 'bytes', value: Buffer.from(payload) };
+        answer =
+          kind === RESULT_KIND.json
+            ? { type: 'result', id, kind: 'json', value: JSON.parse(payload.toString('utf8')) as unknown }
+            : { type: 'result', id, kind: 'bytes', value: Buffer.from(payload) };
       } catch (error) {
         this.invalidFrames.push(`<binary ${data.length} bytes: ${(error as Error).message}>`);
         return;
@@ -352,7 +375,10 @@ export class TestClient {
     this.orderById.set(id, [...this.frameOrder(id), 'answer']);
     if (!this.nestedAtAnswer.has(id)) this.nestedAtAnswer.set(id, this.nested(id).length);
     const waiter = this.waiters.get(id)?.shift();
-    if (waiter) return waiter(answer);
+    if (waiter) {
+      waiter(answer);
+      return;
+    }
     const queued = this.answers.get(id) ?? [];
     queued.push(answer);
     this.answers.set(id, queued);
@@ -386,7 +412,11 @@ export const FIXTURE_FUNCTIONS = [
 
 /** The fixture function package: package.json + index.js (ESM). */
 export const FIXTURE_FILES: Record<string, string> = {
-  'package.json': JSON.stringify({ name: 'ds-runtime-fixture', version: '0.0.0', type: 'module', main: 'index.js', datastation: { connectors: 'connectors.js' } }, null, 2),
+  'package.json': JSON.stringify(
+    { name: 'ds-runtime-fixture', version: '0.0.0', type: 'module', main: 'index.js', datastation: { connectors: 'connectors.js' } },
+    null,
+    2,
+  ),
   'index.js': `
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -546,7 +576,20 @@ export default function defaultIsNotAFunction() { return 'no'; }
 };
 
 /** Every connector the fixture's connectors module exports, sorted as `hello` lists them. */
-export const FIXTURE_CONNECTORS = ['bigVia', 'bytesVia', 'callsConnector', 'callsUnknown', 'catches', 'ctxKeys', 'logsVia', 'nonJson', 'pair', 'readVia', 'slow', 'throwing'];
+export const FIXTURE_CONNECTORS = [
+  'bigVia',
+  'bytesVia',
+  'callsConnector',
+  'callsUnknown',
+  'catches',
+  'ctxKeys',
+  'logsVia',
+  'nonJson',
+  'pair',
+  'readVia',
+  'slow',
+  'throwing',
+];
 
 /** The fixture's connectors module (package.json `datastation.connectors`). */
 FIXTURE_FILES['connectors.js'] = `

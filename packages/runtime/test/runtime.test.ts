@@ -122,7 +122,11 @@ afterAll(async () => {
   for (const p of extraProcesses) await p.kill();
   await monitor?.close();
   if (top) await rm(top, { recursive: true, force: true });
-  console.info(`runtime test timings:\n${Object.entries(timings).map(([k, v]) => `  ${k}: ${v}`).join('\n')}`);
+  console.info(
+    `runtime test timings:\n${Object.entries(timings)
+      .map(([k, v]) => `  ${k}: ${v}`)
+      .join('\n')}`,
+  );
 });
 
 describe('runtime over its Unix socket', () => {
@@ -217,7 +221,7 @@ describe('runtime over its Unix socket', () => {
     expect(await markerText(marker)).toBe('deadline exceeded');
   });
 
-  it('answers CANCELLED to a cancel frame and aborts the call\'s signal', async () => {
+  it("answers CANCELLED to a cancel frame and aborts the call's signal", async () => {
     const hang = client.invoke('hang', {}, { timeoutMs: 10_000 });
     await waitUntil(() => client.logs(hang.id).length > 0, 'hang to start'); // it logs first thing
     client.cancel(hang.id);
@@ -311,15 +315,23 @@ describe('runtime over its Unix socket', () => {
     expect(answer).toMatchObject({ type: 'result', value: 4 });
     const logs = client.logs(call.id);
     expect(logs.every((l) => l.id === call.id)).toBe(true);
-    const stdout = logs.filter((l) => l.stream === 'stdout').map((l) => l.data).join('');
+    const stdout = logs
+      .filter((l) => l.stream === 'stdout')
+      .map((l) => l.data)
+      .join('');
     expect(stdout).toBe('small console 0\nsmall stdout 1\nsmall console 2\nsmall stdout 3\n');
-    expect(logs.filter((l) => l.stream === 'stderr').map((l) => l.data).join('')).toBe('small on stderr\n');
+    expect(
+      logs
+        .filter((l) => l.stream === 'stderr')
+        .map((l) => l.data)
+        .join(''),
+    ).toBe('small on stderr\n');
     expect(logs.some((l) => l.truncated)).toBe(false);
     expect(client.frameOrder(call.id).at(-1)).toBe('answer');
     expect(client.frameOrder(call.id).filter((f) => f === 'answer')).toHaveLength(1);
   });
 
-  it('caps a call\'s log data at DS_LOG_BYTES with exactly one truncated frame', async () => {
+  it("caps a call's log data at DS_LOG_BYTES with exactly one truncated frame", async () => {
     const call = client.invoke('chatty', { n: 2_000, tag: 'lots' });
     expect(await call.answer).toMatchObject({ type: 'result', value: 2_000 });
     const logs = client.logs(call.id);
@@ -348,8 +360,14 @@ describe('runtime over its Unix socket', () => {
     const a = client.invoke('chatty', { n: 30, tag: 'AAA', yield: true });
     const b = client.invoke('chatty', { n: 30, tag: 'BBB', yield: true });
     await Promise.all([a.answer, b.answer]);
-    const aText = client.logs(a.id).map((l) => l.data).join('');
-    const bText = client.logs(b.id).map((l) => l.data).join('');
+    const aText = client
+      .logs(a.id)
+      .map((l) => l.data)
+      .join('');
+    const bText = client
+      .logs(b.id)
+      .map((l) => l.data)
+      .join('');
     expect(aText.split('\n').filter(Boolean)).toHaveLength(30);
     expect(bText.split('\n').filter(Boolean)).toHaveLength(30);
     expect(aText).not.toContain('BBB');
@@ -436,12 +454,16 @@ async function startVictim(id: string, ms = 1_500): Promise<{ answer: Promise<An
   return { answer: call.answer, thread };
 }
 
-describe('what a function posts to the runtime\'s main thread (forged frames, issue 8 finding 8)', () => {
-  it('a result spliced with another call\'s id (the protocol-1 attack) answers no other call', async () => {
+describe("what a function posts to the runtime's main thread (forged frames, issue 8 finding 8)", () => {
+  it("a result spliced with another call's id (the protocol-1 attack) answers no other call", async () => {
     const { victim, forger } = idPair();
     const v = await startVictim(victim);
     // Protocol 1 spliced the worker's JSON into the frame: `"value":1,"id":"<victim>"` made the last id win.
-    const attack = await client.call('forge', { messages: [{ t: 'result', id: '$SELF', json: `1,"id":${JSON.stringify(victim)}` }], waitMs: 200 }, { id: forger });
+    const attack = await client.call(
+      'forge',
+      { messages: [{ t: 'result', id: '$SELF', json: `1,"id":${JSON.stringify(victim)}` }], waitMs: 200 },
+      { id: forger },
+    );
     // A message of the old shape is malformed now: dropped, and the worker that posted it retired.
     expectError(attack, 'FUNCTION_ERROR');
     expect(attack.message).toContain('malformed');
@@ -476,11 +498,29 @@ describe('what a function posts to the runtime\'s main thread (forged frames, is
     expect(await call.answer).toMatchObject({ type: 'result', value: { code: 'CANCELLED' } });
     expect(client.readOpens.filter((r) => r.id === victim)).toEqual([]);
     expect(await v.answer).toMatchObject({ type: 'result', id: victim, value: 'genuine' });
-    expect(client.logs(victim).map((l) => l.data).join('')).not.toContain('forged');
+    expect(
+      client
+        .logs(victim)
+        .map((l) => l.data)
+        .join(''),
+    ).not.toContain('forged');
   });
 
   it('codes only the platform raises are never taken from a function: FUNCTION_ERROR, the claim in details.code', async () => {
-    const platformOnly = ['OUT_OF_MEMORY', 'TIMEOUT', 'CANCELLED', 'UNAUTHENTICATED', 'NOT_APPROVED', 'POLICY_DENIED', 'PROTOCOL_ERROR', 'CONTAINER_START_FAILED', 'IMAGE_MISMATCH', 'INTERNAL', 'LIMIT_EXCEEDED', 'QUOTA_EXCEEDED'];
+    const platformOnly = [
+      'OUT_OF_MEMORY',
+      'TIMEOUT',
+      'CANCELLED',
+      'UNAUTHENTICATED',
+      'NOT_APPROVED',
+      'POLICY_DENIED',
+      'PROTOCOL_ERROR',
+      'CONTAINER_START_FAILED',
+      'IMAGE_MISMATCH',
+      'INTERNAL',
+      'LIMIT_EXCEEDED',
+      'QUOTA_EXCEEDED',
+    ];
     for (const code of platformOnly) {
       // Posted to the main thread directly...
       const posted = await client.call('forge', { messages: [{ t: 'error', id: '$SELF', code, message: `forged ${code}` }], waitMs: 50 });
@@ -512,7 +552,10 @@ describe('what a function posts to the runtime\'s main thread (forged frames, is
     expect(await viaDevUtils.answer).toMatchObject({ type: 'result', value: { code: 'BAD_REQUEST' } });
     expect(Date.now() - t).toBeLessThan(2_000);
     // Posted straight to the main thread, skipping the worker's own check: refused there too.
-    for (const [wrid, path] of [[501, long], [502, '/owners/a\0b.csv']] as const) {
+    for (const [wrid, path] of [
+      [501, long],
+      [502, '/owners/a\0b.csv'],
+    ] as const) {
       const forged = client.invoke('forge', { messages: [{ t: 'read.open', wrid, id: '$SELF', path }], awaitReadError: wrid });
       expect(await forged.answer).toMatchObject({ type: 'result', value: { code: 'BAD_REQUEST' } });
       expect(client.readOpens.filter((r) => r.id === forged.id)).toEqual([]);
@@ -557,13 +600,7 @@ describe('authentication', () => {
   });
 
   it('refuses secrets of another length, other schemes, and a prefix or extension of the secret with 401', async () => {
-    for (const authorization of [
-      `Bearer ${secret.slice(0, 16)}`,
-      `Bearer ${secret}x`,
-      'Bearer ',
-      `Basic ${secret}`,
-      secret,
-    ]) {
+    for (const authorization of [`Bearer ${secret.slice(0, 16)}`, `Bearer ${secret}x`, 'Bearer ', `Basic ${secret}`, secret]) {
       expect((await tryConnect(sock, { authorization })).status, authorization).toBe(401);
     }
   });

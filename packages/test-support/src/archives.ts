@@ -51,6 +51,6 @@ export async function repackArchive(bytes: Buffer, change: (entry: RawEntry) => 
 /** Flips one byte of one file's content. */
 export function flipByte(content: Buffer, at = 0): Buffer {
   const copy = Buffer.from(content);
-  copy[at] = copy[at]! ^ 0x01;
+  copy.writeUInt8(copy.readUInt8(at) ^ 0x01, at);
   return copy;
 }

@@ -2,3 +2,4 @@ export { dataFolder, FUNCTION_UID, functionPackage, tempDir, type TempDir } from
 export { privateRuntimeImage, sessionResources, testDocker } from './docker.js';
 export { craftArchive, flipByte, readArchive, repackArchive, type RawEntry } from './archives.js';
 export { blocksOf, blocksRunBy, markdownFiles, REPO_ROOT, RUNNABLE, runBlock, type Block, type BlockRun } from './readmes.js';
+export type { StationReply, StationReplyBody } from './station-api.js';

@@ -35,7 +35,9 @@ export interface Block {
 
 /** The Markdown files the repository tracks, from the repository root. */
 export function markdownFiles(): string[] {
-  return execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.md'], { cwd: REPO_ROOT, encoding: 'utf8' }).split('\n').filter(Boolean);
+  return execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.md'], { cwd: REPO_ROOT, encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
 }
 
 /** Every fenced block of one Markdown file. */
@@ -43,18 +45,18 @@ export function blocksOf(file: string, text = readFileSync(join(REPO_ROOT, file)
   const lines = text.split('\n');
   const blocks: Block[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const open = /^```(\S*)\s*$/.exec(lines[i]!);
+    const open = /^```(\S*)\s*$/.exec(lines[i] ?? '');
     if (!open) continue;
     const start = i;
     const body: string[] = [];
-    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++) body.push(lines[i]!);
+    for (i++; i < lines.length && !/^```\s*$/.test(lines[i] ?? ''); i++) body.push(lines[i] ?? '');
     const marker = /^<!--\s*run:\s*(.+?)\s*-->\s*$/.exec(lines[start - 1] ?? '');
     blocks.push({
       file,
       line: start + 1,
-      lang: open[1]!.toLowerCase(),
+      lang: (open[1] ?? '').toLowerCase(),
       code: `${body.join('\n')}\n`,
-      runBy: marker ? marker[1]!.split(',').map((s) => s.trim()) : undefined,
+      runBy: marker?.[1]?.split(',').map((s) => s.trim()),
     });
   }
   return blocks;
@@ -62,7 +64,9 @@ export function blocksOf(file: string, text = readFileSync(join(REPO_ROOT, file)
 
 /** The blocks with a marker naming `runner` (`unit`, `docker`, or a test file's path). */
 export function blocksRunBy(runner: string): Block[] {
-  return markdownFiles().flatMap((f) => blocksOf(f)).filter((b) => b.runBy?.includes(runner));
+  return markdownFiles()
+    .flatMap((f) => blocksOf(f))
+    .filter((b) => b.runBy?.includes(runner));
 }
 
 export interface BlockRun {

@@ -24,9 +24,14 @@ export async function auditCommand(argv: AuditArgs, ctx: CommandContext): Promis
     const result = await client.get<AuditVerification>('/v1/audit/verify');
     if (ctx.json) ctx.out(json(result));
     if (!result.ok) {
-      throw new DsError('INTERNAL', `The audit chain does not verify: the first bad entry is #${result.firstBad} (${result.reason}). Entries from #${result.firstBad} on cannot be trusted; compare the head you published last.`, {
-        details: { firstBad: result.firstBad, reason: result.reason },
-      });
+      throw new DsError(
+        'INTERNAL',
+        `The audit chain does not verify: the first bad entry is #${result.firstBad} (${result.reason}). Entries from #${result.firstBad} on cannot ` +
+          `be trusted; compare the head you published last.`,
+        {
+          details: { firstBad: result.firstBad, reason: result.reason },
+        },
+      );
     }
     if (!ctx.json) ctx.out(`audit chain verified: ${result.entries} entries, head ${result.head}\n`);
     return;
@@ -39,11 +44,14 @@ export async function auditCommand(argv: AuditArgs, ctx: CommandContext): Promis
     const page = (await client.get<{ entries: AuditEntry[] }>(`/v1/audit?after=${after}&limit=${want}`)).entries;
     entries.push(...page);
     if (page.length < want || (argv.limit !== undefined && entries.length >= argv.limit)) break;
-    after = page.at(-1)!.seq;
+    const last = page.at(-1);
+    if (!last) break;
+    after = last.seq;
   }
   if (ctx.json) return ctx.out(json({ entries }));
   if (entries.length === 0) return ctx.out('no audit entries about your data\n');
-  ctx.out(printable(entries.map((e) => `#${e.seq} ${e.at} ${e.actor} ${e.kind} ${e.subject} ${summary(e.data)}`).join('\n')) + '\n');
+  const lines = entries.map((e) => `#${e.seq} ${e.at} ${e.actor} ${e.kind} ${e.subject} ${summary(e.data)}`);
+  ctx.out(`${printable(lines.join('\n'))}\n`);
 }
 
 /** An entry's data on one line, cut at 160 characters (--json has it whole). */

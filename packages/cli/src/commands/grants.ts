@@ -1,7 +1,17 @@
 import { DsError } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
 import type { StationClient } from '../station/client.js';
-import { type GrantInput, type GrantView, json, type PackageView, type ReleaseMode, resolvePackage, shortDigest, stationClient, table } from '../station/api.js';
+import {
+  type GrantInput,
+  type GrantView,
+  json,
+  type PackageView,
+  type ReleaseMode,
+  resolvePackage,
+  shortDigest,
+  stationClient,
+  table,
+} from '../station/api.js';
 import type { StationFlags } from '../station/target.js';
 
 export interface GrantsArgs extends StationFlags {
@@ -32,7 +42,13 @@ export async function grantsCommand(argv: GrantsArgs, ctx: CommandContext): Prom
   ctx.out(
     table([
       ['OWNER', 'USER', 'PACKAGE', 'RELEASE', 'READ'],
-      ...grants.map((g) => [g.owner, g.user, names.get(g.package) ?? shortDigest(g.package), g.revokedAt ? `revoked ${g.revokedAt}` : g.release, g.read.join(' ')]),
+      ...grants.map((g) => [
+        g.owner,
+        g.user,
+        names.get(g.package) ?? shortDigest(g.package),
+        g.revokedAt ? `revoked ${g.revokedAt}` : g.release,
+        g.read.join(' '),
+      ]),
     ]),
   );
 }
@@ -51,11 +67,16 @@ export async function grantCommand(argv: GrantArgs, ctx: CommandContext): Promis
   const read = argv.read.map((glob) => glob.replace(/^\/+/, ''));
   const wanted: GrantInput = { user: argv.user, package: pkg, read, release: argv.release };
   const others = current.filter((g) => !(g.user === argv.user && g.package === pkg)).map(input);
-  const result = await client.put<{ added: GrantView[]; revoked: GrantView[]; kept: GrantView[] }>(`/v1/grants/${encodeURIComponent(owner)}`, { json: [...others, wanted] });
+  const result = await client.put<{ added: GrantView[]; revoked: GrantView[]; kept: GrantView[] }>(`/v1/grants/${encodeURIComponent(owner)}`, {
+    json: [...others, wanted],
+  });
   if (ctx.json) return ctx.out(json(result));
   const replaced = current.some((g) => g.user === argv.user && g.package === pkg);
   const changed = result.added.length > 0;
-  ctx.out(`${changed ? (replaced ? 'changed' : 'granted') : 'already granted'}: ${argv.user} may run ${shortDigest(pkg)} reading ${read.join(' ')} (release: ${argv.release})\n`);
+  ctx.out(
+    `${changed ? (replaced ? 'changed' : 'granted') : 'already granted'}: ${argv.user} may run ${shortDigest(pkg)} reading ${read.join(' ')} ` +
+      `(release: ${argv.release})\n`,
+  );
 }
 
 /** `ds revoke`: removes the owner's grants of a package to a user (GET, remove, PUT). */
@@ -70,7 +91,8 @@ export async function revokeCommand(argv: RevokeArgs, ctx: CommandContext): Prom
     json: current.filter((g) => !gone.includes(g)).map(input),
   });
   if (ctx.json) return ctx.out(json(result));
-  ctx.out(`revoked: ${argv.user} may no longer run ${shortDigest(pkg)} on ${owner}'s data (${result.revoked.length} grant${result.revoked.length === 1 ? '' : 's'})\n`);
+  const grants = `${result.revoked.length} grant${result.revoked.length === 1 ? '' : 's'}`;
+  ctx.out(`revoked: ${argv.user} may no longer run ${shortDigest(pkg)} on ${owner}'s data (${grants})\n`);
 }
 
 async function ownerGrants(client: StationClient): Promise<GrantView[]> {
@@ -83,7 +105,8 @@ async function ownerGrants(client: StationClient): Promise<GrantView[]> {
  */
 function ownerOf(argv: { owner?: string | undefined }, client: StationClient, current: GrantView[]): string {
   const owner = argv.owner ?? client.target.principal ?? current[0]?.owner;
-  if (!owner) throw new DsError('BAD_REQUEST', `Which owner are you? Pass --owner <id> (or --as <owner>): the token from ${client.target.tokenSource} does not say.`);
+  if (!owner)
+    throw new DsError('BAD_REQUEST', `Which owner are you? Pass --owner <id> (or --as <owner>): the token from ${client.target.tokenSource} does not say.`);
   return owner;
 }
 

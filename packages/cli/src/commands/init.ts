@@ -42,7 +42,9 @@ export async function initCommand(argv: InitArgs, ctx: CommandContext): Promise<
   ctx.out(
     [
       `Created ${name} in ${shown}:`,
-      ...Object.keys(files).sort().map((f) => `  ${f}`),
+      ...Object.keys(files)
+        .sort()
+        .map((f) => `  ${f}`),
       '',
       'Next (see its README.md):',
       `  cd ${shown}`,

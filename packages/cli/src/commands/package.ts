@@ -26,13 +26,25 @@ export async function packageCommand(argv: PackageArgs, ctx: CommandContext): Pr
   ctx.progress.done(`packaged ${manifest.name}@${manifest.version} in ${Date.now() - started} ms`);
   const names = (list: { name: string }[]) => list.map((f) => f.name);
   if (ctx.json) {
-    ctx.out(`${JSON.stringify({ file, sha256: result.sha256, bytes: result.bytes.length, name: manifest.name, version: manifest.version, functions: names(manifest.functions), connectors: names(manifest.connectors), image: manifest.image })}\n`);
+    const { name, version, image } = manifest;
+    const summary = {
+      file,
+      sha256: result.sha256,
+      bytes: result.bytes.length,
+      name,
+      version,
+      functions: names(manifest.functions),
+      connectors: names(manifest.connectors),
+      image,
+    };
+    ctx.out(`${JSON.stringify(summary)}\n`);
     return;
   }
   ctx.out(
     [
       file,
-      `  ${manifest.name}@${manifest.version}: functions ${names(manifest.functions).join(', ') || '(none)'}; connectors ${names(manifest.connectors).join(', ') || '(none)'}`,
+      `  ${manifest.name}@${manifest.version}: functions ${names(manifest.functions).join(', ') || '(none)'}; connectors ` +
+        `${names(manifest.connectors).join(', ') || '(none)'}`,
       `  sha256 ${result.sha256}, ${result.bytes.length} bytes`,
       `  image ${manifest.image.ref} = ${manifest.image.id}`,
       '',

@@ -74,7 +74,8 @@ export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<vo
     // A function's output is untrusted text: escape control characters so it cannot drive the terminal.
     const options = { onLog: (_stream: 'stdout' | 'stderr', data: string) => ctx.err(printable(data)) };
     // Each function the connector calls, as the runtime reports it (progress lines: on a terminal or with --progress).
-    const onCall = (e: ConnectorCallEvent) => ctx.progress.done(`${argv.name} → ${printable(e.fn)}: ${e.ok ? 'ok' : e.code ?? 'failed'} (${Math.round(e.ms)} ms)`);
+    const onCall = (e: ConnectorCallEvent) =>
+      ctx.progress.done(`${argv.name} → ${printable(e.fn)}: ${e.ok ? 'ok' : (e.code ?? 'failed')} (${Math.round(e.ms)} ms)`);
     const value = await dsDockerRun(argv.name, args, open, argv.connector ? { ...options, connector: true, onCall } : options);
     stop.throwIfStopped();
     ctx.out(formatValue(value, ctx.json));

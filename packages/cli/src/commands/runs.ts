@@ -45,7 +45,8 @@ export function decideCommand(decision: 'release' | 'refuse') {
     const run = await client.post<RunView>(`/v1/runs/${encodeURIComponent(argv.run)}/${decision}`);
     if (ctx.json) return ctx.out(json(run));
     if (run.status === 'pending') return ctx.out(`${decision === 'release' ? 'released by you; ' : ''}${pendingNote(run)}\n`);
-    if (run.status === 'released' || run.status === 'refused') return ctx.out(`run ${run.id} ${run.status}: ${run.user} ${run.status === 'released' ? 'can now see the value' : 'gets a refusal'}\n`);
+    if (run.status === 'released' || run.status === 'refused')
+      return ctx.out(`run ${run.id} ${run.status}: ${run.user} ${run.status === 'released' ? 'can now see the value' : 'gets a refusal'}\n`);
     throw new DsError('BAD_REQUEST', `Run ${run.id} is ${run.status}; only a pending run can be released or refused.`);
   };
 }
@@ -67,7 +68,11 @@ function describeRun(run: RunView): string {
 }
 
 function indent(text: string): string {
-  return text.trimEnd().split('\n').map((l) => `    ${l}`).join('\n');
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 }
 
 export { STATUSES as RUN_STATUSES };

@@ -25,7 +25,11 @@ async function gatekeeperCompose(): Promise<typeof import('@datastation/gatekeep
     return await import('@datastation/gatekeeper/compose');
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((cause as Error).message).includes('@datastation/gatekeeper')) {
-      throw new DsError('BAD_REQUEST', 'ds up and ds down need the gatekeeper beside the CLI: npm install @datastation/gatekeeper (it builds SQLite from source, about 2 minutes).', { cause });
+      throw new DsError(
+        'BAD_REQUEST',
+        'ds up and ds down need the gatekeeper beside the CLI: npm install @datastation/gatekeeper (it builds SQLite from source, about 2 minutes).',
+        { cause },
+      );
     }
     throw cause;
   }
@@ -88,5 +92,8 @@ export async function downCommand(argv: DownArgs, ctx: CommandContext): Promise<
     ctx.out(`${JSON.stringify(down)}\n`);
     return;
   }
-  ctx.out(`station ${down.name} down${down.strays ? ` (${down.strays} stray function container(s) removed)` : ''}${argv.volumes ? `; data removed${down.removed.length ? `: ${down.removed.join(', ')}` : ' (there was none)'}` : '; its data is kept (ds down --volumes removes it)'}\n`);
+  const strays = down.strays ? ` (${down.strays} stray function container(s) removed)` : '';
+  const removed = down.removed.length ? `: ${down.removed.join(', ')}` : ' (there was none)';
+  const data = argv.volumes ? `; data removed${removed}` : '; its data is kept (ds down --volumes removes it)';
+  ctx.out(`station ${down.name} down${strays}${data}\n`);
 }

@@ -20,12 +20,14 @@ export async function uploadCommand(argv: UploadArgs, ctx: CommandContext): Prom
   ctx.progress.stop();
   if (ctx.json) return ctx.out(json(pkg));
   ctx.out(
-    printable([
-      `uploaded ${pkg.name}@${pkg.version}`,
-      `  digest     ${pkg.digest}`,
-      `  functions  ${pkg.functions.join(', ') || '-'}`,
-      `  connectors ${pkg.connectors.join(', ') || '-'}`,
-      '',
-    ].join('\n')),
+    printable(
+      [
+        `uploaded ${pkg.name}@${pkg.version}`,
+        `  digest     ${pkg.digest}`,
+        `  functions  ${pkg.functions.join(', ') || '-'}`,
+        `  connectors ${pkg.connectors.join(', ') || '-'}`,
+        '',
+      ].join('\n'),
+    ),
   );
 }

@@ -196,6 +196,10 @@ against (\`--image\`, default \`datastation/runtime:latest\`).
 
 /** A folder name as an npm package name (the one \`ds init\` takes by default): lower case, anything else becomes '-'. */
 export function packageNameFrom(folder: string): string {
-  const name = folder.toLowerCase().replace(/[^a-z0-9._~-]+/g, '-').replace(/^[^a-z0-9]+/, '').replace(/-+$/, '');
+  const name = folder
+    .toLowerCase()
+    .replace(/[^a-z0-9._~-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .replace(/-+$/, '');
   return name || 'functions';
 }

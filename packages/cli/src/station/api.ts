@@ -60,7 +60,11 @@ export async function resolvePackage(client: StationClient, ref: string): Promis
   // A .dspkg file names the package it is: its digest is the sha256 of its bytes.
   if (ref.endsWith('.dspkg')) {
     const bytes = await readFile(ref).catch((cause: unknown) => {
-      throw new DsError('BAD_REQUEST', `Cannot read the package file ${ref}: ${(cause as Error).message}. Name the package by digest, name@version or name instead.`, { cause });
+      throw new DsError(
+        'BAD_REQUEST',
+        `Cannot read the package file ${ref}: ${(cause as Error).message}. Name the package by digest, name@version or name instead.`,
+        { cause },
+      );
     });
     return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   }
@@ -68,11 +72,19 @@ export async function resolvePackage(client: StationClient, ref: string): Promis
   const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
   const matches = /^[0-9a-f]{8,64}$/.test(hex) ? packages.filter((p) => p.digest.startsWith(`sha256:${hex}`)) : [];
   const named = matches.length > 0 ? matches : packages.filter((p) => p.name === ref || `${p.name}@${p.version}` === ref);
-  if (named.length === 1) return named[0]!.digest;
+  if (named.length === 1 && named[0]) return named[0].digest;
   if (named.length === 0) {
-    throw new DsError('FUNCTION_NOT_FOUND', `No package ${JSON.stringify(ref)} that ${client.target.principal ?? 'this token'} can see on ${client.target.url}. Name it by digest (sha256:…), name@version, name or its .dspkg file; ds upload prints the digest.`);
+    throw new DsError(
+      'FUNCTION_NOT_FOUND',
+      `No package ${JSON.stringify(ref)} that ${client.target.principal ?? 'this token'} can see on ${client.target.url}. Name it by digest ` +
+        `(sha256:…), name@version, name or its .dspkg file; ds upload prints the digest.`,
+    );
   }
-  throw new DsError('BAD_REQUEST', `${JSON.stringify(ref)} names ${named.length} packages (a package is its digest): ${named.map((p) => `${p.digest} (${p.name}@${p.version}, ${p.uploadedAt})`).join(', ')}. Name one by digest.`);
+  throw new DsError(
+    'BAD_REQUEST',
+    `${JSON.stringify(ref)} names ${named.length} packages (a package is its digest): ` +
+      `${named.map((p) => `${p.digest} (${p.name}@${p.version}, ${p.uploadedAt})`).join(', ')}. Name one by digest.`,
+  );
 }
 
 /** `sha256:0123456789ab` for tables; JSON output always has the whole digest. */
@@ -83,7 +95,10 @@ export function shortDigest(digest: string): string {
 /** Lines padded into columns (the last column is left as it is); text from the station is never a terminal control sequence. */
 export function table(rows: string[][]): string {
   const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, cell.length)), []);
-  return printable(rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n')) + (rows.length ? '\n' : '');
+  return (
+    printable(rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n')) +
+    (rows.length ? '\n' : '')
+  );
 }
 
 export function json(value: unknown): string {

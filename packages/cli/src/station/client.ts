@@ -62,7 +62,8 @@ export class StationClient {
     }
     const parsed = parseJson(text);
     if (!response.ok) throw this.httpError(response.status, parsed);
-    if (parsed === undefined) throw new DsError('INTERNAL', `${url} answered ${method} ${path} with something other than JSON: is it a Data Station gatekeeper?`);
+    if (parsed === undefined)
+      throw new DsError('INTERNAL', `${url} answered ${method} ${path} with something other than JSON: is it a Data Station gatekeeper?`);
     return parsed as T;
   }
 
@@ -74,15 +75,24 @@ export class StationClient {
     }
     const code = causeCode(error);
     if (code && NO_STATION.has(code)) {
-      return new DsError('CONTAINER_START_FAILED', `No station at ${url} (${code}): run ds up, or point --station / DS_STATION_URL at a running one.`, { cause: error });
+      return new DsError('CONTAINER_START_FAILED', `No station at ${url} (${code}): run ds up, or point --station / DS_STATION_URL at a running one.`, {
+        cause: error,
+      });
     }
-    return new DsError('INTERNAL', `The request ${method} ${path} to ${url} failed: ${code ?? ((error as Error)?.cause as Error | undefined)?.message ?? (error as Error)?.message ?? String(error)}.`, { cause: error });
+    return new DsError(
+      'INTERNAL',
+      `The request ${method} ${path} to ${url} failed: ` +
+        `${code ?? ((error as Error)?.cause as Error | undefined)?.message ?? (error as Error)?.message ?? String(error)}.`,
+      { cause: error },
+    );
   }
 
   private httpError(status: number, body: unknown): DsError {
     const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
     if (!e || !isErrorCode(e.code)) {
-      return new DsError('INTERNAL', `${this.target.url} answered HTTP ${status} without a Data Station error: is it a Data Station gatekeeper?`, { details: { status } });
+      return new DsError('INTERNAL', `${this.target.url} answered HTTP ${status} without a Data Station error: is it a Data Station gatekeeper?`, {
+        details: { status },
+      });
     }
     const details = typeof e.details === 'object' && e.details !== null ? (e.details as Record<string, unknown>) : undefined;
     let message = typeof e.message === 'string' && e.message ? e.message : `HTTP ${status}`;

@@ -18,7 +18,10 @@ function station<T>(y: Argv<T>) {
   return y
     .option('station', { type: 'string', describe: 'Gatekeeper URL (default: DS_STATION_URL, then the state folder ds up wrote, then http://127.0.0.1:8080)' })
     .option('token', { type: 'string', describe: 'Bearer token (default: --as, then DS_TOKEN, then the state folder)' })
-    .option('as', { type: 'string', describe: 'Act as this principal: its token from the state folder ($DS_STATION_STATE or ~/.local/state/datastation/station/tokens/<principal>)' });
+    .option('as', {
+      type: 'string',
+      describe: 'Act as this principal: its token from the state folder ($DS_STATION_STATE or ~/.local/state/datastation/station/tokens/<principal>)',
+    });
 }
 
 export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context: Context): Argv<T> {
@@ -51,15 +54,31 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
     )
     .command(
       'grant <package>',
-      "Grant a package to a user (an owner): which of your files it may read, and whether results are released, reviewed or denied",
+      'Grant a package to a user (an owner): which of your files it may read, and whether results are released, reviewed or denied',
       (y) =>
         station(y)
-          .positional('package', { type: 'string', demandOption: true, describe: 'Digest (sha256:…), a unique digest prefix, name@version, name, or the .dspkg file' })
+          .positional('package', {
+            type: 'string',
+            demandOption: true,
+            describe: 'Digest (sha256:…), a unique digest prefix, name@version, name, or the .dspkg file',
+          })
           .option('user', { type: 'string', demandOption: true, describe: 'The user the grant is for' })
-          .option('read', { type: 'string', array: true, demandOption: true, describe: 'A glob of your data the package may read, under owners/<you>/ (repeatable)' })
-          .option('release', { choices: ['release', 'review', 'deny'] as const, demandOption: true, describe: 'release: the user gets the value; review: you release or refuse each result; deny: nothing runs' })
+          .option('read', {
+            type: 'string',
+            array: true,
+            demandOption: true,
+            describe: 'A glob of your data the package may read, under owners/<you>/ (repeatable)',
+          })
+          .option('release', {
+            choices: ['release', 'review', 'deny'] as const,
+            demandOption: true,
+            describe: 'release: the user gets the value; review: you release or refuse each result; deny: nothing runs',
+          })
           .option('owner', { type: 'string', describe: 'Your owner id (default: --as, or the owner on your current grants)' })
-          .example("$0 grant trip-stats --user ann --read 'owners/acme/trips/*.csv' --release review --as acme", 'Let ann run trip-stats on the trips; acme reviews each result'),
+          .example(
+            "$0 grant trip-stats --user ann --read 'owners/acme/trips/*.csv' --release review --as acme",
+            'Let ann run trip-stats on the trips; acme reviews each result',
+          ),
       async (argv) => {
         const { grantCommand } = await import('../commands/grants.js');
         await grantCommand(argv, context(argv));
@@ -88,7 +107,10 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
           .positional('name', { type: 'string', demandOption: true, describe: 'The connector (or, with --function, function) to run' })
           .option('args', { type: 'string', describe: 'Arguments as JSON (default null)' })
           .option('function', { type: 'boolean', describe: '<name> is a function, not a connector' })
-          .example(`$0 call trip-stats summary --args '{"path":"/owners/acme/trips/2026.csv"}' --as ann`, 'Prints the value, or the run id when the owner reviews it first')
+          .example(
+            `$0 call trip-stats summary --args '{"path":"/owners/acme/trips/2026.csv"}' --as ann`,
+            'Prints the value, or the run id when the owner reviews it first',
+          )
           .example(`$0 call trip-stats total --function --args '{}' --json`, 'Print the run { id, status, value? } as JSON'),
       async (argv) => {
         const { callCommand } = await import('../commands/call.js');
@@ -97,14 +119,14 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
     )
     .command(
       'runs [id]',
-      "List your runs (a user) or the runs you review (an owner); with an id, that run and its value",
+      'List your runs (a user) or the runs you review (an owner); with an id, that run and its value',
       (y) =>
         station(y)
           .positional('id', { type: 'string', describe: 'A run id: show that run' })
           .option('status', { choices: ['running', 'released', 'pending', 'refused', 'denied', 'failed'] as const, describe: 'Only runs in this state' })
           .option('limit', { type: 'number', describe: 'At most this many (default 100)' })
           .example('$0 runs --as acme --status pending', 'The staged results waiting for acme')
-          .example('$0 runs 3f2a… --as ann', "One run: its status, and its value once released"),
+          .example('$0 runs 3f2a… --as ann', 'One run: its status, and its value once released'),
       async (argv) => {
         const { runsCommand } = await import('../commands/runs.js');
         await runsCommand(argv, context(argv));
@@ -142,7 +164,12 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
           .option('verify', { type: 'boolean', describe: 'Check the hash chain: exit 0 when it is unbroken, else name the first bad entry' })
           .option('after', { type: 'number', describe: 'Only entries after this seq' })
           .option('limit', { type: 'number', describe: 'At most this many entries' })
-          .check((a) => (a.after === undefined || (Number.isInteger(a.after) && a.after >= 0)) && (a.limit === undefined || (Number.isInteger(a.limit) && a.limit > 0)) || '--after and --limit are whole numbers (--limit above 0).')
+          .check(
+            (a) =>
+              ((a.after === undefined || (Number.isInteger(a.after) && a.after >= 0)) &&
+                (a.limit === undefined || (Number.isInteger(a.limit) && a.limit > 0))) ||
+              '--after and --limit are whole numbers (--limit above 0).',
+          )
           .example('$0 audit --as acme', "acme's entries, oldest first")
           .example('$0 audit --verify', 'Exit 0 when the chain verifies; 23 naming the first bad entry when not'),
       async (argv) => {

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, readdir, readFile } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
@@ -53,13 +53,15 @@ export async function readStationFile(dir: string): Promise<StationFile | undefi
     const file: StationFile = {};
     if (typeof url === 'string') file.url = url;
     if (typeof principals === 'object' && principals !== null && !Array.isArray(principals)) {
-      file.principals = Object.fromEntries(
-        Object.entries(principals).filter((e): e is [string, Role] => (ROLES as readonly unknown[]).includes(e[1])),
-      );
+      file.principals = Object.fromEntries(Object.entries(principals).filter((e): e is [string, Role] => (ROLES as readonly unknown[]).includes(e[1])));
     }
     return file;
   } catch (error) {
-    throw new DsError('BAD_REQUEST', `${join(dir, STATION_FILE)} is not the station file ds up writes ({ "url": ... }): ${(error as Error).message}. Run ds up again.`, { cause: error });
+    throw new DsError(
+      'BAD_REQUEST',
+      `${join(dir, STATION_FILE)} is not the station file ds up writes ({ "url": ... }): ${(error as Error).message}. Run ds up again.`,
+      { cause: error },
+    );
   }
 }
 
@@ -78,7 +80,7 @@ export async function tokenNames(dir: string): Promise<string[]> {
  */
 export async function readToken(dir: string, principal: string, warn: (text: string) => void): Promise<string | undefined> {
   const file = join(dir, TOKENS_DIR, checkPrincipalName(principal));
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {

@@ -69,7 +69,8 @@ export interface Gatekeeper extends AsyncDisposable {
 /** The gatekeeper's HTTP API (see the README): an express app over the store and a host Station. */
 export async function createGatekeeper(options: GatekeeperOptions): Promise<Gatekeeper> {
   if (!options?.store) throw new DsError('BAD_REQUEST', 'createGatekeeper needs { store, storage }: an open store (openStore) and the station storage folder.');
-  if (typeof options.storage !== 'string' || !options.storage.startsWith('/')) throw new DsError('BAD_REQUEST', 'createGatekeeper: storage must be an absolute path.');
+  if (typeof options.storage !== 'string' || !options.storage.startsWith('/'))
+    throw new DsError('BAD_REQUEST', 'createGatekeeper: storage must be an absolute path.');
   const limits = resolveHttpLimits(options.limits);
   await mkdir(join(options.storage, 'users'), { recursive: true, mode: 0o755 });
   await mkdir(join(options.storage, 'packages'), { recursive: true, mode: 0o700 });
@@ -77,7 +78,8 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const docker: DockerClient | undefined = options.checkImages === false ? undefined : (options.stationOptions?.docker ?? defaultDockerClient());
   const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, docker });
   const instance = options.instance ?? hostname();
-  if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255) throw new DsError('BAD_REQUEST', 'createGatekeeper: instance must be a name of 1 to 255 characters (default: the hostname).');
+  if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255)
+    throw new DsError('BAD_REQUEST', 'createGatekeeper: instance must be a name of 1 to 255 characters (default: the hostname).');
   const log = options.log ?? ((line: string) => process.stderr.write(`gatekeeper: ${line}\n`));
   const runner = new Runner(options.store, storage, packageFiles, options.stationOptions ?? {}, instance);
   // Before the first request, so that no run of this start can be taken for one of the last.
@@ -89,8 +91,17 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     throw error;
   }
   logRecovery(instance, recovery, log);
-  const context: GatekeeperContext = { store: options.store, storage, limits, slots: new RunSlots(limits.runsPerUser, limits.retryAfterSeconds), packageFiles, runner };
-  const onInternal = options.onInternalError ?? ((error: unknown, ref: string) => process.stderr.write(`gatekeeper: internal error ${ref}: ${(error as Error)?.stack ?? String(error)}\n`));
+  const context: GatekeeperContext = {
+    store: options.store,
+    storage,
+    limits,
+    slots: new RunSlots(limits.runsPerUser, limits.retryAfterSeconds),
+    packageFiles,
+    runner,
+  };
+  const onInternal =
+    options.onInternalError ??
+    ((error: unknown, ref: string) => process.stderr.write(`gatekeeper: internal error ${ref}: ${(error as Error)?.stack ?? String(error)}\n`));
 
   const app = express();
   app.disable('x-powered-by');
@@ -172,5 +183,6 @@ function logRecovery(instance: string, recovery: Recovery, log: (line: string) =
     for (const failed of reaped.failed) log(`instance ${instance}: could not reap ${failed.resource}: ${failed.message}`);
   }
   if (recovery.runs.length) log(`instance ${instance}: ${recovery.runs.length} interrupted run(s) recorded as failed (CANCELLED): ${recovery.runs.join(', ')}`);
-  if (recovery.sessions.length) log(`instance ${instance}: ${recovery.sessions.length} session(s) of the earlier gatekeeper recorded as stopped: ${recovery.sessions.join(', ')}`);
+  if (recovery.sessions.length)
+    log(`instance ${instance}: ${recovery.sessions.length} session(s) of the earlier gatekeeper recorded as stopped: ${recovery.sessions.join(', ')}`);
 }

@@ -16,9 +16,9 @@ const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/;
  */
 export function authenticate(store: Store): RequestHandler {
   return async (req, res, next) => {
-    const match = BEARER.exec(req.get('authorization') ?? '');
-    if (!match) throw unauthenticated();
-    const principal = await store.principals.authenticate(match[1]!);
+    const token = BEARER.exec(req.get('authorization') ?? '')?.[1];
+    if (!token) throw unauthenticated();
+    const principal = await store.principals.authenticate(token);
     if (!principal) throw unauthenticated();
     res.locals.principal = principal;
     next();

@@ -36,14 +36,18 @@ export function toHttpError(error: unknown): { error: DsError; known: boolean } 
     return {
       error: new DsError(
         'RESULT_TOO_LARGE',
-        `The request body${typeof e.length === 'number' ? ` (${e.length} bytes)` : ''} is over the gatekeeper's ${limit ?? ''}-byte cap for this endpoint. Send less at once (large inputs belong in station storage, not in a request).`,
+        `The request body${typeof e.length === 'number' ? ` (${e.length} bytes)` : ''} is over the gatekeeper's ${limit ?? ''}-byte cap for this ` +
+          `endpoint. Send less at once (large inputs belong in station storage, not in a request).`,
         { details: { limit: limit ?? null } },
       ),
       known: true,
     };
   }
   if (e.type === 'entity.parse.failed') {
-    return { error: new DsError('BAD_REQUEST', `The request body is not valid JSON (${String(e.message)}). Send JSON with Content-Type: application/json.`), known: true };
+    return {
+      error: new DsError('BAD_REQUEST', `The request body is not valid JSON (${String(e.message)}). Send JSON with Content-Type: application/json.`),
+      known: true,
+    };
   }
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
     // The rest of body-parser's refusals (charset, encoding, aborted request): the client's fault.
@@ -71,7 +75,10 @@ export function errorHandler(onInternal: (error: unknown, ref: string) => void):
     }
     const status = httpStatusFor(error.code);
     if (error.code === 'UNAUTHENTICATED') {
-      res.set('WWW-Authenticate', 'Bearer realm="datastation"').status(status).json({ error: { code: error.code, message: error.message } });
+      res
+        .set('WWW-Authenticate', 'Bearer realm="datastation"')
+        .status(status)
+        .json({ error: { code: error.code, message: error.message } });
       return;
     }
     let message = error.message;
@@ -94,8 +101,12 @@ export const noSuchEndpoint: RequestHandler = (req) => {
 
 /** HTTP's own statuses for what Node refuses before express sees a request; the rest of its refusals are 400. */
 const CLIENT_ERROR_STATUS: Readonly<Record<string, [status: number, reason: string, message: string]>> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'The request\'s headers are over the gatekeeper\'s size limit. Send fewer or shorter headers.'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request did not arrive whole within the gatekeeper\'s time limits. Send the request at once, on a new connection.'],
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', "The request's headers are over the gatekeeper's size limit. Send fewer or shorter headers."],
+  ERR_HTTP_REQUEST_TIMEOUT: [
+    408,
+    'Request Timeout',
+    "The request did not arrive whole within the gatekeeper's time limits. Send the request at once, on a new connection.",
+  ],
 };
 
 /**
@@ -113,12 +124,19 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
     socket.destroy();
     return;
   }
-  const [status, reason, message] = CLIENT_ERROR_STATUS[error.code ?? ''] ?? [400, 'Bad Request', `The request is not valid HTTP (${error.code ?? 'unparseable'}).`];
+  const [status, reason, message] = CLIENT_ERROR_STATUS[error.code ?? ''] ?? [
+    400,
+    'Bad Request',
+    `The request is not valid HTTP (${error.code ?? 'unparseable'}).`,
+  ];
   const body: ErrorBody = { error: { code: 'BAD_REQUEST', message, hint: hintFor('BAD_REQUEST') } };
   const text = JSON.stringify(body);
   const forced = setTimeout(() => socket.destroy(), 1_000);
   forced.unref();
   socket.once('close', () => clearTimeout(forced));
   socket.once('finish', () => socket.destroy());
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: ` +
+      `close\r\n\r\n${text}`,
+  );
 }

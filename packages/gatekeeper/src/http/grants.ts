@@ -17,15 +17,20 @@ async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown,
   const known = new Set(['user', 'package', 'read', 'release']);
   const extra = Object.keys(g).filter((k) => !known.has(k));
   if (extra.length > 0 || typeof g.user !== 'string' || typeof g.package !== 'string') {
-    throw new DsError('BAD_REQUEST', `${at} must be { user, package: <digest>, read: [globs], release: ${RELEASE_MODES.join(' | ')} }${extra.length ? `; unknown field ${extra.join(', ')}` : ''}.`);
+    throw new DsError(
+      'BAD_REQUEST',
+      `${at} must be { user, package: <digest>, read: [globs], release: ${RELEASE_MODES.join(' | ')} ` +
+        `}${extra.length ? `; unknown field ${extra.join(', ')}` : ''}.`,
+    );
   }
   if (!(RELEASE_MODES as readonly string[]).includes(g.release as string)) {
     throw new DsError('BAD_REQUEST', `${at}.release must be one of ${RELEASE_MODES.join(', ')}; got ${JSON.stringify(g.release)}.`);
   }
   checkGrantGlobs(owner, g.read);
   const user = await ctx.store.principals.get(g.user);
-  if (!user || user.role !== 'user') throw new DsError('BAD_REQUEST', `${at}.user: ${g.user} is not a user of this station.`);
-  if (!(await ctx.store.packages.get(g.package))) throw new DsError('BAD_REQUEST', `${at}.package: ${g.package} is not a package of this station (give its digest, sha256:…).`);
+  if (user?.role !== 'user') throw new DsError('BAD_REQUEST', `${at}.user: ${g.user} is not a user of this station.`);
+  if (!(await ctx.store.packages.get(g.package)))
+    throw new DsError('BAD_REQUEST', `${at}.package: ${g.package} is not a package of this station (give its digest, sha256:…).`);
   return { user: g.user, package: g.package, read: g.read, release: g.release as ReleaseMode };
 }
 
@@ -37,10 +42,22 @@ export async function replaceGrants(ctx: GatekeeperContext, owner: string, wante
   return ctx.store.transaction(async (tx) => {
     const result = await tx.grants.replaceForOwner(owner, wanted);
     for (const g of result.added) {
-      await tx.audit.append({ actor: owner, kind: 'grant', subject: g.id, owners: [owner], data: { user: g.user, package: g.package, read: g.read, release: g.release } });
+      await tx.audit.append({
+        actor: owner,
+        kind: 'grant',
+        subject: g.id,
+        owners: [owner],
+        data: { user: g.user, package: g.package, read: g.read, release: g.release },
+      });
     }
     for (const g of result.revoked) {
-      await tx.audit.append({ actor: owner, kind: 'revoke', subject: g.id, owners: [owner], data: { user: g.user, package: g.package, read: g.read, release: g.release } });
+      await tx.audit.append({
+        actor: owner,
+        kind: 'revoke',
+        subject: g.id,
+        owners: [owner],
+        data: { user: g.user, package: g.package, read: g.read, release: g.release },
+      });
     }
     return { kept: result.kept.map(grantView), added: result.added.map(grantView), revoked: result.revoked.map(grantView) };
   });
@@ -56,13 +73,19 @@ export async function approvePackage(ctx: GatekeeperContext, owner: string, pkg:
   const b = (typeof body === 'object' && body !== null ? body : {}) as { users?: unknown; read?: unknown; release?: unknown };
   if (!(await ctx.store.packages.get(pkg))) throw new DsError('BAD_REQUEST', `${pkg} is not a package of this station (give its digest, sha256:…).`);
   const users =
-    b.users === undefined ? (await ctx.store.principals.list({ role: 'user' })).map((p) => p.id) : Array.isArray(b.users) && b.users.every((u) => typeof u === 'string') ? (b.users as string[]) : undefined;
+    b.users === undefined
+      ? (await ctx.store.principals.list({ role: 'user' })).map((p) => p.id)
+      : Array.isArray(b.users) && b.users.every((u) => typeof u === 'string')
+        ? (b.users as string[])
+        : undefined;
   if (!users) throw new DsError('BAD_REQUEST', 'users must be a list of user ids.');
   const read = b.read ?? [`owners/${owner}/**`];
   const release = b.release ?? 'review';
   const fresh: GrantInput[] = [];
   for (const [i, user] of users.entries()) fresh.push(await checkGrant(ctx, owner, { user, package: pkg, read, release }, `users[${i}]`));
-  const others = (await ctx.store.grants.list({ owner })).filter((g) => g.package !== pkg).map(({ user, package: p, read: r, release: m }) => ({ user, package: p, read: r, release: m }));
+  const others = (await ctx.store.grants.list({ owner }))
+    .filter((g) => g.package !== pkg)
+    .map(({ user, package: p, read: r, release: m }) => ({ user, package: p, read: r, release: m }));
   return replaceGrants(ctx, owner, [...others, ...fresh]);
 }
 
@@ -73,10 +96,12 @@ export function grantRoutes(ctx: GatekeeperContext): Router {
   // The owner's whole set of grants: kept when unchanged, added, or revoked when left out.
   router.put('/:owner', requireRole('owner'), json, async (req, res) => {
     const owner = principalOf(res).id;
-    if (req.params.owner !== owner) throw new DsError('POLICY_DENIED', `${owner} may set only their own grants (PUT /v1/grants/${owner}), not ${req.params.owner}'s.`);
+    if (req.params.owner !== owner)
+      throw new DsError('POLICY_DENIED', `${owner} may set only their own grants (PUT /v1/grants/${owner}), not ${req.params.owner}'s.`);
     const body = req.body as unknown;
     const list = Array.isArray(body) ? body : (body as { grants?: unknown } | undefined)?.grants;
-    if (!Array.isArray(list) || list.length > 10_000) throw new DsError('BAD_REQUEST', 'The body is the list of grants ([{ user, package, read, release }], or { grants: [...] }); [] revokes them all.');
+    if (!Array.isArray(list) || list.length > 10_000)
+      throw new DsError('BAD_REQUEST', 'The body is the list of grants ([{ user, package, read, release }], or { grants: [...] }); [] revokes them all.');
     const wanted: GrantInput[] = [];
     for (const [i, g] of list.entries()) wanted.push(await checkGrant(ctx, owner, g, `grants[${i}]`));
     res.json(await replaceGrants(ctx, owner, wanted));

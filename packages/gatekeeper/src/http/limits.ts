@@ -32,7 +32,8 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
 export function resolveHttpLimits(limits: Partial<HttpLimits> = {}): HttpLimits {
   const resolved = { ...DEFAULT_HTTP_LIMITS, ...limits };
   for (const [name, value] of Object.entries(resolved)) {
-    if (!Number.isInteger(value) || value < 1) throw new DsError('BAD_REQUEST', `The gatekeeper limit ${name} must be a whole number of at least 1; got ${String(value)}.`);
+    if (!Number.isInteger(value) || value < 1)
+      throw new DsError('BAD_REQUEST', `The gatekeeper limit ${name} must be a whole number of at least 1; got ${String(value)}.`);
   }
   if (resolved.headersTimeoutMs > resolved.requestTimeoutMs) resolved.headersTimeoutMs = resolved.requestTimeoutMs;
   return resolved;
@@ -70,9 +71,13 @@ export class RunSlots {
   take(user: string): () => void {
     const now = this.inFlight.get(user) ?? 0;
     if (now >= this.perUser) {
-      throw new DsError('LIMIT_EXCEEDED', `${user} already has ${now} runs in flight, the most one user may have at once. Wait for one to finish and try again.`, {
-        details: { limit: 'runsPerUser', max: this.perUser, retryAfterSeconds: this.retryAfterSeconds },
-      });
+      throw new DsError(
+        'LIMIT_EXCEEDED',
+        `${user} already has ${now} runs in flight, the most one user may have at once. Wait for one to finish and try again.`,
+        {
+          details: { limit: 'runsPerUser', max: this.perUser, retryAfterSeconds: this.retryAfterSeconds },
+        },
+      );
     }
     this.inFlight.set(user, now + 1);
     let given = false;

@@ -29,7 +29,11 @@ export class PackageFiles {
   }
 
   async accept(bytes: Buffer): Promise<UnpackedPackage> {
-    if (bytes.length === 0) throw new DsError('BAD_REQUEST', 'The upload is empty. Send the .dspkg file as the body (Content-Type: application/octet-stream); make one with `ds package`.');
+    if (bytes.length === 0)
+      throw new DsError(
+        'BAD_REQUEST',
+        'The upload is empty. Send the .dspkg file as the body (Content-Type: application/octet-stream); make one with `ds package`.',
+      );
     const incoming = join(this.dir, '.incoming');
     await mkdir(incoming, { recursive: true, mode: 0o700 });
     const file = join(incoming, `${randomBytes(8).toString('hex')}.dspkg`);

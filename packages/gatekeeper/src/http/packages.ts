@@ -43,13 +43,26 @@ export function packageRoutes(ctx: GatekeeperContext): Router {
     const unpacked = await ctx.packageFiles.accept(body);
     const { manifest } = unpacked;
     const stored = await ctx.store.transaction(async (tx) => {
-      const put = await tx.packages.put({ digest: unpacked.digest, name: manifest.name, version: manifest.version, manifest: manifest as unknown as Json, uploadedBy: who.id });
+      const put = await tx.packages.put({
+        digest: unpacked.digest,
+        name: manifest.name,
+        version: manifest.version,
+        manifest: manifest as unknown as Json,
+        uploadedBy: who.id,
+      });
       if (put.created) {
         await tx.audit.append({
           actor: who.id,
           kind: 'upload',
           subject: unpacked.digest,
-          data: { name: manifest.name, version: manifest.version, image: manifest.image, functions: manifest.functions.map((f) => f.name), connectors: manifest.connectors.map((c) => c.name), bytes: body.length },
+          data: {
+            name: manifest.name,
+            version: manifest.version,
+            image: manifest.image,
+            functions: manifest.functions.map((f) => f.name),
+            connectors: manifest.connectors.map((c) => c.name),
+            bytes: body.length,
+          },
         });
       }
       return put;

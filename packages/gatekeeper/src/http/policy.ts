@@ -12,12 +12,25 @@ export const NEVER_SERVED = ['users', 'packages'] as const;
  */
 export function checkGrantGlobs(owner: string, globs: unknown): asserts globs is string[] {
   const prefix = `owners/${owner}/`;
-  if (!Array.isArray(globs) || globs.length > 256) throw new DsError('BAD_REQUEST', `A grant's read is a list of at most 256 globs under ${prefix} (e.g. "${prefix}trips/*.csv").`);
+  if (!Array.isArray(globs) || globs.length > 256)
+    throw new DsError('BAD_REQUEST', `A grant's read is a list of at most 256 globs under ${prefix} (e.g. "${prefix}trips/*.csv").`);
   for (const glob of globs) {
-    if (typeof glob !== 'string' || !glob.startsWith(prefix) || glob.length === prefix.length || glob.length > 1024 || glob.includes('..') || glob.includes('\\') || glob.includes('\0')) {
-      throw new DsError('BAD_REQUEST', `The glob ${JSON.stringify(glob)} is not under ${prefix}: an owner grants only their own data, as globs such as "${prefix}trips/*.csv" (no "..").`, {
-        details: { glob: typeof glob === 'string' ? glob : null },
-      });
+    if (
+      typeof glob !== 'string' ||
+      !glob.startsWith(prefix) ||
+      glob.length === prefix.length ||
+      glob.length > 1024 ||
+      glob.includes('..') ||
+      glob.includes('\\') ||
+      glob.includes('\0')
+    ) {
+      throw new DsError(
+        'BAD_REQUEST',
+        `The glob ${JSON.stringify(glob)} is not under ${prefix}: an owner grants only their own data, as globs such as "${prefix}trips/*.csv" (no "..").`,
+        {
+          details: { glob: typeof glob === 'string' ? glob : null },
+        },
+      );
     }
   }
 }

@@ -39,7 +39,9 @@ export interface Recovery {
  */
 export const INTERRUPTED_RUN_ERROR: Readonly<RunError> = Object.freeze({
   code: 'CANCELLED',
-  message: 'The gatekeeper stopped while this run was in flight (it was killed, or its host went down), so the run never finished and its result is lost. Run it again.',
+  message:
+    'The gatekeeper stopped while this run was in flight (it was killed, or its host went down), so the run never finished and its result is lost. ' +
+    'Run it again.',
 });
 
 /** Reads listed in a run's audit entry (the rest are counted): the entry stays under the log's 64 KiB cap. */
@@ -105,7 +107,18 @@ export class Runner implements AsyncDisposable {
           kind: 'run',
           subject: run.id,
           owners,
-          data: { user: run.user, package: run.package, name, target: run.target, argsHash: run.argsHash, release: run.release, outcome: INTERRUPTED_RUN_ERROR.code, status: run.status, interrupted: true, runner: this.instance },
+          data: {
+            user: run.user,
+            package: run.package,
+            name,
+            target: run.target,
+            argsHash: run.argsHash,
+            release: run.release,
+            outcome: INTERRUPTED_RUN_ERROR.code,
+            status: run.status,
+            interrupted: true,
+            runner: this.instance,
+          },
         });
       }
       const sessions = await tx.sessions.stopAll(this.instance);
@@ -127,7 +140,10 @@ export class Runner implements AsyncDisposable {
     const manifest = pkg.manifest as { functions?: { name: string }[]; connectors?: { name: string }[]; image?: { id?: string } };
     const names = ((request.target.kind === 'connector' ? manifest.connectors : manifest.functions) ?? []).map((f) => f.name);
     if (!names.includes(request.target.name)) {
-      throw new DsError('FUNCTION_NOT_FOUND', `Package ${pkg.name} (${pkg.id}) has no ${request.target.kind} ${request.target.name}; its ${request.target.kind}s: ${names.join(', ') || '(none)'}.`);
+      throw new DsError(
+        'FUNCTION_NOT_FOUND',
+        `Package ${pkg.name} (${pkg.id}) has no ${request.target.kind} ${request.target.name}; its ${request.target.kind}s: ${names.join(', ') || '(none)'}.`,
+      );
     }
 
     const grants = await this.store.grants.list({ package: pkg.id, includeRevoked: true });
@@ -142,12 +158,28 @@ export class Runner implements AsyncDisposable {
         kind: 'run',
         subject: pkg.id,
         owners: [...new Set(grants.map((g) => g.owner))],
-        data: { user, package: pkg.id, name: pkg.name, target: request.target, argsHash: sha256Hex(canonicalJson(request.args)), outcome: refused.code, missing: (refused.details?.missing as Json) ?? [] },
+        data: {
+          user,
+          package: pkg.id,
+          name: pkg.name,
+          target: request.target,
+          argsHash: sha256Hex(canonicalJson(request.args)),
+          outcome: refused.code,
+          missing: (refused.details?.missing as Json) ?? [],
+        },
       });
       throw refused;
     }
 
-    const run = await this.store.runs.start({ user, package: pkg.id, target: request.target, args: request.args, release: auth.release, reviewers: auth.reviewers, runner: this.instance });
+    const run = await this.store.runs.start({
+      user,
+      package: pkg.id,
+      target: request.target,
+      args: request.args,
+      release: auth.release,
+      reviewers: auth.reviewers,
+      runner: this.instance,
+    });
     const base = { user, package: pkg.id, name: pkg.name, target: request.target, argsHash: run.argsHash, release: auth.release, granted: auth.allow };
     if (auth.release === 'deny') {
       // A grant says deny: the value could not be released to anyone, so nothing is run.
@@ -214,7 +246,14 @@ export class Runner implements AsyncDisposable {
   }
 
   /** The run's outcome, its audit entry and its nested calls' entries, in one transaction. */
-  private async record(runId: string, outcome: RunOutcome, auth: RunAuthorisation, data: Record<string, Json>, calls: ConnectorCallEvent[], session?: { id: string; user: string; package: string }): Promise<Run> {
+  private async record(
+    runId: string,
+    outcome: RunOutcome,
+    auth: RunAuthorisation,
+    data: Record<string, Json>,
+    calls: ConnectorCallEvent[],
+    session?: { id: string; user: string; package: string },
+  ): Promise<Run> {
     return this.store.transaction(async (tx) => {
       const run = await tx.runs.finish(runId, outcome);
       if (!run) throw new DsError('INTERNAL', `Run ${runId} vanished from the store while it ran.`);
@@ -225,7 +264,16 @@ export class Runner implements AsyncDisposable {
           kind: 'call',
           subject: runId,
           owners: auth.owners,
-          data: { connector: call.connector, seq: call.seq, fn: call.fn, ok: call.ok, ...(call.code ? { code: call.code } : {}), ms: Math.round(call.ms), argsSha256: call.argsSha256, session: call.sessionId },
+          data: {
+            connector: call.connector,
+            seq: call.seq,
+            fn: call.fn,
+            ok: call.ok,
+            ...(call.code ? { code: call.code } : {}),
+            ms: Math.round(call.ms),
+            argsSha256: call.argsSha256,
+            session: call.sessionId,
+          },
         });
       }
       if (session) await tx.sessions.put({ ...session, state: 'running', runner: this.instance });

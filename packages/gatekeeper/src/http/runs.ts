@@ -48,7 +48,8 @@ function parseRunRequest(body: unknown): RunRequest {
   const hasFunction = b.function !== undefined;
   if (hasConnector === hasFunction) throw new DsError('BAD_REQUEST', `${usage}: name exactly one of connector and function.`);
   const name = hasConnector ? b.connector : b.function;
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new DsError('BAD_REQUEST', `${usage}: the ${hasConnector ? 'connector' : 'function'} name must be a non-empty string.`);
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256)
+    throw new DsError('BAD_REQUEST', `${usage}: the ${hasConnector ? 'connector' : 'function'} name must be a non-empty string.`);
   return { package: b.package, target: { kind: hasConnector ? 'connector' : 'function', name }, args: (b.args ?? null) as Json };
 }
 
@@ -70,7 +71,8 @@ export function runRoutes(ctx: GatekeeperContext): Router {
 
   router.get('/', async (req, res) => {
     const who = principalOf(res);
-    if (who.role === 'developer') throw new DsError('POLICY_DENIED', 'Runs are seen by the users who asked for them and the owners who review them, not by developers.');
+    if (who.role === 'developer')
+      throw new DsError('POLICY_DENIED', 'Runs are seen by the users who asked for them and the owners who review them, not by developers.');
     const limit = Number(req.query.limit ?? 100);
     const status = typeof req.query.status === 'string' ? (req.query.status as Run['status']) : undefined;
     const runs = await ctx.store.runs.list({
@@ -94,7 +96,7 @@ export function runRoutes(ctx: GatekeeperContext): Router {
       const who = principalOf(res);
       const id = req.params.id as string;
       const before = await ctx.store.runs.get(id);
-      if (!before || !before.reviews.some((r) => r.owner === who.id)) throw notFound(`Run ${id}`);
+      if (!before?.reviews.some((r) => r.owner === who.id)) throw notFound(`Run ${id}`);
       const run = await ctx.store.transaction(async (tx) => {
         const decided = await tx.runs.decide(id, who.id, decision);
         if (!decided) throw notFound(`Run ${id}`);

@@ -14,7 +14,8 @@ export function sessionRoutes(ctx: GatekeeperContext): Router {
   const router = Router();
   router.get('/', async (_req, res) => {
     const who = principalOf(res);
-    if (who.role === 'developer') throw new DsError('POLICY_DENIED', 'Sessions are seen by their users and by the owners whose data they may read, not by developers.');
+    if (who.role === 'developer')
+      throw new DsError('POLICY_DENIED', 'Sessions are seen by their users and by the owners whose data they may read, not by developers.');
     let records: SessionRecord[];
     if (who.role === 'user') {
       records = await ctx.store.sessions.list({ user: who.id });
@@ -22,7 +23,7 @@ export function sessionRoutes(ctx: GatekeeperContext): Router {
       const granted = new Set((await ctx.store.grants.list({ owner: who.id, includeRevoked: true })).map((g) => JSON.stringify([g.user, g.package])));
       records = (await ctx.store.sessions.list()).filter((s) => granted.has(JSON.stringify([s.user, s.package])));
     }
-    const live = new Map(ctx.runner.station.stats().sessions.filter((s) => s.session).map((s) => [s.session!, s]));
+    const live = new Map(ctx.runner.station.stats().sessions.flatMap((s) => (s.session ? [[s.session, s] as const] : [])));
     const sessions = [];
     for (const record of records) {
       const info = live.get(record.id);
@@ -33,7 +34,15 @@ export function sessionRoutes(ctx: GatekeeperContext): Router {
       else if (LIVE_SESSION_STATES.includes(state) && (record.runner === ctx.runner.instance || record.runner === null)) {
         state = (await ctx.store.sessions.setState(record.id, 'stopped'))?.state ?? 'stopped';
       }
-      sessions.push({ id: record.id, user: record.user, package: record.package, state, since: record.since, createdAt: record.createdAt, ...(info ? { runtime: info.runtime ?? null, idleMs: info.idleMs } : {}) });
+      sessions.push({
+        id: record.id,
+        user: record.user,
+        package: record.package,
+        state,
+        since: record.since,
+        createdAt: record.createdAt,
+        ...(info ? { runtime: info.runtime ?? null, idleMs: info.idleMs } : {}),
+      });
     }
     res.json({ sessions });
   });

@@ -80,7 +80,10 @@ export class AuditLog {
     if (!(AUDIT_KINDS as readonly string[]).includes(kind)) {
       throw new DsError('BAD_REQUEST', `Unknown audit kind "${String(kind)}"; the kinds are ${AUDIT_KINDS.join(', ')}.`);
     }
-    for (const [name, value] of [['actor', actor], ['subject', subject]] as const) {
+    for (const [name, value] of [
+      ['actor', actor],
+      ['subject', subject],
+    ] as const) {
       if (typeof value !== 'string' || value.length === 0 || value.length > 512) {
         throw new DsError('BAD_REQUEST', `The audit entry's ${name} must be a non-empty string of at most 512 characters.`);
       }
@@ -92,7 +95,7 @@ export class AuditLog {
     }
     const owners = [...new Set(input.owners ?? [])].sort();
     if (owners.some((o) => typeof o !== 'string' || o.length === 0)) {
-      throw new DsError('BAD_REQUEST', 'The audit entry\'s owners must be non-empty strings.');
+      throw new DsError('BAD_REQUEST', "The audit entry's owners must be non-empty strings.");
     }
 
     return this.connection.write('append to the audit log', async (q) => {
@@ -114,7 +117,11 @@ export class AuditLog {
         .insertInto('audit')
         .values({ seq: entry.seq, at: entry.at, actor, kind, subject, data: dataText, prev_hash: entry.prevHash, hash: entry.hash })
         .execute();
-      if (owners.length > 0) await q.insertInto('audit_owners').values(owners.map((owner) => ({ seq: entry.seq, owner }))).execute();
+      if (owners.length > 0)
+        await q
+          .insertInto('audit_owners')
+          .values(owners.map((owner) => ({ seq: entry.seq, owner })))
+          .execute();
       await q.updateTable('audit_head').set({ seq: entry.seq, hash: entry.hash }).where('id', '=', 1).execute();
       return entry;
     });
@@ -225,7 +232,11 @@ async function ownersOf(q: Kysely<Database>, rows: readonly Pick<AuditTable, 'se
   const found = await q
     .selectFrom('audit_owners')
     .select(['seq', 'owner'])
-    .where('seq', 'in', rows.map((r) => Number(r.seq)))
+    .where(
+      'seq',
+      'in',
+      rows.map((r) => Number(r.seq)),
+    )
     .execute();
   for (const { seq, owner } of found) {
     const list = byseq.get(Number(seq)) ?? [];

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import type { Grant, GrantInput } from '@datastation/protocol/station';
 import type { Connection } from './connect.js';
-import { type Database, type GrantTable, RELEASE_MODES, type ReleaseMode } from './schema.js';
+import { type Database, type GrantTable, RELEASE_MODES } from './schema.js';
 
 export type { Grant, GrantInput } from '@datastation/protocol/station';
 
@@ -38,7 +38,7 @@ export class Grants {
       for (const row of rows) {
         const i = unmatched.findIndex((g) => sameGrant(g, row));
         if (i >= 0) {
-          kept.push(unmatched.splice(i, 1)[0]!);
+          kept.push(...unmatched.splice(i, 1));
         } else {
           await q.insertInto('grants').values(row).execute();
           added.push(toGrant(row));
@@ -92,7 +92,7 @@ export class Grants {
       throw new DsError('BAD_REQUEST', `Unknown release mode "${String(input.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
     }
     if (!Array.isArray(input.read) || input.read.some((g) => typeof g !== 'string' || g.length === 0 || g.length > 1024)) {
-      throw new DsError('BAD_REQUEST', 'A grant\'s read must be a list of non-empty glob strings.');
+      throw new DsError('BAD_REQUEST', "A grant's read must be a list of non-empty glob strings.");
     }
     return {
       id: randomUUID(),

@@ -52,7 +52,11 @@ export class Principals {
   async rotate(id: string): Promise<string | undefined> {
     const token = newToken();
     const updated = await this.connection.write(`rotate the token of ${id}`, (q) =>
-      q.updateTable('principals').set({ token_hash: hashToken(token) }).where('id', '=', id).executeTakeFirst(),
+      q
+        .updateTable('principals')
+        .set({ token_hash: hashToken(token) })
+        .where('id', '=', id)
+        .executeTakeFirst(),
     );
     return Number(updated.numUpdatedRows) === 1 ? token : undefined;
   }

@@ -104,7 +104,7 @@ export class Runs {
    */
   async finish(id: string, outcome: RunOutcome): Promise<Run | undefined> {
     const at = this.now().toISOString();
-    const text = 'value' in outcome ? canonicalJson(outcome.value) : undefined;
+    const text = 'value' in outcome ? canonicalJson(outcome.value) : null;
     return this.connection.write(`finish run ${id}`, async (q) => {
       const run = await this.locked(q, id);
       if (!run) return undefined;
@@ -113,13 +113,17 @@ export class Runs {
       if ('error' in outcome) {
         update = { status: 'failed', error: JSON.stringify({ code: String(outcome.error.code), message: String(outcome.error.message) }) };
       } else if (run.release === 'release') {
-        update = { status: 'released', value: text! };
+        update = { status: 'released', value: text };
       } else if (run.release === 'review') {
-        update = { status: 'pending', staged: text! };
+        update = { status: 'pending', staged: text };
       } else {
         update = { status: 'denied' };
       }
-      await q.updateTable('runs').set({ ...update, finished_at: at }).where('id', '=', id).execute();
+      await q
+        .updateTable('runs')
+        .set({ ...update, finished_at: at })
+        .where('id', '=', id)
+        .execute();
       return toRun({ ...run, ...update, finished_at: at }, await reviewsOf(q, id));
     });
   }
@@ -131,7 +135,8 @@ export class Runs {
    * are finished runs and stay as they are.
    */
   async interrupt(runner: string, error: RunError): Promise<Run[]> {
-    if (typeof runner !== 'string' || runner.length === 0) throw new DsError('BAD_REQUEST', 'interrupt needs the runner (gatekeeper instance) whose runs to end.');
+    if (typeof runner !== 'string' || runner.length === 0)
+      throw new DsError('BAD_REQUEST', 'interrupt needs the runner (gatekeeper instance) whose runs to end.');
     const at = this.now().toISOString();
     const text = JSON.stringify({ code: String(error.code), message: String(error.message) });
     return this.connection.write(`end the interrupted runs of ${runner}`, async (q) => {
@@ -143,7 +148,12 @@ export class Runs {
       const update = { status: 'failed' as const, error: text, finished_at: at };
       await q.updateTable('runs').set(update).where('id', 'in', ids).where('status', '=', 'running').execute();
       const reviews = await q.selectFrom('run_reviews').selectAll().where('run_id', 'in', ids).execute();
-      return rows.map((row) => toRun({ ...row, ...update }, reviews.filter((r) => r.run_id === row.id)));
+      return rows.map((row) =>
+        toRun(
+          { ...row, ...update },
+          reviews.filter((r) => r.run_id === row.id),
+        ),
+      );
     });
   }
 
@@ -192,7 +202,9 @@ export class Runs {
       if (filter.reviewer !== undefined) {
         const reviewer = filter.reviewer;
         query = query.where((eb) =>
-          eb.exists(eb.selectFrom('run_reviews').select('run_reviews.run_id').whereRef('run_reviews.run_id', '=', 'runs.id').where('run_reviews.owner', '=', reviewer)),
+          eb.exists(
+            eb.selectFrom('run_reviews').select('run_reviews.run_id').whereRef('run_reviews.run_id', '=', 'runs.id').where('run_reviews.owner', '=', reviewer),
+          ),
         );
       }
       const rows = await query
@@ -200,8 +212,23 @@ export class Runs {
         .orderBy('runs.id')
         .limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000))
         .execute();
-      const reviews = rows.length ? await q.selectFrom('run_reviews').selectAll().where('run_id', 'in', rows.map((r) => r.id)).execute() : [];
-      return rows.map((row) => toRun(row, reviews.filter((r) => r.run_id === row.id)));
+      const reviews = rows.length
+        ? await q
+            .selectFrom('run_reviews')
+            .selectAll()
+            .where(
+              'run_id',
+              'in',
+              rows.map((r) => r.id),
+            )
+            .execute()
+        : [];
+      return rows.map((row) =>
+        toRun(
+          row,
+          reviews.filter((r) => r.run_id === row.id),
+        ),
+      );
     });
   }
 

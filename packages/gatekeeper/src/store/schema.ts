@@ -3,10 +3,21 @@
  * JSON is text on both backends, so a row reads back byte for byte as it was written: the audit
  * chain hashes exactly what is stored, and SQLite and PostgreSQL answer alike.
  */
-import { type ReleaseMode, type Role, type RunStatus, type SessionState, type TargetKind } from '@datastation/protocol/station';
+import type { ReleaseMode, Role, RunStatus, SessionState, TargetKind } from '@datastation/protocol/station';
 
 // The station's words are defined once, in @datastation/protocol, for the store and its clients alike.
-export { RELEASE_MODES, type ReleaseMode, ROLES, type Role, RUN_STATUSES, type RunStatus, SESSION_STATES, type SessionState, TARGET_KINDS, type TargetKind } from '@datastation/protocol/station';
+export {
+  RELEASE_MODES,
+  type ReleaseMode,
+  ROLES,
+  type Role,
+  RUN_STATUSES,
+  type RunStatus,
+  SESSION_STATES,
+  type SessionState,
+  TARGET_KINDS,
+  type TargetKind,
+} from '@datastation/protocol/station';
 
 export interface PrincipalTable {
   id: string;

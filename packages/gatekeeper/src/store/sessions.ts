@@ -39,7 +39,15 @@ export class Sessions {
         await q.updateTable('sessions').set({ state: input.state, since, runner }).where('id', '=', input.id).execute();
         return toSession({ ...existing, state: input.state, since, runner });
       }
-      const row: SessionTable = { id: input.id, user: input.user, package: input.package, state: input.state, since: at, created_at: at, runner: input.runner ?? null };
+      const row: SessionTable = {
+        id: input.id,
+        user: input.user,
+        package: input.package,
+        state: input.state,
+        since: at,
+        created_at: at,
+        runner: input.runner ?? null,
+      };
       await q.insertInto('sessions').values(row).execute();
       return toSession(row);
     });
@@ -64,15 +72,27 @@ export class Sessions {
    * killed predecessor left (the reaper removed their containers). Other runners' are left alone.
    */
   async stopAll(runner: string): Promise<SessionRecord[]> {
-    if (typeof runner !== 'string' || runner.length === 0) throw new DsError('BAD_REQUEST', 'stopAll needs the runner (gatekeeper instance) whose sessions to stop.');
+    if (typeof runner !== 'string' || runner.length === 0)
+      throw new DsError('BAD_REQUEST', 'stopAll needs the runner (gatekeeper instance) whose sessions to stop.');
     const at = this.now().toISOString();
     return this.connection.write(`stop the sessions of ${runner}`, async (q) => {
-      const rows = await q.selectFrom('sessions').selectAll().where('runner', '=', runner).where('state', 'in', [...LIVE_SESSION_STATES]).orderBy('created_at').orderBy('id').execute();
+      const rows = await q
+        .selectFrom('sessions')
+        .selectAll()
+        .where('runner', '=', runner)
+        .where('state', 'in', [...LIVE_SESSION_STATES])
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute();
       if (rows.length === 0) return [];
       await q
         .updateTable('sessions')
         .set({ state: 'stopped', since: at })
-        .where('id', 'in', rows.map((r) => r.id))
+        .where(
+          'id',
+          'in',
+          rows.map((r) => r.id),
+        )
         .where('state', 'in', [...LIVE_SESSION_STATES])
         .execute();
       return rows.map((row) => toSession({ ...row, state: 'stopped', since: at }));

@@ -44,8 +44,14 @@ export class Store implements StoreTables, AsyncDisposable {
     /** The migrations this open applied (empty when the schema was already current). */
     readonly migrated: readonly string[],
   ) {
-    ({ principals: this.principals, packages: this.packages, grants: this.grants, runs: this.runs, sessions: this.sessions, audit: this.audit } =
-      tables(connection, now));
+    ({
+      principals: this.principals,
+      packages: this.packages,
+      grants: this.grants,
+      runs: this.runs,
+      sessions: this.sessions,
+      audit: this.audit,
+    } = tables(connection, now));
   }
 
   get backend(): Backend {

@@ -1,9 +1,7 @@
 import path from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
 
-export type StoreLocation =
-  | { backend: 'sqlite'; /** a file path, or ':memory:' */ file: string }
-  | { backend: 'postgres'; connectionString: string };
+export type StoreLocation = { backend: 'sqlite' /** a file path, or ':memory:' */; file: string } | { backend: 'postgres'; connectionString: string };
 
 /**
  * `sqlite:<path>` (or a bare path: SQLite is the default) or `postgres://…` / `postgresql://…`.

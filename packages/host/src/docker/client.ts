@@ -62,7 +62,11 @@ export interface ContainerClient {
 export interface ImageClient {
   /** The image's id, or undefined when the engine does not have it. */
   inspect(ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined>;
-  build(context: Readable, options: { tag: string; buildArgs?: Record<string, string>; labels?: Record<string, string> }, onLine?: (line: string) => void): Promise<string>;
+  build(
+    context: Readable,
+    options: { tag: string; buildArgs?: Record<string, string>; labels?: Record<string, string> },
+    onLine?: (line: string) => void,
+  ): Promise<string>;
   import(rootfs: Readable, options: { repo: string; tag: string; changes: string[] }): Promise<void>;
   tag(ref: string, repo: string, tag: string): Promise<void>;
   pull(ref: string, signal: AbortSignal): Promise<void>;
@@ -168,11 +172,14 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
       return demuxLogs(buf);
     },
     async kill(id, signal = 'SIGKILL') {
-      await docker.getContainer(id).kill({ signal }).catch((error: unknown) => {
-        // 409: not running. 404: gone. Both mean there is nothing left to kill.
-        const status = (error as { statusCode?: number }).statusCode;
-        if (status !== 409 && status !== 404) throw error;
-      });
+      await docker
+        .getContainer(id)
+        .kill({ signal })
+        .catch((error: unknown) => {
+          // 409: not running. 404: gone. Both mean there is nothing left to kill.
+          const status = (error as { statusCode?: number }).statusCode;
+          if (status !== 409 && status !== 404) throw error;
+        });
     },
     async pause(id) {
       await retryFlagRace(() => docker.getContainer(id).pause());
@@ -183,15 +190,24 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
     async remove(id) {
       // gVisor's kernel (the Sentry) is itself frozen with a paused runsc container, so it cannot
       // act on the kill a forced removal sends, and Docker waits 10 s for it. Thaw it first.
-      const info = await docker.getContainer(id).inspect().catch(() => undefined);
+      const info = await docker
+        .getContainer(id)
+        .inspect()
+        .catch(() => undefined);
       if (info?.State.Paused && (info.HostConfig as { Runtime?: string } | undefined)?.Runtime === 'runsc') {
-        await docker.getContainer(id).unpause().catch(() => undefined);
+        await docker
+          .getContainer(id)
+          .unpause()
+          .catch(() => undefined);
       }
-      await docker.getContainer(id).remove({ force: true, v: true }).catch((error: unknown) => {
-        const status = (error as { statusCode?: number }).statusCode;
-        // 404: already gone. 409: removal already in progress (another close raced us).
-        if (status !== 404 && status !== 409) throw error;
-      });
+      await docker
+        .getContainer(id)
+        .remove({ force: true, v: true })
+        .catch((error: unknown) => {
+          const status = (error as { statusCode?: number }).statusCode;
+          // 404: already gone. 409: removal already in progress (another close raced us).
+          if (status !== 404 && status !== 409) throw error;
+        });
     },
     async list(labelFilters) {
       const all = await docker.listContainers({ all: true, filters: { label: labelFilters } });
@@ -230,7 +246,13 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
       }
     },
     async build(context, { tag, buildArgs, labels }, onLine) {
-      const stream = await docker.buildImage(context, { t: tag, ...(buildArgs ? { buildargs: buildArgs } : {}), ...(labels ? { labels } : {}), rm: true, forcerm: true });
+      const stream = await docker.buildImage(context, {
+        t: tag,
+        ...(buildArgs ? { buildargs: buildArgs } : {}),
+        ...(labels ? { labels } : {}),
+        rm: true,
+        forcerm: true,
+      });
       let id: string | undefined;
       await new Promise<void>((resolve, reject) => {
         docker.modem.followProgress(
@@ -247,7 +269,10 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
           },
         );
       });
-      return id ?? (await images.inspect(tag))!.id;
+      if (id) return id;
+      const built = await images.inspect(tag);
+      if (!built) throw new DsError('INTERNAL', `The engine built ${tag} but has no such image.`);
+      return built.id;
     },
     async import(rootfs, { repo, tag, changes }) {
       const stream = await docker.importImage(rootfs as unknown as string, { repo, tag, changes });
@@ -270,9 +295,12 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
       });
     },
     async remove(ref, force = false) {
-      await docker.getImage(ref).remove({ force }).catch((error: unknown) => {
-        if (!notFound(error)) throw error;
-      });
+      await docker
+        .getImage(ref)
+        .remove({ force })
+        .catch((error: unknown) => {
+          if (!notFound(error)) throw error;
+        });
     },
   };
 
@@ -289,9 +317,12 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
       return all.map((n) => ({ id: n.Id, labels: n.Labels ?? {} }));
     },
     async remove(id) {
-      await docker.getNetwork(id).remove().catch((error: unknown) => {
-        if (!notFound(error)) throw error;
-      });
+      await docker
+        .getNetwork(id)
+        .remove()
+        .catch((error: unknown) => {
+          if (!notFound(error)) throw error;
+        });
     },
   };
 
@@ -301,9 +332,12 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
       return (all.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
     },
     async remove(name) {
-      await docker.getVolume(name).remove({ force: true }).catch((error: unknown) => {
-        if (!notFound(error)) throw error;
-      });
+      await docker
+        .getVolume(name)
+        .remove({ force: true })
+        .catch((error: unknown) => {
+          if (!notFound(error)) throw error;
+        });
     },
   };
 

@@ -50,7 +50,7 @@ export async function ensureOfflineBase(docker: DockerClient, onProgress?: (line
   for (const lib of libs) entries.push({ type: 'file', name: lib.path.slice(1), mode: 0o755, size: lib.size, source: lib.source });
   await docker.images.import(tarOf(entries), {
     repo: OFFLINE_BASE_REPO,
-    tag: ref.split(':')[1]!,
+    tag: ref.slice(OFFLINE_BASE_REPO.length + 1),
     changes: ['ENV PATH=/usr/local/bin:/usr/bin:/bin', `LABEL ${LABELS.image}=node-base`, 'CMD ["node"]'],
   });
   onProgress?.(`offline base ${ref} ready`);

@@ -80,7 +80,10 @@ async function runtimeFiles(work: string, progress: (line: string) => void): Pro
   const prebuilt = await readFile(join(PREBUILT, PREBUILT_VERSION_FILE), 'utf8').catch(() => undefined);
   if (prebuilt !== undefined) return { dir: PREBUILT, version: prebuilt.trim() };
   if (!import.meta.url.endsWith('.ts')) {
-    throw new DsError('INTERNAL', `@datastation/host is missing its prebuilt runtime (${PREBUILT}). Reinstall the package; in the Data Station repository, run \`pnpm build\`.`);
+    throw new DsError(
+      'INTERNAL',
+      `@datastation/host is missing its prebuilt runtime (${PREBUILT}). Reinstall the package; in the Data Station repository, run \`pnpm build\`.`,
+    );
   }
   progress('bundling the runtime from source');
   const { bundleRuntime, RUNTIME_VERSION } = await import('@datastation/runtime');
@@ -99,7 +102,9 @@ async function chooseBase(docker: DockerClient, options: BuildRuntimeImageOption
     return nodeImage;
   } catch (cause) {
     if (mode === false) {
-      throw new DsError('CONTAINER_START_FAILED', `Could not pull ${nodeImage}: ${(cause as Error).message}. With no registry, build with --offline.`, { cause });
+      throw new DsError('CONTAINER_START_FAILED', `Could not pull ${nodeImage}: ${(cause as Error).message}. With no registry, build with --offline.`, {
+        cause,
+      });
     }
     progress(`cannot pull ${nodeImage} (${(cause as Error).message}); using the offline base`);
     return ensureOfflineBase(docker, progress);

@@ -45,56 +45,67 @@ export function containerSpec(input: SpecInput): ContainerSpec {
   const { limits } = input;
   const memory = limits.memoryMb * 1024 * 1024;
   const labels = { ...input.labels, [LABELS.session]: input.sessionId };
-  return specForRuntime({
-    name: `ds-${input.sessionId}`,
-    image: input.image,
-    user: input.user,
-    labels,
-    env: [
-      `DS_SECRET=${input.secret}`,
-      ...(input.transport.kind === 'unix' ? [`DS_SOCKET=${CONTAINER_PATHS.socket}`] : ['DS_SOCKET=', `DS_PORT=${RUNTIME_PORT}`]),
-      `DS_FUNCTIONS=${CONTAINER_PATHS.functions}`,
-      `DS_DATA_DIR=${CONTAINER_PATHS.data}`,
-      `DS_RESULT_BYTES=${limits.resultBytes}`,
-      `DS_LOG_BYTES=${limits.logBytes}`,
-      `DS_WORKERS=${Math.max(1, Math.ceil(limits.cpus))}`,
-      // Leave room outside the JS heap (buffers, the main thread): a worker hits its heap limit,
-      // and reports OUT_OF_MEMORY, before the kernel's OOM killer takes the whole container.
-      `DS_WORKER_HEAP_MB=${Math.max(16, Math.floor(limits.memoryMb * 0.6))}`,
-      'HOME=/tmp',
-      // The runtime may kill processes a retired function left; safe only in the container's PID namespace.
-      'DS_REAP_STRAYS=1',
-    ],
-    stopTimeoutS: 2,
-    hostConfig: {
-      NetworkMode: input.transport.kind === 'unix' ? 'none' : input.transport.network,
-      // On the internal network, DNS points nowhere: Docker 20.10's embedded resolver would
-      // otherwise forward queries out (CVE-2024-29018), a channel to exfiltrate data.
-      ...(input.transport.kind === 'network' ? { Dns: ['127.0.0.1'], DnsSearch: [], DnsOptions: [] } : {}),
-      ReadonlyRootfs: true,
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
-      Init: true,
-      IpcMode: 'private',
-      Memory: memory,
-      MemorySwap: memory,
-      NanoCpus: Math.round(limits.cpus * 1e9),
-      PidsLimit: limits.pids,
-      // fsize: no single file past the /data quota, whatever the watcher's interval (writes get EFBIG).
-      Ulimits: [
-        { Name: 'nofile', Soft: 1024, Hard: 1024 },
-        { Name: 'fsize', Soft: limits.dataBytes, Hard: limits.dataBytes },
+  return specForRuntime(
+    {
+      name: `ds-${input.sessionId}`,
+      image: input.image,
+      user: input.user,
+      labels,
+      env: [
+        `DS_SECRET=${input.secret}`,
+        ...(input.transport.kind === 'unix' ? [`DS_SOCKET=${CONTAINER_PATHS.socket}`] : ['DS_SOCKET=', `DS_PORT=${RUNTIME_PORT}`]),
+        `DS_FUNCTIONS=${CONTAINER_PATHS.functions}`,
+        `DS_DATA_DIR=${CONTAINER_PATHS.data}`,
+        `DS_RESULT_BYTES=${limits.resultBytes}`,
+        `DS_LOG_BYTES=${limits.logBytes}`,
+        `DS_WORKERS=${Math.max(1, Math.ceil(limits.cpus))}`,
+        // Leave room outside the JS heap (buffers, the main thread): a worker hits its heap limit,
+        // and reports OUT_OF_MEMORY, before the kernel's OOM killer takes the whole container.
+        `DS_WORKER_HEAP_MB=${Math.max(16, Math.floor(limits.memoryMb * 0.6))}`,
+        'HOME=/tmp',
+        // The runtime may kill processes a retired function left; safe only in the container's PID namespace.
+        'DS_REAP_STRAYS=1',
       ],
-      // /dev/shm would be 64 MiB of writable memory beside /tmp; the runtime needs none.
-      ShmSize: 1024 * 1024,
-      Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
-      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
-      Mounts: [
-        { Type: 'bind', Source: input.dataDir, Target: CONTAINER_PATHS.data, ReadOnly: false, BindOptions: { Propagation: 'rprivate' } },
-        ...(input.transport.kind === 'unix' ? [{ Type: 'bind' as const, Source: input.transport.sessionDir, Target: CONTAINER_PATHS.sessionDir, ReadOnly: false }] : []),
-        // An anonymous volume (no Source): created with the container, removed with it (`v: true`).
-        { Type: 'volume', Target: CONTAINER_PATHS.functions, ReadOnly: false, VolumeOptions: { Labels: labels, NoCopy: false } } as unknown as Docker.MountSettings,
-      ],
+      stopTimeoutS: 2,
+      hostConfig: {
+        NetworkMode: input.transport.kind === 'unix' ? 'none' : input.transport.network,
+        // On the internal network, DNS points nowhere: Docker 20.10's embedded resolver would
+        // otherwise forward queries out (CVE-2024-29018), a channel to exfiltrate data.
+        ...(input.transport.kind === 'network' ? { Dns: ['127.0.0.1'], DnsSearch: [], DnsOptions: [] } : {}),
+        ReadonlyRootfs: true,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Init: true,
+        IpcMode: 'private',
+        Memory: memory,
+        MemorySwap: memory,
+        NanoCpus: Math.round(limits.cpus * 1e9),
+        PidsLimit: limits.pids,
+        // fsize: no single file past the /data quota, whatever the watcher's interval (writes get EFBIG).
+        Ulimits: [
+          { Name: 'nofile', Soft: 1024, Hard: 1024 },
+          { Name: 'fsize', Soft: limits.dataBytes, Hard: limits.dataBytes },
+        ],
+        // /dev/shm would be 64 MiB of writable memory beside /tmp; the runtime needs none.
+        ShmSize: 1024 * 1024,
+        Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+        Mounts: [
+          { Type: 'bind', Source: input.dataDir, Target: CONTAINER_PATHS.data, ReadOnly: false, BindOptions: { Propagation: 'rprivate' } },
+          ...(input.transport.kind === 'unix'
+            ? [{ Type: 'bind' as const, Source: input.transport.sessionDir, Target: CONTAINER_PATHS.sessionDir, ReadOnly: false }]
+            : []),
+          // An anonymous volume (no Source): created with the container, removed with it (`v: true`).
+          {
+            Type: 'volume',
+            Target: CONTAINER_PATHS.functions,
+            ReadOnly: false,
+            VolumeOptions: { Labels: labels, NoCopy: false },
+          } as unknown as Docker.MountSettings,
+        ],
+      },
     },
-  }, input.runtime ?? 'runc', limits);
+    input.runtime ?? 'runc',
+    limits,
+  );
 }

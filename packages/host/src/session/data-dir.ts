@@ -12,7 +12,10 @@ export const DEFAULT_CONTAINER_UID = 10001;
  * function replace every file in it. The caller hands it over explicitly (`handOver`), and then
  * only the folder itself changes owner (through its descriptor: no path, no link, never recursive).
  */
-export async function prepareDataDir(dataDir: string, options: { explicitUser?: string | undefined; handOver?: boolean | undefined } = {}): Promise<{ dataDir: string; user: string; uid: number; gid: number }> {
+export async function prepareDataDir(
+  dataDir: string,
+  options: { explicitUser?: string | undefined; handOver?: boolean | undefined } = {},
+): Promise<{ dataDir: string; user: string; uid: number; gid: number }> {
   let real: string;
   try {
     real = await realpath(dataDir);
@@ -38,7 +41,8 @@ export async function prepareDataDir(dataDir: string, options: { explicitUser?: 
       throw new DsError(
         'BAD_REQUEST',
         `dataDir ${dataDir} is owned by root. Functions never run as root, and Data Station does not take over a root-owned folder by itself. ` +
-          `Hand it over to the function's uid (\`chown ${DEFAULT_CONTAINER_UID}:${DEFAULT_CONTAINER_UID} ${dataDir}\`, or handOverDataDir: true / ds run --hand-over-data), or use a folder owned by a regular user.`,
+          `Hand it over to the function's uid (\`chown ${DEFAULT_CONTAINER_UID}:${DEFAULT_CONTAINER_UID} ${dataDir}\`, or handOverDataDir: true / ` +
+          `ds run --hand-over-data), or use a folder owned by a regular user.`,
       );
     }
     const uid = DEFAULT_CONTAINER_UID;

@@ -68,11 +68,17 @@ export async function releaseOrphanMounts(stateDir: string, isAlive: (pid: numbe
   for (const name of names) {
     if (!/^[0-9a-f]{32}$/.test(name)) continue;
     const path = join(folder, name);
-    const record = await readFile(path, 'utf8').then((t) => JSON.parse(t) as { dir?: unknown; pid?: unknown; start?: unknown }, () => undefined);
+    const record = await readFile(path, 'utf8').then(
+      (t) => JSON.parse(t) as { dir?: unknown; pid?: unknown; start?: unknown },
+      () => undefined,
+    );
     if (!record || typeof record.dir !== 'string' || typeof record.pid !== 'number') continue;
     if (record.pid === process.pid || isAlive(record.pid, typeof record.start === 'string' ? record.start : undefined)) continue;
     if (await hasFlags(record.dir, ['nosuid', 'nodev'])) {
-      await run('umount', ['-l', record.dir]).then(() => released.push(record.dir as string), () => undefined);
+      await run('umount', ['-l', record.dir]).then(
+        () => released.push(record.dir as string),
+        () => undefined,
+      );
     }
     await rm(path, { force: true });
   }

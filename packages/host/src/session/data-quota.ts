@@ -121,12 +121,15 @@ export class DataWatch {
   check(): Promise<void> {
     if (this.tripped) return Promise.resolve();
     this.walking ??= measureData(this.root, this.limits, { sweepSetuid: this.options.sweepSetuid })
-      .then((usage) => {
-        if (usage.over && !this.tripped) {
-          this.stop();
-          this.options.onOver(usage);
-        }
-      }, () => undefined)
+      .then(
+        (usage) => {
+          if (usage.over && !this.tripped) {
+            this.stop();
+            this.options.onOver(usage);
+          }
+        },
+        () => undefined,
+      )
       .finally(() => (this.walking = undefined));
     return this.walking;
   }

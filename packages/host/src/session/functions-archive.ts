@@ -18,7 +18,8 @@ export async function functionsEntries(root: string, maxBytes = DEFAULT_FUNCTION
   const top = await stat(root).catch((cause: unknown) => {
     throw new DsError('BAD_REQUEST', `The functions folder ${root} cannot be read: ${(cause as Error).message}`, { cause });
   });
-  if (!top.isDirectory()) throw new DsError('BAD_REQUEST', `functions must be a folder holding a package.json and its built entry module; ${root} is not a folder.`);
+  if (!top.isDirectory())
+    throw new DsError('BAD_REQUEST', `functions must be a folder holding a package.json and its built entry module; ${root} is not a folder.`);
   const realRoot = await realpath(root);
   const entries: TarEntry[] = [];
   let total = 0;
@@ -34,7 +35,12 @@ export async function functionsEntries(root: string, maxBytes = DEFAULT_FUNCTION
         const target = await realpath(full).catch(() => undefined);
         if (!target) continue; // a dangling link is left out
         if (!within(target, realRoot)) {
-          throw new DsError('BAD_REQUEST', `${rel} in the functions folder is a link to ${target}, outside the folder. Links leading out are not copied into a container: bundle the code (ds package and ds run do) or copy the file in.`, { details: { path: rel } });
+          throw new DsError(
+            'BAD_REQUEST',
+            `${rel} in the functions folder is a link to ${target}, outside the folder. Links leading out are not copied into a container: bundle ` +
+              `the code (ds package and ds run do) or copy the file in.`,
+            { details: { path: rel } },
+          );
         }
         full = target;
         info = await lstat(full);
@@ -47,7 +53,10 @@ export async function functionsEntries(root: string, maxBytes = DEFAULT_FUNCTION
       } else if (info.isFile()) {
         total += info.size;
         if (total > maxBytes) {
-          throw new DsError('BAD_REQUEST', `The functions folder is over ${maxBytes} bytes (at ${rel}). Bundle the code, or leave data out of the package: data belongs in /data.`);
+          throw new DsError(
+            'BAD_REQUEST',
+            `The functions folder is over ${maxBytes} bytes (at ${rel}). Bundle the code, or leave data out of the package: data belongs in /data.`,
+          );
         }
         entries.push({ type: 'file', name: rel, size: info.size, source: full, mode: info.mode & 0o111 ? 0o755 : 0o644 });
       }

@@ -157,11 +157,15 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
   });
   if (!imageInfo) {
-    throw new DsError('CONTAINER_START_FAILED', `Image ${image} is not on this Docker engine. Build it with \`ds image build\` (add --offline when no registry is reachable).`);
+    throw new DsError(
+      'CONTAINER_START_FAILED',
+      `Image ${image} is not on this Docker engine. Build it with \`ds image build\` (add --offline when no registry is reachable).`,
+    );
   }
 
   const transportKind = options.transport ?? (process.env.DS_TRANSPORT === 'network' ? 'network' : 'unix');
-  if (transportKind !== 'unix' && transportKind !== 'network') throw new DsError('BAD_REQUEST', `transport must be 'unix' or 'network'; got ${String(transportKind)}.`);
+  if (transportKind !== 'unix' && transportKind !== 'network')
+    throw new DsError('BAD_REQUEST', `transport must be 'unix' or 'network'; got ${String(transportKind)}.`);
   const sandbox = await sessionRuntime(docker, options.runtime, transportKind);
 
   const secret = randomBytes(32).toString('base64url');
@@ -181,13 +185,19 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   const cleanup = async () => {
     // The container goes first: nothing may write in the folders below once they are released.
     const failures: string[] = [];
-    if (containerId && !(await retried(() => docker.containers.remove(containerId!)))) failures.push(`container ${containerId.slice(0, 12)}`);
-    if (networkId && !(await retried(() => docker.networks.remove(networkId!)))) failures.push(`network ${networkId.slice(0, 12)}`);
+    const [container, network] = [containerId, networkId];
+    if (container && !(await retried(() => docker.containers.remove(container)))) failures.push(`container ${container.slice(0, 12)}`);
+    if (network && !(await retried(() => docker.networks.remove(network)))) failures.push(`network ${network.slice(0, 12)}`);
     await unmount?.();
     unregister();
     await rm(sessionDir, { recursive: true, force: true }).catch(() => undefined);
     if (failures.length) {
-      throw new DsError('INTERNAL', `Session ${sessionId} could not remove its ${failures.join(' and ')}: the engine did not answer. They carry the label ${LABELS.session}=${sessionId}; the reaper (reapOrphans) removes them once the engine answers.`, { details: { sessionId, left: failures } });
+      throw new DsError(
+        'INTERNAL',
+        `Session ${sessionId} could not remove its ${failures.join(' and ')}: the engine did not answer. They carry the label ` +
+          `${LABELS.session}=${sessionId}; the reaper (reapOrphans) removes them once the engine answers.`,
+        { details: { sessionId, left: failures } },
+      );
     }
   };
 
@@ -218,15 +228,16 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     await docker.containers.start(containerId);
     phase('start');
     const id = containerId;
-    const attempt =
-      transport.kind === 'unix'
-        ? unixAttempt(join(sessionDir, 'runtime.sock'))
-        : networkAttempt(docker, id, transport.network);
+    const attempt = transport.kind === 'unix' ? unixAttempt(join(sessionDir, 'runtime.sock')) : networkAttempt(docker, id, transport.network);
     const runtime = await waitForHello(docker, id, attempt, secret, limits, options.startTimeoutMs ?? 20_000, options.heartbeatMs);
     phase('hello');
     await lockSessionDir(sessionDir);
     if (transport.kind === 'unix') await releaseSocketName(sandbox, join(sessionDir, 'runtime.sock'));
-    runtime.serveReads(sessionId, policy, options.onRead, { ...DEFAULT_READ_LIMITS, maxOpen: limits.openReads, maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads) });
+    runtime.serveReads(sessionId, policy, options.onRead, {
+      ...DEFAULT_READ_LIMITS,
+      maxOpen: limits.openReads,
+      maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
+    });
     log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, phases, functions: runtime.hello.functions });
     runtime.explainLoss = () => explainLoss(docker, id);
     const connection = new Connection(docker, sessionId, id, image, limits, runtime, cleanup, sandbox, options.onCall);
@@ -288,17 +299,25 @@ class Connection implements DsConnection {
    * writes), the calls in flight fail with QUOTA_EXCEEDED, and the session closes.
    */
   watchData(dataDir: string, sweepSetuid: boolean): void {
-    this.watch = new DataWatch(dataDir, { maxBytes: this.limits.dataBytes, maxEntries: this.limits.dataFiles }, {
-      intervalMs: 200,
-      sweepSetuid,
-      onOver: () => {
-        this.failure = quotaError(dataDir, this.limits);
-        void this.docker.containers.pause(this.containerId).catch(() => undefined).finally(() => {
-          this.runtime.fail(this.failure!);
-          void this.close().catch(() => undefined);
-        });
+    this.watch = new DataWatch(
+      dataDir,
+      { maxBytes: this.limits.dataBytes, maxEntries: this.limits.dataFiles },
+      {
+        intervalMs: 200,
+        sweepSetuid,
+        onOver: () => {
+          const failure = quotaError(dataDir, this.limits);
+          this.failure = failure;
+          void this.docker.containers
+            .pause(this.containerId)
+            .catch(() => undefined)
+            .finally(() => {
+              this.runtime.fail(failure);
+              void this.close().catch(() => undefined);
+            });
+        },
       },
-    });
+    );
   }
 
   get paused(): boolean {
@@ -417,13 +436,23 @@ function networkAttempt(docker: DockerClient, containerId: string, network: stri
  * Readiness: the runtime can be reached and says hello, within one timeout. If the container
  * exits first, or time runs out, the error carries its last log lines.
  */
-async function waitForHello(docker: DockerClient, containerId: string, attempt: Attempt, secret: string, limits: Limits, timeoutMs: number, heartbeatMs?: number): Promise<RuntimeConnection> {
+async function waitForHello(
+  docker: DockerClient,
+  containerId: string,
+  attempt: Attempt,
+  secret: string,
+  limits: Limits,
+  timeoutMs: number,
+  heartbeatMs?: number,
+): Promise<RuntimeConnection> {
   const stop = new AbortController();
   const deadline = Date.now() + timeoutMs;
   const exited = docker.containers.wait(containerId, stop.signal).then(
     async (code) => {
       const logs = await docker.containers.logs(containerId, 20).catch(() => '');
-      throw new DsError('CONTAINER_START_FAILED', `The container exited (code ${code}) before its runtime was ready.${formatLogs(logs)}`, { details: { exitCode: code } });
+      throw new DsError('CONTAINER_START_FAILED', `The container exited (code ${code}) before its runtime was ready.${formatLogs(logs)}`, {
+        details: { exitCode: code },
+      });
     },
     () => new Promise<never>(() => undefined), // aborted once ready: never settles
   );
@@ -433,7 +462,12 @@ async function waitForHello(docker: DockerClient, containerId: string, attempt: 
       const target = await attempt();
       if (target) {
         try {
-          return await RuntimeConnection.open(target.url, secret, { timeoutMs: Math.max(1, deadline - Date.now()), maxPayload: maxRuntimeFrameBytes(limits.resultBytes), maxSendBytes: maxHostFrameBytes(limits.resultBytes), ...(heartbeatMs ? { heartbeatMs } : {}) });
+          return await RuntimeConnection.open(target.url, secret, {
+            timeoutMs: Math.max(1, deadline - Date.now()),
+            maxPayload: maxRuntimeFrameBytes(limits.resultBytes),
+            maxSendBytes: maxHostFrameBytes(limits.resultBytes),
+            ...(heartbeatMs ? { heartbeatMs } : {}),
+          });
         } catch (error) {
           lastError = error;
           if ((error as DsError).code === 'PROTOCOL_ERROR' || (error as DsError).code === 'UNAUTHENTICATED') throw error;
@@ -452,7 +486,6 @@ async function waitForHello(docker: DockerClient, containerId: string, attempt: 
     stop.abort();
   }
 }
-
 
 /**
  * The socket lives in a folder the container can write to until the runtime listens, so the
@@ -499,11 +532,15 @@ async function explainLoss(docker: DockerClient, containerId: string): Promise<D
   }
   if (!state) return new DsError('INTERNAL', 'The connection to the runtime was lost and its container is gone.');
   if (state.oomKilled) {
-    return new DsError('OUT_OF_MEMORY', 'The container was killed for using more memory than limits.memoryMb. Process less at once or raise the limit.', { details: { exitCode: state.exitCode } });
+    return new DsError('OUT_OF_MEMORY', 'The container was killed for using more memory than limits.memoryMb. Process less at once or raise the limit.', {
+      details: { exitCode: state.exitCode },
+    });
   }
   if (!state.running) {
     const logs = await docker.containers.logs(containerId, 20).catch(() => '');
-    return new DsError('INTERNAL', `The container stopped (exit code ${state.exitCode}) during the call.${formatLogs(logs)}`, { details: { exitCode: state.exitCode } });
+    return new DsError('INTERNAL', `The container stopped (exit code ${state.exitCode}) during the call.${formatLogs(logs)}`, {
+      details: { exitCode: state.exitCode },
+    });
   }
   return new DsError('INTERNAL', 'The connection to the runtime was lost while its container still runs.');
 }
@@ -528,18 +565,31 @@ function formatLogs(logs: string): string {
 function refuseOverlap(dataDir: string, root: string, exclude: string[] | undefined): void {
   if (!root) return;
   if (within(root, dataDir)) {
-    throw new DsError('BAD_REQUEST', `readPolicy.root ${root} lies inside the session's data folder ${dataDir}, which the function can write: grants would serve what it planted. Keep station storage outside users' data folders.`);
+    throw new DsError(
+      'BAD_REQUEST',
+      `readPolicy.root ${root} lies inside the session's data folder ${dataDir}, which the function can write: grants would serve what it planted. ` +
+        `Keep station storage outside users' data folders.`,
+    );
   }
   if (!within(dataDir, root)) return;
   const relative = dataDir.slice(root.length + 1);
   const excluded = (exclude ?? []).map((e) => e.split('/').filter(Boolean).join('/')).some((e) => relative === e || relative.startsWith(`${e}/`));
   if (!excluded) {
-    throw new DsError('BAD_REQUEST', `The session's data folder ${dataDir} lies inside readPolicy.root ${root}: a grant could serve what the function writes there, or other users' data folders beside it. Exclude the folder of data folders (readPolicy.exclude, e.g. ["users"]) or keep them outside the root.`);
+    throw new DsError(
+      'BAD_REQUEST',
+      `The session's data folder ${dataDir} lies inside readPolicy.root ${root}: a grant could serve what the function writes there, or other ` +
+        `users' data folders beside it. Exclude the folder of data folders (readPolicy.exclude, e.g. ["users"]) or keep them outside the root.`,
+    );
   }
 }
 
 function quotaError(dataDir: string, limits: Limits): DsError {
-  return new DsError('QUOTA_EXCEEDED', `The data folder ${dataDir} is over its quota (${limits.dataBytes} bytes or ${limits.dataFiles} files): the session was stopped. Remove files from it, or ask for a larger limits.dataBytes / limits.dataFiles.`, { details: { dataBytes: limits.dataBytes, dataFiles: limits.dataFiles } });
+  return new DsError(
+    'QUOTA_EXCEEDED',
+    `The data folder ${dataDir} is over its quota (${limits.dataBytes} bytes or ${limits.dataFiles} files): the session was stopped. Remove files ` +
+      `from it, or ask for a larger limits.dataBytes / limits.dataFiles.`,
+    { details: { dataBytes: limits.dataBytes, dataFiles: limits.dataFiles } },
+  );
 }
 
 /** Runs a removal up to three times; false when the engine never answered it. */

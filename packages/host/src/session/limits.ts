@@ -76,7 +76,12 @@ export function resolveLimits(given: Partial<Limits> | undefined, ceilings: Limi
     if (limits[name] > ceilings[name]) {
       // A default above a lowered ceiling follows the ceiling; only what the caller asked for is refused.
       if (given?.[name] === undefined) limits[name] = ceilings[name];
-      else throw new DsError('BAD_REQUEST', `limits.${name} = ${limits[name]} is over this station's ceiling of ${ceilings[name]}. Ask for less, or have the station operator raise the ceiling.`, { details: { limit: name, ceiling: ceilings[name] } });
+      else
+        throw new DsError(
+          'BAD_REQUEST',
+          `limits.${name} = ${limits[name]} is over this station's ceiling of ${ceilings[name]}. Ask for less, or have the station operator raise the ceiling.`,
+          { details: { limit: name, ceiling: ceilings[name] } },
+        );
     }
   }
   return limits;

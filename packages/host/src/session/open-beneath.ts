@@ -30,7 +30,7 @@ export async function openBeneath(root: string, parts: string[]): Promise<{ hand
       await dir.close();
       dir = next;
     }
-    const name = parts.at(-1)!;
+    const name = parts[parts.length - 1] ?? ''; // parts is not empty (checked above)
     // O_NONBLOCK: a FIFO must not hang the open; O_NOCTTY: a terminal must not become ours.
     const handle = await open(`/proc/self/fd/${dir.fd}/${name}`, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY).catch((error: unknown) => {
       throw refuseLinks(error, `${parts.join('/')} is a link; station storage serves no links.`);
@@ -45,7 +45,8 @@ async function checkServable(handle: FileHandle, relative: string): Promise<{ ha
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new DsError('POLICY_DENIED', `${relative} is not a regular file.`);
-    if (info.nlink > 1) throw new DsError('POLICY_DENIED', `${relative} has ${info.nlink} names (hard links); station storage serves only files with one name.`);
+    if (info.nlink > 1)
+      throw new DsError('POLICY_DENIED', `${relative} has ${info.nlink} names (hard links); station storage serves only files with one name.`);
     return { handle, size: info.size };
   } catch (error) {
     await handle.close();

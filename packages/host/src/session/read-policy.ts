@@ -71,7 +71,8 @@ export function validateReadPolicy(policy: ReadPolicy): void {
   if (typeof policy !== 'object' || policy === null || typeof policy.root !== 'string' || !policy.root.startsWith('/')) {
     throw new DsError('BAD_REQUEST', 'readPolicy.root must be an absolute path to the station storage.');
   }
-  const relativeGlobs = (list: unknown) => Array.isArray(list) && list.every((g) => typeof g === 'string' && g.length > 0 && !g.startsWith('/') && !g.split('/').includes('..') && !g.includes('\0'));
+  const relativeGlobs = (list: unknown) =>
+    Array.isArray(list) && list.every((g) => typeof g === 'string' && g.length > 0 && !g.startsWith('/') && !g.split('/').includes('..') && !g.includes('\0'));
   if (!relativeGlobs(policy.allow)) {
     throw new DsError('BAD_REQUEST', 'readPolicy.allow must be a list of globs relative to root, without ".." (e.g. "owners/acme/trips/*.csv").');
   }
@@ -92,7 +93,10 @@ export async function compileReadPolicy(policy: ReadPolicy | undefined): Promise
     return {
       root: '',
       open: async (requested) => {
-        throw new DsError('POLICY_DENIED', `read('${clip(requested)}') refused: this session has no read policy, so no station data is granted. Ask the data owner for a grant.`);
+        throw new DsError(
+          'POLICY_DENIED',
+          `read('${clip(requested)}') refused: this session has no read policy, so no station data is granted. Ask the data owner for a grant.`,
+        );
       },
     };
   }
@@ -110,7 +114,8 @@ export async function compileReadPolicy(policy: ReadPolicy | undefined): Promise
   return {
     root,
     async open(requested) {
-      if (requested.length > MAX_STATION_PATH) throw new DsError('BAD_REQUEST', `read() refused: the path is over ${MAX_STATION_PATH} characters.`, { details: { path: clip(requested) } });
+      if (requested.length > MAX_STATION_PATH)
+        throw new DsError('BAD_REQUEST', `read() refused: the path is over ${MAX_STATION_PATH} characters.`, { details: { path: clip(requested) } });
       const relative = normalise(requested);
       if (!relative || relative === '.' || !allowed(relative)) {
         throw deny(requested, `the path is not granted to this package. Granted: ${policy.allow.join(', ') || '(nothing)'}.`);
@@ -120,9 +125,16 @@ export async function compileReadPolicy(policy: ReadPolicy | undefined): Promise
       }
       const opened = await openBeneath(root, relative.split('/')).catch((error: unknown) => {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') throw new DsError('BAD_REQUEST', `read('${clip(requested)}') failed: no such file in the station storage.`, { cause: error, details: { path: clip(requested) } });
+        if (code === 'ENOENT')
+          throw new DsError('BAD_REQUEST', `read('${clip(requested)}') failed: no such file in the station storage.`, {
+            cause: error,
+            details: { path: clip(requested) },
+          });
         if (error instanceof DsError) throw deny(requested, error.message, error);
-        if (code === 'EMFILE' || code === 'ENFILE') throw new DsError('LIMIT_EXCEEDED', `read('${clip(requested)}') failed: the controller has too many open files; try again shortly.`, { cause: error });
+        if (code === 'EMFILE' || code === 'ENFILE')
+          throw new DsError('LIMIT_EXCEEDED', `read('${clip(requested)}') failed: the controller has too many open files; try again shortly.`, {
+            cause: error,
+          });
         throw deny(requested, (error as Error).message, error);
       });
       return { handle: opened.handle, size: opened.size, relative };

@@ -64,14 +64,25 @@ export class ReadServer {
       this.send(JSON.stringify({ type: 'read.error', rid: message.rid, code, message: text }));
       this.report(message.id, message.path, { allowed: false, bytes: 0, code, message: text, outcome: 'refused' });
     };
-    if (this.streams.has(message.rid)) return refuse('PROTOCOL_ERROR', `Read id ${message.rid} is already open.`);
+    if (this.streams.has(message.rid)) {
+      refuse('PROTOCOL_ERROR', `Read id ${message.rid} is already open.`);
+      return;
+    }
     if (this.streams.size >= this.limits.maxOpen) {
-      return refuse('LIMIT_EXCEEDED', `read('${message.path.slice(0, 200)}') refused: the session already has ${this.limits.maxOpen} station reads open. Finish or cancel some first.`);
+      refuse(
+        'LIMIT_EXCEEDED',
+        `read('${message.path.slice(0, 200)}') refused: the session already has ${this.limits.maxOpen} station reads open. Finish or cancel some first.`,
+      );
+      return;
     }
     let perCall = 0;
     for (const s of this.streams.values()) if (s.callId === message.id) perCall++;
     if (perCall >= this.limits.maxOpenPerCall) {
-      return refuse('LIMIT_EXCEEDED', `read('${message.path.slice(0, 200)}') refused: this call already has ${this.limits.maxOpenPerCall} station reads open. Read files one after another.`);
+      refuse(
+        'LIMIT_EXCEEDED',
+        `read('${message.path.slice(0, 200)}') refused: this call already has ${this.limits.maxOpenPerCall} station reads open. Read files one after another.`,
+      );
+      return;
     }
     const stream: Stream = { callId: message.id, window: Math.min(message.window, this.limits.maxWindow), unacked: 0, cancelled: false, wake: undefined };
     this.streams.set(message.rid, stream);
@@ -130,7 +141,13 @@ export class ReadServer {
     } catch (error) {
       const e = toDsError(error);
       this.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: e.code, message: e.message }));
-      this.report(message.id, message.path, { allowed: false, bytes: 0, code: e.code, message: e.message, outcome: e.code === 'POLICY_DENIED' ? 'refused' : 'failed' });
+      this.report(message.id, message.path, {
+        allowed: false,
+        bytes: 0,
+        code: e.code,
+        message: e.message,
+        outcome: e.code === 'POLICY_DENIED' ? 'refused' : 'failed',
+      });
       return;
     }
     const served = opened.relative;
@@ -161,7 +178,10 @@ export class ReadServer {
       this.send(JSON.stringify({ type: 'read.end', rid: message.rid, bytes }));
       this.report(message.id, message.path, { served, allowed: true, bytes, outcome: 'completed' });
     } catch (error) {
-      const e = error instanceof DsError ? error : new DsError('INTERNAL', `Reading ${message.path.slice(0, 200)} failed on the host: ${(error as Error).message}`, { cause: error });
+      const e =
+        error instanceof DsError
+          ? error
+          : new DsError('INTERNAL', `Reading ${message.path.slice(0, 200)} failed on the host: ${(error as Error).message}`, { cause: error });
       this.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: e.code, message: e.message }));
       this.report(message.id, message.path, { served, allowed: true, bytes, code: e.code, message: e.message, outcome: 'failed' });
     } finally {

@@ -71,7 +71,10 @@ export class RuntimeConnection {
     let alive = true;
     ws.on('pong', () => (alive = true));
     this.heartbeat = setInterval(() => {
-      if (this.heartbeatSuspended) return void (alive = true);
+      if (this.heartbeatSuspended) {
+        alive = true;
+        return;
+      }
       if (!alive) {
         this.unresponsive = true;
         return ws.terminate();
@@ -86,7 +89,11 @@ export class RuntimeConnection {
    * Connects to `url` and waits for the runtime's hello; rejects (and closes) on anything else.
    * `maxPayload` must leave room for a result at the session's limit: maxRuntimeFrameBytes(resultBytes).
    */
-  static open(url: string, secret: string, options: { maxPayload?: number; maxSendBytes?: number; timeoutMs: number; heartbeatMs?: number }): Promise<RuntimeConnection> {
+  static open(
+    url: string,
+    secret: string,
+    options: { maxPayload?: number; maxSendBytes?: number; timeoutMs: number; heartbeatMs?: number },
+  ): Promise<RuntimeConnection> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         headers: { authorization: `Bearer ${secret}` },
@@ -105,7 +112,10 @@ export class RuntimeConnection {
         ws.terminate();
         reject(error);
       };
-      const timer = setTimeout(() => fail(new DsError('CONTAINER_START_FAILED', 'The runtime accepted the connection but sent no hello in time.')), options.timeoutMs);
+      const timer = setTimeout(
+        () => fail(new DsError('CONTAINER_START_FAILED', 'The runtime accepted the connection but sent no hello in time.')),
+        options.timeoutMs,
+      );
       ws.once('error', fail);
       ws.once('unexpected-response', (_req, res) => fail(new DsError('UNAUTHENTICATED', `The runtime refused the connection (HTTP ${res.statusCode}).`)));
       ws.once('close', () => fail(new DsError('CONTAINER_START_FAILED', 'The runtime closed the connection before saying hello.')));
@@ -114,7 +124,12 @@ export class RuntimeConnection {
         if (!parsed.ok) return fail(parsed.error);
         if (parsed.message.type !== 'hello') return fail(new DsError('PROTOCOL_ERROR', `The runtime's first frame was '${parsed.message.type}', not hello.`));
         if (parsed.message.protocol !== PROTOCOL_VERSION) {
-          return fail(new DsError('PROTOCOL_ERROR', `The runtime speaks protocol ${parsed.message.protocol}; this host speaks ${PROTOCOL_VERSION}. Rebuild the image with \`ds image build\`.`));
+          return fail(
+            new DsError(
+              'PROTOCOL_ERROR',
+              `The runtime speaks protocol ${parsed.message.protocol}; this host speaks ${PROTOCOL_VERSION}. Rebuild the image with \`ds image build\`.`,
+            ),
+          );
         }
         clearTimeout(timer);
         ws.removeAllListeners();
@@ -145,13 +160,28 @@ export class RuntimeConnection {
     // (its frame cap) or cannot be JSON fail this call alone, instead of the runtime closing the socket.
     let frame: string;
     try {
-      frame = this.frameOf({ type: 'invoke', id, fn, ...(options.connector ? { kind: 'connector' } : {}), args, deadline, ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}) });
+      frame = this.frameOf({
+        type: 'invoke',
+        id,
+        fn,
+        ...(options.connector ? { kind: 'connector' } : {}),
+        args,
+        deadline,
+        ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}),
+      });
     } catch (error) {
       return Promise.reject(error);
     }
     const bytes = Buffer.byteLength(frame);
     if (bytes > this.maxSendBytes) {
-      return Promise.reject(new DsError('BAD_REQUEST', `The arguments of ${fn} are ${bytes} bytes as JSON; the runtime takes at most ${this.maxSendBytes} (it follows limits.resultBytes). Pass a path in /data or a station path instead of the data itself.`, { details: { bytes, max: this.maxSendBytes } }));
+      return Promise.reject(
+        new DsError(
+          'BAD_REQUEST',
+          `The arguments of ${fn} are ${bytes} bytes as JSON; the runtime takes at most ${this.maxSendBytes} (it follows limits.resultBytes). Pass ` +
+            `a path in /data or a station path instead of the data itself.`,
+          { details: { bytes, max: this.maxSendBytes } },
+        ),
+      );
     }
     return new Promise<unknown>((resolve, reject) => {
       const onAbort = () => {
@@ -160,13 +190,26 @@ export class RuntimeConnection {
       const cleanup = () => options.signal?.removeEventListener('abort', onAbort);
       const backstop = setTimeout(() => {
         // The runtime always answers a deadline itself; silence past it means it is wedged: end the connection.
-        this.settle(id, undefined, new DsError('TIMEOUT', `${fn} ran past its ${options.timeoutMs} ms deadline and the runtime did not answer; the session is closed and must be replaced.`));
+        this.settle(
+          id,
+          undefined,
+          new DsError(
+            'TIMEOUT',
+            `${fn} ran past its ${options.timeoutMs} ms deadline and the runtime did not answer; the session is closed and must be replaced.`,
+          ),
+        );
         this.unresponsive = true;
         this.ws.terminate();
       }, options.timeoutMs + BACKSTOP_MS);
       this.pending.set(id, {
-        resolve: (v) => (cleanup(), resolve(v)),
-        reject: (e) => (cleanup(), reject(e)),
+        resolve: (v) => {
+          cleanup();
+          resolve(v);
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
         onLog: options.onLog,
         onNested: options.onNested,
         backstop,
@@ -196,7 +239,10 @@ export class RuntimeConnection {
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
-    if (isBinary) return this.onResultFrame(data);
+    if (isBinary) {
+      this.onResultFrame(data);
+      return;
+    }
     const parsed = parseRuntimeMessage(data);
     if (!parsed.ok) return; // a runtime bug; the call it concerned ends by its backstop
     this.dispatch(parsed.message);
@@ -216,13 +262,15 @@ export class RuntimeConnection {
     if (!this.pending.has(frame.id)) return;
     if (frame.kind === RESULT_KIND.bytes) {
       // A copy of its own: the frame's buffer may hold more than this value.
-      return this.settle(frame.id, new Uint8Array(frame.payload));
+      this.settle(frame.id, new Uint8Array(frame.payload));
+      return;
     }
     let value: unknown;
     try {
       value = JSON.parse(frame.payload.toString('utf8'));
     } catch (cause) {
-      return this.settle(frame.id, undefined, new DsError('PROTOCOL_ERROR', 'The runtime sent a result that is not one JSON value.', { cause }));
+      this.settle(frame.id, undefined, new DsError('PROTOCOL_ERROR', 'The runtime sent a result that is not one JSON value.', { cause }));
+      return;
     }
     this.settle(frame.id, value);
   }
@@ -231,7 +279,14 @@ export class RuntimeConnection {
     switch (message.type) {
       case 'error':
         if (message.id === null) return;
-        this.settle(message.id, undefined, new DsError(message.code, message.message, { ...(message.stack ? { remoteStack: message.stack } : {}), ...(message.details ? { details: message.details } : {}) }));
+        this.settle(
+          message.id,
+          undefined,
+          new DsError(message.code, message.message, {
+            ...(message.stack ? { remoteStack: message.stack } : {}),
+            ...(message.details ? { details: message.details } : {}),
+          }),
+        );
         break;
       case 'log':
         if (message.id) this.pending.get(message.id)?.onLog?.(message.stream, message.data);
@@ -270,7 +325,11 @@ export class RuntimeConnection {
     this.closedError = new DsError('INTERNAL', 'The connection to the runtime is closed.');
     if (this.pending.size === 0) return;
     const error = this.unresponsive
-      ? new DsError('INTERNAL', 'The runtime stopped answering heartbeats (frozen or overloaded); the connection was closed and the session must be replaced.', { details: { reason: 'unresponsive' } })
+      ? new DsError(
+          'INTERNAL',
+          'The runtime stopped answering heartbeats (frozen or overloaded); the connection was closed and the session must be replaced.',
+          { details: { reason: 'unresponsive' } },
+        )
       : await this.explainLoss().catch((cause: unknown) => new DsError('INTERNAL', 'The connection to the runtime was lost.', { cause }));
     this.closedError = error;
     this.failAll(error);

@@ -25,7 +25,8 @@ export function requestedRuntime(option: unknown, fallback: SandboxRuntime = 'ru
   }
   const env = process.env.DS_RUNTIME;
   if (env === undefined || env === '') return fallback;
-  if (!isSandboxRuntime(env)) throw new DsError('BAD_REQUEST', `DS_RUNTIME must be 'runc' or 'runsc' (gVisor); got ${JSON.stringify(env)}. Unset it or fix its value.`);
+  if (!isSandboxRuntime(env))
+    throw new DsError('BAD_REQUEST', `DS_RUNTIME must be 'runc' or 'runsc' (gVisor); got ${JSON.stringify(env)}. Unset it or fix its value.`);
   return env;
 }
 
@@ -37,7 +38,8 @@ export function checkRuntimeTransport(runtime: SandboxRuntime, transport: 'unix'
   if (runtime === 'runsc' && transport === 'network') {
     throw new DsError(
       'BAD_REQUEST',
-      "runtime 'runsc' (gVisor) needs the 'unix' transport (network mode none); the 'network' transport is not supported with it. Use transport 'unix', or runtime 'runc' for an engine that cannot bind-mount a socket.",
+      "runtime 'runsc' (gVisor) needs the 'unix' transport (network mode none); the 'network' transport is not supported with it. Use transport " +
+        "'unix', or runtime 'runc' for an engine that cannot bind-mount a socket.",
       { details: { runtime, transport } },
     );
   }
@@ -62,9 +64,12 @@ export async function assertEngineHasRuntime(docker: DockerClient, runtime: Sand
   const known = (await docker.runtimes().catch(() => [] as string[])).join(', ') || 'none';
   const how =
     runtime === 'runsc'
-      ? 'Install gVisor (runsc) and register it in /etc/docker/daemon.json as { "runtimes": { "runsc": { "path": "/usr/bin/runsc", "runtimeArgs": ["--network=none", "--host-uds=create"] } } }, then reload the engine (kill -HUP the dockerd pid, or restart it); or use runtime \'runc\'.'
-      : "Register it with the engine (daemon.json \"runtimes\"), or use runtime 'runsc'.";
-  throw new DsError('CONTAINER_START_FAILED', `The Docker engine has no runtime '${runtime}' (it has: ${known}). ${how}`, { details: { runtime, engineRuntimes: known } });
+      ? 'Install gVisor (runsc) and register it in /etc/docker/daemon.json as { "runtimes": { "runsc": { "path": "/usr/bin/runsc", "runtimeArgs": ' +
+        '["--network=none", "--host-uds=create"] } } }, then reload the engine (kill -HUP the dockerd pid, or restart it); or use runtime \'runc\'.'
+      : 'Register it with the engine (daemon.json "runtimes"), or use runtime \'runsc\'.';
+  throw new DsError('CONTAINER_START_FAILED', `The Docker engine has no runtime '${runtime}' (it has: ${known}). ${how}`, {
+    details: { runtime, engineRuntimes: known },
+  });
 }
 
 /** Host tasks an idle runsc session uses beyond its own threads (measured: ~80, against 13 under runc). */

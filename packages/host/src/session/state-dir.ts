@@ -60,7 +60,8 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 function unsafe(dir: string, at: string, problem: string, cause?: unknown): DsError {
   return new DsError(
     'CONTAINER_START_FAILED',
-    `The controller's state folder ${dir} is not safe: ${at} ${problem}. Another local user could reach session sockets through it. Use a folder only this user controls (DS_STATE_DIR or stateDir).`,
+    `The controller's state folder ${dir} is not safe: ${at} ${problem}. Another local user could reach session sockets through it. Use a folder ` +
+      `only this user controls (DS_STATE_DIR or stateDir).`,
     cause ? { cause } : {},
   );
 }
@@ -99,7 +100,11 @@ export async function lockSessionDir(dir: string): Promise<void> {
     planted.push(entry.name);
   }
   if (planted.length) {
-    throw new DsError('CONTAINER_START_FAILED', `The session folder holds entries the runtime never makes (${planted.slice(0, 5).join(', ')}): something in the container planted them, and the session is refused.`);
+    throw new DsError(
+      'CONTAINER_START_FAILED',
+      `The session folder holds entries the runtime never makes (${planted.slice(0, 5).join(', ')}): something in the container planted them, and ` +
+        `the session is refused.`,
+    );
   }
 }
 

@@ -29,7 +29,11 @@ export function limitDockerClient(docker: DockerClient, options: OpLimiterOption
   const limiter = new OpLimiter(options);
   const unremoved = new Set<string>();
   const raw = docker.containers;
-  const removeLater = (id: string) => void raw.remove(id).then(() => unremoved.delete(id), () => unremoved.add(id));
+  const removeLater = (id: string) =>
+    void raw.remove(id).then(
+      () => unremoved.delete(id),
+      () => unremoved.add(id),
+    );
 
   const limited = <T>(name: string, code: ErrorCode, op: () => Promise<T>, opOptions: OpOptions<T> = {}): Promise<T> =>
     limiter.run(name, op, { code, ...opOptions }).catch((error: unknown) => {
@@ -99,7 +103,8 @@ export function limitDockerClient(docker: DockerClient, options: OpLimiterOption
     volumes: limitAll('volumes', docker.volumes, limited),
     ping: () => limited('ping', 'INTERNAL', () => docker.ping(), { what: 'answering a ping' }),
     // Part of a session's start (which runtime to use); cached by the client after the first answer.
-    runtimes: (options) => limited('runtimes', 'CONTAINER_START_FAILED', () => docker.runtimes(options), { what: "listing the engine's runtimes (docker info)" }),
+    runtimes: (options) =>
+      limited('runtimes', 'CONTAINER_START_FAILED', () => docker.runtimes(options), { what: "listing the engine's runtimes (docker info)" }),
   };
 }
 
@@ -116,17 +121,25 @@ function limitAll<R extends { remove(id: string): Promise<void> }>(resource: str
     if (typeof fn !== 'function') continue;
     const creates = method.startsWith('create');
     out[method] = (...args: unknown[]) =>
-      limited(`${resource}.${method}`, creates ? 'CONTAINER_START_FAILED' : 'INTERNAL', () => (fn as (...a: unknown[]) => Promise<unknown>).apply(target, args), {
-        what: `${resource}.${method}(${args.filter((a) => typeof a === 'string').map((a) => short(a as string)).join(', ')})`,
-        ...(creates
-          ? {
-              after: 'What it creates is removed as soon as Docker answers.',
-              onLate: (outcome) => {
-                if (outcome.ok && typeof outcome.value === 'string') void target.remove(outcome.value).catch(() => undefined);
-              },
-            }
-          : {}),
-      });
+      limited(
+        `${resource}.${method}`,
+        creates ? 'CONTAINER_START_FAILED' : 'INTERNAL',
+        () => (fn as (...a: unknown[]) => Promise<unknown>).apply(target, args),
+        {
+          what: `${resource}.${method}(${args
+            .filter((a) => typeof a === 'string')
+            .map((a) => short(a as string))
+            .join(', ')})`,
+          ...(creates
+            ? {
+                after: 'What it creates is removed as soon as Docker answers.',
+                onLate: (outcome) => {
+                  if (outcome.ok && typeof outcome.value === 'string') void target.remove(outcome.value).catch(() => undefined);
+                },
+              }
+            : {}),
+        },
+      );
   }
   return out as R;
 }

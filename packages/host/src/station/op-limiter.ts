@@ -117,7 +117,8 @@ export class OpLimiter {
         reject(
           new DsError(
             options.code ?? 'INTERNAL',
-            `Docker did not finish ${what} within ${this.timeoutMs} ms${where}; ${running} Docker operations were running and ${queued} waiting. The engine is overloaded or not responding: check it (docker info) and try again.${after}`,
+            `Docker did not finish ${what} within ${this.timeoutMs} ms${where}; ${running} Docker operations were running and ${queued} waiting. ` +
+              `The engine is overloaded or not responding: check it (docker info) and try again.${after}`,
             { details: { reason: OP_TIMEOUT, op: name, timeoutMs: this.timeoutMs, running, queued } },
           ),
         );
@@ -153,8 +154,9 @@ export class OpLimiter {
 
   private release(): void {
     this.active--;
-    while (this.active < this.concurrency && this.queue.length > 0) {
-      const next = this.queue.shift()!;
+    while (this.active < this.concurrency) {
+      const next = this.queue.shift();
+      if (!next) break;
       if (next.deadline - Date.now() < Math.min(MIN_TURN_MS, this.timeoutMs / 4)) next.expire();
       else next.start();
     }

@@ -73,7 +73,10 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
     const start = labels[OWNER_START_LABEL];
     const key = `${pid}/${start ?? ''}`;
     let alive = verdicts.get(key);
-    if (alive === undefined) verdicts.set(key, (alive = isAlive(pid, start)));
+    if (alive === undefined) {
+      alive = isAlive(pid, start);
+      verdicts.set(key, alive);
+    }
     if (alive) return false;
     const session = labels[LABELS.session];
     if (session && SESSION_ID.test(session)) orphanSessions.add(session);
@@ -141,4 +144,3 @@ export function processAlive(pid: number, ownerStart?: string): boolean {
   const started = processStartTime(pid);
   return started === undefined || started === ownerStart;
 }
-

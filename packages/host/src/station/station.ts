@@ -151,7 +151,8 @@ export class Station implements AsyncDisposable {
   private closing: Promise<void> | undefined;
 
   constructor(options: StationOptions) {
-    if (typeof options?.sessionFor !== 'function') throw new DsError('BAD_REQUEST', 'new Station({ sessionFor }) needs sessionFor: (key) => ({ dataDir, functions, limits? }).');
+    if (typeof options?.sessionFor !== 'function')
+      throw new DsError('BAD_REQUEST', 'new Station({ sessionFor }) needs sessionFor: (key) => ({ dataDir, functions, limits? }).');
     const positive = (name: string, value: number) => {
       if (!(value > 0)) throw new DsError('BAD_REQUEST', `Station option ${name} must be a positive number (Infinity allowed); got ${String(value)}.`);
       return value;
@@ -160,7 +161,8 @@ export class Station implements AsyncDisposable {
     this.pauseAfterMs = positive('pauseAfterMs', options.pauseAfterMs ?? STATION_DEFAULTS.pauseAfterMs);
     this.idleTtlMs = positive('idleTtlMs', options.idleTtlMs ?? STATION_DEFAULTS.idleTtlMs);
     this.maxSessions = options.maxSessions ?? STATION_DEFAULTS.maxSessions;
-    if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) throw new DsError('BAD_REQUEST', `Station option maxSessions must be a whole number of at least 1; got ${String(this.maxSessions)}.`);
+    if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1)
+      throw new DsError('BAD_REQUEST', `Station option maxSessions must be a whole number of at least 1; got ${String(this.maxSessions)}.`);
     this.stateDir = options.stateDir ?? defaultStateDir();
     this.docker = limitDockerClient(options.docker ?? defaultDockerClient(), {
       concurrency: options.dockerConcurrency ?? STATION_DEFAULTS.dockerConcurrency,
@@ -279,7 +281,11 @@ export class Station implements AsyncDisposable {
 
   private reap(): Promise<ReapResult> {
     if (this.options.reap === false) return Promise.resolve({ containers: [], networks: [], volumes: [], sessionDirs: [], mounts: [], failed: [] });
-    this.reaping ??= reapOrphans({ docker: this.docker, stateDir: this.stateDir, ...(this.options.reap?.labels ? { labels: this.options.reap.labels } : {}) }).catch((error: unknown) => {
+    this.reaping ??= reapOrphans({
+      docker: this.docker,
+      stateDir: this.stateDir,
+      ...(this.options.reap?.labels ? { labels: this.options.reap.labels } : {}),
+    }).catch((error: unknown) => {
       this.reaping = undefined; // try again next time
       throw toDsError(error);
     });
@@ -319,12 +325,16 @@ export class Station implements AsyncDisposable {
           queueMs += performance.now() - t;
         }
         if (entry.retired) {
-          if (this.closing) throw new DsError('CANCELLED', `The session for ${key.user}/${key.package} was closed before the call could use it: the station is closing.`);
+          if (this.closing)
+            throw new DsError('CANCELLED', `The session for ${key.user}/${key.package} was closed before the call could use it: the station is closing.`);
           if (attempt === 0) {
             this.release(entry);
             continue;
           }
-          throw new DsError('INTERNAL', `The session for ${key.user}/${key.package} was replaced twice while this call waited for it. Check the Docker engine (docker info) and try again.`);
+          throw new DsError(
+            'INTERNAL',
+            `The session for ${key.user}/${key.package} was replaced twice while this call waited for it. Check the Docker engine (docker info) and try again.`,
+          );
         }
         let resumeMs = 0;
         if (connection.paused) {
@@ -336,7 +346,10 @@ export class Station implements AsyncDisposable {
               // sent yet, so it can go to a fresh session instead of failing.
               this.log.debug('resume failed', { session: connection.sessionId, error: (error as Error).message });
               void this.retire(entry, 'resume failed');
-              if (attempt > 0) throw new DsError('INTERNAL', `Could not resume the paused session for ${key.user}/${key.package}: ${(error as Error).message}`, { cause: error });
+              if (attempt > 0)
+                throw new DsError('INTERNAL', `Could not resume the paused session for ${key.user}/${key.package}: ${(error as Error).message}`, {
+                  cause: error,
+                });
               return false;
             },
           );
@@ -441,7 +454,8 @@ export class Station implements AsyncDisposable {
     if (!lru) {
       throw new DsError(
         'CONTAINER_START_FAILED',
-        `Cannot start a session for ${incoming.key.user}/${incoming.key.package}: the station already runs maxSessions (${this.maxSessions}) sessions and every one is busy or starting. Try again when a call finishes, or raise maxSessions.`,
+        `Cannot start a session for ${incoming.key.user}/${incoming.key.package}: the station already runs maxSessions (${this.maxSessions}) ` +
+          `sessions and every one is busy or starting. Try again when a call finishes, or raise maxSessions.`,
       );
     }
     return this.retire(lru, 'least recently used, to make room');
@@ -533,8 +547,14 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
     const onAbort = () => reject(new DsError('CANCELLED', 'The call was cancelled while its session started.'));
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
-      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
-      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e)),
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
     );
   });
 }

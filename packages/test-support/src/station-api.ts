@@ -1,0 +1,36 @@
+import type { ErrorCode } from '@datastation/protocol';
+import type { AuditEntry, Grant, ReleaseMode, RunStatus } from '@datastation/protocol/station';
+
+/**
+ * A gatekeeper's JSON answer as the tests read it: one shape with the fields of every endpoint,
+ * each optional because each endpoint answers only some. A test reads the field its endpoint
+ * answers (`body.error?.code`, `body.runs?.map(...)`) and `expect` tells when it is missing.
+ */
+export interface StationReplyBody {
+  error?: { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown> };
+  ok?: boolean;
+  // A run, as POST /v1/runs and GET /v1/runs/:id answer it.
+  id?: string;
+  status?: RunStatus;
+  release?: ReleaseMode;
+  value?: unknown;
+  staged?: unknown;
+  // A package, as POST /v1/packages answers it; an audit check, as GET /v1/audit/verify does.
+  digest?: string;
+  firstBad?: number;
+  // The lists.
+  packages?: { id: string; digest: string; name: string; version: string; functions: string[]; connectors: string[] }[];
+  manifest?: { name: string; version: string };
+  grants?: Grant[];
+  added?: Grant[];
+  revoked?: Grant[];
+  runs?: { id: string; status: RunStatus; user: string; target: { kind: string; name: string }; value?: unknown; error?: { code: string; message: string } }[];
+  sessions?: { id: string; user: string; package: string; state: string }[];
+  entries?: AuditEntry<Record<string, unknown>>[];
+}
+
+/** A status and, when the answer had a body, its JSON. */
+export interface StationReply {
+  status: number;
+  body: StationReplyBody;
+}
