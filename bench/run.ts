@@ -1,53 +1,51 @@
 /**
  * Data Station's figures beside the floor each sits on, measured in one run on this machine.
- * Run: pnpm bench [--quick] [--only=cold,warm,...] [--runtimes=runc,runsc]. Prints a table, writes
+ * Run: pnpm bench [--quick] [--only=cold,warm,...,http] [--runtimes=runc,runsc]. Prints a table, writes
  * bench/results/<time>.json, and removes every container, folder and image it made. Not a test: it
  * asserts nothing. Cold start, warm call, pause, data and density run under each runtime the engine
- * has (gVisor's runsc beside runc), each beside a floor container of the same runtime.
+ * has (gVisor's runsc beside runc), each beside a floor container of the same runtime. `http`
+ * (bench/http-path.ts) is the gatekeeper's HTTP path, beside a bare call and an express hello-world.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildRuntimeImage, createDockerClient, type DsConnection, dsDockerInit, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
+import { buildRuntimeImage, createDockerClient, type DsConnection, dsDockerInit, SANDBOX_RUNTIMES } from '@datastation/host';
 import { dsCommand } from '@datastation/cli/testing';
+import { httpPath } from './http-path.js';
 import { echo, pipelinedEcho, startEchoContainer } from './lib/echo-container.js';
-import { summarise, type Summary, throughput, timeEach } from './lib/stats.js';
+import { type Row, summarise, type Summary, throughput, timeEach } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const loadAtStart = loadavg();
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 const docker = createDockerClient();
-const asked = process.argv.find((a) => a.startsWith('--runtimes='))?.slice(11).split(',') ?? [...SANDBOX_RUNTIMES];
+const asked = process.argv
+  .find((a) => a.startsWith('--runtimes='))
+  ?.slice(11)
+  .split(',') ?? [...SANDBOX_RUNTIMES];
 const engineRuntimes = await docker.runtimes();
 const runtimes = SANDBOX_RUNTIMES.filter((r) => asked.includes(r) && engineRuntimes.includes(r));
-for (const r of asked.filter((r) => !engineRuntimes.includes(r))) process.stderr.write(`runtime ${r}: not on this engine (it has ${engineRuntimes.join(', ')}); its rows are left out\n`);
+for (const r of asked.filter((r) => !engineRuntimes.includes(r)))
+  process.stderr.write(`runtime ${r}: not on this engine (it has ${engineRuntimes.join(', ')}); its rows are left out\n`);
 const work = await mkdtemp(join(tmpdir(), 'ds-bench-'));
 const fnDir = join(work, 'fn');
 const dataDir = join(work, 'data');
 const storage = join(work, 'storage');
 
-interface Row {
-  section: string;
-  /** The container runtime of ours and of the floor (none: not about containers). */
-  runtime?: SandboxRuntime;
-  metric: string;
-  unit: string;
-  ours: number | Summary;
-  floor?: number | Summary;
-  floorName?: string;
-  /** ours / floor for times, floor / ours is not used: a ratio above 1 means slower than the floor. */
-  ratio?: number;
-  target?: string;
-  note?: string;
-}
 const rows: Row[] = [];
 const med = (v: number | Summary) => (typeof v === 'number' ? v : v.median);
 function add(row: Row): void {
   if (row.floor !== undefined && row.ratio === undefined) row.ratio = med(row.ours) / med(row.floor);
   rows.push(row);
-  process.stderr.write(`  ${row.section}${row.runtime ? ` [${row.runtime}]` : ''} / ${row.metric}: ${fmt(row.ours)}${row.floor !== undefined ? ` (floor ${fmt(row.floor)}, ×${row.ratio?.toFixed(2)})` : ''} ${row.unit}\n`);
+  process.stderr.write(
+    `  ${row.section}${row.runtime ? ` [${row.runtime}]` : ''} / ${row.metric}: ${fmt(row.ours)}${row.floor !== undefined ? ` (floor ${fmt(row.floor)}, ×${row.ratio?.toFixed(2)})` : ''} ${row.unit}\n`,
+  );
 }
 function fmt(v: number | Summary): string {
   if (typeof v === 'number') return v >= 100 ? v.toFixed(0) : v.toFixed(3);
@@ -74,7 +72,13 @@ export async function writeBig(args) { const buf = Buffer.alloc(args.bytes, 97);
 `;
 
 async function session(options: Partial<Parameters<typeof dsDockerInit>[0]> = {}): Promise<DsConnection> {
-  return dsDockerInit({ dataDir, handOverDataDir: true, functions: fnDir, limits: { memoryMb: 1024, timeoutMs: 120_000, resultBytes: 40 * 1024 * 1024 }, ...options });
+  return dsDockerInit({
+    dataDir,
+    handOverDataDir: true,
+    functions: fnDir,
+    limits: { memoryMb: 1024, timeoutMs: 120_000, resultBytes: 40 * 1024 * 1024 },
+    ...options,
+  });
 }
 
 try {
@@ -85,199 +89,313 @@ try {
   await writeFile(join(fnDir, 'index.js'), FUNCTIONS);
   process.stderr.write(`runtime image: ${(await buildRuntimeImage(docker, { offline: true })).id.slice(7, 19)}\n`);
 
-  for (const runtime of runtimes) if (want('cold')) await section(`cold [${runtime}]`, async () => {
-    const n = quick ? 3 : 10;
-    const ours = await timeEach(n, async () => {
-      const s = await session({ runtime });
-      await s.run('noop');
-      await s.close();
-    });
-    // The floor's time is create → accepting, without its removal.
-    const floorOnly: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const { echo: e, ms } = await startEchoContainer(docker, 'cold', runtime);
-      floorOnly.push(ms);
-      await e.remove();
-    }
-    add({ runtime, section: 'cold start', metric: 'dsDockerInit → first no-op result', unit: 'ms', ours: summarise(ours), floor: summarise(floorOnly), floorName: 'create + copy + start until a bare Node WebSocket server accepts', target: '≤ 1.3× floor' });
-  });
-
-  for (const runtime of runtimes) if (want('warm') || want('throughput') || want('payloads') || want('pause')) await section(`warm [${runtime}]`, async () => {
-    const s = await session({ runtime });
-    const { echo: e } = await startEchoContainer(docker, 'warm', runtime);
-    const ws = await e.connect();
-    try {
-      if (want('warm')) {
-        const n = quick ? 1_000 : 10_000;
-        for (let i = 0; i < 300; i++) await s.run('noop');
-        for (let i = 0; i < 300; i++) await echo(ws, '{}');
-        const ours = summarise(await timeEach(n, () => s.run('noop')));
-        const floor = summarise(await timeEach(n, () => echo(ws, '{"type":"invoke","id":"00000000-0000-0000-0000-000000000000","fn":"noop","args":null,"deadline":1}')));
-        add({ runtime, section: 'warm call', metric: 'no-op round trip p50', unit: 'ms', ours, floor, floorName: 'WebSocket echo to a container of the same image', target: 'p50 ≤ 1 ms and ≤ 4× floor' });
-        if (runtime === 'runc') {
-          const execs = summarise(await timeEach(quick ? 3 : 10, () => docker.containers.exec(e.id, ['node', '-e', '0'])));
-          add({ runtime, section: 'warm call', metric: 'for context: docker exec node -e 0', unit: 'ms', ours: execs, note: 'what a naive exec-per-call runner pays' });
-        }
-      }
-      // One runtime is enough for these: they measure the protocol, not the kernel under it.
-      if (want('throughput') && runtime === 'runc') {
-        const total = quick ? 5_000 : 30_000;
-        for (const c of [1, 8, 64]) {
-          const ours = await throughput(total, c, () => s.run('noop'));
-          const floor = await pipelinedEcho(ws, total, c, '{"type":"invoke","id":"00000000-0000-0000-0000-000000000000","fn":"noop","args":null,"deadline":1}');
-          add({ runtime, section: 'throughput', metric: `one session, concurrency ${c}`, unit: 'calls/s', ours, floor, ratio: floor / ours, floorName: 'pipelined WebSocket echo, same window', ...(c === 64 ? { target: '≥ 10,000 calls/s' } : {}) });
-        }
-        const sessions = await Promise.all(Array.from({ length: 8 }, () => session({ runtime })));
-        try {
-          let i = 0;
-          const ours = await throughput(total, 64, () => sessions[i++ % 8]!.run('noop'));
-          add({ runtime, section: 'throughput', metric: '8 sessions, 64 in flight', unit: 'calls/s', ours });
-        } finally {
-          await Promise.all(sessions.map((x) => x.close()));
-        }
-      }
-      if (want('payloads') && runtime === 'runc') {
-        for (const [label, bytes] of [['1 KB', 1024], ['1 MB', 1024 * 1024], ['16 MB', 16 * 1024 * 1024]] as const) {
-          const payload = 'p'.repeat(bytes);
-          const n = bytes > 1e6 ? (quick ? 5 : 20) : quick ? 200 : 1000;
-          const ours = summarise(await timeEach(n, () => s.run('echo', payload)));
-          const floor = summarise(await timeEach(n, () => echo(ws, payload)));
-          add({ runtime, section: 'payloads', metric: `${label} argument and result`, unit: 'ms', ours, floor, floorName: 'the same bytes echoed over a bare WebSocket' });
-        }
-      }
-      if (want('pause')) {
-        const n = quick ? 5 : 20;
-        const ours: number[] = [];
-        const floor: number[] = [];
-        for (let i = 0; i < n; i++) {
-          await s.pause();
-          let t = performance.now();
+  for (const runtime of runtimes)
+    if (want('cold'))
+      await section(`cold [${runtime}]`, async () => {
+        const n = quick ? 3 : 10;
+        const ours = await timeEach(n, async () => {
+          const s = await session({ runtime });
           await s.run('noop');
-          ours.push(performance.now() - t);
-          await docker.containers.pause(e.id);
-          t = performance.now();
-          await docker.containers.unpause(e.id);
-          await echo(ws, '{}');
-          floor.push(performance.now() - t);
+          await s.close();
+        });
+        // The floor's time is create → accepting, without its removal.
+        const floorOnly: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const { echo: e, ms } = await startEchoContainer(docker, 'cold', runtime);
+          floorOnly.push(ms);
+          await e.remove();
         }
-        add({ runtime, section: 'pause/resume', metric: 'first call after pause', unit: 'ms', ours: summarise(ours), floor: summarise(floor), floorName: 'docker unpause + WebSocket echo', target: '≤ floor + 3 ms' });
-      }
-    } finally {
-      ws.close();
-      await e.remove();
-      await s.close();
-    }
-  });
+        add({
+          runtime,
+          section: 'cold start',
+          metric: 'dsDockerInit → first no-op result',
+          unit: 'ms',
+          ours: summarise(ours),
+          floor: summarise(floorOnly),
+          floorName: 'create + copy + start until a bare Node WebSocket server accepts',
+          target: '≤ 1.3× floor',
+        });
+      });
 
-  for (const runtime of runtimes) if (want('data')) await section(`data [${runtime}]`, async () => {
-    const mb = quick ? 50 : 200;
-    const bytes = mb * 1024 * 1024;
-    const file = join(storage, 'owners/acme/big.bin');
-    const handle = await open(file, 'w');
-    const block = Buffer.alloc(1024 * 1024, 7);
-    for (let i = 0; i < mb; i++) await handle.write(block);
-    await handle.close();
-    const s = await session({ runtime, readPolicy: { root: storage, allow: ['owners/acme/*.bin'] } });
-    try {
+  for (const runtime of runtimes)
+    if (want('warm') || want('throughput') || want('payloads') || want('pause'))
+      await section(`warm [${runtime}]`, async () => {
+        const s = await session({ runtime });
+        const { echo: e } = await startEchoContainer(docker, 'warm', runtime);
+        const ws = await e.connect();
+        try {
+          if (want('warm')) {
+            const n = quick ? 1_000 : 10_000;
+            for (let i = 0; i < 300; i++) await s.run('noop');
+            for (let i = 0; i < 300; i++) await echo(ws, '{}');
+            const ours = summarise(await timeEach(n, () => s.run('noop')));
+            const floor = summarise(
+              await timeEach(n, () => echo(ws, '{"type":"invoke","id":"00000000-0000-0000-0000-000000000000","fn":"noop","args":null,"deadline":1}')),
+            );
+            add({
+              runtime,
+              section: 'warm call',
+              metric: 'no-op round trip p50',
+              unit: 'ms',
+              ours,
+              floor,
+              floorName: 'WebSocket echo to a container of the same image',
+              target: 'p50 ≤ 1 ms and ≤ 4× floor',
+            });
+            if (runtime === 'runc') {
+              const execs = summarise(await timeEach(quick ? 3 : 10, () => docker.containers.exec(e.id, ['node', '-e', '0'])));
+              add({
+                runtime,
+                section: 'warm call',
+                metric: 'for context: docker exec node -e 0',
+                unit: 'ms',
+                ours: execs,
+                note: 'what a naive exec-per-call runner pays',
+              });
+            }
+          }
+          // One runtime is enough for these: they measure the protocol, not the kernel under it.
+          if (want('throughput') && runtime === 'runc') {
+            const total = quick ? 5_000 : 30_000;
+            for (const c of [1, 8, 64]) {
+              const ours = await throughput(total, c, () => s.run('noop'));
+              const floor = await pipelinedEcho(
+                ws,
+                total,
+                c,
+                '{"type":"invoke","id":"00000000-0000-0000-0000-000000000000","fn":"noop","args":null,"deadline":1}',
+              );
+              add({
+                runtime,
+                section: 'throughput',
+                metric: `one session, concurrency ${c}`,
+                unit: 'calls/s',
+                ours,
+                floor,
+                ratio: floor / ours,
+                floorName: 'pipelined WebSocket echo, same window',
+                ...(c === 64 ? { target: '≥ 10,000 calls/s' } : {}),
+              });
+            }
+            const sessions = await Promise.all(Array.from({ length: 8 }, () => session({ runtime })));
+            try {
+              let i = 0;
+              const ours = await throughput(total, 64, () => {
+                const s = sessions[i++ % 8];
+                if (!s) throw new Error('bench: no session');
+                return s.run('noop');
+              });
+              add({ runtime, section: 'throughput', metric: '8 sessions, 64 in flight', unit: 'calls/s', ours });
+            } finally {
+              await Promise.all(sessions.map((x) => x.close()));
+            }
+          }
+          if (want('payloads') && runtime === 'runc') {
+            for (const [label, bytes] of [
+              ['1 KB', 1024],
+              ['1 MB', 1024 * 1024],
+              ['16 MB', 16 * 1024 * 1024],
+            ] as const) {
+              const payload = 'p'.repeat(bytes);
+              const n = bytes > 1e6 ? (quick ? 5 : 20) : quick ? 200 : 1000;
+              const ours = summarise(await timeEach(n, () => s.run('echo', payload)));
+              const floor = summarise(await timeEach(n, () => echo(ws, payload)));
+              add({
+                runtime,
+                section: 'payloads',
+                metric: `${label} argument and result`,
+                unit: 'ms',
+                ours,
+                floor,
+                floorName: 'the same bytes echoed over a bare WebSocket',
+              });
+            }
+          }
+          if (want('pause')) {
+            const n = quick ? 5 : 20;
+            const ours: number[] = [];
+            const floor: number[] = [];
+            for (let i = 0; i < n; i++) {
+              await s.pause();
+              let t = performance.now();
+              await s.run('noop');
+              ours.push(performance.now() - t);
+              await docker.containers.pause(e.id);
+              t = performance.now();
+              await docker.containers.unpause(e.id);
+              await echo(ws, '{}');
+              floor.push(performance.now() - t);
+            }
+            add({
+              runtime,
+              section: 'pause/resume',
+              metric: 'first call after pause',
+              unit: 'ms',
+              ours: summarise(ours),
+              floor: summarise(floor),
+              floorName: 'docker unpause + WebSocket echo',
+              target: '≤ floor + 3 ms',
+            });
+          }
+        } finally {
+          ws.close();
+          await e.remove();
+          await s.close();
+        }
+      });
+
+  for (const runtime of runtimes)
+    if (want('data'))
+      await section(`data [${runtime}]`, async () => {
+        const mb = quick ? 50 : 200;
+        const bytes = mb * 1024 * 1024;
+        const file = join(storage, 'owners/acme/big.bin');
+        const handle = await open(file, 'w');
+        const block = Buffer.alloc(1024 * 1024, 7);
+        for (let i = 0; i < mb; i++) await handle.write(block);
+        await handle.close();
+        const s = await session({ runtime, readPolicy: { root: storage, allow: ['owners/acme/*.bin'] } });
+        try {
+          const n = quick ? 2 : 5;
+          const ours = await timeEach(n, async () => {
+            if ((await s.run('readAll', { path: '/owners/acme/big.bin' })) !== bytes) throw new Error('short read');
+          });
+          const floor = await timeEach(n, async () => {
+            const h = await open(file, 'r');
+            const buf = Buffer.allocUnsafe(256 * 1024);
+            let total = 0;
+            for (;;) {
+              const { bytesRead } = await h.read(buf, 0, buf.length, null);
+              if (!bytesRead) break;
+              total += bytesRead;
+            }
+            await h.close();
+            if (total !== bytes) throw new Error('short read');
+          });
+          const mbps = (ms: number[]) => summarise(ms.map((m) => mb / (m / 1000)));
+          const o = mbps(ours);
+          const f = mbps(floor);
+          add({
+            runtime,
+            section: 'data',
+            metric: `${mb} MB policy-checked read`,
+            unit: 'MB/s',
+            ours: o,
+            floor: f,
+            ratio: o.median / f.median,
+            floorName: 'plain read of the same file on the host',
+            target: '≥ 50% of floor',
+          });
+          const w = await timeEach(n, () => s.run('writeBig', { path: 'big.out', bytes }));
+          const wf = await timeEach(n, async () => {
+            await writeFile(join(work, 'plain.out'), Buffer.alloc(bytes, 97));
+          });
+          const wo = mbps(w);
+          const wff = mbps(wf);
+          add({
+            runtime,
+            section: 'data',
+            metric: `${mb} MB write() to /data`,
+            unit: 'MB/s',
+            ours: wo,
+            floor: wff,
+            ratio: wo.median / wff.median,
+            floorName: 'plain writeFile of the same size on the host',
+          });
+        } finally {
+          await s.close();
+        }
+      });
+
+  for (const runtime of runtimes)
+    if (want('density'))
+      await section(`density [${runtime}]`, async () => {
+        const s = await session({ runtime, limits: { memoryMb: 512 } });
+        try {
+          await s.run('noop');
+          await sleep(500);
+          const running = (await docker.containers.memoryUsage(s.containerId)) / 1024 / 1024;
+          await s.pause();
+          await sleep(300);
+          const paused = (await docker.containers.memoryUsage(s.containerId)) / 1024 / 1024;
+          add({ runtime, section: 'density', metric: 'idle session memory, running', unit: 'MB', ours: running });
+          add({ runtime, section: 'density', metric: 'idle session memory, paused', unit: 'MB', ours: paused, target: '≤ 40 MB' });
+          add({ runtime, section: 'density', metric: 'paused sessions in 4 GB', unit: 'sessions', ours: Math.floor(4096 / paused) });
+        } finally {
+          await s.close();
+        }
+        for (const k of quick ? [1, 4] : [1, 4, 16]) {
+          const times = await Promise.all(
+            Array.from({ length: k }, async () => {
+              const t = performance.now();
+              const x = await session({ runtime });
+              await x.run('noop');
+              const ms = performance.now() - t;
+              await x.close();
+              return ms;
+            }),
+          );
+          add({ runtime, section: 'density', metric: `cold start, ${k} at once`, unit: 'ms', ours: summarise(times) });
+        }
+      });
+
+  if (want('packaging'))
+    await section('packaging', async () => {
+      const pkg = join(work, 'many');
+      await mkdir(join(pkg, 'src/data'), { recursive: true });
+      await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: 'many', version: '1.0.0', type: 'module', main: 'index.js' }));
+      await writeFile(join(pkg, 'index.js'), 'export const noop = () => null;\n');
+      for (let i = 0; i < 1000; i++)
+        await writeFile(join(pkg, 'src/data', `f${i}.json`), JSON.stringify({ i, h: createHash('sha256').update(String(i)).digest('hex') }));
+      const ds = (args: string[]) => {
+        const t = performance.now();
+        const [node = process.execPath, ...pre] = dsCommand();
+        const r = spawnSync(node, [...pre, ...args], { cwd: work, encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`ds ${args.join(' ')} failed: ${r.stderr}`);
+        return performance.now() - t;
+      };
+      const out = join(work, 'many.dspkg');
       const n = quick ? 2 : 5;
-      const ours = await timeEach(n, async () => {
-        if ((await s.run('readAll', { path: '/owners/acme/big.bin' })) !== bytes) throw new Error('short read');
-      });
-      const floor = await timeEach(n, async () => {
-        const h = await open(file, 'r');
-        const buf = Buffer.allocUnsafe(256 * 1024);
-        let total = 0;
-        for (;;) {
-          const { bytesRead } = await h.read(buf, 0, buf.length, null);
-          if (!bytesRead) break;
-          total += bytesRead;
-        }
-        await h.close();
-        if (total !== bytes) throw new Error('short read');
-      });
-      const mbps = (ms: number[]) => summarise(ms.map((m) => mb / (m / 1000)));
-      const o = mbps(ours);
-      const f = mbps(floor);
-      add({ runtime, section: 'data', metric: `${mb} MB policy-checked read`, unit: 'MB/s', ours: o, floor: f, ratio: o.median / f.median, floorName: 'plain read of the same file on the host', target: '≥ 50% of floor' });
-      const w = await timeEach(n, () => s.run('writeBig', { path: 'big.out', bytes }));
-      const wf = await timeEach(n, async () => {
-        await writeFile(join(work, 'plain.out'), Buffer.alloc(bytes, 97));
-      });
-      const wo = mbps(w);
-      const wff = mbps(wf);
-      add({ runtime, section: 'data', metric: `${mb} MB write() to /data`, unit: 'MB/s', ours: wo, floor: wff, ratio: wo.median / wff.median, floorName: 'plain writeFile of the same size on the host' });
-    } finally {
-      await s.close();
-    }
-  });
-
-  for (const runtime of runtimes) if (want('density')) await section(`density [${runtime}]`, async () => {
-    const s = await session({ runtime, limits: { memoryMb: 512 } });
-    try {
-      await s.run('noop');
-      await sleep(500);
-      const running = (await docker.containers.memoryUsage(s.containerId)) / 1024 / 1024;
-      await s.pause();
-      await sleep(300);
-      const paused = (await docker.containers.memoryUsage(s.containerId)) / 1024 / 1024;
-      add({ runtime, section: 'density', metric: 'idle session memory, running', unit: 'MB', ours: running });
-      add({ runtime, section: 'density', metric: 'idle session memory, paused', unit: 'MB', ours: paused, target: '≤ 40 MB' });
-      add({ runtime, section: 'density', metric: 'paused sessions in 4 GB', unit: 'sessions', ours: Math.floor(4096 / paused) });
-    } finally {
-      await s.close();
-    }
-    for (const k of quick ? [1, 4] : [1, 4, 16]) {
-      const times = await Promise.all(
-        Array.from({ length: k }, async () => {
-          const t = performance.now();
-          const x = await session({ runtime });
-          await x.run('noop');
-          const ms = performance.now() - t;
-          await x.close();
-          return ms;
-        }),
-      );
-      add({ runtime, section: 'density', metric: `cold start, ${k} at once`, unit: 'ms', ours: summarise(times) });
-    }
-  });
-
-  if (want('packaging')) await section('packaging', async () => {
-    const pkg = join(work, 'many');
-    await mkdir(join(pkg, 'src/data'), { recursive: true });
-    await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: 'many', version: '1.0.0', type: 'module', main: 'index.js' }));
-    await writeFile(join(pkg, 'index.js'), 'export const noop = () => null;\n');
-    for (let i = 0; i < 1000; i++) await writeFile(join(pkg, 'src/data', `f${i}.json`), JSON.stringify({ i, h: createHash('sha256').update(String(i)).digest('hex') }));
-    const ds = (args: string[]) => {
-      const t = performance.now();
-      const [node, ...pre] = dsCommand();
-      const r = spawnSync(node!, [...pre, ...args], { cwd: work, encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`ds ${args.join(' ')} failed: ${r.stderr}`);
-      return performance.now() - t;
-    };
-    const out = join(work, 'many.dspkg');
-    const n = quick ? 2 : 5;
-    const p = summarise(Array.from({ length: n }, () => ds(['package', pkg, '--image', 'datastation/runtime:latest', '-o', out])));
-    const v = summarise(Array.from({ length: n }, () => ds(['verify', out])));
-    const baseline = summarise(Array.from({ length: n }, () => ds(['--help'])));
-    add({ section: 'packaging', metric: 'ds package, 1,000 files', unit: 'ms', ours: p, floor: baseline, floorName: 'ds --help (process start)' });
-    add({ section: 'packaging', metric: 'ds verify, 1,000 files', unit: 'ms', ours: v, floor: baseline, floorName: 'ds --help (process start)' });
-  });
+      const p = summarise(Array.from({ length: n }, () => ds(['package', pkg, '--image', 'datastation/runtime:latest', '-o', out])));
+      const v = summarise(Array.from({ length: n }, () => ds(['verify', out])));
+      const baseline = summarise(Array.from({ length: n }, () => ds(['--help'])));
+      add({ section: 'packaging', metric: 'ds package, 1,000 files', unit: 'ms', ours: p, floor: baseline, floorName: 'ds --help (process start)' });
+      add({ section: 'packaging', metric: 'ds verify, 1,000 files', unit: 'ms', ours: v, floor: baseline, floorName: 'ds --help (process start)' });
+    });
+  // The gatekeeper's HTTP path: under runc when it is asked for (it measures HTTP, the store and
+  // the protocol, not the kernel; gVisor's extra per call is in the warm rows), else the first runtime.
+  const httpRuntime = runtimes.includes('runc') ? 'runc' : runtimes[0];
+  if (want('http') && httpRuntime)
+    await section('http', () => httpPath({ work, quick, docker, runtime: httpRuntime, add, log: (line) => process.stderr.write(`  ${line}\n`) }));
 } finally {
   await rm(work, { recursive: true, force: true });
   const left = await docker.containers.list(['io.datastation.session']);
   for (const c of left.filter((c) => c.labels['io.datastation.session']?.startsWith('bench-floor-'))) await docker.containers.remove(c.id);
 }
 
-const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version, quick, runtimes };
+const machine = {
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model,
+  memoryGb: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  quick,
+  runtimes,
+  loadavg: { start: loadAtStart, end: loadavg() },
+};
 const lines = ['| section | runtime | metric | ours | floor | ratio | target |', '|---|---|---|---|---|---|---|'];
 for (const r of rows) {
-  lines.push(`| ${r.section} | ${r.runtime ?? ''} | ${r.metric} (${r.unit}) | ${fmt(r.ours)} | ${r.floor !== undefined ? `${fmt(r.floor)}${r.floorName ? ` — ${r.floorName}` : ''}` : r.note ?? ''} | ${r.ratio !== undefined ? r.ratio.toFixed(2) : ''} | ${r.target ?? ''} |`);
+  lines.push(
+    `| ${r.section} | ${r.runtime ?? ''} | ${r.metric} (${r.unit}) | ${fmt(r.ours)} | ${r.floor !== undefined ? `${fmt(r.floor)}${r.floorName ? ` — ${r.floorName}` : ''}${r.note ? `; ${r.note}` : ''}` : (r.note ?? '')} | ${r.ratio !== undefined ? r.ratio.toFixed(2) : ''} | ${r.target ?? ''} |`,
+  );
 }
 console.log(lines.join('\n'));
 await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
 const out = join(import.meta.dirname, 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
 await writeFile(out, JSON.stringify({ machine, rows }, null, 2));
-console.log(`\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGb} GiB, Node ${machine.node}; results: ${out}`);
+const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
+console.log(
+  `\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGb} GiB, Node ${machine.node}; load average (1, 5, 15 min) at start ${load(machine.loadavg.start)}, at end ${load(machine.loadavg.end)}; results: ${out}`,
+);
 if (failures.length) {
   console.error(`\n${failures.length} section(s) failed:\n  ${failures.join('\n  ')}`);
   process.exitCode = 1;

@@ -1,3 +1,22 @@
+import type { SandboxRuntime } from '@datastation/host';
+
+/** One row of the bench's table (see run.ts). */
+export interface Row {
+  section: string;
+  /** The container runtime of ours and of the floor (none: not about containers). */
+  runtime?: SandboxRuntime;
+  metric: string;
+  unit: string;
+  ours: number | Summary;
+  floor?: number | Summary;
+  floorName?: string;
+  /** ours / floor for times by default; sections that measure rates say which way theirs goes. */
+  ratio?: number;
+  target?: string;
+  /** Printed in the floor column when there is no floor, after it when there is one. */
+  note?: string;
+}
+
 export interface Summary {
   n: number;
   median: number;
@@ -22,14 +41,17 @@ export async function timeEach(n: number, fn: (i: number) => Promise<unknown>): 
   return out;
 }
 
-/** Runs `total` operations with at most `concurrency` in flight; returns operations per second. */
-export async function throughput(total: number, concurrency: number, op: () => Promise<unknown>): Promise<number> {
+/**
+ * Runs `total` operations with at most `concurrency` in flight; returns operations per second.
+ * Each of the `concurrency` lanes runs its operations one after another; `op` is told its lane.
+ */
+export async function throughput(total: number, concurrency: number, op: (lane: number) => Promise<unknown>): Promise<number> {
   let started = 0;
   const t = performance.now();
-  const lane = async () => {
+  const lane = async (_: unknown, index: number) => {
     while (started < total) {
       started++;
-      await op();
+      await op(index);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
