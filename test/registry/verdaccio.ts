@@ -9,8 +9,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '@datastation/test-support';
 import { vi } from 'vitest';
 
 export interface Verdaccio extends AsyncDisposable {
@@ -103,14 +103,4 @@ async function addUser(url: string): Promise<string> {
   const body = (await res.json()) as { token?: string; error?: string };
   if (!res.ok || !body.token) throw new Error(`Verdaccio refused the user ${USER}: HTTP ${res.status} ${JSON.stringify(body)}`);
   return body.token;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
 }

@@ -8,12 +8,11 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { cp, lstat, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { dsCommand, runDs } from '@datastation/cli/testing';
-import { type StationReply, tempDir, type TempDir } from '@datastation/test-support';
+import { freePort, listedByLabel, type StationReply, tempDir, type TempDir } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -21,20 +20,6 @@ const DEMO = fileURLToPath(new URL('../demo.ts', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('..', import.meta.url));
 const README = fileURLToPath(new URL('../../../README.md', import.meta.url));
 const ROOT_PACKAGE = fileURLToPath(new URL('../../../package.json', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Ids of the engine's resources of one kind with a label. */
-async function listed(kind: 'container' | 'network' | 'volume', label: string): Promise<string[]> {
-  const args = kind === 'container' ? ['ps', '-aq', '--filter', `label=${label}`] : [kind, 'ls', '-q', '--filter', `label=${label}`];
-  return (await run('docker', args)).stdout.split('\n').filter(Boolean);
-}
 
 describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', () => {
   const name = `dsdemo${process.pid}${Date.now().toString(36)}`;
@@ -146,7 +131,7 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
     expect(stdout).toMatch(/^run \S+ is pending: staged for review by acme/m);
     expect(stdout).toMatch(/^audit chain verified: \d+ entries/m);
     expect(stdout).toContain('its data is kept');
-    expect(await listed('container', `io.datastation.station=${name}`)).toEqual([]);
+    expect(await listedByLabel('container', `io.datastation.station=${name}`)).toEqual([]);
   });
 
   it('comes up again with its data', async () => {
@@ -162,10 +147,10 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
   it('ds down --volumes leaves no container, network, volume or data of the station', async () => {
     const down = await ds('down', '--volumes');
     expect(down.code, down.stderr).toBe(0);
-    expect(await listed('container', `io.datastation.station=${name}`)).toEqual([]);
-    expect(await listed('container', `io.datastation.owner-host=${name}-gatekeeper`)).toEqual([]);
-    expect(await listed('network', `com.docker.compose.project=${name}`)).toEqual([]);
-    expect(await listed('volume', `com.docker.compose.project=${name}`)).toEqual([]);
+    expect(await listedByLabel('container', `io.datastation.station=${name}`)).toEqual([]);
+    expect(await listedByLabel('container', `io.datastation.owner-host=${name}-gatekeeper`)).toEqual([]);
+    expect(await listedByLabel('network', `com.docker.compose.project=${name}`)).toEqual([]);
+    expect(await listedByLabel('volume', `com.docker.compose.project=${name}`)).toEqual([]);
     expect(
       await lstat(env.DS_STATION_STATE!).then(
         () => 'present',

@@ -7,14 +7,13 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, vi } from 'vitest';
 import { createDockerClient, LABELS } from '@datastation/host';
-import type { StationReply } from '@datastation/test-support';
+import { freePort, listedByLabel, type StationReply } from '@datastation/test-support';
 import { buildGatekeeperImage } from '../src/image.js';
 
 export const run = promisify(execFile);
@@ -42,18 +41,7 @@ export interface ComposeStack {
 }
 
 /** Ids of the engine's resources of one kind matching a label filter. */
-export async function listed(kind: 'container' | 'network' | 'volume', label: string): Promise<string[]> {
-  const args = kind === 'container' ? ['ps', '-aq', '--filter', `label=${label}`] : [kind, 'ls', '-q', '--filter', `label=${label}`];
-  return (await run('docker', args)).stdout.split('\n').filter(Boolean);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export const listed = listedByLabel;
 
 /** Builds the image (reused when up to date) and brings a stack up; resolves once /healthz answers. */
 export async function startComposeStack(prefix: string): Promise<ComposeStack> {

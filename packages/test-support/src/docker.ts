@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { createDockerClient, LABELS, RUNTIME_IMAGE, type DockerClient } from '@datastation/host';
 
@@ -24,4 +26,10 @@ export async function privateRuntimeImage(docker = testDocker()): Promise<{ imag
   await docker.images.tag(RUNTIME_IMAGE, repo, tag);
   const image = `${repo}:${tag}`;
   return { image, remove: () => docker.images.remove(image) };
+}
+
+/** Ids of the engine's resources of one kind with a label (`key` or `key=value`), through the docker CLI as an operator would look. */
+export async function listedByLabel(kind: 'container' | 'network' | 'volume', label: string): Promise<string[]> {
+  const args = kind === 'container' ? ['ps', '-aq', '--filter', `label=${label}`] : [kind, 'ls', '-q', '--filter', `label=${label}`];
+  return (await promisify(execFile)('docker', args)).stdout.split('\n').filter(Boolean);
 }

@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -49,4 +50,13 @@ export async function dataFolder(prefix = 'ds-data'): Promise<TempDir> {
   const dir = await tempDir(prefix);
   if (process.getuid?.() === 0) await chown(dir.path, FUNCTION_UID, FUNCTION_UID);
   return dir;
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a server a test starts: compose, Verdaccio). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -41,19 +41,11 @@ async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown,
 export async function replaceGrants(ctx: GatekeeperContext, owner: string, wanted: GrantInput[]) {
   return ctx.store.transaction(async (tx) => {
     const result = await tx.grants.replaceForOwner(owner, wanted);
-    for (const g of result.added) {
+    const changes = [...result.added.map((g) => ['grant', g] as const), ...result.revoked.map((g) => ['revoke', g] as const)];
+    for (const [kind, g] of changes) {
       await tx.audit.append({
         actor: owner,
-        kind: 'grant',
-        subject: g.id,
-        owners: [owner],
-        data: { user: g.user, package: g.package, read: g.read, release: g.release },
-      });
-    }
-    for (const g of result.revoked) {
-      await tx.audit.append({
-        actor: owner,
-        kind: 'revoke',
+        kind,
         subject: g.id,
         owners: [owner],
         data: { user: g.user, package: g.package, read: g.read, release: g.release },
