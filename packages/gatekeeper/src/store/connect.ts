@@ -45,6 +45,28 @@ export function connect(location: StoreLocation, options: ConnectOptions = {}): 
   return location.backend === 'sqlite' ? connectSqlite(location.file, options) : connectPostgres(location.connectionString, options);
 }
 
+/**
+ * Kysely's SQLite driver prepares a statement for every query, and a warm run makes about twenty:
+ * reusing them by SQL text saves 1.4-1.7 ms of the event loop's time per run (bench/http-path.ts).
+ * Safe here: the driver runs one query at a time behind its mutex and the store never streams, so
+ * no statement is in use twice at once; SQLite prepares a statement again by itself after a
+ * schema change (migrations). Bounded, least recently used first out.
+ */
+function reusingStatements(database: SqliteDatabase.Database, max = 512): Pick<SqliteDatabase.Database, 'close' | 'prepare'> {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => database.close(),
+    prepare: (text: string) => {
+      let statement = statements.get(text);
+      if (statement) statements.delete(text);
+      else statement = database.prepare(text);
+      statements.set(text, statement);
+      if (statements.size > max) statements.delete(statements.keys().next().value as string);
+      return statement;
+    },
+  } as Pick<SqliteDatabase.Database, 'close' | 'prepare'>;
+}
+
 function connectSqlite(file: string, options: ConnectOptions): Connection {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let database: SqliteDatabase.Database;
@@ -58,7 +80,7 @@ function connectSqlite(file: string, options: ConnectOptions): Connection {
   } catch (cause) {
     throw toStoreError(cause, `open the SQLite database ${file}`);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(database) }) });
   return {
     backend: 'sqlite',
     db,
