@@ -1,5 +1,7 @@
 // The README's blocks as written: `pnpm example` from the repository root, and the code block as
 // a file in this folder, where a reader of the README puts it.
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { blocksRunBy, REPO_ROOT, runBlock } from '@datastation/test-support';
@@ -24,7 +26,11 @@ it("runs the README's code as a file in this folder", async () => {
   expect(block).toBeDefined();
   // runBlock saves a code block beside its README: this folder.
   expect(join(REPO_ROOT, block!.file)).toBe(join(exampleDir, 'README.md'));
+  const dataFolders = async () => (await readdir(tmpdir())).filter((name) => name.startsWith('trips-'));
+  const before = await dataFolders();
   const result = await runBlock(block!, exampleDir, 120_000);
   expect(result.code, result.stderr).toBe(0);
   expect(result.stdout.trim()).toBe('20.607143');
+  // The code removes the data folder it made.
+  expect(await dataFolders()).toEqual(before);
 }, 130_000);
