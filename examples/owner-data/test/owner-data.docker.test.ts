@@ -1,10 +1,10 @@
 // The example in a real container with the owner's policy: granted months arrive, payroll does not.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type ReadEvent } from '@datastation/host';
+import { bundleFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { dataFolder, tempDir, type TempDir } from '@datastation/test-support';
 
 const example = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -15,17 +15,8 @@ describe('owner data under a read policy', () => {
   beforeAll(async () => {
     fn = await tempDir('owner-fn');
     data = await dataFolder('owner-data');
-    await build({
-      entryPoints: [join(example, 'src/index.ts')],
-      outfile: join(fn.path, 'index.js'),
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      external: ['@datastation/dev-utils'],
-      logLevel: 'warning',
-    });
-    await writeFile(join(fn.path, 'package.json'), JSON.stringify({ type: 'module', main: 'index.js' }));
+    // Bundled as `ds run` and `ds package` bundle it (dev-utils comes from the runtime image).
+    await bundleFunctionPackage(await readFunctionPackage(example), fn.path);
   });
   afterAll(async () => {
     await fn.remove();
