@@ -1,6 +1,6 @@
 // csv-stats through the developer's CLI: `pnpm ds run` / `ds package` / `ds verify`, from the
 // repository root, as the README shows. (This folder has no dependency on @datastation/cli, so
-// the command is the root package.json's `ds` script, spelled out.)
+// the command is the root's linked `ds` bin, spelled out.)
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

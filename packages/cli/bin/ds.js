@@ -9,9 +9,6 @@ import { register } from 'node:module';
 const source = new URL('../src/bin.ts', import.meta.url);
 
 if (existsSync(source)) {
-  // Run as the repository's `ds` script (`pnpm ds`, `pnpm -C <repo> ds`), work in the folder pnpm
-  // was started from, not the repository root where pnpm runs scripts.
-  if (process.env.npm_lifecycle_event === 'ds' && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
   try {
     // tsx, from this package's devDependencies (resolved beside this file, not from the cwd).
     await import('tsx');

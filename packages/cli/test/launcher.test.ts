@@ -1,11 +1,11 @@
 /**
  * `ds` from any folder, as the README says: `node <repository>/packages/cli/bin/ds.js` (what the
- * README's alias and the root `ds` script run) works from source with no build step, in the
- * folder it was started from, and `--json` prints one JSON document on stdout and nothing else;
- * `pnpm -C <repository> -s ds` too.
+ * README's alias runs) works from source with no build step, in the folder it was started from,
+ * and `--json` prints one JSON document on stdout and nothing else; `pnpm ds` too, from any folder
+ * of the checkout, without `-s`: pnpm runs the root's linked bin (no `> datastation@ ds` banner).
  */
 import { execFile } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -46,11 +46,18 @@ it("is what the README's alias runs, from any folder", async () => {
   expect(JSON.parse(stdout)).toMatchObject({ dir: join(box.path, 'y'), name: 'y' });
 });
 
-it("pnpm -C <repository> -s ds works in the caller's folder with pure JSON on stdout", async () => {
-  await using box = await tempDir('ds-pnpm-dir');
-  const { stdout } = await run('npx', ['-y', 'pnpm@10.34.9', '-C', REPO_ROOT, '-s', 'ds', 'init', 'z', '--json'], { cwd: box.path, env, timeout: 60_000 });
-  expect(JSON.parse(stdout)).toMatchObject({ dir: join(box.path, 'z'), name: 'z' });
-  expect(await readdir(box.path)).toEqual(['z']);
+it('pnpm ds, without -s, works in the folder of the checkout it was started from with pure JSON on stdout', async () => {
+  // A folder inside the checkout that no workspace package owns (pnpm goes up to the root's package.json).
+  const cache = join(REPO_ROOT, 'node_modules', '.cache');
+  await mkdir(cache, { recursive: true });
+  const box = await mkdtemp(join(cache, 'ds-pnpm-'));
+  try {
+    const { stdout } = await run('npx', ['-y', 'pnpm@10.34.9', 'ds', 'init', 'z', '--json'], { cwd: box, env, timeout: 60_000 });
+    expect(JSON.parse(stdout)).toMatchObject({ dir: join(box, 'z'), name: 'z' });
+    expect(await readdir(box)).toEqual(['z']);
+  } finally {
+    await rm(box, { recursive: true, force: true });
+  }
 }, 70_000);
 
 it("says where users see it that --hand-over-data and ds init (as root) change the data folder's owner", async () => {

@@ -83,7 +83,7 @@ const DS = join(REPO_ROOT, 'packages/cli/bin/ds.js');
  * - TypeScript/JavaScript: saved beside the README (so its imports resolve as for a user of that
  *   package) and run with Node and tsx, workspace packages from source, in `cwd`.
  * - sh: bash with `set -euo pipefail` in `cwd`, where `ds` is the in-repo CLI
- *   (`node packages/cli/bin/ds.js`, what `pnpm -s ds` runs).
+ *   (`node packages/cli/bin/ds.js`, what `pnpm ds` runs).
  */
 export async function runBlock(block: Block, cwd: string, timeoutMs = 120_000): Promise<BlockRun> {
   const env = { ...process.env, TSX_DISABLE_CACHE: '1' };
