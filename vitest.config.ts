@@ -80,6 +80,9 @@ export default defineConfig({
       // Every public package published to a throwaway Verdaccio with changesets, then used from a
       // fresh folder as a developer and an integrator would (test/registry): minutes, not seconds.
       dockerProject('registry', ['test/registry/**/*.test.ts'], 'runc', { testTimeout: 600_000, hookTimeout: 900_000 }),
+      // The owners' console in a real browser (Debian's Chromium through playwright-core) against a
+      // real gatekeeper, store and function containers (test/browser).
+      dockerProject('browser', ['test/browser/**/*.test.ts'], 'runc', { testTimeout: 180_000, hookTimeout: 180_000 }),
       // The same sessions under gVisor (see RUNSC_DOCKER_FILES).
       dockerProject('docker-runsc', RUNSC_DOCKER_FILES, 'runsc'),
       dockerProject('security-runsc', ['test/security/**/*.test.ts'], 'runsc'),

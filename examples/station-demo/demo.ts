@@ -116,7 +116,10 @@ try {
   expectOk('ds audit', await ds(['audit', '--as', 'acme']));
   expectOk('ds audit --verify', await ds(['audit', '--verify', '--as', 'acme']));
 
-  say(`done. The station is still up at ${url}: \`pnpm ds down\` stops it, \`pnpm ds down --volumes\` also removes its data.`);
+  say(
+    `done. The station is still up at ${url}; its owners' console is ${url}/console/ (sign in with acme's token above). ` +
+      '`pnpm ds down` stops it, `pnpm ds down --volumes` also removes its data.',
+  );
 } catch (error) {
   process.stderr.write(`demo failed: ${(error as Error).message}\n`);
   process.exitCode = 1;

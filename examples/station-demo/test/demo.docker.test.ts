@@ -87,6 +87,18 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
     expect(demo.stdout).toContain(`The station is still up at ${url}`);
   });
 
+  it("serves the owners' console from the gatekeeper's image, under its strict CSP", async () => {
+    const page = await fetch(`${url}/console/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await page.text();
+    const script = /<script[^>]+src="(\/console\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script, html).toBeDefined();
+    const asset = await fetch(`${url}${script}`);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get('content-type')).toMatch(/javascript/);
+  });
+
   it('recorded the runs as the station saw them: released, refused, staged then released', async () => {
     const runs = (await api('/v1/runs', 'ann')).body.runs as { target: { name: string }; status: string; value?: unknown; error?: { code: string } }[];
     const byName = Object.fromEntries(runs.map((r) => [r.target.name, r]));

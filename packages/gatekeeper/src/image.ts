@@ -4,18 +4,20 @@
  * for this machine's node, and the offline base carries that very binary and its libraries, so it
  * loads in the image. An image whose inputs have not changed is reused, as the runtime image is.
  * The bundle ships prebuilt in dist/gatekeeper-image (scripts/bundle-gatekeeper.ts); from source,
- * in the Data Station repository, it is made here with esbuild (a devDependency).
+ * in the Data Station repository, it is made here with esbuild (a devDependency). The owners'
+ * console (`@datastation/console`'s built files) goes beside it, at the path DS_CONSOLE_DIR names.
  *
  * Build-time only: the gatekeeper process never imports this file.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { PluginBuild } from 'esbuild';
+import { consoleAssetsDir } from '@datastation/console';
 import { type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 
@@ -51,6 +53,7 @@ export async function buildGatekeeperImage(
       ['Dockerfile', await readFile(DOCKERFILE)],
       ['gatekeeper/main.mjs', await readFile(bundle)],
       [`gatekeeper/${ADDON}`, await readFile(addonPath)],
+      ...(await consoleFiles(progress)).map(([name, content]): [string, Buffer] => [`gatekeeper/console/${name}`, content]),
     ];
     const inputs = createHash('sha256').update((await docker.images.inspect(base))?.id ?? base);
     for (const [name, content] of files) inputs.update(`\0${name}\0`).update(content);
@@ -84,6 +87,27 @@ async function gatekeeperBundle(work: string, progress: (line: string) => void):
   }
   progress('bundling the gatekeeper from source');
   return bundleGatekeeper(work);
+}
+
+/** The console's built files, by path under its dist/, in a fixed order; built first from source in this repository. */
+async function consoleFiles(progress: (line: string) => void): Promise<[string, Buffer][]> {
+  if (import.meta.url.endsWith('.ts')) {
+    const { buildConsole } = await import('@datastation/console/build');
+    if ((await buildConsole()).built) progress("built the owners' console");
+  }
+  if (!(await stat(join(consoleAssetsDir, 'index.html')).catch(() => undefined))) {
+    throw new DsError('INTERNAL', `@datastation/console is missing its built files (${consoleAssetsDir}index.html). Reinstall it.`);
+  }
+  const files: [string, Buffer][] = [];
+  const visit = async (dir: string): Promise<void> => {
+    for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await visit(path);
+      else if (entry.isFile()) files.push([relative(consoleAssetsDir, path), await readFile(path)]);
+    }
+  };
+  await visit(consoleAssetsDir);
+  return files;
 }
 
 /** One ESM file (`outDir`/main.mjs) needing nothing but node and the addon beside it. A build step: it needs esbuild (a devDependency). */

@@ -21,6 +21,8 @@ export interface StationConfig {
   /** DS_LISTEN: `host:port`, default 127.0.0.1:8080 (the image sets 0.0.0.0:8080). */
   host: string;
   port: number;
+  /** DS_CONSOLE_DIR: the built owners' console served at /console/ (`off`: none); unset, @datastation/console's own. */
+  consoleDir?: string | false;
 }
 
 export { DEMO_DATA, DEMO_PRINCIPALS } from './demo.js';
@@ -45,7 +47,22 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
   const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
   if (!host || port > 65_535) throw new DsError('BAD_REQUEST', `DS_LISTEN must be host:port, such as 0.0.0.0:8080 (got ${JSON.stringify(listen)}).`);
-  return { storage, stateDir, dbUrl: env.DS_DB_URL || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`, host, port };
+  const consoleEnv = env.DS_CONSOLE_DIR;
+  let consoleDir: string | false | undefined;
+  if (consoleEnv === 'off') consoleDir = false;
+  else if (consoleEnv) {
+    if (!isAbsolute(consoleEnv))
+      throw new DsError('BAD_REQUEST', `DS_CONSOLE_DIR must be an absolute folder holding the built console, or off (got ${JSON.stringify(consoleEnv)}).`);
+    consoleDir = resolve(consoleEnv);
+  }
+  return {
+    storage,
+    stateDir,
+    dbUrl: env.DS_DB_URL || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`,
+    host,
+    port,
+    ...(consoleDir !== undefined ? { consoleDir } : {}),
+  };
 }
 
 /**
@@ -137,7 +154,13 @@ export async function startStation(
     const tokens = await seedPrincipals(store, config.stateDir);
     if (tokens.length) log(`tokens for ${tokens.join(', ')} written to ${join(config.stateDir, 'tokens')}`);
     if (await seedDemoData(config.storage)) log(`demo data written under ${join(config.storage, 'owners', 'acme')}`);
-    const started = await createGatekeeper({ log, ...options, store, storage: config.storage });
+    const started = await createGatekeeper({
+      log,
+      ...(config.consoleDir !== undefined ? { consoleDir: config.consoleDir } : {}),
+      ...options,
+      store,
+      storage: config.storage,
+    });
     gatekeeper = started;
     const { url } = await started.listen({ host: config.host, port: config.port });
     log(`listening on ${url}`);

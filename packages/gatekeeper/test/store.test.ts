@@ -381,6 +381,41 @@ describe.each(backends)('store on $name', (backend) => {
       expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 200 });
     });
 
+  it('tells onAppend listeners of committed entries only: at once outside a transaction, after the commit inside one', async () => {
+    const told: number[][] = [];
+    const stop = store.onAppend((entries) => {
+      told.push(entries.map((e) => e.seq));
+    });
+    store.onAppend(() => {
+      throw new Error('a failing listener does not fail the append');
+    });
+    const a = await store.audit.append({ actor: 'dev', kind: 'upload', subject: PKG });
+    expect(told).toEqual([[a.seq]]);
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.audit.append({ actor: 'acme', kind: 'grant', subject: 'g1', owners: ['acme'] });
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(told).toEqual([[a.seq]]); // never committed: never told
+    const seen = await store.transaction(async (tx) => {
+      const b = await tx.audit.append({ actor: 'acme', kind: 'grant', subject: 'g2', owners: ['acme'] });
+      const c = await tx.audit.append({ actor: 'acme', kind: 'revoke', subject: 'g3', owners: ['acme'] });
+      expect(told).toHaveLength(1); // not before the commit
+      return [b.seq, c.seq];
+    });
+    expect(told).toEqual([[a.seq], seen]);
+    // A listener reads the store (not a transaction): it is called outside the transaction's context.
+    let head: number | undefined;
+    store.onAppend(() => void store.audit.head().then((h) => (head = h.seq)));
+    const d = await store.transaction((tx) => tx.audit.append({ actor: 'dev', kind: 'upload', subject: digest(9) }));
+    await expect.poll(() => head).toBe(d.seq);
+    stop();
+    await store.audit.append({ actor: 'dev', kind: 'upload', subject: digest(10) });
+    expect(told).toHaveLength(3);
+    expect(told[2]).toEqual([d.seq]);
+  });
+
   it('writes a transaction whole or not at all, and refuses the store inside it', async () => {
     await seed(store);
     const failing = store.transaction(async (tx) => {

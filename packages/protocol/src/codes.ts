@@ -35,6 +35,11 @@ export const ERROR_CODES = {
     http: 507,
     hint: 'The data folder is over its quota (limits.dataBytes / limits.dataFiles). Remove files from it, or ask for a larger quota.',
   },
+  CSRF_REJECTED: {
+    exit: 26,
+    http: 403,
+    hint: "A console request (cookie) that changes state must carry its session's X-CSRF-Token header and come from the station's own origin. Reload the console, or send a bearer token.",
+  },
   INTERNAL: { exit: 23, http: 500, hint: 'An unexpected failure inside Data Station. The cause is attached; please report it.' },
 } as const satisfies Record<string, { exit: number; http: number; hint: string }>;
 

@@ -45,6 +45,23 @@ export interface GrantInput {
   release: ReleaseMode;
 }
 
+/**
+ * What the audit log records: the kinds of entry the gatekeeper writes (a new kind is added here
+ * and nowhere else; the gatekeeper decides each kind's `data`).
+ */
+export const AUDIT_KINDS = [
+  'principal', // a principal was added or its token rotated
+  'upload', // a developer uploaded a package
+  'grant', // an owner granted a package to a user
+  'revoke', // an owner revoked a grant
+  'run', // a run ended: who, package, target, args hash, outcome, reads asked/granted/served, release decision
+  'call', // a function call made by a connector during a run
+  'release', // an owner released a staged result
+  'refuse', // an owner refused a staged result
+  'session', // a session changed state
+] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+
 /** What verifying the audit chain says: how far it holds, or the first entry that breaks it. */
 export type AuditVerification =
   | { ok: true; entries: number /** the last entry's hash: publish it elsewhere to pin the log */; head: string }
@@ -67,4 +84,166 @@ export interface AuditEntry<Data = unknown> {
   owners: string[];
   prevHash: string;
   hash: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gatekeeper's HTTP API, as its clients read it (`ds`, the owners' console, the tests). The
+// gatekeeper's views are typed to these, so a field changed here is changed for every client.
+// ---------------------------------------------------------------------------------------------
+
+/** Who a token or console session belongs to. */
+export interface PrincipalView {
+  id: string;
+  role: Role;
+}
+
+/**
+ * `POST /v1/session` `{ token }` answers this and sets the `ds_session` cookie (HttpOnly,
+ * SameSite=Strict, Path=/); `GET /v1/session` answers it again for the cookie's session;
+ * `DELETE /v1/session` signs out. A request authenticated by the cookie that changes state
+ * (POST, PUT, PATCH, DELETE) must carry `csrf` in the `X-CSRF-Token` header.
+ */
+export interface ConsoleSession {
+  principal: PrincipalView;
+  csrf: string;
+  /** When the session ends unless used again (ISO time). */
+  expiresAt: string;
+}
+
+/** The header that carries ConsoleSession.csrf. */
+export const CSRF_HEADER = 'x-csrf-token';
+
+/** One file of a package's `code/` folder, from its manifest. */
+export interface PackageFile {
+  /** `code/…` */
+  path: string;
+  size: number;
+  /** Hex sha256 of the file's bytes. */
+  sha256: string;
+}
+
+/** A package as `GET /v1/packages` lists it and `POST /v1/packages` answers it. */
+export interface PackageView {
+  id: string;
+  /** The same as id: `sha256:…` of the .dspkg. */
+  digest: string;
+  name: string;
+  version: string;
+  functions: string[];
+  connectors: string[];
+  image: { ref: string; id: string } | null;
+  uploadedBy: string;
+  uploadedAt: string;
+}
+
+/**
+ * `GET /v1/packages/:id`: the package with its manifest and files. The bytes of one file:
+ * `GET /v1/packages/:id/files/<path>` (`text/plain; charset=utf-8`, a path from `files` only).
+ */
+export interface PackageDetail extends PackageView {
+  manifest: unknown;
+  files: PackageFile[];
+  totalSize: number;
+}
+
+/**
+ * `GET /v1/grants/preview?read=<glob>&read=<glob>` (owners): the owner's files that the globs
+ * match, judged as a run's reads are. `everything` is true when they match every file the owner has.
+ */
+export interface GlobPreview {
+  files: { path: string; size: number }[];
+  /** Files matched; `files` holds the first ones (sorted by path) when `truncated`. */
+  matched: number;
+  truncated: boolean;
+  /** Files the owner has under `owners/<owner>/`. */
+  ownerFiles: number;
+  everything: boolean;
+  /**
+   * True when the owner's folder holds more entries than the preview walks (100 000): the counts
+   * are of the part walked, and `everything` is false.
+   */
+  partial: boolean;
+}
+
+/** A run as `POST /v1/runs`, `GET /v1/runs[/:id]` and the release/refuse calls answer it. */
+export interface RunView {
+  id: string;
+  status: RunStatus;
+  user: string;
+  package: string;
+  target: { kind: TargetKind; name: string };
+  argsHash: string;
+  release: ReleaseMode;
+  /** Once released. Bytes are `{ $bytes: <base64> }`. */
+  value?: unknown;
+  error?: { code: string; message: string };
+  /** The result held for review: shown to its reviewers only. */
+  staged?: unknown;
+  reviews: { owner: string; decision: 'release' | 'refuse' | null; decidedAt: string | null }[];
+  startedAt: string;
+  finishedAt: string | null;
+  decidedAt: string | null;
+}
+
+/** A session's limits, as its Station applies them. */
+export interface SessionLimitsView {
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+  timeoutMs: number;
+  resultBytes: number;
+  dataBytes: number;
+  dataFiles: number;
+  openReads: number;
+  /** Idle time before the container is paused; null: never (the Station's `Infinity`, which JSON cannot carry). */
+  pauseAfterMs: number | null;
+  /** Idle time before the session is closed and its container removed; null: never. */
+  idleTtlMs: number | null;
+}
+
+/** `GET /v1/sessions`. */
+export interface SessionView {
+  id: string;
+  user: string;
+  package: string;
+  state: SessionState;
+  since: string;
+  createdAt: string;
+  runtime?: string | null;
+  idleMs?: number;
+  limits: SessionLimitsView;
+}
+
+/** One station read of a run, as the run's audit entry records it (`data.reads`). */
+export interface AuditRead {
+  /** The path the function asked for. */
+  path: string;
+  /** Whether the owners' grants allowed it. */
+  allowed: boolean;
+  /** The file actually served, once links were resolved (absent when nothing was served). */
+  served?: string;
+  bytes: number;
+  outcome: string;
+  code?: string;
+}
+
+/**
+ * `GET /v1/audit` (owners): the entries about the owner's data, oldest first, filtered by
+ * `user`, `package`, `kind`, `subject`, `since`/`until` (ISO times), paged by `after` (a seq) and
+ * `limit`; `next` is the `after` of the next page, or null. `GET /v1/audit/export` takes the same
+ * filters and answers JSON Lines (`application/x-ndjson`), one entry per line.
+ */
+export interface AuditPage {
+  entries: AuditEntry[];
+  next: number | null;
+}
+
+/**
+ * `GET /v1/events` (text/event-stream): `event: audit`, `id: <seq>`, `data: <AuditEntry>` for
+ * every new entry the principal may see (an owner's entries about their data; a user's own runs
+ * and grants; a developer's uploads and the grants of their packages). `Last-Event-ID` resumes.
+ */
+export interface StationEvent {
+  type: 'audit';
+  entry: AuditEntry;
 }

@@ -30,6 +30,8 @@ const CONTRACT_CODES: ErrorCode[] = [
   // Added past the contract's list: session limits and the /data quota.
   'LIMIT_EXCEEDED',
   'QUOTA_EXCEEDED',
+  // The gatekeeper's console sessions: a cookie request without its CSRF token, or from another origin.
+  'CSRF_REJECTED',
 ];
 
 describe('the error-code table', () => {

@@ -3,6 +3,7 @@
  * fail, never skip, without one) and the runtime image is built here, from this checkout, on the
  * offline base: no registry is needed. An unchanged image is reused.
  */
+import { buildConsole } from '@datastation/console/build';
 import { buildRuntimeImage, createDockerClient } from '@datastation/host';
 
 export default async function setup(): Promise<void> {
@@ -18,4 +19,9 @@ export default async function setup(): Promise<void> {
   const started = Date.now();
   const image = await buildRuntimeImage(docker, { offline: process.env.DS_TEST_ONLINE_BASE ? 'auto' : true });
   process.stderr.write(`runtime image ${image.id.slice(7, 19)} ${image.built ? 'built' : 'reused'} on ${image.base} in ${Date.now() - started} ms\n`);
+  // The owners' console, which the gatekeeper serves (and its image ships), built once here so
+  // that no two test files build it at the same time.
+  const consoleStarted = Date.now();
+  const built = await buildConsole();
+  process.stderr.write(`console ${built.built ? 'built' : 'up to date'} in ${Date.now() - consoleStarted} ms\n`);
 }

@@ -1,5 +1,5 @@
 import type { ErrorCode } from '@datastation/protocol';
-import type { AuditEntry, Grant, ReleaseMode, RunStatus } from '@datastation/protocol/station';
+import type { AuditEntry, Grant, PackageView, ReleaseMode, RunStatus, RunView, SessionView } from '@datastation/protocol/station';
 
 /**
  * A gatekeeper's JSON answer as the tests read it: one shape with the fields of every endpoint,
@@ -19,13 +19,13 @@ export interface StationReplyBody {
   digest?: string;
   firstBad?: number;
   // The lists.
-  packages?: { id: string; digest: string; name: string; version: string; functions: string[]; connectors: string[] }[];
+  packages?: PackageView[];
   manifest?: { name: string; version: string };
   grants?: Grant[];
   added?: Grant[];
   revoked?: Grant[];
-  runs?: { id: string; status: RunStatus; user: string; target: { kind: string; name: string }; value?: unknown; error?: { code: string; message: string } }[];
-  sessions?: { id: string; user: string; package: string; state: string }[];
+  runs?: RunView[];
+  sessions?: SessionView[];
   entries?: AuditEntry<Record<string, unknown>>[];
 }
 

@@ -67,6 +67,7 @@ export async function upCommand(argv: UpArgs, ctx: CommandContext): Promise<void
   ctx.out(
     [
       `station ${up.name} at ${up.url}`,
+      `  console ${up.url}/console/ (sign in with an owner's token below)`,
       `  state ${up.dir} (storage/ holds the data and the database)`,
       '  principals (tokens are also in tokens/, mode 0600; ds picks them by role, or use --as):',
       ...up.principals.map((p) => `    ${`${p.id} (${p.role})`.padEnd(width)}  ${p.token}`),

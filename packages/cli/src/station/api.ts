@@ -1,46 +1,23 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DsError, printable } from '@datastation/protocol';
-import type { ReleaseMode, RunStatus, TargetKind } from '@datastation/protocol/station';
+import type { PackageView } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
 import { StationClient } from './client.js';
 import type { Role } from './state.js';
 import { resolveStation, type StationFlags } from './target.js';
 
-/** What the gatekeeper answers (its README); only the fields the CLI reads are typed. */
-export interface PackageView {
-  id: string;
-  digest: string;
-  name: string;
-  version: string;
-  functions: string[];
-  connectors: string[];
-  uploadedBy: string;
-  uploadedAt: string;
-}
-
-export { type Grant as GrantView, type GrantInput, RELEASE_MODES, type ReleaseMode } from '@datastation/protocol/station';
-
-export interface RunView {
-  id: string;
-  status: RunStatus;
-  user: string;
-  package: string;
-  target: { kind: TargetKind; name: string };
-  argsHash: string;
-  release: ReleaseMode;
-  value?: unknown;
-  staged?: unknown;
-  error?: { code: string; message: string };
-  reviews: { owner: string; decision: 'release' | 'refuse' | null; decidedAt: string | null }[];
-  startedAt: string;
-  finishedAt: string | null;
-  decidedAt: string | null;
-}
-
-export type { AuditEntry } from '@datastation/protocol/station';
-
-export type { AuditVerification } from '@datastation/protocol/station';
+// What the gatekeeper answers: the API's own types, shared with the gatekeeper and the console.
+export {
+  type AuditEntry,
+  type AuditVerification,
+  type Grant as GrantView,
+  type GrantInput,
+  type PackageView,
+  RELEASE_MODES,
+  type ReleaseMode,
+  type RunView,
+} from '@datastation/protocol/station';
 
 /** A station client for a command: URL and token from the flags, the environment or the state folder. */
 export async function stationClient(flags: StationFlags, ctx: CommandContext, role?: Role): Promise<StationClient> {

@@ -4,13 +4,26 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import express, { type Express } from 'express';
-import { type DockerClient, defaultDockerClient, type StationOptions } from '@datastation/host';
+import { consoleAssetsDir } from '@datastation/console';
+import {
+  type DockerClient,
+  DEFAULT_LIMITS,
+  defaultDockerClient,
+  resolveCeilings,
+  resolveLimits,
+  STATION_DEFAULTS,
+  type StationOptions,
+} from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
+import type { SessionLimitsView } from '@datastation/protocol/station';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
 import { authenticate } from './auth.js';
+import { consoleRoutes, securityHeaders } from './console.js';
+import { ConsoleSessions, consoleSessionRoutes } from './console-session.js';
 import type { GatekeeperContext } from './context.js';
 import { answerClientError, errorHandler, noSuchEndpoint } from './errors.js';
+import { EventHub, eventRoutes } from './events.js';
 import { grantRoutes } from './grants.js';
 import { applyServerTimeouts, type HttpLimits, resolveHttpLimits, RunSlots, serverOptions } from './limits.js';
 import { PackageFiles } from './package-files.js';
@@ -52,6 +65,12 @@ export interface GatekeeperOptions {
   instance?: string;
   /** Where the gatekeeper says what it did at start (what it reaped and settled). Default: stderr. */
   log?: (line: string) => void;
+  /**
+   * The owners' console served at `/console/` (`GET /` redirects there): a folder holding the
+   * built console (`index.html`, `assets/`). Default: `@datastation/console`'s `dist/`; `false`
+   * serves none. Until it holds `index.html`, `/console/` answers 503 saying how to build it.
+   */
+  consoleDir?: string | false;
 }
 
 export interface Gatekeeper extends AsyncDisposable {
@@ -72,6 +91,9 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   if (typeof options.storage !== 'string' || !options.storage.startsWith('/'))
     throw new DsError('BAD_REQUEST', 'createGatekeeper: storage must be an absolute path.');
   const limits = resolveHttpLimits(options.limits);
+  const consoleDir = options.consoleDir ?? consoleAssetsDir;
+  if (consoleDir !== false && (typeof consoleDir !== 'string' || !consoleDir.startsWith('/')))
+    throw new DsError('BAD_REQUEST', 'createGatekeeper: consoleDir must be an absolute path, or false.');
   await mkdir(join(options.storage, 'users'), { recursive: true, mode: 0o755 });
   await mkdir(join(options.storage, 'packages'), { recursive: true, mode: 0o700 });
   const storage = await realpath(options.storage);
@@ -91,6 +113,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     throw error;
   }
   logRecovery(instance, recovery, log);
+  const consoleSessions = new ConsoleSessions();
   const context: GatekeeperContext = {
     store: options.store,
     storage,
@@ -98,6 +121,15 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     slots: new RunSlots(limits.runsPerUser, limits.retryAfterSeconds),
     packageFiles,
     runner,
+    sessionLimits: sessionLimits(options.stationOptions),
+    consoleSessions,
+    events: new EventHub(options.store, {
+      perPrincipal: limits.eventStreamsPerPrincipal,
+      total: limits.eventStreams,
+      heartbeatMs: limits.eventHeartbeatMs,
+      retryAfterSeconds: limits.retryAfterSeconds,
+      sessionAlive: (key) => consoleSessions.alive(key),
+    }),
   };
   const onInternal =
     options.onInternalError ??
@@ -107,16 +139,26 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(securityHeaders);
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
+  if (consoleDir !== false) {
+    app.get('/', (_req, res) => res.redirect(302, '/console/'));
+    // `/console` without its slash: the page's relative asset paths need it.
+    app.get('/console', (req, res, next) => (req.originalUrl.split('?')[0] === '/console' ? res.redirect(302, '/console/') : next()));
+    app.use('/console', consoleRoutes(consoleDir));
+  }
   const v1 = express.Router();
-  v1.use(authenticate(options.store));
+  // Signing in is how a console gets its cookie: before authentication.
+  v1.use('/session', consoleSessionRoutes(context));
+  v1.use(authenticate(options.store, consoleSessions));
   v1.use('/packages', packageRoutes(context));
   v1.use('/grants', grantRoutes(context));
   v1.use('/runs', runRoutes(context));
   v1.use('/sessions', sessionRoutes(context));
   v1.use('/audit', auditRoutes(context));
+  v1.use('/events', eventRoutes(context));
   app.use('/v1', v1);
   app.use(noSuchEndpoint);
   app.use(errorHandler(onInternal));
@@ -125,6 +167,8 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      // Event streams never end by themselves: ended first, so that the servers' close does not wait on them.
+      context.events.close();
       await Promise.all(
         [...servers].map(
           (server) =>
@@ -135,6 +179,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
         ),
       );
       await runner.close();
+      consoleSessions.clear();
     })();
     return closing;
   };
@@ -163,6 +208,33 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     },
     close,
     [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * The limits each session of the Station gets, as the host resolves them (its defaults, the
+ * Station's `limits`, under its `ceilings`): the gatekeeper's `sessionFor` names none. Options the
+ * host would refuse are shown as its defaults with them merged; the Station's first start says why.
+ */
+function sessionLimits(station: Omit<StationOptions, 'sessionFor'> = {}): SessionLimitsView {
+  let limits: typeof DEFAULT_LIMITS;
+  try {
+    limits = resolveLimits(station.limits, resolveCeilings(station.ceilings));
+  } catch {
+    limits = { ...DEFAULT_LIMITS, ...station.limits };
+  }
+  const finite = (ms: number) => (Number.isFinite(ms) ? ms : null);
+  return {
+    memoryMb: limits.memoryMb,
+    cpus: limits.cpus,
+    pids: limits.pids,
+    timeoutMs: limits.timeoutMs,
+    resultBytes: limits.resultBytes,
+    dataBytes: limits.dataBytes,
+    dataFiles: limits.dataFiles,
+    openReads: limits.openReads,
+    pauseAfterMs: finite(station.pauseAfterMs ?? STATION_DEFAULTS.pauseAfterMs),
+    idleTtlMs: finite(station.idleTtlMs ?? STATION_DEFAULTS.idleTtlMs),
   };
 }
 

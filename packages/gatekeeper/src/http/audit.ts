@@ -1,12 +1,107 @@
-import { Router } from 'express';
+import { once } from 'node:events';
+import { type Request, type Response, Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
+import type { AuditPage } from '@datastation/protocol/station';
+import { AUDIT_KINDS, type AuditEntry } from '../store/audit.js';
 import { principalOf, requireRole } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 
+/** Entries read from the store per query while filtering. */
+const BATCH = 500;
+/** Entries one page request reads at most: past it the page ends early, with `next` to go on from. */
+const SCAN_MAX = 20_000;
+const FILTERS = ['user', 'package', 'kind', 'subject', 'since', 'until', 'after', 'limit'] as const;
+/** An ISO 8601 date or date-time, as `at` is written (and as people type it): `2026-05-01`, `2026-05-01T10:00:00Z`. */
+const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+interface AuditFilter {
+  user?: string;
+  package?: string;
+  kind?: string;
+  subject?: string;
+  since?: number;
+  until?: number;
+}
+
+/** The query's filters and paging, each a single value; anything else is BAD_REQUEST naming it. */
+function parseQuery(req: Request): { filter: AuditFilter; after: number; limit: number } {
+  const query = req.query as Record<string, unknown>;
+  const unknown = Object.keys(query).filter((k) => !(FILTERS as readonly string[]).includes(k));
+  if (unknown.length)
+    throw new DsError('BAD_REQUEST', `Unknown audit filter ${unknown.join(', ')}; the filters are ${FILTERS.join(', ')}.`, { details: { unknown } });
+  const one = (name: (typeof FILTERS)[number]): string | undefined => {
+    const value = query[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value.length === 0 || value.length > 512)
+      throw new DsError('BAD_REQUEST', `The audit filter ${name} is one non-empty value (at most 512 characters).`);
+    return value;
+  };
+  const time = (name: 'since' | 'until'): number | undefined => {
+    const value = one(name);
+    if (value === undefined) return undefined;
+    const ms = ISO.test(value) ? Date.parse(value) : Number.NaN;
+    if (Number.isNaN(ms))
+      throw new DsError('BAD_REQUEST', `${name} must be an ISO 8601 time, such as 2026-05-01 or 2026-05-01T10:00:00Z; got ${JSON.stringify(value)}.`);
+    return ms;
+  };
+  const whole = (name: 'after' | 'limit', fallback: number): number => {
+    const value = one(name);
+    if (value === undefined) return fallback;
+    if (!/^\d{1,15}$/.test(value)) throw new DsError('BAD_REQUEST', `${name} is a whole number (GET /v1/audit?after=<seq>&limit=<n>).`);
+    return Number(value);
+  };
+  const kind = one('kind');
+  if (kind !== undefined && !(AUDIT_KINDS as readonly string[]).includes(kind))
+    throw new DsError('BAD_REQUEST', `Unknown audit kind ${JSON.stringify(kind)}; the kinds are ${AUDIT_KINDS.join(', ')}.`);
+  const filter: AuditFilter = {};
+  for (const name of ['user', 'package', 'subject'] as const) {
+    const value = one(name);
+    if (value !== undefined) filter[name] = value;
+  }
+  if (kind !== undefined) filter.kind = kind;
+  const since = time('since');
+  const until = time('until');
+  if (since !== undefined) filter.since = since;
+  if (until !== undefined) filter.until = until;
+  return { filter, after: whole('after', 0), limit: Math.min(Math.max(whole('limit', 100), 1), 1000) };
+}
+
+/** `user`: who acted or whose run or grant it is; `package`: the subject or the package named; `since`/`until` inclusive. */
+function matches(entry: AuditEntry, filter: AuditFilter): boolean {
+  const data = typeof entry.data === 'object' && entry.data !== null && !Array.isArray(entry.data) ? entry.data : {};
+  if (filter.user !== undefined && entry.actor !== filter.user && data.user !== filter.user) return false;
+  if (filter.package !== undefined && entry.subject !== filter.package && data.package !== filter.package) return false;
+  if (filter.kind !== undefined && entry.kind !== filter.kind) return false;
+  if (filter.subject !== undefined && entry.subject !== filter.subject) return false;
+  if (filter.since !== undefined || filter.until !== undefined) {
+    const at = Date.parse(entry.at);
+    if (filter.since !== undefined && at < filter.since) return false;
+    if (filter.until !== undefined && at > filter.until) return false;
+  }
+  return true;
+}
+
+/** Resolves once `res` can take more, or has closed; false when closed. */
+async function drained(res: Response): Promise<boolean> {
+  if (res.destroyed || res.writableEnded) return false;
+  const ac = new AbortController();
+  try {
+    const winner = await Promise.race([
+      once(res, 'drain', { signal: ac.signal }).then(() => true),
+      once(res, 'close', { signal: ac.signal }).then(() => false),
+    ]);
+    return winner;
+  } finally {
+    ac.abort();
+  }
+}
+
 /**
- * `GET /v1/audit`: an owner's entries (those about their data), oldest first, paged with
- * `?after=<seq>&limit=<n>`. `GET /v1/audit/verify`: the whole chain walked; any principal may ask
- * (the answer says only whether it is intact, its length and head, or the first bad entry).
+ * `GET /v1/audit`: an owner's entries (those about their data), oldest first, filtered (`user`,
+ * `package`, `kind`, `subject`, `since`, `until`) and paged (`after`, `limit` ≤ 1000): `{ entries,
+ * next }`. `GET /v1/audit/export`: every match, as JSON Lines, written as it is read.
+ * `GET /v1/audit/verify`: the whole chain walked; any principal may ask (the answer says only
+ * whether it is intact, its length and head, or the first bad entry and why).
  */
 export function auditRoutes(ctx: GatekeeperContext): Router {
   const router = Router();
@@ -14,15 +109,52 @@ export function auditRoutes(ctx: GatekeeperContext): Router {
     principalOf(res);
     res.json(await ctx.store.verifyAudit());
   });
+
   router.get('/', requireRole('owner'), async (req, res) => {
     const who = principalOf(res);
-    const after = req.query.after === undefined ? undefined : Number(req.query.after);
-    const limit = req.query.limit === undefined ? undefined : Number(req.query.limit);
-    if ((after !== undefined && !Number.isInteger(after)) || (limit !== undefined && !Number.isInteger(limit))) {
-      throw new DsError('BAD_REQUEST', 'after and limit are whole numbers (GET /v1/audit?after=<seq>&limit=<n>).');
+    const { filter, after, limit } = parseQuery(req);
+    const entries: AuditEntry[] = [];
+    let cursor = after;
+    let scanned = 0;
+    for (;;) {
+      const batch = await ctx.store.auditFor(who.id, { after: cursor, limit: BATCH });
+      const ended = batch.length < BATCH;
+      for (const [i, entry] of batch.entries()) {
+        cursor = entry.seq;
+        if (!matches(entry, filter)) continue;
+        entries.push(entry);
+        if (entries.length === limit) {
+          const last = ended && i === batch.length - 1;
+          return void res.json({ entries, next: last ? null : entry.seq } satisfies AuditPage);
+        }
+      }
+      scanned += batch.length;
+      if (ended) return void res.json({ entries, next: null } satisfies AuditPage);
+      // Bounded work per request: the client goes on from where the scan stopped.
+      if (scanned >= SCAN_MAX) return void res.json({ entries, next: cursor } satisfies AuditPage);
     }
-    const entries = await ctx.store.auditFor(who.id, { ...(after !== undefined ? { after } : {}), ...(limit !== undefined ? { limit } : {}) });
-    res.json({ entries });
+  });
+
+  router.get('/export', requireRole('owner'), async (req, res) => {
+    const who = principalOf(res);
+    const { filter, after } = parseQuery(req);
+    res.status(200).set({
+      'Content-Type': 'application/x-ndjson; charset=utf-8',
+      'Content-Disposition': `attachment; filename="audit-${who.id}.jsonl"`,
+      'Cache-Control': 'no-store',
+    });
+    let cursor = after;
+    for (;;) {
+      const batch = await ctx.store.auditFor(who.id, { after: cursor, limit: 1000 });
+      let text = '';
+      for (const entry of batch) if (matches(entry, filter)) text += `${JSON.stringify(entry)}\n`;
+      if (text && !res.write(text) && !(await drained(res))) return; // the client went away
+      if (res.destroyed) return;
+      const last = batch.at(-1);
+      if (!last || batch.length < 1000) break;
+      cursor = last.seq;
+    }
+    res.end();
   });
   return router;
 }

@@ -3,26 +3,45 @@ import { DsError } from '@datastation/protocol/errors';
 import type { Principal } from '../store/principals.js';
 import type { Role } from '../store/schema.js';
 import type { Store } from '../store/store.js';
+import { type ConsoleSessions, checkCsrf, cookieSession } from './console-session.js';
 import { unauthenticated } from './errors.js';
 
 /** A bearer token as the store issues them (base64url) or as an operator sets them: printable, bounded. */
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/;
 
 /**
- * Bearer authentication. The store looks a token up by its sha256 and never compares secrets: a
- * timing difference in that lookup can only tell an attacker about the hash of their own guess,
- * never about a stored token (the timing-safe property `timingSafeEqual` gives a direct
- * comparison). A missing, malformed or unknown token is the same 401, with nothing else said.
+ * Bearer authentication, or the console's session cookie. The store looks a token up by its
+ * sha256 and never compares secrets: a timing difference in that lookup can only tell an attacker
+ * about the hash of their own guess, never about a stored token (the timing-safe property
+ * `timingSafeEqual` gives a direct comparison). A missing, malformed or unknown token is the same
+ * 401, with nothing else said. An Authorization header wins over a cookie (a bad one is 401, not
+ * a fall back to the cookie) and needs no CSRF token: no browser sends it by itself. A cookie
+ * request that changes state must pass `checkCsrf` (403 CSRF_REJECTED).
  */
-export function authenticate(store: Store): RequestHandler {
+export function authenticate(store: Store, sessions: ConsoleSessions): RequestHandler {
   return async (req, res, next) => {
-    const token = BEARER.exec(req.get('authorization') ?? '')?.[1];
-    if (!token) throw unauthenticated();
-    const principal = await store.principals.authenticate(token);
-    if (!principal) throw unauthenticated();
-    res.locals.principal = principal;
+    const authorization = req.get('authorization');
+    if (authorization !== undefined) {
+      const token = BEARER.exec(authorization)?.[1];
+      if (!token) throw unauthenticated();
+      const principal = await store.principals.authenticate(token);
+      if (!principal) throw unauthenticated();
+      res.locals.principal = principal;
+      next();
+      return;
+    }
+    const session = await cookieSession(store, sessions, req);
+    if (!session) throw unauthenticated();
+    checkCsrf(req, session);
+    res.locals.principal = session.principal;
+    res.locals.consoleSession = session.key;
     next();
   };
+}
+
+/** The key of the console session a request was authenticated by, if it came with the cookie. */
+export function consoleSessionOf(res: Response): string | undefined {
+  return res.locals.consoleSession as string | undefined;
 }
 
 /** The authenticated principal (set by `authenticate`). */

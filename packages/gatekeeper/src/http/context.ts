@@ -1,4 +1,7 @@
+import type { SessionLimitsView } from '@datastation/protocol/station';
 import type { Store } from '../store/store.js';
+import type { ConsoleSessions } from './console-session.js';
+import type { EventHub } from './events.js';
 import type { HttpLimits, RunSlots } from './limits.js';
 import type { PackageFiles } from './package-files.js';
 import type { Runner } from './runner.js';
@@ -12,4 +15,10 @@ export interface GatekeeperContext {
   slots: RunSlots;
   packageFiles: PackageFiles;
   runner: Runner;
+  /** The limits every session of this gatekeeper's Station gets (`GET /v1/sessions` shows them). */
+  sessionLimits: SessionLimitsView;
+  /** The owners' console's signed-in sessions (cookie). */
+  consoleSessions: ConsoleSessions;
+  /** The live audit feed (`GET /v1/events`). */
+  events: EventHub;
 }

@@ -15,7 +15,7 @@ export function notFound(what: string): DsError {
 }
 
 export function unauthenticated(): DsError {
-  return new DsError('UNAUTHENTICATED', 'Send a valid bearer token: Authorization: Bearer <token>.');
+  return new DsError('UNAUTHENTICATED', 'Send a valid bearer token (Authorization: Bearer <token>), or sign in to the console (POST /v1/session).');
 }
 
 /** What body-parser throws (it sets `type`, `status`, and for a too-large body `limit` and `length`). */

@@ -5,6 +5,7 @@ import { RELEASE_MODES, type ReleaseMode } from '../store/schema.js';
 import { principalOf, requireRole } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { checkGrantGlobs } from './policy.js';
+import { previewGlobs } from './preview.js';
 
 /** What the API says of a grant. */
 export function grantView(g: Grant) {
@@ -97,6 +98,17 @@ export function grantRoutes(ctx: GatekeeperContext): Router {
     const wanted: GrantInput[] = [];
     for (const [i, g] of list.entries()) wanted.push(await checkGrant(ctx, owner, g, `grants[${i}]`));
     res.json(await replaceGrants(ctx, owner, wanted));
+  });
+
+  // What globs would grant, before they are granted: `?read=<glob>&read=<glob>`, checked as a grant's are.
+  router.get('/preview', requireRole('owner'), async (req, res) => {
+    const owner = principalOf(res).id;
+    const raw: unknown = req.query.read;
+    const globs = typeof raw === 'string' ? [raw] : raw;
+    if (!Array.isArray(globs) || globs.length === 0)
+      throw new DsError('BAD_REQUEST', `Name the globs to preview: GET /v1/grants/preview?read=owners/${owner}/trips/*.csv&read=…`);
+    checkGrantGlobs(owner, globs);
+    res.json(await previewGlobs(ctx.storage, owner, globs));
   });
 
   // An owner sees their grants, a user the grants naming them, a developer the grants of their packages.

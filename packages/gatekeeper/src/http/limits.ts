@@ -17,6 +17,14 @@ export interface HttpLimits {
   headersTimeoutMs: number;
   /** Idle time of a kept-alive connection (`server.keepAliveTimeout`). Default 5 s. */
   keepAliveTimeoutMs: number;
+  /** Failed console sign-ins (`POST /v1/session`) per remote address per minute. Past it: 429 LIMIT_EXCEEDED. Default 10. */
+  signInFailuresPerMinute: number;
+  /** Event streams (`GET /v1/events`) one principal may hold open. Past it: 429 LIMIT_EXCEEDED. Default 8. */
+  eventStreamsPerPrincipal: number;
+  /** Event streams open at once, all principals together. Default 1000. */
+  eventStreams: number;
+  /** Time between the `: ping` comments of an event stream (keeps proxies from closing it). Default 15 s. */
+  eventHeartbeatMs: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
@@ -27,6 +35,10 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   requestTimeoutMs: 60_000,
   headersTimeoutMs: 20_000,
   keepAliveTimeoutMs: 5_000,
+  signInFailuresPerMinute: 10,
+  eventStreamsPerPrincipal: 8,
+  eventStreams: 1000,
+  eventHeartbeatMs: 15_000,
 });
 
 export function resolveHttpLimits(limits: Partial<HttpLimits> = {}): HttpLimits {
@@ -50,7 +62,9 @@ export function serverOptions(limits: HttpLimits): { connectionsCheckingInterval
 
 /**
  * Node's own timeouts on the server: a client that sends its request too slowly (slowloris) is
- * answered 408 and disconnected. A run's own deadline is the session's `limits.timeoutMs`.
+ * answered 408 and disconnected. A run's own deadline is the session's `limits.timeoutMs`. Both
+ * bound the *request* only: once it is received (an event stream's GET at once), the response may
+ * last as long as it needs, and `server.timeout` (socket inactivity) stays 0.
  */
 export function applyServerTimeouts(server: Server, limits: HttpLimits): void {
   server.requestTimeout = limits.requestTimeoutMs;

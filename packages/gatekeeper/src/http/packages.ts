@@ -1,4 +1,9 @@
+import { constants } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
 import express, { Router } from 'express';
+import { DsError } from '@datastation/protocol/errors';
+import type { PackageDetail, PackageFile, PackageView } from '@datastation/protocol/station';
 import type { Json } from '../store/canonical.js';
 import type { StoredPackage } from '../store/packages.js';
 import type { Principal } from '../store/principals.js';
@@ -7,9 +12,21 @@ import type { GatekeeperContext } from './context.js';
 import { notFound } from './errors.js';
 import { approvePackage } from './grants.js';
 
+/** Largest package file `GET /v1/packages/:id/files/*` answers (the console shows code, not data). */
+export const PACKAGE_FILE_MAX_BYTES = 4 * 1024 * 1024;
+const CODE_PREFIX = 'code/';
+
+interface ManifestShape {
+  functions?: { name: string }[];
+  connectors?: { name: string }[];
+  image?: { ref: string; id: string };
+  files?: PackageFile[];
+  totalSize?: number;
+}
+
 /** What the API says of a package: `{ id, name, version, digest, functions, connectors, image, uploadedBy, uploadedAt }`. */
-export function packageView(pkg: StoredPackage) {
-  const manifest = (pkg.manifest ?? {}) as { functions?: { name: string }[]; connectors?: { name: string }[]; image?: Json };
+export function packageView(pkg: StoredPackage): PackageView {
+  const manifest = (pkg.manifest ?? {}) as ManifestShape;
   return {
     id: pkg.id,
     digest: pkg.id,
@@ -17,10 +34,53 @@ export function packageView(pkg: StoredPackage) {
     version: pkg.version,
     functions: (manifest.functions ?? []).map((f) => f.name),
     connectors: (manifest.connectors ?? []).map((c) => c.name),
-    image: manifest.image ?? null,
+    image: manifest.image ? { ref: manifest.image.ref, id: manifest.image.id } : null,
     uploadedBy: pkg.uploadedBy,
     uploadedAt: pkg.uploadedAt,
   };
+}
+
+/** `GET /v1/packages/:id`: the view, the manifest (for review) and its files. */
+export function packageDetail(pkg: StoredPackage): PackageDetail {
+  const manifest = (pkg.manifest ?? {}) as ManifestShape;
+  const files = (manifest.files ?? []).map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 }));
+  return { ...packageView(pkg), manifest: pkg.manifest, files, totalSize: manifest.totalSize ?? files.reduce((sum, f) => sum + f.size, 0) };
+}
+
+/**
+ * The bytes of one file of an unpacked package: `relative` is under its folder (the `code/`
+ * folder's contents). The last component is opened without following a link and must be a
+ * regular file; the folder it is in must be inside the package's (the extractor made no links,
+ * but nothing here relies on it). ENOENT and the like are undefined: the caller's 404.
+ */
+async function readPackageFile(dir: string, relative: string, max: number): Promise<Buffer | undefined> {
+  const full = join(dir, relative);
+  const root = await realpath(dir).catch(() => undefined);
+  const parent = await realpath(dirname(full)).catch(() => undefined);
+  if (!root || !parent || (parent !== root && !parent.startsWith(root + sep))) return undefined;
+  const handle = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) return undefined;
+    if (info.size > max) throw tooLarge(relative, info.size, max);
+    const bytes = Buffer.alloc(info.size);
+    let read = 0;
+    while (read < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, read, bytes.length - read, read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    return bytes.subarray(0, read);
+  } finally {
+    await handle.close();
+  }
+}
+
+function tooLarge(path: string, size: number, max: number): DsError {
+  return new DsError('RESULT_TOO_LARGE', `${path} is ${size} bytes, over the ${max}-byte cap of what the API shows of a package's file.`, {
+    details: { limit: max, size },
+  });
 }
 
 /**
@@ -82,7 +142,33 @@ export function packageRoutes(ctx: GatekeeperContext): Router {
     const who = principalOf(res);
     const pkg = await ctx.store.packages.get(req.params.id);
     if (!pkg || !(await visible(ctx, who, pkg))) throw notFound(`Package ${req.params.id}`);
-    res.json({ ...packageView(pkg), manifest: pkg.manifest });
+    res.json(packageDetail(pkg));
+  });
+
+  // One file's bytes, for review: only a path the manifest lists, shown as text and never run
+  // (nosniff, a sandboxing CSP, no script origin), whatever the file holds.
+  router.get('/:id/files/*path', async (req, res) => {
+    const who = principalOf(res);
+    const id = String(req.params.id);
+    const pkg = await ctx.store.packages.get(id);
+    if (!pkg || !(await visible(ctx, who, pkg))) throw notFound(`Package ${id}`);
+    const segments: unknown = req.params.path;
+    const path = Array.isArray(segments) ? segments.join('/') : String(segments);
+    const file = ((pkg.manifest ?? {}) as ManifestShape).files?.find((f) => f.path === path);
+    if (!file || !path.startsWith(CODE_PREFIX)) throw notFound(`File ${path} of package ${id}`);
+    if (file.size > PACKAGE_FILE_MAX_BYTES) throw tooLarge(path, file.size, PACKAGE_FILE_MAX_BYTES);
+    const bytes = await readPackageFile(ctx.packageFiles.functionsDir(pkg.id), path.slice(CODE_PREFIX.length), PACKAGE_FILE_MAX_BYTES);
+    if (!bytes) throw notFound(`File ${path} of package ${id}`);
+    res
+      .status(200)
+      .set({
+        'Content-Type': 'text/plain; charset=utf-8',
+        'X-Content-Type-Options': 'nosniff',
+        'Content-Disposition': 'inline',
+        'Content-Security-Policy': "default-src 'none'; sandbox",
+        'Cache-Control': 'no-store',
+      })
+      .send(bytes);
   });
 
   router.post('/:id/approve', requireRole('owner'), express.json({ limit: ctx.limits.jsonBytes }), async (req, res) => {

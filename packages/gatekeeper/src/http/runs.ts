@@ -1,5 +1,6 @@
 import express, { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
+import type { RunView } from '@datastation/protocol/station';
 import type { Json } from '../store/canonical.js';
 import type { Principal } from '../store/principals.js';
 import type { Run } from '../store/runs.js';
@@ -12,7 +13,7 @@ import type { RunRequest } from './runner.js';
  * What the API says of a run. The user sees `value` once released; reviewers also see the
  * `staged` value they are asked to release or refuse.
  */
-export function runView(run: Run, who: Principal) {
+export function runView(run: Run, who: Principal): RunView {
   const reviewer = run.reviews.some((r) => r.owner === who.id);
   return {
     id: run.id,

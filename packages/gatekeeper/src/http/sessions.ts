@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
+import type { SessionView } from '@datastation/protocol/station';
 import { LIVE_SESSION_STATES, type SessionRecord } from '../store/sessions.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
@@ -8,7 +9,8 @@ import type { GatekeeperContext } from './context.js';
  * `GET /v1/sessions`: the sessions the store knows, in the state the Station reports now
  * (`running`, `paused`, `starting`); one of this gatekeeper's that its Station no longer holds
  * (closed when idle) is `stopped`, and recorded so. A user sees their own, an owner the sessions
- * of users and packages they granted.
+ * of users and packages they granted. Each carries the limits its Station gives a session (the
+ * gatekeeper's sessions all get the Station's: `sessionFor` names none).
  */
 export function sessionRoutes(ctx: GatekeeperContext): Router {
   const router = Router();
@@ -24,7 +26,7 @@ export function sessionRoutes(ctx: GatekeeperContext): Router {
       records = (await ctx.store.sessions.list()).filter((s) => granted.has(JSON.stringify([s.user, s.package])));
     }
     const live = new Map(ctx.runner.station.stats().sessions.flatMap((s) => (s.session ? [[s.session, s] as const] : [])));
-    const sessions = [];
+    const sessions: SessionView[] = [];
     for (const record of records) {
       const info = live.get(record.id);
       let state = record.state;
@@ -42,6 +44,7 @@ export function sessionRoutes(ctx: GatekeeperContext): Router {
         since: record.since,
         createdAt: record.createdAt,
         ...(info ? { runtime: info.runtime ?? null, idleMs: info.idleMs } : {}),
+        limits: ctx.sessionLimits,
       });
     }
     res.json({ sessions });

@@ -3,26 +3,12 @@ import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, type Json, sha256Hex } from './canonical.js';
 import type { Connection } from './connect.js';
 import type { AuditTable, Database } from './schema.js';
-import type { AuditEntry as StationAuditEntry, AuditVerification } from '@datastation/protocol/station';
+import { AUDIT_KINDS, type AuditKind, type AuditEntry as StationAuditEntry, type AuditVerification } from '@datastation/protocol/station';
 
 export const ZERO_HASH = '0'.repeat(64);
 
-/**
- * What the log records. One table, so a new kind is added here and nowhere else; the HTTP layer
- * decides each kind's `data` fields.
- */
-export const AUDIT_KINDS = [
-  'principal', // a principal was added or its token rotated
-  'upload', // a developer uploaded a package
-  'grant', // an owner granted a package to a user
-  'revoke', // an owner revoked a grant
-  'run', // a run ended: who, package, target, args hash, outcome, reads asked/granted/served, release decision
-  'call', // a function call made by a connector during a run
-  'release', // an owner released a staged result
-  'refuse', // an owner refused a staged result
-  'session', // a session changed state
-] as const;
-export type AuditKind = (typeof AUDIT_KINDS)[number];
+/** The kinds of entry (one list, in the protocol package, so that clients filter by the same words). */
+export { AUDIT_KINDS, type AuditKind } from '@datastation/protocol/station';
 
 /** `data` is capped: the log is for facts, not payloads (store a hash of large things). */
 export const AUDIT_DATA_MAX_BYTES = 64 * 1024;
@@ -68,6 +54,8 @@ export class AuditLog {
   constructor(
     private readonly connection: Connection,
     private readonly now: () => Date,
+    /** Told of each entry once `append` wrote it (see `Store.onAppend`). */
+    private readonly appended: (entry: AuditEntry) => void = () => undefined,
   ) {}
 
   /**
@@ -98,7 +86,7 @@ export class AuditLog {
       throw new DsError('BAD_REQUEST', "The audit entry's owners must be non-empty strings.");
     }
 
-    return this.connection.write('append to the audit log', async (q) => {
+    const entry = await this.connection.write('append to the audit log', async (q) => {
       let head = q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
       if (this.connection.rowLocks) head = head.forUpdate();
       const last = await head.executeTakeFirstOrThrow();
@@ -125,6 +113,8 @@ export class AuditLog {
       await q.updateTable('audit_head').set({ seq: entry.seq, hash: entry.hash }).where('id', '=', 1).execute();
       return entry;
     });
+    this.appended(entry);
+    return entry;
   }
 
   /** Entries in seq order, after `after` (exclusive), at most `limit` (default 100, max 1000). */

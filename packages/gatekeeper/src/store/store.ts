@@ -1,6 +1,6 @@
 import { Migrator } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
-import { AuditLog, type AuditVerification } from './audit.js';
+import { type AuditEntry, AuditLog, type AuditVerification } from './audit.js';
 import { type Backend, type Connection, type ConnectOptions, connect, inTx } from './connect.js';
 import { toStoreError } from './errors.js';
 import { Grants } from './grants.js';
@@ -36,6 +36,7 @@ export class Store implements StoreTables, AsyncDisposable {
   readonly sessions: Sessions;
   readonly audit: AuditLog;
   #closed: Promise<void> | undefined;
+  readonly #appendListeners = new Set<(entries: readonly AuditEntry[]) => void>();
 
   /** Use `openStore`: it migrates before anyone reads. */
   constructor(
@@ -51,7 +52,7 @@ export class Store implements StoreTables, AsyncDisposable {
       runs: this.runs,
       sessions: this.sessions,
       audit: this.audit,
-    } = tables(connection, now));
+    } = tables(connection, now, (entry) => this.#appended([entry])));
   }
 
   get backend(): Backend {
@@ -63,8 +64,36 @@ export class Store implements StoreTables, AsyncDisposable {
    * all (an upload and its audit entry, a run's outcome and its audit entry). Use `tx`, not the
    * store, inside `fn`: the store refuses (on SQLite it would wait for itself).
    */
-  transaction<T>(fn: (tx: StoreTables) => Promise<T>): Promise<T> {
-    return this.connection.write('run a transaction', (trx) => fn(tables(inTx(this.connection, trx), this.now)));
+  async transaction<T>(fn: (tx: StoreTables) => Promise<T>): Promise<T> {
+    const appended: AuditEntry[] = [];
+    const result = await this.connection.write('run a transaction', (trx) => fn(tables(inTx(this.connection, trx), this.now, (entry) => appended.push(entry))));
+    // Only once committed: a rolled-back entry was never in the log.
+    if (appended.length > 0) this.#appended(appended);
+    return result;
+  }
+
+  /**
+   * Calls `listener` with the audit entries this Store appended, once they are committed (a
+   * transaction's together, after its commit; a rolled-back one's never), outside any transaction.
+   * In-process only: another process's appends are read from the log (`audit.list`). A listener
+   * must not throw (what it throws is dropped: the entries are written). Returns the unsubscribe.
+   */
+  onAppend(listener: (entries: readonly AuditEntry[]) => void): () => void {
+    const own = (entries: readonly AuditEntry[]) => listener(entries);
+    this.#appendListeners.add(own);
+    return () => {
+      this.#appendListeners.delete(own);
+    };
+  }
+
+  #appended(entries: readonly AuditEntry[]): void {
+    for (const listener of [...this.#appendListeners]) {
+      try {
+        listener(entries);
+      } catch {
+        // The entries are committed whatever a listener does.
+      }
+    }
   }
 
   /** Walks the audit chain (see `AuditLog.verify`). */
@@ -88,14 +117,14 @@ export class Store implements StoreTables, AsyncDisposable {
   }
 }
 
-function tables(connection: Connection, now: () => Date): StoreTables {
+function tables(connection: Connection, now: () => Date, appended: (entry: AuditEntry) => void): StoreTables {
   return {
     principals: new Principals(connection, now),
     packages: new Packages(connection, now),
     grants: new Grants(connection, now),
     runs: new Runs(connection, now),
     sessions: new Sessions(connection, now),
-    audit: new AuditLog(connection, now),
+    audit: new AuditLog(connection, now, appended),
   };
 }
 

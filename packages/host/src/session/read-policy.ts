@@ -67,6 +67,16 @@ export function registerWritableFolder(dir: string): () => void {
   };
 }
 
+/**
+ * The matcher of a policy's `allow` globs, over paths relative to the root (`owners/acme/x.csv`):
+ * `*` and `**` never match a dot-file or dot-folder, `!` does not negate, no extglobs. Exported so
+ * that what a grant is shown to match (the gatekeeper's glob preview) is what a run may read.
+ */
+export function readMatcher(globs: readonly string[]): (path: string) => boolean {
+  if (globs.length === 0) return () => false;
+  return picomatch([...globs], { dot: false, nonegate: true, noext: true });
+}
+
 export function validateReadPolicy(policy: ReadPolicy): void {
   if (typeof policy !== 'object' || policy === null || typeof policy.root !== 'string' || !policy.root.startsWith('/')) {
     throw new DsError('BAD_REQUEST', 'readPolicy.root must be an absolute path to the station storage.');
@@ -107,7 +117,7 @@ export async function compileReadPolicy(policy: ReadPolicy | undefined): Promise
   } catch (cause) {
     throw new DsError('BAD_REQUEST', `readPolicy.root ${policy.root} does not exist: ${(cause as Error).message}`, { cause });
   }
-  const allowed = picomatch(policy.allow, { dot: false, nonegate: true, noext: true });
+  const allowed = readMatcher(policy.allow);
   const excluded = (policy.exclude ?? []).map((e) => normalise(e)).filter((e): e is string => !!e && e !== '.');
   const deny = (requested: string, why: string, cause?: unknown) =>
     new DsError('POLICY_DENIED', `read('${clip(requested)}') refused: ${why}`, { details: { path: clip(requested) }, ...(cause ? { cause } : {}) });

@@ -1,0 +1,180 @@
+/** A user's runs (live), each with its value or error, and a small form to start one. */
+import type { RunView, TargetKind } from '@datastation/protocol/station';
+import { type FormEvent, useCallback, useId, useState } from 'react';
+import { api } from '../api';
+import { ErrorNote, Loading, PackageLabel, StatusBadge, Time } from '../components/common';
+import { JsonTree } from '../components/JsonTree';
+import { usePackages } from '../data';
+import { shortDigest } from '../format';
+import { useResource, useTitle } from '../hooks';
+
+const STATUS_TEXT: Partial<Record<RunView['status'], string>> = {
+  running: 'Running…',
+  pending: "Held for the data owners' review.",
+  refused: 'The data owners refused to release the value.',
+  denied: 'A grant says deny: nothing was run and no value is released.',
+};
+
+export function UserRunsPage() {
+  useTitle('Your runs');
+  const load = useCallback((signal: AbortSignal) => api.runs(undefined, signal), []);
+  const { data, error, loading, reload } = useResource(load, ['run', 'release', 'refuse']);
+  const runs = [...(data ?? [])].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  return (
+    <>
+      <h1 tabIndex={-1}>Your runs</h1>
+      <p className="lede">The runs you started, newest first. A value held for review appears here once the owners release it.</p>
+      <RunForm onStarted={reload} />
+      <section aria-labelledby="runs-heading">
+        <h2 id="runs-heading">Runs</h2>
+        <ErrorNote error={error} prefix="Could not load your runs" />
+        {loading && !data ? <Loading /> : null}
+        {data && runs.length === 0 ? <p>You have not run anything yet.</p> : null}
+        <ul className="cards" aria-label="Your runs">
+          {runs.map((run) => (
+            <li key={run.id}>
+              <RunCard run={run} />
+            </li>
+          ))}
+        </ul>
+      </section>
+    </>
+  );
+}
+
+function RunCard({ run }: { run: RunView }) {
+  const titleId = `run-${run.id}-title`;
+  return (
+    <article className="card" data-testid="user-run" data-run-id={run.id} data-status={run.status} aria-labelledby={titleId}>
+      <h3 id={titleId}>
+        {`${run.target.kind} ${run.target.name} `}
+        <StatusBadge status={run.status} />
+      </h3>
+      <dl className="facts">
+        <dt>Package</dt>
+        <dd>
+          <PackageLabel digest={run.package} />
+        </dd>
+        <dt>Started</dt>
+        <dd>
+          <Time iso={run.startedAt} />
+        </dd>
+        <dt>Finished</dt>
+        <dd>
+          <Time iso={run.finishedAt} />
+        </dd>
+        <dt>Release</dt>
+        <dd>{run.release}</dd>
+      </dl>
+      {run.error ? (
+        <div className="note note-error" data-testid="run-error">
+          <p>
+            <span className="code-tag">{run.error.code}</span>
+            {`: ${run.error.message}`}
+          </p>
+        </div>
+      ) : null}
+      {run.status === 'released' ? (
+        <>
+          <h4>Value</h4>
+          <JsonTree value={run.value} testId="run-value" />
+        </>
+      ) : null}
+      {!run.error && STATUS_TEXT[run.status] ? <p className="muted">{STATUS_TEXT[run.status]}</p> : null}
+    </article>
+  );
+}
+
+/** Starts a run: a package granted to you, one of its functions or connectors, JSON arguments. */
+function RunForm({ onStarted }: { onStarted: () => void }) {
+  const { packages } = usePackages();
+  const id = useId();
+  const [pkg, setPkg] = useState('');
+  const [target, setTarget] = useState('');
+  const [args, setArgs] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error>();
+  const [message, setMessage] = useState('');
+  const chosen = packages.find((p) => p.digest === pkg);
+  const targets = chosen
+    ? [
+        ...chosen.functions.map((name) => ({ kind: 'function' as TargetKind, name })),
+        ...chosen.connectors.map((name) => ({ kind: 'connector' as TargetKind, name })),
+      ]
+    : [];
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setError(undefined);
+    setMessage('');
+    const picked = targets.find((t) => `${t.kind}:${t.name}` === target);
+    if (!chosen || !picked) return setError(new Error('Choose a package and a function or connector.'));
+    let parsed: unknown = null;
+    if (args.trim()) {
+      try {
+        parsed = JSON.parse(args);
+      } catch (e) {
+        return setError(new Error(`The arguments are not JSON: ${(e as Error).message}`));
+      }
+    }
+    setBusy(true);
+    setMessage(`Running ${picked.kind} ${picked.name}…`);
+    try {
+      const run = await api.startRun(chosen.digest, picked.kind, picked.name, parsed);
+      setMessage(`Run of ${picked.kind} ${picked.name}: ${run.status}.`);
+      onStarted();
+    } catch (e) {
+      setMessage('');
+      setError(e instanceof Error ? e : new Error(String(e)));
+      onStarted();
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section aria-labelledby={`${id}-heading`} className="panel">
+      <h2 id={`${id}-heading`}>Start a run</h2>
+      <form className="form run-form" onSubmit={submit} noValidate data-testid="run-form">
+        <div className="field">
+          <label htmlFor={`${id}-package`}>Package</label>
+          <select
+            id={`${id}-package`}
+            value={pkg}
+            onChange={(e) => {
+              setPkg(e.target.value);
+              setTarget('');
+            }}
+          >
+            <option value="">Choose a package</option>
+            {packages.map((p) => (
+              <option key={p.digest} value={p.digest}>{`${p.name} ${p.version} (${shortDigest(p.digest)})`}</option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-target`}>Function or connector</label>
+          <select id={`${id}-target`} value={target} onChange={(e) => setTarget(e.target.value)} disabled={!chosen}>
+            <option value="">Choose one</option>
+            {targets.map((t) => (
+              <option key={`${t.kind}:${t.name}`} value={`${t.kind}:${t.name}`}>{`${t.kind} ${t.name}`}</option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-args`}>Arguments (JSON, optional)</label>
+          <textarea id={`${id}-args`} rows={3} spellCheck={false} value={args} onChange={(e) => setArgs(e.target.value)} />
+        </div>
+        <div className="form-actions">
+          <button type="submit" className="button primary" disabled={busy}>
+            Run
+          </button>
+        </div>
+        <p className="status-line" role="status" data-testid="run-status">
+          {message}
+        </p>
+        <ErrorNote error={error} prefix="The run failed" />
+      </form>
+    </section>
+  );
+}

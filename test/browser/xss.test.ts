@@ -1,0 +1,160 @@
+/**
+ * Everything a developer controls, planted where the console shows it: a package whose name,
+ * version and function name are HTML, code that closes a script tag, results that hold markup
+ * and a failing run whose message does, and a read of a path that does. Owners, the user and the
+ * developer then open every page that shows them. Nothing may execute (no dialog, no request to
+ * the planted URLs or anywhere but the station) and the text must show as written.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser } from '@datastation/test-support/browser';
+import { signIn, watchedPage, type Watched } from './browse.js';
+import { type ConsoleStation, packFunctions, startConsoleStation } from './station.js';
+
+describe('hostile names, code, results and messages in the console', () => {
+  let station: ConsoleStation;
+  let browser: Browser;
+  let bait: Server;
+  let baitHits: string[];
+  let digest: string;
+  let planted: (what: string) => string;
+  const hostile: Record<string, string> = {};
+  const watched: Watched[] = [];
+
+  beforeAll(async () => {
+    // The planted URLs point here: a request to it means markup from the data was acted on.
+    baitHits = [];
+    bait = createServer((req, res) => {
+      baitHits.push(req.url ?? '');
+      res.end('');
+    });
+    await new Promise<void>((resolve) => bait.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(bait.address() as AddressInfo).port}`;
+    planted = (what) => `${base}/planted-${what}`;
+    hostile.name = `<img src=x onerror=alert('name')>`;
+    hostile.version = `"><svg onload=alert('version')>`;
+    hostile.fn = `<b onmouseover=alert('fn')>hover</b>`;
+    hostile.comment = `</script><script>alert('code')</script><img src="${planted('code')}">`;
+    // Shown as JSON string literals: no double quotes, so the text on the page is the text planted.
+    hostile.key = `<img src=${planted('key')} onerror=alert('key')>`;
+    hostile.value = `<script>fetch('${planted('value')}')</script><iframe src=${planted('iframe')}></iframe>`;
+    hostile.message = `<img src="${planted('message')}" onerror="alert('message')">`;
+    // A station path is normalised (// becomes /) before it is recorded: this one points at the station itself.
+    hostile.path = `/owners/acme/<img src=/planted-path onerror=alert('path')>.csv`;
+
+    station = await startConsoleStation();
+    const index = `
+import { read } from '@datastation/dev-utils';
+const banner = ${JSON.stringify(hostile.comment)};
+export async function version() { return banner; }
+export async function markup() {
+  return { ${JSON.stringify(hostile.key)}: ${JSON.stringify(hostile.value)}, list: [${JSON.stringify(hostile.value)}] };
+}
+export async function boom() { throw new Error(${JSON.stringify(hostile.message)}); }
+export async function peek() { return (await read(${JSON.stringify(hostile.path)})).length; }
+async function hover() { return 'hover'; }
+export { hover as ${JSON.stringify(hostile.fn)} };
+`;
+    const bytes = await packFunctions({ index, name: 'hostile' }, (m) => ({ ...m, name: hostile.name, version: hostile.version }));
+    digest = await station.upload(bytes);
+    const grant = { user: 'ann', package: digest, read: ['owners/acme/trips/*.csv'], release: 'review' };
+    expect((await station.api('acme', 'PUT', '/v1/grants/acme', [grant])).status).toBe(200);
+    for (const fn of ['markup', 'boom', 'peek', 'markup']) await station.api('ann', 'POST', '/v1/runs', { package: digest, function: fn });
+    const pending = ((await station.api('acme', 'GET', '/v1/runs?status=pending')).body.runs ?? []).filter((r) => r.target.name === 'markup');
+    expect(pending).toHaveLength(2);
+    // One released (the user's page shows its value), one left pending (the review page shows it staged).
+    expect((await station.api('acme', 'POST', `/v1/runs/${pending[0]!.id}/release`)).status).toBe(200);
+    browser = await launchBrowser();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await station?.close();
+    await new Promise((resolve) => bait?.close(resolve));
+  });
+
+  async function visit(who: 'acme' | 'ann' | 'dev', paths: string[], look: (page: Page, path: string) => Promise<void>) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const w = await watchedPage(context, station.url);
+    watched.push(w);
+    await signIn(w.page, station.url, station.tokens[who]);
+    for (const path of paths) {
+      await w.page.goto(`${station.url}/console/${path}`);
+      await w.page.waitForLoadState('networkidle');
+      await look(w.page, path);
+      // Whatever expanded or hovered, nothing the data holds became an element.
+      await openAll(w.page);
+      await w.page.mouse.move(400, 300);
+      expect(await w.page.locator('main img, main iframe, main svg[onload], main script, main b[onmouseover]').count()).toBe(0);
+    }
+    await context.close();
+    return w;
+  }
+
+  const text = (page: Page) => page.locator('main').textContent();
+  // Every collapsed part shown (an entry's data, a run's reads), as a reader would open them.
+  const openAll = (page: Page) =>
+    page.evaluate(() => {
+      for (const details of document.querySelectorAll('main details')) details.setAttribute('open', '');
+    });
+
+  it('shows the owner the package, its functions and its code as characters', async () => {
+    await visit(
+      'acme',
+      ['packages', `packages/${encodeURIComponent(digest)}`, `packages/${encodeURIComponent(digest)}/files/code/index.js`],
+      async (page, path) => {
+        await expect.poll(() => text(page)).toContain(hostile.name);
+        if (path.includes('sha256')) {
+          expect(await text(page)).toContain(hostile.version);
+          expect(await text(page)).toContain(hostile.fn);
+        }
+        // The bundled code holds the planted text as a string literal (esbuild picks its quotes).
+        if (path.endsWith('index.js'))
+          await expect.poll(() => page.getByTestId('source-view').textContent()).toContain(`</script><script>alert('code')</script>`);
+      },
+    );
+  });
+
+  it('shows the staged result, the failed run and the refused read as characters in review and audit', async () => {
+    await visit('acme', ['review', 'audit', 'grants'], async (page, path) => {
+      if (path === 'review') {
+        const staged = page.getByTestId('staged-value').first();
+        await expect.poll(() => staged.textContent()).toContain(hostile.key);
+        expect(await staged.textContent()).toContain(hostile.value);
+      }
+      if (path === 'audit') {
+        await openAll(page);
+        await expect.poll(() => text(page)).toContain(hostile.path);
+        expect(await text(page)).toContain(hostile.name);
+      }
+      if (path === 'grants') await expect.poll(() => text(page)).toContain(hostile.name);
+    });
+  });
+
+  it("shows the user their released value and the failure's message as characters", async () => {
+    await visit('ann', ['runs'], async (page) => {
+      await expect.poll(() => text(page)).toContain(hostile.message);
+      const released = page.locator('[data-testid="user-run"][data-status="released"]').first();
+      await expect.poll(() => released.textContent()).toContain(hostile.value);
+      expect(await released.textContent()).toContain(hostile.key);
+    });
+  });
+
+  it('shows the developer their package as characters', async () => {
+    await visit('dev', ['packages'], async (page) => {
+      await expect.poll(() => text(page)).toContain(hostile.name);
+    });
+  });
+
+  it('ran nothing: no dialog, no error, no request to a planted URL or anywhere but the station', () => {
+    expect(watched.length).toBe(4);
+    for (const w of watched) {
+      expect(w.dialogs).toEqual([]);
+      expect(w.errors).toEqual([]);
+      expect(w.strayRequests).toEqual([]);
+    }
+    expect(baitHits).toEqual([]);
+  });
+});
