@@ -193,6 +193,15 @@ describe("the owners' console in Chromium", () => {
     await expect.poll(() => reads.textContent()).toContain('/owners/acme/trips/');
     await screenshot(page, 'audit');
 
+    // The export: the owner's entries as JSON Lines, each line one entry whose hash is as listed.
+    const download = page.waitForEvent('download');
+    await page.getByRole('link', { name: 'Export JSON Lines' }).click();
+    const lines = (await readFile((await (await download).path())!, 'utf8')).trim().split('\n');
+    const exported = lines.map((line) => JSON.parse(line) as { seq: number; kind: string; hash: string });
+    expect(exported.map((e) => e.kind)).toEqual(expect.arrayContaining(['grant', 'run', 'release', 'refuse']));
+    const listed = (await station.api('acme', 'GET', '/v1/audit?limit=1000')).body.entries ?? [];
+    expect(exported.map((e) => [e.seq, e.hash])).toEqual(listed.map((e) => [e.seq, e.hash]));
+
     // An attacker with the database file changes one byte of the release entry.
     const release = (await station.api('acme', 'GET', '/v1/audit?kind=release')).body.entries?.[0];
     expect(release).toBeDefined();
@@ -237,13 +246,13 @@ describe("the owners' console in Chromium", () => {
   it("works at a phone's width without the page scrolling sideways", async () => {
     const { context, page } = await open(390, 844);
     await signIn(page, station.url, station.tokens.acme);
-    for (const name of ['Packages', 'Grants', 'Review', 'Audit', 'Sessions']) {
+    for (const name of ['Packages', 'Grants', 'Audit', 'Sessions', 'Review']) {
       await page.getByRole('link', { name }).click();
       await page.waitForLoadState('networkidle');
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       expect(overflow, `${name} is ${overflow}px wider than the screen`).toBeLessThanOrEqual(0);
     }
-    await screenshot(page, 'phone-audit');
+    await screenshot(page, 'phone-review');
     await context.close();
   });
 
