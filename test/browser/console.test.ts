@@ -68,6 +68,9 @@ describe("the owners' console in Chromium", () => {
     await files.getByRole('link', { name: 'code/index.js' }).click();
     // The file as packaged (bundled by esbuild), shown as text.
     await expect.poll(() => page.getByTestId('source-view').textContent()).toMatch(/async function columnStats\(args\)/);
+    // Highlighted: keywords and strings are spans of their own (text, never markup).
+    expect(await page.getByTestId('source-view').locator('.tok-keyword').count()).toBeGreaterThan(10);
+    expect(await page.getByTestId('source-view').locator('.tok-string').count()).toBeGreaterThan(0);
     await screenshot(page, 'package');
     await context.close();
   });
@@ -101,6 +104,13 @@ describe("the owners' console in Chromium", () => {
 
     const grants = (await station.api('acme', 'GET', '/v1/grants')).body.grants ?? [];
     expect(grants).toEqual([expect.objectContaining({ user: 'ann', package: digest, read: ['owners/acme/trips/*.csv'], release: 'review' })]);
+
+    // The package's page now says what that grant exposes: the two trip files, nothing else.
+    await page.goto(`${station.url}/console/packages/${encodeURIComponent(digest)}`);
+    const exposed = page.getByTestId('grant-exposure').first();
+    await expect.poll(() => exposed.getByTestId('exposure-files').textContent()).toContain('owners/acme/trips/2025.csv');
+    expect(await exposed.textContent()).toMatch(/ann[\s\S]*review/);
+    expect(await exposed.getByTestId('exposure-files').textContent()).not.toMatch(/salaries|notes/);
     await context.close();
   });
 
@@ -193,6 +203,15 @@ describe("the owners' console in Chromium", () => {
     await expect.poll(() => reads.textContent()).toContain('/owners/acme/trips/');
     await screenshot(page, 'audit');
 
+    // Filtered by kind: only the releases.
+    await page.getByLabel('Kind').selectOption('release');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await expect
+      .poll(async () => [...new Set(await timeline.locator('[data-testid="audit-entry"]').evaluateAll((es) => es.map((e) => e.getAttribute('data-kind'))))])
+      .toEqual(['release']);
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await runEntry.waitFor();
+
     // The export: the owner's entries as JSON Lines, each line one entry whose hash is as listed.
     const download = page.waitForEvent('download');
     await page.getByRole('link', { name: 'Export JSON Lines' }).click();
@@ -241,6 +260,19 @@ describe("the owners' console in Chromium", () => {
     await expect.poll(() => pkg.textContent()).toMatch(/acme[\s\S]*ann[\s\S]*review/);
     await screenshot(developer.page, 'developer');
     await developer.context.close();
+  });
+
+  it('revokes a grant after a confirmation, and the user can run the package no more', async () => {
+    const { context, page } = await open();
+    await signIn(page, station.url, station.tokens.acme);
+    await page.getByRole('link', { name: 'Grants' }).click();
+    await page.getByRole('button', { name: /^Revoke ann's grant of/ }).click();
+    await page.getByRole('button', { name: 'Confirm revoke' }).click();
+    await expect.poll(() => page.getByTestId('grants-status').textContent()).toMatch(/Revoked/);
+    expect((await station.api('acme', 'GET', '/v1/grants')).body.grants).toEqual([]);
+    const refused = await station.api('ann', 'POST', '/v1/runs', { package: digest, connector: 'tripReport' });
+    expect(refused.body.error?.code).toBe('NOT_APPROVED');
+    await context.close();
   });
 
   it("works at a phone's width without the page scrolling sideways", async () => {
