@@ -1,0 +1,88 @@
+/**
+ * The speed goals of the project (issue 10), each read off the rows of one run: which row, which
+ * figure, and the bound it must meet. `pnpm bench` prints them after its table, one line per goal
+ * and runtime, with the figure beside its floor, the ratio and whether it is met.
+ */
+import type { Row, Summary } from './stats.js';
+
+export interface Goal {
+  goal: string;
+  section: string;
+  metric: string | RegExp;
+  /** What is compared: ours ÷ floor (times), ours ÷ floor (rates: at least), or ours alone. */
+  check: { kind: 'ratio-at-most'; bound: number } | { kind: 'rate-ratio-at-least'; bound: number } | { kind: 'at-most'; bound: number };
+  target: string;
+}
+
+export const GOALS: Goal[] = [
+  {
+    goal: '1. large values, 1 MB',
+    section: 'payloads',
+    metric: '1 MB argument and result',
+    check: { kind: 'ratio-at-most', bound: 2 },
+    target: '≤ 2× bare WebSocket echo',
+  },
+  {
+    goal: '1. large values, 16 MB',
+    section: 'payloads',
+    metric: '16 MB argument and result',
+    check: { kind: 'ratio-at-most', bound: 1.5 },
+    target: '≤ 1.5× bare WebSocket echo',
+  },
+  {
+    goal: '2. station read, 200 MB',
+    section: 'data',
+    metric: /MB policy-checked read$/,
+    check: { kind: 'rate-ratio-at-least', bound: 0.5 },
+    target: '≥ 50% of a plain read',
+  },
+  {
+    goal: '3. new session, first call',
+    section: 'cold start',
+    metric: 'dsDockerInit → first no-op result',
+    check: { kind: 'ratio-at-most', bound: 1.3 },
+    target: '≤ 1.3× create + start until accepting',
+  },
+  {
+    goal: '4. pre-started pool, new user first call',
+    section: 'pool',
+    metric: 'new user, first call, pool warm',
+    check: { kind: 'at-most', bound: 50 },
+    target: '< 50 ms p50',
+  },
+  { goal: '6. warm call', section: 'warm call', metric: 'no-op round trip p50', check: { kind: 'ratio-at-most', bound: 4 }, target: '≤ 4× Unix-socket echo' },
+];
+
+const med = (v: number | Summary) => (typeof v === 'number' ? v : v.median);
+
+/** One line per goal and runtime of `runtimes` (5: every figure under gVisor too), as a markdown table. */
+export function goalsTable(rows: Row[], runtimes: readonly string[]): string[] {
+  const lines = ['| goal | runtime | ours | floor | ratio | target | status |', '|---|---|---|---|---|---|---|'];
+  for (const g of GOALS) {
+    for (const runtime of runtimes) {
+      const row = rows.find(
+        (r) =>
+          r.section === g.section && (r.runtime ?? runtime) === runtime && (typeof g.metric === 'string' ? r.metric === g.metric : g.metric.test(r.metric)),
+      );
+      if (!row) {
+        lines.push(`| ${g.goal} | ${runtime} | | | | ${g.target} | not measured${g.section === 'pool' ? ' (no pool yet)' : ''} |`);
+        continue;
+      }
+      const ours = med(row.ours);
+      const floor = row.floor === undefined ? undefined : med(row.floor);
+      let met: boolean;
+      let ratio = '';
+      if (g.check.kind === 'at-most') met = ours <= g.check.bound;
+      else {
+        const r = row.ratio ?? (floor ? ours / floor : Number.NaN);
+        ratio = r.toFixed(2);
+        met = g.check.kind === 'ratio-at-most' ? r <= g.check.bound : r >= g.check.bound;
+      }
+      const f = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(3));
+      lines.push(
+        `| ${g.goal} | ${runtime} | ${f(ours)} ${row.unit} | ${floor === undefined ? '' : `${f(floor)} ${row.unit}`} | ${ratio} | ${g.target} | ${met ? 'met' : 'MISSED'} |`,
+      );
+    }
+  }
+  return lines;
+}
