@@ -55,6 +55,19 @@ export function PackageLabel({ digest }: { digest: string }) {
   );
 }
 
+/** A grant's read globs, one per line, as text. */
+export function GlobList({ globs }: { globs: readonly string[] }) {
+  return (
+    <ul className="plain-list">
+      {globs.map((glob) => (
+        <li key={glob}>
+          <code className="glob">{glob}</code>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 export function StatusBadge({ status }: { status: RunStatus | string }) {
   const known = (RUN_STATUSES as readonly string[]).includes(status);
   return <span className={`badge badge-status-${known ? status : 'unknown'}`}>{status}</span>;

@@ -3,7 +3,7 @@ import type { GlobPreview, Grant, GrantInput, ReleaseMode } from '@datastation/p
 import { RELEASE_MODES } from '@datastation/protocol/station';
 import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
 import { api } from '../api';
-import { ErrorNote, Loading, PackageLabel, ReleaseBadge, TableWrap, Time } from '../components/common';
+import { ErrorNote, GlobList, Loading, PackageLabel, ReleaseBadge, TableWrap, Time } from '../components/common';
 import { GlobPreviewList } from '../components/GlobPreviewList';
 import { usePackages, useSession } from '../data';
 import { parseLines, shortDigest } from '../format';
@@ -127,22 +127,7 @@ function GrantRow({ grant, owner, onDone }: { grant: Grant; owner: string; onDon
 
   return (
     <tr data-testid="grant-row" data-grant-id={grant.id}>
-      <th scope="row">{grant.user}</th>
-      <td>
-        <PackageLabel digest={grant.package} />
-      </td>
-      <td>
-        <ul className="plain-list">
-          {grant.read.map((glob) => (
-            <li key={glob}>
-              <code className="glob">{glob}</code>
-            </li>
-          ))}
-        </ul>
-      </td>
-      <td>
-        <ReleaseBadge mode={grant.release} />
-      </td>
+      <GrantCells grant={grant} />
       <td>
         <Time iso={grant.createdAt} />
       </td>
@@ -177,6 +162,24 @@ function GrantRow({ grant, owner, onDone }: { grant: Grant; owner: string; onDon
   );
 }
 
+/** The cells both grants tables start with: the user, the package, the read globs and the release mode. */
+function GrantCells({ grant }: { grant: Grant }) {
+  return (
+    <>
+      <th scope="row">{grant.user}</th>
+      <td>
+        <PackageLabel digest={grant.package} />
+      </td>
+      <td>
+        <GlobList globs={grant.read} />
+      </td>
+      <td>
+        <ReleaseBadge mode={grant.release} />
+      </td>
+    </>
+  );
+}
+
 function RevokedGrants({ grants }: { grants: Grant[] }) {
   if (grants.length === 0) return <p className="muted">No revoked grant.</p>;
   return (
@@ -195,22 +198,7 @@ function RevokedGrants({ grants }: { grants: Grant[] }) {
         <tbody>
           {grants.map((grant) => (
             <tr key={grant.id} data-testid="revoked-grant-row" data-grant-id={grant.id}>
-              <th scope="row">{grant.user}</th>
-              <td>
-                <PackageLabel digest={grant.package} />
-              </td>
-              <td>
-                <ul className="plain-list">
-                  {grant.read.map((glob) => (
-                    <li key={glob}>
-                      <code className="glob">{glob}</code>
-                    </li>
-                  ))}
-                </ul>
-              </td>
-              <td>
-                <ReleaseBadge mode={grant.release} />
-              </td>
+              <GrantCells grant={grant} />
               <td>
                 <Time iso={grant.revokedAt} />
               </td>

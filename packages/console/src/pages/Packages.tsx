@@ -2,7 +2,7 @@
 import type { Grant, PackageDetail } from '@datastation/protocol/station';
 import { useCallback, useEffect, useRef } from 'react';
 import { api } from '../api';
-import { Digest, ErrorNote, Loading, ReleaseBadge, TableWrap, Time } from '../components/common';
+import { Digest, ErrorNote, GlobList, Loading, ReleaseBadge, TableWrap, Time } from '../components/common';
 import { GlobPreviewList } from '../components/GlobPreviewList';
 import { JsonTree } from '../components/JsonTree';
 import { SourceView } from '../components/SourceView';
@@ -304,13 +304,7 @@ export function GrantsOfPackage({ grants, label = 'Grants' }: { grants: Grant[];
                 <ReleaseBadge mode={g.release} />
               </td>
               <td>
-                <ul className="plain-list">
-                  {g.read.map((glob) => (
-                    <li key={glob}>
-                      <code className="glob">{glob}</code>
-                    </li>
-                  ))}
-                </ul>
+                <GlobList globs={g.read} />
               </td>
               <td>
                 <Time iso={g.createdAt} />
