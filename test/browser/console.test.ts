@@ -98,9 +98,9 @@ describe("the owners' console in Chromium", () => {
     expect(await page.getByTestId('glob-warning').count()).toBe(0);
 
     await form.getByLabel('review').check();
+    await screenshot(page, 'grants');
     await form.getByRole('button', { name: 'Grant' }).click();
     await expect.poll(() => page.getByTestId('grants-table').textContent()).toContain('ann');
-    await screenshot(page, 'grants');
 
     const grants = (await station.api('acme', 'GET', '/v1/grants')).body.grants ?? [];
     expect(grants).toEqual([expect.objectContaining({ user: 'ann', package: digest, read: ['owners/acme/trips/*.csv'], release: 'review' })]);
