@@ -18,6 +18,7 @@ const RUNSC_DOCKER_FILES = [
   'packages/host/test/station-reaper.docker.test.ts',
   'packages/host/test/reads.docker.test.ts',
   'packages/host/test/sandbox-runtime.docker.test.ts',
+  'packages/host/test/package-delivery.docker.test.ts',
 ];
 
 /**

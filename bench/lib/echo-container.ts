@@ -2,13 +2,11 @@
  * The floor the runtime sits on: a container from the same image running a bare WebSocket echo
  * server (ws, no auth, no validation, no workers) on a Unix socket, the same transport as ours.
  */
-import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
-import { pack } from 'tar-stream';
 import WebSocket from 'ws';
 import { type DockerClient, LABELS, RUNTIME_IMAGE, type SandboxRuntime } from '@datastation/host';
 
@@ -47,7 +45,12 @@ async function echoBundle(): Promise<Buffer> {
 
 export interface EchoContainer {
   id: string;
-  connect(): Promise<WebSocket>;
+  /**
+   * A client with the controller's settings (no compression, an all-zero mask); with `wsDefaults`,
+   * ws's own defaults instead (a random mask the client XORs over every byte, as RFC 6455 asks of
+   * browsers): the floor the issue's figures were taken against.
+   */
+  connect(options?: { wsDefaults?: boolean }): Promise<WebSocket>;
   remove(): Promise<void>;
 }
 
@@ -55,27 +58,30 @@ export interface EchoContainer {
 export async function startEchoContainer(docker: DockerClient, label: string, runtime: SandboxRuntime = 'runc'): Promise<{ echo: EchoContainer; ms: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'ds-bench-echo-'));
   await chmod(dir, 0o777);
-  const script = await echoBundle();
+  // The server's code is bind-mounted read-only, so the floor is create + start alone (the issue's
+  // definition), with no copy into the container in it.
+  const code = await mkdtemp(join(tmpdir(), 'ds-bench-echo-code-'));
+  await chmod(code, 0o755);
+  await writeFile(join(code, 'echo.mjs'), await echoBundle(), { mode: 0o644 });
   const t = performance.now();
   const id = await docker.containers.create({
     image: RUNTIME_IMAGE,
     user: '10001:10001',
     env: [],
     labels: { [LABELS.session]: `bench-floor-${label}` },
-    entrypoint: ['node', '/opt/ds/functions/echo.mjs'],
+    entrypoint: ['node', '/opt/ds/echo/echo.mjs'],
     hostConfig: {
       Runtime: runtime,
       NetworkMode: 'none',
-      Mounts: [{ Type: 'bind', Source: dir, Target: '/run/ds' }, { Type: 'volume', Target: '/opt/ds/functions' } as never],
+      Mounts: [
+        { Type: 'bind', Source: dir, Target: '/run/ds' },
+        { Type: 'bind', Source: code, Target: '/opt/ds/echo', ReadOnly: true },
+      ],
     },
   });
-  const archive = pack();
-  archive.entry({ name: 'echo.mjs', mode: 0o644 }, script);
-  archive.finalize();
-  await docker.containers.putArchive(id, Readable.from(archive as AsyncIterable<Buffer>), '/opt/ds/functions');
   await docker.containers.start(id);
   const socket = join(dir, 'echo.sock');
-  const connect = async (): Promise<WebSocket> => {
+  const connect = async (options: { wsDefaults?: boolean } = {}): Promise<WebSocket> => {
     for (;;) {
       if (
         await stat(socket).then(
@@ -83,7 +89,13 @@ export async function startEchoContainer(docker: DockerClient, label: string, ru
           () => false,
         )
       ) {
-        const ws = new WebSocket(`ws+unix:${socket}:/`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+        // The controller's own client settings (runtime-connection.ts): no compression, an all-zero
+        // mask. The floor must be as fast as the transport allows, not slower than ours by setup.
+        const ws = new WebSocket(`ws+unix:${socket}:/`, {
+          perMessageDeflate: false,
+          maxPayload: 64 * 1024 * 1024,
+          ...(options.wsDefaults ? {} : { generateMask: (mask: Buffer) => void mask.fill(0) }),
+        });
         const ok = await new Promise<boolean>((resolve) => {
           ws.once('open', () => resolve(true));
           ws.once('error', () => resolve(false));
@@ -104,6 +116,7 @@ export async function startEchoContainer(docker: DockerClient, label: string, ru
       async remove() {
         await docker.containers.remove(id);
         await rm(dir, { recursive: true, force: true });
+        await rm(code, { recursive: true, force: true });
       },
     },
   };

@@ -94,12 +94,43 @@ describe('kill -9 mid-call', () => {
 
   // FAILS TODAY (in-flight work on finding 7): the controller's nosuid,nodev bind mount of the
   // data folder outlives a SIGKILLed controller, and the reaper does not undo it.
-  it(
-    'of the controller: its container keeps running until the reaper removes it, ' + 'its volume, its session folder and any mount of its data folder',
-    async () => {
-      const user = `fault-${randomBytes(4).toString('hex')}`;
-      const script = fileURLToPath(new URL('../support/fixtures/controller-mid-call.ts', import.meta.url));
-      const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, data.path, fn.path, state.path, user], {
+  it('of the controller: its container keeps running until the reaper removes it, ' + 'its session folder and any mount of its data folder', async () => {
+    const user = `fault-${randomBytes(4).toString('hex')}`;
+    const script = fileURLToPath(new URL('../support/fixtures/controller-mid-call.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, data.path, fn.path, state.path, user], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<string | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    await expect.poll(() => out.includes('\n') || child.exitCode !== null, { timeout: 60_000, interval: 100 }).toBe(true);
+    const line = out.trim().split('\n').pop();
+    if (!line) throw new Error(`the controller printed nothing: ${err}`);
+    const orphan = JSON.parse(line) as { session: string; container: string };
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+
+    // What the dead controller left: a running container (its functions are a tmpfs: no volume), its session folder.
+    expect((await testDocker().containers.inspect(orphan.container)).running).toBe(true);
+    expect(await sessionResources(orphan.session)).toEqual([`container ${orphan.container}`]);
+    expect(await readdir(join(state.path, 'sessions'))).toEqual([orphan.session]);
+
+    const reaped = await reapOrphans({ docker: testDocker(), stateDir: state.path, labels: [`${LABELS.user}=${user}`] });
+    expect(reaped.containers).toEqual([orphan.container]);
+    expect(reaped.failed).toEqual([]);
+    await expectNoSessionResources(orphan.session);
+    await expectNoSessionDirs(state.path);
+    expect(await mountsUnder(data.path)).toEqual([]);
+  });
+
+  it('of a controller with a pre-started pool: the reaper removes its pooled containers (idle and serving) and every mount of its pool', async () => {
+    const script = fileURLToPath(new URL('../support/fixtures/controller-with-pool.ts', import.meta.url));
+    const poolState = await tempDir('ds-state');
+    try {
+      const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, data.path, fn.path, poolState.path], {
         cwd: fileURLToPath(new URL('..', import.meta.url)),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -108,26 +139,31 @@ describe('kill -9 mid-call', () => {
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       const exited = new Promise<string | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-      await expect.poll(() => out.includes('\n') || child.exitCode !== null, { timeout: 60_000, interval: 100 }).toBe(true);
+      await expect.poll(() => out.includes('\n') || child.exitCode !== null, { timeout: 90_000, interval: 100 }).toBe(true);
       const line = out.trim().split('\n').pop();
       if (!line) throw new Error(`the controller printed nothing: ${err}`);
-      const orphan = JSON.parse(line) as { session: string; container: string };
+      const left = JSON.parse(line) as { container: string; hits: number; pid: number };
+      expect(left.hits).toBe(1);
       child.kill('SIGKILL');
       expect(await exited).toBe('SIGKILL');
 
-      // What the dead controller left: a running container, its volume, its session folder.
-      expect((await testDocker().containers.inspect(orphan.container)).running).toBe(true);
-      expect(await sessionResources(orphan.session)).toHaveLength(2);
-      expect(await readdir(join(state.path, 'sessions'))).toEqual([orphan.session]);
+      // What it left: the serving container and two idle ones, the user's folder mounted in its pool.
+      const owned = [`${LABELS.ownerPid}=${left.pid}`];
+      expect((await testDocker().containers.list(owned)).map((c) => c.id)).toContain(left.container);
+      expect(await testDocker().containers.list(owned)).toHaveLength(3);
+      expect((await mountsUnder(join(poolState.path, 'pool'))).length).toBeGreaterThanOrEqual(2);
 
-      const reaped = await reapOrphans({ docker: testDocker(), stateDir: state.path, labels: [`${LABELS.user}=${user}`] });
-      expect(reaped.containers).toEqual([orphan.container]);
+      const reaped = await reapOrphans({ docker: testDocker(), stateDir: poolState.path, labels: owned });
       expect(reaped.failed).toEqual([]);
-      await expectNoSessionResources(orphan.session);
-      await expectNoSessionDirs(state.path);
+      expect(reaped.containers).toHaveLength(3);
+      expect(await testDocker().containers.list(owned)).toEqual([]);
+      expect(await mountsUnder(join(poolState.path, 'pool'))).toEqual([]);
       expect(await mountsUnder(data.path)).toEqual([]);
-    },
-  );
+      await expectNoSessionDirs(poolState.path);
+    } finally {
+      await poolState.remove();
+    }
+  });
 
   it("afterwards: the test controller's descriptors are back where they were", async () => {
     await expectFdsBackTo(fdBaseline);

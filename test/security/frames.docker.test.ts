@@ -40,10 +40,13 @@ export async function splice(args, ctx) {
   return 'spliced';
 }
 
-/** The same splice in protocol 2's own shape: the text still answers only the forger's call. */
+/**
+ * The same splice in protocol 2's own shape (a short result as text beside its kind, as the worker
+ * posts it: kind 1 JSON, kind 3 a string): the text still answers only the forger's call.
+ */
 export async function spliceText(args, ctx) {
   const id = await victimId(args.file);
-  parentPort.postMessage({ t: 'result', id: ctx.callId, kind: 1, json: '"forged",' + JSON.stringify('id') + ':' + JSON.stringify(id) });
+  parentPort.postMessage({ t: 'result', id: ctx.callId, kind: args.kind ?? 1, text: '"forged",' + JSON.stringify('id') + ':' + JSON.stringify(id) });
   await sleep(200);
   return 'spliced';
 }
@@ -75,6 +78,8 @@ export async function writeOut(args) { return write(args.path, args.content); }
 export async function readText(args) { return (await read(args.path)).toString('utf8'); }
 export function bytes(args) { const b = new Uint8Array(args.n); for (let i = 0; i < b.length; i += 4096) b[i] = (i / 4096) % 251; return b; }
 export function text(args) { return 'x'.repeat(args.n); }
+/** A value whose JSON is args.n bytes: {"s":"xx…"}. */
+export function jsonOf(args) { return { s: 'x'.repeat(args.n - 8) }; }
 export function echo(args) { return args; }
 `;
 
@@ -127,6 +132,11 @@ describe('frames a function forges from inside its container', () => {
     await expect.poll(() => existsSync(join(data.path, 'victim-3'))).toBe(true);
     await expect(dsDockerRun('spliceText', { file: 'victim-3' }, session)).rejects.toMatchObject({ code: 'PROTOCOL_ERROR' });
     expect(await victim).toBe('genuine');
+    // As a string (protocol 6's text kind) the same text is a value: the forger's own call's, and no other's.
+    const again = dsDockerRun('victim', { ms: 1_500, file: 'victim-4' }, session);
+    await expect.poll(() => existsSync(join(data.path, 'victim-4'))).toBe(true);
+    expect(await dsDockerRun('spliceText', { file: 'victim-4', kind: 3 }, session)).toMatch(/^"forged","id":"/);
+    expect(await again).toBe('genuine');
   });
 
   it('a worker cannot answer, fail or open a read for a call another worker runs', async () => {
@@ -163,7 +173,7 @@ describe('frames a function forges from inside its container', () => {
     expect(await dsDockerRun('readText', { path: '/owners/acme/trips/2026.csv' }, session)).toBe('id,km\n1,3\n');
   });
 
-  it('30 MiB of bytes and a ~30 MiB JSON string arrive intact; the session keeps working', async () => {
+  it('30 MiB of bytes and a ~30 MiB string arrive intact; the session keeps working', async () => {
     const n = 30 * MiB;
     const expected = new Uint8Array(n);
     for (let i = 0; i < n; i += 4096) expected[i] = (i / 4096) % 251;
@@ -181,9 +191,12 @@ describe('frames a function forges from inside its container', () => {
   it('a value at the result limit passes; one byte over is RESULT_TOO_LARGE and the session keeps working', async () => {
     expect(((await dsDockerRun('bytes', { n: RESULT_BYTES }, session)) as Uint8Array).byteLength).toBe(RESULT_BYTES);
     await expect(dsDockerRun('bytes', { n: RESULT_BYTES + 1 }, session)).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' });
-    // JSON counts its quotes: a string of limit - 2 characters is exactly at the limit.
-    expect(((await dsDockerRun('text', { n: RESULT_BYTES - 2 }, session)) as string).length).toBe(RESULT_BYTES - 2);
-    await expect(dsDockerRun('text', { n: RESULT_BYTES - 1 }, session)).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' });
+    // A string travels as its UTF-8 (no JSON, no quotes): a string of limit characters is exactly at the limit.
+    expect(((await dsDockerRun('text', { n: RESULT_BYTES }, session)) as string).length).toBe(RESULT_BYTES);
+    await expect(dsDockerRun('text', { n: RESULT_BYTES + 1 }, session)).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' });
+    // Any other value travels as its JSON: JSON of limit bytes passes, one byte more does not.
+    expect(((await dsDockerRun('jsonOf', { n: RESULT_BYTES }, session)) as { s: string }).s.length).toBe(RESULT_BYTES - 8);
+    await expect(dsDockerRun('jsonOf', { n: RESULT_BYTES + 1 }, session)).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' });
     expect(await dsDockerRun('echo', 'after', session)).toBe('after');
   });
 });

@@ -2,20 +2,22 @@
  * Protocol abuse at the runtime, in a real container. The runtime here is started by this test
  * (its own spec, the session's hardening) with a secret the test knows, so the test can play
  * both the host and an attacker on the session socket: no secret, a wrong one, malformed and
- * unknown frames, an oversized frame, replayed call ids, a flood past the in-flight cap.
+ * unknown frames, an oversized frame, replayed call ids, a flood past the in-flight cap. The
+ * runtime starts blank, as a session's does: the test, as the host, delivers the package first
+ * (protocol 5) and invokes with binary frames (protocol 4), as the host does.
  * And through dsDockerInit: who may reach the socket, and arguments over the frame cap.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown } from 'node:fs/promises';
+import { chown } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, LABELS, RUNTIME_IMAGE } from '@datastation/host';
-import { decodeResultFrame, DEFAULT_MAX_FRAME_BYTES, RESULT_KIND } from '@datastation/protocol';
+import { ARGS_KIND, decodeResultFrame, DEFAULT_MAX_FRAME_BYTES, encodeInvokeFrame, RESULT_KIND } from '@datastation/protocol';
 import { dataFolder, FUNCTION_UID, functionPackage, tempDir, testDocker, type TempDir } from '@datastation/test-support';
-import { expectFdsBackTo, expectNoSessionResources, openFds } from '../support/index.js';
+import { expectFdsBackTo, expectNoSessionResources, openFds, packageFrame } from '../support/index.js';
 
 const FUNCTIONS = `
 export const echo = (args) => args;
@@ -23,21 +25,28 @@ export const sleep = (args) => new Promise((r) => setTimeout(() => r(args.ms), a
 `;
 const MAX_IN_FLIGHT = 16;
 
+/** The package the test delivers, as the host would (its digest over packageDigestParts). */
+const PACKAGE = packageFrame({ 'index.js': FUNCTIONS });
+
 interface Frame {
   type: string;
   id?: string | null;
   code?: string;
   message?: string;
   value?: unknown;
+  package?: string;
 }
 
-/** A runtime container the test drives as its host: the session's hardening, a known secret. */
+/**
+ * A runtime container the test drives as its host: the session's hardening, a known secret. It
+ * starts blank, as a session's does: /opt/ds/functions is an empty tmpfs of the container's user,
+ * and the package comes over the connection (Host.open delivers it).
+ */
 async function startRuntime(dirs: TempDir[]): Promise<{ id: string; sessionId: string; socket: string; secret: string }> {
   const sessionId = `proto-${randomBytes(4).toString('hex')}`;
-  const [fns, sock, data] = await Promise.all([functionPackage({ 'index.js': FUNCTIONS }), tempDir('ds-sock'), dataFolder()]);
-  dirs.push(fns, sock, data);
+  const [sock, data] = await Promise.all([tempDir('ds-sock'), dataFolder()]);
+  dirs.push(sock, data);
   await chown(sock.path, FUNCTION_UID, FUNCTION_UID);
-  await chmod(fns.path, 0o755); // bind-mounted read-only: the container's user must read it
   const secret = randomBytes(32).toString('base64url');
   const docker = testDocker();
   const id = await docker.containers.create({
@@ -48,6 +57,7 @@ async function startRuntime(dirs: TempDir[]): Promise<{ id: string; sessionId: s
       `DS_SECRET=${secret}`,
       'DS_SOCKET=/run/ds/runtime.sock',
       'DS_FUNCTIONS=/opt/ds/functions',
+      'DS_PACKAGE=connection',
       'DS_DATA_DIR=/data',
       `DS_MAX_IN_FLIGHT=${MAX_IN_FLIGHT}`,
       'DS_WORKERS=1',
@@ -62,8 +72,11 @@ async function startRuntime(dirs: TempDir[]): Promise<{ id: string; sessionId: s
       Memory: 256 * 1024 * 1024,
       MemorySwap: 256 * 1024 * 1024,
       PidsLimit: 64,
-      Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' },
-      Binds: [`${fns.path}:/opt/ds/functions:ro`, `${sock.path}:/run/ds`, `${data.path}:/data`],
+      Tmpfs: {
+        '/tmp': 'rw,noexec,nosuid,nodev,size=16m',
+        '/opt/ds/functions': `rw,exec,nosuid,nodev,size=32m,mode=0700,uid=${FUNCTION_UID},gid=${FUNCTION_UID}`,
+      },
+      Binds: [`${sock.path}:/run/ds`, `${data.path}:/data`],
     },
   });
   await docker.containers.start(id);
@@ -73,10 +86,12 @@ async function startRuntime(dirs: TempDir[]): Promise<{ id: string; sessionId: s
 /** A binary frame from the runtime is a call's result. */
 function resultOf(frame: Buffer): Frame {
   const { kind, id, payload } = decodeResultFrame(frame);
-  return { type: 'result', id, value: kind === RESULT_KIND.json ? (JSON.parse(payload.toString('utf8')) as unknown) : Buffer.from(payload) };
+  const value =
+    kind === RESULT_KIND.json ? (JSON.parse(payload.toString('utf8')) as unknown) : kind === RESULT_KIND.text ? payload.toString('utf8') : Buffer.from(payload);
+  return { type: 'result', id, value };
 }
 
-/** A host end of the runtime's WebSocket: the hello, then every frame kept in order. */
+/** A host end of the runtime's WebSocket: the package delivered, the hello, then every frame kept in order. */
 class Host {
   readonly frames: Frame[] = [];
   readonly closed: Promise<number>;
@@ -95,9 +110,11 @@ class Host {
             maxPayload: 64 * 1024 * 1024,
           });
           ws.once('error', reject);
+          // The runtime starts blank: the host's first frame is the package; hello follows its load.
+          ws.once('open', () => ws.send(PACKAGE.frame));
           ws.once('message', (d) => {
             const hello = JSON.parse(String(d)) as Frame;
-            if (hello.type !== 'hello') return reject(new Error(`first frame: ${String(d)}`));
+            if (hello.type !== 'hello' || hello.package !== PACKAGE.digest) return reject(new Error(`first frame: ${String(d)}`));
             resolve(new Host(ws));
           });
         });
@@ -110,7 +127,13 @@ class Host {
   send(frame: string | Buffer | object, binary = false): void {
     this.ws.send(typeof frame === 'string' || Buffer.isBuffer(frame) ? frame : JSON.stringify(frame), { binary });
   }
+  /** An invoke as the host sends it: a binary frame (invoke-frames.ts), the arguments as JSON. */
   invoke(id: string, fn: string, args: unknown): void {
+    const frame = encodeInvokeFrame({ id, fn, connector: false, argsKind: ARGS_KIND.json, deadline: Date.now() + 10_000 }, JSON.stringify(args));
+    this.send(frame, true);
+  }
+  /** The text `invoke` the runtime still accepts (hand-written hosts). */
+  invokeText(id: string, fn: string, args: unknown): void {
     this.send({ type: 'invoke', id, fn, args, deadline: Date.now() + 10_000 });
   }
   answers(id: string): Frame[] {
@@ -215,6 +238,8 @@ describe('protocol abuse at the runtime', () => {
       { __proto__: { type: 'invoke' }, id: 'proto' },
       { type: 'invoke' },
       { type: 'cancel' },
+      PACKAGE.frame, // a second package: a runtime loads one, and never another over it
+      packageFrame({ 'index.js': 'export const echo = () => "swapped";' }).frame,
     ];
     const before = host.frames.length;
     for (const frame of garbage) host.send(frame);
@@ -224,6 +249,9 @@ describe('protocol abuse at the runtime', () => {
     host.send(Buffer.from([1, 2]), true); // a binary frame too short to name a read
     await expect.poll(() => host.frames.length - before).toBe(garbage.length + 1);
     expect(host.frames.at(-1)).toMatchObject({ type: 'error', id: null, code: 'PROTOCOL_ERROR' });
+    host.send(Buffer.from([0, 0, 0, 0, 0, 1, 0]), true); // read id 0: an invoke frame too short for its header
+    await expect.poll(() => host.frames.length - before).toBe(garbage.length + 2);
+    expect(host.frames.at(-1)).toMatchObject({ type: 'error', id: null, code: 'PROTOCOL_ERROR' });
     host.send(Buffer.from([0, 0, 0, 99, 1, 2, 3]), true); // a chunk for a read that does not exist: dropped
     expect(host.ws.readyState).toBe(WebSocket.OPEN);
     await host.expectServing();
@@ -232,10 +260,12 @@ describe('protocol abuse at the runtime', () => {
   it('a replayed call id: the duplicate is BAD_REQUEST at once, the first call answers exactly once, a stray cancel does nothing', async () => {
     host.invoke('replayed', 'sleep', { ms: 300 });
     host.invoke('replayed', 'echo', 'second');
+    host.invokeText('replayed', 'echo', 'third'); // the text invoke is held to the same rule
     host.send({ type: 'cancel', id: 'no-such-call' });
-    await expect.poll(() => host.answers('replayed').length, { timeout: 5_000 }).toBe(2);
-    await new Promise((r) => setTimeout(r, 200)); // no third answer turns up
+    await expect.poll(() => host.answers('replayed').length, { timeout: 5_000 }).toBe(3);
+    await new Promise((r) => setTimeout(r, 200)); // no fourth answer turns up
     expect(host.answers('replayed')).toEqual([
+      expect.objectContaining({ type: 'error', code: 'BAD_REQUEST' }),
       expect.objectContaining({ type: 'error', code: 'BAD_REQUEST' }),
       expect.objectContaining({ type: 'result', value: 300 }),
     ]);
@@ -291,8 +321,8 @@ describe('through dsDockerInit: the socket and the frame cap', () => {
     expect(await dsDockerRun('echo', 1, session)).toBe(1);
   });
 
-  // FAILS TODAY: the host sends the frame; the runtime closes the connection (1009) and the call
-  // gets INTERNAL with its session lost. The host should refuse it before sending.
+  // Were the host to send it, the runtime would close the connection (1009) and the session would be
+  // lost: the host refuses it before sending (a string argument travels as text, protocol 6).
   it("arguments over the runtime's frame cap are refused with a typed error, and the session keeps serving", async () => {
     await using fns = await functionPackage({ 'index.js': FUNCTIONS });
     await using data = await dataFolder();

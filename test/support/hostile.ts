@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { functionPackage, type TempDir } from '@datastation/test-support';
 import { probeBinary } from './probe.js';
 
-/** Where the probe binary sits in the container: in the functions volume, which allows exec. */
+/** Where the probe binary sits in the container: in the functions folder (a tmpfs mounted with exec). */
 export const PROBE_IN_CONTAINER = '/opt/ds/functions/probe';
 
 /**

@@ -3,3 +3,4 @@ export { expectFdsBackTo, expectNoSessionDirs, expectNoSessionResources, listTre
 export { hostAddressFacing, interfaceAddress, listenBait, type Bait } from './net.js';
 export { probeBinary } from './probe.js';
 export { gzipTar, paxRecord, tarEntry, tarHeader, type RawTarEntry } from './tar.js';
+export { packageFrame } from './package-frame.js';

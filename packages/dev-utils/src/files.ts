@@ -32,8 +32,9 @@ export async function read(path: string, encoding?: BufferEncoding): Promise<Buf
 }
 
 /**
- * Reads a file in chunks (Buffers of up to 256 KiB), never holding it whole: for large files, and
- * for owner data, which the host streams with backpressure. Same paths and rules as read().
+ * Reads a file in chunks (Buffers of up to 256 KiB from /data, of up to 2 MiB from the host), never
+ * holding it whole: for large files, and for owner data, which the host streams with backpressure.
+ * Same paths and rules as read().
  *
  *   for await (const chunk of readStream('/owners/acme/trips/2026.csv')) hash.update(chunk);
  */

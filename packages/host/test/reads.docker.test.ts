@@ -123,7 +123,7 @@ describe('station reads under a policy', () => {
   });
 
   it('a function that stops reading early cancels the stream', async () => {
-    // Past one read window (32 x 256 KiB), so only the cancel can end it early.
+    // Past one read window (8 x 2 MiB), so only the cancel can end it early.
     await storage.write('owners/acme/trips/medium.csv', Buffer.alloc(40 * 1024 * 1024, 7));
     expect(await dsDockerRun('stopEarly', { path: '/owners/acme/trips/medium.csv' }, session)).toBe(2);
     await expect.poll(() => events.find((e) => e.path === '/owners/acme/trips/medium.csv')?.outcome).toBe('cancelled');

@@ -10,6 +10,9 @@ import { write, read } from '@datastation/dev-utils';
 import { writeFileSync, readFileSync, symlinkSync } from 'node:fs';
 export async function noop() { return null; }
 export async function echo(args) { return args; }
+export function argType(args) {
+  return args instanceof Uint8Array ? { type: 'Uint8Array', isBuffer: Buffer.isBuffer(args), bytes: args.byteLength, last: args[args.byteLength - 1] } : typeof args;
+}
 export async function boom() { throw new Error('kaboom: column "x" is missing'); }
 export async function hang() { await new Promise(() => {}); }
 export function spin() { for (;;) {} }
@@ -71,6 +74,33 @@ for (const transport of TRANSPORTS)
     it('lists the package functions and answers a call', async () => {
       expect(session.functions).toEqual(expect.arrayContaining(['noop', 'echo', 'boom', 'hang', 'spin']));
       expect(await dsDockerRun('echo', { a: [1, 'two', null] }, session)).toEqual({ a: [1, 'two', null] });
+    });
+
+    it('hands a Uint8Array argument to the function as a Uint8Array (raw bytes), and back as bytes', async () => {
+      const bytes = new Uint8Array(3 * 1024 * 1024).fill(1);
+      bytes[bytes.length - 1] = 9;
+      expect(await dsDockerRun('argType', bytes, session)).toEqual({ type: 'Uint8Array', isBuffer: false, bytes: bytes.byteLength, last: 9 });
+      expect(await dsDockerRun('argType', { not: 'bytes' }, session)).toBe('object');
+      const back = await dsDockerRun('echo', Uint8Array.from([7, 8, 9]), session);
+      expect(back).toBeInstanceOf(Uint8Array);
+      expect([...(back as Uint8Array)]).toEqual([7, 8, 9]);
+    });
+
+    it('carries a large string both ways exactly, as its UTF-8 (any script; a lone surrogate too, as JSON)', async () => {
+      const ascii = 'p'.repeat(16 * 1024 * 1024);
+      expect(await dsDockerRun('echo', ascii, session)).toBe(ascii);
+      const wide = 'ünï ✓ 😀 '.repeat(256 * 1024);
+      expect(await dsDockerRun('echo', wide, session)).toBe(wide);
+      expect(await dsDockerRun('argType', wide, session)).toBe('string');
+      for (const text of ['', 'é', '\uD800', `${'x'.repeat(100_000)}\uDC00`]) expect(await dsDockerRun('echo', text, session)).toBe(text);
+    });
+
+    it('refuses arguments over the runtime frame limit with BAD_REQUEST before sending, bytes or JSON; the session goes on', async () => {
+      // The runtime takes frames up to max(48 MiB, resultBytes + 64 KiB); a larger one would close the socket.
+      const over = 48 * 1024 * 1024 + 1;
+      await expect(dsDockerRun('argType', new Uint8Array(over), session)).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { max: 48 * 1024 * 1024 } });
+      await expect(dsDockerRun('echo', 'x'.repeat(over), session)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      expect(await dsDockerRun('echo', 'still here', session)).toBe('still here');
     });
 
     it('turns a thrown error into FUNCTION_ERROR with its message, then answers the next call', async () => {
@@ -181,17 +211,17 @@ describe('the network transport (runc: gVisor has network mode none only)', () =
     // The controller reaches it (the session works); a neighbour does not.
     expect(await dsDockerRun('noop', null, other)).toBeNull();
     expect(await dsDockerRun('connect', { host: address, port: 8750, timeout: 1000 }, session)).not.toBe('connected');
-    expect(await sessionResources(other.sessionId)).toHaveLength(3); // container, volume, network
+    expect(await sessionResources(other.sessionId)).toHaveLength(2); // container, network (the functions are a tmpfs of the container)
   });
 });
 
 describe('session lifecycle', () => {
-  it('close() removes the container, its volume and the session folder, and is idempotent', async () => {
+  it('close() removes the container (its functions tmpfs with it) and the session folder, and is idempotent', async () => {
     await using fn = await functionPackage({ 'index.js': 'export const noop = () => null;' });
     await using data = await dataFolder();
     await using state = await tempDir('ds-state');
     const session = await dsDockerInit({ dataDir: data.path, functions: fn.path, stateDir: state.path });
-    expect(await sessionResources(session.sessionId)).toHaveLength(2); // the container and its functions volume
+    expect(await sessionResources(session.sessionId)).toHaveLength(1); // the container (its functions folder is a tmpfs, no volume)
     await session.close();
     await session.close();
     expect(await sessionResources(session.sessionId)).toEqual([]);

@@ -5,17 +5,27 @@
 /**
  * 2: results travel as binary frames built by the runtime (see result-frames.ts); no JSON `result`.
  * 3: connectors run in the runtime: `invoke.kind`, `hello.connectors`, `call.nested` reports.
+ * 4: invokes travel as binary frames (invoke-frames.ts): arguments as UTF-8 JSON or raw bytes, no text `invoke`.
+ * 5: the runtime starts blank: the host's first frame is `package` (the functions, checked by digest); hello follows the load.
+ * 6: a string argument or result travels as text (invoke argsKind 3, result kind 3): its UTF-8 bytes, no JSON.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 6;
 
 /** The largest frame either side accepts by default: the default result limit plus envelope room. */
 export const DEFAULT_MAX_FRAME_BYTES = 48 * 1024 * 1024;
 
-/** Bytes per binary chunk of a station read. */
-export const READ_CHUNK_BYTES = 256 * 1024;
+/**
+ * Bytes per binary chunk of a station read (the last one may be shorter). Large, because every
+ * chunk costs a frame, a thread hand-off and credit bookkeeping on both sides; bytes themselves are
+ * copied the same whatever the size.
+ */
+export const READ_CHUNK_BYTES = 2 * 1024 * 1024;
 
-/** Chunks in flight per read before the runtime acknowledges. */
-export const READ_WINDOW_CHUNKS = 32;
+/**
+ * Chunks in flight per read before the runtime acknowledges (16 MiB). The worker gives credit back
+ * in batches of half a window, and at once whenever it would wait.
+ */
+export const READ_WINDOW_CHUNKS = 8;
 
 /** The longest station path a function may ask for (characters); longer ones are refused at once. */
 export const MAX_STATION_PATH_CHARS = 4096;

@@ -11,6 +11,7 @@ export {
   InvokeMessage,
   LogMessage,
   NestedCallMessage,
+  PackageMessage,
   PROTOCOL_VERSION,
   READ_CHUNK_BYTES,
   READ_WINDOW_CHUNKS,
@@ -25,7 +26,28 @@ export {
 export { decodeChunkFrame, encodeChunkFrame } from './chunks.js';
 export { parseHostMessage, parseRuntimeMessage, type ParseResult } from './parse.js';
 export { decodeResultFrame, encodeResultFrame, RESULT_KIND, resultHeaderBytes, writeResultHeader, type ResultFrame, type ResultKind } from './result-frames.js';
+export {
+  ARGS_KIND,
+  type ArgsKind,
+  CALL_KIND_CODE,
+  decodeInvokeFrame,
+  type DecodedInvoke,
+  encodeInvokeFrame,
+  INVOKE_FRAME_MARK,
+  invokeHeaderBytes,
+  type InvokeHeader,
+  isInvokeFrame,
+} from './invoke-frames.js';
 export { printable } from './printable.js';
+export {
+  MAX_PACKAGE_BYTES,
+  MAX_PACKAGE_FILES,
+  MAX_PACKAGE_PATH_CHARS,
+  PACKAGE_FILE_MODES,
+  type PackageFileBytes,
+  packageDigestParts,
+  packagePathProblem,
+} from './package-digest.js';
 export {
   ERROR_MESSAGE_CHARS,
   ERROR_STACK_CHARS,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODE_NAMES } from './codes.js';
 import { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, MAX_STATION_PATH_CHARS, READ_CHUNK_BYTES, READ_WINDOW_CHUNKS } from './constants.js';
+import { MAX_PACKAGE_FILES, MAX_PACKAGE_PATH_CHARS, PACKAGE_FILE_MODES } from './package-digest.js';
 
 /**
  * Host <-> runtime messages. Every text frame is one JSON object with a `type`. The host drives
@@ -10,7 +11,8 @@ import { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, MAX_STATION_PATH_CHARS, READ
  *
  * Binary frames: runtime → host, a call's result (result-frames.ts: `[u8 kind][u16 idLength][id]
  * [payload]`, kind 1 = the value as JSON text, kind 2 = raw bytes); host → runtime, a chunk of a
- * station read (chunks.ts). A result is never a JSON text frame: the runtime builds its header
+ * station read (chunks.ts) or an invoke (invoke-frames.ts: read id 0 marks it), which is how
+ * protocol 4 hosts send `invoke`. A result is never a JSON text frame: the runtime builds its header
  * from its own bookkeeping, so nothing a function returns can change which call it answers.
  */
 
@@ -53,6 +55,35 @@ export const HelloMessage = z.object({
    * Defaulted so that an older runtime's hello still parses and the host can name the version gap.
    */
   connectors: z.array(fnName).default([]),
+  /** The digest of the package the runtime received, checked and loaded (the `package` message's). */
+  package: z.string().optional(),
+});
+
+/**
+ * The function package, the host's first frame on a fresh connection: the runtime boots blank
+ * (no package), checks every path, recomputes the digest from the bytes it got, writes the files
+ * into its functions folder, loads them, and only then says hello. A mismatch or a bad path is
+ * an `error` frame and the end of the runtime. Paths and sizes are checked by packagePathProblem
+ * and the limits in package-digest.ts; modes are 0o644 or 0o755.
+ */
+export const PackageMessage = z.object({
+  type: z.literal('package'),
+  /** SHA-256 (hex) over packageDigestParts of the files. */
+  digest: z.string().regex(/^[0-9a-f]{64}$/),
+  files: z
+    .array(
+      z.object({
+        path: z.string().min(1).max(MAX_PACKAGE_PATH_CHARS),
+        mode: z
+          .number()
+          .int()
+          .refine((m) => PACKAGE_FILE_MODES.includes(m), 'mode must be 0o644 or 0o755'),
+        /** The content, base64. */
+        data: z.string(),
+      }),
+    )
+    .min(1)
+    .max(MAX_PACKAGE_FILES),
 });
 
 /**
@@ -99,8 +130,9 @@ export const ErrorMessage = z.object({
  * Reads of owner data ("station paths"). The function asks, the host decides by its read policy
  * and streams the file: `read.meta`, then binary frames (a 4-byte big-endian `rid`, then bytes),
  * then `read.end`, or `read.error` at any point. The runtime grants credit in chunks
- * (`read.ack`): the host never has more than the granted chunks in flight, so neither side holds
- * a large file whole. `read.cancel` stops a read the function abandoned.
+ * (`read.ack`, batched: `chunks` counts the chunks consumed since its last ack): the host never has
+ * more than the window's chunks unacknowledged, and an ack never releases more than were sent, so
+ * neither side holds a large file whole. `read.cancel` stops a read the function abandoned.
  */
 const readId = z.number().int().nonnegative().max(0xffffffff);
 
@@ -144,8 +176,23 @@ export const ReadErrorMessage = z.object({
   message: z.string(),
 });
 
-export const HostMessage = z.discriminatedUnion('type', [InvokeMessage, CancelMessage, ReadMetaMessage, ReadEndMessage, ReadErrorMessage]);
+/** Asks a blank runtime to say `booted` once its first worker is up (a pool's host, before the package). */
+export const AwaitBootMessage = z.object({ type: z.literal('await-boot') });
+
+export const HostMessage = z.discriminatedUnion('type', [
+  InvokeMessage,
+  CancelMessage,
+  PackageMessage,
+  AwaitBootMessage,
+  ReadMetaMessage,
+  ReadEndMessage,
+  ReadErrorMessage,
+]);
+/** The runtime booted blank (its first worker is up) and waits for its package: the answer to `await-boot`, before hello. */
+export const BootedMessage = z.object({ type: z.literal('booted') });
+
 export const RuntimeMessage = z.discriminatedUnion('type', [
+  BootedMessage,
   HelloMessage,
   LogMessage,
   ErrorMessage,
@@ -164,6 +211,7 @@ export type ReadErrorMessage = z.infer<typeof ReadErrorMessage>;
 
 export type InvokeMessage = z.infer<typeof InvokeMessage>;
 export type CancelMessage = z.infer<typeof CancelMessage>;
+export type PackageMessage = z.infer<typeof PackageMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
 export type NestedCallMessage = z.infer<typeof NestedCallMessage>;
 export type LogMessage = z.infer<typeof LogMessage>;

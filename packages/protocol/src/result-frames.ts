@@ -6,14 +6,16 @@ import { DsError } from './errors.js';
  *     [u8 kind][u16 BE idLength][id, UTF-8][payload]
  *
  * kind 1 (`json`): the payload is the value as JSON text (UTF-8), which the host parses on its
- * own; kind 2 (`bytes`): the payload is the bytes a function returned as a Uint8Array.
+ * own; kind 2 (`bytes`): the payload is the bytes a function returned as a Uint8Array; kind 3
+ * (`text`, protocol 6): the value is a string, and the payload is its UTF-8 bytes, no JSON (only a
+ * well-formed string travels this way: one with a lone surrogate goes as JSON, which keeps it).
  *
  * The runtime writes the header from its own bookkeeping (the call it ran), never from anything
  * a function produced, and the payload cannot reach the framing: a payload that is not one JSON
  * value fails only its own call. Binary frames from the host are station-read chunks
  * (chunks.ts); the direction tells the two apart.
  */
-export const RESULT_KIND = { json: 1, bytes: 2 } as const;
+export const RESULT_KIND = { json: 1, bytes: 2, text: 3 } as const;
 export type ResultKind = (typeof RESULT_KIND)[keyof typeof RESULT_KIND];
 
 const MAX_ID_BYTES = 0xffff;
@@ -43,7 +45,8 @@ export function encodeResultFrame(kind: ResultKind, id: string, payload: Uint8Ar
   const head = 3 + idBytes;
   const size = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.byteLength;
   const frame = Buffer.allocUnsafe(head + size);
-  if (typeof payload === 'string') frame.write(payload, head, 'utf8');
+  // As many UTF-8 bytes as characters: all ASCII, which latin1 writes the same, and faster.
+  if (typeof payload === 'string') frame.write(payload, head, size, size === payload.length ? 'latin1' : 'utf8');
   else frame.set(payload, head);
   writeResultHeader(frame, kind, id, idBytes);
   return frame;
@@ -60,7 +63,8 @@ export interface ResultFrame {
 export function decodeResultFrame(frame: Buffer): ResultFrame {
   if (frame.length < 4) throw new DsError('PROTOCOL_ERROR', `A binary frame of ${frame.length} bytes is too short to be a result.`);
   const kind = frame[0];
-  if (kind !== RESULT_KIND.json && kind !== RESULT_KIND.bytes) throw new DsError('PROTOCOL_ERROR', `A result frame has unknown kind ${String(kind)}.`);
+  if (kind !== RESULT_KIND.json && kind !== RESULT_KIND.bytes && kind !== RESULT_KIND.text)
+    throw new DsError('PROTOCOL_ERROR', `A result frame has unknown kind ${String(kind)}.`);
   const idBytes = frame.readUInt16BE(1);
   if (idBytes === 0 || frame.length < 3 + idBytes)
     throw new DsError('PROTOCOL_ERROR', `A result frame's id length (${idBytes}) does not fit its ${frame.length} bytes.`);

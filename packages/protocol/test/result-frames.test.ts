@@ -26,6 +26,17 @@ describe('result frames', () => {
     expect([...raw.payload]).toEqual([...bytes]);
   });
 
+  it('round-trip a string as text: its UTF-8 bytes, no JSON, any script', () => {
+    for (const text of ['', 'plain', 'ünï ✓', 'emoji 😀👍🏽', 'x'.repeat(70_000), '"not json", \\ \n']) {
+      const frame = encodeResultFrame(RESULT_KIND.text, 'call-✓', text);
+      expect(frame.length).toBe(resultHeaderBytes('call-✓') + Buffer.byteLength(text));
+      const decoded = decodeResultFrame(frame);
+      expect(decoded).toMatchObject({ kind: RESULT_KIND.text, id: 'call-✓' });
+      expect(decoded.payload.toString('utf8')).toBe(text);
+    }
+    expect(RESULT_KIND.text).toBe(3);
+  });
+
   it('lays the header out as [u8 kind][u16 BE id length][id][payload]', () => {
     const frame = encodeResultFrame(RESULT_KIND.json, 'ab', 'null');
     expect([...frame]).toEqual([1, 0, 2, 0x61, 0x62, ...Buffer.from('null')]);
@@ -65,7 +76,8 @@ describe('result frames', () => {
 
   it('rejects short frames, unknown kinds and id lengths past the frame', () => {
     expectProtocolError(() => decodeResultFrame(Buffer.from([1, 0, 1])), 'too short');
-    expectProtocolError(() => decodeResultFrame(Buffer.from([3, 0, 1, 0x61])), 'kind 3');
+    expectProtocolError(() => decodeResultFrame(Buffer.from([4, 0, 1, 0x61])), 'kind 4');
+    expectProtocolError(() => decodeResultFrame(Buffer.from([0, 0, 1, 0x61])), 'kind 0');
     expectProtocolError(() => decodeResultFrame(Buffer.from([1, 0, 9, 0x61])), 'does not fit');
     expectProtocolError(() => decodeResultFrame(Buffer.from([1, 0, 0, 0x61])), 'does not fit');
   });

@@ -9,6 +9,12 @@ export interface RuntimeConfig {
   port?: number;
   secret: string;
   functionsDir: string;
+  /**
+   * `connection` (the default, what the host uses): the runtime starts blank and the host's first
+   * frame delivers the package, written into an empty `functionsDir`. `folder` (DS_PACKAGE=folder):
+   * the package is already in `functionsDir` (the runtime's own tests, local runs).
+   */
+  packageFrom: 'connection' | 'folder';
   resultBytes: number;
   logBytes: number;
   maxWorkers: number;
@@ -32,6 +38,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeConf
   const config: RuntimeConfig = {
     secret,
     functionsDir: env.DS_FUNCTIONS || '/opt/ds/functions',
+    packageFrom: packageFrom(env.DS_PACKAGE),
     resultBytes: env.DS_RESULT_BYTES ? int(env.DS_RESULT_BYTES, 'DS_RESULT_BYTES') : DEFAULT_RESULT_BYTES,
     logBytes: env.DS_LOG_BYTES ? int(env.DS_LOG_BYTES, 'DS_LOG_BYTES') : DEFAULT_LOG_BYTES,
     maxWorkers: env.DS_WORKERS ? Math.max(1, int(env.DS_WORKERS, 'DS_WORKERS')) : 2,
@@ -46,6 +53,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeConf
 /** The largest frame the runtime accepts from the host: arguments share the result limit. */
 export function maxFrameBytes(config: RuntimeConfig): number {
   return maxHostFrameBytes(config.resultBytes);
+}
+
+function packageFrom(value: string | undefined): RuntimeConfig['packageFrom'] {
+  if (value === undefined || value === '' || value === 'connection') return 'connection';
+  if (value === 'folder') return 'folder';
+  throw new DsError('CONTAINER_START_FAILED', `DS_PACKAGE=${value} is neither 'connection' nor 'folder'.`);
 }
 
 function int(value: string, name: string): number {

@@ -9,26 +9,39 @@ import {
   ERROR_STACK_CHARS,
   type ErrorCode,
   type HostMessage,
-  type InvokeMessage,
+  isErrorCode,
+  ARGS_KIND,
+  type ArgsKind,
+  decodeInvokeFrame,
+  type InvokeHeader,
+  isInvokeFrame,
   LOG_FRAME_CHARS,
+  type PackageMessage,
   PROTOCOL_VERSION,
   READ_WINDOW_CHUNKS,
   decodeChunkFrame,
   encodeResultFrame,
-  parseHostMessage,
+  checkHostMessage,
   resultHeaderBytes,
   writeResultHeader,
-} from '@datastation/protocol';
+} from '@datastation/protocol/runtime';
 import { isAuthorised } from './auth.js';
+import { writePackage } from './package-files.js';
 import { reapStrayProcesses } from './strays.js';
 import { maxFrameBytes, type RuntimeConfig } from './config.js';
 import { RUNTIME_VERSION } from './version.js';
-import { acceptWorkerCode, type ReadFromWorker, type RunFromWorker, stationPathProblem } from './worker-messages.js';
+import { acceptWorkerCode, type CallInput, type ReadFromWorker, type RunFromWorker, stationPathProblem } from './worker-messages.js';
 import { type CallOutcome, createPool, type PackageNames, type ReadPeer, type WorkerPool } from './worker-pool.js';
 
 export interface RuntimeServer {
+  /** The package's names; empty until `loaded` resolves. */
   readonly functions: string[];
   readonly connectors: string[];
+  /**
+   * Resolves once the package is loaded (and hello sent to a connected host); rejects with why it
+   * was not (a refused package, a load error) once the host was told and the listener closed.
+   */
+  readonly loaded: Promise<PackageNames>;
   close(): Promise<void>;
 }
 
@@ -100,10 +113,19 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       readsByPeer.delete(peer);
     },
   });
-  // Listen at once and say hello when the package has loaded: the host's connect and handshake
-  // overlap the first worker's boot. A load failure ends the process (main.ts) before any hello.
-  const loaded = pool.start();
+  // Listen at once; the first worker boots blank meanwhile. The package comes as the host's first
+  // frame (receivePackage), or is in its folder already (DS_PACKAGE=folder); it is loaded, and only
+  // then is hello sent. A refused package or a load failure ends the process (main.ts), the host told first.
+  let refuse: (error: Error) => void = () => undefined;
+  const refused = new Promise<never>((_resolve, reject) => (refuse = reject));
+  const loaded = Promise.race([pool.start(), refused]);
   loaded.catch(() => undefined);
+  let packageState: 'waiting' | 'writing' | 'written' = 'waiting';
+  let packageDigest: string | undefined;
+  if (config.packageFrom === 'folder') {
+    packageState = 'written';
+    void pool.load();
+  }
   let names: PackageNames = { functions: [], connectors: [] };
 
   const http: Server = createServer((_req, res) => {
@@ -167,21 +189,67 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       if (current === ws) current = undefined;
     });
     ws.on('message', (data, isBinary) => {
-      if (isBinary) return relayChunk(ws, data as Buffer);
-      const parsed = parseHostMessage(data as Buffer);
+      if (isBinary) return isInvokeFrame(data as Buffer) ? invokeFrame(ws, data as Buffer) : relayChunk(ws, data as Buffer);
+      const parsed = checkHostMessage(data as Buffer);
       // A malformed invoke still names its call when it can, so the host fails that call at once.
       if (!parsed.ok) return sendError(ws, callIdOf(data as Buffer), parsed.error.code, parsed.error.message);
       onMessage(ws, parsed.message);
     });
     void loaded.then(
       ({ functions, connectors }) =>
-        send(ws, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, runtime: RUNTIME_VERSION, node: process.version, functions, connectors })),
+        send(
+          ws,
+          JSON.stringify({
+            type: 'hello',
+            protocol: PROTOCOL_VERSION,
+            runtime: RUNTIME_VERSION,
+            node: process.version,
+            functions,
+            connectors,
+            ...(packageDigest ? { package: packageDigest } : {}),
+          }),
+        ),
       () => undefined,
+    );
+  }
+
+  /**
+   * The host's package: checked whole (paths, size, the digest recomputed from the bytes received)
+   * before anything is written, written into the empty functions folder, then loaded by the
+   * workers. Once per runtime; anything wrong ends the runtime (see `ready` below).
+   */
+  function receivePackage(ws: WebSocket, message: PackageMessage): void {
+    if (packageState !== 'waiting') {
+      const why =
+        config.packageFrom === 'folder'
+          ? 'This runtime loads its package from its folder (DS_PACKAGE=folder); it takes none over the connection.'
+          : 'The package was delivered already; a runtime loads one package.';
+      sendError(ws, null, 'PROTOCOL_ERROR', why);
+      return;
+    }
+    packageState = 'writing';
+    writePackage(config.functionsDir, message).then(
+      (digest) => {
+        packageState = 'written';
+        packageDigest = digest;
+        void pool.load();
+      },
+      (error: Error) => refuse(error),
     );
   }
 
   function onMessage(ws: WebSocket, message: HostMessage): void {
     switch (message.type) {
+      case 'package':
+        receivePackage(ws, message);
+        return;
+      case 'await-boot':
+        // A host that keeps runtimes ready (a pool) asks when the first worker is up, so a session
+        // taken from it never waits for a worker's boot. Answered once, and only before the package.
+        void pool.whenBooted().then(() => {
+          if (packageState === 'waiting') send(ws, JSON.stringify({ type: 'booted' }));
+        });
+        return;
       case 'cancel': {
         const call = calls.get(message.id);
         // The host cancels its own calls; a connector's function calls end with the connector's.
@@ -189,7 +257,19 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
         return;
       }
       case 'invoke':
-        invoke(ws, message);
+        // Protocol 4 hosts send binary invokes; the text form still works (tests, hand-written hosts).
+        invoke(
+          ws,
+          {
+            id: message.id,
+            fn: message.fn,
+            connector: message.kind === 'connector',
+            argsKind: ARGS_KIND.json,
+            deadline: message.deadline,
+            logBytes: message.logBytes,
+          },
+          { args: message.args },
+        );
         return;
       case 'read.meta': {
         const read = reads.get(message.rid);
@@ -267,8 +347,11 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     }
     const read = reads.get(chunk.rid);
     if (!read) return; // cancelled meanwhile; the host stops after the cancel
-    // Copied into a buffer of its own so it can be transferred to the worker without a second copy.
-    const data = new Uint8Array(chunk.bytes);
+    // ws hands a large frame over in a buffer it allocated for that frame alone (its socket reads
+    // joined): transferred to the worker as it is, the header before the bytes with it, no copy.
+    // A frame that came within one socket read is a view into memory ws may still use: copied.
+    const owned = frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength && !(frame.buffer instanceof SharedArrayBuffer);
+    const data = owned ? chunk.bytes : new Uint8Array(chunk.bytes);
     read.peer.postRead({ t: 'read.chunk', wrid: read.wrid, data }, [data.buffer as ArrayBuffer]);
   }
 
@@ -279,7 +362,19 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     if (tellHost) send(read.socket, JSON.stringify({ type: 'read.cancel', rid: read.rid }));
   }
 
-  function invoke(ws: WebSocket, message: InvokeMessage): void {
+  /**
+   * A binary invoke (invoke-frames.ts). Its header is checked by hand, with InvokeMessage's checks;
+   * a bad one fails only its call (named when its id could be read), never the connection. The
+   * arguments are not parsed here: the worker gets them as they came (see callInput).
+   */
+  function invokeFrame(ws: WebSocket, frame: Buffer): void {
+    const decoded = decodeInvokeFrame(frame);
+    if (decoded.ok) invoke(ws, decoded.header, frame, decoded.payloadOffset);
+    else sendError(ws, decoded.id, 'PROTOCOL_ERROR', decoded.error.message);
+  }
+
+  /** Runs a call: `input` is the arguments for the worker, or the binary frame they are in from `payloadOffset`. */
+  function invoke(ws: WebSocket, message: InvokeHeader, input: CallInput | Buffer, payloadOffset = 0): void {
     if (calls.has(message.id)) {
       sendError(ws, message.id, 'BAD_REQUEST', `Call id ${message.id} is already in flight; use a fresh id per call.`);
       return;
@@ -293,7 +388,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       sendError(ws, message.id, 'TIMEOUT', 'The call reached the runtime after its deadline.');
       return;
     }
-    const connector = message.kind === 'connector';
+    const connector = message.connector;
     const call: CallState = {
       id: message.id,
       socket: ws,
@@ -314,7 +409,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       }, remaining),
     };
     calls.set(call.id, call);
-    pool.call(message.id, message.fn, message.args, call.logLimit, connector).then(
+    pool.call(message.id, message.fn, Buffer.isBuffer(input) ? callInput(input, message.argsKind, payloadOffset) : input, call.logLimit, connector).then(
       (outcome) => finish(call, outcome, false),
       (error: Error) => finish(call, { ok: false, code: 'FUNCTION_ERROR', message: error.message }, false),
     );
@@ -385,7 +480,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     };
     calls.set(id, child);
     parent.connector.children.add(child);
-    pool.call(id, m.fn, args, Math.max(0, parent.logLimit - parent.logBytes)).then(
+    pool.call(id, m.fn, { args }, Math.max(0, parent.logLimit - parent.logBytes)).then(
       (outcome) => finish(child, outcome, false),
       (error: Error) => finish(child, { ok: false, code: 'FUNCTION_ERROR', message: error.message }, false),
     );
@@ -404,8 +499,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       n.peer.postRun({ t: 'run.result', nid: n.nid, ok: false, code: code ?? outcome.code, message: outcome.message });
       return;
     }
-    if ('json' in outcome) {
-      n.peer.postRun({ t: 'run.result', nid: n.nid, ok: true, json: outcome.json });
+    if ('text' in outcome) {
+      n.peer.postRun({ t: 'run.result', nid: n.nid, ok: true, kind: outcome.kind, text: outcome.text });
       return;
     }
     // The frame's buffer is the function worker's, transferred here whole: pass it on the same way.
@@ -450,7 +545,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       // written here from the runtime's own bookkeeping, over whatever the worker left there.
       let frame: Uint8Array;
       try {
-        if ('json' in outcome) frame = encodeResultFrame(outcome.kind, call.id, outcome.json);
+        if ('text' in outcome) frame = encodeResultFrame(outcome.kind, call.id, outcome.text);
         else {
           frame = outcome.frame;
           writeResultHeader(frame, outcome.kind, call.id);
@@ -541,22 +636,37 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   } else {
     await listen(http, config.port ?? 0);
   }
+  pool.boot();
 
-  try {
-    names = await loaded;
-  } catch (error) {
-    // Nothing to serve: refuse new hosts, drop connected ones, and stop listening (which removes
-    // the socket) before the error goes up and the process exits.
-    shuttingDown = true;
-    for (const client of wss.clients) client.terminate();
-    const closed = stopListening();
-    http.closeAllConnections();
-    await closed;
-    throw error;
-  }
+  const ready = loaded.then(
+    (loadedNames) => (names = loadedNames),
+    async (error: Error) => {
+      // Nothing to serve: refuse new hosts, tell the connected one why (a refused package, the
+      // load error) and let it go, and stop listening (which removes the socket) before the error
+      // goes up and the process exits.
+      shuttingDown = true;
+      const host = current;
+      if (host?.readyState === WebSocket.OPEN) {
+        const { code, remoteStack } = error as Error & { code?: unknown; remoteStack?: string };
+        sendError(host, null, isErrorCode(code) ? code : 'FUNCTION_ERROR', error.message, remoteStack ?? error.stack);
+        await closeGently(host);
+      }
+      for (const client of wss.clients) client.terminate();
+      const closed = stopListening();
+      http.closeAllConnections();
+      await closed;
+      throw error;
+    },
+  );
+  ready.catch(() => undefined);
   return {
-    functions: names.functions,
-    connectors: names.connectors,
+    get functions() {
+      return names.functions;
+    },
+    get connectors() {
+      return names.connectors;
+    },
+    loaded: ready,
     async close() {
       shuttingDown = true;
       for (const call of [...calls.values()]) finish(call, { ok: false, code: 'CANCELLED', message: 'The runtime is shutting down.' }, false);
@@ -569,9 +679,51 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   };
 }
 
+/** Closes `ws` after what was sent has gone out; waits for the close at most a moment. */
+function closeGently(ws: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    ws.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    ws.close(1011, 'the runtime could not start');
+  });
+}
+
 /** `text` cut to `max` characters, saying so. */
 function cut(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}… [cut at ${max} characters]`;
+}
+
+/** JSON or text arguments up to this many bytes go to the worker as a string: cheaper than a buffer of their own to transfer. */
+const SMALL_ARGS_BYTES = 16 * 1024;
+
+/**
+ * A binary invoke's arguments, for the worker, which parses or decodes them (the main thread
+ * never does): short JSON or text as a string; longer ones and raw bytes as bytes in a buffer the
+ * worker takes over.
+ */
+function callInput(frame: Buffer, kind: ArgsKind, offset: number): CallInput {
+  if (kind === ARGS_KIND.none) return {};
+  if (kind === ARGS_KIND.bytes) return { bytes: transferable(frame, offset) };
+  const text = frame.length - offset <= SMALL_ARGS_BYTES ? frame.toString('utf8', offset) : transferable(frame, offset);
+  return kind === ARGS_KIND.text ? { text } : { json: text };
+}
+
+/**
+ * `frame`'s bytes from `offset` in memory that can be transferred to a worker: the frame's own
+ * ArrayBuffer when ws allocated it for this frame alone (a large frame: its socket reads joined),
+ * the header before the view going along; else one copy, since a small frame is a view into
+ * Node's shared pool or a socket read that must never be detached.
+ */
+function transferable(frame: Buffer, offset: number): Uint8Array {
+  const whole = frame.buffer;
+  if (frame.byteOffset === 0 && frame.byteLength === whole.byteLength && !(whole instanceof SharedArrayBuffer))
+    return new Uint8Array(whole, offset, frame.byteLength - offset);
+  const copy = Buffer.allocUnsafeSlow(frame.byteLength - offset);
+  frame.copy(copy, 0, offset);
+  return new Uint8Array(copy.buffer, 0, copy.byteLength);
 }
 
 /** The call id of an `invoke` that failed validation, if it has a usable one. */

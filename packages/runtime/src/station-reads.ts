@@ -1,10 +1,11 @@
 /**
  * The worker's side of station reads: a HostChannel whose `stream(path)` asks the main thread
- * (which asks the host) for the file and yields its chunks, granting credit one chunk at a time
- * as the function consumes them. Only a running call may read: the host audits each read by call.
+ * (which asks the host) for the file and yields its chunks, granting credit back as the function
+ * consumes them (see ACK_EVERY). Only a running call may read: the host audits each read by call.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { AsyncLocalStorage } from 'node:async_hooks';
+import { READ_WINDOW_CHUNKS } from '@datastation/protocol/constants';
 import { DsError } from '@datastation/protocol/errors';
 import { type ReadFromWorker, type ReadToWorker, stationPathProblem } from './worker-messages.js';
 
@@ -14,6 +15,12 @@ interface OpenRead {
   error: DsError | undefined;
   wake: (() => void) | undefined;
 }
+
+/**
+ * Credit goes back in batches of half a window (one message per ACK_EVERY chunks consumed, not one
+ * per chunk), and at once whenever the function would wait for the next chunk.
+ */
+const ACK_EVERY = Math.max(1, Math.floor(READ_WINDOW_CHUNKS / 2));
 
 export function createStationReads(port: MessagePort, callScope: AsyncLocalStorage<string>) {
   const reads = new Map<number, OpenRead>();
@@ -40,18 +47,28 @@ export function createStationReads(port: MessagePort, callScope: AsyncLocalStora
     reads.set(wrid, read);
     post({ t: 'read.open', wrid, id, path });
     let finished = false;
+    /** Chunks the function has consumed and the host has not been told of yet. */
+    let owed = 0;
     try {
       for (;;) {
         const chunk = read.chunks.shift();
         if (chunk) {
           yield chunk;
-          post({ t: 'read.ack', wrid, chunks: 1 });
+          if (++owed >= ACK_EVERY) {
+            post({ t: 'read.ack', wrid, chunks: owed });
+            owed = 0;
+          }
           continue;
         }
         if (read.error) throw read.error;
         if (read.done) {
           finished = true;
           return;
+        }
+        // Never wait holding credit: the host may be waiting for it (its window, or the session's budget).
+        if (owed > 0) {
+          post({ t: 'read.ack', wrid, chunks: owed });
+          owed = 0;
         }
         await new Promise<void>((resolve) => (read.wake = resolve));
         read.wake = undefined;

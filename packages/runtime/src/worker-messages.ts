@@ -4,20 +4,39 @@ import { RESULT_KIND, type ResultKind } from '@datastation/protocol/result-frame
 
 /** Messages between the runtime's main thread and one function worker (never on the wire). */
 export type ToWorker =
-  /** `connector` runs one of the connectors module's exports; absent, a function. */
-  | { t: 'call'; id: string; fn: string; args: unknown; logBytes: number; connector?: true }
+  | CallToWorker
   | { t: 'abort'; id: string; reason: 'timeout' | 'cancel' }
   | { t: 'ping'; n: number }
+  /** The package is in place: import it (a worker boots blank and waits for this first). */
+  | { t: 'load' }
   | ReadToWorker
   | RunToWorker;
 
+/** `connector` runs one of the connectors module's exports; absent, a function. */
+export type CallToWorker = { t: 'call'; id: string; fn: string; logBytes: number; connector?: true } & CallInput;
+
+/**
+ * A call's arguments on their way to the worker, which turns them into the function's value (so a
+ * large value is parsed there, never on the main thread): `json`, JSON text (a string when short,
+ * else UTF-8 bytes in a transferred buffer); `text`, a string argument itself (the string when
+ * short, else its UTF-8 bytes, transferred), which the function gets as that string; `bytes`, raw
+ * bytes (transferred) that the function gets as this Uint8Array; otherwise `args`, a value already
+ * parsed (a connector's `run`), or none.
+ */
+export type CallInput =
+  | { json: string | Uint8Array; text?: undefined; bytes?: undefined }
+  | { text: string | Uint8Array; json?: undefined; bytes?: undefined }
+  | { bytes: Uint8Array; json?: undefined; text?: undefined }
+  | { args?: unknown; json?: undefined; text?: undefined; bytes?: undefined };
+
 /**
  * The answer to a connector's `run` (`nid` is the worker's own id for it): the function's value as
- * JSON text, or its result frame (`frame`, transferred, payload from `offset`), or how it failed.
+ * its result frame (`frame`, transferred, payload from `offset`), or a short payload as `text` (JSON
+ * text, or the string itself for the text kind), or how it failed.
  */
 export type RunToWorker =
   | { t: 'run.result'; nid: number; ok: true; kind: ResultKind; frame: Uint8Array; offset: number }
-  | { t: 'run.result'; nid: number; ok: true; json: string }
+  | { t: 'run.result'; nid: number; ok: true; kind: SmallResultKind; text: string }
   | { t: 'run.result'; nid: number; ok: false; code: ErrorCode; message: string };
 
 /**
@@ -50,22 +69,28 @@ export type ReadFromWorker =
  * `parentPort`, so the main thread believes none of it unchecked: see checkFromWorker.
  */
 export type FromWorker =
+  /** Booted blank, waiting for `load`: the runtime tells a host that waits for it (a pool's). */
+  | { t: 'booted' }
   | { t: 'ready'; functions: string[]; connectors: string[] }
   | { t: 'load-error'; message: string; stack?: string }
   /**
    * `frame` is a whole result frame (result-frames.ts) with its header bytes left for the main
    * thread to write from its own bookkeeping; the worker serialises once and transfers the buffer.
-   * A small JSON value comes as `json` text instead: copying a short string is cheaper than
-   * allocating and transferring a buffer, and the main thread frames it the same way.
+   * A short value comes as `text` instead (JSON text, or for the text kind the string itself):
+   * copying a short string is cheaper than allocating and transferring a buffer, and the main
+   * thread frames it the same way.
    */
   | { t: 'result'; id: string; kind: ResultKind; frame: Uint8Array }
-  | { t: 'result'; id: string; kind: typeof RESULT_KIND.json; json: string }
+  | { t: 'result'; id: string; kind: SmallResultKind; text: string }
   /** `code` is what the worker (or the function) claims; the main thread decides what the host sees. */
   | { t: 'error'; id: string; code: ErrorCode; message: string; stack?: string }
   | { t: 'log'; id: string | null; stream: 'stdout' | 'stderr'; data: string }
   | { t: 'pong'; n: number }
   | RunFromWorker
   | ReadFromWorker;
+
+/** The result kinds whose payload can come from a worker as a string: JSON text, or a string value. */
+export type SmallResultKind = typeof RESULT_KIND.json | typeof RESULT_KIND.text;
 
 export interface WorkerInit {
   functionsDir: string;
@@ -84,8 +109,9 @@ export function checkFromWorker(value: unknown): FromWorker | undefined {
   switch (m.t) {
     case 'result':
       if (!isCallId(m.id)) return undefined;
-      if (m.kind === RESULT_KIND.json && typeof m.json === 'string') return { t: 'result', id: m.id, kind: RESULT_KIND.json, json: m.json };
-      return (m.kind === RESULT_KIND.json || m.kind === RESULT_KIND.bytes) && m.frame instanceof Uint8Array
+      if ((m.kind === RESULT_KIND.json || m.kind === RESULT_KIND.text) && typeof m.text === 'string')
+        return { t: 'result', id: m.id, kind: m.kind, text: m.text };
+      return (m.kind === RESULT_KIND.json || m.kind === RESULT_KIND.bytes || m.kind === RESULT_KIND.text) && m.frame instanceof Uint8Array
         ? { t: 'result', id: m.id, kind: m.kind, frame: m.frame }
         : undefined;
     case 'error':
@@ -108,6 +134,8 @@ export function checkFromWorker(value: unknown): FromWorker | undefined {
       return isCallId(m.id) && isCount(m.nid) && isName(m.fn) && typeof m.args === 'string'
         ? { t: 'run', id: m.id, nid: m.nid, fn: m.fn, args: m.args }
         : undefined;
+    case 'booted':
+      return { t: 'booted' };
     case 'ready':
       return isNames(m.functions) && isNames(m.connectors) ? (m as FromWorker) : undefined;
     case 'load-error':

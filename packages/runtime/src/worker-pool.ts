@@ -3,11 +3,14 @@ import { DsError, type ErrorCode } from '@datastation/protocol/errors';
 import type { RuntimeConfig } from './config.js';
 import type { ResultKind } from '@datastation/protocol/result-frames';
 import {
+  type CallInput,
+  type CallToWorker,
   checkFromWorker,
   type ReadFromWorker,
   type ReadToWorker,
   type RunFromWorker,
   type RunToWorker,
+  type SmallResultKind,
   type ToWorker,
   type WorkerInit,
 } from './worker-messages.js';
@@ -18,7 +21,7 @@ import {
  */
 export type CallOutcome =
   | { ok: true; kind: ResultKind; frame: Uint8Array }
-  | { ok: true; kind: ResultKind; json: string }
+  | { ok: true; kind: SmallResultKind; text: string }
   | { ok: false; code: ErrorCode; message: string; stack?: string; claimed?: true };
 
 /** What a package offers: its functions and its connectors, each sorted. */
@@ -67,7 +70,12 @@ class PoolWorker implements ReadPeer {
   /** Calls already answered (timed out, cancelled) whose function has not returned yet. */
   readonly stopping = new Set<string>();
   readonly ready: Promise<PackageNames>;
+  /** Resolves when the worker has booted, blank (before any package is loaded). */
+  readonly booted: Promise<void>;
+  private markBooted: () => void = () => undefined;
   exited = false;
+  /** Its package has loaded: calls go to it at once, without waiting on `ready`. */
+  loaded = false;
   /** Set while a timed-out call's worker is checked, and for good once it is judged blocked: no new calls go to it. */
   suspect = false;
   retired = false;
@@ -80,6 +88,7 @@ class PoolWorker implements ReadPeer {
     private readonly hooks: Partial<WorkerPoolHooks>,
     private readonly onExit: (w: PoolWorker) => void,
   ) {
+    this.booted = new Promise<void>((resolve) => (this.markBooted = resolve));
     this.ready = new Promise<PackageNames>((resolve, reject) => {
       let loaded = false;
       worker.on('message', (posted: unknown) => {
@@ -88,9 +97,13 @@ class PoolWorker implements ReadPeer {
         const m = checkFromWorker(posted);
         if (!m) return this.onInvalid?.(this);
         switch (m.t) {
+          case 'booted':
+            this.markBooted();
+            break;
           case 'ready':
             if (loaded) return;
             loaded = true;
+            this.loaded = true;
             resolve({ functions: m.functions, connectors: m.connectors });
             break;
           case 'load-error':
@@ -100,7 +113,7 @@ class PoolWorker implements ReadPeer {
           case 'result':
             if (!this.runs(m.id)) return;
             this.stopping.delete(m.id);
-            this.settle(m.id, 'json' in m ? { ok: true, kind: m.kind, json: m.json } : { ok: true, kind: m.kind, frame: m.frame });
+            this.settle(m.id, 'text' in m ? { ok: true, kind: m.kind, text: m.text } : { ok: true, kind: m.kind, frame: m.frame });
             break;
           case 'error':
             if (!this.runs(m.id)) return;
@@ -182,8 +195,8 @@ class PoolWorker implements ReadPeer {
     return this.pending.has(id) || this.stopping.has(id);
   }
 
-  send(message: ToWorker): void {
-    if (!this.exited) this.worker.postMessage(message);
+  send(message: ToWorker, transfer?: ArrayBuffer[]): void {
+    if (!this.exited) this.worker.postMessage(message, transfer);
   }
 
   postRead(message: ReadToWorker, transfer?: ArrayBuffer[]): void {
@@ -248,13 +261,55 @@ export class WorkerPool {
   }
 
   /**
-   * Starts the first worker (once); resolves with the package's function and connector names or
-   * rejects with the load error. Called as early as possible: the worker boots while the server code loads.
+   * Boots the first worker (once, blank); resolves with the package's function and connector names,
+   * or rejects with the load error, once load() was called. Called as early as possible: the worker
+   * boots (thread, dev-utils) while the server code loads and the host delivers the package.
    */
   start(): Promise<PackageNames> {
-    this.started ??= this.spawn().ready.then((names) => (this.names = names));
+    this.started ??= this.loading.then(() => this.firstReady());
     return this.started;
   }
+
+  /**
+   * Boots the first worker, blank (once). The server calls it as soon as it listens: booting a
+   * worker beside the main thread's own start would slow the listen (a session has one core), and
+   * the worker then boots while the host connects and sends the package.
+   */
+  boot(): void {
+    // A worker that load() already spawned (a package from the folder) is the first one: never a second.
+    if (!this.closed) this.booted ??= this.workers.find((w) => !w.exited) ?? this.spawn();
+  }
+
+  /** Resolves once the first worker has booted, blank (a host that keeps runtimes ready waits for it). */
+  whenBooted(): Promise<void> {
+    this.boot();
+    return this.booted ? this.booted.booted : Promise.resolve();
+  }
+
+  /**
+   * The package is in place: every worker imports it, and every later one (growth, a replaced
+   * crashed worker) does so as soon as it boots. start()'s promise then settles with the load.
+   */
+  load(): Promise<PackageNames> {
+    if (!this.loadAsked) {
+      this.loadAsked = true;
+      for (const w of this.workers) w.send({ t: 'load' });
+      this.markLoading();
+    }
+    return this.start();
+  }
+
+  /** The first live worker's load (a replacement's, if the first died while it booted). */
+  private firstReady(): Promise<PackageNames> {
+    const first = this.workers.find((w) => !w.exited) ?? this.spawn();
+    return first.ready.then((names) => (this.names = names));
+  }
+
+  /** Started blank: the first worker boots at once, and imports the package only after load(). */
+  private booted: PoolWorker | undefined;
+  private loadAsked = false;
+  private markLoading: () => void = () => undefined;
+  private readonly loading = new Promise<void>((resolve) => (this.markLoading = resolve));
 
   get functionNames(): string[] {
     return this.names.functions;
@@ -265,26 +320,40 @@ export class WorkerPool {
   }
 
   /** Runs function `fn` (or, with `connector`, connector `fn`) as call `id`. */
-  async call(id: string, fn: string, args: unknown, logBytes: number, connector = false): Promise<CallOutcome> {
-    // A call stopped (cancel, timeout) while it waits for a worker must never start.
-    this.starting.set(id, undefined);
+  async call(id: string, fn: string, input: CallInput, logBytes: number, connector = false): Promise<CallOutcome> {
     // Chosen at once and counted while its worker loads, so calls that arrive together spread
     // over workers instead of all taking the one that looked idle.
     const worker = this.pick();
-    let stopped: CallOutcome | undefined;
-    worker.waiting++;
-    try {
-      await worker.ready;
-    } finally {
-      worker.waiting--;
-      stopped = this.starting.get(id);
-      this.starting.delete(id);
+    // A loaded worker takes the call in this tick (the warm path); else it waits for the load.
+    if (!worker.loaded) {
+      // A call stopped (cancel, timeout) while it waits for a worker must never start.
+      this.starting.set(id, undefined);
+      let stopped: CallOutcome | undefined;
+      worker.waiting++;
+      try {
+        await worker.ready;
+      } finally {
+        worker.waiting--;
+        stopped = this.starting.get(id);
+        this.starting.delete(id);
+      }
+      if (stopped) return stopped;
     }
-    if (stopped) return stopped;
+    // The arguments' buffer (JSON text, a string's UTF-8 or raw bytes) moves to the worker: transferred, never cloned.
+    const payload = input.json instanceof Uint8Array ? input.json : input.text instanceof Uint8Array ? input.text : input.bytes;
+    const message: CallToWorker =
+      input.bytes !== undefined
+        ? { t: 'call', id, fn, logBytes, bytes: input.bytes }
+        : input.json !== undefined
+          ? { t: 'call', id, fn, logBytes, json: input.json }
+          : input.text !== undefined
+            ? { t: 'call', id, fn, logBytes, text: input.text }
+            : { t: 'call', id, fn, logBytes, args: input.args };
+    if (connector) message.connector = true;
     return new Promise<CallOutcome>((resolve) => {
       worker.pending.set(id, { resolve });
       this.callWorker.set(id, worker);
-      worker.send(connector ? { t: 'call', id, fn, args, logBytes, connector } : { t: 'call', id, fn, args, logBytes });
+      worker.send(message, payload ? [payload.buffer as ArrayBuffer] : undefined);
     }).finally(() => this.callWorker.delete(id));
   }
 
@@ -372,6 +441,7 @@ export class WorkerPool {
     // Only function code posts malformed messages: the worker is no longer trusted with calls.
     pw.onInvalid = (bad) => this.retire(bad, 'a function in its worker posted a malformed message to the runtime', false, 'FUNCTION_ERROR');
     this.workers.push(pw);
+    if (this.loadAsked) pw.send({ t: 'load' });
     return pw;
   }
 }

@@ -6,19 +6,43 @@
  * (possibly in another worker) and reports it to the host itself.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { isAscii } from 'node:buffer';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { DsError, type ErrorCode, isDsError } from '@datastation/protocol/errors';
 import { RESULT_KIND, resultHeaderBytes } from '@datastation/protocol/result-frames';
 import { setHostChannel } from '@datastation/dev-utils';
 import { loadPackage, type LoadedFunction } from './functions-loader.js';
 import { createStationReads } from './station-reads.js';
-import type { FromWorker, RunToWorker, ToWorker, WorkerInit } from './worker-messages.js';
+import type { CallInput, FromWorker, RunToWorker, SmallResultKind, ToWorker, WorkerInit } from './worker-messages.js';
 
 if (!parentPort) throw new Error('worker.ts must run in a worker thread');
 const port: MessagePort = parentPort;
 const init = workerData as WorkerInit;
 const callScope = new AsyncLocalStorage<string>();
-const aborts = new Map<string, AbortController>();
+const aborts = new Map<string, CallSignal>();
+
+/**
+ * A call's abort signal, made when the function first looks at it: most calls never do, and an
+ * AbortController costs microseconds on every warm call. An abort that came first is applied then.
+ */
+class CallSignal {
+  private controller: AbortController | undefined;
+  private reason: Error | undefined;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: Error): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
 // Installed before the package loads, so dev-utils' read() of owner data goes through the host.
 const stationReads = createStationReads(port, callScope);
 setHostChannel(stationReads.channel);
@@ -49,6 +73,14 @@ for (const stream of ['stdout', 'stderr'] as const) {
   }) as typeof target.write;
 }
 
+// Booted blank: the package is imported only once the main thread says it is in place (the host
+// delivers it over the connection, see package-files.ts). Nothing else is posted to a worker before
+// it is ready. The listener stays (a no-op later), so the port is never left without one.
+const loadAsked = new Promise<void>((resolve) => port.on('message', (message: ToWorker) => message.t === 'load' && resolve()));
+// Booted (thread, dev-utils, the console routing): a pool may now count this runtime as ready.
+post({ t: 'booted' });
+await loadAsked;
+
 let functions: Map<string, LoadedFunction>;
 let connectors: Map<string, LoadedFunction>;
 try {
@@ -64,7 +96,7 @@ port.on('message', (message: ToWorker) => {
   switch (message.t) {
     case 'call':
       logBudget.set(message.id, message.logBytes);
-      void runCall(message.id, message.fn, message.args, message.connector === true).finally(() => logBudget.delete(message.id));
+      runCall(message.id, message.fn, message, message.connector === true);
       break;
     case 'run.result':
       return settleRun(message);
@@ -74,38 +106,114 @@ port.on('message', (message: ToWorker) => {
     case 'ping':
       post({ t: 'pong', n: message.n });
       break;
+    case 'load':
+      break; // loaded already
     default:
       stationReads.onMessage(message);
   }
 });
 
-async function runCall(id: string, name: string, args: unknown, connector: boolean): Promise<void> {
+/**
+ * Runs one call and posts its answer. A function that returns a plain value is answered in the
+ * same tick (no promise of ours in between: the warm path); a promise is awaited.
+ */
+function runCall(id: string, name: string, input: CallInput, connector: boolean): void {
   const fn = connector ? connectors.get(name) : functions.get(name);
   if (!fn) {
     const what = connector ? 'connector' : 'function';
     const names = [...(connector ? connectors : functions).keys()].sort().join(', ') || '(none)';
-    post({ t: 'error', id, code: 'FUNCTION_NOT_FOUND', message: `No ${what} '${name}' in this package. Its ${what}s are: ${names}.` });
+    failCall(id, { t: 'error', id, code: 'FUNCTION_NOT_FOUND', message: `No ${what} '${name}' in this package. Its ${what}s are: ${names}.` });
     return;
   }
-  const controller = new AbortController();
-  aborts.set(id, controller);
+  let args: unknown;
+  try {
+    args = argsOf(input);
+  } catch (error) {
+    failCall(id, { t: 'error', id, code: 'BAD_REQUEST', message: `The call's arguments are not one JSON value: ${(error as Error).message}` });
+    return;
+  }
+  const abort = new CallSignal();
+  aborts.set(id, abort);
   // A connector sees only `run` (and its signal): its reach is its own package's functions.
   const ctx = connector
-    ? { signal: controller.signal, run: (fn: unknown, fnArgs?: unknown) => requestRun(id, controller.signal, fn, fnArgs) }
-    : { callId: id, signal: controller.signal, log: (...parts: unknown[]) => console.log(...parts) };
-  let value: unknown;
+    ? {
+        get signal() {
+          return abort.signal;
+        },
+        run: (fn: unknown, fnArgs?: unknown) => requestRun(id, abort.signal, fn, fnArgs),
+      }
+    : {
+        callId: id,
+        get signal() {
+          return abort.signal;
+        },
+        log: (...parts: unknown[]) => console.log(...parts),
+      };
+  let returned: unknown;
   try {
-    value = await callScope.run(id, () => fn(args, ctx));
+    returned = callScope.run(id, fn, args, ctx);
   } catch (error) {
-    const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : (safeJson(error) ?? String(error)));
-    post({ t: 'error', id, code: claimedCode(error), message: e.message || e.name, ...(e.stack ? { stack: e.stack } : {}) });
+    failCall(id, thrown(id, error));
     return;
-  } finally {
-    aborts.delete(id);
   }
+  if (isThenable(returned))
+    Promise.resolve(returned).then(
+      (value) => answerCall(id, value),
+      (error: unknown) => failCall(id, thrown(id, error)),
+    );
+  else answerCall(id, returned);
+}
+
+/** Whether to await `value`. A value whose inspection throws (a proxy, a throwing getter) is awaited, which rejects. */
+function isThenable(value: unknown): boolean {
+  if ((typeof value !== 'object' || value === null) && typeof value !== 'function') return false;
+  try {
+    return value instanceof Promise || typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return true;
+  }
+}
+
+function answerCall(id: string, value: unknown): void {
+  aborts.delete(id);
   const message = serialise(id, value);
   if (message.t === 'result' && 'frame' in message) post(message, [message.frame.buffer as ArrayBuffer]);
   else post(message);
+  logBudget.delete(id);
+}
+
+function failCall(id: string, message: FromWorker): void {
+  aborts.delete(id);
+  post(message);
+  logBudget.delete(id);
+}
+
+/** A thrown value as the call's failure, with the code it claims. */
+function thrown(id: string, error: unknown): FromWorker {
+  const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : (safeJson(error) ?? String(error)));
+  return { t: 'error', id, code: claimedCode(error), message: e.message || e.name, ...(e.stack ? { stack: e.stack } : {}) };
+}
+
+/**
+ * The function's arguments: parsed here, in the worker, from the JSON text the host sent (so a
+ * large value never blocks the main thread); a string argument decoded from its UTF-8; raw bytes
+ * as the Uint8Array that was transferred.
+ */
+function argsOf(input: CallInput): unknown {
+  if (input.bytes !== undefined) return input.bytes;
+  if (input.text !== undefined) return typeof input.text === 'string' ? input.text : decodeText(input.text);
+  const { json } = input;
+  if (json === undefined) return input.args;
+  return JSON.parse(typeof json === 'string' ? json : decodeText(json));
+}
+
+/**
+ * UTF-8 bytes as a string. All-ASCII bytes (checked by SIMD, a fraction of a decode) are decoded
+ * as ASCII, the same string several times faster than the UTF-8 decoder makes it.
+ */
+function decodeText(bytes: Uint8Array): string {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return view.toString(isAscii(view) ? 'ascii' : 'utf8');
 }
 
 /** A connector's `run` calls waiting for the main thread, by the worker's own id. */
@@ -143,14 +251,13 @@ function settleRun(message: RunToWorker): void {
     return;
   }
   try {
-    if ('json' in message) {
-      run.resolve(JSON.parse(message.json));
+    if ('text' in message) {
+      run.resolve(message.kind === RESULT_KIND.text ? message.text : JSON.parse(message.text));
       return;
     }
-    const payload = Buffer.from(message.frame.buffer, message.frame.byteOffset + message.offset, message.frame.byteLength - message.offset);
-    run.resolve(
-      message.kind === RESULT_KIND.bytes ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : JSON.parse(payload.toString('utf8')),
-    );
+    const payload = message.frame.subarray(message.offset);
+    if (message.kind === RESULT_KIND.bytes) run.resolve(payload);
+    else run.resolve(message.kind === RESULT_KIND.text ? decodeText(payload) : JSON.parse(decodeText(payload)));
   } catch (error) {
     run.reject(new DsError('FUNCTION_ERROR', `The value of ${run.fn} could not be read: ${(error as Error).message}`));
   }
@@ -177,8 +284,13 @@ function serialise(id: string, value: unknown): FromWorker {
     frame.set(value, head);
     return { t: 'result', id, kind: RESULT_KIND.bytes, frame };
   }
-  // A string longer than the limit is over it in UTF-8 too: refuse it before serialising doubles it in memory.
-  if (typeof value === 'string' && value.length > init.resultBytes) return tooLarge(id, Buffer.byteLength(value));
+  if (typeof value === 'string') {
+    // A string longer than the limit is over it in UTF-8 too: refuse it before serialising doubles it in memory.
+    if (value.length > init.resultBytes) return tooLarge(id, Buffer.byteLength(value));
+    // A well-formed string travels as its UTF-8, no JSON. One with a lone surrogate goes as JSON,
+    // which escapes it (UTF-8 cannot hold it: it would come back as U+FFFD).
+    if (value.isWellFormed()) return serialiseText(id, head, value);
+  }
   let json: string | undefined;
   try {
     json = JSON.stringify(value === undefined ? null : value);
@@ -193,13 +305,19 @@ function serialise(id: string, value: unknown): FromWorker {
     };
   }
   if (json === undefined) json = 'null';
+  return serialiseText(id, head, json, RESULT_KIND.json);
+}
+
+/** `text` (a string value, or a value's JSON) as a result of `kind`, within the limit. */
+function serialiseText(id: string, head: number, text: string, kind: SmallResultKind = RESULT_KIND.text): FromWorker {
   // Short text is sent as it is (no byte count: 1 KiB of UTF-16 is at most 3 KiB of UTF-8).
-  if (json.length <= SMALL_JSON_CHARS && SMALL_JSON_CHARS * 3 <= init.resultBytes) return { t: 'result', id, kind: RESULT_KIND.json, json };
-  const bytes = Buffer.byteLength(json);
+  if (text.length <= SMALL_JSON_CHARS && SMALL_JSON_CHARS * 3 <= init.resultBytes) return { t: 'result', id, kind, text };
+  const bytes = Buffer.byteLength(text);
   if (bytes > init.resultBytes) return tooLarge(id, bytes);
   const frame = newFrame(head + bytes);
-  frame.write(json, head, 'utf8');
-  return { t: 'result', id, kind: RESULT_KIND.json, frame };
+  // As many bytes as characters: all ASCII, which latin1 writes the same, and faster.
+  frame.write(text, head, bytes === text.length ? 'latin1' : 'utf8');
+  return { t: 'result', id, kind, frame };
 }
 
 /**
@@ -211,7 +329,7 @@ function newFrame(size: number): Buffer {
   return Buffer.allocUnsafeSlow(size);
 }
 
-/** JSON this short goes to the main thread as text; longer, as a transferred frame. */
+/** JSON or a string this short goes to the main thread as a string; longer, as a transferred frame. */
 const SMALL_JSON_CHARS = 1024;
 
 function tooLarge(id: string, bytes: number): FromWorker {

@@ -158,6 +158,11 @@ describe('connectors in the runtime', () => {
   it('carries values as JSON or bytes, both ways; arguments that are not JSON never leave the connector', async () => {
     expect(await client.value('bytesVia', null, { connector: true })).toEqual([244, 245, 246, 256]);
     expect(await client.value('bigVia', { n: 200_000 }, { connector: true })).toBe(200_000);
+    // A string comes back from run() exactly: short or long (a transferred frame), any script, and
+    // one with a lone surrogate (which travels as JSON, the only form that keeps it).
+    for (const text of ['', 'plain', 'ünï ✓ 😀', 'a\uD800b', 'é'.repeat(5_000), 'x'.repeat(200_000)])
+      expect(await client.value('textVia', { fn: 'echo', args: text }, { connector: true })).toBe(text);
+    expect(await client.value('textVia', { fn: 'big', args: { n: 100_000, of: '😀' } }, { connector: true })).toBe('😀'.repeat(100_000));
     const nonJson = client.invoke('nonJson', null, { connector: true });
     expect(await nonJson.answer).toMatchObject({ type: 'result', value: 'BAD_REQUEST' });
     expect(client.nested(nonJson.id)).toEqual([]);

@@ -9,7 +9,9 @@ import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import WebSocket from 'ws';
 import {
+  ARGS_KIND,
   decodeResultFrame,
+  encodeInvokeFrame,
   type ErrorMessage,
   type HelloMessage,
   type LogMessage,
@@ -19,11 +21,11 @@ import {
   RESULT_KIND,
 } from '@datastation/protocol';
 
-/** A result as the harness decodes it from its binary frame: JSON values parsed, bytes as a Buffer. */
+/** A result as the harness decodes it from its binary frame: JSON values parsed, text as a string, bytes as a Buffer. */
 export interface ResultAnswer {
   type: 'result';
   id: string;
-  kind: 'json' | 'bytes';
+  kind: 'json' | 'bytes' | 'text';
   value: unknown;
 }
 
@@ -59,7 +61,8 @@ export interface RuntimeProcess {
 export function spawnRuntime(mainPath: string, env: Record<string, string>): RuntimeProcess {
   const child = spawn(process.execPath, [mainPath], {
     // Only what the container would get, plus PATH: nothing of the test runner's environment leaks in.
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    // The package is in DS_FUNCTIONS already (DS_PACKAGE=folder) unless a test delivers it itself.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DS_PACKAGE: 'folder', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
@@ -175,6 +178,8 @@ export interface InvokeOptions {
   logBytes?: number;
   /** Invoke a connector instead of a function. */
   connector?: boolean;
+  /** Send the text `invoke` (JSON) instead of the binary invoke frame a host sends. */
+  text?: boolean;
 }
 
 export interface Invocation {
@@ -225,7 +230,12 @@ export class TestClient {
 
   static connect(socketPath: string, secret: string): Promise<TestClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws+unix:${socketPath}:/`, { headers: { authorization: `Bearer ${secret}` }, perMessageDeflate: false });
+      const ws = new WebSocket(`ws+unix:${socketPath}:/`, {
+        headers: { authorization: `Bearer ${secret}` },
+        perMessageDeflate: false,
+        // An all-zero mask, as the host uses (runtime-connection.ts): large frames are not XOR-ed byte by byte.
+        generateMask: (mask: Buffer) => void mask.fill(0),
+      });
       ws.once('unexpected-response', (_req, res: IncomingMessage) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
       ws.once('error', reject);
       ws.once('message', (data) => {
@@ -245,15 +255,34 @@ export class TestClient {
     const sentAt = Date.now();
     const deadline = options.deadline ?? sentAt + (options.timeoutMs ?? 5_000);
     const answer = this.waitAnswer(id);
-    this.send({
-      type: 'invoke',
-      id,
-      fn,
-      args,
-      deadline,
-      ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}),
-      ...(options.connector ? { kind: 'connector' } : {}),
-    });
+    if (options.text) {
+      this.send({
+        type: 'invoke',
+        id,
+        fn,
+        args,
+        deadline,
+        ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}),
+        ...(options.connector ? { kind: 'connector' } : {}),
+      });
+      return { id, sentAt, deadline, answer };
+    }
+    // As the host sends it: a Uint8Array as raw bytes, a well-formed string as text, anything else
+    // as JSON text, none for undefined.
+    const text = typeof args === 'string' && args.isWellFormed() ? args : undefined;
+    const json = args instanceof Uint8Array ? undefined : (text ?? JSON.stringify(args));
+    const frame = encodeInvokeFrame(
+      {
+        id,
+        fn,
+        connector: options.connector === true,
+        argsKind: args instanceof Uint8Array ? ARGS_KIND.bytes : text !== undefined ? ARGS_KIND.text : json === undefined ? ARGS_KIND.none : ARGS_KIND.json,
+        deadline,
+        logBytes: options.logBytes,
+      },
+      args instanceof Uint8Array ? args : json,
+    );
+    this.ws.send(frame, { binary: true });
     return { id, sentAt, deadline, answer };
   }
 
@@ -333,7 +362,9 @@ export class TestClient {
         answer =
           kind === RESULT_KIND.json
             ? { type: 'result', id, kind: 'json', value: JSON.parse(payload.toString('utf8')) as unknown }
-            : { type: 'result', id, kind: 'bytes', value: Buffer.from(payload) };
+            : kind === RESULT_KIND.text
+              ? { type: 'result', id, kind: 'text', value: payload.toString('utf8') }
+              : { type: 'result', id, kind: 'bytes', value: Buffer.from(payload) };
       } catch (error) {
         this.invalidFrames.push(`<binary ${data.length} bytes: ${(error as Error).message}>`);
         return;
@@ -387,6 +418,7 @@ export class TestClient {
 
 /** Every function the fixture package exports, in the order `hello` must list them. */
 export const FIXTURE_FUNCTIONS = [
+  'argType',
   'big',
   'bigBytes',
   'bigint',
@@ -435,6 +467,14 @@ if (process.env.DS_TEST_MONITOR) {
 
 export function echo(args) { return args; }
 
+/** What the arguments arrived as: a Uint8Array (not a Buffer) for raw bytes, with their sum. */
+export function argType(args) {
+  if (!(args instanceof Uint8Array)) return { type: typeof args, isArray: Array.isArray(args) };
+  let sum = 0;
+  for (const b of args) sum += b;
+  return { type: 'Uint8Array', isBuffer: Buffer.isBuffer(args), bytes: args.byteLength, sum };
+}
+
 export function boom() { throw new Error('kaboom'); }
 
 /** Never settles and ignores its signal; logs its worker's thread id first. */
@@ -461,7 +501,8 @@ export async function chatty(args) {
   return args.n;
 }
 
-export function big(args) { return 'x'.repeat(args.n); }
+/** args.of (one character, 'x' when absent) args.n times. */
+export function big(args) { return (args.of ?? 'x').repeat(args.n); }
 
 /** Bytes 0..255 seen through a view with a non-zero byteOffset. */
 export function bytes() {
@@ -588,6 +629,7 @@ export const FIXTURE_CONNECTORS = [
   'pair',
   'readVia',
   'slow',
+  'textVia',
   'throwing',
 ];
 
@@ -621,6 +663,12 @@ export async function slow(args, { run }) { return await run('usesSignal', { mar
 export async function bytesVia(_args, { run }) {
   const value = await run('bytes');
   return value instanceof Uint8Array ? Array.from(value.subarray(0, 3)).concat(value.byteLength) : typeof value;
+}
+
+/** What run(args.fn, args.args) gave, when it is a string; else its type. */
+export async function textVia(args, { run }) {
+  const value = await run(args.fn, args.args);
+  return typeof value === 'string' ? value : { notAString: typeof value };
 }
 
 /** A value long enough to come back as a transferred frame, not JSON text. */

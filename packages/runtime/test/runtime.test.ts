@@ -9,12 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleRuntime } from '@datastation/runtime';
-import { PROTOCOL_VERSION } from '@datastation/protocol';
+import { ARGS_KIND, encodeInvokeFrame, PROTOCOL_VERSION } from '@datastation/protocol';
 import {
   type Answer,
   FIXTURE_FILES,
   FIXTURE_FUNCTIONS,
   randomSecret,
+  type ResultAnswer,
   type RuntimeProcess,
   spawnRuntime,
   TestClient,
@@ -258,10 +259,36 @@ describe('runtime over its Unix socket', () => {
     expectError(answer, 'RESULT_TOO_LARGE');
     expect(answer.message).toContain(String(RESULT_BYTES));
     await expectEchoWorks();
-    // The limit counts the serialised JSON: a string of n bytes is n + 2 with its quotes.
-    const fits = (await client.value('big', { n: RESULT_BYTES - 2 })) as string;
-    expect(fits.length).toBe(RESULT_BYTES - 2);
-    expectError(await client.call('big', { n: RESULT_BYTES - 1 }), 'RESULT_TOO_LARGE');
+    // A string travels as its UTF-8, no JSON: the limit counts those bytes.
+    const fits = await client.call('big', { n: RESULT_BYTES });
+    expect(fits).toMatchObject({ type: 'result', kind: 'text' });
+    expect((fits as { value: string }).value.length).toBe(RESULT_BYTES);
+    // Under the limit in characters, over it in UTF-8 (two bytes each).
+    const wide = await client.call('big', { n: RESULT_BYTES / 2 + 1, of: 'é' });
+    expectError(wide, 'RESULT_TOO_LARGE');
+    expect(wide.message).toContain(`returned ${RESULT_BYTES + 2} bytes`);
+    expect(await client.value('big', { n: RESULT_BYTES / 2, of: 'é' })).toBe('é'.repeat(RESULT_BYTES / 2));
+    // Anything else counts its JSON: an array of n characters is n + 4 with its brackets and quotes.
+    expect(await client.value('echo', ['y'.repeat(RESULT_BYTES - 4)])).toEqual(['y'.repeat(RESULT_BYTES - 4)]);
+    expectError(await client.call('echo', ['y'.repeat(RESULT_BYTES - 3)]), 'RESULT_TOO_LARGE');
+  });
+
+  it('passes a string argument and result as text (UTF-8, no JSON), exactly, short or long, any script', async () => {
+    const strings = ['', 'plain ascii', 'ünïcödé ✓', 'emoji 😀👍🏽', 'é'.repeat(600), '\u0000\n"quoted"\\', 'x'.repeat(200_000), '😀✓é'.repeat(50_000)];
+    for (const text of strings) {
+      const answer = await client.call('echo', text);
+      expect(answer).toMatchObject({ type: 'result', kind: 'text' });
+      expect((answer as { value: unknown }).value).toBe(text);
+      expect(await client.value('argType', text)).toEqual({ type: 'string', isArray: false });
+    }
+  });
+
+  it('passes a string with a lone surrogate as JSON, which keeps it exactly (UTF-8 cannot)', async () => {
+    for (const text of ['\uD800', 'a\uDC00b', `${'x'.repeat(5_000)}\uD83D`, '\uDE00😀\uD83D']) {
+      const answer = await client.call('echo', text);
+      expect(answer).toMatchObject({ type: 'result', kind: 'json' });
+      expect((answer as { value: unknown }).value).toBe(text);
+    }
   });
 
   it('carries a Uint8Array result as raw bytes in a binary frame, exactly the viewed bytes', async () => {
@@ -429,6 +456,52 @@ describe('runtime over its Unix socket', () => {
     const answer = await call.answer;
     expectError(answer, 'TIMEOUT');
     expect(Date.now() - call.sentAt).toBeLessThan(200);
+  });
+
+  it('gives a Uint8Array argument to the function as a Uint8Array (raw bytes, never JSON), small, empty and large', async () => {
+    expect(await client.value('argType', Uint8Array.from([1, 2, 3, 250]))).toEqual({ type: 'Uint8Array', isBuffer: false, bytes: 4, sum: 256 });
+    expect(await client.value('argType', new Uint8Array(0))).toEqual({ type: 'Uint8Array', isBuffer: false, bytes: 0, sum: 0 });
+    // Large: the frame's own buffer is transferred to the worker, header and all; the view is exactly the payload.
+    const big = new Uint8Array(600 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = i % 251;
+    const sum = big.reduce((a, b) => a + b, 0);
+    expect(await client.value('argType', big)).toEqual({ type: 'Uint8Array', isBuffer: false, bytes: big.byteLength, sum });
+    const back = await client.call('echo', big);
+    expect(back).toMatchObject({ type: 'result', kind: 'bytes' });
+    expect(Buffer.compare((back as ResultAnswer).value as Buffer, Buffer.from(big))).toBe(0);
+  });
+
+  it('carries JSON arguments of any size as UTF-8 in the binary invoke; none means undefined; the text invoke still works', async () => {
+    const text = `✓${'p'.repeat(700 * 1024)}"\\\n\u0001`;
+    expect(await client.value('echo', { text })).toEqual({ text });
+    expect(await client.value('echo', [1, 'two', null, { ü: true }])).toEqual([1, 'two', null, { ü: true }]);
+    expect(await client.value('noArgs', undefined)).toBe('undefined');
+    expect(await client.value('echo', { a: 1 }, { text: true })).toEqual({ a: 1 });
+  });
+
+  it('fails only its call for a malformed binary invoke (named by its id when readable) or arguments that are not JSON', async () => {
+    const head = (id: string) => ({ id, fn: 'echo', connector: false, argsKind: ARGS_KIND.json, deadline: Date.now() + 5_000 });
+    const frame = encodeInvokeFrame(head('bad-bin'), '1');
+    frame.writeDoubleBE(1.5, 10); // the deadline, not an integer
+    const answer = client.waitAnswer('bad-bin');
+    client.sendRaw(frame, true);
+    const refused = await answer;
+    expectError(refused, 'PROTOCOL_ERROR');
+    expect(refused.message).toContain('deadline');
+    // Too short to hold a header: there is no id to name.
+    client.sendRaw(Buffer.from([0, 0, 0, 0, 0, 1]), true);
+    expect(await client.nextOrphanError()).toMatchObject({ id: null, code: 'PROTOCOL_ERROR' });
+    // Arguments that are not JSON fail their call, in the worker, short (sent as text) or long (transferred).
+    for (const [id, payload] of [
+      ['not-json', '{nope'],
+      ['not-json-long', `[${'1,'.repeat(20_000)}`],
+    ] as const) {
+      const notJson = client.waitAnswer(id);
+      client.sendRaw(encodeInvokeFrame(head(id), payload), true);
+      expectError(await notJson, 'BAD_REQUEST');
+    }
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+    await expectEchoWorks();
   });
 
   it('sent only valid protocol frames on this connection', () => {

@@ -1,4 +1,4 @@
-import type Docker from 'dockerode';
+import { DsError, MAX_PACKAGE_BYTES, MAX_PACKAGE_FILES } from '@datastation/protocol';
 import type { ContainerSpec } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
 import type { Limits } from './limits.js';
@@ -10,6 +10,12 @@ export const CONTAINER_PATHS = {
   sessionDir: '/run/ds',
   socket: '/run/ds/runtime.sock',
 } as const;
+
+/**
+ * The functions folder's tmpfs: room for the largest package, each file rounded up to a page.
+ * A bound, not a reservation; its pages count against the container's memory.
+ */
+export const FUNCTIONS_TMPFS_MB = Math.ceil((MAX_PACKAGE_BYTES + MAX_PACKAGE_FILES * 4096) / (1024 * 1024));
 
 /** The runtime's port on the per-session internal network. */
 export const RUNTIME_PORT = 8750;
@@ -32,14 +38,20 @@ export interface SpecInput {
   labels: Record<string, string>;
   /** The OCI runtime (default `runc`); see specForRuntime for what it changes. */
   runtime?: SandboxRuntime;
+  /**
+   * `rslave` for a pooled container: its /data is an empty slot folder until the controller mounts
+   * the user's folder on it, which must then propagate in (pool-mount.ts). Default `rprivate`.
+   */
+  dataPropagation?: 'rprivate' | 'rslave';
 }
 
 /**
  * The hardened container of one session. With the `unix` transport there is no network at all
  * (network mode `none`): the only way in or out is the Unix socket in the session folder. Read-only root, a small noexec /tmp, every
  * capability dropped, no-new-privileges, memory = memory+swap, pids and CPU capped, bounded logs.
- * The functions go to an anonymous volume (the one writable place `docker cp` may target under a
- * read-only root), removed with the container.
+ * The container starts blank: the runtime writes the package the host delivers over its connection
+ * into /opt/ds/functions, a tmpfs owned by the container's user (mode 0700, sized for the largest
+ * package) that goes with the container.
  */
 export function containerSpec(input: SpecInput): ContainerSpec {
   const { limits } = input;
@@ -55,6 +67,8 @@ export function containerSpec(input: SpecInput): ContainerSpec {
         `DS_SECRET=${input.secret}`,
         ...(input.transport.kind === 'unix' ? [`DS_SOCKET=${CONTAINER_PATHS.socket}`] : ['DS_SOCKET=', `DS_PORT=${RUNTIME_PORT}`]),
         `DS_FUNCTIONS=${CONTAINER_PATHS.functions}`,
+        // The package comes over the connection (PendingRuntime.deliver), not in the folder.
+        'DS_PACKAGE=connection',
         `DS_DATA_DIR=${CONTAINER_PATHS.data}`,
         `DS_RESULT_BYTES=${limits.resultBytes}`,
         `DS_LOG_BYTES=${limits.logBytes}`,
@@ -88,24 +102,35 @@ export function containerSpec(input: SpecInput): ContainerSpec {
         ],
         // /dev/shm would be 64 MiB of writable memory beside /tmp; the runtime needs none.
         ShmSize: 1024 * 1024,
-        Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
+        Tmpfs: {
+          '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m`,
+          // The runtime's to write (it runs as the container's user), then read-only (files 0400/0500,
+          // folders 0500). `exec` said outright: Docker mounts a tmpfs noexec unless told, and a package may ship its own binaries (as the volume allowed before).
+          [CONTAINER_PATHS.functions]: `rw,exec,nosuid,nodev,size=${FUNCTIONS_TMPFS_MB}m,mode=0700,${tmpfsOwner(input.user)}`,
+        },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
         Mounts: [
-          { Type: 'bind', Source: input.dataDir, Target: CONTAINER_PATHS.data, ReadOnly: false, BindOptions: { Propagation: 'rprivate' } },
+          {
+            Type: 'bind',
+            Source: input.dataDir,
+            Target: CONTAINER_PATHS.data,
+            ReadOnly: false,
+            BindOptions: { Propagation: input.dataPropagation ?? 'rprivate' },
+          },
           ...(input.transport.kind === 'unix'
             ? [{ Type: 'bind' as const, Source: input.transport.sessionDir, Target: CONTAINER_PATHS.sessionDir, ReadOnly: false }]
             : []),
-          // An anonymous volume (no Source): created with the container, removed with it (`v: true`).
-          {
-            Type: 'volume',
-            Target: CONTAINER_PATHS.functions,
-            ReadOnly: false,
-            VolumeOptions: { Labels: labels, NoCopy: false },
-          } as unknown as Docker.MountSettings,
         ],
       },
     },
     input.runtime ?? 'runc',
     limits,
   );
+}
+
+/** `uid=…,gid=…` of the numeric container user "uid:gid" (prepareDataDir gives one). */
+function tmpfsOwner(user: string): string {
+  const match = /^(\d+):(\d+)$/.exec(user);
+  if (!match) throw new DsError('BAD_REQUEST', `The container user must be numeric "uid:gid"; got ${JSON.stringify(user)}.`);
+  return `uid=${match[1]},gid=${match[2]}`;
 }

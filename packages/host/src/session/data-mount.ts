@@ -29,13 +29,15 @@ export async function mountNosuid(dir: string, stateDir: string): Promise<(() =>
     await ensurePrivateDir(join(stateDir, 'mounts'));
     await writeFile(record, JSON.stringify({ dir, pid: process.pid, start: processStartTime(process.pid) }), { mode: 0o600 });
     try {
-      await run('mount', ['--bind', dir, dir]);
+      // One exec (util-linux ≥ 2.27 binds, then remounts with the flags): a session's start waits for it.
+      await run('mount', ['--bind', '-o', 'nosuid,nodev', dir, dir]);
     } catch {
       await rm(record, { force: true });
       return undefined;
     }
     try {
-      await run('mount', ['-o', 'remount,bind,nosuid,nodev', dir]);
+      // An older mount ignores -o with --bind: then the remount of its own.
+      if (!(await hasFlags(dir, ['nosuid', 'nodev']))) await run('mount', ['-o', 'remount,bind,nosuid,nodev', dir]);
     } catch {
       await run('umount', [dir]).catch(() => undefined);
       await rm(record, { force: true });

@@ -1,29 +1,29 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DsError, type ErrorCode, maxHostFrameBytes, maxRuntimeFrameBytes, type NestedCallMessage, printable, toDsError } from '@datastation/protocol';
+import { DsError, type ErrorCode, type NestedCallMessage, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { LABELS } from '../docker/labels.js';
 import { RUNTIME_IMAGE } from '../images/runtime-image.js';
 import { createLogger } from '../logger.js';
-import { tarOf } from '../tar.js';
-import { CONTAINER_PATHS, containerSpec, RUNTIME_PORT, type Transport } from './container-spec.js';
+import { deliverPackage, formatLogs, startBlankRuntime } from './blank-runtime.js';
+import type { Transport } from './container-spec.js';
 import { prepareDataDir, within } from './data-dir.js';
 import { mountNosuid } from './data-mount.js';
 import { DataWatch, measureData } from './data-quota.js';
-import { functionsEntries } from './functions-archive.js';
+import { readFunctionPackage } from './function-package.js';
 import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
 import { compileReadPolicy, type ReadEvent, type ReadPolicy, registerWritableFolder } from './read-policy.js';
 import { DEFAULT_READ_LIMITS } from './read-server.js';
-import { RuntimeConnection } from './runtime-connection.js';
+import type { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
 import { processStartTime } from '../process-info.js';
 import { releaseSocketName, type SandboxRuntime, sessionRuntime } from './sandbox-runtime.js';
-import { O_PATH } from './open-beneath.js';
+import type { PooledRuntime, SessionPool } from './pool.js';
+import type { FunctionPackage } from './function-package.js';
 
 export interface InitOptions {
   /** Image reference or id; default `datastation/runtime:latest`. */
@@ -71,6 +71,12 @@ export interface InitOptions {
   runtime?: SandboxRuntime;
   docker?: DockerClient;
   stateDir?: string;
+  /**
+   * A pre-started pool (SessionPool): when it has an idle container for this session's image,
+   * runtime, limits and data folder owner, the session takes it (no container start on its path);
+   * otherwise the session starts cold as usual.
+   */
+  pool?: SessionPool;
 }
 
 export interface RunOptions {
@@ -126,14 +132,16 @@ export interface DsConnection extends AsyncDisposable {
   pause(): Promise<void>;
   /** Thaws a paused container. No-op when running. `run` resumes by itself. */
   resume(): Promise<void>;
-  /** Removes the container, its volume, its network (if any) and the session folder. Idempotent. */
+  /** Removes the container (its functions tmpfs with it), its network (if any) and the session folder. Idempotent. */
   close(): Promise<void>;
 }
 
 /**
- * Starts one hardened session: checks the inputs, creates the container, copies the functions in
- * as one tar before start, starts it, and waits for the runtime's hello. On any failure everything
- * made so far is removed before the error (with the container's last log lines) is thrown.
+ * Starts one hardened session: checks the inputs (the functions are read into memory and
+ * digested), creates and starts the container blank, connects to its runtime as soon as it
+ * listens, delivers the package over that connection, and waits for the hello that says it loaded
+ * (startBlankRuntime, then deliverPackage). On any failure everything made so far is removed
+ * before the error (with the container's last log lines, or the runtime's own word) is thrown.
  */
 export async function dsDockerInit(options: InitOptions): Promise<DsConnection> {
   const docker = options.docker ?? defaultDockerClient();
@@ -143,19 +151,21 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   const log = createLogger('datastation:host', { session: sessionId });
 
   // Validate everything the caller gave before creating anything.
-  const entries = await functionsEntries(options.functions);
-  if (!entries.some((e) => e.name === 'package.json')) {
-    throw new DsError('BAD_REQUEST', `${options.functions} has no package.json. A function package is a folder with a package.json naming its entry module.`);
-  }
+  const pkg = await readFunctionPackage(options.functions);
   const policy = await compileReadPolicy(options.readPolicy);
   const data = await prepareDataDir(options.dataDir, { explicitUser: options.containerUser, handOver: options.handOverDataDir });
   refuseOverlap(data.dataDir, policy.root, options.readPolicy?.exclude);
   const usage = await measureData(data.dataDir, { maxBytes: limits.dataBytes, maxEntries: limits.dataFiles });
   if (usage.over) throw quotaError(data.dataDir, limits);
-  const imageInfo = await docker.images.inspect(image).catch((cause: unknown) => {
-    if (cause instanceof DsError) throw cause;
-    throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
-  });
+  // A pool pins its image's id when it starts: a session of the same reference is matched on that
+  // id without asking the engine again (one engine round trip off the pooled path).
+  const pinned = options.pool?.image === image ? { id: options.pool.imageId } : undefined;
+  const imageInfo =
+    pinned ??
+    (await docker.images.inspect(image).catch((cause: unknown) => {
+      if (cause instanceof DsError) throw cause;
+      throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+    }));
   if (!imageInfo) {
     throw new DsError(
       'CONTAINER_START_FAILED',
@@ -167,6 +177,20 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   if (transportKind !== 'unix' && transportKind !== 'network')
     throw new DsError('BAD_REQUEST', `transport must be 'unix' or 'network'; got ${String(transportKind)}.`);
   const sandbox = await sessionRuntime(docker, options.runtime, transportKind);
+
+  if (options.pool) {
+    const why = options.pool.mismatch({
+      imageId: imageInfo.id,
+      runtime: sandbox,
+      transport: transportKind,
+      limits,
+      user: data.user,
+      controllerContainer: options.controllerContainer,
+    });
+    const pooled = why ? undefined : options.pool.claim();
+    if (pooled) return fromPool(pooled, { docker, image, limits, pkg, policy, dataDir: data.dataDir, options });
+    log.debug('session starts cold', { why: why ?? 'no idle container in the pool' });
+  }
 
   const secret = randomBytes(32).toString('base64url');
   const stateDir = options.stateDir ?? defaultStateDir();
@@ -218,18 +242,22 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
       mark = now;
     };
     phase('prepare');
-    containerId = await docker.containers.create(
-      containerSpec({ image: imageInfo.id, sessionId, user: data.user, dataDir: data.dataDir, transport, secret, limits, labels, runtime: sandbox }),
-    );
-    phase('create');
-    await docker.containers.putArchive(containerId, tarOf(entries), CONTAINER_PATHS.functions);
-    phase('copy');
-    if (networkId && options.controllerContainer) await docker.networks.connect(networkId, options.controllerContainer);
-    await docker.containers.start(containerId);
-    phase('start');
-    const id = containerId;
-    const attempt = transport.kind === 'unix' ? unixAttempt(join(sessionDir, 'runtime.sock')) : networkAttempt(docker, id, transport.network);
-    const runtime = await waitForHello(docker, id, attempt, secret, limits, options.startTimeoutMs ?? 20_000, options.heartbeatMs);
+    // Started blank and connected to (no functions needed: a pool could do this ahead of time),
+    // then given the package over the connection; one timeout for both.
+    const startTimeoutMs = options.startTimeoutMs ?? 20_000;
+    const deadline = Date.now() + startTimeoutMs;
+    const blank = await startBlankRuntime({
+      docker,
+      spec: { image: imageInfo.id, sessionId, user: data.user, dataDir: data.dataDir, transport, secret, limits, labels, runtime: sandbox },
+      ...(networkId ? { networkId } : {}),
+      ...(options.controllerContainer ? { controllerContainer: options.controllerContainer } : {}),
+      timeoutMs: startTimeoutMs,
+      ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+      onCreated: (id) => (containerId = id),
+      phase,
+    });
+    const id = blank.containerId;
+    const runtime = await deliverPackage(blank, pkg, Math.max(1, deadline - Date.now()));
     phase('hello');
     await lockSessionDir(sessionDir);
     if (transport.kind === 'unix') await releaseSocketName(sandbox, join(sessionDir, 'runtime.sock'));
@@ -245,6 +273,65 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     return connection;
   } catch (error) {
     await cleanup().catch((e: unknown) => log.debug('cleanup after a failed start', { error: (e as Error).message }));
+    throw toDsError(error, 'CONTAINER_START_FAILED');
+  }
+}
+
+/**
+ * A session on a pooled container (SessionPool): the user's data folder is mounted on the
+ * container's slot (it shows at /data from then on), the package is delivered over the connection
+ * the pool holds, and the session is the same as a cold one from there: the same read policy,
+ * quota watch, limits and cleanup (which removes the container, unmounts the slot and gives the
+ * pool's bookkeeping back). On any failure the container is removed, never returned to the pool.
+ */
+async function fromPool(
+  pooled: PooledRuntime,
+  ctx: {
+    docker: DockerClient;
+    image: string;
+    limits: Limits;
+    pkg: FunctionPackage;
+    policy: Awaited<ReturnType<typeof compileReadPolicy>>;
+    dataDir: string;
+    options: InitOptions;
+  },
+): Promise<DsConnection> {
+  const { docker, limits, options } = ctx;
+  const { sessionId } = pooled;
+  const log = createLogger('datastation:host', { session: sessionId });
+  const stateDir = options.stateDir ?? defaultStateDir();
+  const unregister = registerWritableFolder(ctx.dataDir);
+  let unmount: (() => Promise<void>) | undefined;
+  const cleanup = async () => {
+    await pooled.release();
+    await unmount?.();
+    unregister();
+  };
+  try {
+    const started = performance.now();
+    // The host's own path gets nosuid,nodev as for a cold session; the slot's mount carries them into the container.
+    unmount = await mountNosuid(ctx.dataDir, stateDir);
+    await pooled.slot.attach(ctx.dataDir);
+    const mounted = performance.now();
+    const runtime = await deliverPackage(pooled.blank, ctx.pkg, options.startTimeoutMs ?? 20_000);
+    const id = pooled.blank.containerId;
+    runtime.serveReads(sessionId, ctx.policy, options.onRead, {
+      ...DEFAULT_READ_LIMITS,
+      maxOpen: limits.openReads,
+      maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
+    });
+    const ms = (t: number) => Math.round(t * 10) / 10;
+    log.debug('session ready from the pool', {
+      container: id.slice(0, 12),
+      phases: { mount: ms(mounted - started), hello: ms(performance.now() - mounted) },
+      functions: runtime.hello.functions,
+    });
+    runtime.explainLoss = () => explainLoss(docker, id);
+    const connection = new Connection(docker, sessionId, id, ctx.image, limits, runtime, cleanup, 'runc', options.onCall);
+    connection.watchData(ctx.dataDir, !unmount);
+    return connection;
+  } catch (error) {
+    await cleanup().catch((e: unknown) => log.debug('cleanup after a failed start from the pool', { error: (e as Error).message }));
     throw toDsError(error, 'CONTAINER_START_FAILED');
   }
 }
@@ -414,112 +501,6 @@ class Connection implements DsConnection {
   }
 }
 
-/** One try at reaching the runtime: a URL to open, or undefined when it is not there yet. */
-type Attempt = () => Promise<{ url: string; release(): void } | undefined>;
-
-function unixAttempt(socketPath: string): Attempt {
-  return async () => {
-    const socket = openSocketNoFollow(socketPath);
-    return socket && { url: `ws+unix:${socket.path}:/`, release: () => socket.close() };
-  };
-}
-
-function networkAttempt(docker: DockerClient, containerId: string, network: string): Attempt {
-  let address: string | undefined;
-  return async () => {
-    address ??= (await docker.containers.inspect(containerId)).networks[network] || undefined;
-    return address ? { url: `ws://${address}:${RUNTIME_PORT}/`, release: () => undefined } : undefined;
-  };
-}
-
-/**
- * Readiness: the runtime can be reached and says hello, within one timeout. If the container
- * exits first, or time runs out, the error carries its last log lines.
- */
-async function waitForHello(
-  docker: DockerClient,
-  containerId: string,
-  attempt: Attempt,
-  secret: string,
-  limits: Limits,
-  timeoutMs: number,
-  heartbeatMs?: number,
-): Promise<RuntimeConnection> {
-  const stop = new AbortController();
-  const deadline = Date.now() + timeoutMs;
-  const exited = docker.containers.wait(containerId, stop.signal).then(
-    async (code) => {
-      const logs = await docker.containers.logs(containerId, 20).catch(() => '');
-      throw new DsError('CONTAINER_START_FAILED', `The container exited (code ${code}) before its runtime was ready.${formatLogs(logs)}`, {
-        details: { exitCode: code },
-      });
-    },
-    () => new Promise<never>(() => undefined), // aborted once ready: never settles
-  );
-  const connected = (async () => {
-    let lastError: unknown;
-    while (Date.now() < deadline && !stop.signal.aborted) {
-      const target = await attempt();
-      if (target) {
-        try {
-          return await RuntimeConnection.open(target.url, secret, {
-            timeoutMs: Math.max(1, deadline - Date.now()),
-            maxPayload: maxRuntimeFrameBytes(limits.resultBytes),
-            maxSendBytes: maxHostFrameBytes(limits.resultBytes),
-            ...(heartbeatMs ? { heartbeatMs } : {}),
-          });
-        } catch (error) {
-          lastError = error;
-          if ((error as DsError).code === 'PROTOCOL_ERROR' || (error as DsError).code === 'UNAUTHENTICATED') throw error;
-        } finally {
-          target.release();
-        }
-      }
-      await sleep(5);
-    }
-    const logs = await docker.containers.logs(containerId, 20).catch(() => '');
-    throw new DsError('CONTAINER_START_FAILED', `The runtime did not say hello within ${timeoutMs} ms.${formatLogs(logs)}`, { cause: lastError });
-  })();
-  try {
-    return await Promise.race([connected, exited]);
-  } finally {
-    stop.abort();
-  }
-}
-
-/**
- * The socket lives in a folder the container can write to until the runtime listens, so the
- * container could swap it for a link to a host socket (Docker's own, say). Never connect by that
- * path: open it without following links, check it is a socket, and connect through the open
- * descriptor (`/proc/self/fd/N`), which names the inode checked, whatever the path points to later.
- * Where /proc is missing (not Linux), fall back to an lstat check.
- */
-function openSocketNoFollow(path: string): { path: string; close(): void } | undefined {
-  if (process.platform !== 'linux') {
-    const info = (() => {
-      try {
-        return lstatSync(path);
-      } catch {
-        return undefined;
-      }
-    })();
-    if (!info) return undefined;
-    if (!info.isSocket()) throw new DsError('CONTAINER_START_FAILED', `${path} is not a socket; the session is refused.`);
-    return { path, close: () => undefined };
-  }
-  let fd: number;
-  try {
-    fd = openSync(path, O_PATH | constants.O_NOFOLLOW);
-  } catch {
-    return undefined; // not there yet
-  }
-  if (!fstatSync(fd).isSocket()) {
-    closeSync(fd);
-    throw new DsError('CONTAINER_START_FAILED', `${path} is not a socket (a link or file was planted in its place); the session is refused.`);
-  }
-  return { path: `/proc/self/fd/${fd}`, close: () => closeSync(fd) };
-}
-
 async function explainLoss(docker: DockerClient, containerId: string): Promise<DsError> {
   let state = await docker.containers.inspect(containerId).catch(() => undefined);
   if (state?.running) {
@@ -549,16 +530,6 @@ async function explainLoss(docker: DockerClient, containerId: string): Promise<D
 function ownerStartLabel(): Record<string, string> {
   const start = processStartTime(process.pid);
   return start ? { [LABELS.ownerStart]: start } : {};
-}
-
-/**
- * The container's last log lines, for an error message. They are the function's words, not ours:
- * each is quoted behind `| ` with control characters escaped, so a line can neither pose as one
- * of our hints nor drive the terminal.
- */
-function formatLogs(logs: string): string {
-  const lines = logs.trim().split('\n').filter(Boolean).slice(-20);
-  return lines.length ? `\nLast log lines of the container (its own output, quoted):\n${lines.map((l) => `  | ${printable(l.slice(0, 500))}`).join('\n')}` : '';
 }
 
 /** A session's /data and its read root must not overlap, unless the data folder is excluded from what the policy serves. */

@@ -1,5 +1,5 @@
 import type WebSocket from 'ws';
-import { DsError, READ_CHUNK_BYTES, type ReadOpenMessage, toDsError } from '@datastation/protocol';
+import { DsError, encodeChunkFrame, READ_CHUNK_BYTES, type ReadOpenMessage, toDsError } from '@datastation/protocol';
 import type { CompiledPolicy, ReadEvent } from './read-policy.js';
 
 /** Past this many bytes queued on the socket, a read waits for them to be written. */
@@ -20,7 +20,8 @@ export interface ReadLimits {
 export const DEFAULT_READ_LIMITS: Readonly<ReadLimits> = Object.freeze({
   maxOpen: 16,
   maxOpenPerCall: 8,
-  maxWindow: 32,
+  // 16 chunks of READ_CHUNK_BYTES (2 MiB): the whole byte budget; the runtime asks for 8.
+  maxWindow: 16,
   maxBytesInFlight: 32 * 1024 * 1024,
 });
 
@@ -45,6 +46,13 @@ export class ReadServer {
   private bytesInFlight = 0;
   /** Reads waiting for the session's byte budget to free up. */
   private waiting = new Set<Stream>();
+  /**
+   * Chunk frames the socket has written, for the next chunks of any read: a frame is free again
+   * once written, long before its chunk is acknowledged, so the session reuses a few instead of
+   * allocating one per chunk (which cost the controller a major GC every few dozen MB). Never
+   * more than the byte budget's worth, and dropped when no read is open.
+   */
+  private spare: Buffer[] = [];
 
   constructor(
     private readonly ws: WebSocket,
@@ -90,6 +98,7 @@ export class ReadServer {
       this.streams.delete(message.rid);
       this.release(stream, stream.unacked);
       this.waiting.delete(stream);
+      if (this.streams.size === 0) this.spare = [];
     });
   }
 
@@ -152,6 +161,9 @@ export class ReadServer {
     }
     const served = opened.relative;
     let bytes = 0;
+    // The frame's header alone (encodeChunkFrame of no bytes): each chunk is read in after it.
+    const header = encodeChunkFrame(message.rid, new Uint8Array(0));
+    const frameBytes = header.length + READ_CHUNK_BYTES;
     try {
       this.send(JSON.stringify({ type: 'read.meta', rid: message.rid, size: opened.size }));
       for (;;) {
@@ -165,15 +177,18 @@ export class ReadServer {
           this.report(message.id, message.path, { served, allowed: true, bytes, outcome: 'cancelled' });
           return;
         }
-        // Read straight into the frame, after its 4-byte read id: no copy per chunk.
-        const frame = Buffer.allocUnsafe(4 + READ_CHUNK_BYTES);
-        const { bytesRead } = await opened.handle.read(frame, 4, READ_CHUNK_BYTES, null);
-        if (bytesRead === 0) break;
-        frame.writeUInt32BE(message.rid, 0);
+        // Read straight into a frame after its header: no copy per chunk.
+        const frame = this.takeFrame(frameBytes);
+        frame.set(header, 0);
+        const { bytesRead } = await opened.handle.read(frame, header.length, READ_CHUNK_BYTES, null);
+        if (bytesRead === 0) {
+          this.giveFrame(frame);
+          break;
+        }
         stream.unacked++;
         this.bytesInFlight += READ_CHUNK_BYTES;
         bytes += bytesRead;
-        await this.sendBinary(frame.subarray(0, 4 + bytesRead));
+        await this.sendBinary(frame.subarray(0, header.length + bytesRead), () => this.giveFrame(frame));
       }
       this.send(JSON.stringify({ type: 'read.end', rid: message.rid, bytes }));
       this.report(message.id, message.path, { served, allowed: true, bytes, outcome: 'completed' });
@@ -189,16 +204,32 @@ export class ReadServer {
     }
   }
 
+  private takeFrame(bytes: number): Buffer {
+    const frame = this.spare.pop();
+    return frame?.length === bytes ? frame : Buffer.allocUnsafe(bytes);
+  }
+
+  private giveFrame(frame: Buffer): void {
+    if (this.streams.size > 0 && (this.spare.length + 1) * frame.length <= this.limits.maxBytesInFlight) this.spare.push(frame);
+  }
+
   private send(frame: string): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(frame);
   }
 
-  private sendBinary(frame: Buffer): Promise<void> {
+  /** Sends a chunk's frame; `written` runs once the socket is done with its buffer (sent or failed). */
+  private sendBinary(frame: Buffer, written: () => void): Promise<void> {
     if (this.ws.readyState !== this.ws.OPEN) return Promise.reject(new DsError('CANCELLED', 'The session closed during the read.'));
     if (this.ws.bufferedAmount < HIGH_WATER_BYTES) {
-      this.ws.send(frame, { binary: true });
+      this.ws.send(frame, { binary: true }, written);
       return Promise.resolve();
     }
-    return new Promise((resolve, reject) => this.ws.send(frame, { binary: true }, (error) => (error ? reject(error) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.ws.send(frame, { binary: true }, (error) => {
+        written();
+        if (error) reject(error);
+        else resolve();
+      }),
+    );
   }
 }

@@ -1,12 +1,16 @@
-import { randomUUID } from 'node:crypto';
+import { isAscii } from 'node:buffer';
 import WebSocket from 'ws';
 import {
+  ARGS_KIND,
   decodeResultFrame,
   DEFAULT_MAX_FRAME_BYTES,
   DsError,
+  encodeInvokeFrame,
   type HelloMessage,
+  invokeHeaderBytes,
   type NestedCallMessage,
   PROTOCOL_VERSION,
+  printable,
   parseRuntimeMessage,
   RESULT_KIND,
   type RuntimeMessage,
@@ -34,6 +38,115 @@ interface PendingCall {
   backstop: NodeJS.Timeout;
 }
 
+export interface ConnectOptions {
+  maxPayload?: number;
+  /** The largest frame the runtime accepts (maxHostFrameBytes). */
+  maxSendBytes?: number;
+  /** For the WebSocket handshake. */
+  timeoutMs: number;
+  heartbeatMs?: number;
+}
+
+/**
+ * An authenticated connection to a runtime that has not said hello: it booted blank and waits for
+ * its package. The runtime takes one host once, so this connection is the session's.
+ */
+export class PendingRuntime {
+  private lost = false;
+  /** Resolves when the runtime says its first worker has booted (a pool counts it ready then). */
+  readonly booted: Promise<void>;
+  private readonly early: (data: unknown, isBinary: boolean) => void;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly options: ConnectOptions,
+  ) {
+    ws.on('error', () => undefined); // 'close' follows
+    ws.once('close', () => (this.lost = true));
+    let markBooted: () => void = () => undefined;
+    this.booted = new Promise<void>((resolve) => (markBooted = resolve));
+    // Before the package, the runtime sends only `booted`; anything else waits for deliver().
+    this.early = (data, isBinary) => {
+      if (isBinary) return;
+      const parsed = parseRuntimeMessage(data as Buffer);
+      if (parsed.ok && parsed.message.type === 'booted') markBooted();
+    };
+    ws.on('message', this.early);
+  }
+
+  /** Asks the runtime to say when its first worker is up (`booted` resolves then). For a pool. */
+  awaitBoot(): void {
+    if (this.open) this.ws.send(JSON.stringify({ type: 'await-boot' }));
+  }
+
+  get open(): boolean {
+    return !this.lost && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Sends the package (`frame`: one `package` message, JSON text) and waits for the runtime's
+   * hello, which must name the same digest. An `error` frame instead (a refused package, a load
+   * error) fails with its message; output of the package's load (logs of no call) is skipped.
+   */
+  deliver(frame: string, digest: string, timeoutMs: number): Promise<RuntimeConnection> {
+    const { ws } = this;
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        ws.removeAllListeners('message');
+        ws.terminate();
+        reject(error);
+      };
+      if (!this.open) return fail(new DsError('CONTAINER_START_FAILED', 'The runtime closed the connection before its package was sent.'));
+      const timer = setTimeout(() => fail(new DsError('CONTAINER_START_FAILED', 'The runtime got its package but sent no hello in time.')), timeoutMs);
+      const onClose = () => fail(new DsError('CONTAINER_START_FAILED', 'The runtime closed the connection before saying hello.'));
+      ws.once('close', onClose);
+      ws.off('message', this.early);
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) return fail(new DsError('PROTOCOL_ERROR', 'The runtime sent a binary frame before its hello.'));
+        const parsed = parseRuntimeMessage(data as Buffer);
+        if (!parsed.ok) return fail(parsed.error);
+        const m = parsed.message;
+        if (m.type === 'log' && m.id === null) return; // the package's output while it loads
+        if (m.type === 'booted') return; // its worker came up meanwhile
+        if (m.type === 'error') {
+          return fail(
+            // The message carries the package's own words (its load error): quoted behind `| `,
+            // control characters escaped, so it can neither pose as one of our hints nor drive a terminal.
+            new DsError('CONTAINER_START_FAILED', `The runtime did not start. Its message (quoted):\n${quoted(m.message)}`, {
+              details: { runtimeCode: m.code, ...(m.details ?? {}) },
+              ...(m.stack ? { remoteStack: m.stack } : {}),
+            }),
+          );
+        }
+        if (m.type !== 'hello') return fail(new DsError('PROTOCOL_ERROR', `The runtime's first frame was '${m.type}', not hello.`));
+        if (m.protocol !== PROTOCOL_VERSION) {
+          return fail(
+            new DsError(
+              'PROTOCOL_ERROR',
+              `The runtime speaks protocol ${m.protocol}; this host speaks ${PROTOCOL_VERSION}. Rebuild the image with \`ds image build\`.`,
+            ),
+          );
+        }
+        if (m.package !== digest) {
+          return fail(new DsError('PROTOCOL_ERROR', `The runtime loaded package ${m.package ?? '(none named)'}, not the ${digest} it was sent.`));
+        }
+        clearTimeout(timer);
+        ws.removeAllListeners();
+        resolve(RuntimeConnection.fromHello(ws, m, this.options));
+      });
+      ws.send(frame, (error) => error && fail(new DsError('CONTAINER_START_FAILED', `The package could not be sent: ${error.message}`, { cause: error })));
+    });
+  }
+
+  /** Drops the connection (a runtime given no package then ends with its container). */
+  close(): void {
+    this.ws.removeAllListeners();
+    this.ws.on('error', () => undefined);
+    this.ws.terminate();
+  }
+}
+
 /** Extra time the host grants past the deadline before it stops waiting for the runtime's own TIMEOUT. */
 const BACKSTOP_MS = 2_000;
 /** Default ping interval; two missed pongs in a row end the connection. */
@@ -46,6 +159,7 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
 export class RuntimeConnection {
   readonly hello: HelloMessage;
   private pending = new Map<string, PendingCall>();
+  private lastId = 0;
   private closedError: DsError | undefined;
   private heartbeat: NodeJS.Timeout;
   /** While the container is frozen it cannot answer pings; the heartbeat must not judge it then. */
@@ -86,14 +200,12 @@ export class RuntimeConnection {
   }
 
   /**
-   * Connects to `url` and waits for the runtime's hello; rejects (and closes) on anything else.
-   * `maxPayload` must leave room for a result at the session's limit: maxRuntimeFrameBytes(resultBytes).
+   * Connects to `url` with the secret and resolves once the WebSocket is open: a blank runtime,
+   * waiting for its package (PendingRuntime.deliver). Rejects on a refusal (UNAUTHENTICATED) or a
+   * failed connect. `maxPayload` must leave room for a result at the session's limit:
+   * maxRuntimeFrameBytes(resultBytes).
    */
-  static open(
-    url: string,
-    secret: string,
-    options: { maxPayload?: number; maxSendBytes?: number; timeoutMs: number; heartbeatMs?: number },
-  ): Promise<RuntimeConnection> {
+  static connect(url: string, secret: string, options: ConnectOptions): Promise<PendingRuntime> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         headers: { authorization: `Bearer ${secret}` },
@@ -106,36 +218,23 @@ export class RuntimeConnection {
         handshakeTimeout: options.timeoutMs,
       });
       const fail = (error: Error) => {
-        clearTimeout(timer);
         ws.removeAllListeners();
         ws.on('error', () => undefined);
         ws.terminate();
         reject(error);
       };
-      const timer = setTimeout(
-        () => fail(new DsError('CONTAINER_START_FAILED', 'The runtime accepted the connection but sent no hello in time.')),
-        options.timeoutMs,
-      );
       ws.once('error', fail);
       ws.once('unexpected-response', (_req, res) => fail(new DsError('UNAUTHENTICATED', `The runtime refused the connection (HTTP ${res.statusCode}).`)));
-      ws.once('close', () => fail(new DsError('CONTAINER_START_FAILED', 'The runtime closed the connection before saying hello.')));
-      ws.once('message', (data) => {
-        const parsed = parseRuntimeMessage(data as Buffer);
-        if (!parsed.ok) return fail(parsed.error);
-        if (parsed.message.type !== 'hello') return fail(new DsError('PROTOCOL_ERROR', `The runtime's first frame was '${parsed.message.type}', not hello.`));
-        if (parsed.message.protocol !== PROTOCOL_VERSION) {
-          return fail(
-            new DsError(
-              'PROTOCOL_ERROR',
-              `The runtime speaks protocol ${parsed.message.protocol}; this host speaks ${PROTOCOL_VERSION}. Rebuild the image with \`ds image build\`.`,
-            ),
-          );
-        }
-        clearTimeout(timer);
+      ws.once('open', () => {
         ws.removeAllListeners();
-        resolve(new RuntimeConnection(ws, parsed.message, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, options.maxSendBytes ?? DEFAULT_MAX_FRAME_BYTES));
+        resolve(new PendingRuntime(ws, options));
       });
     });
+  }
+
+  /** Wraps a socket whose hello has arrived (PendingRuntime.deliver). */
+  static fromHello(ws: WebSocket, hello: HelloMessage, options: ConnectOptions): RuntimeConnection {
+    return new RuntimeConnection(ws, hello, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, options.maxSendBytes ?? DEFAULT_MAX_FRAME_BYTES);
   }
 
   /** Serves the runtime's station reads under `policy` from now on. */
@@ -154,34 +253,55 @@ export class RuntimeConnection {
   call(fn: string, args: unknown, options: CallOptions): Promise<unknown> {
     if (this.closedError) return Promise.reject(this.closedError);
     if (options.signal?.aborted) return Promise.reject(new DsError('CANCELLED', `The call to ${fn} was cancelled before it was sent.`));
-    const id = randomUUID();
+    // Unique per connection is all the runtime asks of an id: a counter, no random bytes per call.
+    const id = String(++this.lastId);
     const deadline = Date.now() + options.timeoutMs;
     // Serialised and measured before anything is registered: arguments the runtime would refuse
     // (its frame cap) or cannot be JSON fail this call alone, instead of the runtime closing the socket.
-    let frame: string;
-    try {
-      frame = this.frameOf({
-        type: 'invoke',
-        id,
-        fn,
-        ...(options.connector ? { kind: 'connector' } : {}),
-        args,
-        deadline,
-        ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}),
-      });
-    } catch (error) {
-      return Promise.reject(error);
+    // A Uint8Array goes as raw bytes (the function gets a Uint8Array); a string as its UTF-8 (the
+    // text kind, no JSON), unless it holds a lone surrogate, which only JSON's escapes keep;
+    // anything else as JSON text.
+    let json: string | undefined;
+    const raw = args instanceof Uint8Array ? args : undefined;
+    const text = typeof args === 'string' && args.isWellFormed() ? args : undefined;
+    if (text !== undefined) json = text;
+    else if (!raw) {
+      try {
+        json = JSON.stringify(args);
+      } catch (cause) {
+        return Promise.reject(new DsError('BAD_REQUEST', `The call's arguments cannot be sent as JSON: ${(cause as Error).message}`, { cause }));
+      }
     }
-    const bytes = Buffer.byteLength(frame);
+    // JSON.stringify gives undefined for undefined (or a function): the function gets undefined, as before.
+    const payloadBytes = raw ? raw.byteLength : json === undefined ? 0 : Buffer.byteLength(json, 'utf8');
+    const argsKind = raw ? ARGS_KIND.bytes : text !== undefined ? ARGS_KIND.text : json === undefined ? ARGS_KIND.none : ARGS_KIND.json;
+    const bytes = invokeHeaderBytes(id, fn) + payloadBytes;
     if (bytes > this.maxSendBytes) {
       return Promise.reject(
         new DsError(
           'BAD_REQUEST',
-          `The arguments of ${fn} are ${bytes} bytes as JSON; the runtime takes at most ${this.maxSendBytes} (it follows limits.resultBytes). Pass ` +
-            `a path in /data or a station path instead of the data itself.`,
+          `The arguments of ${fn} are ${bytes} bytes as ${raw || text !== undefined ? 'an invoke frame' : 'JSON'}; the runtime takes at most ${this.maxSendBytes} (it follows ` +
+            `limits.resultBytes). Pass a path in /data or a station path instead of the data itself.`,
           { details: { bytes, max: this.maxSendBytes } },
         ),
       );
+    }
+    let frame: Buffer;
+    try {
+      frame = encodeInvokeFrame(
+        {
+          id,
+          fn,
+          connector: options.connector === true,
+          argsKind,
+          deadline,
+          logBytes: options.logBytes,
+        },
+        raw ?? json,
+        payloadBytes,
+      );
+    } catch (error) {
+      return Promise.reject(error);
     }
     return new Promise<unknown>((resolve, reject) => {
       const onAbort = () => {
@@ -215,7 +335,7 @@ export class RuntimeConnection {
         backstop,
       });
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      this.ws.send(frame);
+      this.ws.send(frame, { binary: true });
     });
   }
 
@@ -265,9 +385,13 @@ export class RuntimeConnection {
       this.settle(frame.id, new Uint8Array(frame.payload));
       return;
     }
+    if (frame.kind === RESULT_KIND.text) {
+      this.settle(frame.id, utf8Text(frame.payload));
+      return;
+    }
     let value: unknown;
     try {
-      value = JSON.parse(frame.payload.toString('utf8'));
+      value = JSON.parse(utf8Text(frame.payload));
     } catch (cause) {
       this.settle(frame.id, undefined, new DsError('PROTOCOL_ERROR', 'The runtime sent a result that is not one JSON value.', { cause }));
       return;
@@ -304,6 +428,7 @@ export class RuntimeConnection {
       case 'read.cancel':
         this.reads?.cancel(message.rid);
         break;
+      case 'booted':
       case 'hello':
         break;
     }
@@ -345,4 +470,21 @@ export class RuntimeConnection {
     this.closedError ??= error;
     for (const id of [...this.pending.keys()]) this.settle(id, undefined, error);
   }
+}
+
+/**
+ * UTF-8 bytes as a string. All-ASCII bytes (checked by SIMD, a fraction of a decode) are decoded
+ * as ASCII, the same string several times faster than the UTF-8 decoder makes it.
+ */
+function utf8Text(bytes: Buffer): string {
+  return bytes.toString(isAscii(bytes) ? 'ascii' : 'utf8');
+}
+
+/** `text` as quoted lines (`  | `), each with its control characters escaped. */
+function quoted(text: string): string {
+  return text
+    .split('\n')
+    .slice(0, 40)
+    .map((line) => `  | ${printable(line.slice(0, 500))}`)
+    .join('\n');
 }
