@@ -33,6 +33,29 @@ afterAll(async () => {
 });
 
 /**
+ * Runs a controller fixture (test/support/fixtures), waits for the one JSON line it prints once it
+ * has made what it makes, SIGKILLs it, and returns that line.
+ */
+async function killedController<T>(fixture: string, args: string[]): Promise<T> {
+  const script = fileURLToPath(new URL(`../support/fixtures/${fixture}`, import.meta.url));
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, ...args], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<string | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  await expect.poll(() => out.includes('\n') || child.exitCode !== null, { timeout: 90_000, interval: 100 }).toBe(true);
+  const line = out.trim().split('\n').pop();
+  if (!line) throw new Error(`the controller printed nothing: ${err}`);
+  child.kill('SIGKILL');
+  expect(await exited).toBe('SIGKILL');
+  return JSON.parse(line) as T;
+}
+
+/**
  * Starts a session, starts a long call, applies `fault` once the call runs, and checks what
  * follows: a typed error within a few seconds, an unhealthy session, and a clean close.
  */
@@ -96,22 +119,7 @@ describe('kill -9 mid-call', () => {
   // data folder outlives a SIGKILLed controller, and the reaper does not undo it.
   it('of the controller: its container keeps running until the reaper removes it, ' + 'its session folder and any mount of its data folder', async () => {
     const user = `fault-${randomBytes(4).toString('hex')}`;
-    const script = fileURLToPath(new URL('../support/fixtures/controller-mid-call.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, data.path, fn.path, state.path, user], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<string | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    await expect.poll(() => out.includes('\n') || child.exitCode !== null, { timeout: 60_000, interval: 100 }).toBe(true);
-    const line = out.trim().split('\n').pop();
-    if (!line) throw new Error(`the controller printed nothing: ${err}`);
-    const orphan = JSON.parse(line) as { session: string; container: string };
-    child.kill('SIGKILL');
-    expect(await exited).toBe('SIGKILL');
+    const orphan = await killedController<{ session: string; container: string }>('controller-mid-call.ts', [data.path, fn.path, state.path, user]);
 
     // What the dead controller left: a running container (its functions are a tmpfs: no volume), its session folder.
     expect((await testDocker().containers.inspect(orphan.container)).running).toBe(true);
@@ -127,25 +135,10 @@ describe('kill -9 mid-call', () => {
   });
 
   it('of a controller with a pre-started pool: the reaper removes its pooled containers (idle and serving) and every mount of its pool', async () => {
-    const script = fileURLToPath(new URL('../support/fixtures/controller-with-pool.ts', import.meta.url));
     const poolState = await tempDir('ds-state');
     try {
-      const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, data.path, fn.path, poolState.path], {
-        cwd: fileURLToPath(new URL('..', import.meta.url)),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      const exited = new Promise<string | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-      await expect.poll(() => out.includes('\n') || child.exitCode !== null, { timeout: 90_000, interval: 100 }).toBe(true);
-      const line = out.trim().split('\n').pop();
-      if (!line) throw new Error(`the controller printed nothing: ${err}`);
-      const left = JSON.parse(line) as { container: string; hits: number; pid: number };
+      const left = await killedController<{ container: string; hits: number; pid: number }>('controller-with-pool.ts', [data.path, fn.path, poolState.path]);
       expect(left.hits).toBe(1);
-      child.kill('SIGKILL');
-      expect(await exited).toBe('SIGKILL');
 
       // What it left: the serving container and two idle ones, the user's folder mounted in its pool.
       const owned = [`${LABELS.ownerPid}=${left.pid}`];
