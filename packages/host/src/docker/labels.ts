@@ -1,3 +1,6 @@
+import { hostname } from 'node:os';
+import { processStartTime } from '../process-info.js';
+
 /** Labels on every Docker resource Data Station creates, so a reaper can find what a dead controller left. */
 export const LABELS = {
   session: 'io.datastation.session',
@@ -11,3 +14,12 @@ export const LABELS = {
   version: 'io.datastation.version',
   inputs: 'io.datastation.inputs',
 } as const;
+
+/**
+ * The labels that name this controller as a resource's owner (pid, host, start time where /proc
+ * has it): the reaper removes what an owner that no longer runs left behind.
+ */
+export function ownerLabels(): Record<string, string> {
+  const start = processStartTime(process.pid);
+  return { [LABELS.ownerPid]: String(process.pid), [LABELS.ownerHost]: hostname(), ...(start ? { [LABELS.ownerStart]: start } : {}) };
+}

@@ -1,11 +1,12 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DsError, maxHostFrameBytes, maxRuntimeFrameBytes, printable } from '@datastation/protocol';
+import { DsError, maxHostFrameBytes, maxRuntimeFrameBytes } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { containerSpec, RUNTIME_PORT, type SpecInput } from './container-spec.js';
 import type { FunctionPackage } from './function-package.js';
 import { O_PATH } from './open-beneath.js';
+import { quotedLines } from './quoted.js';
 import { type PendingRuntime, RuntimeConnection } from './runtime-connection.js';
 
 /**
@@ -214,5 +215,5 @@ function openSocketNoFollow(path: string): { path: string; close(): void } | und
  */
 export function formatLogs(logs: string): string {
   const lines = logs.trim().split('\n').filter(Boolean).slice(-20);
-  return lines.length ? `\nLast log lines of the container (its own output, quoted):\n${lines.map((l) => `  | ${printable(l.slice(0, 500))}`).join('\n')}` : '';
+  return lines.length ? `\nLast log lines of the container (its own output, quoted):\n${quotedLines(lines)}` : '';
 }

@@ -27,15 +27,7 @@ export async function prepareDataDir(
   });
   try {
     const info = await handle.stat();
-    if (options.explicitUser) {
-      const [u, g] = options.explicitUser.split(':');
-      const uid = Number(u);
-      const gid = Number(g ?? u);
-      if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0 || gid < 0) {
-        throw new DsError('BAD_REQUEST', `containerUser must be a numeric, non-root "uid:gid"; got ${options.explicitUser}.`);
-      }
-      return { dataDir: real, user: `${uid}:${gid}`, uid, gid };
-    }
+    if (options.explicitUser) return { dataDir: real, ...parseContainerUser(options.explicitUser) };
     if (info.uid !== 0) return { dataDir: real, user: `${info.uid}:${info.gid}`, uid: info.uid, gid: info.gid };
     if (!options.handOver) {
       throw new DsError(
@@ -56,4 +48,15 @@ export async function prepareDataDir(
 /** True when `a` is `b` or lies inside it (both real paths). */
 export function within(a: string, b: string): boolean {
   return a === b || a.startsWith(b.endsWith(sep) ? b : b + sep);
+}
+
+/** A numeric, non-root "uid:gid" (or "uid", the gid the same); BAD_REQUEST otherwise. */
+export function parseContainerUser(text: string): { user: string; uid: number; gid: number } {
+  const [u, g] = text.split(':');
+  const uid = Number(u);
+  const gid = Number(g ?? u);
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0 || gid < 0) {
+    throw new DsError('BAD_REQUEST', `containerUser must be a numeric, non-root "uid:gid"; got ${text}.`);
+  }
+  return { user: `${uid}:${gid}`, uid, gid };
 }

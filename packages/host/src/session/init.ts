@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DsError, type ErrorCode, type NestedCallMessage, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
-import { LABELS } from '../docker/labels.js';
+import { LABELS, ownerLabels } from '../docker/labels.js';
 import { RUNTIME_IMAGE } from '../images/runtime-image.js';
 import { createLogger } from '../logger.js';
 import { deliverPackage, formatLogs, startBlankRuntime } from './blank-runtime.js';
@@ -20,7 +19,6 @@ import { compileReadPolicy, type ReadEvent, type ReadPolicy, registerWritableFol
 import { DEFAULT_READ_LIMITS } from './read-server.js';
 import type { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
-import { processStartTime } from '../process-info.js';
 import { releaseSocketName, type SandboxRuntime, sessionRuntime } from './sandbox-runtime.js';
 import type { PooledRuntime, SessionPool } from './pool.js';
 import type { FunctionPackage } from './function-package.js';
@@ -198,9 +196,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   const labels = {
     [LABELS.user]: options.user ?? 'local',
     [LABELS.package]: options.package ?? 'local',
-    [LABELS.ownerPid]: String(process.pid),
-    [LABELS.ownerHost]: hostname(),
-    ...ownerStartLabel(),
+    ...ownerLabels(),
   };
   let containerId: string | undefined;
   let networkId: string | undefined;
@@ -524,12 +520,6 @@ async function explainLoss(docker: DockerClient, containerId: string): Promise<D
     });
   }
   return new DsError('INTERNAL', 'The connection to the runtime was lost while its container still runs.');
-}
-
-/** The controller's start time (see LABELS.ownerStart); absent where /proc is not. */
-function ownerStartLabel(): Record<string, string> {
-  const start = processStartTime(process.pid);
-  return start ? { [LABELS.ownerStart]: start } : {};
 }
 
 /** A session's /data and its read root must not overlap, unless the data folder is excluded from what the policy serves. */

@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DsError, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
-import { LABELS } from '../docker/labels.js';
+import { LABELS, ownerLabels } from '../docker/labels.js';
 import { RUNTIME_IMAGE } from '../images/runtime-image.js';
 import { createLogger } from '../logger.js';
-import { processStartTime } from '../process-info.js';
 import { type BlankRuntime, startBlankRuntime } from './blank-runtime.js';
-import { DEFAULT_CONTAINER_UID } from './data-dir.js';
+import { DEFAULT_CONTAINER_UID, parseContainerUser } from './data-dir.js';
 import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
 import { type PoolRoot, type PoolSlot, poolUnsupported, preparePoolRoot } from './pool-mount.js';
 import { sessionRuntime } from './sandbox-runtime.js';
@@ -119,7 +117,7 @@ export class SessionPool {
     const info = await docker.images.inspect(image);
     if (!info) throw new DsError('CONTAINER_START_FAILED', `Image ${image} is not on this Docker engine. Build it with \`ds image build\`.`);
     await sessionRuntime(docker, 'runc', 'unix');
-    const user = parseUser(options.containerUser ?? `${DEFAULT_CONTAINER_UID}:${DEFAULT_CONTAINER_UID}`);
+    const user = parseContainerUser(options.containerUser ?? `${DEFAULT_CONTAINER_UID}:${DEFAULT_CONTAINER_UID}`);
     const stateDir = options.stateDir ?? defaultStateDir();
     const root = await preparePoolRoot(stateDir);
     const pool = new SessionPool(docker, root, info.id, image, limits, user, stateDir, options);
@@ -255,9 +253,7 @@ export class SessionPool {
       const labels = {
         [LABELS.user]: 'pool',
         [LABELS.package]: 'pool',
-        [LABELS.ownerPid]: String(process.pid),
-        [LABELS.ownerHost]: hostname(),
-        ...ownerStartLabel(),
+        ...ownerLabels(),
       };
       const blank = await startBlankRuntime({
         docker: this.docker,
@@ -300,18 +296,4 @@ export class SessionPool {
       throw toDsError(error, 'CONTAINER_START_FAILED');
     }
   }
-}
-
-function parseUser(text: string): { user: string; uid: number; gid: number } {
-  const [u, g] = text.split(':');
-  const uid = Number(u);
-  const gid = Number(g ?? u);
-  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0 || gid < 0)
-    throw new DsError('BAD_REQUEST', `containerUser must be a numeric, non-root "uid:gid"; got ${text}.`);
-  return { user: `${uid}:${gid}`, uid, gid };
-}
-
-function ownerStartLabel(): Record<string, string> {
-  const start = processStartTime(process.pid);
-  return start ? { [LABELS.ownerStart]: start } : {};
 }

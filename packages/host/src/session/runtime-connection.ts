@@ -10,13 +10,13 @@ import {
   invokeHeaderBytes,
   type NestedCallMessage,
   PROTOCOL_VERSION,
-  printable,
   parseRuntimeMessage,
   RESULT_KIND,
   type RuntimeMessage,
 } from '@datastation/protocol';
 import type { CompiledPolicy, ReadEvent } from './read-policy.js';
 import { type ReadLimits, ReadServer } from './read-server.js';
+import { quotedLines } from './quoted.js';
 
 export interface CallOptions {
   timeoutMs: number;
@@ -113,7 +113,7 @@ export class PendingRuntime {
           return fail(
             // The message carries the package's own words (its load error): quoted behind `| `,
             // control characters escaped, so it can neither pose as one of our hints nor drive a terminal.
-            new DsError('CONTAINER_START_FAILED', `The runtime did not start. Its message (quoted):\n${quoted(m.message)}`, {
+            new DsError('CONTAINER_START_FAILED', `The runtime did not start. Its message (quoted):\n${quotedLines(m.message.split('\n').slice(0, 40))}`, {
               details: { runtimeCode: m.code, ...(m.details ?? {}) },
               ...(m.stack ? { remoteStack: m.stack } : {}),
             }),
@@ -478,13 +478,4 @@ export class RuntimeConnection {
  */
 function utf8Text(bytes: Buffer): string {
   return bytes.toString(isAscii(bytes) ? 'ascii' : 'utf8');
-}
-
-/** `text` as quoted lines (`  | `), each with its control characters escaped. */
-function quoted(text: string): string {
-  return text
-    .split('\n')
-    .slice(0, 40)
-    .map((line) => `  | ${printable(line.slice(0, 500))}`)
-    .join('\n');
 }
