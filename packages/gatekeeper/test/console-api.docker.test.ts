@@ -549,12 +549,15 @@ describe('the console API', () => {
     await owner.until(() => owner.entries().some(isRun));
     await user.until(() => user.entries().some(isRun));
     expect(owner.entries().find(isRun)?.data).toMatchObject({ user: 'ann', package: digest, outcome: 'released' });
+    // The user sees their run's existence and status, not its reads or nested calls (release rule, docs/security.md).
     expect(
       user
         .entries()
         .filter((e) => e.subject === annRun)
         .map((e) => e.kind),
-    ).toEqual(['run', 'call']);
+    ).toEqual(['run']);
+    expect(user.entries().find(isRun)).toMatchObject({ data: { user: 'ann', status: 'released' }, hash: '', prevHash: '' });
+    expect(user.entries().find(isRun)?.data).not.toHaveProperty('reads');
 
     // The owner grants carl through the console: the developer sees the grant of their package; ann does not.
     const grants = (await call('GET', '/v1/grants', { who: 'acme' })).body.grants.map(({ user: u, package: p, read, release }: Record<string, unknown>) => ({

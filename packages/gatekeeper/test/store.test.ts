@@ -288,8 +288,8 @@ describe.each(backends)('store on $name', (backend) => {
     ]);
 
     store = await open();
-    expect(store.migrated).toEqual(['0002_runner']);
-    expect(await store.runs.get('r-old')).toMatchObject({ status: 'running', runner: null });
+    expect(store.migrated).toEqual(['0002_runner', '0003_release_scope']);
+    expect(await store.runs.get('r-old')).toMatchObject({ status: 'running', runner: null, scope: null });
     expect(await store.sessions.get('s-old')).toMatchObject({ state: 'running', runner: null });
     // No gatekeeper can tell whose they were: none settles them.
     expect(await store.runs.interrupt('gk-a', { code: 'CANCELLED', message: 'x' })).toEqual([]);

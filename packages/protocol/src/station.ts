@@ -59,6 +59,7 @@ export const AUDIT_KINDS = [
   'release', // an owner released a staged result
   'refuse', // an owner refused a staged result
   'session', // a session changed state
+  'data', // a data folder changed: a user cleared theirs (and, later, owners' uploads and deletions)
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -176,10 +177,23 @@ export interface RunView {
   release: ReleaseMode;
   /** Once released. Bytes are `{ $bytes: <base64> }`. */
   value?: unknown;
+  /**
+   * A failed run's error. Its message is the function's own only where the viewer may see what
+   * the run produced; otherwise it says what is held back, and why.
+   */
   error?: { code: string; message: string };
-  /** The result held for review: shown to its reviewers only. */
+  /** The result held for review: shown only to a reviewer who may see all of the run (it holds no other owner's data). */
   staged?: unknown;
+  /**
+   * The owners whose review the run waits for, with their decisions: all of them once the run is
+   * settled for its user, or to a reviewer who may see all of it; otherwise the viewer's own only
+   * (who must review follows from what the run did, so it is data until then).
+   */
   reviews: { owner: string; decision: 'release' | 'refuse' | null; decidedAt: string | null }[];
+  /** The owners whose data the run holds (whose granted files it asked for, or whose data its folder held), when the viewer may see it. */
+  scope?: string[];
+  /** What this view leaves out, and why (a pending run to its user; a run holding several owners' data to one of them). */
+  withheld?: string;
   startedAt: string;
   finishedAt: string | null;
   decidedAt: string | null;
@@ -246,4 +260,21 @@ export interface AuditPage {
 export interface StationEvent {
   type: 'audit';
   entry: AuditEntry;
+}
+
+/**
+ * `GET /v1/data` (users): the user's data folders, one per package they ran (the `/data` of its
+ * sessions). `holds` names the owners whose data is in it: a run on the folder holds their data,
+ * so their grants decide its release, until the user empties the folder
+ * (`DELETE /v1/data/<package digest>`).
+ */
+export interface DataFolderView {
+  package: string;
+  /** The package's name@version, when the station still has it. */
+  name: string | null;
+  bytes: number;
+  entries: number;
+  /** True when the count stopped early. */
+  partial: boolean;
+  holds: string[];
 }

@@ -25,6 +25,7 @@ export interface StationReplyBody {
   added?: Grant[];
   revoked?: Grant[];
   runs?: RunView[];
+  reviews?: RunView['reviews'];
   sessions?: SessionView[];
   entries?: AuditEntry<Record<string, unknown>>[];
 }

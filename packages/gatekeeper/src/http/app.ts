@@ -18,6 +18,7 @@ import { DsError } from '@datastation/protocol/errors';
 import type { SessionLimitsView } from '@datastation/protocol/station';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
+import { dataRoutes } from './data.js';
 import { authenticate } from './auth.js';
 import { consoleRoutes, securityHeaders } from './console.js';
 import { ConsoleSessions, consoleSessionRoutes } from './console-session.js';
@@ -157,6 +158,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   v1.use('/grants', grantRoutes(context));
   v1.use('/runs', runRoutes(context));
   v1.use('/sessions', sessionRoutes(context));
+  v1.use('/data', dataRoutes(context));
   v1.use('/audit', auditRoutes(context));
   v1.use('/events', eventRoutes(context));
   app.use('/v1', v1);

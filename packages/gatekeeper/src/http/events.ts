@@ -6,6 +6,8 @@ import type { Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
 import { consoleSessionOf, principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { auditEntryView } from '../runs/views.js';
+import { WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
 
 /** How often the log is read for entries other processes appended (this one's are pushed at once). */
 const POLL_MS = 500;
@@ -32,6 +34,8 @@ interface Subscriber {
   after: number;
   /** The console session the stream was opened by, if any. */
   session: string | undefined;
+  /** Events waiting for the next tick (users' streams only). */
+  held: string;
 }
 
 /**
@@ -52,6 +56,7 @@ export class EventHub {
   private pollQueued = false;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
 
@@ -86,7 +91,7 @@ export class EventHub {
     // Counted before the first await, so that streams opened at once cannot pass the limits together.
     this.perPrincipal.set(principal.id, mine + 1);
     this.reserved++;
-    const subscriber: Subscriber = { principal, res, after: 0, session };
+    const subscriber: Subscriber = { principal, res, after: 0, session, held: '' };
     let released = false;
     const release = () => {
       if (released) return;
@@ -159,6 +164,8 @@ export class EventHub {
     this.pollTimer.unref();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
     this.heartbeatTimer.unref();
+    this.tickTimer = setInterval(() => this.flushHeld(), WITHHELD_TIME_RESOLUTION_MS);
+    this.tickTimer.unref();
   }
 
   /** A poller (re)started begins at the log's head: what was appended before its first stream is history, not news. */
@@ -174,8 +181,10 @@ export class EventHub {
     this.headKnown = false;
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.tickTimer);
     this.pollTimer = undefined;
     this.heartbeatTimer = undefined;
+    this.tickTimer = undefined;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
   }
@@ -227,8 +236,23 @@ export class EventHub {
   private offer(subscriber: Subscriber, entry: AuditEntry, developerPackages: Map<string, Set<string>>): void {
     if (entry.seq <= subscriber.after) return;
     subscriber.after = entry.seq;
-    if (!maySee(subscriber.principal, entry, developerPackages.get(subscriber.principal.id))) return;
-    this.send(subscriber, `id: ${entry.seq}\nevent: audit\ndata: ${JSON.stringify(entry)}\n\n`);
+    const shown = auditEntryView(subscriber.principal, entry, developerPackages.get(subscriber.principal.id));
+    if (!shown) return;
+    const text = `id: ${entry.seq}\nevent: audit\ndata: ${JSON.stringify(shown)}\n\n`;
+    // A user's events go out on the hub's one-second tick, not as their runs end: when a run ended
+    // is data, and a user whose run is not released learns it to the second only.
+    if (subscriber.principal.role === 'user') subscriber.held += text;
+    else this.send(subscriber, text);
+  }
+
+  /** Sends what the users' streams hold (the one-second tick). */
+  private flushHeld(): void {
+    for (const subscriber of this.subscribers) {
+      if (!subscriber.held) continue;
+      const text = subscriber.held;
+      subscriber.held = '';
+      this.send(subscriber, text);
+    }
   }
 
   private send(subscriber: Subscriber, text: string): void {
@@ -255,20 +279,6 @@ export class EventHub {
       // The store did not answer: asked again at the next heartbeat.
     }
   }
-}
-
-/**
- * Who sees an entry on the feed: an owner the entries about their data (`owners`) and every
- * upload (owners review every package: `GET /v1/packages` lists them all); a user the
- * entries they made or that name them (`data.user`: their runs, the grants given to them); a
- * developer their own acts (uploads) and the grants and revocations of the packages they uploaded.
- */
-export function maySee(principal: Principal, entry: AuditEntry, developerPackages?: ReadonlySet<string>): boolean {
-  if (principal.role === 'owner') return entry.owners.includes(principal.id) || entry.kind === 'upload';
-  if (entry.actor === principal.id) return true;
-  const data = typeof entry.data === 'object' && entry.data !== null && !Array.isArray(entry.data) ? entry.data : {};
-  if (principal.role === 'user') return data.user === principal.id;
-  return (entry.kind === 'grant' || entry.kind === 'revoke') && typeof data.package === 'string' && (developerPackages?.has(data.package) ?? false);
 }
 
 /** `GET /v1/events`: the audit feed as server-sent events (see EventHub). */

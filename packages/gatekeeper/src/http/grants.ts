@@ -40,7 +40,7 @@ async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown,
  * transaction.
  */
 export async function replaceGrants(ctx: GatekeeperContext, owner: string, wanted: GrantInput[]) {
-  return ctx.store.transaction(async (tx) => {
+  const result = await ctx.store.transaction(async (tx) => {
     const result = await tx.grants.replaceForOwner(owner, wanted);
     const changes = [...result.added.map((g) => ['grant', g] as const), ...result.revoked.map((g) => ['revoke', g] as const)];
     for (const [kind, g] of changes) {
@@ -54,6 +54,12 @@ export async function replaceGrants(ctx: GatekeeperContext, owner: string, wante
     }
     return { kept: result.kept.map(grantView), added: result.added.map(grantView), revoked: result.revoked.map(grantView) };
   });
+  // A session reads under the grants it started with: the sessions of every (user, package) whose
+  // grants changed end now, a run in flight with them (it is recorded under the grants as they
+  // are now), so no read is served under a revoked grant.
+  const changed = new Map([...result.added, ...result.revoked].map((g) => [JSON.stringify([g.user, g.package]), g] as const));
+  await Promise.all([...changed.values()].map((g) => ctx.runner.grantsChanged(g.user, g.package)));
+  return result;
 }
 
 /**

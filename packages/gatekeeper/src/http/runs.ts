@@ -1,42 +1,15 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import express, { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
-import type { RunView } from '@datastation/protocol/station';
-import type { Json } from '../store/canonical.js';
-import type { Principal } from '../store/principals.js';
+import { mayViewRun, runView, settledForUser, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
+import { checkJsonDepth, type Json } from '../store/canonical.js';
 import type { Run } from '../store/runs.js';
 import { principalOf, requireRole } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { notFound } from './errors.js';
 import type { RunRequest } from './runner.js';
 
-/**
- * What the API says of a run. The user sees `value` once released; reviewers also see the
- * `staged` value they are asked to release or refuse.
- */
-export function runView(run: Run, who: Principal): RunView {
-  const reviewer = run.reviews.some((r) => r.owner === who.id);
-  return {
-    id: run.id,
-    status: run.status,
-    user: run.user,
-    package: run.package,
-    target: run.target,
-    argsHash: run.argsHash,
-    release: run.release,
-    ...(run.value !== undefined ? { value: run.value } : {}),
-    ...(run.error !== undefined ? { error: run.error } : {}),
-    ...(reviewer && run.staged !== undefined ? { staged: run.staged } : {}),
-    reviews: run.reviews,
-    startedAt: run.startedAt,
-    finishedAt: run.finishedAt,
-    decidedAt: run.decidedAt,
-  };
-}
-
-/** A run is the user's who asked for it, and its reviewers'; to everyone else it does not exist. */
-function maySee(run: Run, who: Principal): boolean {
-  return run.user === who.id || run.reviews.some((r) => r.owner === who.id);
-}
+export { runView } from '../runs/views.js';
 
 function parseRunRequest(body: unknown): RunRequest {
   const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : undefined) as Record<string, unknown> | undefined;
@@ -51,7 +24,19 @@ function parseRunRequest(body: unknown): RunRequest {
   const name = hasConnector ? b.connector : b.function;
   if (typeof name !== 'string' || name.length === 0 || name.length > 256)
     throw new DsError('BAD_REQUEST', `${usage}: the ${hasConnector ? 'connector' : 'function'} name must be a non-empty string.`);
+  // Checked as the request arrives: a value the store could not write would fail the run later.
+  checkJsonDepth(b.args ?? null, 'args');
   return { package: b.package, target: { kind: hasConnector ? 'connector' : 'function', name }, args: (b.args ?? null) as Json };
+}
+
+/**
+ * Holds an answer that carries no data (a run held for review, refused or denied) until the next
+ * whole second after the request began: how long the run took is data too, and a user whose run
+ * is not released learns it to the second only (docs/security.md, "What a run produces").
+ */
+async function coarseAnswer(began: number): Promise<void> {
+  const elapsed = performance.now() - began;
+  await sleep(WITHHELD_TIME_RESOLUTION_MS - (elapsed % WITHHELD_TIME_RESOLUTION_MS));
 }
 
 export function runRoutes(ctx: GatekeeperContext): Router {
@@ -59,11 +44,14 @@ export function runRoutes(ctx: GatekeeperContext): Router {
   const json = express.json({ limit: ctx.limits.jsonBytes });
 
   router.post('/', requireRole('user'), json, async (req, res) => {
+    const began = performance.now();
     const who = principalOf(res);
     const request = parseRunRequest(req.body);
     const giveBack = ctx.slots.take(who.id);
     try {
-      const run = await ctx.runner.run(who.id, request);
+      const { run, failure } = await ctx.runner.run(who.id, request);
+      if (failure) throw failure;
+      if (!settledForUser(run)) await coarseAnswer(began);
       res.json(runView(run, who));
     } finally {
       giveBack();
@@ -87,7 +75,7 @@ export function runRoutes(ctx: GatekeeperContext): Router {
   router.get('/:id', async (req, res) => {
     const who = principalOf(res);
     const run = await ctx.store.runs.get(req.params.id);
-    if (!run || !maySee(run, who)) throw notFound(`Run ${req.params.id}`);
+    if (!run || !mayViewRun(run, who)) throw notFound(`Run ${req.params.id}`);
     res.json(runView(run, who));
   });
 

@@ -52,3 +52,18 @@ export function hashToken(token: string): string {
 export function hashArgs(args: unknown): string {
   return sha256Hex(canonicalJson(args ?? null));
 }
+
+/** Deepest nesting of a value the station takes (arguments, values, audit data). */
+export const JSON_DEPTH_MAX = 256;
+
+/** BAD_REQUEST when `value` nests deeper than JSON_DEPTH_MAX (checked without recursion). */
+export function checkJsonDepth(value: unknown, what: string): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > JSON_DEPTH_MAX)
+      throw new DsError('BAD_REQUEST', `${what} nests deeper than ${JSON_DEPTH_MAX} levels; flatten it.`, { details: { maxDepth: JSON_DEPTH_MAX } });
+    for (const item of Array.isArray(v) ? v : Object.values(v)) stack.push([item, depth + 1]);
+  }
+}

@@ -15,7 +15,8 @@ export {
 export { newToken, Principals, type Principal } from './principals.js';
 export { Packages, type StoredPackage } from './packages.js';
 export { Grants, type Grant, type GrantInput } from './grants.js';
-export { Runs, type Run, type RunError, type RunOutcome, type RunReview, type RunStart } from './runs.js';
+export { Runs, type Run, type RunDecision, type RunError, type RunOutcome, type RunReview, type RunStart } from './runs.js';
+export { DataTaints } from './taints.js';
 export { LIVE_SESSION_STATES, Sessions, type SessionRecord } from './sessions.js';
 export { MIGRATIONS } from './migrations/index.js';
 export {

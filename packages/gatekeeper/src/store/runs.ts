@@ -7,7 +7,8 @@ import { type Database, RELEASE_MODES, type ReleaseMode, type RunReviewTable, ty
 
 export interface RunError {
   code: string;
-  message: string;
+  /** Absent once dropped: a denied run's, or a refused one's (only the code is kept). */
+  message?: string;
 }
 
 export interface RunReview {
@@ -22,7 +23,10 @@ export interface Run {
   package: string;
   target: { kind: TargetKind; name: string };
   argsHash: string;
-  /** The release decision the grants gave this run (the strictest of them). */
+  /**
+   * The release decision applied to the run: while it runs, the strictest it could get; once it
+   * ended, the strictest among the owners in its scope (`release` when it touched no one's data).
+   */
   release: ReleaseMode;
   status: RunStatus;
   /** What the user may see: set once released. */
@@ -37,6 +41,12 @@ export interface Run {
   decidedAt: string | null;
   /** The gatekeeper instance that ran it; null for runs recorded before instances were. */
   runner: string | null;
+  /**
+   * The owners whose data the run may hold, sorted: while it runs, every owner it could reach;
+   * once it ended, the owners it touched (its reads and its data folder's taint). Null on runs
+   * recorded before scopes were (migration 0003).
+   */
+  scope: string[] | null;
 }
 
 export interface RunStart {
@@ -46,13 +56,24 @@ export interface RunStart {
   /** Hashed (canonical JSON, sha256); the arguments themselves are not stored. */
   args: unknown;
   release: ReleaseMode;
-  /** For `review`: the owners who must each release the result. */
+  /** For `review`: the owners who must each release the result, when known at start (else finish's decision names them). */
   reviewers?: readonly string[];
   /** The gatekeeper instance that runs it: the one that settles it if it is killed mid-run (`interrupt`). */
   runner?: string;
+  /** Every owner whose data the run could reach (see Run.scope). */
+  scope?: readonly string[];
 }
 
 export type RunOutcome = { value: Json } | { error: RunError };
+
+/** How a run's outcome is released, decided when it ends (see `releaseDecision` in runs/release.ts). */
+export interface RunDecision {
+  release: ReleaseMode;
+  /** For `review`: the owners who must each release it. */
+  reviewers: readonly string[];
+  /** The owners whose data the run holds. */
+  scope: readonly string[];
+}
 
 export class Runs {
   constructor(
@@ -68,10 +89,8 @@ export class Runs {
     if (!(RELEASE_MODES as readonly string[]).includes(input.release)) {
       throw new DsError('BAD_REQUEST', `Unknown release mode "${String(input.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
     }
+    // Reviewers named now, or decided when the run ends (finish's decision, from what it touched).
     const reviewers = [...new Set(input.reviewers ?? [])].sort();
-    if (input.release === 'review' && reviewers.length === 0) {
-      throw new DsError('BAD_REQUEST', 'A run under review needs the owners who review it (reviewers).');
-    }
     const row: RunTable = {
       id: randomUUID(),
       user: input.user,
@@ -88,6 +107,7 @@ export class Runs {
       finished_at: null,
       decided_at: null,
       runner: input.runner ?? null,
+      scope: input.scope ? JSON.stringify([...new Set(input.scope)].sort()) : null,
     };
     const reviews: RunReviewTable[] = input.release === 'review' ? reviewers.map((owner) => ({ run_id: row.id, owner, decision: null, decided_at: null })) : [];
     return this.connection.write(`record run of ${input.target.name}`, async (q) => {
@@ -98,32 +118,47 @@ export class Runs {
   }
 
   /**
-   * Records how a running run ended, applying its release decision: `release` keeps the value for
-   * the user, `review` stages it (status `pending`), `deny` drops it. An error is kept as the
-   * outcome (status `failed`). Returns undefined if no such run; a run that already ended is refused.
+   * Records how a running run ended and applies its release decision (`decision`, or the one it
+   * started with): `release` gives the user the value or the error; `review` stages either
+   * (status `pending`) until every reviewer releases it; `deny` drops the value and the error's
+   * message (status `denied`). Returns undefined if no such run; a run that already ended is refused.
    */
-  async finish(id: string, outcome: RunOutcome): Promise<Run | undefined> {
+  async finish(id: string, outcome: RunOutcome, decision?: RunDecision): Promise<Run | undefined> {
     const at = this.now().toISOString();
     const text = 'value' in outcome ? canonicalJson(outcome.value) : null;
+    const error = 'error' in outcome ? { code: String(outcome.error.code), message: String(outcome.error.message ?? '') } : undefined;
+    if (decision && !(RELEASE_MODES as readonly string[]).includes(decision.release)) {
+      throw new DsError('BAD_REQUEST', `Unknown release mode "${String(decision.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
+    }
+    const reviewers = decision ? [...new Set(decision.reviewers)].sort() : [];
+    if (decision?.release === 'review' && reviewers.length === 0) throw new DsError('BAD_REQUEST', 'A run under review needs the owners who review it.');
     return this.connection.write(`finish run ${id}`, async (q) => {
       const run = await this.locked(q, id);
       if (!run) return undefined;
       if (run.status !== 'running') throw new DsError('BAD_REQUEST', `Run ${id} already ended (${run.status}).`);
+      const release = decision?.release ?? run.release;
+      if (!decision && release === 'review' && (await reviewsOf(q, id)).length === 0)
+        throw new DsError('BAD_REQUEST', `Run ${id} is under review but names no reviewer; finish it with a decision that does.`);
       let update: Partial<RunTable>;
-      if ('error' in outcome) {
-        update = { status: 'failed', error: JSON.stringify({ code: String(outcome.error.code), message: String(outcome.error.message) }) };
-      } else if (run.release === 'release') {
-        update = { status: 'released', value: text };
-      } else if (run.release === 'review') {
-        update = { status: 'pending', staged: text };
-      } else {
-        update = { status: 'denied' };
-      }
+      if (release === 'deny') update = { status: 'denied', ...(error ? { error: JSON.stringify({ code: error.code }) } : {}) };
+      else if (error) update = { status: release === 'review' ? 'pending' : 'failed', error: JSON.stringify(error) };
+      else if (release === 'release') update = { status: 'released', value: text };
+      else update = { status: 'pending', staged: text };
+      update.release = release;
+      if (decision) update.scope = JSON.stringify([...new Set(decision.scope)].sort());
       await q
         .updateTable('runs')
         .set({ ...update, finished_at: at })
         .where('id', '=', id)
         .execute();
+      if (decision) {
+        await q.deleteFrom('run_reviews').where('run_id', '=', id).execute();
+        if (release === 'review')
+          await q
+            .insertInto('run_reviews')
+            .values(reviewers.map((owner) => ({ run_id: id, owner, decision: null, decided_at: null })))
+            .execute();
+      }
       return toRun({ ...run, ...update, finished_at: at }, await reviewsOf(q, id));
     });
   }
@@ -178,8 +213,12 @@ export class Runs {
       if (Number(updated.numUpdatedRows) !== 1) throw new DsError('BAD_REQUEST', `${owner} is not a reviewer of run ${id}.`);
       const reviews = await reviewsOf(q, id);
       let update: Partial<RunTable> = {};
-      if (decision === 'refuse') update = { status: 'refused', staged: null, decided_at: at };
-      else if (reviews.every((r) => r.decision === 'release')) update = { status: 'released', value: run.staged, staged: null, decided_at: at };
+      // A refusal drops what was staged, an error's message included (its code stays); once every
+      // reviewer released, the user gets the value, or the error as it was.
+      const code = run.error !== null ? (JSON.parse(run.error) as RunError).code : undefined;
+      if (decision === 'refuse') update = { status: 'refused', staged: null, decided_at: at, ...(code ? { error: JSON.stringify({ code }) } : {}) };
+      else if (reviews.every((r) => r.decision === 'release'))
+        update = code !== undefined ? { status: 'failed', decided_at: at } : { status: 'released', value: run.staged, staged: null, decided_at: at };
       if (Object.keys(update).length > 0) await q.updateTable('runs').set(update).where('id', '=', id).execute();
       return toRun({ ...run, ...update }, reviews);
     });
@@ -262,5 +301,6 @@ function toRun(row: RunTable, reviews: readonly RunReviewTable[]): Run {
     finishedAt: row.finished_at,
     decidedAt: row.decided_at,
     runner: row.runner,
+    scope: row.scope === null ? null : (JSON.parse(row.scope) as string[]),
   };
 }

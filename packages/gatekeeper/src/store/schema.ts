@@ -63,6 +63,8 @@ export interface RunTable {
   decided_at: string | null;
   /** The gatekeeper instance that runs it (migration 0002; null on older rows). */
   runner: string | null;
+  /** JSON array of the owners whose data the run may hold (migration 0003; null on older rows). */
+  scope: string | null;
 }
 
 export interface RunReviewTable {
@@ -81,6 +83,14 @@ export interface SessionTable {
   created_at: string;
   /** The gatekeeper instance whose Station holds it (migration 0002; null on older rows). */
   runner: string | null;
+}
+
+/** Whose data a user's folder of one package holds (migration 0003): one row per owner. */
+export interface DataTaintTable {
+  user: string;
+  package: string;
+  owner: string;
+  since: string;
 }
 
 export interface AuditTable {
@@ -113,6 +123,7 @@ export interface Database {
   runs: RunTable;
   run_reviews: RunReviewTable;
   sessions: SessionTable;
+  data_taints: DataTaintTable;
   audit: AuditTable;
   audit_owners: AuditOwnerTable;
   audit_head: AuditHeadTable;

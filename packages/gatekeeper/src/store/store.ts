@@ -9,6 +9,7 @@ import { Packages } from './packages.js';
 import { Principals } from './principals.js';
 import { Runs } from './runs.js';
 import { Sessions } from './sessions.js';
+import { DataTaints } from './taints.js';
 import { parseStoreUrl, redactUrl } from './url.js';
 
 export interface OpenStoreOptions extends ConnectOptions {
@@ -25,6 +26,7 @@ export interface StoreTables {
   readonly grants: Grants;
   readonly runs: Runs;
   readonly sessions: Sessions;
+  readonly taints: DataTaints;
   readonly audit: AuditLog;
 }
 
@@ -34,6 +36,7 @@ export class Store implements StoreTables, AsyncDisposable {
   readonly grants: Grants;
   readonly runs: Runs;
   readonly sessions: Sessions;
+  readonly taints: DataTaints;
   readonly audit: AuditLog;
   #closed: Promise<void> | undefined;
   readonly #appendListeners = new Set<(entries: readonly AuditEntry[]) => void>();
@@ -51,6 +54,7 @@ export class Store implements StoreTables, AsyncDisposable {
       grants: this.grants,
       runs: this.runs,
       sessions: this.sessions,
+      taints: this.taints,
       audit: this.audit,
     } = tables(connection, now, (entry) => this.#appended([entry])));
   }
@@ -124,6 +128,7 @@ function tables(connection: Connection, now: () => Date, appended: (entry: Audit
     grants: new Grants(connection, now),
     runs: new Runs(connection, now),
     sessions: new Sessions(connection, now),
+    taints: new DataTaints(connection, now),
     audit: new AuditLog(connection, now, appended),
   };
 }

@@ -27,6 +27,8 @@ export const DEFAULT_READ_LIMITS: Readonly<ReadLimits> = Object.freeze({
 
 interface Stream {
   callId: string;
+  /** Settles when the read has ended and been reported. */
+  done: Promise<void> | undefined;
   window: number;
   /** Chunks sent and not yet acknowledged. */
   unacked: number;
@@ -92,9 +94,16 @@ export class ReadServer {
       );
       return;
     }
-    const stream: Stream = { callId: message.id, window: Math.min(message.window, this.limits.maxWindow), unacked: 0, cancelled: false, wake: undefined };
+    const stream: Stream = {
+      callId: message.id,
+      done: undefined,
+      window: Math.min(message.window, this.limits.maxWindow),
+      unacked: 0,
+      cancelled: false,
+      wake: undefined,
+    };
     this.streams.set(message.rid, stream);
-    void this.serve(message, stream).finally(() => {
+    stream.done = this.serve(message, stream).finally(() => {
       this.streams.delete(message.rid);
       this.release(stream, stream.unacked);
       this.waiting.delete(stream);
@@ -115,6 +124,22 @@ export class ReadServer {
     if (!stream) return;
     stream.cancelled = true;
     stream.wake?.();
+  }
+
+  /**
+   * A call ended: stops the reads it left open, and resolves once each has ended and been reported
+   * (at most one chunk later). Undefined when it had none, so a call without reads settles at once.
+   * No byte of a read is sent for a call that has ended, and every read a call made is reported
+   * before its caller hears the call's outcome: the gatekeeper's record of a run is complete.
+   */
+  endCall(callId: string): Promise<void> | undefined {
+    const ending: Promise<void>[] = [];
+    for (const [rid, stream] of this.streams) {
+      if (stream.callId !== callId) continue;
+      this.cancel(rid);
+      ending.push(stream.done ?? Promise.resolve());
+    }
+    return ending.length > 0 ? Promise.all(ending).then(() => undefined) : undefined;
   }
 
   /** The connection is gone: stop every read. */
@@ -160,6 +185,12 @@ export class ReadServer {
       return;
     }
     const served = opened.relative;
+    if (stream.cancelled) {
+      // The call ended while the file was opened: not even its size goes out.
+      await opened.handle.close().catch(() => undefined);
+      this.report(message.id, message.path, { served, allowed: true, bytes: 0, outcome: 'cancelled' });
+      return;
+    }
     let bytes = 0;
     // The frame's header alone (encodeChunkFrame of no bytes): each chunk is read in after it.
     const header = encodeChunkFrame(message.rid, new Uint8Array(0));

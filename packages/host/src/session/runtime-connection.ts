@@ -419,7 +419,11 @@ export class RuntimeConnection {
         this.pending.get(message.id)?.onNested?.(message);
         break;
       case 'read.open':
-        if (this.reads) this.reads.openRead(message);
+        // A read belongs to a call in flight: one for a call that ended (or never was) is refused,
+        // so every read is reported within a call's lifetime.
+        if (!this.pending.has(message.id))
+          this.ws.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: 'CANCELLED', message: 'The call that asked for this read has ended.' }));
+        else if (this.reads) this.reads.openRead(message);
         else this.ws.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: 'POLICY_DENIED', message: 'This session serves no station reads.' }));
         break;
       case 'read.ack':
@@ -439,8 +443,11 @@ export class RuntimeConnection {
     if (!call) return;
     this.pending.delete(id);
     clearTimeout(call.backstop);
-    if (error) call.reject(error);
-    else call.resolve(value);
+    const deliver = () => (error ? call.reject(error) : call.resolve(value));
+    // Reads the call left open are stopped and reported first (see ReadServer.endCall).
+    const reading = this.reads?.endCall(id);
+    if (reading) void reading.then(deliver, deliver);
+    else deliver();
   }
 
   private async onLost(): Promise<void> {

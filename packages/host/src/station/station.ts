@@ -226,6 +226,17 @@ export class Station implements AsyncDisposable {
     return { session: slot.connection.sessionId, start: slot.start };
   }
 
+  /**
+   * Closes the key's session now, if it has one: calls in flight end with CANCELLED, no read is
+   * served after this returns, and the container is removed (awaited). For a grant revoked, or a
+   * data folder emptied, under a live session. The next call starts a new session.
+   */
+  async closeSession(key: SessionKey, reason = 'closed by the caller'): Promise<void> {
+    checkKey(key);
+    const entry = this.sessions.get(keyId(key));
+    if (entry) await this.retire(entry, reason);
+  }
+
   stats(): StationStats {
     const now = performance.now();
     const sessions: SessionInfo[] = [...this.sessions.values()].map((e) => ({
