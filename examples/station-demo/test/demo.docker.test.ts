@@ -140,7 +140,7 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
       timeout: 240_000,
       maxBuffer: 16 * 1024 * 1024,
     });
-    expect(stdout).toMatch(/^run \S+ is pending: staged for review by acme/m);
+    expect(stdout).toMatch(/^run \S+ is pending: staged for the owners' review/m);
     expect(stdout).toMatch(/^audit chain verified: \d+ entries/m);
     expect(stdout).toContain('its data is kept');
     expect(await listedByLabel('container', `io.datastation.station=${name}`)).toEqual([]);

@@ -32,7 +32,12 @@ export async function callCommand(argv: CallArgs, ctx: CommandContext): Promise<
   ctx.out(`${pendingNote(run)}\n`);
 }
 
+/**
+ * What a pending run says. Its user is not told who reviews it (that follows from what the run
+ * read, which is data until the run is released); a reviewer who may see all of it is.
+ */
 export function pendingNote(run: RunView): string {
   const waiting = run.reviews.filter((r) => r.decision === null).map((r) => r.owner);
-  return `run ${run.id} is ${run.status}: staged for review by ${waiting.join(', ') || 'its owners'}; ds runs ${run.id} shows the value once released`;
+  const who = waiting.length ? `by ${waiting.join(', ')}` : "for the owners' review";
+  return `run ${run.id} is ${run.status}: staged ${who}; ds runs ${run.id} shows the value once released`;
 }

@@ -61,7 +61,9 @@ function describeRun(run: RunView): string {
     `  release   ${run.release}${run.reviews.length ? ` (${run.reviews.map((r) => `${r.owner}: ${r.decision ?? 'waiting'}`).join(', ')})` : ''}`,
     `  started   ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}${run.decidedAt ? `, decided ${run.decidedAt}` : ''}`,
   ];
+  if (run.scope?.length) lines.push(`  data of  ${run.scope.join(', ')}`);
   if (run.error) lines.push(`  error     ${run.error.code}: ${run.error.message}`);
+  if (run.withheld) lines.push(`  withheld  ${run.withheld}`);
   if (run.staged !== undefined) lines.push('  staged (for your review):', indent(formatValue(run.staged, false)));
   if (run.value !== undefined) lines.push('  value:', indent(formatValue(run.value, false)));
   return `${printable(lines.join('\n'))}\n`;

@@ -152,6 +152,12 @@ function ReviewCard({ run, onDecided }: { run: RunView; onDecided: (run: RunView
         <dd>
           sha256 <Digest digest={run.argsHash} />
         </dd>
+        {run.scope && run.scope.length > 0 ? (
+          <>
+            <dt>Data of</dt>
+            <dd>{run.scope.join(', ')}</dd>
+          </>
+        ) : null}
         {others.length > 0 ? (
           <>
             <dt>Other reviewers</dt>
@@ -159,8 +165,28 @@ function ReviewCard({ run, onDecided }: { run: RunView; onDecided: (run: RunView
           </>
         ) : null}
       </dl>
-      <h4>Staged value</h4>
-      <JsonTree value={run.staged} testId="staged-value" />
+      {run.withheld ? (
+        <p className="note" data-testid="run-withheld">
+          {run.withheld}
+        </p>
+      ) : null}
+      {run.error ? (
+        <>
+          <h4>Staged error</h4>
+          <div className="note note-error" data-testid="staged-error">
+            <p>
+              <span className="code-tag">{run.error.code}</span>
+              {`: ${run.error.message}`}
+            </p>
+          </div>
+        </>
+      ) : null}
+      {run.staged !== undefined ? (
+        <>
+          <h4>Staged value</h4>
+          <JsonTree value={run.staged} testId="staged-value" />
+        </>
+      ) : null}
       <h4>Reads</h4>
       <RunReads runId={run.id} />
       <div className="form-actions">

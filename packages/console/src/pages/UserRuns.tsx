@@ -12,7 +12,7 @@ const STATUS_TEXT: Partial<Record<RunView['status'], string>> = {
   running: 'Running…',
   pending: "Held for the data owners' review.",
   refused: 'The data owners refused to release the value.',
-  denied: 'A grant says deny: nothing was run and no value is released.',
+  denied: 'A grant says deny (or was revoked): nothing this run produced is released.',
 };
 
 export function UserRunsPage() {
@@ -80,7 +80,13 @@ function RunCard({ run }: { run: RunView }) {
           <JsonTree value={run.value} testId="run-value" />
         </>
       ) : null}
-      {!run.error && STATUS_TEXT[run.status] ? <p className="muted">{STATUS_TEXT[run.status]}</p> : null}
+      {run.withheld ? (
+        <p className="muted" data-testid="run-withheld">
+          {run.withheld}
+        </p>
+      ) : !run.error && STATUS_TEXT[run.status] ? (
+        <p className="muted">{STATUS_TEXT[run.status]}</p>
+      ) : null}
     </article>
   );
 }

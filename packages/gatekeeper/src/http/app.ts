@@ -38,7 +38,7 @@ export interface GatekeeperOptions {
   store: Store;
   /**
    * The station storage root: owners' data under `owners/<owner>/`, each user's /data at
-   * `users/<user>/data` (made by the gatekeeper), unpacked packages under `packages/`. Created
+   * `users/<user>/packages/<digest hex>` (made by the gatekeeper), unpacked packages under `packages/`. Created
    * if missing. Neither `users` nor `packages` can ever be served by a grant.
    */
   storage: string;

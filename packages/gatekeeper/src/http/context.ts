@@ -9,7 +9,7 @@ import type { Runner } from './runner.js';
 /** What every route needs: one object, made once by createGatekeeper. */
 export interface GatekeeperContext {
   store: Store;
-  /** The station storage root (a real path): `owners/<owner>/…`, `users/<user>/data`, `packages/<digest>`. */
+  /** The station storage root (a real path): `owners/<owner>/…`, `users/<user>/packages/<digest hex>` (each a `/data`), `packages/<digest>`. */
   storage: string;
   limits: HttpLimits;
   slots: RunSlots;

@@ -28,6 +28,15 @@ export async function deep(a) { let v = 'bottom'; for (let i = 0; i < a.n; i++) 
 export async function later(a) { await new Promise((r) => setTimeout(r, a.ms)); return text(a.path); }
 export async function fill(a) { for (let i = 0; i < a.files; i++) await write('fill-' + i + '.bin', new Uint8Array(a.bytes)); return 'filled'; }
 export async function echo(a) { return a; }
+export async function logs(a) {
+  const secret = await text(a.path);
+  console.log('LOG ' + secret);
+  console.error('ERR ' + secret);
+  process.stdout.write('OUT ' + secret + String.fromCharCode(10));
+  if (a.die) setTimeout(() => process.kill(process.pid, 'SIGKILL'), 50);
+  await new Promise((r) => setTimeout(r, a.die ? 5_000 : 1));
+  return 'logged';
+}
 export async function noop() { return null; }
 `;
 const CONNECTORS = `
@@ -155,6 +164,26 @@ describe('release decisions hold on every channel', () => {
     expect(folders.body).toMatchObject({ folders: expect.arrayContaining([expect.objectContaining({ package: shared, holds: ['acme', 'globex'] })]) });
     expect((await station.call('DELETE', `/v1/data/${shared}`, 'ann')).body).toMatchObject({ emptied: true, held: ['acme', 'globex'] });
     expect((await station.run('ann', shared, { function: 'recall' })).body).toMatchObject({ status: 'released', value: null });
+  });
+
+  it('logs: what a function prints reaches no one, and a container that dies printing it is an error held like any other', async () => {
+    let quiet: Reply | undefined;
+    let dying: Reply | undefined;
+    const events = await streamed(station, 'ann', async () => {
+      quiet = await station.run('ann', shared, { function: 'logs' }, { path: '/owners/acme/secret.txt' });
+      dying = await station.run('ann', shared, { function: 'logs' }, { path: '/owners/acme/secret.txt', die: true });
+    });
+    expect(quiet?.body.status).toBe('pending');
+    expect(dying?.body).toMatchObject({ status: 'pending', error: { code: expect.any(String) } });
+    for (const seen of [quiet?.text, dying?.text, events, (await station.call('GET', `/v1/runs/${runIdOf(dying!)}`, 'ann')).text]) {
+      expect(leaked(station, seen)).toEqual([]);
+    }
+    // Released, the quiet run gives its value and nothing it printed.
+    const released = await station.call('POST', `/v1/runs/${runIdOf(quiet!)}/release`, 'acme');
+    expect(released.body).toMatchObject({ status: 'released', value: 'logged' });
+    expect(leaked(station, (await station.call('GET', `/v1/runs/${runIdOf(quiet!)}`, 'ann')).text)).toEqual([]);
+    await station.call('POST', `/v1/runs/${runIdOf(dying!)}/refuse`, 'acme');
+    expect(leaked(station, (await station.call('GET', `/v1/runs/${runIdOf(dying!)}`, 'ann')).text)).toEqual([]);
   });
 
   it('(2d) a run not released shows its times to the second only', async () => {
