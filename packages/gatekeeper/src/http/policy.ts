@@ -5,36 +5,6 @@ import type { ReleaseMode } from '../store/schema.js';
 /** Folders under the storage root that no grant can serve: the users' writable /data folders, and the unpacked packages. */
 export const NEVER_SERVED = ['users', 'packages'] as const;
 
-/**
- * An owner's grant may only name the owner's own data: every glob is relative to the storage
- * root and starts with `owners/<owner>/`. No `..` anywhere (picomatch braces and extglobs could
- * otherwise climb out of the prefix).
- */
-export function checkGrantGlobs(owner: string, globs: unknown): asserts globs is string[] {
-  const prefix = `owners/${owner}/`;
-  if (!Array.isArray(globs) || globs.length > 256)
-    throw new DsError('BAD_REQUEST', `A grant's read is a list of at most 256 globs under ${prefix} (e.g. "${prefix}trips/*.csv").`);
-  for (const glob of globs) {
-    if (
-      typeof glob !== 'string' ||
-      !glob.startsWith(prefix) ||
-      glob.length === prefix.length ||
-      glob.length > 1024 ||
-      glob.includes('..') ||
-      glob.includes('\\') ||
-      glob.includes('\0')
-    ) {
-      throw new DsError(
-        'BAD_REQUEST',
-        `The glob ${JSON.stringify(glob)} is not under ${prefix}: an owner grants only their own data, as globs such as "${prefix}trips/*.csv" (no "..").`,
-        {
-          details: { glob: typeof glob === 'string' ? glob : null },
-        },
-      );
-    }
-  }
-}
-
 const STRICTNESS: Record<ReleaseMode, number> = { release: 0, review: 1, deny: 2 };
 
 export interface RunAuthorisation {

@@ -8,7 +8,7 @@ import type { TargetKind } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { notFound } from './errors.js';
 import type { PackageFiles } from './package-files.js';
-import { authoriseRun, NEVER_SERVED, type RunAuthorisation } from './policy.js';
+import { authoriseRun, type RunAuthorisation } from './policy.js';
 
 export interface RunRequest {
   package: string;
@@ -186,7 +186,7 @@ export class Runner implements AsyncDisposable {
       return this.record(run.id, { value: null }, auth, { ...base, outcome: 'denied' }, []);
     }
 
-    const readPolicy = { root: this.storage, allow: auth.allow, exclude: [...NEVER_SERVED] };
+    const readPolicy = { root: join(this.storage, 'owners'), at: 'owners', allow: auth.allow };
     const key: SessionKey = { user, package: `${pkg.id}+policy:${sha256Hex(canonicalJson(readPolicy)).slice(0, 16)}` };
     const id = keyId(key);
     const dataDir = join(this.storage, 'users', user, 'data');
