@@ -126,7 +126,9 @@ describe.each(backends)('store on $name', (backend) => {
     await expect(store.grants.add('acme', { user: 'ann', package: digest(9), read: [], release: 'release' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(store.grants.add('acme', { user: 'ann', package: PKG, read: [], release: 'maybe' as never })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     // Patterns are stored checked and normalised, inside the owner's own folder (the station's pattern language).
-    await expect(store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/globex/*'], release: 'release' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/globex/*'], release: 'release' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
     await expect(store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/acme/x|owners/globex/**'], release: 'release' })).rejects.toMatchObject({
       code: 'BAD_REQUEST',
       details: { position: 13 },

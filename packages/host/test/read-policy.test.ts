@@ -79,7 +79,16 @@ describe('read policy with `at`: the owners folder as root, and the owner check'
 
   it('refuses a policy whose patterns do not each name one owner folder beneath `at`, or do not parse', () => {
     const root = '/srv/storage/owners';
-    for (const allow of [['**'], ['owners/*/x'], ['owners/acme'], ['owners/**'], ['gatekeeper/*'], ['users/**'], ['owners/acme/x|gatekeeper/*'], ['owners/{acme,globex}/*']]) {
+    for (const allow of [
+      ['**'],
+      ['owners/*/x'],
+      ['owners/acme'],
+      ['owners/**'],
+      ['gatekeeper/*'],
+      ['users/**'],
+      ['owners/acme/x|gatekeeper/*'],
+      ['owners/{acme,globex}/*'],
+    ]) {
       expect(() => validateReadPolicy({ root, at: 'owners', allow }), allow[0]).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));
     }
     for (const at of ['', '/owners', 'owners/', 'own*', '../owners']) {
@@ -95,7 +104,10 @@ describe('read policy with `at`: the owners folder as root, and the owner check'
   it("the owner check holds even when the matcher is broken into matching everything: only the pattern's own owner folder is served", async () => {
     vi.mocked(patterns.matchPattern).mockImplementation(() => true);
     const policy = await compileReadPolicy({ root: owners(), at: 'owners', allow: ['owners/acme/trips/*.csv'] });
-    await expect(policy.open('/owners/globex/secret.txt')).rejects.toMatchObject({ code: 'POLICY_DENIED', message: expect.stringMatching(/outside the owner/) });
+    await expect(policy.open('/owners/globex/secret.txt')).rejects.toMatchObject({
+      code: 'POLICY_DENIED',
+      message: expect.stringMatching(/outside the owner/),
+    });
     await expect(policy.open('/gatekeeper/station.db')).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     // Inside acme's folder the broken matcher does widen the grant; the root and the owner check still bound it to acme's data.
     const opened = await policy.open('/owners/acme/secret.txt');

@@ -145,8 +145,7 @@ function parse(text: unknown): Pattern {
   if (text.startsWith('/')) throw new PatternProblem(0, 'starts with "/"', 'patterns are relative to the station storage: drop the leading "/"');
   if (text.startsWith('!'))
     throw new PatternProblem(0, 'starts with "!"', 'there is no negation: a grant lists what it allows, so leave out what it should not match');
-  if (text.endsWith('/'))
-    throw new PatternProblem(text.length - 1, 'ends with "/"', 'drop the trailing "/"; for everything in a folder write folder/**');
+  if (text.endsWith('/')) throw new PatternProblem(text.length - 1, 'ends with "/"', 'drop the trailing "/"; for everything in a folder write folder/**');
   const segments: PatternSegment[] = [];
   let start = 0;
   for (;;) {
@@ -176,7 +175,11 @@ function parseSegment(text: string, start: number, stop: number): PatternSegment
     switch (char) {
       case '*':
         if (text[i + 1] === '*')
-          throw new PatternProblem(i, 'has "**" inside a name', '"**" stands alone as a whole segment (any folders, e.g. owners/acme/**/x.csv); within a name write one "*"');
+          throw new PatternProblem(
+            i,
+            'has "**" inside a name',
+            '"**" stands alone as a whole segment (any folders, e.g. owners/acme/**/x.csv); within a name write one "*"',
+          );
         tokens.push({ kind: 'star' });
         i++;
         continue;
@@ -188,7 +191,7 @@ function parseSegment(text: string, start: number, stop: number): PatternSegment
         i = parseClass(text, i, stop, tokens);
         continue;
       default:
-        if (!isLiteral(char)) throw notAllowed(text, i, char, 'a pattern');
+        if (!isLiteral(char)) throw notAllowed(i, char, 'a pattern');
         if (char === ' ' && (i === start || i + 1 === stop))
           throw new PatternProblem(i, 'has a space at the start or end of a name', 'write "?" for a space there');
         tokens.push({ kind: 'char', char });
@@ -215,18 +218,26 @@ function parseClass(text: string, open: number, stop: number, tokens: NameToken[
     const char = String.fromCodePoint(text.codePointAt(i) ?? 0);
     if (char === ']') {
       if (i === first)
-        throw new PatternProblem(open, 'has an empty class', 'a class names at least one character, e.g. [abc], [a-z] or [!0-9]; write "?" for a "[" or "]" in a name');
+        throw new PatternProblem(
+          open,
+          'has an empty class',
+          'a class names at least one character, e.g. [abc], [a-z] or [!0-9]; write "?" for a "[" or "]" in a name',
+        );
       tokens.push({ kind: 'class', negated, chars, ranges });
       return i + 1;
     }
     if (char === '-') {
       if (i !== first && text[i + 1] !== ']')
-        throw new PatternProblem(i, 'has a "-" that is not part of a range', 'a range is two characters of one kind, e.g. [a-z]; a literal "-" goes first or last, e.g. [a-]');
+        throw new PatternProblem(
+          i,
+          'has a "-" that is not part of a range',
+          'a range is two characters of one kind, e.g. [a-z]; a literal "-" goes first or last, e.g. [a-]',
+        );
       chars.push(char);
       i++;
       continue;
     }
-    if (!isLiteral(char)) throw notAllowed(text, i, char, 'a class');
+    if (!isLiteral(char)) throw notAllowed(i, char, 'a class');
     const next = i + char.length;
     if (text[next] === '-' && next + 1 < stop && text[next + 1] !== ']') {
       const high = String.fromCodePoint(text.codePointAt(next + 1) ?? 0);
@@ -254,7 +265,7 @@ function isLiteral(char: string): boolean {
   return LITERAL_ASCII.test(char) || (char.length > 0 && (char.codePointAt(0) ?? 0) >= 0x80 && LITERAL_UNICODE.test(char));
 }
 
-function notAllowed(text: string, i: number, char: string, where: string): PatternProblem {
+function notAllowed(i: number, char: string, where: string): PatternProblem {
   const code = char.codePointAt(0) ?? 0;
   const shown = `"${printable(char)}" (U+${code.toString(16).toUpperCase().padStart(4, '0')})`;
   switch (char) {

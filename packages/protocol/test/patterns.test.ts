@@ -97,7 +97,13 @@ describe('parsePattern: the grammar', () => {
     expect(long).toMatchObject({ code: 'BAD_REQUEST', position: MAX_PATTERN_LENGTH });
     // The pattern is shown clipped, never a megabyte back.
     expect(long.message.length).toBeLessThan(400);
-    expect(refusal(Array(MAX_PATTERN_SEGMENTS + 1).fill('x').join('/'))).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(
+      refusal(
+        Array(MAX_PATTERN_SEGMENTS + 1)
+          .fill('x')
+          .join('/'),
+      ),
+    ).toMatchObject({ code: 'BAD_REQUEST' });
     expect(parsePattern(Array(MAX_PATTERN_SEGMENTS).fill('x').join('/')).ok).toBe(true);
   });
 });

@@ -139,7 +139,10 @@ function checkPolicy(policy: ReadPolicy): { patterns: Pattern[]; at: string | un
 function parsedOrThrow(text: unknown, what: string): Pattern {
   const parsed = parsePattern(text);
   if (parsed.ok) return parsed.pattern;
-  throw new DsError('BAD_REQUEST', `${what}: ${parsed.error.message}`, { cause: parsed.error, ...(parsed.error.details ? { details: parsed.error.details } : {}) });
+  throw new DsError('BAD_REQUEST', `${what}: ${parsed.error.message}`, {
+    cause: parsed.error,
+    ...(parsed.error.details ? { details: parsed.error.details } : {}),
+  });
 }
 
 /**
