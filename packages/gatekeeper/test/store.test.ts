@@ -115,7 +115,7 @@ describe.each(backends)('store on $name', (backend) => {
     expect(await store.grants.list({ owner: 'acme', includeRevoked: true })).toEqual([revoked]);
 
     const keep = { user: 'ann', package: PKG, read: ['owners/globex/**'], release: 'review' } as const;
-    const replaced = await store.grants.replaceForOwner('globex', [keep, { user: 'ann', package: PKG, read: ['x'], release: 'deny' }]);
+    const replaced = await store.grants.replaceForOwner('globex', [keep, { user: 'ann', package: PKG, read: ['owners/globex/x'], release: 'deny' }]);
     expect(replaced.kept).toHaveLength(1);
     expect(replaced.added.map((g) => g.release)).toEqual(['deny']);
     expect(replaced.revoked).toEqual([]);
@@ -125,6 +125,16 @@ describe.each(backends)('store on $name', (backend) => {
 
     await expect(store.grants.add('acme', { user: 'ann', package: digest(9), read: [], release: 'release' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(store.grants.add('acme', { user: 'ann', package: PKG, read: [], release: 'maybe' as never })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    // Patterns are stored checked and normalised, inside the owner's own folder (the station's pattern language).
+    await expect(store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/globex/*'], release: 'release' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    await expect(store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/acme/x|owners/globex/**'], release: 'release' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      details: { position: 13 },
+    });
+    const normalised = await store.grants.add('acme', { user: 'ann', package: PKG, read: ['owners/acme/**/**/*.csv'], release: 'release' });
+    expect(normalised.read).toEqual(['owners/acme/**/*.csv']);
   });
 
   it('records runs and applies the release decision: released, staged then released or refused, denied, failed', async () => {

@@ -39,7 +39,8 @@ export interface GatekeeperOptions {
   /**
    * The station storage root: owners' data under `owners/<owner>/`, each user's /data at
    * `users/<user>/packages/<digest hex>` (made by the gatekeeper), unpacked packages under `packages/`. Created
-   * if missing. Neither `users` nor `packages` can ever be served by a grant.
+   * if missing (`owners` too). Runs read beneath `owners/` only: the database, `users` and
+   * `packages` are never inside a read root.
    */
   storage: string;
   /**
@@ -95,6 +96,8 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const consoleDir = options.consoleDir ?? consoleAssetsDir;
   if (consoleDir !== false && (typeof consoleDir !== 'string' || !consoleDir.startsWith('/')))
     throw new DsError('BAD_REQUEST', 'createGatekeeper: consoleDir must be an absolute path, or false.');
+  // `owners` is the read root of every run (runner.ts): made here, so a station without data yet still runs.
+  await mkdir(join(options.storage, 'owners'), { recursive: true, mode: 0o755 });
   await mkdir(join(options.storage, 'users'), { recursive: true, mode: 0o755 });
   await mkdir(join(options.storage, 'packages'), { recursive: true, mode: 0o700 });
   const storage = await realpath(options.storage);

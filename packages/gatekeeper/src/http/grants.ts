@@ -4,7 +4,7 @@ import type { Grant, GrantInput } from '../store/grants.js';
 import { RELEASE_MODES, type ReleaseMode } from '../store/schema.js';
 import { principalOf, requireRole } from './auth.js';
 import type { GatekeeperContext } from './context.js';
-import { checkGrantGlobs } from './policy.js';
+import { checkGrantGlobs } from './grant-patterns.js';
 import { previewGlobs } from './preview.js';
 
 /** What the API says of a grant. */
@@ -12,7 +12,7 @@ export function grantView(g: Grant) {
   return { id: g.id, owner: g.owner, user: g.user, package: g.package, read: g.read, release: g.release, createdAt: g.createdAt, revokedAt: g.revokedAt };
 }
 
-/** Checks one grant as an owner sent it: a known user, a known package, globs under the owner's folder, a release mode. */
+/** Checks one grant as an owner sent it: a known user, a known package, patterns under the owner's folder (normalised), a release mode. */
 async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown, at: string): Promise<GrantInput> {
   const g = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
   const known = new Set(['user', 'package', 'read', 'release']);
@@ -27,12 +27,12 @@ async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown,
   if (!(RELEASE_MODES as readonly string[]).includes(g.release as string)) {
     throw new DsError('BAD_REQUEST', `${at}.release must be one of ${RELEASE_MODES.join(', ')}; got ${JSON.stringify(g.release)}.`);
   }
-  checkGrantGlobs(owner, g.read);
+  const read = checkGrantGlobs(owner, g.read, `${at}.read`);
   const user = await ctx.store.principals.get(g.user);
   if (user?.role !== 'user') throw new DsError('BAD_REQUEST', `${at}.user: ${g.user} is not a user of this station.`);
   if (!(await ctx.store.packages.get(g.package)))
     throw new DsError('BAD_REQUEST', `${at}.package: ${g.package} is not a package of this station (give its digest, sha256:…).`);
-  return { user: g.user, package: g.package, read: g.read, release: g.release as ReleaseMode };
+  return { user: g.user, package: g.package, read, release: g.release as ReleaseMode };
 }
 
 /**
@@ -113,8 +113,7 @@ export function grantRoutes(ctx: GatekeeperContext): Router {
     const globs = typeof raw === 'string' ? [raw] : raw;
     if (!Array.isArray(globs) || globs.length === 0)
       throw new DsError('BAD_REQUEST', `Name the globs to preview: GET /v1/grants/preview?read=owners/${owner}/trips/*.csv&read=…`);
-    checkGrantGlobs(owner, globs);
-    res.json(await previewGlobs(ctx.storage, owner, globs));
+    res.json(await previewGlobs(ctx.storage, owner, checkGrantGlobs(owner, globs)));
   });
 
   // An owner sees their grants, a user the grants naming them, a developer the grants of their packages.

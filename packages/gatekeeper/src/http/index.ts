@@ -1,4 +1,5 @@
 export { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './app.js';
 export { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 export { NOT_FOUND_CODE, type ErrorBody } from './errors.js';
-export { authoriseRun, checkGrantGlobs, NEVER_SERVED, type RunAuthorisation } from './policy.js';
+export { checkGrantGlobs, MAX_GRANT_PATTERNS } from './grant-patterns.js';
+export { authoriseRun, releaseDecision, type RunAuthorisation } from '../runs/release.js';

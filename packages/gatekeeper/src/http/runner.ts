@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { type ConnectorCallEvent, type ReadEvent, type ReapResult, type SessionKey, type SessionSpec, Station, type StationOptions } from '@datastation/host';
 import { DsError, isErrorCode, toDsError } from '@datastation/protocol/errors';
 import { emptyDataFolder, ensureDataFolder } from '../runs/folders.js';
@@ -9,7 +10,6 @@ import type { TargetKind } from '../store/schema.js';
 import type { Store, StoreTables } from '../store/store.js';
 import { notFound } from './errors.js';
 import type { PackageFiles } from './package-files.js';
-import { NEVER_SERVED } from './policy.js';
 
 export interface RunRequest {
   package: string;
@@ -241,7 +241,7 @@ export class Runner implements AsyncDisposable {
       return this.record(run.id, { value: null }, facts, { reads: [], calls: [] }, taint, 'denied');
     }
 
-    const readPolicy = { root: this.storage, allow: auth.allow, exclude: [...NEVER_SERVED] };
+    const readPolicy = { root: join(this.storage, 'owners'), at: 'owners', allow: auth.allow };
     const key: SessionKey = { user, package: `${pkg.id}+policy:${sha256Hex(canonicalJson(readPolicy)).slice(0, 16)}` };
     const id = keyId(key);
     const dataDir = await ensureDataFolder(this.storage, user, pkg.id);
@@ -298,7 +298,7 @@ export class Runner implements AsyncDisposable {
     note?: 'denied',
     session?: string,
   ): Promise<Settled> {
-    const touched = touchedOwners(trace.reads, facts.auth);
+    const touched = touchedOwners(trace.reads);
     const write = (tx: StoreTables, settled: RunOutcome) => this.write(tx, runId, settled, facts, trace, [...taint, ...touched], touched, note, session);
     let run: Run;
     try {
@@ -338,7 +338,7 @@ export class Runner implements AsyncDisposable {
     if (!run) throw new DsError('INTERNAL', `Run ${runId} vanished from the store while it ran.`);
     await tx.taints.add(user, pkg.id, touched);
 
-    const reads = trace.reads.map((r) => ({ event: r, owner: readOwner(r, facts.auth) }));
+    const reads = trace.reads.map((r) => ({ event: r, owner: readOwner(r) }));
     const concerned = [...new Set([...facts.auth.grantors, ...decision.scope])].sort();
     const whole = concerned.filter((o) => seesWholeRun(decision.scope, o));
     const code = 'error' in outcome ? outcome.error.code : undefined;
@@ -474,22 +474,18 @@ function folderId(user: string, pkg: string): string {
 }
 
 /**
- * The owner whose data a read touched: the owner of the grant that matched its path, whether the
- * file was served, missing or cut short (even a missing file says something). A read refused for
- * its path touched nobody's data.
+ * The owner whose data a read touched: the owner of the grant that matched its path (the host
+ * names it), whether the file was served, missing or cut short: even a missing file says
+ * something. A read refused for its path touched nobody's data.
  */
-function readOwner(read: ReadEvent, auth: RunAuthorisation): string | undefined {
-  const named = (read as ReadEvent & { owner?: string }).owner;
-  if (named !== undefined) return named;
-  if (read.outcome === 'refused') return undefined;
-  const owner = ownerOfPath(read.served ?? read.path);
-  return owner !== undefined && auth.grantors.includes(owner) ? owner : undefined;
+function readOwner(read: ReadEvent): string | undefined {
+  return read.owner;
 }
 
-function touchedOwners(reads: readonly ReadEvent[], auth: RunAuthorisation): string[] {
+function touchedOwners(reads: readonly ReadEvent[]): string[] {
   const owners = new Set<string>();
   for (const read of reads) {
-    const owner = readOwner(read, auth);
+    const owner = readOwner(read);
     if (owner !== undefined) owners.add(owner);
   }
   return [...owners].sort();
@@ -500,6 +496,7 @@ function auditedRead(r: ReadEvent): Json {
     path: r.path.slice(0, AUDITED_PATH_CHARS),
     allowed: r.allowed,
     ...(r.served !== undefined ? { served: r.served.slice(0, AUDITED_PATH_CHARS) } : {}),
+    ...(r.owner !== undefined ? { owner: r.owner } : {}),
     bytes: r.bytes,
     outcome: r.outcome,
     ...(r.code !== undefined ? { code: r.code } : {}),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
+import { checkGrantPattern } from '@datastation/protocol/patterns';
 import type { Grant, GrantInput } from '@datastation/protocol/station';
 import type { Connection } from './connect.js';
 import { type Database, type GrantTable, RELEASE_MODES } from './schema.js';
@@ -30,15 +31,15 @@ export class Grants {
   async replaceForOwner(owner: string, wanted: readonly GrantInput[]): Promise<{ kept: Grant[]; added: Grant[]; revoked: Grant[] }> {
     const rows = wanted.map((input) => this.row(owner, input));
     return this.connection.write(`replace the grants of ${owner}`, async (q) => {
-      const active = (await activeQuery(q).where('owner', '=', owner).execute()).map(toGrant);
+      // Compared as stored: a row whose patterns were not all in the checked form is replaced, not kept.
+      const unmatched = await activeQuery(q).where('owner', '=', owner).execute();
       const kept: Grant[] = [];
       const added: Grant[] = [];
       const revoked: Grant[] = [];
-      const unmatched = [...active];
       for (const row of rows) {
         const i = unmatched.findIndex((g) => sameGrant(g, row));
         if (i >= 0) {
-          kept.push(...unmatched.splice(i, 1));
+          kept.push(...unmatched.splice(i, 1).map(toGrant));
         } else {
           await q.insertInto('grants').values(row).execute();
           added.push(toGrant(row));
@@ -47,7 +48,7 @@ export class Grants {
       const at = rows[0]?.created_at ?? this.now().toISOString();
       for (const grant of unmatched) {
         await q.updateTable('grants').set({ revoked_at: at }).where('id', '=', grant.id).execute();
-        revoked.push({ ...grant, revokedAt: at });
+        revoked.push(toGrant({ ...grant, revoked_at: at }));
       }
       return { kept, added, revoked };
     });
@@ -91,16 +92,19 @@ export class Grants {
     if (!(RELEASE_MODES as readonly string[]).includes(input.release)) {
       throw new DsError('BAD_REQUEST', `Unknown release mode "${String(input.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
     }
-    if (!Array.isArray(input.read) || input.read.some((g) => typeof g !== 'string' || g.length === 0 || g.length > 1024)) {
-      throw new DsError('BAD_REQUEST', "A grant's read must be a list of non-empty glob strings.");
-    }
+    if (!Array.isArray(input.read)) throw new DsError('BAD_REQUEST', `A grant's read must be a list of patterns under owners/${owner}/.`);
+    const read = input.read.map((text) => {
+      const checked = checkGrantPattern(owner, text);
+      if (!checked.ok) throw checked.error;
+      return checked.pattern.text;
+    });
     return {
       id: randomUUID(),
       owner,
       user: input.user,
       package: input.package,
       // Sorted and deduplicated: two grants that allow the same paths compare equal.
-      read: JSON.stringify([...new Set(input.read)].sort()),
+      read: JSON.stringify([...new Set(read)].sort()),
       release: input.release,
       created_at: this.now().toISOString(),
       revoked_at: null,
@@ -112,8 +116,30 @@ function activeQuery(q: Kysely<Database>) {
   return q.selectFrom('grants').selectAll().where('revoked_at', 'is', null);
 }
 
-function sameGrant(grant: Grant, row: GrantTable): boolean {
-  return grant.user === row.user && grant.package === row.package && grant.release === row.release && JSON.stringify(grant.read) === row.read;
+function sameGrant(grant: GrantTable, row: GrantTable): boolean {
+  return grant.user === row.user && grant.package === row.package && grant.release === row.release && grant.read === row.read;
+}
+
+/**
+ * A stored grant's patterns as they count: each checked under the grant's own owner and
+ * normalised; one that does not check (a row from before the pattern grammar, or written behind
+ * the API's back, naming another owner's folder or using syntax the grammar has not) allows
+ * nothing and is left out. So no row can ever widen a run's reads.
+ */
+function grantedPatterns(owner: string, stored: string): string[] {
+  let list: unknown;
+  try {
+    list = JSON.parse(stored);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(list)) return [];
+  const read = new Set<string>();
+  for (const text of list) {
+    const checked = checkGrantPattern(owner, text);
+    if (checked.ok) read.add(checked.pattern.text);
+  }
+  return [...read].sort();
 }
 
 function toGrant(row: GrantTable): Grant {
@@ -122,7 +148,7 @@ function toGrant(row: GrantTable): Grant {
     owner: row.owner,
     user: row.user,
     package: row.package,
-    read: JSON.parse(row.read) as string[],
+    read: grantedPatterns(row.owner, row.read),
     release: row.release,
     createdAt: row.created_at,
     revokedAt: row.revoked_at,

@@ -175,20 +175,24 @@ export class ReadServer {
     } catch (error) {
       const e = toDsError(error);
       this.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: e.code, message: e.message }));
+      // A granted path that failed (missing, a link) still says whose folder it named.
+      const owner = e.details?.owner;
       this.report(message.id, message.path, {
         allowed: false,
         bytes: 0,
         code: e.code,
         message: e.message,
         outcome: e.code === 'POLICY_DENIED' ? 'refused' : 'failed',
+        ...(typeof owner === 'string' ? { owner } : {}),
       });
       return;
     }
     const served = opened.relative;
+    const owner = opened.owner !== undefined ? { owner: opened.owner } : {};
     if (stream.cancelled) {
       // The call ended while the file was opened: not even its size goes out.
       await opened.handle.close().catch(() => undefined);
-      this.report(message.id, message.path, { served, allowed: true, bytes: 0, outcome: 'cancelled' });
+      this.report(message.id, message.path, { served, ...owner, allowed: true, bytes: 0, outcome: 'cancelled' });
       return;
     }
     let bytes = 0;
@@ -205,7 +209,7 @@ export class ReadServer {
         }
         stream.wake = undefined;
         if (stream.cancelled) {
-          this.report(message.id, message.path, { served, allowed: true, bytes, outcome: 'cancelled' });
+          this.report(message.id, message.path, { served, ...owner, allowed: true, bytes, outcome: 'cancelled' });
           return;
         }
         // Read straight into a frame after its header: no copy per chunk.
@@ -222,14 +226,14 @@ export class ReadServer {
         await this.sendBinary(frame.subarray(0, header.length + bytesRead), () => this.giveFrame(frame));
       }
       this.send(JSON.stringify({ type: 'read.end', rid: message.rid, bytes }));
-      this.report(message.id, message.path, { served, allowed: true, bytes, outcome: 'completed' });
+      this.report(message.id, message.path, { served, ...owner, allowed: true, bytes, outcome: 'completed' });
     } catch (error) {
       const e =
         error instanceof DsError
           ? error
           : new DsError('INTERNAL', `Reading ${message.path.slice(0, 200)} failed on the host: ${(error as Error).message}`, { cause: error });
       this.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: e.code, message: e.message }));
-      this.report(message.id, message.path, { served, allowed: true, bytes, code: e.code, message: e.message, outcome: 'failed' });
+      this.report(message.id, message.path, { served, ...owner, allowed: true, bytes, code: e.code, message: e.message, outcome: 'failed' });
     } finally {
       await opened.handle.close().catch(() => undefined);
     }
