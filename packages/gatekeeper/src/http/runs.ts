@@ -1,4 +1,5 @@
 import express, { Router } from 'express';
+import { checkName } from '@datastation/protocol';
 import { DsError } from '@datastation/protocol/errors';
 import type { RunView } from '@datastation/protocol/station';
 import type { Json } from '../store/canonical.js';
@@ -48,9 +49,7 @@ function parseRunRequest(body: unknown): RunRequest {
   const hasConnector = b.connector !== undefined;
   const hasFunction = b.function !== undefined;
   if (hasConnector === hasFunction) throw new DsError('BAD_REQUEST', `${usage}: name exactly one of connector and function.`);
-  const name = hasConnector ? b.connector : b.function;
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256)
-    throw new DsError('BAD_REQUEST', `${usage}: the ${hasConnector ? 'connector' : 'function'} name must be a non-empty string.`);
+  const name = checkName(hasConnector ? b.connector : b.function, hasConnector ? 'connector' : 'function', 256);
   return { package: b.package, target: { kind: hasConnector ? 'connector' : 'function', name }, args: (b.args ?? null) as Json };
 }
 
