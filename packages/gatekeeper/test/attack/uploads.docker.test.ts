@@ -323,7 +323,7 @@ export async function readMissing() { return (await read('owners/acme/missing.cs
       expect(stored.body.status).toBe('failed');
       expect(stored.text).not.toContain(station.root);
     }
-    expect(quota.body.error?.message).toContain('<storage>/users/bob/data');
+    expect(quota.body.error?.message).toContain('<storage>/users/bob/');
   });
 
   it('answers a store failure with a reference only: no driver text, no path', async () => {
