@@ -8,6 +8,7 @@ import { chmod, chown, lstat, mkdir, open, rename, rm, writeFile } from 'node:fs
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './http/index.js';
+import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './http/images.js';
 import { openStore, type Store } from './store/index.js';
 import { DEMO_DATA, DEMO_PRINCIPALS } from './demo.js';
 
@@ -23,6 +24,8 @@ export interface StationConfig {
   port: number;
   /** DS_CONSOLE_DIR: the built owners' console served at /console/ (`off`: none); unset, @datastation/console's own. */
   consoleDir?: string | false;
+  /** DS_ALLOWED_IMAGES: images packages may run on besides the station's runtime image (comma-separated ids or references). */
+  allowedImages?: string[];
 }
 
 export { DEMO_DATA, DEMO_PRINCIPALS } from './demo.js';
@@ -62,6 +65,7 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
     host,
     port,
     ...(consoleDir !== undefined ? { consoleDir } : {}),
+    allowedImages: parseAllowedImages(env[ALLOWED_IMAGES_ENV]),
   };
 }
 
@@ -157,6 +161,7 @@ export async function startStation(
     const started = await createGatekeeper({
       log,
       ...(config.consoleDir !== undefined ? { consoleDir: config.consoleDir } : {}),
+      ...(config.allowedImages?.length ? { allowedImages: config.allowedImages } : {}),
       ...options,
       store,
       storage: config.storage,

@@ -43,11 +43,14 @@ describe('the compose stack (docker-compose v1)', () => {
     expect(await readFile(join(env.DS_STORAGE!, 'owners/acme/trips/2026.csv'), 'utf8')).toBe(DEMO_DATA['owners/acme/trips/2026.csv']);
   });
 
-  it('runs the gatekeeper read-only, without new privileges, with only the capabilities it needs', async () => {
+  it('runs the gatekeeper read-only, without new privileges, with only the capabilities it needs and a memory ceiling', async () => {
     const id = (await stack.compose('ps', '-q', 'gatekeeper')).stdout.trim();
     const [info] = JSON.parse((await run('docker', ['inspect', id])).stdout) as {
-      HostConfig: { CapDrop: string[]; CapAdd: string[]; ReadonlyRootfs: boolean; SecurityOpt: string[] };
+      HostConfig: { CapDrop: string[]; CapAdd: string[]; ReadonlyRootfs: boolean; SecurityOpt: string[]; Memory: number; MemorySwap: number };
     }[];
+    // mem_limit and memswap_limit (DS_GATEKEEPER_MEMORY, default 1g), which docker-compose v1 applies under format 3.8.
+    expect(info!.HostConfig.Memory).toBe(1024 ** 3);
+    expect(info!.HostConfig.MemorySwap).toBe(1024 ** 3);
     expect(info!.HostConfig.CapDrop.map((c) => c.replace(/^CAP_/, ''))).toEqual(['ALL']);
     expect(info!.HostConfig.CapAdd.map((c) => c.replace(/^CAP_/, '')).sort()).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER']);
     expect(info!.HostConfig.ReadonlyRootfs).toBe(true);

@@ -1,4 +1,4 @@
-import { PROTOCOL_VERSION, DsError } from '@datastation/protocol';
+import { PROTOCOL_VERSION, DsError, nameProblem, textProblem } from '@datastation/protocol';
 import { z } from 'zod';
 import { entryNameProblem } from './extract.js';
 
@@ -9,21 +9,35 @@ export const CODE_DIR = 'code';
 /** The largest manifest.json read; real ones are a few KiB. */
 export const MANIFEST_MAX_BYTES = 1024 * 1024;
 
-const safePath = z
-  .string()
-  .min(1)
-  .max(1024)
-  .refine((p) => entryNameProblem(p) === undefined && p.startsWith(`${CODE_DIR}/`), { message: `must be a plain relative path under ${CODE_DIR}/` });
-const exportName = z.string().min(1).max(256);
-const described = z.object({ name: exportName, signature: z.unknown().optional() }).strict();
+/**
+ * Every name a package brings (its name and version, function and connector names, the image
+ * reference, file paths) is printable and bounded (`nameProblem`): it is stored, shown in the
+ * console and the CLI, and matched in SQL, where PostgreSQL cannot hold a NUL.
+ */
+const name = (max: number) =>
+  z.string().superRefine((value, ctx) => {
+    const problem = nameProblem(value, max);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, input: value });
+  });
+const safePath = name(1024).refine((p) => entryNameProblem(p) === undefined && p.startsWith(`${CODE_DIR}/`), {
+  message: `must be a plain relative path under ${CODE_DIR}/`,
+});
+/** A description (`datastation.signatures`) is any JSON, but shallow, and its strings are printable text. */
+export const SIGNATURE_MAX_DEPTH = 32;
+const SIGNATURE_MAX_STRING = 64 * 1024;
+const signature = z.unknown().superRefine((value, ctx) => {
+  const problem = signatureProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem, input: value });
+});
+const described = z.object({ name: name(256), signature: signature.optional() }).strict();
 
 export const ManifestSchema = z
   .object({
     formatVersion: z.literal(FORMAT_VERSION),
-    name: z.string().min(1).max(214),
-    version: z.string().min(1).max(256),
+    name: name(214),
+    version: name(256),
     protocolVersion: z.number().int().positive(),
-    image: z.object({ ref: z.string().min(1).max(512), id: z.string().regex(/^sha256:[0-9a-f]{64}$/) }).strict(),
+    image: z.object({ ref: name(512), id: z.string().regex(/^sha256:[0-9a-f]{64}$/) }).strict(),
     entry: safePath,
     connectorsEntry: safePath.optional(),
     functions: z.array(described).max(10_000),
@@ -91,15 +105,42 @@ export function parseManifest(bytes: Buffer): Manifest {
     );
   }
   const parsed = ManifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? issue.path.join('.') : '(top level)';
-    throw new DsError('BAD_REQUEST', `${MANIFEST_FILE} is invalid at ${where}: ${issue?.message ?? 'unknown problem'}. Package it again with \`ds package\`.`);
-  }
+  if (!parsed.success) throw new DsError('BAD_REQUEST', `${MANIFEST_FILE} is invalid at ${firstIssue(parsed.error)}. Package it again with \`ds package\`.`);
   return parsed.data;
+}
+
+/** What the checks of `parseManifest` find wrong with a manifest about to be written (`at <field>: <problem>`), or undefined. */
+export function manifestProblem(manifest: Manifest): string | undefined {
+  const parsed = ManifestSchema.safeParse(manifest);
+  return parsed.success ? undefined : `at ${firstIssue(parsed.error)}`;
+}
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return `${issue?.path.length ? issue.path.join('.') : '(top level)'}: ${issue?.message ?? 'unknown problem'}`;
 }
 
 /** Code-unit order: the same on every machine and locale, unlike localeCompare. */
 export function compareBytes(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Why a description is refused, or undefined: walked without recursion, so no depth can overflow the stack. */
+function signatureProblem(value: unknown): string | undefined {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [item, depth] = next;
+    if (typeof item === 'string') {
+      const problem = textProblem(item, SIGNATURE_MAX_STRING);
+      if (problem) return `a string in it ${problem}`;
+    } else if (typeof item === 'object' && item !== null) {
+      if (depth > SIGNATURE_MAX_DEPTH) return `it is nested more than ${SIGNATURE_MAX_DEPTH} levels deep`;
+      for (const [key, child] of Object.entries(item)) {
+        const problem = Array.isArray(item) ? undefined : textProblem(key, SIGNATURE_MAX_STRING);
+        if (problem) return `a key in it ${problem}`;
+        stack.push([child, depth + 1]);
+      }
+    }
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@ import { pack as tarPack } from 'tar-stream';
 import { BUNDLE_CONNECTORS, bundleFunctionPackage } from './bundle.js';
 import type { FunctionPackage } from './function-package.js';
 import { DEFAULT_EXTRACT_LIMITS } from './extract.js';
-import { buildManifest, CODE_DIR, compareBytes, type Manifest, MANIFEST_FILE, serializeManifest } from './manifest.js';
+import { buildManifest, CODE_DIR, compareBytes, type Manifest, MANIFEST_FILE, manifestProblem, serializeManifest } from './manifest.js';
 
 export interface PackResult {
   /** The .dspkg bytes. */
@@ -54,6 +54,15 @@ export async function packFunctionPackage(pkg: FunctionPackage, image: { ref: st
       files: files.map(({ path, size, sha256 }) => ({ path, size, sha256 })),
       hasConnectors: bundle.files.includes(BUNDLE_CONNECTORS),
     });
+    // The checks a station makes at upload, made here: a package it would refuse is never made.
+    const problem = manifestProblem(manifest);
+    if (problem) {
+      throw new DsError(
+        'BAD_REQUEST',
+        `The package's manifest would be refused ${problem}. Fix it where it comes from: package.json's name, version or ` +
+          `datastation.signatures, or the names the code exports.`,
+      );
+    }
     const tar = await tarOf([
       { name: MANIFEST_FILE, content: serializeManifest(manifest) },
       ...files.sort((a, b) => compareBytes(a.path, b.path)).map((f) => ({ name: f.path, content: f.content })),

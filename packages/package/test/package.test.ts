@@ -148,6 +148,43 @@ describe('openPackage', () => {
     });
   });
 
+  it('refuses names that are not printable and bounded, and deep or unprintable descriptions, naming the field', async () => {
+    await using p = await packed();
+    const withManifest = (m: unknown) => repackArchive(p.bytes, (e) => (e.name === 'manifest.json' ? { ...e, content: Buffer.from(JSON.stringify(m)) } : e));
+    const [first, ...rest] = p.manifest.functions;
+    const cases: [string, unknown][] = [
+      ['name', { ...p.manifest, name: 'pkg\u0000x' }],
+      ['version', { ...p.manifest, version: '1.2.3\u001b[2J' }],
+      ['functions.0.name', { ...p.manifest, functions: [{ ...first, name: 'dou\u202eble' }, ...rest] }],
+      ['functions.0.signature', { ...p.manifest, functions: [{ ...first, signature: { args: 'n\u0000' } }, ...rest] }],
+      ['image.ref', { ...p.manifest, image: { ...p.manifest.image, ref: 'x'.repeat(513) } }],
+    ];
+    for (const [field, manifest] of cases) {
+      await expect(openPackage(await p.write(`${field}.dspkg`, await withManifest(manifest)))).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+        message: expect.stringContaining(`invalid at ${field}:`),
+      });
+    }
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 40; i++) deep = [deep];
+    await expect(
+      openPackage(await p.write('deep.dspkg', await withManifest({ ...p.manifest, functions: [{ ...first, signature: deep }, ...rest] }))),
+    ).rejects.toMatchObject({
+      message: /invalid at functions\.0\.signature: it is nested more than 32 levels deep/,
+    });
+  });
+
+  it('will not pack a package whose manifest a station would refuse', async () => {
+    await using dir = await functionPackage({
+      ...SOURCES,
+      'package.json': JSON.stringify({ name: 'pkg-fixture', version: '1.0.0', type: 'module', datastation: { signatures: { double: { args: 'a\u0007' } } } }),
+    });
+    await expect(packFunctionPackage(await readFunctionPackage(dir.path), IMAGE)).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: /manifest would be refused at functions\.0\.signature/,
+    });
+  });
+
   it('serialises a manifest without timestamps, the same way every time', () => {
     const input = { name: 'x', version: '1.0.0', image: IMAGE, functions: ['b', 'a'], connectors: [], signatures: {}, files: [], hasConnectors: false };
     const text = serializeManifest(buildManifest(input)).toString();

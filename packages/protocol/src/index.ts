@@ -38,7 +38,7 @@ export {
   type InvokeHeader,
   isInvokeFrame,
 } from './invoke-frames.js';
-export { printable } from './printable.js';
+export { checkName, nameProblem, printable, textProblem } from './printable.js';
 export {
   MAX_PACKAGE_BYTES,
   MAX_PACKAGE_FILES,

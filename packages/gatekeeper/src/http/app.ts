@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import express, { type Express } from 'express';
 import { consoleAssetsDir } from '@datastation/console';
 import {
@@ -26,11 +27,13 @@ import type { GatekeeperContext } from './context.js';
 import { answerClientError, errorHandler, noSuchEndpoint } from './errors.js';
 import { EventHub, eventRoutes } from './events.js';
 import { grantRoutes } from './grants.js';
-import { applyServerTimeouts, type HttpLimits, resolveHttpLimits, RunSlots, serverOptions } from './limits.js';
+import { ImagePolicy } from './images.js';
+import { applyServerTimeouts, type HttpLimits, resolveHttpLimits, RunSlots, serverOptions, uploadSlots } from './limits.js';
 import { PackageFiles } from './package-files.js';
 import { packageRoutes } from './packages.js';
 import { type Recovery, Runner } from './runner.js';
 import { runRoutes } from './runs.js';
+import { scrubContext } from './scrub.js';
 import { sessionRoutes } from './sessions.js';
 
 export interface GatekeeperOptions {
@@ -52,9 +55,18 @@ export interface GatekeeperOptions {
   limits?: Partial<HttpLimits>;
   /**
    * Checks an uploaded package's image against the engine (IMAGE_MISMATCH when the engine's image
-   * under the recorded name has another id). Default true, on `stationOptions.docker` or the local engine.
+   * under the recorded name has another id) and against the station's image policy (below), at
+   * upload and again before a session starts. Default true, on `stationOptions.docker` or the
+   * local engine. `false` turns every image check off (tests of other things only).
    */
   checkImages?: boolean;
+  /**
+   * Images packages may run on besides the station's runtime image (the one `ds image build`
+   * labels `io.datastation.image=runtime`): ids (`sha256:…`) or references (`repo:tag`, admitting
+   * the image the reference names on the engine). Any other local image is refused with
+   * IMAGE_MISMATCH. The gatekeeper process reads DS_ALLOWED_IMAGES (comma-separated) into it.
+   */
+  allowedImages?: readonly string[];
   /** Told of unexpected failures (answered with a reference only). Default: written to stderr. */
   onInternalError?: (error: unknown, ref: string) => void;
   /**
@@ -102,7 +114,9 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   await mkdir(join(options.storage, 'packages'), { recursive: true, mode: 0o700 });
   const storage = await realpath(options.storage);
   const docker: DockerClient | undefined = options.checkImages === false ? undefined : (options.stationOptions?.docker ?? defaultDockerClient());
-  const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, docker });
+  const images = docker ? new ImagePolicy(docker, options.allowedImages) : undefined;
+  const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, images });
+  const scrub = scrubContext(storage, options.stationOptions);
   const instance = options.instance ?? hostname();
   if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255)
     throw new DsError('BAD_REQUEST', 'createGatekeeper: instance must be a name of 1 to 255 characters (default: the hostname).');
@@ -123,6 +137,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     storage,
     limits,
     slots: new RunSlots(limits.runsPerUser, limits.retryAfterSeconds),
+    uploads: uploadSlots(limits),
     packageFiles,
     runner,
     sessionLimits: sessionLimits(options.stationOptions),
@@ -134,10 +149,10 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
       retryAfterSeconds: limits.retryAfterSeconds,
       sessionAlive: (key) => consoleSessions.alive(key),
     }),
+    scrub,
   };
   const onInternal =
-    options.onInternalError ??
-    ((error: unknown, ref: string) => process.stderr.write(`gatekeeper: internal error ${ref}: ${(error as Error)?.stack ?? String(error)}\n`));
+    options.onInternalError ?? ((error: unknown, ref: string) => process.stderr.write(`gatekeeper: internal error ${ref}: ${inspect(error, { depth: 6 })}\n`));
 
   const app = express();
   app.disable('x-powered-by');
@@ -166,7 +181,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   v1.use('/events', eventRoutes(context));
   app.use('/v1', v1);
   app.use(noSuchEndpoint);
-  app.use(errorHandler(onInternal));
+  app.use(errorHandler(onInternal, scrub));
 
   const servers = new Set<Server>();
   let closing: Promise<void> | undefined;

@@ -2,9 +2,10 @@ import type { SessionLimitsView } from '@datastation/protocol/station';
 import type { Store } from '../store/store.js';
 import type { ConsoleSessions } from './console-session.js';
 import type { EventHub } from './events.js';
-import type { HttpLimits, RunSlots } from './limits.js';
+import type { HttpLimits, RunSlots, Slots } from './limits.js';
 import type { PackageFiles } from './package-files.js';
 import type { Runner } from './runner.js';
+import type { ScrubContext } from './scrub.js';
 
 /** What every route needs: one object, made once by createGatekeeper. */
 export interface GatekeeperContext {
@@ -13,6 +14,8 @@ export interface GatekeeperContext {
   storage: string;
   limits: HttpLimits;
   slots: RunSlots;
+  /** Uploads in flight, per developer and in total. */
+  uploads: Slots;
   packageFiles: PackageFiles;
   runner: Runner;
   /** The limits every session of this gatekeeper's Station gets (`GET /v1/sessions` shows them). */
@@ -21,4 +24,6 @@ export interface GatekeeperContext {
   consoleSessions: ConsoleSessions;
   /** The live audit feed (`GET /v1/events`). */
   events: EventHub;
+  /** The host folders answers must not name (see scrubMessage). */
+  scrub: ScrubContext;
 }

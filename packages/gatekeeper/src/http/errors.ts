@@ -1,7 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { DsError, type ErrorCode, hintFor, httpStatusFor, isDsError, toDsError } from '@datastation/protocol/errors';
+import { isStoreFailure } from '../store/errors.js';
+import { type ScrubContext, scrubDetails, scrubMessage } from './scrub.js';
 
 /**
  * The code of every 404: the code table has no NOT_FOUND yet, and FUNCTION_NOT_FOUND is its only
@@ -63,10 +66,12 @@ export interface ErrorBody {
 /**
  * The one error middleware: every error leaves as `{ error: { code, message, hint, details? } }`
  * with the code's HTTP status from the shared table. A missing or bad token gets its code and
- * message and nothing else. An unexpected failure is reported to `onInternal` and answered with a
- * reference, not with the failure's own message (it may name files or queries).
+ * message and nothing else. An unexpected failure, and any failure of the store (its driver's
+ * words name files, queries and values), is reported to `onInternal` and answered with a
+ * reference only. Every other message and detail has the host's storage and state folders
+ * replaced by station paths (`scrub`): the host library names them, for `ds run` users.
  */
-export function errorHandler(onInternal: (error: unknown, ref: string) => void): ErrorRequestHandler {
+export function errorHandler(onInternal: (error: unknown, ref: string) => void, scrub: ScrubContext): ErrorRequestHandler {
   return (thrown: unknown, _req, res, _next) => {
     const { error, known } = toHttpError(thrown);
     if (res.headersSent) {
@@ -81,15 +86,23 @@ export function errorHandler(onInternal: (error: unknown, ref: string) => void):
         .json({ error: { code: error.code, message: error.message } });
       return;
     }
-    let message = error.message;
-    if (!known && error.code === 'INTERNAL') {
-      const ref = Math.random().toString(36).slice(2, 10);
+    if ((!known && error.code === 'INTERNAL') || isStoreFailure(thrown)) {
+      const ref = randomBytes(6).toString('hex');
       onInternal(thrown, ref);
-      message = `An unexpected failure inside the gatekeeper (reference ${ref}); it has been logged. Try again, and report it if it persists.`;
+      const message = `An unexpected failure inside the gatekeeper (reference ${ref}); it has been logged. Try again, and report it if it persists.`;
+      res.status(httpStatusFor('INTERNAL')).json({ error: { code: 'INTERNAL', message, hint: hintFor('INTERNAL') } } satisfies ErrorBody);
+      return;
     }
     const retryAfter = error.details?.retryAfterSeconds;
     if (typeof retryAfter === 'number') res.set('Retry-After', String(Math.max(1, Math.ceil(retryAfter))));
-    const body: ErrorBody = { error: { code: error.code, message, hint: hintFor(error.code), ...(error.details ? { details: error.details } : {}) } };
+    const body: ErrorBody = {
+      error: {
+        code: error.code,
+        message: scrubMessage(error.message, scrub),
+        hint: hintFor(error.code),
+        ...(error.details ? { details: scrubDetails(error.details, scrub) } : {}),
+      },
+    };
     res.status(status).json(body);
   };
 }

@@ -5,8 +5,12 @@ import { DsError } from '@datastation/protocol/errors';
 export interface HttpLimits {
   /** Largest JSON body (grants, run requests). Past it: 413 RESULT_TOO_LARGE. Default 1 MiB. */
   jsonBytes: number;
-  /** Largest package upload (the .dspkg bytes). Past it: 413 RESULT_TOO_LARGE. Default 64 MiB. */
+  /** Largest package upload (the .dspkg bytes, streamed to disk as they arrive). Past it: 413 RESULT_TOO_LARGE. Default 64 MiB. */
   uploadBytes: number;
+  /** Uploads one developer may have in flight. Past it: 429 LIMIT_EXCEEDED with Retry-After. Default 2. */
+  uploadsPerDeveloper: number;
+  /** Uploads in flight at once, all developers together. Past it: 429 LIMIT_EXCEEDED with Retry-After. Default 4. */
+  uploads: number;
   /** Runs one user may have in flight (queued ones included). Past it: 429 LIMIT_EXCEEDED with Retry-After. Default 4. */
   runsPerUser: number;
   /** Seconds a refused run is told to wait (Retry-After). Default 1. */
@@ -30,6 +34,8 @@ export interface HttpLimits {
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   jsonBytes: 1024 * 1024,
   uploadBytes: 64 * 1024 * 1024,
+  uploadsPerDeveloper: 2,
+  uploads: 4,
   runsPerUser: 4,
   retryAfterSeconds: 1,
   requestTimeoutMs: 60_000,
@@ -72,39 +78,79 @@ export function applyServerTimeouts(server: Server, limits: HttpLimits): void {
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
 }
 
-/** Counts each user's runs in flight; `take` refuses past the cap with LIMIT_EXCEEDED (429, Retry-After). */
-export class RunSlots {
+/** What a `Slots` is counting, for its refusals: the limits' names and what to say. */
+export interface SlotsOptions {
+  /** Slots one principal may hold, and its HttpLimits name. */
+  perPrincipal: number;
+  perPrincipalLimit: keyof HttpLimits;
+  /** Slots all principals together may hold (Infinity: no such cap), and its HttpLimits name. */
+  total: number;
+  totalLimit?: keyof HttpLimits;
+  retryAfterSeconds: number;
+  /** The things counted, plural ("runs", "uploads"). */
+  things: string;
+}
+
+/**
+ * Counts what each principal has in flight; `take` refuses past the caps with LIMIT_EXCEEDED
+ * (429, Retry-After) before any work is done.
+ */
+export class Slots {
   private readonly inFlight = new Map<string, number>();
+  private held = 0;
 
-  constructor(
-    private readonly perUser: number,
-    private readonly retryAfterSeconds: number,
-  ) {}
+  constructor(private readonly options: SlotsOptions) {}
 
-  /** Takes a slot for `user`; the returned function gives it back (idempotent). */
-  take(user: string): () => void {
-    const now = this.inFlight.get(user) ?? 0;
-    if (now >= this.perUser) {
+  /** Takes a slot for `principal`; the returned function gives it back (idempotent). */
+  take(principal: string): () => void {
+    const { perPrincipal, perPrincipalLimit, total, totalLimit, retryAfterSeconds, things } = this.options;
+    const now = this.inFlight.get(principal) ?? 0;
+    if (now >= perPrincipal) {
       throw new DsError(
         'LIMIT_EXCEEDED',
-        `${user} already has ${now} runs in flight, the most one user may have at once. Wait for one to finish and try again.`,
-        {
-          details: { limit: 'runsPerUser', max: this.perUser, retryAfterSeconds: this.retryAfterSeconds },
-        },
+        `${principal} already has ${now} ${things} in flight, the most one principal may have at once. Wait for one to finish and try again.`,
+        { details: { limit: perPrincipalLimit, max: perPrincipal, retryAfterSeconds } },
       );
     }
-    this.inFlight.set(user, now + 1);
+    if (this.held >= total) {
+      throw new DsError('LIMIT_EXCEEDED', `The station has ${this.held} ${things} in flight, the most it takes at once. Try again shortly.`, {
+        details: { limit: totalLimit ?? perPrincipalLimit, max: total, retryAfterSeconds },
+      });
+    }
+    this.inFlight.set(principal, now + 1);
+    this.held++;
     let given = false;
     return () => {
       if (given) return;
       given = true;
-      const left = (this.inFlight.get(user) ?? 1) - 1;
-      if (left > 0) this.inFlight.set(user, left);
-      else this.inFlight.delete(user);
+      this.held--;
+      const left = (this.inFlight.get(principal) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(principal, left);
+      else this.inFlight.delete(principal);
     };
   }
 
-  count(user: string): number {
-    return this.inFlight.get(user) ?? 0;
+  /** What `principal` holds now; without one, what all hold together. */
+  count(principal?: string): number {
+    return principal === undefined ? this.held : (this.inFlight.get(principal) ?? 0);
   }
+}
+
+/** Each user's runs in flight (`runsPerUser`). */
+export class RunSlots extends Slots {
+  constructor(perUser: number, retryAfterSeconds: number) {
+    super({ perPrincipal: perUser, perPrincipalLimit: 'runsPerUser', total: Number.POSITIVE_INFINITY, retryAfterSeconds, things: 'runs' });
+  }
+}
+
+/** Uploads in flight, per developer (`uploadsPerDeveloper`) and in total (`uploads`). */
+export function uploadSlots(limits: HttpLimits): Slots {
+  return new Slots({
+    perPrincipal: limits.uploadsPerDeveloper,
+    perPrincipalLimit: 'uploadsPerDeveloper',
+    total: limits.uploads,
+    totalLimit: 'uploads',
+    retryAfterSeconds: limits.retryAfterSeconds,
+    things: 'uploads',
+  });
 }

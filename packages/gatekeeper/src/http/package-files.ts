@@ -1,47 +1,72 @@
-import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkImage, type ImageInspector, openPackage, type Manifest } from '@datastation/package';
-import { DsError } from '@datastation/protocol/errors';
+import type { Readable } from 'node:stream';
+import { type Manifest, openPackage } from '@datastation/package';
+import { DsError, isDsError, toDsError } from '@datastation/protocol/errors';
+import type { ImagePolicy } from './images.js';
 
-/** A verified upload: its digest, its manifest, and the folder its code was moved to. */
+/** A verified upload: its digest, its manifest, its size, and the folder its code was moved to. */
 export interface UnpackedPackage {
   digest: string;
   manifest: Manifest;
   functionsDir: string;
+  bytes: number;
 }
+
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+/** Where uploads and their unpacking live until they are whole and checked (inside `dir`, 0700). */
+export const INCOMING_DIR = '.incoming';
 
 /**
  * The unpacked packages, `<dir>/<hex digest>/` each (the `code/` folder of the .dspkg, a function
- * folder dsDockerInit accepts). An upload is written to `<dir>/.incoming`, unpacked there by the
- * package format's safe extractor (regular files and folders only, no links, no `..`, size caps) and checked
- * against its manifest (every sha256), then moved into place: a package folder is complete or
- * absent. The same digest uploaded again keeps the first folder.
+ * folder dsDockerInit accepts). An upload is streamed into a file of its own under
+ * `<dir>/.incoming` (created O_EXCL|O_NOFOLLOW, 0600), hashed and counted as it arrives, so that
+ * memory holds one chunk of it at a time, whatever its size; past `maxBytes` it is refused. Then it
+ * is unpacked there by the package format's safe extractor (regular files and folders only, no
+ * links, no `..`, size caps), checked against its manifest (every sha256) and its image against
+ * the station's image policy, and moved into place: a package folder is complete or absent. The
+ * upload's file is removed on every path, a client that disconnects mid-body included. The same
+ * digest uploaded again keeps the first folder.
  */
 export class PackageFiles {
   constructor(
     readonly dir: string,
-    private readonly options: { maxBytes: number; docker?: ImageInspector | undefined },
+    private readonly options: { maxBytes: number; images?: ImagePolicy | undefined },
   ) {}
 
   functionsDir(digest: string): string {
     return join(this.dir, digest.replace(/^sha256:/, ''));
   }
 
-  async accept(bytes: Buffer): Promise<UnpackedPackage> {
-    if (bytes.length === 0)
-      throw new DsError(
-        'BAD_REQUEST',
-        'The upload is empty. Send the .dspkg file as the body (Content-Type: application/octet-stream); make one with `ds package`.',
-      );
-    const incoming = join(this.dir, '.incoming');
+  /** The image policy uploads are checked against (undefined: image checks are off). */
+  get images(): ImagePolicy | undefined {
+    return this.options.images;
+  }
+
+  /** Receives an upload from `body` (a request, read to its end or until refused) and unpacks it. */
+  async receive(body: Readable): Promise<UnpackedPackage> {
+    const incoming = join(this.dir, INCOMING_DIR);
     await mkdir(incoming, { recursive: true, mode: 0o700 });
-    const file = join(incoming, `${randomBytes(8).toString('hex')}.dspkg`);
-    await writeFile(file, bytes, { flag: 'wx', mode: 0o600 });
+    const file = join(incoming, `${randomBytes(12).toString('hex')}.upload`);
+    const handle = await open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     try {
-      await using opened = await openPackage(file, { tempParent: incoming, limits: { maxArchiveBytes: this.options.maxBytes } });
-      // The image the package was built against must be the one this engine has under that name.
-      if (this.options.docker) await checkImage(opened.manifest, this.options.docker);
+      const received = await receiveInto(body, handle, this.options.maxBytes);
+      await handle.close();
+      if (received.bytes === 0)
+        throw new DsError(
+          'BAD_REQUEST',
+          'The upload is empty. Send the .dspkg file as the body (Content-Type: application/octet-stream); make one with `ds package`.',
+        );
+      await using opened = await openPackage(file, { tempParent: incoming, limits: { maxArchiveBytes: this.options.maxBytes } }).catch((error: unknown) => {
+        throw asUpload(error, file);
+      });
+      // The file is ours (O_EXCL, in a 0700 folder): what was unpacked is what arrived.
+      if (opened.sha256 !== received.sha256) throw new DsError('INTERNAL', 'An upload changed on disk between its arrival and its unpacking.');
+      // The image the package was built against must be the one this engine has under that name,
+      // and one the station built or its operator allowed.
+      await this.options.images?.checkUpload(opened.manifest);
       const digest = `sha256:${opened.sha256}`;
       const target = this.functionsDir(digest);
       if (!(await exists(target))) {
@@ -50,11 +75,81 @@ export class PackageFiles {
           if (!(await exists(target))) throw error;
         });
       }
-      return { digest, manifest: opened.manifest, functionsDir: target };
+      return { digest, manifest: opened.manifest, functionsDir: target, bytes: received.bytes };
     } finally {
+      await handle.close().catch(() => undefined);
       await rm(file, { force: true });
     }
   }
+}
+
+/**
+ * Copies `body` into `handle` one chunk at a time (the body is paused while a chunk is written),
+ * hashing and counting it. Refused past `max` (RESULT_TOO_LARGE), or when the body ends early (the
+ * client went away). On a refusal the rest of the body is read and dropped, as Node does with a
+ * body nobody reads, so that the answer reaches a client still sending; nothing more is kept.
+ */
+function receiveInto(body: Readable, handle: FileHandle, max: number): Promise<{ bytes: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let writing: Promise<unknown> = Promise.resolve();
+    let settled = false;
+    const detach = () => body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+    const stop = (error: unknown) => {
+      if (settled) return;
+      settled = true;
+      detach();
+      body.on('error', () => undefined);
+      body.resume();
+      reject(error);
+    };
+    const cutOff = (cause?: unknown) =>
+      new DsError('CANCELLED', 'The upload was cut off before its end; nothing was kept. Send it again.', cause === undefined ? {} : { cause });
+    function onData(chunk: Buffer): void {
+      bytes += chunk.length;
+      if (bytes > max) {
+        stop(
+          new DsError(
+            'RESULT_TOO_LARGE',
+            `The upload is over the gatekeeper's ${max}-byte cap for a package. Leave data out of the package: data belongs in /data.`,
+            {
+              details: { limit: max },
+            },
+          ),
+        );
+        return;
+      }
+      hash.update(chunk);
+      body.pause();
+      writing = handle.write(chunk).then(() => {
+        if (!settled) body.resume();
+      }, stop);
+    }
+    function onEnd(): void {
+      void writing.then(() => {
+        if (settled) return;
+        settled = true;
+        detach();
+        resolve({ bytes, sha256: hash.digest('hex') });
+      });
+    }
+    // A request errs (ECONNRESET, "aborted") or closes before its end when the client goes away mid-body.
+    function onError(cause: unknown): void {
+      stop(cutOff(cause));
+    }
+    function onClose(): void {
+      if (!body.readableEnded) stop(cutOff());
+    }
+    body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
+
+/** The package format's refusals name the file they read: here it is the upload, whose temp name means nothing to its sender. */
+function asUpload(error: unknown, file: string): unknown {
+  if (!isDsError(error)) return error;
+  const e = toDsError(error);
+  return new DsError(e.code, e.message.replaceAll(file, 'the upload'), { cause: error, ...(e.details ? { details: e.details } : {}) });
 }
 
 async function exists(path: string): Promise<boolean> {

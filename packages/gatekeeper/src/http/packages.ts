@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
 import { dirname, join, sep } from 'node:path';
 import express, { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
@@ -11,6 +12,7 @@ import { principalOf, requireRole } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { notFound } from './errors.js';
 import { approvePackage } from './grants.js';
+import type { UnpackedPackage } from './package-files.js';
 
 /** Largest package file `GET /v1/packages/:id/files/*` answers (the console shows code, not data). */
 export const PACKAGE_FILE_MAX_BYTES = 4 * 1024 * 1024;
@@ -77,6 +79,22 @@ async function readPackageFile(dir: string, relative: string, max: number): Prom
   }
 }
 
+/** An upload's headers: a declared length past the cap is 413 at once; an encoded body (gzip over the .dspkg's own) is refused. */
+function refuseUploadHeaders(headers: IncomingHttpHeaders, max: number): void {
+  const declared = Number(headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    throw new DsError(
+      'RESULT_TOO_LARGE',
+      `The upload (${declared} bytes) is over the gatekeeper's ${max}-byte cap for a package. Leave data out of the package: data belongs in /data.`,
+      { details: { limit: max, size: declared } },
+    );
+  }
+  const encoding = headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    throw new DsError('BAD_REQUEST', `Send the .dspkg as it is, without Content-Encoding (got ${JSON.stringify(encoding)}): it is compressed already.`);
+  }
+}
+
 function tooLarge(path: string, size: number, max: number): DsError {
   return new DsError('RESULT_TOO_LARGE', `${path} is ${size} bytes, over the ${max}-byte cap of what the API shows of a package's file.`, {
     details: { limit: max, size },
@@ -97,10 +115,19 @@ export function packageRoutes(ctx: GatekeeperContext): Router {
   const router = Router();
 
   // The body is the .dspkg itself, whatever its content type; the upload cap applies here only.
-  router.post('/', requireRole('developer'), express.raw({ type: () => true, limit: ctx.limits.uploadBytes }), async (req, res) => {
+  // It is streamed to disk (PackageFiles.receive), never held whole; a declared length past the
+  // cap is refused before anything is read, and so are uploads past the caps on those in flight
+  // (Node then reads what the client still sends and drops it, so the answer reaches the client).
+  router.post('/', requireRole('developer'), async (req, res) => {
     const who = principalOf(res);
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const unpacked = await ctx.packageFiles.accept(body);
+    refuseUploadHeaders(req.headers, ctx.limits.uploadBytes);
+    const giveBack = ctx.uploads.take(who.id);
+    let unpacked: UnpackedPackage;
+    try {
+      unpacked = await ctx.packageFiles.receive(req);
+    } finally {
+      giveBack();
+    }
     const { manifest } = unpacked;
     const stored = await ctx.store.transaction(async (tx) => {
       const put = await tx.packages.put({
@@ -121,7 +148,7 @@ export function packageRoutes(ctx: GatekeeperContext): Router {
             image: manifest.image,
             functions: manifest.functions.map((f) => f.name),
             connectors: manifest.connectors.map((c) => c.name),
-            bytes: body.length,
+            bytes: unpacked.bytes,
           },
         });
       }

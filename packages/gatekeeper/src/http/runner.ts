@@ -10,6 +10,7 @@ import type { TargetKind } from '../store/schema.js';
 import type { Store, StoreTables } from '../store/store.js';
 import { notFound } from './errors.js';
 import type { PackageFiles } from './package-files.js';
+import { type ScrubContext, scrubContext, scrubMessage } from './scrub.js';
 
 export interface RunRequest {
   package: string;
@@ -84,6 +85,8 @@ export class Runner implements AsyncDisposable {
   /** Every run between its request and its recorded outcome: close waits for them to be recorded. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
+  /** A run's error message is recorded without the host's folders in it (users read it later). */
+  private readonly scrub: ScrubContext;
 
   constructor(
     private readonly store: Store,
@@ -94,6 +97,7 @@ export class Runner implements AsyncDisposable {
     readonly instance: string,
   ) {
     this.station = new Station({ ...stationOptions, sessionFor: (key) => this.sessionFor(key) });
+    this.scrub = scrubContext(storage, stationOptions);
   }
 
   /**
@@ -276,7 +280,7 @@ export class Runner implements AsyncDisposable {
       outcome = valueOutcome(result.value);
     } catch (error) {
       const failure = toDsError(error);
-      outcome = { error: { code: failure.code, message: failure.message } };
+      outcome = { error: { code: failure.code, message: scrubMessage(failure.message, this.scrub) } };
     } finally {
       this.traces.delete(id);
     }
@@ -431,9 +435,11 @@ export class Runner implements AsyncDisposable {
     this.folderSessions.delete(folder);
   }
 
-  private sessionFor(key: SessionKey): SessionSpec {
+  private async sessionFor(key: SessionKey): Promise<SessionSpec> {
     const spec = this.specs.get(keyId(key));
     if (!spec) throw new DsError('INTERNAL', `No session spec for ${key.user}/${key.package}.`);
+    // Checked at upload, and again here: an operator may have withdrawn the image since.
+    if (spec.image) await this.packageFiles.images?.checkSession(spec.image);
     return spec;
   }
 

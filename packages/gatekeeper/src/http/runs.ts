@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import express, { Router } from 'express';
+import { checkName } from '@datastation/protocol';
 import { DsError } from '@datastation/protocol/errors';
 import { mayViewRun, runView, settledForUser, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
 import { checkJsonDepth, type Json } from '../store/canonical.js';
@@ -21,9 +22,7 @@ function parseRunRequest(body: unknown): RunRequest {
   const hasConnector = b.connector !== undefined;
   const hasFunction = b.function !== undefined;
   if (hasConnector === hasFunction) throw new DsError('BAD_REQUEST', `${usage}: name exactly one of connector and function.`);
-  const name = hasConnector ? b.connector : b.function;
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256)
-    throw new DsError('BAD_REQUEST', `${usage}: the ${hasConnector ? 'connector' : 'function'} name must be a non-empty string.`);
+  const name = checkName(hasConnector ? b.connector : b.function, hasConnector ? 'connector' : 'function', 256);
   // Checked as the request arrives: a value the store could not write would fail the run later.
   checkJsonDepth(b.args ?? null, 'args');
   return { package: b.package, target: { kind: hasConnector ? 'connector' : 'function', name }, args: (b.args ?? null) as Json };
