@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
-import { canonicalJson, type Json, sha256Hex } from './canonical.js';
+import { canonicalJson, JSON_DEPTH_MAX, type Json, sha256Hex } from './canonical.js';
 import type { Connection } from './connect.js';
 import type { AuditTable, Database } from './schema.js';
 import { AUDIT_KINDS, type AuditKind, type AuditEntry as StationAuditEntry, type AuditVerification } from '@datastation/protocol/station';
@@ -35,16 +35,20 @@ export type { AuditVerification } from '@datastation/protocol/station';
  */
 export function auditEntryHash(entry: Omit<AuditEntry, 'hash'>): string {
   return sha256Hex(
-    canonicalJson({
-      seq: entry.seq,
-      at: entry.at,
-      actor: entry.actor,
-      kind: entry.kind,
-      subject: entry.subject,
-      data: entry.data,
-      owners: entry.owners,
-      prev_hash: entry.prevHash,
-    }),
+    canonicalJson(
+      {
+        seq: entry.seq,
+        at: entry.at,
+        actor: entry.actor,
+        kind: entry.kind,
+        subject: entry.subject,
+        data: entry.data,
+        owners: entry.owners,
+        prev_hash: entry.prevHash,
+      },
+      // The entry wraps its data one level deeper than the data itself was checked at.
+      { what: 'The audit entry', maxDepth: JSON_DEPTH_MAX + 1 },
+    ),
   );
 }
 
@@ -77,7 +81,7 @@ export class AuditLog {
       }
     }
     const data = input.data ?? null;
-    const dataText = canonicalJson(data);
+    const dataText = canonicalJson(data, { what: "The audit entry's data" });
     if (Buffer.byteLength(dataText) > AUDIT_DATA_MAX_BYTES) {
       throw new DsError('BAD_REQUEST', `The audit entry's data is over ${AUDIT_DATA_MAX_BYTES} bytes; record a hash of large values instead.`);
     }
@@ -176,7 +180,7 @@ export class AuditLog {
           } catch {
             return bad(seq, `entry ${seq}'s data is not JSON`);
           }
-          if (canonicalJson(data) !== row.data) return bad(seq, `entry ${seq}'s data is not in its canonical form`);
+          if (!isCanonical(data, row.data)) return bad(seq, `entry ${seq}'s data is not in its canonical form`);
           const recomputed = auditEntryHash({
             seq,
             at: row.at,
@@ -205,6 +209,15 @@ export class AuditLog {
       if (head.hash !== prevHash) return bad(last, `entry ${last}'s hash does not match the recorded head`);
       return { ok: true, entries: last, head: prevHash };
     });
+  }
+}
+
+/** Whether `text` is `data` written canonically; data the writer refuses (nested past the cap) is not. */
+function isCanonical(data: Json, text: string): boolean {
+  try {
+    return canonicalJson(data) === text;
+  } catch {
+    return false;
   }
 }
 

@@ -104,7 +104,7 @@ export class Runs {
    */
   async finish(id: string, outcome: RunOutcome): Promise<Run | undefined> {
     const at = this.now().toISOString();
-    const text = 'value' in outcome ? canonicalJson(outcome.value) : null;
+    const text = 'value' in outcome ? canonicalJson(outcome.value, { what: "The run's value" }) : null;
     return this.connection.write(`finish run ${id}`, async (q) => {
       const run = await this.locked(q, id);
       if (!run) return undefined;
