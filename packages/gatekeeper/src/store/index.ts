@@ -7,6 +7,7 @@ export {
   AuditLog,
   auditEntryHash,
   ZERO_HASH,
+  type AuditAnchor,
   type AuditEntry,
   type AuditInput,
   type AuditKind,
