@@ -76,6 +76,13 @@ export interface AuditAnchor {
 }
 
 /**
+ * The file in a station's state folder (beside `station.json` and `tokens/`) where `ds audit
+ * --verify` keeps the last head it verified, per station URL, to pass as its anchor next time.
+ * `ds down --volumes` removes it with the station's data.
+ */
+export const AUDIT_HEADS_FILE = 'audit-heads.json';
+
+/**
  * What verifying the audit chain says: how far it holds, or the first entry that breaks it.
  * `anchors` (when the gatekeeper keeps a checkpoint file or the request gave an anchor) counts the
  * checkpoints checked and echoes the client's anchor seq; a failure against an anchor names it.
