@@ -6,12 +6,15 @@
  * the gatekeeper's checkpoint file, written outside the database, and a client's own anchor must
  * both catch it, naming the checkpoint or the anchor.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createDockerClient } from '@datastation/host';
 import SqliteDatabase from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditVerification } from '@datastation/protocol/station';
 import { auditEntryHash } from '../../src/index.js';
+import { readStationConfig, startStation } from '../../src/server.js';
 import { type AttackStation, startAttackStation } from './station.js';
 
 let station: AttackStation;
@@ -242,6 +245,36 @@ describe('rolling the audit log back in the database', () => {
       const reply = await station.call('GET', `/v1/audit/verify${query}`, 'ann');
       expect(reply.status, query).toBe(400);
       expect(reply.body.error).toMatchObject({ code: 'BAD_REQUEST' });
+    }
+  });
+});
+
+describe('the station process', () => {
+  it('keeps its checkpoints in <DS_STATE_DIR>/audit/checkpoints.jsonl, apart from the database, unless told otherwise', async () => {
+    const base = { DS_STORAGE: '/srv/station/storage', DS_STATE_DIR: '/srv/station/state' };
+    expect(readStationConfig(base).auditCheckpoints).toBe('/srv/station/state/audit/checkpoints.jsonl');
+    expect(readStationConfig({ ...base, DS_AUDIT_CHECKPOINTS: 'off' }).auditCheckpoints).toBe(false);
+    expect(readStationConfig({ ...base, DS_AUDIT_CHECKPOINTS: '/var/log/ds/heads.jsonl' }).auditCheckpoints).toBe('/var/log/ds/heads.jsonl');
+    expect(() => readStationConfig({ ...base, DS_AUDIT_CHECKPOINTS: 'heads.jsonl' })).toThrow(/DS_AUDIT_CHECKPOINTS must be an absolute file path/);
+
+    const root = await mkdtemp(join(tmpdir(), 'ds-station-checkpoints-'));
+    try {
+      const config = readStationConfig({ DS_STORAGE: join(root, 'storage'), DS_STATE_DIR: join(root, 'state'), DS_LISTEN: '127.0.0.1:0' });
+      await using running = await startStation(config, { stationOptions: { docker: createDockerClient() }, consoleDir: false }, () => undefined);
+      const file = join(root, 'state', 'audit', 'checkpoints.jsonl');
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      expect(await readFile(file, 'utf8')).toBe('');
+      // What this station appends is checkpointed within the delay.
+      await running.store.audit.append({ actor: 'station', kind: 'session', subject: 'checkpoint-me' });
+      const head = await running.store.audit.head();
+      await expect
+        .poll(async () => (await readFile(file, 'utf8')).trim().split('\n').at(-1))
+        .toMatch(new RegExp(`^\\{"seq":${head.seq},"hash":"${head.hash}","at":"[^"]+"\\}$`));
+      const token = (await readFile(join(root, 'state', 'tokens', 'ann'), 'utf8')).trim();
+      const reply = await fetch(`${running.url}/v1/audit/verify`, { headers: { authorization: `Bearer ${token}` } });
+      expect(await reply.json()).toMatchObject({ ok: true, entries: head.seq, anchors: { checkpoints: 1 } });
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 });
