@@ -90,8 +90,9 @@ export class AuditCheckpoints {
       throw new DsError('BAD_REQUEST', 'createGatekeeper: auditCheckpoints must be an absolute file path, or false.');
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     let handle: FileHandle;
+    let made: AuditCheckpoints | undefined;
     try {
-      // O_NONBLOCK: a FIFO planted at the name fails the open (no reader) instead of hanging it.
+      // O_NONBLOCK: a FIFO planted at the name cannot make the open wait; fstat below refuses it.
       handle = await open(file, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
     } catch (cause) {
       throw new DsError('INTERNAL', `Cannot open the audit checkpoint file ${file}: ${(cause as Error).message}.`, { cause });
@@ -104,6 +105,7 @@ export class AuditCheckpoints {
       const resolved = { log: options.log, now: options.now ?? (() => new Date()), delayMs: options.delayMs ?? CHECKPOINT_DELAY_MS };
       const last = await readTail(handle, info.size, file, resolved.log);
       const checkpoints = new AuditCheckpoints(file, handle, last, store, resolved);
+      made = checkpoints;
       const head = await store.audit.head();
       if (head.seq < last) {
         resolved.log(
@@ -115,6 +117,7 @@ export class AuditCheckpoints {
       await checkpoints.flush();
       return checkpoints;
     } catch (error) {
+      if (made) made.#unsubscribe();
       await handle.close().catch(() => undefined);
       throw error;
     }

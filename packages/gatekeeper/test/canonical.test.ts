@@ -130,6 +130,7 @@ describe('canonicalJson', () => {
       Object.create(null),
       { b: 1, a: 2, A: 3, _: 4, '': 5, '10': 6, '2': 7, '\u{1f600}': 8, '\uffff': 9, é: 10 },
       { nested: { z: [1, { y: null, x: [[], {}] }], a: 'x' } },
+      JSON.parse('{"__proto__":{"a":1},"constructor":2,"toJSON":3}'),
       nested(JSON_DEPTH_MAX),
       nested(JSON_DEPTH_MAX - 1, { deepest: true }, 'object'),
     ];
