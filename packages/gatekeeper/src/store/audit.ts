@@ -231,7 +231,8 @@ export class AuditLog {
       if (headSeq > last) return bad(last + 1, `entries ${last + 1} to ${headSeq} were removed from the end of the log`);
       if (hashAtHead !== before.hash) return bad(headSeq, `entry ${headSeq}'s hash does not match the recorded head`);
       const after = await headRow();
-      const headNow = after ? Number(after.seq) : -1;
+      if (!after) return bad(1, 'the audit head row is missing');
+      const headNow = Number(after.seq);
       if (headNow < headSeq) return bad(headNow + 1, `the head moved back from entry ${headSeq} to ${headNow} while the log was verified`);
       if (headNow < last) return bad(headNow + 1, `entries after ${headNow} were added without going through the log`);
       const beyond = await anchors?.peek();
