@@ -5,11 +5,14 @@
  *
  *     DS_TEST_STATION_ROOT=<dir> DS_STATION_STATE=<dir> node --conditions=source --import tsx station-gatekeeper.ts
  *
- * Under the root: `storage/` (the owner acme's trips and a private file) and `state/station.db`
- * (SQLite). In DS_STATION_STATE it writes what `ds up` writes: `station.json` ({ url, principals })
- * and `tokens/<principal>` (0600) for acme (owner), dev (developer), ann and bob (users). Started
- * again on the same folders it keeps the database and the tokens. Prints `ready <url>` on stdout;
- * SIGTERM closes it (sessions, then the store) and exits 0.
+ * Under the root: `storage/` (the owner acme's trips and a private file), `state/station.db`
+ * (SQLite) and `state/audit/checkpoints.jsonl` (the audit checkpoint file, apart from the
+ * database as a real station keeps it). In DS_STATION_STATE it writes what `ds up` writes:
+ * `station.json` ({ url, principals }) and `tokens/<principal>` (0600) for acme (owner), dev
+ * (developer), ann and bob (users). Started again on the same folders it keeps the database and
+ * the tokens. It listens on DS_TEST_STATION_PORT (default: any free port; give the same one to
+ * start again at the same URL). Prints `ready <url>` on stdout; SIGTERM closes it (sessions, then
+ * the store) and exits 0.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -42,8 +45,9 @@ const gatekeeper = await createGatekeeper({
   store,
   storage,
   stationOptions: { docker: createDockerClient(), pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 } },
+  auditCheckpoints: join(root, 'state', 'audit', 'checkpoints.jsonl'),
 });
-const { url } = await gatekeeper.listen({ host: '127.0.0.1', port: 0 });
+const { url } = await gatekeeper.listen({ host: '127.0.0.1', port: Number(process.env.DS_TEST_STATION_PORT ?? 0) });
 await writeFile(join(state, 'station.json'), `${JSON.stringify({ url, principals: PRINCIPALS }, null, 2)}\n`);
 process.stdout.write(`ready ${url}\n`);
 

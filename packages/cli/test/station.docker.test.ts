@@ -3,51 +3,28 @@
  * station runs it, apart from the CLI's process), SQLite in a temp folder, real containers. The
  * gatekeeper writes the state folder as `ds up` will, and `ds` finds the URL and the tokens there.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
 import { functionPackage, type StationReplyBody, type TempDir, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { runDs } from '../src/testing.js';
+import { type GatekeeperProcess, startGatekeeperProcess } from './station-process.js';
 
-const SCRIPT = fileURLToPath(new URL('../../../test/support/station-gatekeeper.ts', import.meta.url));
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const TRIPS = '/owners/acme/trips/2026.csv';
 
 let box: TempDir;
-let gatekeeper: ChildProcess | undefined;
+let gatekeeper: GatekeeperProcess | undefined;
 let pkgFile: string;
 
-async function startGatekeeper(): Promise<string> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, SCRIPT], {
-    env: { ...process.env, DS_TEST_STATION_ROOT: join(box.path, 'station'), DS_STATION_STATE: join(box.path, 'state') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  gatekeeper = child;
-  let out = '';
-  child.stdout!.setEncoding('utf8');
-  return new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`the gatekeeper exited (${code}) before it was ready:\n${out}`)));
-    child.stdout!.on('data', (d: string) => {
-      out += d;
-      const ready = /^ready (\S+)$/m.exec(out);
-      if (ready) resolve(ready[1]!);
-    });
-  });
+async function startGatekeeper(): Promise<void> {
+  gatekeeper = await startGatekeeperProcess({ root: join(box.path, 'station'), state: join(box.path, 'state') });
 }
 
 async function stopGatekeeper(): Promise<void> {
-  const child = gatekeeper;
+  await gatekeeper?.stop();
   gatekeeper = undefined;
-  if (!child || child.exitCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await exited;
 }
 
 /** `ds` as a subprocess whose station and tokens come from the state folder only. */

@@ -10,6 +10,8 @@
  *     tokens/<id>    the demo principals' tokens (0600), written by the gatekeeper at first start
  *     storage/       DS_STORAGE: owners' data, users' /data, unpacked packages, the SQLite database
  *     sessions/      the gatekeeper's session folders (sockets), and mounts/ its mount records
+ *     audit/         the gatekeeper's audit checkpoint file (checkpoints.jsonl)
+ *     audit-heads.json  the audit heads `ds audit --verify` verified here, per station URL
  *
  * `dir` is DS_STATE_DIR as well, so the tokens land where `ds` looks. Both folders are mounted at
  * the same path inside the gatekeeper, because the engine resolves its bind mounts on the host.
@@ -23,7 +25,7 @@ import { promisify } from 'node:util';
 import { buildRuntimeImage, type DockerClient, LABELS, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { printable } from '@datastation/protocol';
-import type { Role } from '@datastation/protocol/station';
+import { AUDIT_HEADS_FILE, type Role } from '@datastation/protocol/station';
 import { DEMO_PRINCIPALS } from './demo.js';
 import { buildGatekeeperImage } from './image.js';
 
@@ -79,7 +81,7 @@ export interface StationDownOptions {
   dir: string;
   /** Default: the name station.json records, else `datastation`. */
   name?: string;
-  /** Also remove the station's data: storage/ (database included), tokens/, station.json. */
+  /** Also remove the station's data: storage/ (database included), tokens/, the audit checkpoints and verified heads, station.json. */
   volumes?: boolean;
   docker: DockerClient;
   onProgress?: (line: string) => void;
@@ -181,7 +183,8 @@ export async function stationDown(options: StationDownOptions): Promise<StationD
 
   const removed: string[] = [];
   if (options.volumes) {
-    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', STATION_FILE]) {
+    // The checkpoints and the heads clients verified go with the log they pin: a new station starts a new chain.
+    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', 'audit', AUDIT_HEADS_FILE, STATION_FILE]) {
       const path = join(options.dir, entry);
       const info = await lstat(path).catch(() => undefined);
       if (!info) continue;

@@ -26,6 +26,11 @@ export interface StationConfig {
   consoleDir?: string | false;
   /** DS_ALLOWED_IMAGES: images packages may run on besides the station's runtime image (comma-separated ids or references). */
   allowedImages?: string[];
+  /**
+   * DS_AUDIT_CHECKPOINTS: the audit checkpoint file (an absolute path, or `off`); default
+   * `<DS_STATE_DIR>/audit/checkpoints.jsonl`, outside the database's folder. See GatekeeperOptions.
+   */
+  auditCheckpoints: string | false;
 }
 
 export { DEMO_DATA, DEMO_PRINCIPALS } from './demo.js';
@@ -58,9 +63,18 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
       throw new DsError('BAD_REQUEST', `DS_CONSOLE_DIR must be an absolute folder holding the built console, or off (got ${JSON.stringify(consoleEnv)}).`);
     consoleDir = resolve(consoleEnv);
   }
+  const checkpointsEnv = env.DS_AUDIT_CHECKPOINTS;
+  let auditCheckpoints: string | false = join(stateDir, 'audit', 'checkpoints.jsonl');
+  if (checkpointsEnv === 'off') auditCheckpoints = false;
+  else if (checkpointsEnv) {
+    if (!isAbsolute(checkpointsEnv) || checkpointsEnv.endsWith('/'))
+      throw new DsError('BAD_REQUEST', `DS_AUDIT_CHECKPOINTS must be an absolute file path, or off (got ${JSON.stringify(checkpointsEnv)}).`);
+    auditCheckpoints = resolve(checkpointsEnv);
+  }
   return {
     storage,
     stateDir,
+    auditCheckpoints,
     dbUrl: env.DS_DB_URL || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`,
     host,
     port,
@@ -116,6 +130,30 @@ export async function seedDemoData(storage: string): Promise<boolean> {
   return true;
 }
 
+function defaultCheckpoints(stateDir: string): string {
+  return join(stateDir, 'audit', 'checkpoints.jsonl');
+}
+
+/**
+ * Makes the default checkpoint file's folder (0700) and the file (0600) before the gatekeeper
+ * opens it, owned like the tokens by whoever owns the state folder: the person who ran `ds up` can
+ * read the heads to publish them, and remove them with the station (`ds down --volumes`).
+ */
+async function prepareCheckpoints(file: string, stateDir: string): Promise<void> {
+  const folder = join(file, '..');
+  await mkdir(folder, { recursive: true, mode: 0o700 });
+  const owner = await tokenOwner(stateDir);
+  if (!owner) return;
+  await chown(folder, owner.uid, owner.gid);
+  const handle = await open(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+  try {
+    if (!(await handle.stat()).isFile()) throw new DsError('INTERNAL', `The audit checkpoint file ${file} is not a regular file.`);
+    await handle.chown(owner.uid, owner.gid);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The state folder's owner when we are root and it is someone else; undefined otherwise. */
 async function tokenOwner(stateDir: string): Promise<{ uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
@@ -158,8 +196,10 @@ export async function startStation(
     const tokens = await seedPrincipals(store, config.stateDir);
     if (tokens.length) log(`tokens for ${tokens.join(', ')} written to ${join(config.stateDir, 'tokens')}`);
     if (await seedDemoData(config.storage)) log(`demo data written under ${join(config.storage, 'owners', 'acme')}`);
+    if (config.auditCheckpoints === defaultCheckpoints(config.stateDir)) await prepareCheckpoints(config.auditCheckpoints, config.stateDir);
     const started = await createGatekeeper({
       log,
+      auditCheckpoints: config.auditCheckpoints,
       ...(config.consoleDir !== undefined ? { consoleDir: config.consoleDir } : {}),
       ...(config.allowedImages?.length ? { allowedImages: config.allowedImages } : {}),
       ...options,

@@ -63,10 +63,40 @@ export const AUDIT_KINDS = [
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
-/** What verifying the audit chain says: how far it holds, or the first entry that breaks it. */
+/**
+ * A hash recorded outside the database for one audit entry: a line of the gatekeeper's checkpoint
+ * file (`line`, numbered from 1, written at `at`), or one the client kept and sent
+ * (`GET /v1/audit/verify?seq=&hash=`). The chain must still hold entry `seq` with exactly `hash`.
+ */
+export interface AuditAnchor {
+  seq: number;
+  hash: string;
+  source: 'checkpoint' | 'client';
+  line?: number;
+  at?: string;
+}
+
+/**
+ * The file in a station's state folder (beside `station.json` and `tokens/`) where `ds audit
+ * --verify` keeps the last head it verified, per station URL, to pass as its anchor next time.
+ * `ds down --volumes` removes it with the station's data.
+ */
+export const AUDIT_HEADS_FILE = 'audit-heads.json';
+
+/**
+ * What verifying the audit chain says: how far it holds, or the first entry that breaks it.
+ * `anchors` (when the gatekeeper keeps a checkpoint file or the request gave an anchor) counts the
+ * checkpoints checked and echoes the client's anchor seq; a failure against an anchor names it.
+ */
 export type AuditVerification =
-  | { ok: true; entries: number /** the last entry's hash: publish it elsewhere to pin the log */; head: string }
-  | { ok: false; firstBad: number; reason: string };
+  | {
+      ok: true;
+      entries: number;
+      /** The last entry's hash: publish it elsewhere to pin the log. */
+      head: string;
+      anchors?: { checkpoints: number; client?: number };
+    }
+  | { ok: false; firstBad: number; reason: string; anchor?: AuditAnchor };
 
 /**
  * One entry of the station's audit log: `hash` is sha256 over the canonical JSON of every other

@@ -1,9 +1,9 @@
 import { constants } from 'node:fs';
-import { type FileHandle, open, readdir, readFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
-import { type Role, ROLES } from '@datastation/protocol/station';
+import { AUDIT_HEADS_FILE, type Role, ROLES } from '@datastation/protocol/station';
 
 /**
  * The station's state folder, as `ds up` writes it and the station commands read it:
@@ -11,6 +11,8 @@ import { type Role, ROLES } from '@datastation/protocol/station';
  *     $DS_STATION_STATE (default ~/.local/state/datastation/station/)
  *       station.json        { "url": "http://127.0.0.1:8080", "principals"?: { "<id>": "owner" | "developer" | "user" } }
  *       tokens/<principal>  one bearer token per demo principal, mode 0600
+ *       audit-heads.json    { "<station url>": { "seq", "hash", "verifiedAt" } }: the last audit head
+ *                           `ds audit --verify` verified on each station, mode 0600
  *
  * `principals` is optional: when present, a command with no `--as` picks the one principal of
  * the role it is for (`ds upload` a developer, `ds grant` an owner, `ds call` a user).
@@ -96,4 +98,78 @@ export async function readToken(dir: string, principal: string, warn: (text: str
   } finally {
     await handle.close();
   }
+}
+
+/** An audit head `ds audit --verify` verified: entry `seq` had `hash` at `verifiedAt`. */
+export interface VerifiedHead {
+  seq: number;
+  hash: string;
+  verifiedAt: string;
+}
+
+/** The head last verified on the station at `url` from this state folder, or undefined (none yet). */
+export async function readVerifiedHead(dir: string, url: string): Promise<VerifiedHead | undefined> {
+  return (await readHeads(dir)).get(url);
+}
+
+/**
+ * Records `head` as the last head verified on the station at `url`, unless the one recorded is
+ * later (heads only go forward: a concurrent verify cannot move the anchor back). The file is
+ * replaced whole (a temp file, fsync, rename), mode 0600, never through a link.
+ */
+export async function recordVerifiedHead(dir: string, url: string, head: VerifiedHead): Promise<void> {
+  const heads = await readHeads(dir);
+  const known = heads.get(url);
+  if (known && known.seq >= head.seq) return;
+  heads.set(url, head);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, AUDIT_HEADS_FILE);
+  const temp = `${file}.${process.pid}.tmp`;
+  await rm(temp, { force: true });
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(Object.fromEntries(heads), null, 2)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+}
+
+async function readHeads(dir: string): Promise<Map<string, VerifiedHead>> {
+  const file = join(dir, AUDIT_HEADS_FILE);
+  let text: string;
+  try {
+    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+    throw new DsError('BAD_REQUEST', `Cannot read ${file}: ${(error as Error).message}.`, { cause: error });
+  }
+  const broken = (cause?: unknown) =>
+    new DsError(
+      'BAD_REQUEST',
+      `${file} is not the audit heads file ds audit --verify writes ({ "<url>": { "seq", "hash", "verifiedAt" } }). ` +
+        'Restore it, or move it aside to start again from the next verify.',
+      { cause },
+    );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw broken(cause);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw broken();
+  const heads = new Map<string, VerifiedHead>();
+  for (const [url, value] of Object.entries(parsed)) {
+    const { seq, hash, verifiedAt } = (value ?? {}) as Record<string, unknown>;
+    if (!Number.isSafeInteger(seq) || (seq as number) < 0 || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || typeof verifiedAt !== 'string')
+      throw broken();
+    heads.set(url, { seq: seq as number, hash, verifiedAt });
+  }
+  return heads;
 }

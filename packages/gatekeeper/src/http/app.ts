@@ -16,7 +16,8 @@ import {
   type StationOptions,
 } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
-import type { SessionLimitsView } from '@datastation/protocol/station';
+import type { AuditVerification, SessionLimitsView } from '@datastation/protocol/station';
+import { AuditCheckpoints, verifyAuditAnchored } from '../checkpoints.js';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
 import { dataRoutes } from './data.js';
@@ -85,6 +86,15 @@ export interface GatekeeperOptions {
    * serves none. Until it holds `index.html`, `/console/` answers 503 saying how to build it.
    */
   consoleDir?: string | false;
+  /**
+   * The audit checkpoint file (an absolute path; see `AuditCheckpoints`): after each burst of
+   * audit appends, within CHECKPOINT_DELAY_MS, this gatekeeper appends the chain's head to it, and
+   * `GET /v1/audit/verify` checks the chain against every line, so a tail cut from the database
+   * with the head moved back to match is caught. Keep it apart from the database (another volume,
+   * `chattr +a`, shipped elsewhere). Each gatekeeper sharing a store keeps its own file.
+   * Default (and `false`): none. The station process (`startStation`) sets `<DS_STATE_DIR>/audit/checkpoints.jsonl`.
+   */
+  auditCheckpoints?: string | false;
 }
 
 export interface Gatekeeper extends AsyncDisposable {
@@ -95,6 +105,11 @@ export interface Gatekeeper extends AsyncDisposable {
   readonly recovery: Recovery;
   /** Listens on `host:port` (default 127.0.0.1, a free port) with the door's timeouts; resolves with the URL. */
   listen(options?: { port?: number; host?: string }): Promise<{ url: string; port: number; server: Server }>;
+  /**
+   * Walks the audit chain, checking it against the checkpoint file (when kept) and against
+   * `anchor` (a head the caller verified before) when given: what `GET /v1/audit/verify` answers.
+   */
+  verifyAudit(anchor?: { seq: number; hash: string }): Promise<AuditVerification>;
   /** Stops listening, ends open connections, and closes the Station's sessions. Idempotent; the store stays open. */
   close(): Promise<void>;
 }
@@ -121,6 +136,8 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255)
     throw new DsError('BAD_REQUEST', 'createGatekeeper: instance must be a name of 1 to 255 characters (default: the hostname).');
   const log = options.log ?? ((line: string) => process.stderr.write(`gatekeeper: ${line}\n`));
+  // Before recovery, whose audit entries it checkpoints like any others.
+  const checkpoints = options.auditCheckpoints ? await AuditCheckpoints.open(options.auditCheckpoints, options.store, { log }) : undefined;
   const runner = new Runner(options.store, storage, packageFiles, options.stationOptions ?? {}, instance);
   // Before the first request, so that no run of this start can be taken for one of the last.
   let recovery: Recovery;
@@ -128,6 +145,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     recovery = await runner.recover();
   } catch (error) {
     await runner.close().catch(() => undefined);
+    await checkpoints?.close().catch(() => undefined);
     throw error;
   }
   logRecovery(instance, recovery, log);
@@ -142,6 +160,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     runner,
     sessionLimits: sessionLimits(options.stationOptions),
     consoleSessions,
+    checkpoints,
     events: new EventHub(options.store, {
       perPrincipal: limits.eventStreamsPerPrincipal,
       total: limits.eventStreams,
@@ -200,6 +219,8 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
       );
       await runner.close();
       consoleSessions.clear();
+      // Last: the runner's closing appends (sessions stopped) get their checkpoint too.
+      await checkpoints?.close();
     })();
     return closing;
   };
@@ -208,6 +229,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     app,
     context,
     recovery,
+    verifyAudit: (anchor) => verifyAuditAnchored(options.store, checkpoints, anchor),
     async listen({ port = 0, host = '127.0.0.1' } = {}) {
       if (closing) throw new DsError('BAD_REQUEST', 'The gatekeeper is closed; create a new one.');
       const server = createServer(serverOptions(limits), app);

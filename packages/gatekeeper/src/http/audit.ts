@@ -5,6 +5,7 @@ import type { AuditPage } from '@datastation/protocol/station';
 import { AUDIT_KINDS, type AuditEntry } from '../store/audit.js';
 import { principalOf, requireRole } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { verifyAuditAnchored } from '../checkpoints.js';
 
 /** Entries read from the store per query while filtering. */
 const BATCH = 500;
@@ -66,6 +67,20 @@ function parseQuery(req: Request): { filter: AuditFilter; after: number; limit: 
   return { filter, after: whole('after', 0), limit: Math.min(Math.max(whole('limit', 100), 1), 1000) };
 }
 
+/** `?seq=<n>&hash=<64 hex>`: both or neither; anything else is BAD_REQUEST saying the form. */
+function parseAnchor(req: Request): { seq: number; hash: string } | undefined {
+  const query = req.query as Record<string, unknown>;
+  const form = 'GET /v1/audit/verify?seq=<entry>&hash=<its 64-hex hash>, as an earlier verify answered (entries, head) or an event carried (seq, hash)';
+  const unknown = Object.keys(query).filter((k) => k !== 'seq' && k !== 'hash');
+  if (unknown.length) throw new DsError('BAD_REQUEST', `Unknown parameter ${unknown.join(', ')}; the form is ${form}.`, { details: { unknown } });
+  const { seq, hash } = query;
+  if (seq === undefined && hash === undefined) return undefined;
+  if (typeof seq !== 'string' || !/^[1-9]\d{0,15}$/.test(seq) || !Number.isSafeInteger(Number(seq)))
+    throw new DsError('BAD_REQUEST', `seq is the number of an entry (1 or more); the form is ${form}.`);
+  if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) throw new DsError('BAD_REQUEST', `hash is 64 lowercase hex digits; the form is ${form}.`);
+  return { seq: Number(seq), hash };
+}
+
 /** `user`: who acted or whose run or grant it is; `package`: the subject or the package named; `since`/`until` inclusive. */
 function matches(entry: AuditEntry, filter: AuditFilter): boolean {
   const data = typeof entry.data === 'object' && entry.data !== null && !Array.isArray(entry.data) ? entry.data : {};
@@ -100,14 +115,16 @@ async function drained(res: Response): Promise<boolean> {
  * `GET /v1/audit`: an owner's entries (those about their data), oldest first, filtered (`user`,
  * `package`, `kind`, `subject`, `since`, `until`) and paged (`after`, `limit` ≤ 1000): `{ entries,
  * next }`. `GET /v1/audit/export`: every match, as JSON Lines, written as it is read.
- * `GET /v1/audit/verify`: the whole chain walked; any principal may ask (the answer says only
- * whether it is intact, its length and head, or the first bad entry and why).
+ * `GET /v1/audit/verify[?seq=<n>&hash=<h>]`: the whole chain walked, checked against the
+ * gatekeeper's checkpoint file and against the caller's own anchor (entry n must still have hash
+ * h); any principal may ask (the answer says only whether it is intact, its length and head, or
+ * the first bad entry and why).
  */
 export function auditRoutes(ctx: GatekeeperContext): Router {
   const router = Router();
-  router.get('/verify', async (_req, res) => {
+  router.get('/verify', async (req, res) => {
     principalOf(res);
-    res.json(await ctx.store.verifyAudit());
+    res.json(await verifyAuditAnchored(ctx.store, ctx.checkpoints, parseAnchor(req)));
   });
 
   router.get('/', requireRole('owner'), async (req, res) => {

@@ -1,4 +1,5 @@
 import type { SessionLimitsView } from '@datastation/protocol/station';
+import type { AuditCheckpoints } from '../checkpoints.js';
 import type { Store } from '../store/store.js';
 import type { ConsoleSessions } from './console-session.js';
 import type { EventHub } from './events.js';
@@ -22,6 +23,8 @@ export interface GatekeeperContext {
   sessionLimits: SessionLimitsView;
   /** The owners' console's signed-in sessions (cookie). */
   consoleSessions: ConsoleSessions;
+  /** The audit checkpoint file, when this gatekeeper keeps one (`auditCheckpoints`). */
+  checkpoints: AuditCheckpoints | undefined;
   /** The live audit feed (`GET /v1/events`). */
   events: EventHub;
   /** The host folders answers must not name (see scrubMessage). */

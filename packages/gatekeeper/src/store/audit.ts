@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
-import { canonicalJson, type Json, sha256Hex } from './canonical.js';
+import { canonicalJson, JSON_DEPTH_MAX, type Json, sha256Hex } from './canonical.js';
 import type { Connection } from './connect.js';
 import type { AuditTable, Database } from './schema.js';
-import { AUDIT_KINDS, type AuditKind, type AuditEntry as StationAuditEntry, type AuditVerification } from '@datastation/protocol/station';
+import { AUDIT_KINDS, type AuditAnchor, type AuditKind, type AuditEntry as StationAuditEntry, type AuditVerification } from '@datastation/protocol/station';
 
 export const ZERO_HASH = '0'.repeat(64);
 
@@ -27,7 +27,7 @@ export interface AuditInput {
 /** An entry as the store holds it: its data is JSON. */
 export type AuditEntry = StationAuditEntry<Json>;
 
-export type { AuditVerification } from '@datastation/protocol/station';
+export type { AuditAnchor, AuditVerification } from '@datastation/protocol/station';
 
 /**
  * The hash of an entry: sha256 over the canonical JSON of every field but the hash itself,
@@ -35,16 +35,20 @@ export type { AuditVerification } from '@datastation/protocol/station';
  */
 export function auditEntryHash(entry: Omit<AuditEntry, 'hash'>): string {
   return sha256Hex(
-    canonicalJson({
-      seq: entry.seq,
-      at: entry.at,
-      actor: entry.actor,
-      kind: entry.kind,
-      subject: entry.subject,
-      data: entry.data,
-      owners: entry.owners,
-      prev_hash: entry.prevHash,
-    }),
+    canonicalJson(
+      {
+        seq: entry.seq,
+        at: entry.at,
+        actor: entry.actor,
+        kind: entry.kind,
+        subject: entry.subject,
+        data: entry.data,
+        owners: entry.owners,
+        prev_hash: entry.prevHash,
+      },
+      // The entry wraps its data one level deeper than the data itself was checked at.
+      { what: 'The audit entry', maxDepth: JSON_DEPTH_MAX + 1 },
+    ),
   );
 }
 
@@ -77,7 +81,7 @@ export class AuditLog {
       }
     }
     const data = input.data ?? null;
-    const dataText = canonicalJson(data);
+    const dataText = canonicalJson(data, { what: "The audit entry's data" });
     if (Buffer.byteLength(dataText) > AUDIT_DATA_MAX_BYTES) {
       throw new DsError('BAD_REQUEST', `The audit entry's data is over ${AUDIT_DATA_MAX_BYTES} bytes; record a hash of large values instead.`);
     }
@@ -157,13 +161,27 @@ export class AuditLog {
 
   /**
    * Walks the whole chain from seq 1: every seq present and in order, every `data` in canonical
-   * form, every hash recomputed, every prev_hash equal to the hash before it, and the last entry
-   * equal to the head (so entries cut off the end are noticed too). Reports the first bad seq.
+   * form, every hash recomputed, every prev_hash equal to the hash before it, and the head row
+   * reached by the entries (so entries cut off the end are noticed too). Reports the first bad seq.
+   *
+   * The head is read before the walk and again after it, so entries appended while the walk runs
+   * are neither taken for ones cut (head ahead of the walk) nor for ones added behind the log's back.
+   *
+   * `anchors`: hashes recorded outside the database (the gatekeeper's checkpoint file, a client's
+   * last verified head), in ascending seq order. Each must name an entry that still exists with
+   * exactly that hash: this is what catches a tail cut and the head row moved back to match, which
+   * the chain alone cannot see. What the anchors' iterator throws is thrown.
    */
-  verify(): Promise<AuditVerification> {
+  verify(options: { anchors?: AsyncIterable<AuditAnchor> } = {}): Promise<AuditVerification> {
     return this.connection.read('verify the audit log', async (q) => {
+      const headRow = () => q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
+      const before = await headRow();
+      if (!before) return bad(1, 'the audit head row is missing');
+      const headSeq = Number(before.seq);
+      const anchors = options.anchors ? new AnchorQueue(options.anchors) : undefined;
       let expected = 1;
       let prevHash = ZERO_HASH;
+      let hashAtHead = headSeq === 0 ? ZERO_HASH : undefined;
       for (;;) {
         const rows = await q.selectFrom('audit').selectAll().where('seq', '>=', expected).orderBy('seq').limit(PAGE).execute();
         const owners = await ownersOf(q, rows);
@@ -176,7 +194,7 @@ export class AuditLog {
           } catch {
             return bad(seq, `entry ${seq}'s data is not JSON`);
           }
-          if (canonicalJson(data) !== row.data) return bad(seq, `entry ${seq}'s data is not in its canonical form`);
+          if (!isCanonical(data, row.data)) return bad(seq, `entry ${seq}'s data is not in its canonical form`);
           const recomputed = auditEntryHash({
             seq,
             at: row.at,
@@ -191,25 +209,102 @@ export class AuditLog {
           if (row.prev_hash !== prevHash) {
             return bad(seq, `entry ${seq}'s prev_hash does not match the hash of entry ${seq - 1}`);
           }
+          for (let anchor = await anchors?.peek(); anchor && anchor.seq <= seq; anchor = await anchors?.peek()) {
+            if (anchor.seq < seq) throw new DsError('INTERNAL', `Audit anchors must come in ascending seq order (entry ${anchor.seq} came after ${seq - 1}).`);
+            if (anchor.hash !== row.hash) {
+              return bad(
+                seq,
+                `entry ${seq}'s hash is ${short(row.hash)}, but ${describeAnchor(anchor)} recorded ${short(anchor.hash)}: the log was rewritten ` +
+                  `at or before entry ${seq}`,
+                anchor,
+              );
+            }
+            anchors?.take();
+          }
+          if (seq === headSeq) hashAtHead = row.hash;
           prevHash = row.hash;
           expected = seq + 1;
         }
         if (rows.length < PAGE) break;
       }
       const last = expected - 1;
-      const head = await q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
-      if (!head) return bad(last + 1, 'the audit head row is missing');
-      const headSeq = Number(head.seq);
       if (headSeq > last) return bad(last + 1, `entries ${last + 1} to ${headSeq} were removed from the end of the log`);
-      if (headSeq < last) return bad(headSeq + 1, `entries after ${headSeq} were added without going through the log`);
-      if (head.hash !== prevHash) return bad(last, `entry ${last}'s hash does not match the recorded head`);
-      return { ok: true, entries: last, head: prevHash };
+      if (hashAtHead !== before.hash) return bad(headSeq, `entry ${headSeq}'s hash does not match the recorded head`);
+      const after = await headRow();
+      if (!after) return bad(1, 'the audit head row is missing');
+      const headNow = Number(after.seq);
+      if (headNow < headSeq) return bad(headNow + 1, `the head moved back from entry ${headSeq} to ${headNow} while the log was verified`);
+      if (headNow < last) return bad(headNow + 1, `entries after ${headNow} were added without going through the log`);
+      const beyond = await anchors?.peek();
+      if (beyond) {
+        return bad(
+          last + 1,
+          `${describeAnchor(beyond)} is past the end of the log, which now ends at entry ${last}: entries ${last + 1} to ${beyond.seq} at least ` +
+            'were cut from the end, and the head was moved back to match',
+          beyond,
+        );
+      }
+      return { ok: true, entries: last, head: prevHash, ...(anchors ? { anchors: anchors.checked() } : {}) };
     });
   }
 }
 
-function bad(firstBad: number, reason: string): AuditVerification {
-  return { ok: false, firstBad, reason };
+/** Anchors taken one at a time, in ascending seq order, counted as they are checked. */
+class AnchorQueue {
+  readonly #iterator: AsyncIterator<AuditAnchor>;
+  #next: AuditAnchor | undefined;
+  #done = false;
+  #checkpoints = 0;
+  #client: number | undefined;
+
+  constructor(anchors: AsyncIterable<AuditAnchor>) {
+    this.#iterator = anchors[Symbol.asyncIterator]();
+  }
+
+  async peek(): Promise<AuditAnchor | undefined> {
+    if (this.#next === undefined && !this.#done) {
+      const next = await this.#iterator.next();
+      if (next.done) this.#done = true;
+      else this.#next = next.value;
+    }
+    return this.#next;
+  }
+
+  /** The peeked anchor held. */
+  take(): void {
+    const anchor = this.#next;
+    if (!anchor) return;
+    if (anchor.source === 'client') this.#client = anchor.seq;
+    else this.#checkpoints++;
+    this.#next = undefined;
+  }
+
+  checked(): { checkpoints: number; client?: number } {
+    return this.#client === undefined ? { checkpoints: this.#checkpoints } : { checkpoints: this.#checkpoints, client: this.#client };
+  }
+}
+
+function describeAnchor(anchor: AuditAnchor): string {
+  if (anchor.source === 'client') return `the anchor you gave (entry ${anchor.seq})`;
+  return `checkpoint line ${anchor.line ?? '?'} (entry ${anchor.seq}${anchor.at ? `, written ${anchor.at}` : ''})`;
+}
+
+/** A hash's first 16 hex digits, for messages (the anchor in the answer has it whole). */
+function short(hash: string): string {
+  return `${hash.slice(0, 16)}…`;
+}
+
+/** Whether `text` is `data` written canonically; data the writer refuses (nested past the cap) is not. */
+function isCanonical(data: Json, text: string): boolean {
+  try {
+    return canonicalJson(data) === text;
+  } catch {
+    return false;
+  }
+}
+
+function bad(firstBad: number, reason: string, anchor?: AuditAnchor): AuditVerification {
+  return anchor ? { ok: false, firstBad, reason, anchor } : { ok: false, firstBad, reason };
 }
 
 function clampLimit(limit: number | undefined): number {

@@ -1,12 +1,13 @@
 export { openStore, Store, type OpenStoreOptions, type StoreTables } from './store.js';
 export { parseStoreUrl, redactUrl, type StoreLocation } from './url.js';
-export { canonicalJson, hashArgs, hashToken, sha256Hex, type Json } from './canonical.js';
+export { type CanonicalJsonOptions, canonicalJson, checkJsonDepth, hashArgs, hashToken, JSON_DEPTH_MAX, jsonDepth, sha256Hex, type Json } from './canonical.js';
 export {
   AUDIT_DATA_MAX_BYTES,
   AUDIT_KINDS,
   AuditLog,
   auditEntryHash,
   ZERO_HASH,
+  type AuditAnchor,
   type AuditEntry,
   type AuditInput,
   type AuditKind,

@@ -41,7 +41,7 @@ export class Packages {
       id: input.digest,
       name: input.name,
       version: input.version,
-      manifest: canonicalJson(input.manifest),
+      manifest: canonicalJson(input.manifest, { what: "The package's manifest" }),
       uploaded_by: input.uploadedBy,
       uploaded_at: this.now().toISOString(),
     };

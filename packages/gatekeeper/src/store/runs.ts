@@ -125,7 +125,7 @@ export class Runs {
    */
   async finish(id: string, outcome: RunOutcome, decision?: RunDecision): Promise<Run | undefined> {
     const at = this.now().toISOString();
-    const text = 'value' in outcome ? canonicalJson(outcome.value) : null;
+    const text = 'value' in outcome ? canonicalJson(outcome.value, { what: "The run's value" }) : null;
     const error = 'error' in outcome ? { code: String(outcome.error.code), message: String(outcome.error.message ?? '') } : undefined;
     if (decision && !(RELEASE_MODES as readonly string[]).includes(decision.release)) {
       throw new DsError('BAD_REQUEST', `Unknown release mode "${String(decision.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);

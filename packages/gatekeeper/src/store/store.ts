@@ -1,6 +1,6 @@
 import { Migrator } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
-import { type AuditEntry, AuditLog, type AuditVerification } from './audit.js';
+import { type AuditAnchor, type AuditEntry, AuditLog, type AuditVerification } from './audit.js';
 import { type Backend, type Connection, type ConnectOptions, connect, inTx } from './connect.js';
 import { toStoreError } from './errors.js';
 import { Grants } from './grants.js';
@@ -100,9 +100,9 @@ export class Store implements StoreTables, AsyncDisposable {
     }
   }
 
-  /** Walks the audit chain (see `AuditLog.verify`). */
-  verifyAudit(): Promise<AuditVerification> {
-    return this.audit.verify();
+  /** Walks the audit chain, checking it against `anchors` when given (see `AuditLog.verify`). */
+  verifyAudit(options?: { anchors?: AsyncIterable<AuditAnchor> }): Promise<AuditVerification> {
+    return this.audit.verify(options);
   }
 
   /** The audit entries about an owner's data (see `AuditLog.forOwner`). */

@@ -38,6 +38,8 @@ export interface StationOptionsForTest {
   files?: Record<string, string>;
   limits?: GatekeeperOptions['limits'];
   stationOptions?: Omit<StationOptions, 'sessionFor'>;
+  /** The audit checkpoint file; default `<root>/state/audit/checkpoints.jsonl` (a real station's `<DS_STATE_DIR>/audit/…`), false for none. */
+  auditCheckpoints?: string | false;
 }
 
 export interface AttackStation extends AsyncDisposable {
@@ -46,6 +48,8 @@ export interface AttackStation extends AsyncDisposable {
   storage: string;
   store: Store;
   gatekeeper: Gatekeeper;
+  /** The gatekeeper's audit checkpoint file (undefined when it keeps none). */
+  checkpoints: string | undefined;
   tokens: Record<string, string>;
   /** Random secrets planted in each owner's folder (`owners/<owner>/secret.txt`) and in the users' folders. */
   secrets: Record<string, string>;
@@ -95,6 +99,7 @@ export async function startAttackStation(options: StationOptionsForTest = {}): P
   const docker = createDockerClient();
   const imageId = await runtimeImageId(docker);
   if (!imageId) throw new Error(`${RUNTIME_IMAGE} is not on this engine: the Docker projects' global setup builds it.`);
+  const checkpoints = options.auditCheckpoints ?? join(root, 'state', 'audit', 'checkpoints.jsonl');
   let gatekeeper: Gatekeeper;
   try {
     gatekeeper = await createGatekeeper({
@@ -102,6 +107,7 @@ export async function startAttackStation(options: StationOptionsForTest = {}): P
       storage,
       stationOptions: { docker, pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 }, ...options.stationOptions },
       ...(options.limits ? { limits: options.limits } : {}),
+      auditCheckpoints: checkpoints,
       log: () => undefined,
     });
   } catch (error) {
@@ -145,6 +151,7 @@ export async function startAttackStation(options: StationOptionsForTest = {}): P
     storage,
     store,
     gatekeeper,
+    checkpoints: checkpoints || undefined,
     tokens,
     secrets,
     call,
