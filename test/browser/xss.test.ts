@@ -49,10 +49,14 @@ describe('hostile names, code, results and messages in the console', () => {
 import { read } from '@datastation/dev-utils';
 const banner = ${JSON.stringify(hostile.comment)};
 export async function version() { return banner; }
+// Each reads acme's trips first: a run that touched no owner's data would be released at once, and
+// these are to be staged for review.
+const touch = () => read('/owners/acme/trips/2026.csv');
 export async function markup() {
+  await touch();
   return { ${JSON.stringify(hostile.key)}: ${JSON.stringify(hostile.value)}, list: [${JSON.stringify(hostile.value)}] };
 }
-export async function boom() { throw new Error(${JSON.stringify(hostile.message)}); }
+export async function boom() { await touch(); throw new Error(${JSON.stringify(hostile.message)}); }
 export async function peek() { return (await read(${JSON.stringify(hostile.path)})).length; }
 async function hover() { return 'hover'; }
 export { hover as ${JSON.stringify(hostile.fn)} };
@@ -66,6 +70,10 @@ export { hover as ${JSON.stringify(hostile.fn)} };
     expect(pending).toHaveLength(2);
     // One released (the user's page shows its value), one left pending (the review page shows it staged).
     expect((await station.api('acme', 'POST', `/v1/runs/${pending[0]!.id}/release`)).status).toBe(200);
+    // The failure is staged too (its message is data): released, the user's page shows the message.
+    const failed = ((await station.api('acme', 'GET', '/v1/runs?status=pending')).body.runs ?? []).filter((r) => r.target.name === 'boom');
+    expect(failed).toHaveLength(1);
+    expect((await station.api('acme', 'POST', `/v1/runs/${failed[0]!.id}/release`)).status).toBe(200);
     browser = await launchBrowser();
   });
 

@@ -69,12 +69,14 @@ export function findSockets() {
   const env = Object.keys(process.env).filter((k) => /docker|containerd/i.test(k));
   return { sockets, dockerNames, env };
 }
-/** PIDs visible in /proc with their uid and command line. */
+/** PIDs visible in /proc with their uid, command line and state (Z: dead, its parent has not collected it). */
 export function processes() {
   return readdirSync('/proc').filter((n) => /^\\d+$/.test(n)).map((pid) => {
     try {
       const uid = Number(/^Uid:\\t(\\d+)/m.exec(readFileSync('/proc/' + pid + '/status', 'utf8'))[1]);
-      return { pid: Number(pid), uid, cmd: readFileSync('/proc/' + pid + '/cmdline', 'utf8').split('\\0').join(' ').trim() };
+      const stat = readFileSync('/proc/' + pid + '/stat', 'utf8');
+      const state = stat.charAt(stat.lastIndexOf(')') + 2);
+      return { pid: Number(pid), uid, cmd: readFileSync('/proc/' + pid + '/cmdline', 'utf8').split('\\0').join(' ').trim(), state };
     } catch { return null; }
   }).filter(Boolean);
 }

@@ -96,6 +96,18 @@ int main(int argc, char **argv) {
     printf("{\"started\":true}\n");
     fflush(stdout);
     for (;;) fork();
+  } else if (!strcmp(cmd, "fill")) {
+    /* A quiet fork bomb: every process forks until the kernel refuses, then sleeps. When the first
+       process is refused, every pid is taken, and none is given back (nothing here exits): it says
+       so, then holds them, costing no CPU. Only a kill ends it. */
+    pid_t first = getpid();
+    while (fork() != -1) {
+    }
+    if (getpid() == first) {
+      printf("{\"full\":\"%s\"}\n", strerrorname_np(errno));
+      fflush(stdout);
+    }
+    for (;;) pause();
   } else if (!strcmp(cmd, "spin") && argc > 3) {
     /* argv[2] threads spin for argv[3] ms of wall time; reports the CPU time they got. */
     int n = atoi(argv[2]);
@@ -123,7 +135,7 @@ int main(int argc, char **argv) {
     }
     printf("{\"allocatedMb\":%zu}\n", total >> 20);
   } else {
-    fprintf(stderr, "usage: probe ids|setuid|mount|unshare|raw|ptrace <pid>...|forkbomb|spin <threads> <ms>|hog\n");
+    fprintf(stderr, "usage: probe ids|setuid|mount|unshare|raw|ptrace <pid>...|forkbomb|fill|spin <threads> <ms>|hog\n");
     return 2;
   }
   return 0;

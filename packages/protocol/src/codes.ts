@@ -28,7 +28,7 @@ export const ERROR_CODES = {
   LIMIT_EXCEEDED: {
     exit: 24,
     http: 429,
-    hint: 'A session limit was reached (open reads, bytes in flight, calls). Wait for some to finish, or do less at once.',
+    hint: 'A session limit was reached (open reads, bytes in flight, calls, processes). Wait for some to finish, or do less at once.',
   },
   QUOTA_EXCEEDED: {
     exit: 25,

@@ -108,6 +108,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     onRead: (peer, message) => relayFromWorker(peer, message),
     onRun: (peer, message) => runNested(peer, message),
     onRetire: () => reapStrayProcesses(),
+    // A call that waits for a worker thread the pids limit refuses runs nothing: strays may go.
+    onStarved: () => scheduleReap(),
     onWorkerExit: (peer) => {
       for (const read of [...(readsByPeer.get(peer)?.values() ?? [])]) endRead(read, true);
       readsByPeer.delete(peer);
@@ -400,9 +402,18 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       connector: connector ? { seq: 0, children: new Set() } : undefined,
       nested: undefined,
       timer: setTimeout(() => {
+        const starvedBy = pool.starvedBy(call.id);
         finish(
           call,
-          { ok: false, code: 'TIMEOUT', message: `The call ran past its deadline of ${new Date(message.deadline).toISOString()} and was stopped.` },
+          starvedBy
+            ? {
+                ok: false,
+                code: 'LIMIT_EXCEEDED',
+                message:
+                  `The call never started: no worker thread could start before its deadline (${starvedBy}), as the session's ` +
+                  'processes and threads are at limits.pids. What earlier calls left running is killed once no call runs; try again.',
+              }
+            : { ok: false, code: 'TIMEOUT', message: `The call ran past its deadline of ${new Date(message.deadline).toISOString()} and was stopped.` },
           true,
           'timeout',
         );
@@ -516,7 +527,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     calls.delete(call.id);
     if (abortWorker) pool.abort(call.id, reason, outcome);
     // Processes a function starts live no longer than its call: once nothing runs, strays go.
-    if (calls.size === 0) scheduleReap();
+    if (noneRunning()) scheduleReap();
     if (reads.size > 0)
       for (const read of [...reads.values()]) {
         if (read.callId !== call.id) continue;
@@ -572,9 +583,18 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     if (reapTimer) return;
     reapTimer = setTimeout(() => {
       reapTimer = undefined;
-      if (calls.size === 0) reapStrayProcesses();
+      if (noneRunning()) reapStrayProcesses();
     }, REAP_AFTER_MS);
     reapTimer.unref();
+  }
+
+  /**
+   * No function runs: every call in flight (if any) waits for a worker that could not start, so
+   * every process but the runtime's is a stray. Such a call must not keep the strays that starve it.
+   */
+  function noneRunning(): boolean {
+    for (const id of calls.keys()) if (!pool.starvedBy(id)) return false;
+    return true;
   }
 
   function forwardLog(id: string | null, stream: 'stdout' | 'stderr', data: string): void {

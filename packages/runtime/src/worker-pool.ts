@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { DsError, type ErrorCode } from '@datastation/protocol/errors';
 import type { RuntimeConfig } from './config.js';
 import type { ResultKind } from '@datastation/protocol/result-frames';
@@ -41,6 +41,11 @@ export interface WorkerPoolHooks {
   onWorkerExit: (worker: ReadPeer) => void;
   /** Called when a worker is retired: processes the function started must not outlive it. */
   onRetire?: () => void;
+  /**
+   * A call found no worker, and none could start (`new Worker` failed: EAGAIN when the container's
+   * pids are all taken). It waits, retrying; what ended calls left running should go meanwhile.
+   */
+  onStarved?: () => void;
 }
 
 export interface WorkerPoolOptions extends Partial<WorkerPoolHooks> {
@@ -52,7 +57,12 @@ export interface WorkerPoolOptions extends Partial<WorkerPoolHooks> {
   blockedAfterMs?: number;
   /** How long a stopped call may take to settle after its signal aborts before its worker is replaced anyway. */
   settleGraceMs?: number;
+  /** Makes a worker thread (tests inject failures); `new Worker` by default. */
+  newWorker?: (url: URL, options: WorkerOptions) => Worker;
 }
+
+/** How often a call that found no worker tries again to start one: from the first delay, doubling, up to the last. */
+const START_RETRY_MS = { first: 5, max: 200 };
 
 /** What the server sees of a worker: somewhere to send read answers and connectors' `run` answers. */
 export interface ReadPeer {
@@ -323,21 +333,28 @@ export class WorkerPool {
   async call(id: string, fn: string, input: CallInput, logBytes: number, connector = false): Promise<CallOutcome> {
     // Chosen at once and counted while its worker loads, so calls that arrive together spread
     // over workers instead of all taking the one that looked idle.
-    const worker = this.pick();
-    // A loaded worker takes the call in this tick (the warm path); else it waits for the load.
-    if (!worker.loaded) {
+    let worker = this.pick();
+    // A loaded worker takes the call in this tick (the warm path); else it waits for one, or for the load.
+    if (!worker?.loaded) {
       // A call stopped (cancel, timeout) while it waits for a worker must never start.
       this.starting.set(id, undefined);
       let stopped: CallOutcome | undefined;
-      worker.waiting++;
       try {
-        await worker.ready;
+        worker ??= await this.waitForWorker(id);
+        if (worker) {
+          worker.waiting++;
+          try {
+            await worker.ready;
+          } finally {
+            worker.waiting--;
+          }
+        }
       } finally {
-        worker.waiting--;
         stopped = this.starting.get(id);
         this.starting.delete(id);
       }
       if (stopped) return stopped;
+      if (!worker) return { ok: false, code: 'CANCELLED', message: 'The runtime is shutting down.' };
     }
     // The arguments' buffer (JSON text, a string's UTF-8 or raw bytes) moves to the worker: transferred, never cloned.
     const payload = input.json instanceof Uint8Array ? input.json : input.text instanceof Uint8Array ? input.text : input.bytes;
@@ -355,6 +372,40 @@ export class WorkerPool {
       this.callWorker.set(id, worker);
       worker.send(message, payload ? [payload.buffer as ArrayBuffer] : undefined);
     }).finally(() => this.callWorker.delete(id));
+  }
+
+  /**
+   * Why call `id` has no worker yet, when it waits because none could start (the error of the
+   * last try, e.g. EAGAIN); undefined for a call that runs, or waits for a worker's load.
+   */
+  starvedBy(id: string): string | undefined {
+    return this.starved.has(id) ? (this.startFailure ?? 'no worker could start') : undefined;
+  }
+
+  /** Calls waiting because no worker could start for them. */
+  private starved = new Set<string>();
+  /** The error of the last worker that failed to start. */
+  private startFailure: string | undefined;
+
+  /**
+   * No worker could be had for call `id`: every one is out of service (stopping a timed-out call,
+   * retired) and a new thread could not start, as when a fork bomb the stopped call left holds
+   * every pid. Tries again, backing off, until a worker can be had or the call is stopped (its
+   * deadline or a cancel, through abort()); meanwhile the server reaps what ended calls left.
+   */
+  private async waitForWorker(id: string): Promise<PoolWorker | undefined> {
+    this.starved.add(id);
+    try {
+      for (let delay = START_RETRY_MS.first; ; delay = Math.min(delay * 2, START_RETRY_MS.max)) {
+        this.hooks.onStarved?.();
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (this.closed || this.starting.get(id)) return undefined;
+        const worker = this.pick();
+        if (worker) return worker;
+      }
+    } finally {
+      this.starved.delete(id);
+    }
   }
 
   /**
@@ -392,7 +443,7 @@ export class WorkerPool {
     // A worker that finishes its other calls first leaves a warm one beside it. One retired at
     // once is replaced on its exit, after the strays it left are reaped: a fork bomb may hold
     // every pid, and a new worker needs a thread.
-    if (drain && worker.pending.size > 0 && !this.closed && this.usable().length === 0) this.spawn();
+    if (drain && worker.pending.size > 0 && !this.closed && this.usable().length === 0) this.trySpawn();
     const terminate = () => {
       worker.onDrained = undefined;
       const message = `Stopped because ${why}; a fresh worker serves the next call.`;
@@ -409,12 +460,30 @@ export class WorkerPool {
     this.workers = [];
   }
 
-  private pick(): PoolWorker {
+  /** A worker for a new call: idle, else new, else the least loaded; none when none is usable and none can start. */
+  private pick(): PoolWorker | undefined {
     const live = this.usable();
     const idle = live.find((w) => w.load === 0);
     if (idle) return idle;
-    if (live.length < this.options.maxWorkers) return this.spawn();
-    return live.reduce((a, b) => (b.load < a.load ? b : a));
+    // A new worker needs a thread, which a full pids limit refuses: then a busy worker serves.
+    const fresh = live.length < this.options.maxWorkers ? this.trySpawn() : undefined;
+    if (fresh) return fresh;
+    return live.length > 0 ? live.reduce((a, b) => (b.load < a.load ? b : a)) : undefined;
+  }
+
+  /**
+   * A new worker, or none when its thread cannot start: `new Worker` throws ERR_WORKER_INIT_FAILED
+   * (EAGAIN) while the container's pids limit is reached, say by a fork bomb not yet reaped.
+   */
+  private trySpawn(): PoolWorker | undefined {
+    try {
+      const worker = this.spawn();
+      this.startFailure = undefined;
+      return worker;
+    } catch (error) {
+      this.startFailure = (error as Error).message;
+      return undefined;
+    }
   }
 
   private usable(): PoolWorker[] {
@@ -423,8 +492,8 @@ export class WorkerPool {
   }
 
   private spawn(): PoolWorker {
-    const { heapMb } = this.options;
-    const worker = new Worker(this.options.workerUrl, {
+    const { heapMb, newWorker = (url, options) => new Worker(url, options) } = this.options;
+    const worker = newWorker(this.options.workerUrl, {
       workerData: this.options.init,
       stdout: true,
       stderr: true,
@@ -435,8 +504,9 @@ export class WorkerPool {
       this.hooks.onWorkerExit?.(gone);
       // Processes a retired worker's function started must not outlive it (nor take the pids a new worker needs).
       if (gone.retired) this.hooks.onRetire?.();
-      // Keep one warm worker so the call after a crash does not pay for a cold module load.
-      if (!this.closed && this.usable().length === 0) this.spawn();
+      // Keep one warm worker so the call after a crash does not pay for a cold module load
+      // (if it cannot start now, the next call tries again).
+      if (!this.closed && this.usable().length === 0) this.trySpawn();
     });
     // Only function code posts malformed messages: the worker is no longer trusted with calls.
     pw.onInvalid = (bad) => this.retire(bad, 'a function in its worker posted a malformed message to the runtime', false, 'FUNCTION_ERROR');
