@@ -131,6 +131,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const docker: DockerClient | undefined = options.checkImages === false ? undefined : (options.stationOptions?.docker ?? defaultDockerClient());
   const images = docker ? new ImagePolicy(docker, options.allowedImages) : undefined;
   const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, images });
+  await packageFiles.sweepIncoming(2 * limits.requestTimeoutMs);
   const scrub = scrubContext(storage, options.stationOptions);
   const instance = options.instance ?? hostname();
   if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255)

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Manifest, openPackage } from '@datastation/package';
@@ -43,6 +43,24 @@ export class PackageFiles {
   /** The image policy uploads are checked against (undefined: image checks are off). */
   get images(): ImagePolicy | undefined {
     return this.options.images;
+  }
+
+  /**
+   * Removes what uploads cut off by a killed gatekeeper left in `.incoming` (files and unpacking
+   * folders untouched for `olderThanMs`: no upload in flight is that old, as the door's request
+   * timeout bounds each). Called at start; returns how many it removed.
+   */
+  async sweepIncoming(olderThanMs: number, now = Date.now()): Promise<number> {
+    const incoming = join(this.dir, INCOMING_DIR);
+    const names = await readdir(incoming).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of names) {
+      const info = await lstat(join(incoming, name)).catch(() => undefined);
+      if (!info || now - info.mtimeMs < olderThanMs) continue;
+      await rm(join(incoming, name), { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
   }
 
   /** Receives an upload from `body` (a request, read to its end or until refused) and unpacks it. */

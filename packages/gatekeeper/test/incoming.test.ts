@@ -1,0 +1,27 @@
+/** What uploads cut off by a killed gatekeeper leave in `.incoming` is swept at the next start; uploads in flight are not. */
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { INCOMING_DIR, PackageFiles } from '../src/http/package-files.js';
+
+let dir: string | undefined;
+afterEach(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+it('removes the files and unpacking folders older than the cut-off, and keeps the recent ones', async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ds-incoming-'));
+  const incoming = join(dir, INCOMING_DIR);
+  await mkdir(join(incoming, 'old-unpack'), { recursive: true });
+  await writeFile(join(incoming, 'old-unpack', 'code.js'), 'x');
+  await writeFile(join(incoming, 'old.upload'), 'x');
+  await writeFile(join(incoming, 'new.upload'), 'x');
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  for (const name of ['old-unpack', 'old.upload']) await utimes(join(incoming, name), hourAgo, hourAgo);
+  const files = new PackageFiles(dir, { maxBytes: 1024 });
+  expect(await files.sweepIncoming(120_000)).toBe(2);
+  expect(await readdir(incoming)).toEqual(['new.upload']);
+  // A station that never took an upload has no folder: nothing to do.
+  expect(await new PackageFiles(join(dir, 'none'), { maxBytes: 1024 }).sweepIncoming(0)).toBe(0);
+});
