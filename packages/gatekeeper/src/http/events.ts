@@ -90,6 +90,14 @@ export class EventHub {
   async open(req: Request, res: Response, opener: StreamOpener, after: number | undefined): Promise<void> {
     const { principal } = opener;
     const release = this.reserveStream(principal);
+    const subscriber: Subscriber = { ...opener, res, after: 0, ended: false };
+    // Before the first await: a client gone while the replay is reserved still gives its slot back.
+    res.on('close', () => {
+      subscriber.ended = true;
+      this.streams.delete(subscriber);
+      this.subscribers.delete(subscriber);
+      release();
+    });
     let replay: number;
     try {
       replay = await this.reserveReplay(principal, after);
@@ -97,14 +105,8 @@ export class EventHub {
       release();
       throw error;
     }
-    const subscriber: Subscriber = { ...opener, res, after: 0, ended: false };
+    if (subscriber.ended) return this.replayBudget.settle(principal.id, replay, 0);
     this.streams.add(subscriber);
-    res.on('close', () => {
-      subscriber.ended = true;
-      this.streams.delete(subscriber);
-      this.subscribers.delete(subscriber);
-      release();
-    });
 
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',

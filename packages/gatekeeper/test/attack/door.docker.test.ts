@@ -5,6 +5,7 @@
  * and streams and console sessions that outlived a rotated token (on this gatekeeper, and on a
  * second one sharing the store).
  */
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AuditEntry, createGatekeeper, type Gatekeeper, hashToken, openStore, type Store } from '../../src/index.js';
@@ -74,6 +75,36 @@ async function signIn(base: string, token: string, headers: Record<string, strin
   const set = res.headers.getSetCookie().find((c) => c.startsWith('ds_session='));
   const text = await res.text();
   return { status: res.status, ...(set ? { cookie: set.split(';')[0] } : {}), body: text ? JSON.parse(text) : {} };
+}
+
+/**
+ * A sign-in over node:http with kept-alive sockets: the 10 001 sign-ins below cost a third of what
+ * fetch's would on a loaded machine. The status and the cookie set.
+ */
+function signInQuickly(agent: Agent, base: string, token: string): Promise<{ status: number; cookie?: string }> {
+  const { hostname, port } = new URL(base);
+  const body = JSON.stringify({ token });
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: hostname,
+        port,
+        path: '/v1/session',
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          const set = res.headers['set-cookie']?.find((c) => c.startsWith('ds_session='));
+          resolve({ status: res.statusCode ?? 0, ...(set ? { cookie: set.split(';')[0] } : {}) });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 async function sessionStatus(base: string, cookie: string): Promise<number> {
@@ -165,17 +196,24 @@ describe('finding 6: one principal cannot sign the others out of the console', (
       const first = await signIn(station.url, station.tokens.ann!);
       let done = 1;
       const last: string[] = [];
+      const failed: number[] = [];
       // Eight at a time, as a script would: seconds, not minutes.
-      await Promise.all(
-        Array.from({ length: 8 }, async () => {
-          while (done < 10_001) {
-            done++;
-            const signed = await signIn(station.url, station.tokens.ann!);
-            expect(signed.status).toBe(200);
-            last.push(signed.cookie!);
-          }
-        }),
-      );
+      const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+      try {
+        await Promise.all(
+          Array.from({ length: 8 }, async () => {
+            while (done < 10_001) {
+              done++;
+              const signed = await signInQuickly(agent, station.url, station.tokens.ann!);
+              if (signed.status === 200 && signed.cookie) last.push(signed.cookie);
+              else failed.push(signed.status);
+            }
+          }),
+        );
+      } finally {
+        agent.destroy();
+      }
+      expect(failed).toEqual([]);
       expect(await sessionStatus(station.url, acme.cookie!)).toBe(200);
       expect(await sessionStatus(station.url, first.cookie!)).toBe(401);
       expect(await sessionStatus(station.url, last.at(-1)!)).toBe(200);
