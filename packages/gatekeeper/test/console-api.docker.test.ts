@@ -777,7 +777,7 @@ describe('the console API', () => {
     expect((await call('GET', '/v1/session', { cookie: session.cookie })).status).toBe(401);
   });
 
-  it('rate-limits failed sign-ins per address: 429 with Retry-After, even for a right token, bearer requests unaffected', async () => {
+  it('rate-limits failed sign-ins per address: 429 with Retry-After, never for a right token, bearer requests unaffected', async () => {
     const light = await lightGatekeeper();
     try {
       for (let i = 0; i < 10; i++) {
@@ -789,7 +789,8 @@ describe('the console API', () => {
       expect(refused.body.error.code).toBe('LIMIT_EXCEEDED');
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(60);
-      expect((await call('POST', '/v1/session', { body: { token: light.owner } }, light.url)).status).toBe(429);
+      // The limiter slows failing guesses; it does not lock out everyone behind the address (docs/security.md §2.12).
+      expect((await call('POST', '/v1/session', { body: { token: light.owner } }, light.url)).status).toBe(200);
       expect((await call('GET', '/v1/audit', { who: light.owner }, light.url)).status).toBe(200);
     } finally {
       await light.cleanup();

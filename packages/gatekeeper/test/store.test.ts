@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Migrator } from 'kysely';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { DsError } from '@datastation/protocol/errors';
-import { hashArgs, hashToken, MIGRATIONS, openStore, parseStoreUrl, type Store } from '../src/index.js';
+import { credentialOf, hashArgs, hashToken, MIGRATIONS, openStore, type PrincipalChange, parseStoreUrl, type Store } from '../src/index.js';
 import { connect } from '../src/store/connect.js';
 import { type Backend, type Fixture, postgresBackend, sqliteBackend } from './fixtures.js';
 
@@ -74,6 +74,57 @@ describe.each(backends)('store on $name', (backend) => {
     expect(await store.principals.authenticate(rotated!)).toMatchObject({ id: 'ann' });
     await expect(store.principals.add({ id: 'ann', role: 'user', token: 'x'.repeat(32) })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(store.principals.add({ id: 'bob', role: 'admin' as never, token: 'x'.repeat(32) })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it("stamps a principal's credential: the token's stamp while it is theirs, another once rotated, never the stored hash", async () => {
+    const { token } = await store.principals.issue({ id: 'ann', role: 'user' });
+    const before = await store.principals.withCredential('ann');
+    expect(before).toEqual({ principal: expect.objectContaining({ id: 'ann', role: 'user' }), credential: credentialOf(token) });
+    expect(before?.credential).not.toBe(hashToken(token));
+    expect(before?.credential).not.toContain(token);
+    const rotated = await store.principals.rotate('ann');
+    const after = await store.principals.withCredential('ann');
+    expect(after?.credential).toBe(credentialOf(rotated!));
+    expect(after?.credential).not.toBe(before?.credential);
+    expect(await store.principals.withCredential('nobody')).toBeUndefined();
+    // Another open of the same database (another gatekeeper) reads the same stamp: they compare alike.
+    const other = await open();
+    try {
+      expect((await other.principals.withCredential('ann'))?.credential).toBe(after?.credential);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('tells onPrincipalChange listeners of a rotation once it is written: at once outside a transaction, after the commit inside one', async () => {
+    await store.principals.issue({ id: 'ann', role: 'user' });
+    const told: PrincipalChange[] = [];
+    const stop = store.onPrincipalChange((change) => told.push(change));
+    store.onPrincipalChange(() => {
+      throw new Error('a failing listener does not fail the rotation');
+    });
+    expect(await store.principals.rotate('ann')).toBeDefined();
+    expect(told).toEqual([{ principal: 'ann', change: 'rotated' }]);
+    expect(await store.principals.rotate('nobody')).toBeUndefined();
+    expect(told).toHaveLength(1); // nothing changed: nobody told
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.principals.rotate('ann');
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(told).toHaveLength(1);
+    await store.transaction(async (tx) => {
+      await tx.principals.rotate('ann');
+      expect(told).toHaveLength(1); // not before the commit
+    });
+    expect(told).toEqual([
+      { principal: 'ann', change: 'rotated' },
+      { principal: 'ann', change: 'rotated' },
+    ]);
+    stop();
+    await store.principals.rotate('ann');
+    expect(told).toHaveLength(2);
   });
 
   it('round-trips packages: a package is its digest, two uploads named alike are two packages', async () => {
@@ -361,6 +412,9 @@ describe.each(backends)('store on $name', (backend) => {
     expect(await store.auditFor('globex')).toEqual([c]);
     expect(await store.auditFor('ann')).toEqual([]);
     expect(await store.audit.list({ after: 1, limit: 1 })).toEqual([b]);
+    expect(await store.audit.list({ kind: 'upload' })).toEqual([a]);
+    expect(await store.audit.list({ after: 1, upTo: 2 })).toEqual([b]);
+    expect(await store.audit.list({ kind: 'run', upTo: 2 })).toEqual([]);
     await expect(store.audit.append({ actor: 'x', kind: 'hack' as never, subject: 's' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(store.audit.append({ actor: 'x', kind: 'run', subject: 's', data: { n: Number.NaN } })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     expect(await store.verifyAudit()).toMatchObject({ ok: true, entries: 3 });

@@ -150,7 +150,12 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     throw error;
   }
   logRecovery(instance, recovery, log);
-  const consoleSessions = new ConsoleSessions();
+  const consoleSessions = new ConsoleSessions({
+    max: limits.consoleSessions,
+    perPrincipal: limits.consoleSessionsPerPrincipal,
+    // A session that ends (signed out, expired, evicted) takes its event streams with it.
+    onEnd: (key) => context.events.endSession(key),
+  });
   const context: GatekeeperContext = {
     store: options.store,
     storage,
@@ -167,10 +172,18 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
       total: limits.eventStreams,
       heartbeatMs: limits.eventHeartbeatMs,
       retryAfterSeconds: limits.retryAfterSeconds,
+      replayEntries: limits.eventReplayEntries,
+      replayEntriesPerMinute: limits.eventReplayEntriesPerMinute,
       sessionAlive: (key) => consoleSessions.alive(key),
     }),
     scrub,
   };
+  // A principal's token rotated (or the principal gone): what its old credential opened here ends at
+  // once. Other gatekeepers sharing the store compare credentials at their next request or heartbeat.
+  const unwatchPrincipals = options.store.onPrincipalChange(({ principal }) => {
+    consoleSessions.endPrincipal(principal);
+    context.events.endPrincipal(principal);
+  });
   const onInternal =
     options.onInternalError ?? ((error: unknown, ref: string) => process.stderr.write(`gatekeeper: internal error ${ref}: ${inspect(error, { depth: 6 })}\n`));
 
@@ -207,6 +220,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      unwatchPrincipals();
       // Event streams never end by themselves: ended first, so that the servers' close does not wait on them.
       context.events.close();
       await Promise.all(

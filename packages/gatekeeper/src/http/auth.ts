@@ -1,6 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { DsError } from '@datastation/protocol/errors';
-import type { Principal } from '../store/principals.js';
+import { credentialOf, type Principal } from '../store/principals.js';
 import type { Role } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { type ConsoleSessions, checkCsrf, cookieSession } from './console-session.js';
@@ -27,6 +27,7 @@ export function authenticate(store: Store, sessions: ConsoleSessions): RequestHa
       const principal = await store.principals.authenticate(token);
       if (!principal) throw unauthenticated();
       res.locals.principal = principal;
+      res.locals.credential = credentialOf(token);
       next();
       return;
     }
@@ -35,6 +36,7 @@ export function authenticate(store: Store, sessions: ConsoleSessions): RequestHa
     checkCsrf(req, session);
     res.locals.principal = session.principal;
     res.locals.consoleSession = session.key;
+    res.locals.credential = session.record.credential;
     next();
   };
 }
@@ -42,6 +44,16 @@ export function authenticate(store: Store, sessions: ConsoleSessions): RequestHa
 /** The key of the console session a request was authenticated by, if it came with the cookie. */
 export function consoleSessionOf(res: Response): string | undefined {
   return res.locals.consoleSession as string | undefined;
+}
+
+/**
+ * The stamp of the credential the request was authenticated with (`credentialOf`: the bearer
+ * token, or the one the console session was signed in with): what it opens ends once it changes.
+ */
+export function credentialUsed(res: Response): string {
+  const credential = res.locals.credential as string | undefined;
+  if (!credential) throw unauthenticated();
+  return credential;
 }
 
 /** The authenticated principal (set by `authenticate`). */

@@ -2,19 +2,17 @@ import type { Request, Response } from 'express';
 import { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import type { AuditEntry } from '../store/audit.js';
-import type { Principal } from '../store/principals.js';
+import type { Credentialed, Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
-import { consoleSessionOf, principalOf } from './auth.js';
+import { consoleSessionOf, credentialUsed, principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
-import { auditEntryView } from '../runs/views.js';
-import { WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
+import { auditEntryView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
+import { PerMinuteBudget } from './limits.js';
 
 /** How often the log is read for entries other processes appended (this one's are pushed at once). */
 const POLL_MS = 500;
 /** Entries read per query. */
 const BATCH = 1000;
-/** Entries a resumed stream is sent again at most (`Last-Event-ID`): older ones are read with GET /v1/audit. */
-const REPLAY_MAX = 1000;
 /** Bytes a stream may have waiting for a slow client before it is ended (the client reconnects and resumes). */
 const MAX_BUFFERED = 1024 * 1024;
 
@@ -23,19 +21,31 @@ export interface EventHubOptions {
   total: number;
   heartbeatMs: number;
   retryAfterSeconds: number;
+  /** Entries one resume (`Last-Event-ID`) reads again at most: older ones are read with GET /v1/audit. */
+  replayEntries: number;
+  /** Entries one principal's resumes read again per minute (`PerMinuteBudget`). */
+  replayEntriesPerMinute: number;
   /** Whether a console session is still signed in (a stream opened by cookie ends with its session). */
   sessionAlive: (key: string) => boolean;
 }
 
-interface Subscriber {
+/** Who opens a stream, and with what. */
+export interface StreamOpener {
   principal: Principal;
+  /** The stamp of the credential it was opened with (`credentialUsed`): the stream ends once the principal's differs. */
+  credential: string;
+  /** The console session the stream was opened by, if any. */
+  session: string | undefined;
+}
+
+interface Subscriber extends StreamOpener {
   res: Response;
   /** The last seq this stream was given or passed over: it is sent only later entries. */
   after: number;
-  /** The console session the stream was opened by, if any. */
-  session: string | undefined;
   /** Events waiting for the next tick (users' streams only). */
   held: string;
+  /** Its response closed. */
+  ended: boolean;
 }
 
 /**
@@ -46,7 +56,11 @@ interface Subscriber {
  * log go one after another (one chain), so a stream never gets an entry twice or out of order.
  */
 export class EventHub {
+  /** The streams given the feed. */
   private readonly subscribers = new Set<Subscriber>();
+  /** Every stream open, those still replaying too: what `end*` and `close` end. */
+  private readonly streams = new Set<Subscriber>();
+  private readonly replayBudget: PerMinuteBudget;
   private readonly perPrincipal = new Map<string, number>();
   private reserved = 0;
   private lastSeq = 0;
@@ -63,7 +77,9 @@ export class EventHub {
   constructor(
     private readonly store: Store,
     private readonly options: EventHubOptions,
-  ) {}
+  ) {
+    this.replayBudget = new PerMinuteBudget(options.replayEntriesPerMinute);
+  }
 
   /** Streams open now. */
   get size(): number {
@@ -71,11 +87,71 @@ export class EventHub {
   }
 
   /**
-   * Opens a stream on `res` for `principal`: after `after` when given (a resume: up to REPLAY_MAX
-   * entries are sent again), else from now on. Refuses past the limits with LIMIT_EXCEEDED, before
-   * anything is written.
+   * Opens a stream on `res` for `opener.principal`: after `after` when given (a resume: up to
+   * `replayEntries` entries are read again, out of the principal's replay budget), else from now
+   * on. Refuses past the limits with LIMIT_EXCEEDED, before anything is written.
    */
-  async open(req: Request, res: Response, principal: Principal, after: number | undefined, session: string | undefined): Promise<void> {
+  async open(req: Request, res: Response, opener: StreamOpener, after: number | undefined): Promise<void> {
+    const { principal } = opener;
+    const release = this.reserveStream(principal);
+    const subscriber: Subscriber = { ...opener, res, after: 0, ended: false, held: '' };
+    // Before the first await: a client gone while the replay is reserved still gives its slot back.
+    res.on('close', () => {
+      subscriber.ended = true;
+      this.streams.delete(subscriber);
+      this.subscribers.delete(subscriber);
+      release();
+    });
+    let replay: number;
+    try {
+      replay = await this.reserveReplay(principal, after);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    if (subscriber.ended) return this.replayBudget.settle(principal.id, replay, 0);
+    this.streams.add(subscriber);
+
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'X-Accel-Buffering': 'no',
+      Connection: 'keep-alive',
+    });
+    req.socket.setNoDelay(true);
+    req.socket.setKeepAlive(true);
+    res.write('retry: 2000\n\n');
+
+    let read = 0;
+    try {
+      this.start();
+      await this.serially(async () => {
+        if (subscriber.ended || res.writableEnded) return;
+        if (this.closed) return void res.end();
+        await this.fromHead();
+        if (after === undefined) subscriber.after = this.lastSeq;
+        else {
+          // The entries after `after`, as far as the poller has gone; later ones come with it.
+          subscriber.after = after;
+          const replayed = await replayEntries(this.store, principal, after, this.lastSeq, replay);
+          read = replayed.read;
+          const developerPackages = await this.developerPackages([subscriber], replayed.entries);
+          for (const entry of replayed.entries) this.offer(subscriber, entry, developerPackages);
+          subscriber.after = Math.max(after, this.lastSeq);
+        }
+        // Not if it closed meanwhile: its close already took it out.
+        if (!subscriber.ended) this.subscribers.add(subscriber);
+      });
+    } catch {
+      // The stream has begun: it can only be ended (the client reconnects and resumes).
+      res.destroy();
+    } finally {
+      this.replayBudget.settle(principal.id, replay, read);
+    }
+  }
+
+  /** Counts a stream of `principal` against the limits (LIMIT_EXCEEDED past them); the returned function uncounts it (idempotent). */
+  private reserveStream(principal: Principal): () => void {
     if (this.closed) throw new DsError('LIMIT_EXCEEDED', 'The gatekeeper is closing; reconnect in a moment.', { details: { retryAfterSeconds: 2 } });
     const mine = this.perPrincipal.get(principal.id) ?? 0;
     if (mine >= this.options.perPrincipal || this.reserved >= this.options.total) {
@@ -91,51 +167,36 @@ export class EventHub {
     // Counted before the first await, so that streams opened at once cannot pass the limits together.
     this.perPrincipal.set(principal.id, mine + 1);
     this.reserved++;
-    const subscriber: Subscriber = { principal, res, after: 0, session, held: '' };
     let released = false;
-    const release = () => {
+    return () => {
       if (released) return;
       released = true;
-      this.subscribers.delete(subscriber);
       const left = (this.perPrincipal.get(principal.id) ?? 1) - 1;
       if (left > 0) this.perPrincipal.set(principal.id, left);
       else this.perPrincipal.delete(principal.id);
       this.reserved--;
       if (this.reserved === 0) this.stop();
     };
-    res.on('close', release);
+  }
 
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-store',
-      'X-Accel-Buffering': 'no',
-      Connection: 'keep-alive',
-    });
-    req.socket.setNoDelay(true);
-    req.socket.setKeepAlive(true);
-    res.write('retry: 2000\n\n');
-
-    try {
-      this.start();
-      await this.serially(async () => {
-        if (released) return;
-        if (this.closed) return void res.end();
-        await this.fromHead();
-        if (after === undefined) subscriber.after = this.lastSeq;
-        else {
-          // The entries after `after`, as far as the poller has gone; later ones come with it.
-          subscriber.after = after;
-          const replay = after < this.lastSeq ? await this.store.audit.list({ after, limit: Math.min(REPLAY_MAX, this.lastSeq - after) }) : [];
-          const developerPackages = await this.developerPackages([subscriber], replay);
-          for (const entry of replay) this.offer(subscriber, entry, developerPackages);
-          subscriber.after = Math.max(after, this.lastSeq);
-        }
-        this.subscribers.add(subscriber);
-      });
-    } catch {
-      // The stream has begun: it can only be ended (the client reconnects and resumes).
-      res.destroy();
-    }
+  /**
+   * The entries a resume after `after` may read, taken from the principal's replay budget: as many
+   * as the log holds after it, at most `replayEntries` (0 for a stream from now on). Past the
+   * budget: LIMIT_EXCEEDED with the time until it holds enough, before anything is written. What
+   * the replay does not read is given back (`PerMinuteBudget.settle`).
+   */
+  private async reserveReplay(principal: Principal, after: number | undefined): Promise<number> {
+    if (after === undefined) return 0;
+    const wanted = Math.min(this.options.replayEntries, Math.max(0, (await this.store.audit.head()).seq - after));
+    const waitMs = this.replayBudget.take(principal.id, wanted);
+    if (waitMs === 0) return wanted;
+    const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000));
+    throw new DsError(
+      'LIMIT_EXCEEDED',
+      `${principal.id} has resumed event streams over ${this.replayBudget.perMinute} entries in the last minute, the most allowed. ` +
+        `Resume from a later Last-Event-ID, read older entries with GET /v1/audit, or try again in ${retryAfterSeconds} s.`,
+      { details: { limit: 'eventReplayEntriesPerMinute', max: this.replayBudget.perMinute, retryAfterSeconds } },
+    );
   }
 
   /** Reads the log now (this process appended): a local run is seen in milliseconds, not at the next poll. */
@@ -144,15 +205,20 @@ export class EventHub {
     this.schedulePoll();
   }
 
-  /** Ends the streams a console session opened (it signed out). */
+  /** Ends the streams a console session opened (it signed out, expired or was evicted). */
   endSession(key: string): void {
-    for (const subscriber of [...this.subscribers]) if (subscriber.session === key) subscriber.res.end();
+    for (const subscriber of [...this.streams]) if (subscriber.session === key) subscriber.res.end();
+  }
+
+  /** Ends every stream of `principal` (its token was rotated, or it is gone), those still replaying included. */
+  endPrincipal(id: string): void {
+    for (const subscriber of [...this.streams]) if (subscriber.principal.id === id) subscriber.res.end();
   }
 
   /** Ends every stream and stops the poller. */
   close(): void {
     this.closed = true;
-    for (const subscriber of [...this.subscribers]) subscriber.res.end();
+    for (const subscriber of [...this.streams]) subscriber.res.end();
     this.stop();
   }
 
@@ -263,22 +329,70 @@ export class EventHub {
     if (res.writableLength > MAX_BUFFERED) res.destroy();
   }
 
-  /** A comment line to every stream, and the end of those whose principal or console session is gone. */
+  /**
+   * A comment line to every stream, and the end of those no longer valid (`stillValid`): this is how
+   * a change made through another gatekeeper sharing the store reaches this one's streams.
+   */
   private async heartbeat(): Promise<void> {
     const subscribers = [...this.subscribers];
     for (const subscriber of subscribers) this.send(subscriber, ': ping\n\n');
     const ids = [...new Set(subscribers.map((s) => s.principal.id))];
     try {
-      const now = new Map(await Promise.all(ids.map(async (id) => [id, await this.store.principals.get(id)] as const)));
-      for (const subscriber of subscribers) {
-        const principal = now.get(subscriber.principal.id);
-        const sessionGone = subscriber.session !== undefined && !this.options.sessionAlive(subscriber.session);
-        if (!principal || principal.role !== subscriber.principal.role || sessionGone) subscriber.res.end();
-      }
+      const now = new Map(await Promise.all(ids.map(async (id) => [id, await this.store.principals.withCredential(id)] as const)));
+      for (const subscriber of subscribers) if (!this.stillValid(subscriber, now.get(subscriber.principal.id))) subscriber.res.end();
     } catch {
       // The store did not answer: asked again at the next heartbeat.
     }
   }
+
+  /** A stream lives while its principal does, with the same role and the credential it was opened with, and its console session, if any. */
+  private stillValid(subscriber: Subscriber, current: Credentialed | undefined): boolean {
+    if (!current || current.principal.role !== subscriber.principal.role || current.credential !== subscriber.credential) return false;
+    return subscriber.session === undefined || this.options.sessionAlive(subscriber.session);
+  }
+}
+
+/**
+ * The entries a resume after `after` is sent again, up to the seq `upTo` (where the feed is: later
+ * ones come with it), at most `limit`; and how many entries the store read for them. Only what the
+ * principal may see where the store can filter: an owner's through the owners' index (`forOwner`),
+ * with the uploads in the same span (every owner sees them); everyone else's in seq order, for
+ * `offer` to filter. So an owner's replay reads at most `limit` of their own entries and as many
+ * uploads, anyone else's at most `limit` entries.
+ */
+export async function replayEntries(
+  store: Store,
+  principal: Principal,
+  after: number,
+  upTo: number,
+  limit: number,
+): Promise<{ entries: AuditEntry[]; read: number }> {
+  if (limit <= 0 || after >= upTo) return { entries: [], read: 0 };
+  if (principal.role !== 'owner') {
+    const entries = await readPaged((from, n) => store.audit.list({ after: from, limit: n, upTo }), after, limit);
+    return { entries, read: entries.length };
+  }
+  const mine = await readPaged((from, n) => store.audit.forOwner(principal.id, { after: from, limit: n }), after, limit);
+  // Past the last of the owner's entries read, when it read all it could, the replay ends: uploads there come later.
+  const lastMine = mine.at(-1);
+  const through = lastMine && mine.length === limit ? Math.min(upTo, lastMine.seq) : upTo;
+  const uploads = await readPaged((from, n) => store.audit.list({ after: from, limit: n, kind: 'upload', upTo: through }), after, limit);
+  const bySeq = new Map<number, AuditEntry>();
+  for (const entry of [...mine, ...uploads]) if (entry.seq <= upTo) bySeq.set(entry.seq, entry);
+  const entries = [...bySeq.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
+  return { entries, read: mine.length + uploads.length };
+}
+
+/** Up to `limit` entries after `after`, read in pages the store answers (BATCH at most). */
+async function readPaged(read: (after: number, limit: number) => Promise<AuditEntry[]>, after: number, limit: number): Promise<AuditEntry[]> {
+  const entries: AuditEntry[] = [];
+  while (entries.length < limit) {
+    const want = Math.min(BATCH, limit - entries.length);
+    const page = await read(entries.at(-1)?.seq ?? after, want);
+    entries.push(...page);
+    if (page.length < want) break;
+  }
+  return entries;
 }
 
 /** `GET /v1/events`: the audit feed as server-sent events (see EventHub). */
@@ -292,7 +406,7 @@ export function eventRoutes(ctx: GatekeeperContext): Router {
       after = /^\d{1,15}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
       if (!Number.isSafeInteger(after)) throw new DsError('BAD_REQUEST', 'Last-Event-ID (or ?after=) is the seq of the last event received, a whole number.');
     }
-    await ctx.events.open(req, res, who, after, consoleSessionOf(res));
+    await ctx.events.open(req, res, { principal: who, credential: credentialUsed(res), session: consoleSessionOf(res) }, after);
   });
   return router;
 }

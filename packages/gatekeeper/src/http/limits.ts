@@ -21,14 +21,28 @@ export interface HttpLimits {
   headersTimeoutMs: number;
   /** Idle time of a kept-alive connection (`server.keepAliveTimeout`). Default 5 s. */
   keepAliveTimeoutMs: number;
-  /** Failed console sign-ins (`POST /v1/session`) per remote address per minute. Past it: 429 LIMIT_EXCEEDED. Default 10. */
+  /**
+   * Failed console sign-ins (`POST /v1/session`) per remote address per minute. Past it, a failing
+   * sign-in is 429 LIMIT_EXCEEDED; a valid token is never refused. Default 10.
+   */
   signInFailuresPerMinute: number;
+  /** Console sessions one principal holds; one more sign-in ends its own oldest. Default 16. */
+  consoleSessionsPerPrincipal: number;
+  /** Console sessions held in all; when full, a sign-in ends the oldest of the principal holding the most. Default 10 000. */
+  consoleSessions: number;
   /** Event streams (`GET /v1/events`) one principal may hold open. Past it: 429 LIMIT_EXCEEDED. Default 8. */
   eventStreamsPerPrincipal: number;
   /** Event streams open at once, all principals together. Default 1000. */
   eventStreams: number;
   /** Time between the `: ping` comments of an event stream (keeps proxies from closing it). Default 15 s. */
   eventHeartbeatMs: number;
+  /** Entries one resumed event stream (`Last-Event-ID`) reads again at most. Default 1000 (at most `eventReplayEntriesPerMinute`). */
+  eventReplayEntries: number;
+  /**
+   * Entries one principal's resumed streams may read again per minute (a token bucket). A resume
+   * that would need more is 429 LIMIT_EXCEEDED with Retry-After, before anything is written. Default 5000.
+   */
+  eventReplayEntriesPerMinute: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
@@ -45,6 +59,10 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   eventStreamsPerPrincipal: 8,
   eventStreams: 1000,
   eventHeartbeatMs: 15_000,
+  consoleSessionsPerPrincipal: 16,
+  consoleSessions: 10_000,
+  eventReplayEntries: 1000,
+  eventReplayEntriesPerMinute: 5000,
 });
 
 export function resolveHttpLimits(limits: Partial<HttpLimits> = {}): HttpLimits {
@@ -54,6 +72,9 @@ export function resolveHttpLimits(limits: Partial<HttpLimits> = {}): HttpLimits 
       throw new DsError('BAD_REQUEST', `The gatekeeper limit ${name} must be a whole number of at least 1; got ${String(value)}.`);
   }
   if (resolved.headersTimeoutMs > resolved.requestTimeoutMs) resolved.headersTimeoutMs = resolved.requestTimeoutMs;
+  // A cap above its total could never be reached (a replay the minute's budget cannot afford would always be refused).
+  resolved.consoleSessionsPerPrincipal = Math.min(resolved.consoleSessionsPerPrincipal, resolved.consoleSessions);
+  resolved.eventReplayEntries = Math.min(resolved.eventReplayEntries, resolved.eventReplayEntriesPerMinute);
   return resolved;
 }
 
@@ -153,4 +174,47 @@ export function uploadSlots(limits: HttpLimits): Slots {
     retryAfterSeconds: limits.retryAfterSeconds,
     things: 'uploads',
   });
+}
+
+/**
+ * A token bucket per key: `perMinute` units, refilled evenly over a minute, so a burst may spend a
+ * minute's worth at once and then as much as trickles back. Work that cannot know its cost before
+ * it is done takes a reservation (`take`) and then `settle`s it with what it used. Remembers only
+ * the keys whose bucket is not full.
+ */
+export class PerMinuteBudget {
+  private readonly buckets = new Map<string, { level: number; at: number }>();
+
+  constructor(
+    readonly perMinute: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Takes `units` from `key`'s bucket and answers 0, or takes nothing and answers the ms until it holds them. */
+  take(key: string, units: number): number {
+    const now = this.now();
+    const level = this.level(key, now);
+    if (level >= units) {
+      this.set(key, level - units, now);
+      return 0;
+    }
+    return Math.ceil(((Math.min(units, this.perMinute) - level) * 60_000) / this.perMinute);
+  }
+
+  /** Ends a reservation of `reserved` units that used `used`: gives back the rest, or takes the excess (into debt if need be). */
+  settle(key: string, reserved: number, used: number): void {
+    const now = this.now();
+    this.set(key, this.level(key, now) + reserved - used, now);
+  }
+
+  private level(key: string, now: number): number {
+    const bucket = this.buckets.get(key);
+    if (!bucket) return this.perMinute;
+    return Math.min(this.perMinute, bucket.level + ((now - bucket.at) * this.perMinute) / 60_000);
+  }
+
+  private set(key: string, level: number, now: number): void {
+    if (level >= this.perMinute) this.buckets.delete(key);
+    else this.buckets.set(key, { level, at: now });
+  }
 }

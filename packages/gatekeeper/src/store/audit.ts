@@ -121,16 +121,19 @@ export class AuditLog {
     return entry;
   }
 
-  /** Entries in seq order, after `after` (exclusive), at most `limit` (default 100, max 1000). */
-  list(options: { after?: number; limit?: number } = {}): Promise<AuditEntry[]> {
+  /**
+   * Entries in seq order, after `after` (exclusive), at most `limit` (default 100, max 1000); only
+   * those of `kind`, and up to the seq `upTo` (inclusive), when given.
+   */
+  list(options: { after?: number; limit?: number; kind?: AuditKind; upTo?: number } = {}): Promise<AuditEntry[]> {
     return this.connection.read('read the audit log', async (q) => {
-      const rows = await q
+      let query = q
         .selectFrom('audit')
         .selectAll()
-        .where('seq', '>', options.after ?? 0)
-        .orderBy('seq')
-        .limit(clampLimit(options.limit))
-        .execute();
+        .where('seq', '>', options.after ?? 0);
+      if (options.kind !== undefined) query = query.where('kind', '=', options.kind);
+      if (options.upTo !== undefined) query = query.where('seq', '<=', options.upTo);
+      const rows = await query.orderBy('seq').limit(clampLimit(options.limit)).execute();
       return withOwners(q, rows);
     });
   }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { DsError } from '@datastation/protocol/errors';
 import { hashToken } from './canonical.js';
 import type { Connection } from './connect.js';
@@ -12,6 +12,41 @@ export interface Principal {
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/**
+ * What happened to a principal: its token was rotated (more kinds come with disabling and removal).
+ * Whatever the kind, what the principal's old standing opened (console sessions, event streams) ends.
+ */
+export interface PrincipalChange {
+  principal: string;
+  change: 'rotated';
+}
+
+/** A principal with the stamp of its current token (see `credentialOf`). */
+export interface Credentialed {
+  principal: Principal;
+  credential: string;
+}
+
+/**
+ * This process's key for credential stamps: a stamp stands for a token's stored hash without being
+ * it, so one kept in memory or shown by mistake says nothing about the token, even offline.
+ */
+const STAMP_KEY = randomBytes(32);
+
+function stampOf(tokenHash: string): string {
+  return createHmac('sha256', STAMP_KEY).update(tokenHash).digest('base64url');
+}
+
+/**
+ * The stamp of the credential a token is: equal to `Principals.withCredential(id).credential` while
+ * that token is the principal's, different once it is rotated. What a token opened (a console
+ * session, an event stream) remembers it, and ends when the store's current one differs: this is
+ * how a gatekeeper learns of a rotation done through another one sharing the store.
+ */
+export function credentialOf(token: string): string {
+  return stampOf(hashToken(token));
+}
+
 /** A fresh bearer token: 32 random bytes, base64url. */
 export function newToken(): string {
   return randomBytes(32).toString('base64url');
@@ -22,6 +57,8 @@ export class Principals {
   constructor(
     private readonly connection: Connection,
     private readonly now: () => Date,
+    /** Told of each change once it is written (see `Store.onPrincipalChange`). */
+    private readonly changed: (change: PrincipalChange) => void = () => undefined,
   ) {}
 
   /** Adds a principal with the token it will present. Use `issue` to have the store draw the token. */
@@ -48,7 +85,10 @@ export class Principals {
     return { principal: await this.add({ ...input, token }), token };
   }
 
-  /** Replaces a principal's token; returns the new one, or undefined if there is no such principal. */
+  /**
+   * Replaces a principal's token; returns the new one, or undefined if there is no such principal.
+   * `Store.onPrincipalChange` listeners are told (`rotated`) before it returns.
+   */
   async rotate(id: string): Promise<string | undefined> {
     const token = newToken();
     const updated = await this.connection.write(`rotate the token of ${id}`, (q) =>
@@ -58,7 +98,9 @@ export class Principals {
         .where('id', '=', id)
         .executeTakeFirst(),
     );
-    return Number(updated.numUpdatedRows) === 1 ? token : undefined;
+    if (Number(updated.numUpdatedRows) !== 1) return undefined;
+    this.changed({ principal: id, change: 'rotated' });
+    return token;
   }
 
   /**
@@ -77,6 +119,14 @@ export class Principals {
     return this.connection.read(`read principal ${id}`, async (q) => {
       const row = await q.selectFrom('principals').selectAll().where('id', '=', id).executeTakeFirst();
       return row ? toPrincipal(row) : undefined;
+    });
+  }
+
+  /** The principal with the stamp of its current token (`credentialOf`); undefined if there is none. */
+  withCredential(id: string): Promise<Credentialed | undefined> {
+    return this.connection.read(`read principal ${id}`, async (q) => {
+      const row = await q.selectFrom('principals').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? { principal: toPrincipal(row), credential: stampOf(row.token_hash) } : undefined;
     });
   }
 

@@ -6,7 +6,7 @@ import { toStoreError } from './errors.js';
 import { Grants } from './grants.js';
 import { migrationProvider } from './migrations/index.js';
 import { Packages } from './packages.js';
-import { Principals } from './principals.js';
+import { type PrincipalChange, Principals } from './principals.js';
 import { Runs } from './runs.js';
 import { Sessions } from './sessions.js';
 import { DataTaints } from './taints.js';
@@ -39,7 +39,8 @@ export class Store implements StoreTables, AsyncDisposable {
   readonly taints: DataTaints;
   readonly audit: AuditLog;
   #closed: Promise<void> | undefined;
-  readonly #appendListeners = new Set<(entries: readonly AuditEntry[]) => void>();
+  readonly #appendListeners = new Listeners<readonly AuditEntry[]>();
+  readonly #principalListeners = new Listeners<PrincipalChange>();
 
   /** Use `openStore`: it migrates before anyone reads. */
   constructor(
@@ -56,7 +57,10 @@ export class Store implements StoreTables, AsyncDisposable {
       sessions: this.sessions,
       taints: this.taints,
       audit: this.audit,
-    } = tables(connection, now, (entry) => this.#appended([entry])));
+    } = tables(connection, now, {
+      appended: (entry) => this.#appendListeners.tell([entry]),
+      changed: (change) => this.#principalListeners.tell(change),
+    }));
   }
 
   get backend(): Backend {
@@ -70,9 +74,13 @@ export class Store implements StoreTables, AsyncDisposable {
    */
   async transaction<T>(fn: (tx: StoreTables) => Promise<T>): Promise<T> {
     const appended: AuditEntry[] = [];
-    const result = await this.connection.write('run a transaction', (trx) => fn(tables(inTx(this.connection, trx), this.now, (entry) => appended.push(entry))));
-    // Only once committed: a rolled-back entry was never in the log.
-    if (appended.length > 0) this.#appended(appended);
+    const changed: PrincipalChange[] = [];
+    const result = await this.connection.write('run a transaction', (trx) =>
+      fn(tables(inTx(this.connection, trx), this.now, { appended: (entry) => appended.push(entry), changed: (change) => changed.push(change) })),
+    );
+    // Only once committed: a rolled-back entry was never in the log, a rolled-back change never made.
+    if (appended.length > 0) this.#appendListeners.tell(appended);
+    for (const change of changed) this.#principalListeners.tell(change);
     return result;
   }
 
@@ -83,21 +91,16 @@ export class Store implements StoreTables, AsyncDisposable {
    * must not throw (what it throws is dropped: the entries are written). Returns the unsubscribe.
    */
   onAppend(listener: (entries: readonly AuditEntry[]) => void): () => void {
-    const own = (entries: readonly AuditEntry[]) => listener(entries);
-    this.#appendListeners.add(own);
-    return () => {
-      this.#appendListeners.delete(own);
-    };
+    return this.#appendListeners.add(listener);
   }
 
-  #appended(entries: readonly AuditEntry[]): void {
-    for (const listener of [...this.#appendListeners]) {
-      try {
-        listener(entries);
-      } catch {
-        // The entries are committed whatever a listener does.
-      }
-    }
+  /**
+   * Calls `listener` when this Store changed a principal (`principals.rotate`), once committed and
+   * before the call that made it returns. In-process only, like `onAppend`: another process's changes
+   * are seen by comparing credentials (`principals.withCredential`). Returns the unsubscribe.
+   */
+  onPrincipalChange(listener: (change: PrincipalChange) => void): () => void {
+    return this.#principalListeners.add(listener);
   }
 
   /** Walks the audit chain, checking it against `anchors` when given (see `AuditLog.verify`). */
@@ -121,9 +124,40 @@ export class Store implements StoreTables, AsyncDisposable {
   }
 }
 
-function tables(connection: Connection, now: () => Date, appended: (entry: AuditEntry) => void): StoreTables {
+/** The listeners of one kind of committed change; what a listener throws is dropped (the change is written). */
+class Listeners<T> {
+  readonly #listeners = new Set<(value: T) => void>();
+
+  add(listener: (value: T) => void): () => void {
+    // Wrapped: the same function added twice is two subscriptions, each removed by its own unsubscribe.
+    const own = (value: T) => listener(value);
+    this.#listeners.add(own);
+    return () => {
+      this.#listeners.delete(own);
+    };
+  }
+
+  tell(value: T): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(value);
+      } catch {
+        // Written whatever a listener does.
+      }
+    }
+  }
+}
+
+/** Where the tables report what they wrote: the store tells listeners at once, a transaction after its commit. */
+interface TableEvents {
+  appended: (entry: AuditEntry) => void;
+  changed: (change: PrincipalChange) => void;
+}
+
+function tables(connection: Connection, now: () => Date, events: TableEvents): StoreTables {
+  const { appended, changed } = events;
   return {
-    principals: new Principals(connection, now),
+    principals: new Principals(connection, now, changed),
     packages: new Packages(connection, now),
     grants: new Grants(connection, now),
     runs: new Runs(connection, now),

@@ -22,9 +22,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('since', 'text', (c) => c.notNull())
     .addPrimaryKeyConstraint('data_taints_pk', ['user', 'package', 'owner'])
     .execute();
+  // An owner's event-stream resume reads the uploads in a seq range (owners see every upload).
+  await db.schema.createIndex('audit_kind_seq').on('audit').columns(['kind', 'seq']).execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.dropIndex('audit_kind_seq').execute();
   await db.schema.dropTable('data_taints').execute();
   await db.schema.alterTable('runs').dropColumn('scope').execute();
 }
