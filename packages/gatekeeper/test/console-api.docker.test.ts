@@ -9,8 +9,9 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDockerClient, DEFAULT_LIMITS } from '@datastation/host';
+import { EventStream, openEventStream } from '@datastation/test-support';
 import type { AuditEntry, AuditPage, ConsoleSession, GlobPreview, PackageDetail, SessionView } from '@datastation/protocol/station';
 import { auditEntryHash, createGatekeeper, type Gatekeeper, openStore, type Store } from '../src/index.js';
 import { readStationConfig } from '../src/server.js';
@@ -47,91 +48,24 @@ interface CallOptions {
   headers?: Record<string, string>;
 }
 
-/** One server-sent event. */
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data?: string;
+/** The audit entries an event stream received, each checked against its `id:`. */
+function auditEntries(stream: EventStream): AuditEntry<Record<string, unknown>>[] {
+  return stream.events.map((e) => {
+    expect(e.event).toBe('audit');
+    const entry = JSON.parse(e.data ?? 'null') as AuditEntry<Record<string, unknown>>;
+    expect(String(entry.seq)).toBe(e.id);
+    return entry;
+  });
 }
 
-/** An open event stream, read as it arrives. */
-class Sse {
-  readonly events: SseEvent[] = [];
-  pings = 0;
-  retry: string | undefined;
-  ended = false;
-  endedAt: number | undefined;
-
-  constructor(
-    readonly response: Response,
-    private readonly controller: AbortController,
-  ) {
-    void this.pump();
-  }
-
-  private async pump(): Promise<void> {
-    const reader = this.response.body!.getReader();
-    const decoder = new TextDecoder();
-    let buffer = '';
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-          this.parse(buffer.slice(0, end));
-          buffer = buffer.slice(end + 2);
-        }
-      }
-    } catch {
-      // aborted by the test, or cut by the server
-    } finally {
-      this.ended = true;
-      this.endedAt = performance.now();
-    }
-  }
-
-  private parse(block: string): void {
-    const event: SseEvent = {};
-    let any = false;
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) {
-        if (line === ': ping') this.pings++;
-        continue;
-      }
-      const colon = line.indexOf(':');
-      const field = line.slice(0, colon);
-      const value = line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'retry') this.retry = value;
-      else if (field === 'id' || field === 'event' || field === 'data') {
-        event[field] = value;
-        any = true;
-      }
-    }
-    if (any) this.events.push(event);
-  }
-
-  /** The audit entries received, each checked against its `id:`. */
-  entries(): AuditEntry<Record<string, unknown>>[] {
-    return this.events.map((e) => {
-      expect(e.event).toBe('audit');
-      const entry = JSON.parse(e.data ?? 'null') as AuditEntry<Record<string, unknown>>;
-      expect(String(entry.seq)).toBe(e.id);
-      return entry;
-    });
-  }
-
-  async until(predicate: () => boolean, timeoutMs = 15_000): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (!predicate()) {
-      if (Date.now() > end) throw new Error(`timed out waiting on the event stream (${this.events.length} events so far)`);
-      await sleep(5);
-    }
-  }
-
-  close(): void {
-    this.controller.abort();
-  }
+/** Waits until `predicate` holds (what an event stream received, typically). */
+function until(predicate: () => boolean, timeout = 15_000): Promise<void> {
+  return vi.waitFor(
+    () => {
+      if (!predicate()) throw new Error('not yet');
+    },
+    { timeout, interval: 5 },
+  );
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -160,7 +94,7 @@ describe('the console API', () => {
   const tokens: Record<string, string> = {};
   let digest: string;
   let dspkg: Buffer;
-  const streams: Sse[] = [];
+  const streams: EventStream[] = [];
 
   async function call(method: string, path: string, options: CallOptions = {}, base = url): Promise<Reply> {
     const headers: Record<string, string> = { ...options.headers };
@@ -188,25 +122,20 @@ describe('the console API', () => {
   }
 
   /** Opens `GET /v1/events`; the stream when it is answered 200, else the reply. */
-  async function openStream(options: CallOptions & { lastEventId?: string; query?: string } = {}, base = url): Promise<Sse | Reply> {
+  async function openStream(options: CallOptions & { lastEventId?: string; query?: string } = {}, base = url): Promise<EventStream | Reply> {
     const headers: Record<string, string> = {};
     if (options.who) headers.authorization = `Bearer ${tokens[options.who] ?? options.who}`;
     if (options.cookie) headers.cookie = options.cookie;
     if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
-    const controller = new AbortController();
-    const res = await fetch(`${base}/v1/events${options.query ?? ''}`, { headers, signal: controller.signal });
-    if (res.status !== 200) {
-      const text = await res.text();
-      return { status: res.status, headers: res.headers, text, body: text ? JSON.parse(text) : undefined };
-    }
-    const sse = new Sse(res, controller);
-    streams.push(sse);
-    return sse;
+    const opened = await openEventStream(base, headers, options.query ?? '');
+    if (!(opened instanceof EventStream)) return { ...opened, body: opened.text ? JSON.parse(opened.text) : undefined };
+    streams.push(opened);
+    return opened;
   }
 
-  async function stream(options: Parameters<typeof openStream>[0], base = url): Promise<Sse> {
+  async function stream(options: Parameters<typeof openStream>[0], base = url): Promise<EventStream> {
     const opened = await openStream(options, base);
-    if (!(opened instanceof Sse)) throw new Error(`GET /v1/events answered ${opened.status}: ${opened.text}`);
+    if (!(opened instanceof EventStream)) throw new Error(`GET /v1/events answered ${opened.status}: ${opened.text}`);
     return opened;
   }
 
@@ -540,25 +469,24 @@ describe('the console API', () => {
     const other = await stream({ who: 'globex' });
     const user = await stream({ who: 'ann' });
     const developer = await stream({ who: 'dev' });
-    await owner.until(() => owner.retry !== undefined);
+    await until(() => owner.retry !== undefined);
     expect(owner.retry).toBe('2000');
 
     const run = await call('POST', '/v1/runs', { who: 'ann', body: { package: digest, connector: 'summary', args: { path: TRIPS } } });
     expect(run.body).toMatchObject({ status: 'released', value: { total: 42, doubled: 84 } });
     annRun = run.body.id;
     const isRun = (e: AuditEntry) => e.kind === 'run' && e.subject === annRun;
-    await owner.until(() => owner.entries().some(isRun));
-    await user.until(() => user.entries().some(isRun));
-    expect(owner.entries().find(isRun)?.data).toMatchObject({ user: 'ann', package: digest, outcome: 'released' });
+    await until(() => auditEntries(owner).some(isRun));
+    await until(() => auditEntries(user).some(isRun));
+    expect(auditEntries(owner).find(isRun)?.data).toMatchObject({ user: 'ann', package: digest, outcome: 'released' });
     // The user sees their run's existence and status, not its reads or nested calls (release rule, docs/security.md).
     expect(
-      user
-        .entries()
+      auditEntries(user)
         .filter((e) => e.subject === annRun)
         .map((e) => e.kind),
     ).toEqual(['run']);
-    expect(user.entries().find(isRun)).toMatchObject({ data: { user: 'ann', status: 'released' }, hash: '', prevHash: '' });
-    expect(user.entries().find(isRun)?.data).not.toHaveProperty('reads');
+    expect(auditEntries(user).find(isRun)).toMatchObject({ data: { user: 'ann', status: 'released' }, hash: '', prevHash: '' });
+    expect(auditEntries(user).find(isRun)?.data).not.toHaveProperty('reads');
 
     // The owner grants carl through the console: the developer sees the grant of their package; ann does not.
     const grants = (await call('GET', '/v1/grants', { who: 'acme' })).body.grants.map(({ user: u, package: p, read, release }: Record<string, unknown>) => ({
@@ -574,15 +502,15 @@ describe('the console API', () => {
     });
     expect(put.body.added).toMatchObject([{ user: 'carl' }]);
     const carlGrant = put.body.added[0].id;
-    await developer.until(() => developer.entries().some((e) => e.subject === carlGrant));
-    await owner.until(() => owner.entries().some((e) => e.subject === carlGrant));
-    expect(developer.entries().map((e) => e.kind)).toEqual(['grant']);
+    await until(() => auditEntries(developer).some((e) => e.subject === carlGrant));
+    await until(() => auditEntries(owner).some((e) => e.subject === carlGrant));
+    expect(auditEntries(developer).map((e) => e.kind)).toEqual(['grant']);
 
     // Give the poller more than a round: still nothing for the owner nobody asked, nor ann of carl's grant.
     await sleep(1_200);
     expect(other.events).toEqual([]);
-    expect(user.entries().every((e) => e.actor === 'ann' || e.data.user === 'ann')).toBe(true);
-    expect(user.entries().some((e) => e.subject === carlGrant)).toBe(false);
+    expect(auditEntries(user).every((e) => e.actor === 'ann' || e.data.user === 'ann')).toBe(true);
+    expect(auditEntries(user).some((e) => e.subject === carlGrant)).toBe(false);
     for (const s of [other, user, developer]) s.close();
   });
 
@@ -594,7 +522,7 @@ describe('the console API', () => {
       await sleep(137); // somewhere in the poll's half-second
       const entry = await store.audit.append({ actor: 'station', kind: 'session', subject: `nudged-${i}`, owners: ['acme'] });
       const start = performance.now();
-      await owner.until(() => owner.events.some((e) => e.id === String(entry.seq)), 5_000);
+      await until(() => owner.events.some((e) => e.id === String(entry.seq)), 5_000);
       latencies.push(performance.now() - start);
     }
     expect(Math.max(...latencies)).toBeLessThan(150);
@@ -608,28 +536,28 @@ describe('the console API', () => {
     const expected = mine.filter((e) => e.seq > from).map((e) => String(e.seq));
     for (const options of [{ lastEventId: String(from) }, { query: `?after=${from}` }]) {
       const resumed = await stream({ cookie: acme.cookie, ...options });
-      await resumed.until(() => resumed.events.length >= expected.length);
+      await until(() => resumed.events.length >= expected.length);
       await sleep(600);
       expect(resumed.events.map((e) => e.id)).toEqual(expected);
       resumed.close();
     }
     const bad = await openStream({ who: 'acme', lastEventId: 'yesterday' });
-    expect(bad).not.toBeInstanceOf(Sse);
+    expect(bad).not.toBeInstanceOf(EventStream);
     expect((bad as Reply).body.error.code).toBe('BAD_REQUEST');
   });
 
   it('allows 8 open streams per principal: the 9th is 429 LIMIT_EXCEEDED with Retry-After', async () => {
-    const open: Sse[] = [];
+    const open: EventStream[] = [];
     for (let i = 0; i < 8; i++) open.push(await stream({ who: 'bob' }));
     const ninth = await openStream({ who: 'bob' });
-    expect(ninth).not.toBeInstanceOf(Sse);
+    expect(ninth).not.toBeInstanceOf(EventStream);
     expect((ninth as Reply).status).toBe(429);
     expect((ninth as Reply).body.error).toMatchObject({ code: 'LIMIT_EXCEEDED', details: { limit: 'eventStreamsPerPrincipal', max: 8 } });
     expect((ninth as Reply).headers.get('retry-after')).toBe('1');
-    expect(await stream({ who: 'carl' })).toBeInstanceOf(Sse); // another principal's are counted apart
+    expect(await stream({ who: 'carl' })).toBeInstanceOf(EventStream); // another principal's are counted apart
     open[0]!.close();
     // Once the server saw the first one close, there is room again.
-    await expect.poll(async () => (await openStream({ who: 'bob' })) instanceof Sse, { timeout: 5_000 }).toBe(true);
+    await expect.poll(async () => (await openStream({ who: 'bob' })) instanceof EventStream, { timeout: 5_000 }).toBe(true);
     for (const s of open) s.close();
   });
 
@@ -754,10 +682,10 @@ describe('the console API', () => {
     const out = await call('DELETE', '/v1/session', { cookie: session.cookie, csrf: session.session.csrf });
     expect(out.status).toBe(204);
     expect(out.headers.getSetCookie()).toEqual(['ds_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0']);
-    await live.until(() => live.ended, 2_000); // its event stream ended with it
+    await until(() => live.ended, 2_000); // its event stream ended with it
     expect((await call('GET', '/v1/packages', { cookie: session.cookie })).status).toBe(401);
     expect((await call('GET', '/v1/session', { cookie: session.cookie })).status).toBe(401);
-    expect((await openStream({ cookie: session.cookie })).constructor).not.toBe(Sse);
+    expect((await openStream({ cookie: session.cookie })).constructor).not.toBe(EventStream);
     // The other session of acme is another cookie: still signed in.
     expect((await call('GET', '/v1/packages', { cookie: acme.cookie })).status).toBe(200);
     live.close();
@@ -806,12 +734,12 @@ describe('the console API', () => {
       expect(open.ended).toBe(false);
       expect(open.pings).toBeGreaterThanOrEqual(4);
       const entry = await light.store.audit.append({ actor: 'station', kind: 'session', subject: 'late', owners: ['olga'] });
-      await open.until(() => open.events.some((e) => e.id === String(entry.seq)), 2_000);
+      await until(() => open.events.some((e) => e.id === String(entry.seq)), 2_000);
       const started = performance.now();
       await light.gatekeeper.close();
       closed = true;
       const took = performance.now() - started;
-      await open.until(() => open.ended, 2_000);
+      await until(() => open.ended, 2_000);
       expect(took).toBeLessThan(2_000);
       expect(open.endedAt! - started).toBeLessThan(2_000);
       expect(light.gatekeeper.context.events.size).toBe(0);

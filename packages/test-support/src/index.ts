@@ -3,3 +3,4 @@ export { listedByLabel, privateRuntimeImage, sessionResources, testDocker } from
 export { craftArchive, flipByte, readArchive, repackArchive, type RawEntry } from './archives.js';
 export { blocksOf, blocksRunBy, markdownFiles, REPO_ROOT, RUNNABLE, runBlock, type Block, type BlockRun } from './readmes.js';
 export type { StationReply, StationReplyBody } from './station-api.js';
+export { EventStream, openEventStream, type StreamedEvent } from './event-stream.js';

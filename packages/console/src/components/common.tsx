@@ -22,6 +22,18 @@ export function ErrorNote({ error, prefix }: { error: Error | undefined; prefix?
   );
 }
 
+/** A run's error: its code, and its message (the function's own, or what the view holds back). */
+export function RunErrorNote({ error, testId }: { error: { code: string; message: string }; testId: string }) {
+  return (
+    <div className="note note-error" data-testid={testId}>
+      <p>
+        <span className="code-tag">{error.code}</span>
+        {`: ${error.message}`}
+      </p>
+    </div>
+  );
+}
+
 export function Loading({ what = 'Loading…' }: { what?: string }) {
   return (
     <p className="muted" role="status">

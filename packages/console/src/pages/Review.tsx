@@ -3,7 +3,7 @@ import type { RunView } from '@datastation/protocol/station';
 import { useCallback, useRef, useState } from 'react';
 import { api } from '../api';
 import { runReads } from '../audit';
-import { Digest, ErrorNote, Loading, PackageLabel, ReadsTable, StatusBadge, TableWrap, Time } from '../components/common';
+import { Digest, ErrorNote, Loading, PackageLabel, ReadsTable, RunErrorNote, StatusBadge, TableWrap, Time } from '../components/common';
 import { JsonTree } from '../components/JsonTree';
 import { useSession } from '../data';
 import { useResource, useTitle } from '../hooks';
@@ -173,12 +173,7 @@ function ReviewCard({ run, onDecided }: { run: RunView; onDecided: (run: RunView
       {run.error ? (
         <>
           <h4>Staged error</h4>
-          <div className="note note-error" data-testid="staged-error">
-            <p>
-              <span className="code-tag">{run.error.code}</span>
-              {`: ${run.error.message}`}
-            </p>
-          </div>
+          <RunErrorNote error={run.error} testId="staged-error" />
         </>
       ) : null}
       {run.staged !== undefined ? (

@@ -2,7 +2,7 @@
 import type { RunView, TargetKind } from '@datastation/protocol/station';
 import { type FormEvent, useCallback, useId, useState } from 'react';
 import { api } from '../api';
-import { ErrorNote, Loading, PackageLabel, StatusBadge, Time } from '../components/common';
+import { ErrorNote, Loading, PackageLabel, RunErrorNote, StatusBadge, Time } from '../components/common';
 import { JsonTree } from '../components/JsonTree';
 import { usePackages } from '../data';
 import { shortDigest } from '../format';
@@ -66,14 +66,7 @@ function RunCard({ run }: { run: RunView }) {
         <dt>Release</dt>
         <dd>{run.release}</dd>
       </dl>
-      {run.error ? (
-        <div className="note note-error" data-testid="run-error">
-          <p>
-            <span className="code-tag">{run.error.code}</span>
-            {`: ${run.error.message}`}
-          </p>
-        </div>
-      ) : null}
+      {run.error ? <RunErrorNote error={run.error} testId="run-error" /> : null}
       {run.status === 'released' ? (
         <>
           <h4>Value</h4>

@@ -16,6 +16,7 @@ import type { AuditVerification } from '@datastation/protocol/station';
 import { auditEntryHash } from '../../src/index.js';
 import { readStationConfig, startStation } from '../../src/server.js';
 import { type AttackStation, startAttackStation } from './station.js';
+import type { AuditTable } from '../../src/store/schema.js';
 
 let station: AttackStation;
 let pkg: string;
@@ -33,16 +34,7 @@ function sql<T = Record<string, unknown>>(query: string, ...params: unknown[]): 
   }
 }
 
-interface AuditRow {
-  seq: number;
-  at: string;
-  actor: string;
-  kind: string;
-  subject: string;
-  data: string;
-  prev_hash: string;
-  hash: string;
-}
+type AuditRow = AuditTable;
 
 /** What the attacker removes, kept by the test to put back afterwards. */
 interface Saved {

@@ -7,6 +7,7 @@
  * write, and a package that fills its folder.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventStream, openEventStream } from '@datastation/test-support';
 import { type AttackStation, leaked, type Reply, startAttackStation } from './station.js';
 
 const HOSTILE = `
@@ -49,28 +50,13 @@ export async function spell(a, { run }) {
 
 /** What a principal's event stream carried during `during()`, and a little after. */
 async function streamed(station: AttackStation, who: string, during: () => Promise<unknown>): Promise<string> {
-  const abort = new AbortController();
-  const res = await fetch(`${station.url}/v1/events`, { headers: { authorization: `Bearer ${station.tokens[who]}` }, signal: abort.signal });
-  expect(res.status).toBe(200);
-  const reader = res.body!.getReader();
-  let text = '';
-  const reading = (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        text += Buffer.from(value).toString('utf8');
-      }
-    } catch {
-      // aborted
-    }
-  })();
+  const stream = await openEventStream(station.url, { authorization: `Bearer ${station.tokens[who]}` });
+  if (!(stream instanceof EventStream)) throw new Error(`GET /v1/events answered ${stream.status}: ${stream.text}`);
   await during();
   // A user's events go out on a one-second tick: wait for two.
   await new Promise((r) => setTimeout(r, 2_500));
-  abort.abort();
-  await reading;
-  return text;
+  stream.close();
+  return stream.text;
 }
 
 function runIdOf(reply: Reply): string {
