@@ -1,5 +1,5 @@
 import type { DockerClient } from '@datastation/host';
-import { DsError } from '@datastation/protocol';
+import { DsError, engineUnavailable } from '@datastation/protocol';
 
 /** The process's Docker client; @datastation/host (and dockerode) load only for commands that need them. */
 export async function dockerClient(): Promise<DockerClient> {
@@ -10,7 +10,7 @@ export async function dockerClient(): Promise<DockerClient> {
 /** The id of `ref` on this engine; a missing image says how to get one. */
 export async function imageIdOf(docker: DockerClient, ref: string): Promise<string> {
   const found = await docker.images.inspect(ref).catch((cause: unknown) => {
-    throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+    throw engineUnavailable(cause, `docker image inspect ${ref}`);
   });
   if (!found) {
     throw new DsError(

@@ -1,18 +1,17 @@
-import { type ErrorCode, ERROR_CODES, isDsError, printable, toDsError } from '@datastation/protocol';
+import { exitCodeFor, isDsError, printable, toDsError } from '@datastation/protocol';
 
 /**
  * Exit codes, decided here and nowhere else. Errors carry a code from the shared table
  * (`@datastation/protocol`), which also fixes the exit code; usage mistakes exit 2 and a signal
  * exits 128 + its number, as shells expect.
  */
+/** The code table's exit code for an error code (one table, in @datastation/protocol). */
+export { exitCodeFor } from '@datastation/protocol';
+
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
 export const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
 export type StopSignal = keyof typeof SIGNAL_EXIT;
-
-export function exitCodeFor(code: ErrorCode): number {
-  return ERROR_CODES[code].exit;
-}
 
 /** A command line the parser refused (unknown command or option, missing argument). */
 export class UsageError extends Error {

@@ -97,6 +97,7 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .option('data', { type: 'string', demandOption: true, describe: 'Host folder mapped to /data (read-write)' })
           .option('args', { type: 'string', describe: 'Arguments as JSON (default null)' })
           .option('timeout', { type: 'number', describe: 'Deadline of the call in ms (default 30000)' })
+          .option('memory', { type: 'number', describe: "The container's memory limit in MiB (default 512)" })
           .option('image', { type: 'string', describe: 'Runtime image (default: datastation/runtime:latest; a .dspkg runs on the image id it records)' })
           .option('runtime', {
             choices: ['runc', 'runsc'] as const,
@@ -117,6 +118,7 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .check(
             (a) => a.timeout === undefined || (Number.isInteger(a.timeout) && a.timeout > 0) || '--timeout must be a whole number of milliseconds above 0.',
           )
+          .check((a) => a.memory === undefined || (Number.isInteger(a.memory) && a.memory > 0) || '--memory must be a whole number of MiB above 0.')
           .example(`$0 run . wordCount --data data --args '{"file":"words.txt"}'`, 'Call wordCount with /data = ./data')
           .example(`$0 run word-tools-0.1.0.dspkg hello --data /tmp/d --json`, 'Run from a verified package; compact JSON')
           .example(`$0 run . summary --connector --data data --args '{"file":"words.txt"}'`, 'Run a connector')

@@ -3,7 +3,7 @@
  * it verified on each station (in the state folder) and passes it as its anchor next time. An
  * attacker who can write both the station's database and its checkpoint file cuts the log's tail,
  * moves the head back and rolls the checkpoint file back to match: the station alone verifies, and
- * `ds audit --verify` fails (exit 23) naming the head it had seen. Real gatekeeper process, real HTTP,
+ * `ds audit --verify` fails (exit 29, AUDIT_BROKEN) naming the head it had seen. Real gatekeeper process, real HTTP,
  * real containers.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -114,15 +114,15 @@ describe('ds audit --verify and the head it remembers', () => {
     expect(await stationVerify()).toMatchObject({ ok: true, entries: 3 });
 
     const caught = await ds('audit', '--verify', '--as', 'ann');
-    expect(caught.code).toBe(23);
+    expect(caught.code).toBe(29);
     expect(caught.stderr).toMatch(
       new RegExp(
-        `^error INTERNAL: The station no longer holds the audit head verified from here on \\S+ \\(entry #5, hash ${seen.hash}\\): the anchor you gave \\(entry 5\\) is past the end of the log`,
+        `^error AUDIT_BROKEN: The station no longer holds the audit head verified from here on \\S+ \\(entry #5, hash ${seen.hash}\\): the anchor you gave \\(entry 5\\) is past the end of the log`,
       ),
     );
     expect(caught.stderr).toContain('entries from #4 on cannot be trusted');
     const caughtJson = await ds('audit', '--verify', '--as', 'ann', '--json');
-    expect(caughtJson.code).toBe(23);
+    expect(caughtJson.code).toBe(29);
     expect(JSON.parse(caughtJson.stdout)).toMatchObject({ ok: false, firstBad: 4, anchor: { source: 'client', seq: 5, hash: seen.hash } });
     // The head it saw stays recorded: the next verify fails the same way.
     expect((await heads())[url]).toEqual(seen);

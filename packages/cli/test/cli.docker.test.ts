@@ -164,6 +164,8 @@ describe('ds run failures', () => {
     const late = await dsRun('nap', '--timeout', '300');
     expect(late.code).toBe(12);
     expect(late.stderr).toMatch(/^error TIMEOUT: /);
+    // The hint names this command's flag, not the library's option.
+    expect(late.stderr).toMatch(/hint: Give it longer with --timeout <ms> \(it had 300\)/);
   });
 
   it.each([

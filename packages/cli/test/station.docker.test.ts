@@ -154,8 +154,9 @@ describe('ds against a station', () => {
 
     await stopGatekeeper(); // closes the database: the WAL is folded into the file
     const noStation = await ds('grants', '--as', 'acme');
-    expect(noStation.code).toBe(21);
-    expect(noStation.stderr).toMatch(/No station at http:\/\/127\.0\.0\.1:\d+ .*run ds up/);
+    expect(noStation.code).toBe(28); // UNAVAILABLE
+    expect(noStation.stderr).toMatch(/error UNAVAILABLE: No station at http:\/\/127\.0\.0\.1:\d+ /);
+    expect(noStation.stderr).toMatch(/hint: Start one with `ds up`/);
 
     const file = join(box.path, 'station', 'state', 'station.db');
     const bytes = await readFile(file);
@@ -167,10 +168,10 @@ describe('ds against a station', () => {
     await startGatekeeper();
 
     const bad = await ds('audit', '--verify', '--as', 'ann');
-    expect(bad.code).toBe(23);
-    expect(bad.stderr).toContain(`error INTERNAL: The audit chain does not verify: the first bad entry is #${refused.seq} `);
+    expect(bad.code).toBe(29);
+    expect(bad.stderr).toContain(`error AUDIT_BROKEN: The audit chain does not verify: the first bad entry is #${refused.seq} `);
     const badJson = await ds('audit', '--verify', '--as', 'ann', '--json');
-    expect(badJson.code).toBe(23);
+    expect(badJson.code).toBe(29);
     expect(json(badJson.stdout)).toMatchObject({ ok: false, firstBad: refused.seq });
   });
 });

@@ -220,7 +220,7 @@ describe('gatekeeper under a flood of bad requests', () => {
     expectReply('not a run request', 50, 400, 'BAD_REQUEST', () =>
       send(port, 'POST', '/v1/runs', { ...bearer('ann'), ...json }, JSON.stringify({ package: 'x', function: 'y', connector: 'z' })),
     );
-    expectReply('oversized JSON', 80, 413, 'RESULT_TOO_LARGE', () =>
+    expectReply('oversized JSON', 80, 413, 'PAYLOAD_TOO_LARGE', () =>
       send(
         port,
         'POST',
@@ -229,7 +229,7 @@ describe('gatekeeper under a flood of bad requests', () => {
         JSON.stringify({ package: 'x', function: 'y', args: { pad: 'x'.repeat(LIMITS.jsonBytes) } }),
       ),
     );
-    expectReply('oversized upload', 20, 413, 'RESULT_TOO_LARGE', () =>
+    expectReply('oversized upload', 20, 413, 'PAYLOAD_TOO_LARGE', () =>
       send(port, 'POST', '/v1/packages', { ...bearer('dev'), 'content-type': 'application/octet-stream' }, randomBytes(LIMITS.uploadBytes + 1)),
     );
     expectReply('unknown endpoint', 150, 404, NOT_FOUND_CODE, (i) =>

@@ -164,14 +164,23 @@ describe('gatekeeper HTTP API', () => {
     expect(JSON.stringify(run)).not.toContain('secret-');
   });
 
-  it("answers 404 for another user's run and for an unknown package", async () => {
+  it("answers 404 NOT_FOUND for another user's run, and NOT_APPROVED for a package that does not exist as for one not granted", async () => {
     for (const who of ['bob', 'carl']) {
       const reply = await call('GET', `/v1/runs/${annRun}`, who);
-      expect(reply.status).toBe(404);
+      expect(reply).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
       expect(reply.body.error?.message).not.toContain('ann');
     }
     const unknown = await call('POST', '/v1/runs', 'ann', { package: `sha256:${'0'.repeat(64)}`, function: 'total', args: {} });
-    expect(unknown.status).toBe(404);
+    expect(unknown).toMatchObject({ status: 403, body: { error: { code: 'NOT_APPROVED', hint: expect.stringMatching(/grant it to you/) } } });
+    // A function called as a connector says so, and names the flag; a typo gets the close names.
+    const asConnector = await call('POST', '/v1/runs', 'ann', { package: digest, connector: 'total', args: {} });
+    expect(asConnector.body.error).toMatchObject({ code: 'FUNCTION_NOT_FOUND', message: expect.stringMatching(/total is one of its functions/) });
+    expect(asConnector.body.error?.hint).toMatch(/--function/);
+    const typo = await call('POST', '/v1/runs', 'ann', { package: digest, function: 'totl', args: {} });
+    expect(typo.body.error?.message).toMatch(/Did you mean "total"\?/);
+    // A wrong role is told which role, and how to use one.
+    const asUser = await call('POST', '/v1/packages', 'ann', Buffer.from('x'));
+    expect(asUser.body.error).toMatchObject({ code: 'POLICY_DENIED', hint: expect.stringMatching(/--as <developer>/) });
   });
 
   it('refuses a package no owner has granted with NOT_APPROVED', async () => {
@@ -198,7 +207,7 @@ describe('gatekeeper HTTP API', () => {
     expect(second.headers.get('retry-after')).toBe('1');
     expect((await first).body).toMatchObject({ status: 'released', value: 'done' });
     const big = await call('POST', '/v1/runs', 'ann', { package: digest, function: 'total', args: { pad: 'x'.repeat(100_000) } });
-    expect(big).toMatchObject({ status: 413, body: { error: { code: 'RESULT_TOO_LARGE' } } });
+    expect(big).toMatchObject({ status: 413, body: { error: { code: 'PAYLOAD_TOO_LARGE' } } });
   });
 
   it('treats a revoked grant as missing', async () => {

@@ -2,7 +2,7 @@
  * Fakes for the station's unit tests: a DockerClient whose every method can be made to fail or
  * hang, and DsConnections that drive it the way real ones do (pause/resume call the engine).
  */
-import { DsError } from '@datastation/protocol';
+import { DsError, engineUnavailable } from '@datastation/protocol';
 import type { DockerClient, DsConnection, InitOptions, Limits } from '@datastation/host';
 import { DEFAULT_LIMITS } from '@datastation/host';
 
@@ -119,7 +119,7 @@ export function fakeInit(handler: Handler = (_fn, args) => args) {
   const init = async (options: InitOptions): Promise<DsConnection> => {
     const docker = options.docker!;
     const image = await docker.images.inspect(options.image ?? 'datastation/runtime:latest').catch((cause: unknown) => {
-      throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+      throw engineUnavailable(cause);
     });
     if (!image) throw new DsError('CONTAINER_START_FAILED', 'no image');
     const containerId = await docker.containers.create({ image: image.id, user: '1:1', env: [], labels: {}, hostConfig: {} });

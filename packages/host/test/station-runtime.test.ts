@@ -74,7 +74,7 @@ describe('Station: the sandbox runtime of its sessions', () => {
     engine.override.runtimes = async () => {
       throw Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' });
     };
-    await expect(station.call(alice, 'echo', 1)).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    await expect(station.call(alice, 'echo', 1)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     engine.override.runtimes = async () => ['runc', 'runsc'];
     await station.call(alice, 'echo', 1);
     expect(sessions[0]!.options.runtime).toBe('runsc');

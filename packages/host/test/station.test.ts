@@ -117,15 +117,15 @@ describe('limitDockerClient', () => {
     await until('unpaused', () => engine.calls.includes('containers.unpause abc'));
   });
 
-  it('an engine that is down gives "Is Docker running?"; an answer that is an error passes through with its status', async () => {
+  it('an engine that is down gives UNAVAILABLE, "Is Docker running?"; an answer that is an error passes through with its status', async () => {
     const engine = fakeEngine();
     const docker = limitDockerClient(engine.docker, { concurrency: 2, timeoutMs: 1_000 });
     engine.mode = 'down';
     await expect(docker.containers.unpause('abc')).rejects.toMatchObject({
-      code: 'INTERNAL',
+      code: 'UNAVAILABLE',
       message: expect.stringMatching(/ECONNREFUSED.*Is Docker running\?/),
     });
-    await expect(docker.containers.start('abc')).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    await expect(docker.containers.start('abc')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     engine.mode = 'up';
     engine.override['containers.inspect'] = async () => {
       throw Object.assign(new Error('no such container'), { statusCode: 404 });
@@ -272,8 +272,9 @@ describe('Station (fake engine, fake sessions)', () => {
     ).toEqual(['a', 'c']);
     const busy = [station.call(keys[0]!, 'slow'), station.call(keys[2]!, 'slow')];
     await expect(station.call(keys[3]!, 'echo', 1)).rejects.toMatchObject({
-      code: 'CONTAINER_START_FAILED',
+      code: 'LIMIT_EXCEEDED',
       message: expect.stringMatching(/maxSessions \(2\).*busy/),
+      details: { limit: 'maxSessions', retryAfterSeconds: 1 },
     });
     gate.resolve();
     await Promise.all(busy);
@@ -343,18 +344,18 @@ describe('Station (fake engine, fake sessions)', () => {
     delete engine.override['containers.unpause'];
     await until('paused', () => station.stats().paused === 1);
     engine.mode = 'down';
-    await expect(station.call(alice, 'echo', 3)).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/Is Docker running/) });
+    await expect(station.call(alice, 'echo', 3)).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/Is Docker running/) });
     engine.mode = 'up';
     expect(await station.call(alice, 'echo', 4)).toMatchObject({ start: 'cold', value: 4 });
   });
 
-  it('an engine that is down fails calls at once with CONTAINER_START_FAILED; the station recovers when it is back', async () => {
+  it('an engine that is down fails calls at once with UNAVAILABLE; the station recovers when it is back', async () => {
     const engine = fakeEngine();
     engine.mode = 'down';
     const { station } = make({ engine });
     const started = Date.now();
-    await expect(station.call(alice, 'echo', 1)).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/Is Docker running/) });
-    await expect(station.call(alice, 'echo', 1)).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED' });
+    await expect(station.call(alice, 'echo', 1)).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/Is Docker running/) });
+    await expect(station.call(alice, 'echo', 1)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(station.stats()).toMatchObject({ live: 0, starting: 0 });
     engine.mode = 'up';
@@ -369,7 +370,7 @@ describe('Station (fake engine, fake sessions)', () => {
     engine.mode = 'hung';
     const started = Date.now();
     // The lost session is retired (its removal hangs and times out) and the new start times out.
-    await expect(station.call(alice, 'echo', 2)).rejects.toMatchObject({ code: 'CONTAINER_START_FAILED', message: expect.stringMatching(/within 80 ms/) });
+    await expect(station.call(alice, 'echo', 2)).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/within 80 ms/) });
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(station.stats().docker.timedOut).toBeGreaterThan(0);
     const leftover = sessions[0]!.containerId;
@@ -472,9 +473,9 @@ describe('Station with dsDockerInit on an engine that misbehaves', () => {
     const engine = fakeEngine();
     engine.mode = 'down';
     await using station = new Station({ sessionFor: () => ({ dataDir: data.path, functions: fn.path }), docker: engine.docker, stateDir: state.path });
-    await expect(station.start()).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/Is Docker running/) });
+    await expect(station.start()).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/Is Docker running/) });
     await expect(station.call(aliceKey(), 'noop')).rejects.toMatchObject({
-      code: 'CONTAINER_START_FAILED',
+      code: 'UNAVAILABLE',
       message: expect.stringMatching(/Is Docker running/),
     });
   });

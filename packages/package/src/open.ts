@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DsError, PROTOCOL_VERSION } from '@datastation/protocol';
+import { DsError, engineUnavailable, PROTOCOL_VERSION } from '@datastation/protocol';
 import { CODE_DIR, type Manifest, MANIFEST_FILE, MANIFEST_MAX_BYTES, parseManifest } from './manifest.js';
 import { type ExtractedFile, type ExtractOptions, extractArchive } from './extract.js';
 
@@ -96,7 +96,7 @@ export interface ImageInspector {
 export async function checkImage(manifest: Manifest, docker: ImageInspector): Promise<void> {
   const { ref, id } = manifest.image;
   const found = await docker.images.inspect(ref).catch((cause: unknown) => {
-    throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+    throw engineUnavailable(cause, `docker image inspect ${ref}`);
   });
   if (!found) {
     throw new DsError(

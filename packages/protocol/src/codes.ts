@@ -9,7 +9,11 @@ export const ERROR_CODES = {
   TIMEOUT: { exit: 12, http: 504, hint: 'The call ran past its deadline. Raise the timeout or make the function faster.' },
   CANCELLED: { exit: 13, http: 499, hint: 'The call was cancelled before it finished.' },
   OUT_OF_MEMORY: { exit: 14, http: 507, hint: 'The function used more memory than its limit. Raise limits.memoryMb or process less at once.' },
-  RESULT_TOO_LARGE: { exit: 15, http: 413, hint: 'The value returned is over the result limit. Write large outputs to /data and return a path.' },
+  RESULT_TOO_LARGE: {
+    exit: 15,
+    http: 422,
+    hint: 'The value returned is over the result limits (its size, or how deeply it nests). Write large outputs to /data and return a path.',
+  },
   BAD_REQUEST: { exit: 16, http: 400, hint: 'The request is malformed; the message says which field.' },
   PROTOCOL_ERROR: {
     exit: 17,
@@ -39,6 +43,22 @@ export const ERROR_CODES = {
     exit: 26,
     http: 403,
     hint: "A console request (cookie) that changes state must carry its session's X-CSRF-Token header and come from the station's own origin. Reload the console, or send a bearer token.",
+  },
+  NOT_FOUND: { exit: 27, http: 404, hint: 'Nothing by that name or id, or it is not yours to see. Check the name, or list what you can see.' },
+  UNAVAILABLE: {
+    exit: 28,
+    http: 503,
+    hint: 'A service Data Station needs did not answer: the station (ds up), or the Docker engine (docker info). Start it and try again.',
+  },
+  AUDIT_BROKEN: {
+    exit: 29,
+    http: 500,
+    hint: "The audit log no longer holds together: an entry was changed, removed or rolled back. Keep the database as it is and tell the station's operator.",
+  },
+  PAYLOAD_TOO_LARGE: {
+    exit: 30,
+    http: 413,
+    hint: 'The request is over the size limit for that endpoint. Send less at once; large inputs belong in station storage.',
   },
   INTERNAL: { exit: 23, http: 500, hint: 'An unexpected failure inside Data Station. The cause is attached; please report it.' },
 } as const satisfies Record<string, { exit: number; http: number; hint: string }>;

@@ -6,6 +6,8 @@ export interface DsErrorOptions {
   details?: Record<string, unknown>;
   /** A stack captured elsewhere (inside the container), kept apart from this process's stack. */
   remoteStack?: string;
+  /** What to do about it in this situation, when the code's general hint would point the wrong way. */
+  hint?: string;
 }
 
 /** The one error type every Data Station package throws: a stable `code`, an actionable message. */
@@ -14,17 +16,19 @@ export class DsError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;
   readonly remoteStack: string | undefined;
+  readonly #hint: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: DsErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.details = options.details;
     this.remoteStack = options.remoteStack;
+    this.#hint = options.hint;
   }
 
-  /** What to do about it, from the code table. */
+  /** What to do about it: the situation's own hint when one was given, else the code table's. */
   get hint(): string {
-    return hintFor(this.code);
+    return this.#hint ?? hintFor(this.code);
   }
 
   toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
@@ -43,8 +47,8 @@ export function isDsError(value: unknown): value is DsError {
 export function toDsError(value: unknown, fallback: ErrorCode = 'INTERNAL'): DsError {
   if (value instanceof DsError) return value;
   if (isDsError(value)) {
-    const v = value as unknown as { code: ErrorCode; message: string; details?: Record<string, unknown> };
-    return new DsError(v.code, v.message, { cause: value, details: v.details });
+    const v = value as unknown as { code: ErrorCode; message: string; details?: Record<string, unknown>; hint?: unknown };
+    return new DsError(v.code, v.message, { cause: value, details: v.details, ...(typeof v.hint === 'string' ? { hint: v.hint } : {}) });
   }
   if (typeof value === 'object' && value !== null && !(value instanceof Error) && isErrorCode((value as { code?: unknown }).code)) {
     // A plain object with a known code (an error that lost its class crossing a thread or the wire).
@@ -65,4 +69,18 @@ function safeString(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+/**
+ * The Docker engine did not answer while `doing` (its socket refused, or it timed out): one
+ * message and one code (UNAVAILABLE) wherever an engine is asked, so a stopped engine never reads
+ * as a bad image or a failed start.
+ */
+export function engineUnavailable(cause: unknown, doing?: string): DsError {
+  const why = cause instanceof Error && cause.message ? cause.message : (cause as { code?: unknown } | undefined)?.code;
+  return new DsError(
+    'UNAVAILABLE',
+    `The Docker engine did not answer${doing ? ` (${doing})` : ''}${typeof why === 'string' && why ? `: ${why}` : ''}. Is Docker running? Start it (or wait for its restart) and try again.`,
+    { cause, hint: 'Check the engine with `docker info`, start it, and try again.' },
+  );
 }

@@ -1,5 +1,5 @@
 export { ERROR_CODES, ERROR_CODE_NAMES, exitCodeFor, hintFor, httpStatusFor, isErrorCode, type ErrorCode } from './codes.js';
-export { DsError, isDsError, toDsError, type DsErrorOptions } from './errors.js';
+export { DsError, engineUnavailable, isDsError, toDsError, type DsErrorOptions } from './errors.js';
 export {
   CALL_KINDS,
   type CallKind,
@@ -57,3 +57,4 @@ export {
   maxRuntimeFrameBytes,
   RUNTIME_FRAME_ROOM_BYTES,
 } from './constants.js';
+export { closestNames, didYouMean } from './suggest.js';

@@ -32,6 +32,12 @@ const CONTRACT_CODES: ErrorCode[] = [
   'QUOTA_EXCEEDED',
   // The gatekeeper's console sessions: a cookie request without its CSRF token, or from another origin.
   'CSRF_REJECTED',
+  // Errors that say what happened (issue 20): a thing not found, a service that did not answer, an
+  // audit log that no longer holds together, a request over its size limit.
+  'NOT_FOUND',
+  'UNAVAILABLE',
+  'AUDIT_BROKEN',
+  'PAYLOAD_TOO_LARGE',
 ];
 
 describe('the error-code table', () => {
@@ -59,6 +65,8 @@ describe('the error-code table', () => {
     }
     expect(httpStatusFor('UNAUTHENTICATED')).toBe(401);
     expect(httpStatusFor('FUNCTION_NOT_FOUND')).toBe(404);
+    expect(httpStatusFor('NOT_FOUND')).toBe(404);
+    expect(httpStatusFor('PAYLOAD_TOO_LARGE')).toBe(413);
     expect(httpStatusFor('INTERNAL')).toBe(500);
   });
 

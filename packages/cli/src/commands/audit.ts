@@ -19,7 +19,7 @@ const PAGE = 1000;
  * `ds audit`: an owner's entries (those about their data), oldest first. `--verify`: the whole
  * chain walked by the gatekeeper (any principal), against its checkpoint file and against the
  * head this state folder verified last on the same station (its anchor); exit 0 when it
- * verifies (and the new head is recorded), else INTERNAL naming the first bad entry: from there
+ * verifies (and the new head is recorded), else AUDIT_BROKEN naming the first bad entry: from there
  * on the log cannot be trusted.
  */
 export async function auditCommand(argv: AuditArgs, ctx: CommandContext): Promise<void> {
@@ -57,7 +57,7 @@ async function verifyCommand(argv: AuditArgs, ctx: CommandContext): Promise<void
     const details = { firstBad: result.firstBad, reason: result.reason, ...(result.anchor ? { anchor: result.anchor } : {}) };
     if (anchor && result.anchor?.source === 'client') {
       throw new DsError(
-        'INTERNAL',
+        'AUDIT_BROKEN',
         `The station no longer holds the audit head verified from here on ${anchor.verifiedAt} (entry #${anchor.seq}, hash ${anchor.hash}): ` +
           `${result.reason}. The log was cut or rewritten since; entries from #${result.firstBad} on cannot be trusted. That head stays ` +
           `recorded in ${file}: compare it with the heads published elsewhere.`,
@@ -65,7 +65,7 @@ async function verifyCommand(argv: AuditArgs, ctx: CommandContext): Promise<void
       );
     }
     throw new DsError(
-      'INTERNAL',
+      'AUDIT_BROKEN',
       `The audit chain does not verify: the first bad entry is #${result.firstBad} (${result.reason}). Entries from #${result.firstBad} on cannot ` +
         `be trusted; compare the head you published last.`,
       { details },

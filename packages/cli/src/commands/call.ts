@@ -19,7 +19,7 @@ export interface CallArgs extends StationFlags {
 export async function callCommand(argv: CallArgs, ctx: CommandContext): Promise<void> {
   const args = parseArgs(argv.args);
   const client = await stationClient(argv, ctx, 'user');
-  const pkg = await resolvePackage(client, argv.package);
+  const pkg = await resolvePackage(client, argv.package, { toRun: true });
   const kind = argv.function ? 'function' : 'connector';
   ctx.progress.step(`running ${kind} ${argv.name} on ${client.target.url}`);
   const run = await client.post<RunView>('/v1/runs', { json: { package: pkg, [kind]: argv.name, args } });

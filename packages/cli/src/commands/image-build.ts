@@ -1,4 +1,4 @@
-import { DsError } from '@datastation/protocol';
+import { engineUnavailable } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
 import { dockerClient } from '../docker.js';
 
@@ -11,7 +11,7 @@ export interface ImageBuildArgs {
 export async function imageBuildCommand(argv: ImageBuildArgs, ctx: CommandContext): Promise<void> {
   const docker = await dockerClient();
   await docker.ping().catch((cause: unknown) => {
-    throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+    throw engineUnavailable(cause);
   });
   const { buildRuntimeImage } = await import('@datastation/host');
   const started = Date.now();

@@ -18,6 +18,8 @@ export interface RunArgs {
   data: string;
   args?: string | undefined;
   timeout?: number | undefined;
+  /** The container's memory limit in MiB (the host's limits.memoryMb). */
+  memory?: number | undefined;
   image?: string | undefined;
   /** runc (default, or DS_RUNTIME) or runsc (gVisor). */
   runtime?: 'runc' | 'runsc' | undefined;
@@ -63,7 +65,9 @@ export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<vo
       package: prepared.packageName,
       ...(prepared.image ? { image: prepared.image } : {}),
       ...(argv.runtime ? { runtime: argv.runtime } : {}),
-      ...(argv.timeout ? { limits: { timeoutMs: argv.timeout } } : {}),
+      ...(argv.timeout || argv.memory
+        ? { limits: { ...(argv.timeout ? { timeoutMs: argv.timeout } : {}), ...(argv.memory ? { memoryMb: argv.memory } : {}) } }
+        : {}),
       ...(argv.readRoot ? { readPolicy: { root: resolve(argv.readRoot), allow: argv.allow ?? [] } } : {}),
     });
     const open = connection;
@@ -81,12 +85,22 @@ export async function runCommand(argv: RunArgs, ctx: CommandContext): Promise<vo
     ctx.out(formatValue(value, ctx.json));
   } catch (error) {
     if (stop.signal) throw new Interrupted(stop.signal);
-    throw error;
+    throw forThisCommand(error, argv);
   } finally {
     ctx.progress.stop();
     await connection?.close();
     await prepared?.remove();
   }
+}
+
+/** Errors whose general hint names a library option: here it names the flag that does it. */
+function forThisCommand(error: unknown, argv: RunArgs): unknown {
+  if (!(error instanceof DsError)) return error;
+  const again = (hint: string) => new DsError(error.code, error.message, { cause: error, hint, ...(error.details ? { details: error.details } : {}) });
+  if (error.code === 'OUT_OF_MEMORY')
+    return again(`Give it more memory with --memory <MiB> (it had ${argv.memory ?? 'the default'}${argv.memory ? ' MiB' : ''}), or process less at once.`);
+  if (error.code === 'TIMEOUT') return again(`Give it longer with --timeout <ms>${argv.timeout ? ` (it had ${argv.timeout})` : ''}, or make it faster.`);
+  return error;
 }
 
 async function prepare(argv: RunArgs, ctx: CommandContext): Promise<Prepared> {

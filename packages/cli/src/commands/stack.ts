@@ -1,4 +1,4 @@
-import { DsError } from '@datastation/protocol';
+import { DsError, engineUnavailable } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
 import { dockerClient } from '../docker.js';
 import { stationStateDir } from '../station/state.js';
@@ -38,7 +38,7 @@ async function gatekeeperCompose(): Promise<typeof import('@datastation/gatekeep
 async function engine() {
   const docker = await dockerClient();
   await docker.ping().catch((cause: unknown) => {
-    throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+    throw engineUnavailable(cause);
   });
   return docker;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { DsError, printable } from '@datastation/protocol';
+import { DsError, didYouMean, printable } from '@datastation/protocol';
 import type { PackageView } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
 import { StationClient } from './client.js';
@@ -32,7 +32,7 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
  * or more), `name@version` or a name. A package is its digest, so a name that two uploads share is
  * refused with their digests listed.
  */
-export async function resolvePackage(client: StationClient, ref: string): Promise<string> {
+export async function resolvePackage(client: StationClient, ref: string, options: { toRun?: boolean } = {}): Promise<string> {
   if (DIGEST.test(ref)) return ref;
   // A .dspkg file names the package it is: its digest is the sha256 of its bytes.
   if (ref.endsWith('.dspkg')) {
@@ -51,11 +51,22 @@ export async function resolvePackage(client: StationClient, ref: string): Promis
   const named = matches.length > 0 ? matches : packages.filter((p) => p.name === ref || `${p.name}@${p.version}` === ref);
   if (named.length === 1 && named[0]) return named[0].digest;
   if (named.length === 0) {
-    throw new DsError(
-      'FUNCTION_NOT_FOUND',
-      `No package ${JSON.stringify(ref)} that ${client.target.principal ?? 'this token'} can see on ${client.target.url}. Name it by digest ` +
-        `(sha256:…), name@version, name or its .dspkg file; ds upload prints the digest.`,
+    const who = client.target.principal ?? 'this token';
+    const close = didYouMean(
+      ref,
+      packages.flatMap((p) => [p.name, `${p.name}@${p.version}`]),
     );
+    // A user sees only the packages granted to them: one they cannot see is one they may not run,
+    // however they named it (a digest would be NOT_APPROVED at the station too).
+    if (options.toRun)
+      throw new DsError('NOT_APPROVED', `No package ${JSON.stringify(ref)} is granted to ${who} on ${client.target.url}.${close}`, {
+        hint: 'Ask the owner whose data you need to grant it to you; `ds grants` lists what is granted to you.',
+        details: { package: ref },
+      });
+    throw new DsError('NOT_FOUND', `No package ${JSON.stringify(ref)} that ${who} can see on ${client.target.url}.${close}`, {
+      hint: 'Name it by digest (sha256:…), a unique prefix, name@version, name or its .dspkg file; `ds upload` prints the digest.',
+      details: { package: ref },
+    });
   }
   throw new DsError(
     'BAD_REQUEST',

@@ -75,8 +75,9 @@ export class StationClient {
     }
     const code = causeCode(error);
     if (code && NO_STATION.has(code)) {
-      return new DsError('CONTAINER_START_FAILED', `No station at ${url} (${code}): run ds up, or point --station / DS_STATION_URL at a running one.`, {
+      return new DsError('UNAVAILABLE', `No station at ${url} (${code}).`, {
         cause: error,
+        hint: 'Start one with `ds up`, or point --station (or DS_STATION_URL) at a running station.',
       });
     }
     return new DsError(
@@ -88,7 +89,7 @@ export class StationClient {
   }
 
   private httpError(status: number, body: unknown): DsError {
-    const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+    const e = (body as { error?: { code?: unknown; message?: unknown; hint?: unknown; details?: unknown } } | undefined)?.error;
     if (!e || !isErrorCode(e.code)) {
       return new DsError('INTERNAL', `${this.target.url} answered HTTP ${status} without a Data Station error: is it a Data Station gatekeeper?`, {
         details: { status },
@@ -98,7 +99,8 @@ export class StationClient {
     let message = typeof e.message === 'string' && e.message ? e.message : `HTTP ${status}`;
     if (e.code === 'UNAUTHENTICATED') message = `${message} The station refused the token from ${this.target.tokenSource}.`;
     if (typeof details?.run === 'string') message = `${message} (run ${details.run}: ds runs ${details.run})`;
-    return new DsError(e.code, message, details ? { details } : {});
+    // The station's hint for this situation, where it gave one.
+    return new DsError(e.code, message, { ...(details ? { details } : {}), ...(typeof e.hint === 'string' && e.hint ? { hint: e.hint } : {}) });
   }
 }
 

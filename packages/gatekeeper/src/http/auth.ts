@@ -70,7 +70,11 @@ export function requireRole(...roles: Role[]): RequestHandler {
   return (_req, res, next) => {
     const principal = principalOf(res);
     if (!roles.includes(principal.role)) {
-      throw new DsError('POLICY_DENIED', `This endpoint is for ${roles.map((r) => `${r}s`).join(' and ')}; ${principal.id} is ${ARTICLE[principal.role]}.`);
+      const who = roles.map((r) => `${r}s`).join(' and ');
+      throw new DsError('POLICY_DENIED', `This endpoint is for ${who}; ${principal.id} is ${ARTICLE[principal.role]}.`, {
+        hint: `Use the token of one of its ${who}: \`ds … --as <${roles[0]}>\`, or sign in to the console as one.`,
+        details: { role: principal.role, needed: roles },
+      });
     }
     next();
   };

@@ -6,11 +6,8 @@ import { DsError, type ErrorCode, hintFor, httpStatusFor, isDsError, toDsError }
 import { isStoreFailure } from '../store/errors.js';
 import { type ScrubContext, scrubDetails, scrubMessage } from './scrub.js';
 
-/**
- * The code of every 404: the code table has no NOT_FOUND yet, and FUNCTION_NOT_FOUND is its only
- * 404. One constant, so that adding `NOT_FOUND` to `@datastation/protocol/codes.ts` is a one-line change here.
- */
-export const NOT_FOUND_CODE: ErrorCode = 'FUNCTION_NOT_FOUND';
+/** The code of every 404 (a package's missing function is FUNCTION_NOT_FOUND, also 404). */
+export const NOT_FOUND_CODE: ErrorCode = 'NOT_FOUND';
 
 /** "No such thing, or not yours to see": the same answer for both, so ids cannot be probed. */
 export function notFound(what: string): DsError {
@@ -38,7 +35,7 @@ export function toHttpError(error: unknown): { error: DsError; known: boolean } 
     const limit = typeof e.limit === 'number' ? e.limit : undefined;
     return {
       error: new DsError(
-        'RESULT_TOO_LARGE',
+        'PAYLOAD_TOO_LARGE',
         `The request body${typeof e.length === 'number' ? ` (${e.length} bytes)` : ''} is over the gatekeeper's ${limit ?? ''}-byte cap for this ` +
           `endpoint. Send less at once (large inputs belong in station storage, not in a request).`,
         { details: { limit: limit ?? null } },
@@ -99,7 +96,7 @@ export function errorHandler(onInternal: (error: unknown, ref: string) => void, 
       error: {
         code: error.code,
         message: scrubMessage(error.message, scrub),
-        hint: hintFor(error.code),
+        hint: error.hint,
         ...(error.details ? { details: scrubDetails(error.details, scrub) } : {}),
       },
     };

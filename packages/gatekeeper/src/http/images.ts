@@ -1,5 +1,5 @@
 import { checkImage, type Manifest } from '@datastation/package';
-import { nameProblem } from '@datastation/protocol';
+import { engineUnavailable, nameProblem } from '@datastation/protocol';
 import { type DockerClient, LABELS, RUNTIME_IMAGE } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 
@@ -61,7 +61,7 @@ export class ImagePolicy {
 
   private inspect(ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined> {
     return this.docker.images.inspect(ref).catch((cause: unknown) => {
-      throw new DsError('CONTAINER_START_FAILED', "The Docker engine did not answer while the package's image was checked. Is Docker running?", { cause });
+      throw engineUnavailable(cause, "checking the package's image");
     });
   }
 }

@@ -3,9 +3,9 @@ import { DsError } from '@datastation/protocol/errors';
 
 /** What the gatekeeper accepts at its door. */
 export interface HttpLimits {
-  /** Largest JSON body (grants, run requests). Past it: 413 RESULT_TOO_LARGE. Default 1 MiB. */
+  /** Largest JSON body (grants, run requests). Past it: 413 PAYLOAD_TOO_LARGE. Default 1 MiB. */
   jsonBytes: number;
-  /** Largest package upload (the .dspkg bytes, streamed to disk as they arrive). Past it: 413 RESULT_TOO_LARGE. Default 64 MiB. */
+  /** Largest package upload (the .dspkg bytes, streamed to disk as they arrive). Past it: 413 PAYLOAD_TOO_LARGE. Default 64 MiB. */
   uploadBytes: number;
   /** Uploads one developer may have in flight. Past it: 429 LIMIT_EXCEEDED with Retry-After. Default 2. */
   uploadsPerDeveloper: number;

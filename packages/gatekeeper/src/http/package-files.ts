@@ -103,7 +103,7 @@ export class PackageFiles {
 
 /**
  * Copies `body` into `handle` one chunk at a time (the body is paused while a chunk is written),
- * hashing and counting it. Refused past `max` (RESULT_TOO_LARGE), or when the body ends early (the
+ * hashing and counting it. Refused past `max` (PAYLOAD_TOO_LARGE), or when the body ends early (the
  * client went away). On a refusal the rest of the body is read and dropped, as Node does with a
  * body nobody reads, so that the answer reaches a client still sending; nothing more is kept.
  */
@@ -129,7 +129,7 @@ function receiveInto(body: Readable, handle: FileHandle, max: number): Promise<{
       if (bytes > max) {
         stop(
           new DsError(
-            'RESULT_TOO_LARGE',
+            'PAYLOAD_TOO_LARGE',
             `The upload is over the gatekeeper's ${max}-byte cap for a package. Leave data out of the package: data belongs in /data.`,
             {
               details: { limit: max },

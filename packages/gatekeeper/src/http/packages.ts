@@ -84,7 +84,7 @@ function refuseUploadHeaders(headers: IncomingHttpHeaders, max: number): void {
   const declared = Number(headers['content-length']);
   if (Number.isFinite(declared) && declared > max) {
     throw new DsError(
-      'RESULT_TOO_LARGE',
+      'PAYLOAD_TOO_LARGE',
       `The upload (${declared} bytes) is over the gatekeeper's ${max}-byte cap for a package. Leave data out of the package: data belongs in /data.`,
       { details: { limit: max, size: declared } },
     );
@@ -97,6 +97,7 @@ function refuseUploadHeaders(headers: IncomingHttpHeaders, max: number): void {
 
 function tooLarge(path: string, size: number, max: number): DsError {
   return new DsError('RESULT_TOO_LARGE', `${path} is ${size} bytes, over the ${max}-byte cap of what the API shows of a package's file.`, {
+    hint: 'Read a file that large from the .dspkg itself (ds package writes it; it is a gzip tar).',
     details: { limit: max, size },
   });
 }

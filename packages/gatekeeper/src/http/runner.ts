@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { type ConnectorCallEvent, type ReadEvent, type ReapResult, type SessionKey, type SessionSpec, Station, type StationOptions } from '@datastation/host';
+import { didYouMean } from '@datastation/protocol';
 import { DsError, isErrorCode, toDsError } from '@datastation/protocol/errors';
 import { emptyDataFolder, ensureDataFolder } from '../runs/folders.js';
 import { authoriseRun, modesOf, ownerOfPath, type RunAuthorisation, releaseDecision, seesWholeRun, type Withholding } from '../runs/release.js';
@@ -8,7 +9,6 @@ import type { StoredPackage } from '../store/packages.js';
 import type { Run, RunError, RunOutcome } from '../store/runs.js';
 import type { TargetKind } from '../store/schema.js';
 import type { Store, StoreTables } from '../store/store.js';
-import { notFound } from './errors.js';
 import type { PackageFiles } from './package-files.js';
 import { type ScrubContext, scrubContext, scrubMessage } from './scrub.js';
 
@@ -188,15 +188,9 @@ export class Runner implements AsyncDisposable {
   private async execute(user: string, request: RunRequest): Promise<Settled> {
     checkJsonDepth(request.args, "The run's arguments");
     const pkg = await this.store.packages.get(request.package);
-    if (!pkg) throw notFound(`Package ${request.package}`);
-    const manifest = pkg.manifest as { functions?: { name: string }[]; connectors?: { name: string }[] };
-    const names = ((request.target.kind === 'connector' ? manifest.connectors : manifest.functions) ?? []).map((f) => f.name);
-    if (!names.includes(request.target.name)) {
-      throw new DsError(
-        'FUNCTION_NOT_FOUND',
-        `Package ${pkg.name} (${pkg.id}) has no ${request.target.kind} ${request.target.name}; its ${request.target.kind}s: ${names.join(', ') || '(none)'}.`,
-      );
-    }
+    // A package that does not exist and one not granted to the user answer alike: ids cannot be probed.
+    if (!pkg) throw notGranted(user, request.package);
+    checkTarget(pkg, request.target);
     // Everything from the grants on is decided in the folder's turn: the grants and the folder's
     // taint as the runs before this one left them.
     return this.oneAtATime(folderId(user, pkg.id), () => this.runOnFolder(user, pkg, request));
@@ -460,6 +454,39 @@ export class Runner implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** NOT_APPROVED for a package the user has no grant of, or that does not exist (answered alike). */
+function notGranted(user: string, pkg: string): DsError {
+  return new DsError('NOT_APPROVED', `Package ${pkg} is not granted to ${user} (or there is no such package).`, {
+    hint: 'Ask the owner whose data you need to grant it to you; `ds grants` lists the packages granted to you.',
+    details: { package: pkg, user, missing: [], revoked: [] },
+  });
+}
+
+/**
+ * FUNCTION_NOT_FOUND unless the package has the target: naming the package's other targets of
+ * that kind, the close ones first, and saying so when the name is one of the other kind's.
+ */
+function checkTarget(pkg: StoredPackage, target: { kind: TargetKind; name: string }): void {
+  const manifest = pkg.manifest as { functions?: { name: string }[]; connectors?: { name: string }[] };
+  const functions = (manifest.functions ?? []).map((f) => f.name);
+  const connectors = (manifest.connectors ?? []).map((c) => c.name);
+  const [names, others] = target.kind === 'connector' ? [connectors, functions] : [functions, connectors];
+  if (names.includes(target.name)) return;
+  const other = target.kind === 'connector' ? 'function' : 'connector';
+  const isOther = others.includes(target.name);
+  throw new DsError(
+    'FUNCTION_NOT_FOUND',
+    `Package ${pkg.name} (${pkg.id}) has no ${target.kind} ${target.name}` +
+      (isOther ? `: ${target.name} is one of its ${other}s.` : `; its ${target.kind}s: ${names.join(', ') || '(none)'}.${didYouMean(target.name, names)}`),
+    {
+      hint: isOther
+        ? `Run it as a ${other}: \`ds call ${pkg.name} ${target.name}${other === 'function' ? ' --function' : ''}\` (the API's \`${other}\` field).`
+        : "Check the name against the package's functions and connectors (ds call --help; GET /v1/packages/<digest>).",
+      details: { package: pkg.id, [target.kind]: target.name, [`${target.kind}s`]: names },
+    },
+  );
 }
 
 /** What a run's records repeat: who ran what, and the grants it ran under. */

@@ -307,7 +307,7 @@ describe('values the store cannot write, and a full folder (findings 3 and 5)', 
 
   it('a value nested 3,000 deep ends the run with a typed error, its reads audited, nothing left running', async () => {
     const reply = await station.run('ann', pkg, { function: 'deep' }, { n: 3_000 });
-    expect(reply.status).toBe(413);
+    expect(reply.status).toBe(422);
     expect(reply.body.error?.code).toBe('RESULT_TOO_LARGE');
     const id = runIdOf(reply);
     expect(await station.store.runs.get(id)).toMatchObject({ status: 'failed', error: { code: 'RESULT_TOO_LARGE' } });

@@ -242,7 +242,7 @@ describe('attack: the upload door', () => {
       pump();
     });
     expect(reply.status).toBe(413);
-    expect(reply.body.error?.code).toBe('RESULT_TOO_LARGE');
+    expect(reply.body.error?.code).toBe('PAYLOAD_TOO_LARGE');
     expect(await leftovers()).toEqual([]);
     await expect.poll(() => station.gatekeeper.context.uploads.count('mal')).toBe(0);
   });

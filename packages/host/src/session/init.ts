@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DsError, type ErrorCode, type NestedCallMessage, toDsError } from '@datastation/protocol';
+import { DsError, engineUnavailable, type ErrorCode, type NestedCallMessage, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { LABELS, ownerLabels } from '../docker/labels.js';
@@ -162,7 +162,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     pinned ??
     (await docker.images.inspect(image).catch((cause: unknown) => {
       if (cause instanceof DsError) throw cause;
-      throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer: ${(cause as Error).message}. Is Docker running?`, { cause });
+      throw engineUnavailable(cause);
     }));
   if (!imageInfo) {
     throw new DsError(

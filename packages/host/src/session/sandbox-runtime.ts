@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { DsError } from '@datastation/protocol';
+import { DsError, engineUnavailable } from '@datastation/protocol';
 import type { ContainerSpec, DockerClient } from '../docker/client.js';
 import type { Limits } from './limits.js';
 
@@ -58,7 +58,7 @@ export async function assertEngineHasRuntime(docker: DockerClient, runtime: Sand
     has = await engineHasRuntime(docker, runtime);
   } catch (cause) {
     if (cause instanceof DsError) throw cause;
-    throw new DsError('CONTAINER_START_FAILED', `The Docker engine did not answer (docker info): ${(cause as Error).message}. Is Docker running?`, { cause });
+    throw engineUnavailable(cause, 'docker info');
   }
   if (has) return;
   const known = (await docker.runtimes().catch(() => [] as string[])).join(', ') || 'none';

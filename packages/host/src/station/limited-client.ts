@@ -1,4 +1,4 @@
-import { DsError, type ErrorCode } from '@datastation/protocol';
+import { DsError, type ErrorCode, engineUnavailable } from '@datastation/protocol';
 import type { ContainerClient, DockerClient } from '../docker/client.js';
 import { OpLimiter, type OpLimiterOptions, type OpOptions } from './op-limiter.js';
 
@@ -37,7 +37,7 @@ export function limitDockerClient(docker: DockerClient, options: OpLimiterOption
 
   const limited = <T>(name: string, code: ErrorCode, op: () => Promise<T>, opOptions: OpOptions<T> = {}): Promise<T> =>
     limiter.run(name, op, { code, ...opOptions }).catch((error: unknown) => {
-      throw engineError(error, name, code);
+      throw engineError(error, name);
     });
 
   const containers: ContainerClient = {
@@ -148,14 +148,11 @@ function limitAll<R extends { remove(id: string): Promise<void> }>(resource: str
  * "No engine answered" becomes a DsError that says so; an error the engine itself returned (404,
  * 409, ...) passes through untouched, so code above can still look at its status.
  */
-function engineError(error: unknown, op: string, code: ErrorCode): unknown {
+function engineError(error: unknown, op: string): unknown {
   if (error instanceof DsError) return error;
   const errno = (error as { code?: unknown }).code;
   if (typeof errno === 'string' && UNREACHABLE.has(errno)) {
-    return new DsError(code, `The Docker engine did not answer (${op}: ${errno}). Is Docker running? Start it (or wait for its restart) and try again.`, {
-      cause: error,
-      details: { op, errno },
-    });
+    return engineUnavailable(error, op);
   }
   return error;
 }

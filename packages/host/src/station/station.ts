@@ -463,10 +463,12 @@ export class Station implements AsyncDisposable {
       if (!lru || e.lastUsed < lru.lastUsed) lru = e;
     }
     if (!lru) {
+      // An overload, not a failed start: the caller may try again shortly.
       throw new DsError(
-        'CONTAINER_START_FAILED',
+        'LIMIT_EXCEEDED',
         `Cannot start a session for ${incoming.key.user}/${incoming.key.package}: the station already runs maxSessions (${this.maxSessions}) ` +
           `sessions and every one is busy or starting. Try again when a call finishes, or raise maxSessions.`,
+        { details: { limit: 'maxSessions', max: this.maxSessions, retryAfterSeconds: 1 } },
       );
     }
     return this.retire(lru, 'least recently used, to make room');
