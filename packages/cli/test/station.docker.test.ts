@@ -139,6 +139,25 @@ describe('ds against a station', () => {
     expect((await ds('grants', '--as', '../x')).code).toBe(16);
   });
 
+  it('prints the audit for a person (outcome first, each read on a line), filters it as the API does, and exports it', async () => {
+    const runs = await ds('audit', '--as', 'acme', '--kind', 'run');
+    expect(runs.code, runs.stderr).toBe(0);
+    const heads = runs.stdout.split('\n').filter((l) => l.startsWith('#'));
+    expect(heads.length).toBeGreaterThan(0);
+    for (const line of heads) expect(line).toMatch(/^#\d+ \S+ \S+ run \S+ {2}outcome \S+/);
+    // Each read of a run is a line of its own, below the run's facts.
+    expect(runs.stdout).toMatch(/^ {4}read \/owners\/acme\/trips\/2026\.csv: completed, \d+ bytes$/m);
+    const exported = await ds('audit', '--as', 'acme', '--kind', 'grant', '--export', '-');
+    expect(exported.code, exported.stderr).toBe(0);
+    const lines = exported.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; hash: string });
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.every((e) => e.kind === 'grant' && /^[0-9a-f]{64}$/.test(e.hash))).toBe(true);
+    expect((await ds('audit', '--as', 'acme', '--since', 'yesterday')).code).toBe(16);
+  });
+
   it('verifies the audit chain, and names the entry when one byte of the database changes', async () => {
     const ok = await ds('audit', '--verify', '--as', 'ann');
     expect(ok.code, ok.stderr).toBe(0);

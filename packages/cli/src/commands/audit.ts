@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DsError, printable } from '@datastation/protocol';
 import { AUDIT_HEADS_FILE } from '@datastation/protocol/station';
@@ -10,6 +11,27 @@ export interface AuditArgs extends StationFlags {
   verify?: boolean | undefined;
   after?: number | undefined;
   limit?: number | undefined;
+  /** The API's filters (GET /v1/audit). */
+  user?: string | undefined;
+  package?: string | undefined;
+  kind?: string | undefined;
+  subject?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+  /** Write every matching entry as JSON Lines to this file (`-`: stdout), from GET /v1/audit/export. */
+  export?: string | undefined;
+}
+
+const FILTERS = ['user', 'package', 'kind', 'subject', 'since', 'until'] as const;
+
+/** The query string of the filters given. */
+function filterQuery(argv: AuditArgs): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const name of FILTERS) {
+    const value = argv[name];
+    if (value !== undefined) query.set(name, value);
+  }
+  return query;
 }
 
 /** The gatekeeper's page size cap (GET /v1/audit). */
@@ -25,21 +47,34 @@ const PAGE = 1000;
 export async function auditCommand(argv: AuditArgs, ctx: CommandContext): Promise<void> {
   if (argv.verify) return verifyCommand(argv, ctx);
   const client = await stationClient(argv, ctx, 'owner');
+  if (argv.export !== undefined) return exportCommand(argv, ctx, client);
+  const filters = filterQuery(argv);
   const entries: AuditEntry[] = [];
   let after = argv.after ?? 0;
   for (;;) {
     const want = argv.limit === undefined ? PAGE : Math.min(PAGE, argv.limit - entries.length);
-    const page = (await client.get<{ entries: AuditEntry[] }>(`/v1/audit?after=${after}&limit=${want}`)).entries;
-    entries.push(...page);
-    if (page.length < want || (argv.limit !== undefined && entries.length >= argv.limit)) break;
-    const last = page.at(-1);
-    if (!last) break;
-    after = last.seq;
+    const query = new URLSearchParams(filters);
+    query.set('after', String(after));
+    query.set('limit', String(want));
+    const page = await client.get<{ entries: AuditEntry[]; next: number | null }>(`/v1/audit?${query}`);
+    entries.push(...page.entries);
+    if (page.next === null || (argv.limit !== undefined && entries.length >= argv.limit)) break;
+    after = page.next;
   }
   if (ctx.json) return ctx.out(json({ entries }));
-  if (entries.length === 0) return ctx.out('no audit entries about your data\n');
-  const lines = entries.map((e) => `#${e.seq} ${e.at} ${e.actor} ${e.kind} ${e.subject} ${summary(e.data)}`);
-  ctx.out(`${printable(lines.join('\n'))}\n`);
+  if (entries.length === 0) return ctx.out(`no audit entries about your data${filters.size ? ' match those filters' : ''}\n`);
+  ctx.out(`${printable(entries.map(describeEntry).join('\n'))}\n`);
+}
+
+/** `ds audit --export <file|->`: every matching entry as the gatekeeper exports it (JSON Lines), streamed. */
+async function exportCommand(argv: AuditArgs, ctx: CommandContext, client: Awaited<ReturnType<typeof stationClient>>): Promise<void> {
+  const query = filterQuery(argv);
+  if (argv.after !== undefined) query.set('after', String(argv.after));
+  const text = await client.getText(`/v1/audit/export${query.size ? `?${query}` : ''}`);
+  if (argv.export === '-') return ctx.out(text);
+  await writeFile(argv.export as string, text, { mode: 0o600 });
+  const count = text ? text.trimEnd().split('\n').length : 0;
+  ctx.out(`${count} entr${count === 1 ? 'y' : 'ies'} written to ${argv.export}\n`);
 }
 
 async function verifyCommand(argv: AuditArgs, ctx: CommandContext): Promise<void> {
@@ -83,8 +118,59 @@ async function verifyCommand(argv: AuditArgs, ctx: CommandContext): Promise<void
   ctx.out(`${lines.join('\n')}\n`);
 }
 
-/** An entry's data on one line, cut at 160 characters (--json has it whole). */
-function summary(data: unknown): string {
-  const text = JSON.stringify(data ?? null);
-  return text.length > 160 ? `${text.slice(0, 159)}…` : text;
+/** A value shown in a line: long text cut (with how long it was); --json and --export have it whole. */
+function shown(value: unknown, max = 120): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value ?? null);
+  return text.length > max ? `${text.slice(0, max - 1)}…(${text.length} characters)` : text;
+}
+
+/**
+ * One entry for a person: its seq, time, who, what and outcome on the first line, never cut; the
+ * reads of a run each on a line of their own below it (a refused read is what an owner looks for).
+ */
+export function describeEntry(entry: AuditEntry): string {
+  const data = (typeof entry.data === 'object' && entry.data !== null ? entry.data : {}) as Record<string, unknown>;
+  const head = `#${entry.seq} ${entry.at} ${entry.actor} ${entry.kind} ${entry.subject}`;
+  const facts: string[] = [];
+  const add = (label: string, value: unknown) => {
+    if (value !== undefined && value !== null && value !== '') facts.push(`${label} ${shown(value)}`);
+  };
+  const target = data.target as { kind?: string; name?: string } | undefined;
+  switch (entry.kind) {
+    case 'run':
+      add('outcome', data.outcome);
+      if (data.status !== data.outcome) add('status', data.status);
+      add('user', data.user);
+      if (target) add(target.kind ?? 'target', target.name);
+      add('package', data.name ? `${String(data.name)} (${String(data.package)})` : data.package);
+      add('release', data.release);
+      if (Array.isArray(data.scope) && data.scope.length) add('data of', (data.scope as string[]).join(', '));
+      if (data.share) add('your share of a run over several owners', data.share);
+      break;
+    case 'call':
+      add(data.ok ? 'ok' : 'failed', data.fn);
+      add('code', data.code);
+      add('ms', data.ms);
+      break;
+    case 'grant':
+    case 'revoke':
+      add('user', data.user);
+      add('package', data.package);
+      add('release', data.release);
+      add('read', Array.isArray(data.read) ? (data.read as string[]).join(' ') : data.read);
+      break;
+    default:
+      for (const [key, value] of Object.entries(data)) if (key !== 'reads') add(key, value);
+  }
+  const lines = [`${head}  ${facts.join('  ')}`];
+  const reads = Array.isArray(data.reads) ? (data.reads as { path?: string; served?: string; outcome?: string; code?: string; bytes?: number }[]) : [];
+  for (const read of reads) {
+    const served = read.served && read.served !== read.path?.replace(/^\//, '') ? ` (served ${shown(read.served, 100)})` : '';
+    lines.push(
+      `    read ${shown(read.path, 100)}${served}: ${read.outcome ?? '?'}${read.code ? ` ${read.code}` : ''}${read.bytes ? `, ${read.bytes} bytes` : ''}`,
+    );
+  }
+  const total = typeof data.readsTotal === 'number' ? data.readsTotal : reads.length;
+  if (total > reads.length) lines.push(`    … and ${total - reads.length} more reads (counted; the entry lists the first ${reads.length})`);
+  return lines.join('\n');
 }

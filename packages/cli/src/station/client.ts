@@ -42,8 +42,21 @@ export class StationClient {
   }
 
   async request<T>(method: string, path: string, body?: RequestBody): Promise<T> {
+    const text = await this.send(method, path, body, 'application/json');
+    const parsed = parseJson(text);
+    if (parsed === undefined)
+      throw new DsError('INTERNAL', `${this.target.url} answered ${method} ${path} with something other than JSON: is it a Data Station gatekeeper?`);
+    return parsed as T;
+  }
+
+  /** A GET whose answer is text, not one JSON document (the audit export's JSON Lines). */
+  getText(path: string): Promise<string> {
+    return this.send('GET', path, undefined, '*/*');
+  }
+
+  private async send(method: string, path: string, body: RequestBody | undefined, accept: string): Promise<string> {
     const { url, token } = this.target;
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept };
     let payload: string | Uint8Array | undefined;
     if (body && 'json' in body) {
       headers['content-type'] = 'application/json';
@@ -60,11 +73,8 @@ export class StationClient {
     } catch (error) {
       throw this.networkError(method, path, error);
     }
-    const parsed = parseJson(text);
-    if (!response.ok) throw this.httpError(response.status, parsed);
-    if (parsed === undefined)
-      throw new DsError('INTERNAL', `${url} answered ${method} ${path} with something other than JSON: is it a Data Station gatekeeper?`);
-    return parsed as T;
+    if (!response.ok) throw this.httpError(response.status, parseJson(text));
+    return text;
   }
 
   private networkError(method: string, path: string, error: unknown): DsError {

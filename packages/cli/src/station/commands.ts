@@ -164,6 +164,13 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
           .option('verify', { type: 'boolean', describe: 'Check the hash chain: exit 0 when it is unbroken, else name the first bad entry' })
           .option('after', { type: 'number', describe: 'Only entries after this seq' })
           .option('limit', { type: 'number', describe: 'At most this many entries' })
+          .option('user', { type: 'string', describe: 'Only entries by or about this user' })
+          .option('package', { type: 'string', describe: 'Only entries about this package (its digest)' })
+          .option('kind', { type: 'string', describe: 'Only entries of this kind (run, call, grant, revoke, release, refuse, upload, data, …)' })
+          .option('subject', { type: 'string', describe: 'Only entries about this subject (a run id, a grant id, a digest)' })
+          .option('since', { type: 'string', describe: 'Only entries at or after this time (ISO 8601: 2026-05-01 or 2026-05-01T10:00:00Z)' })
+          .option('until', { type: 'string', describe: 'Only entries at or before this time (ISO 8601)' })
+          .option('export', { type: 'string', describe: 'Write every matching entry as JSON Lines to this file (- for stdout)' })
           .check(
             (a) =>
               ((a.after === undefined || (Number.isInteger(a.after) && a.after >= 0)) &&
@@ -171,7 +178,9 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
               '--after and --limit are whole numbers (--limit above 0).',
           )
           .example('$0 audit --as acme', "acme's entries, oldest first")
-          .example('$0 audit --verify', 'Exit 0 when the chain verifies; 23 naming the first bad entry when not'),
+          .example('$0 audit --as acme --kind run --since 2026-05-01', "acme's runs since May")
+          .example('$0 audit --as acme --export audit.jsonl', 'Every entry about your data, as JSON Lines, to a file')
+          .example('$0 audit --verify', 'Exit 0 when the chain verifies; 29 (AUDIT_BROKEN) naming the first bad entry when not'),
       async (argv) => {
         const { auditCommand } = await import('../commands/audit.js');
         await auditCommand(argv, context(argv));

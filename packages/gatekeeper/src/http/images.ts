@@ -50,6 +50,13 @@ export class ImagePolicy {
       if ((await this.inspect(entry))?.id === id) return;
     }
     const named = ref ? `${ref} (${id})` : id;
+    if (!found && !this.allowed.includes(id))
+      throw new DsError(
+        'IMAGE_MISMATCH',
+        `The package runs on ${named}, which is no longer on this station's engine (the runtime image was rebuilt, or the image removed). ` +
+          `Package it again against ${RUNTIME_IMAGE} and upload it.`,
+        { details: { image: id, ...(ref ? { ref } : {}) } },
+      );
     throw new DsError(
       'IMAGE_MISMATCH',
       `The package runs on ${named}, an image this station did not build and its operator has not allowed. Packages run on the station's ` +
