@@ -89,6 +89,19 @@ describe('ds against a station', () => {
     ]);
     const human = await ds('grants', '--as', 'ann');
     expect(human.stdout).toMatch(/acme\s+ann\s+trip-stats@1\.0\.0/);
+    // A typo that matches no file would cut bob off: refused unless --force, and nothing changes.
+    const typo = await ds('grant', digest, '--user', 'bob', '--read', 'owners/acme/trip/*.csv', '--release', 'review', '--as', 'acme');
+    expect(typo.code).toBe(16);
+    expect(typo.stderr).toMatch(/owners\/acme\/trip\/\*\.csv matches none of acme's \d+ files: .* replace one that reads 1 file/);
+    expect(typo.stderr).toMatch(/hint: .*--force/);
+    expect(json((await ds('grants', '--as', 'acme', '--json')).stdout).grants).toHaveLength(2);
+    // A grant that replaces none and matches nothing yet is made, with a warning.
+    expect((await ds('revoke', digest, '--user', 'bob', '--as', 'acme')).code).toBe(0);
+    const early = await ds('grant', digest, '--user', 'bob', '--read', 'owners/acme/next-year/*.csv', '--release', 'review', '--as', 'acme');
+    expect(early.code, early.stderr).toBe(0);
+    expect(early.stderr).toMatch(/^warning: owners\/acme\/next-year\/\*\.csv matches none of acme's/m);
+    const back = await ds('grant', digest, '--user', 'bob', '--read', '/owners/acme/trips/*.csv', '--release', 'review', '--as', 'acme');
+    expect(back.code, back.stderr).toBe(0);
   });
 
   it('calls a connector and prints its value', async () => {

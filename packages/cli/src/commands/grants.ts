@@ -1,5 +1,6 @@
 import { DsError } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
+import type { GlobPreview } from '@datastation/protocol/station';
 import type { StationClient } from '../station/client.js';
 import {
   type GrantInput,
@@ -24,6 +25,8 @@ export interface GrantArgs extends StationFlags {
   read: string[];
   release: ReleaseMode;
   owner?: string | undefined;
+  /** Replace a working grant even with patterns that match none of the owner's files. */
+  force?: boolean | undefined;
 }
 
 export interface RevokeArgs extends StationFlags {
@@ -66,6 +69,14 @@ export async function grantCommand(argv: GrantArgs, ctx: CommandContext): Promis
   // A glob is a path under the storage root; a station path as functions read it (/owners/...) is taken too.
   const read = argv.read.map((glob) => glob.replace(/^\/+/, ''));
   const wanted: GrantInput = { user: argv.user, package: pkg, read, release: argv.release };
+  await checkMatches(
+    client,
+    owner,
+    read,
+    current.filter((g) => g.user === argv.user && g.package === pkg && g.revokedAt === null),
+    argv.force,
+    ctx,
+  );
   const others = current.filter((g) => !(g.user === argv.user && g.package === pkg)).map(input);
   const result = await client.put<{ added: GrantView[]; revoked: GrantView[]; kept: GrantView[] }>(`/v1/grants/${encodeURIComponent(owner)}`, {
     json: [...others, wanted],
@@ -93,6 +104,41 @@ export async function revokeCommand(argv: RevokeArgs, ctx: CommandContext): Prom
   if (ctx.json) return ctx.out(json(result));
   const grants = `${result.revoked.length} grant${result.revoked.length === 1 ? '' : 's'}`;
   ctx.out(`revoked: ${argv.user} may no longer run ${shortDigest(pkg)} on ${owner}'s data (${grants})\n`);
+}
+
+/**
+ * Patterns that match none of the owner's files grant nothing. Replacing a grant that reads files
+ * with such patterns is refused (a typo would silently cut the user off) unless `force`; a new one
+ * is granted with a warning (the files may come later).
+ */
+async function checkMatches(
+  client: StationClient,
+  owner: string,
+  read: string[],
+  replacing: GrantView[],
+  force: boolean | undefined,
+  ctx: CommandContext,
+): Promise<void> {
+  const preview = await client.get<GlobPreview>(`/v1/grants/preview?${read.map((p) => `read=${encodeURIComponent(p)}`).join('&')}`);
+  if (preview.matched > 0) return;
+  const working = [];
+  for (const grant of replacing) {
+    const before = await client.get<GlobPreview>(`/v1/grants/preview?${grant.read.map((p) => `read=${encodeURIComponent(p)}`).join('&')}`);
+    if (before.matched > 0) working.push({ grant, matched: before.matched });
+  }
+  const none = `${read.join(' ')} match${read.length === 1 ? 'es' : ''} none of ${owner}'s ${preview.ownerFiles} file${preview.ownerFiles === 1 ? '' : 's'}`;
+  if (working.length > 0 && !force) {
+    const was = working[0] as { grant: GrantView; matched: number };
+    throw new DsError(
+      'BAD_REQUEST',
+      `${none}: the grant would read nothing, and it would replace one that reads ${was.matched} file(s) (${was.grant.read.join(' ')}).`,
+      {
+        hint: 'Check the patterns (`ds grant --help`; the console previews them), or pass --force to replace the working grant all the same.',
+        details: { read, matched: 0, replacing: was.grant.read },
+      },
+    );
+  }
+  ctx.err(`warning: ${none}; the grant reads nothing until such files exist.\n`);
 }
 
 async function ownerGrants(client: StationClient): Promise<GrantView[]> {

@@ -67,14 +67,15 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
             type: 'string',
             array: true,
             demandOption: true,
-            describe: 'A glob of your data the package may read, under owners/<you>/ (repeatable)',
+            describe: 'A pattern of your files the package may read, under owners/<you>/: * and ? within a name, ** for any folders, [a-z] (repeatable)',
           })
           .option('release', {
             choices: ['release', 'review', 'deny'] as const,
             demandOption: true,
-            describe: 'release: the user gets the value; review: you release or refuse each result; deny: nothing runs',
+            describe: 'release: the user gets the value; review: you release or refuse each result; deny: your data never reaches this user',
           })
           .option('owner', { type: 'string', describe: 'Your owner id (default: --as, or the owner on your current grants)' })
+          .option('force', { type: 'boolean', describe: 'Replace a grant that reads files even with patterns that match none of yours' })
           .example(
             "$0 grant trip-stats --user ann --read 'owners/acme/trips/*.csv' --release review --as acme",
             'Let ann run trip-stats on the trips; acme reviews each result',
@@ -92,6 +93,7 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
           .positional('package', { type: 'string', demandOption: true, describe: 'Digest, a unique digest prefix, name@version, name, or the .dspkg file' })
           .option('user', { type: 'string', demandOption: true, describe: 'The user whose grant goes' })
           .option('owner', { type: 'string', describe: 'Your owner id (default: --as, or the owner on your current grants)' })
+          .option('force', { type: 'boolean', describe: 'Replace a grant that reads files even with patterns that match none of yours' })
           .example('$0 revoke trip-stats --user ann --as acme', "Revoke acme's grant of trip-stats to ann"),
       async (argv) => {
         const { revokeCommand } = await import('../commands/grants.js');
