@@ -63,6 +63,11 @@ describe("the owners' console in Chromium", () => {
     await page.getByRole('link', { name: '@datastation-examples/station-demo' }).click();
     const facts = page.getByTestId('package-facts');
     await expect.poll(() => facts.textContent()).toContain(digest);
+    // What the developer declared of each function and connector (package.json datastation.signatures).
+    expect(await page.getByTestId('package-functions').textContent()).toContain(
+      'columnStatstakes { path: string, column: string }, returns { rows, total, mean }',
+    );
+    expect(await page.getByTestId('package-connectors').textContent()).toContain('tripReporttakes {}, returns { trips, minutes, meanMinutes }');
     const files = page.getByTestId('package-files');
     await expect.poll(() => files.textContent()).toContain('code/index.js');
     await files.getByRole('link', { name: 'code/index.js' }).click();
@@ -141,7 +146,14 @@ describe("the owners' console in Chromium", () => {
     await expect.poll(() => card(runs.released!).getByTestId('run-reads').textContent()).toContain('/owners/acme/trips/2026.csv');
     await screenshot(page, 'review');
 
-    await card(runs.released).getByRole('button', { name: 'Release' }).click();
+    // Release is irreversible: it asks first, and Cancel leaves the run as it was.
+    await card(runs.released).getByRole('button', { name: 'Release…' }).click();
+    await expect.poll(() => card(runs.released!).getByTestId('release-confirm').textContent()).toMatch(/Release this run to ann\?.*cannot be taken back/);
+    await card(runs.released).getByRole('button', { name: 'Cancel' }).click();
+    expect(await card(runs.released).getByTestId('release-confirm').count()).toBe(0);
+    expect((await station.api('acme', 'GET', `/v1/runs/${runs.released}`)).body.status).toBe('pending');
+    await card(runs.released).getByRole('button', { name: 'Release…' }).click();
+    await card(runs.released).getByRole('button', { name: 'Confirm release' }).click();
     await card(runs.released).waitFor({ state: 'detached' });
     await card(runs.refused).getByRole('button', { name: 'Refuse' }).click();
     await card(runs.refused).waitFor({ state: 'detached' });
@@ -198,6 +210,9 @@ describe("the owners' console in Chromium", () => {
     const runEntry = timeline.locator('[data-testid="audit-entry"][data-kind="run"]').first();
     await runEntry.waitFor();
     for (const kind of ['grant', 'run', 'release', 'refuse']) expect(await timeline.locator(`[data-kind="${kind}"]`).count()).toBeGreaterThan(0);
+    // Newest first.
+    const seqs = await timeline.locator('[data-testid="audit-entry"]').evaluateAll((es) => es.map((e) => Number(e.getAttribute('data-seq'))));
+    expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
     const reads = runEntry.getByTestId('audit-entry-reads');
     if (!(await reads.isVisible())) await runEntry.getByRole('button').first().click();
     await expect.poll(() => reads.textContent()).toContain('/owners/acme/trips/');

@@ -14,6 +14,9 @@ export interface AuditFilters {
   since?: string | undefined;
   until?: string | undefined;
   after?: number | undefined;
+  /** With `newest`: entries before this seq (the next page back). */
+  before?: number | undefined;
+  newest?: boolean | undefined;
   limit?: number | undefined;
 }
 
@@ -36,6 +39,8 @@ export function auditQuery(filters: AuditFilters): URLSearchParams {
   const until = localToIso(filters.until);
   if (until) query.set('until', until);
   if (filters.after !== undefined) query.set('after', String(filters.after));
+  if (filters.before !== undefined) query.set('before', String(filters.before));
+  if (filters.newest) query.set('order', 'newest');
   if (filters.limit !== undefined) query.set('limit', String(filters.limit));
   return query;
 }

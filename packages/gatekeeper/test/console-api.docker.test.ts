@@ -644,6 +644,17 @@ describe('the console API', () => {
       const filtered = await page('kind=call&limit=1');
       expect(filtered.entries).toHaveLength(1);
       expect(filtered.next).toBe(filtered.entries[0]!.seq);
+      // Newest first, paged back with before: the same entries, the other way round.
+      const back: AuditEntry[] = [];
+      let before: number | undefined;
+      for (let i = 0; i < 1000; i++) {
+        const p = await page(`order=newest&limit=3${before === undefined ? '' : `&before=${before}`}`);
+        back.push(...p.entries);
+        if (p.next === null) break;
+        before = p.next;
+      }
+      expect(back).toEqual([...all].reverse());
+      expect((await page('order=sideways')).error?.code).toBe('BAD_REQUEST');
     });
 
     it('exports every match as JSON Lines whose hashes hold', async () => {

@@ -272,9 +272,10 @@ export interface AuditRead {
 }
 
 /**
- * `GET /v1/audit` (owners): the entries about the owner's data, oldest first, filtered by
- * `user`, `package`, `kind`, `subject`, `since`/`until` (ISO times), paged by `after` (a seq) and
- * `limit`; `next` is the `after` of the next page, or null. `GET /v1/audit/export` takes the same
+ * `GET /v1/audit` (owners): the entries about the owner's data, oldest first (`order=newest`:
+ * newest first), filtered by `user`, `package`, `kind`, `subject`, `since`/`until` (ISO times),
+ * paged by `after` (newest first: `before`, a seq) and `limit`; `next` is the `after` (the
+ * `before`) of the next page, or null. `GET /v1/audit/export` takes the same
  * filters and answers JSON Lines (`application/x-ndjson`), one entry per line.
  */
 export interface AuditPage {

@@ -1,4 +1,4 @@
-/** The audit timeline (oldest first, paged, live at its end), its filters, its export and the chain's badge. */
+/** The audit timeline (newest first, paged back, live at its top), its filters, its export and the chain's badge. */
 import type { AuditEntry, AuditRead } from '@datastation/protocol/station';
 import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
 import { api, auditExportUrl } from '../api';
@@ -20,7 +20,10 @@ export function AuditPage() {
   return (
     <>
       <h1 tabIndex={-1}>Audit</h1>
-      <p className="lede">Every entry about your data, oldest first: uploads, grants, runs and the reads they made, calls, releases.</p>
+      <p className="lede">
+        Every entry about your data, newest first: packages uploaded, grants you gave and revoked, runs and the files they read, the functions a connector
+        called (a connector is the package's entry point that calls its functions), and your releases and refusals.
+      </p>
       <VerifyBadge />
       <AuditFiltersForm key={search} initial={filters} />
       <p>
@@ -125,30 +128,29 @@ function AuditFiltersForm({ initial }: { initial: Record<AuditFilterKey, string>
 }
 
 /**
- * The entries for the filters, a page at a time ("Load more" follows `next`). Once the last page is
- * loaded, each live event fetches what came after the last entry shown, so new entries appear.
+ * The entries for the filters, newest first, a page at a time ("Load older" follows `next`, the
+ * `before` of the next page back). Each live event fetches what came after the newest entry shown,
+ * and puts it on top.
  */
 function Timeline({ filters }: { filters: Record<AuditFilterKey, string> }) {
   const [entries, setEntries] = useState<AuditEntry[]>([]);
   const [next, setNext] = useState<number | null>(null);
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<Error>();
-  const state = useRef({ entries, next, busy: false, tailAgain: false });
+  const state = useRef({ entries, busy: false, headAgain: false });
   state.current.entries = entries;
-  state.current.next = next;
   const { byDigest } = usePackages();
   const nameOf = (digest: string) => byDigest.get(digest)?.name;
   const filterKey = JSON.stringify(filters);
 
-  const fetchPage = useCallback(
-    async (after: number | undefined, replace: boolean): Promise<void> => {
+  /** A page back from `before` (the first page when undefined). */
+  const fetchOlder = useCallback(
+    async (before: number | undefined, replace: boolean): Promise<void> => {
       if (state.current.busy) return;
       state.current.busy = true;
       setLoading(true);
-      let last = after;
-      let more: number | null = null;
       try {
-        const page = await api.audit({ ...(JSON.parse(filterKey) as Record<AuditFilterKey, string>), after, limit: PAGE });
+        const page = await api.audit({ ...(JSON.parse(filterKey) as Record<AuditFilterKey, string>), newest: true, before, limit: PAGE });
         setError(undefined);
         setEntries((old) => {
           if (replace) return page.entries;
@@ -156,40 +158,57 @@ function Timeline({ filters }: { filters: Record<AuditFilterKey, string> }) {
           return [...old, ...page.entries.filter((e) => !seen.has(e.seq))];
         });
         setNext(page.next);
-        more = page.next;
-        last = page.entries.at(-1)?.seq ?? after;
       } catch (e) {
         setError(e instanceof Error ? e : new Error(String(e)));
       } finally {
         state.current.busy = false;
         setLoading(false);
       }
-      // An event came while this page loaded: fetch the tail once more.
-      if (state.current.tailAgain && more === null) {
-        state.current.tailAgain = false;
-        await fetchPage(last, false);
-      }
     },
     [filterKey],
   );
 
-  useEffect(() => {
-    void fetchPage(undefined, true);
-  }, [fetchPage]);
-
-  const tail = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
-  useEffect(() => () => clearTimeout(tail.current), []);
-  useStationEvents('all', () => {
-    clearTimeout(tail.current);
-    tail.current = setTimeout(() => {
-      if (state.current.busy) {
-        state.current.tailAgain = true;
-        return;
+  /** What came after the newest entry shown, on top (oldest-first pages of it, reversed). */
+  const fetchNewer = useCallback(async (): Promise<void> => {
+    if (state.current.busy) {
+      state.current.headAgain = true;
+      return;
+    }
+    state.current.busy = true;
+    try {
+      let after = state.current.entries[0]?.seq ?? 0;
+      for (;;) {
+        const page = await api.audit({ ...(JSON.parse(filterKey) as Record<AuditFilterKey, string>), after, limit: PAGE });
+        const fresh = page.entries;
+        if (fresh.length > 0)
+          setEntries((old) => {
+            const seen = new Set(old.map((e) => e.seq));
+            return [...fresh.filter((e) => !seen.has(e.seq)).reverse(), ...old];
+          });
+        if (page.next === null || fresh.length === 0) break;
+        after = page.next;
       }
-      // Only the end of the log grows; pages not loaded yet will bring new entries with them.
-      if (state.current.next !== null) return;
-      void fetchPage(state.current.entries.at(-1)?.seq, false);
-    }, 200);
+      setError(undefined);
+    } catch (e) {
+      setError(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      state.current.busy = false;
+    }
+    if (state.current.headAgain) {
+      state.current.headAgain = false;
+      await fetchNewer();
+    }
+  }, [filterKey]);
+
+  useEffect(() => {
+    void fetchOlder(undefined, true);
+  }, [fetchOlder]);
+
+  const head = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(head.current), []);
+  useStationEvents('all', () => {
+    clearTimeout(head.current);
+    head.current = setTimeout(() => void fetchNewer(), 200);
   });
 
   return (
@@ -197,7 +216,9 @@ function Timeline({ filters }: { filters: Record<AuditFilterKey, string> }) {
       <h2 id="timeline-heading">Timeline</h2>
       <ErrorNote error={error} prefix="Could not load the audit" />
       <p className="muted" aria-live="polite" data-testid="audit-count">
-        {loading && entries.length === 0 ? '' : `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} shown${next !== null ? ', more to load' : ''}.`}
+        {loading && entries.length === 0
+          ? ''
+          : `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} shown, newest first${next !== null ? '; older ones to load' : ''}.`}
       </p>
       {loading && entries.length === 0 ? <Loading /> : null}
       <ol className="timeline" data-testid="audit-timeline">
@@ -208,8 +229,8 @@ function Timeline({ filters }: { filters: Record<AuditFilterKey, string> }) {
         ))}
       </ol>
       {next !== null ? (
-        <button type="button" className="button" disabled={loading} onClick={() => void fetchPage(next, false)}>
-          Load more
+        <button type="button" className="button" disabled={loading} onClick={() => void fetchOlder(next, false)}>
+          Load older
         </button>
       ) : null}
     </section>
@@ -231,7 +252,7 @@ function readsSummary(reads: AuditRead[], total: number): string {
   const allowed = reads.filter((r) => r.allowed).length;
   const served = reads.filter((r) => r.served !== undefined).length;
   const among = reads.length < total ? ` (of the first ${reads.length} recorded)` : '';
-  return `Reads: ${total} asked, ${allowed} granted, ${served} served${among}`;
+  return `Files read: ${total} asked for, ${allowed} allowed by your grant, ${served} served${among}`;
 }
 
 function EntryView({ entry, summary }: { entry: AuditEntry; summary: string }) {
@@ -252,7 +273,7 @@ function EntryView({ entry, summary }: { entry: AuditEntry; summary: string }) {
           <summary>{readsSummary(reads.reads, reads.total)}</summary>
           {granted.length > 0 ? (
             <p>
-              Globs granted:{' '}
+              Files it may read (the grant's patterns):{' '}
               {granted.map((glob) => (
                 <code key={glob} className="glob">
                   {glob}

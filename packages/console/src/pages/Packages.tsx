@@ -102,13 +102,40 @@ export function PackageDetailPage({ id, file }: { id: string; file: string | und
   );
 }
 
-function List({ items }: { items: string[] }) {
-  if (items.length === 0) return <span className="muted">none</span>;
+/** What the developer declared of each function or connector (package.json `datastation.signatures`), by name. */
+function signatures(manifest: unknown, kind: 'functions' | 'connectors'): Map<string, unknown> {
+  const list = (manifest as Record<string, unknown> | null)?.[kind];
+  const found = new Map<string, unknown>();
+  if (!Array.isArray(list)) return found;
+  for (const item of list) {
+    const { name, signature } = (item ?? {}) as { name?: unknown; signature?: unknown };
+    if (typeof name === 'string' && signature !== undefined) found.set(name, signature);
+  }
+  return found;
+}
+
+/** A declared signature as text: `{ args, returns }` read as such, anything else as compact JSON. */
+function signatureText(signature: unknown): string {
+  if (typeof signature === 'string') return signature;
+  const { args, returns, ...rest } = (signature ?? {}) as Record<string, unknown>;
+  if (typeof args === 'string' && (returns === undefined || typeof returns === 'string') && Object.keys(rest).length === 0)
+    return `takes ${args}${returns ? `, returns ${returns}` : ''}`;
+  return JSON.stringify(signature);
+}
+
+/** Names with what the developer declared of each; "not described" where they declared nothing. */
+function Described({ names, declared, testId }: { names: string[]; declared: Map<string, unknown>; testId: string }) {
+  if (names.length === 0) return <span className="muted">none</span>;
   return (
-    <ul className="inline-list">
-      {items.map((item) => (
-        <li key={item}>
-          <code>{item}</code>
+    <ul className="described" data-testid={testId}>
+      {names.map((name) => (
+        <li key={name}>
+          <code>{name}</code>{' '}
+          {declared.has(name) ? (
+            <span className="signature">{signatureText(declared.get(name))}</span>
+          ) : (
+            <span className="muted">not described by its developer</span>
+          )}
         </li>
       ))}
     </ul>
@@ -140,11 +167,13 @@ function PackageFacts({ pkg }: { pkg: PackageDetail }) {
       </dd>
       <dt>Functions</dt>
       <dd>
-        <List items={pkg.functions} />
+        <Described names={pkg.functions} declared={signatures(pkg.manifest, 'functions')} testId="package-functions" />
       </dd>
-      <dt>Connectors</dt>
+      <dt>
+        Connectors <span className="muted">(entry points a user runs; each calls the package's functions)</span>
+      </dt>
       <dd>
-        <List items={pkg.connectors} />
+        <Described names={pkg.connectors} declared={signatures(pkg.manifest, 'connectors')} testId="package-connectors" />
       </dd>
       <dt>Uploaded</dt>
       <dd>

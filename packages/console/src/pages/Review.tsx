@@ -1,6 +1,6 @@
 /** An owner's review queue: staged results to release or refuse, with the reads each run made. */
 import type { RunView } from '@datastation/protocol/station';
-import { useCallback, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api } from '../api';
 import { runReads } from '../audit';
 import { Digest, ErrorNote, Loading, PackageLabel, ReadsTable, RunErrorNote, StatusBadge, TableWrap, Time } from '../components/common';
@@ -110,7 +110,13 @@ export function ReviewPage() {
 
 function ReviewCard({ run, onDecided }: { run: RunView; onDecided: (run: RunView, decision: 'release' | 'refuse') => void }) {
   const [busy, setBusy] = useState<'release' | 'refuse' | null>(null);
+  const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState<Error>();
+  const confirmButton = useRef<HTMLButtonElement>(null);
+  const releaseButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (confirming) confirmButton.current?.focus();
+  }, [confirming]);
   const titleId = `run-${run.id}-title`;
   const others = run.reviews.filter((r) => r.decision !== null);
 
@@ -150,7 +156,7 @@ function ReviewCard({ run, onDecided }: { run: RunView; onDecided: (run: RunView
         </dd>
         <dt>Arguments</dt>
         <dd>
-          sha256 <Digest digest={run.argsHash} />
+          <span className="muted">fingerprint (sha256; the arguments themselves are not kept)</span> <Digest digest={run.argsHash} />
         </dd>
         {run.scope && run.scope.length > 0 ? (
           <>
@@ -184,15 +190,35 @@ function ReviewCard({ run, onDecided }: { run: RunView; onDecided: (run: RunView
       ) : null}
       <h4>Reads</h4>
       <RunReads runId={run.id} />
-      <div className="form-actions">
-        <button type="button" className="button primary" disabled={busy !== null} onClick={() => decide('release')}>
-          Release
-        </button>{' '}
-        <button type="button" className="button danger" disabled={busy !== null} onClick={() => decide('refuse')}>
-          Refuse
-        </button>
-        {busy ? <span className="muted">{busy === 'release' ? ' Releasing…' : ' Refusing…'}</span> : null}
-      </div>
+      {confirming ? (
+        <div className="confirm" data-testid="release-confirm">
+          <p className="confirm-text">{`Release this run to ${run.user}? They will see what it produced, and it cannot be taken back.`}</p>
+          <button type="button" className="button primary" ref={confirmButton} disabled={busy !== null} onClick={() => decide('release')}>
+            Confirm release
+          </button>{' '}
+          <button
+            type="button"
+            className="button"
+            disabled={busy !== null}
+            onClick={() => {
+              setConfirming(false);
+              requestAnimationFrame(() => releaseButton.current?.focus());
+            }}
+          >
+            Cancel
+          </button>
+        </div>
+      ) : (
+        <div className="form-actions">
+          <button type="button" className="button primary" ref={releaseButton} disabled={busy !== null} onClick={() => setConfirming(true)}>
+            Release…
+          </button>{' '}
+          <button type="button" className="button danger" disabled={busy !== null} onClick={() => decide('refuse')}>
+            Refuse
+          </button>
+        </div>
+      )}
+      {busy ? <span className="muted">{busy === 'release' ? ' Releasing…' : ' Refusing…'}</span> : null}
       <ErrorNote error={error} prefix="Could not decide" />
     </article>
   );

@@ -11,7 +11,7 @@ import { verifyAuditAnchored } from '../checkpoints.js';
 const BATCH = 500;
 /** Entries one page request reads at most: past it the page ends early, with `next` to go on from. */
 const SCAN_MAX = 20_000;
-const FILTERS = ['user', 'package', 'kind', 'subject', 'since', 'until', 'after', 'limit'] as const;
+const FILTERS = ['user', 'package', 'kind', 'subject', 'since', 'until', 'after', 'before', 'order', 'limit'] as const;
 /** An ISO 8601 date or date-time, as `at` is written (and as people type it): `2026-05-01`, `2026-05-01T10:00:00Z`. */
 const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
@@ -25,7 +25,7 @@ interface AuditFilter {
 }
 
 /** The query's filters and paging, each a single value; anything else is BAD_REQUEST naming it. */
-function parseQuery(req: Request): { filter: AuditFilter; after: number; limit: number } {
+function parseQuery(req: Request): { filter: AuditFilter; after: number; before: number | undefined; newestFirst: boolean; limit: number } {
   const query = req.query as Record<string, unknown>;
   const unknown = Object.keys(query).filter((k) => !(FILTERS as readonly string[]).includes(k));
   if (unknown.length)
@@ -45,7 +45,7 @@ function parseQuery(req: Request): { filter: AuditFilter; after: number; limit: 
       throw new DsError('BAD_REQUEST', `${name} must be an ISO 8601 time, such as 2026-05-01 or 2026-05-01T10:00:00Z; got ${JSON.stringify(value)}.`);
     return ms;
   };
-  const whole = (name: 'after' | 'limit', fallback: number): number => {
+  const whole = (name: 'after' | 'before' | 'limit', fallback: number): number => {
     const value = one(name);
     if (value === undefined) return fallback;
     if (!/^\d{1,15}$/.test(value)) throw new DsError('BAD_REQUEST', `${name} is a whole number (GET /v1/audit?after=<seq>&limit=<n>).`);
@@ -64,7 +64,10 @@ function parseQuery(req: Request): { filter: AuditFilter; after: number; limit: 
   const until = time('until');
   if (since !== undefined) filter.since = since;
   if (until !== undefined) filter.until = until;
-  return { filter, after: whole('after', 0), limit: Math.min(Math.max(whole('limit', 100), 1), 1000) };
+  const order = one('order') ?? 'oldest';
+  if (order !== 'oldest' && order !== 'newest') throw new DsError('BAD_REQUEST', `order is oldest (the default) or newest; got ${JSON.stringify(order)}.`);
+  const before = one('before') === undefined ? undefined : whole('before', 0);
+  return { filter, after: whole('after', 0), before, newestFirst: order === 'newest', limit: Math.min(Math.max(whole('limit', 100), 1), 1000) };
 }
 
 /** `?seq=<n>&hash=<64 hex>`: both or neither; anything else is BAD_REQUEST saying the form. */
@@ -129,12 +132,16 @@ export function auditRoutes(ctx: GatekeeperContext): Router {
 
   router.get('/', requireRole('owner'), async (req, res) => {
     const who = principalOf(res);
-    const { filter, after, limit } = parseQuery(req);
+    const { filter, after, before, newestFirst, limit } = parseQuery(req);
     const entries: AuditEntry[] = [];
-    let cursor = after;
+    // Oldest first, `next` is the `after` of the next page; newest first, the `before` of it.
+    let cursor = newestFirst ? before : after;
     let scanned = 0;
     for (;;) {
-      const batch = await ctx.store.auditFor(who.id, { after: cursor, limit: BATCH });
+      const batch = await ctx.store.auditFor(
+        who.id,
+        newestFirst ? { after, ...(cursor !== undefined ? { before: cursor } : {}), limit: BATCH, newestFirst } : { after: cursor ?? 0, limit: BATCH },
+      );
       const ended = batch.length < BATCH;
       for (const [i, entry] of batch.entries()) {
         cursor = entry.seq;
@@ -148,7 +155,7 @@ export function auditRoutes(ctx: GatekeeperContext): Router {
       scanned += batch.length;
       if (ended) return void res.json({ entries, next: null } satisfies AuditPage);
       // Bounded work per request: the client goes on from where the scan stopped.
-      if (scanned >= SCAN_MAX) return void res.json({ entries, next: cursor } satisfies AuditPage);
+      if (scanned >= SCAN_MAX) return void res.json({ entries, next: cursor ?? null } satisfies AuditPage);
     }
   });
 

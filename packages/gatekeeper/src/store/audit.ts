@@ -138,16 +138,18 @@ export class AuditLog {
     });
   }
 
-  /** The entries about an owner's data, in seq order (paged like `list`). */
-  forOwner(owner: string, options: { after?: number; limit?: number } = {}): Promise<AuditEntry[]> {
+  /** The entries about an owner's data, in seq order, or newest first (paged like `list`; `before` pages back). */
+  forOwner(owner: string, options: { after?: number; before?: number; limit?: number; newestFirst?: boolean } = {}): Promise<AuditEntry[]> {
     return this.connection.read('read the audit log', async (q) => {
-      const rows = await q
+      let query = q
         .selectFrom('audit')
         .innerJoin('audit_owners', 'audit_owners.seq', 'audit.seq')
         .selectAll('audit')
         .where('audit_owners.owner', '=', owner)
-        .where('audit.seq', '>', options.after ?? 0)
-        .orderBy('audit.seq')
+        .where('audit.seq', '>', options.after ?? 0);
+      if (options.before !== undefined) query = query.where('audit.seq', '<', options.before);
+      const rows = await query
+        .orderBy('audit.seq', options.newestFirst ? 'desc' : 'asc')
         .limit(clampLimit(options.limit))
         .execute();
       return withOwners(q, rows);

@@ -109,7 +109,7 @@ export class Store implements StoreTables, AsyncDisposable {
   }
 
   /** The audit entries about an owner's data (see `AuditLog.forOwner`). */
-  auditFor(owner: string, options?: { after?: number; limit?: number }) {
+  auditFor(owner: string, options?: { after?: number; before?: number; limit?: number; newestFirst?: boolean }) {
     return this.audit.forOwner(owner, options);
   }
 
