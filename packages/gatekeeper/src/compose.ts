@@ -156,7 +156,13 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
   const principals: Record<string, Role> = { admin: 'admin' };
   for (const [id, role] of Object.entries(recorded.principals ?? {})) {
     if (id === 'admin' || !ROLE_NAMES.has(role) || !isPrincipalId(id)) continue;
-    if (await lstat(join(dir, 'tokens', id)).then((i) => i.isFile(), () => false)) principals[id] = role;
+    if (
+      await lstat(join(dir, 'tokens', id)).then(
+        (i) => i.isFile(),
+        () => false,
+      )
+    )
+      principals[id] = role;
   }
   await writeStationFile(dir, { url, name, port, storage, principals });
   return { url, name, port, dir, storage, compose: compose.join(' '), admin: { id: 'admin', tokenFile }, principals };

@@ -453,8 +453,17 @@ describe.each(backends)('store on $name', (backend) => {
     await fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['acme', 'owner', 'h-acme', at]);
     await fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['dev', 'developer', 'h-dev', at]);
     // The old check refuses an admin: this is what 0004 changes.
-    await expect(fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['root', 'admin', 'h-root', at])).rejects.toThrow();
-    await fixture.sql('insert into packages (id, name, version, manifest, uploaded_by, uploaded_at) values (?, ?, ?, ?, ?, ?)', [PKG, 'p', '1', '{}', 'dev', at]);
+    await expect(
+      fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['root', 'admin', 'h-root', at]),
+    ).rejects.toThrow();
+    await fixture.sql('insert into packages (id, name, version, manifest, uploaded_by, uploaded_at) values (?, ?, ?, ?, ?, ?)', [
+      PKG,
+      'p',
+      '1',
+      '{}',
+      'dev',
+      at,
+    ]);
     await fixture.sql('insert into grants (id, owner, "user", package, read, release, created_at) values (?, ?, ?, ?, ?, ?, ?)', [
       'g1',
       'acme',

@@ -21,6 +21,8 @@ export interface StationTarget {
 
 export const DEFAULT_STATION_URL = 'http://127.0.0.1:8080';
 
+const ARTICLE: Record<Role, string> = { admin: 'the admin', owner: 'an owner', developer: 'a developer', user: 'a user' };
+
 /**
  * The station URL and token, first found wins:
  *  - URL: `--station`, `DS_STATION_URL`, the state folder's station.json, then http://127.0.0.1:8080.
@@ -48,7 +50,8 @@ export async function resolveStation(
       const known = await tokenNames(dir);
       throw new DsError(
         'UNAUTHENTICATED',
-        `There is no token for ${principal} in ${tokens}${known.length ? ` (there are: ${known.join(', ')})` : ''}. Run ds up, or pass --token.`,
+        `There is no token for ${principal} in ${tokens}${known.length ? ` (there are: ${known.join(', ')})` : ''}. ` +
+          `The admin adds principals and saves their tokens here (ds principals add ${principal} --role <role> --as admin), or pass --token.`,
       );
     }
     return { url, token: checkToken(token, join(tokens, principal)), principal, tokenSource: join(tokens, principal) };
@@ -70,10 +73,13 @@ export async function resolveStation(
     throw new DsError(
       'UNAUTHENTICATED',
       `Name who you are with --as <principal>: ${tokens} has tokens for ` +
-        `${known.join(', ')}${options.role ? ` (this command is for ${options.role === 'owner' ? 'an owner' : `a ${options.role}`})` : ''}.`,
+        `${known.join(', ')}${options.role ? ` (this command is for ${ARTICLE[options.role]})` : ''}.`,
     );
   }
-  throw new DsError('UNAUTHENTICATED', `No token: pass --token <token>, set DS_TOKEN, or run ds up (it writes one per demo principal to ${tokens}).`);
+  throw new DsError(
+    'UNAUTHENTICATED',
+    `No token: pass --token <token>, set DS_TOKEN, or run ds up (it writes the admin's to ${tokens}; ds principals add, as admin, saves the others there).`,
+  );
 }
 
 function checkUrl(text: string, warn: (text: string) => void): string {

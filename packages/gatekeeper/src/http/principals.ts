@@ -124,7 +124,8 @@ export function principalRoutes(ctx: GatekeeperContext): Router {
       const users = await ctx.store.principals.list({ role: 'user' });
       return void res.json({ principals: users.map((u) => ({ id: u.id, role: u.role })) } satisfies PrincipalList<PrincipalView>);
     }
-    if (who.role !== 'admin') throw new DsError('POLICY_DENIED', `The list of principals is the admin's (owners see the users they can grant to); ${who.id} is a ${who.role}.`);
+    if (who.role !== 'admin')
+      throw new DsError('POLICY_DENIED', `The list of principals is the admin's (owners see the users they can grant to); ${who.id} is a ${who.role}.`);
     const includeRemoved = req.query.removed === 'true' || req.query.removed === '1';
     res.json({ principals: (await ctx.store.principals.list({ includeRemoved })).map(principalView) } satisfies PrincipalList);
   });
@@ -141,7 +142,13 @@ export function principalRoutes(ctx: GatekeeperContext): Router {
     const expiresAt = parseExpiry(body.expires);
     const issued = await ctx.store.transaction(async (tx) => {
       const made = await tx.principals.issue({ id, role, expiresAt });
-      await tx.audit.append({ actor: admin.id, kind: 'principal', subject: id, owners: role === 'owner' ? [id] : [], data: { action: 'add', role, expiresAt } });
+      await tx.audit.append({
+        actor: admin.id,
+        kind: 'principal',
+        subject: id,
+        owners: role === 'owner' ? [id] : [],
+        data: { action: 'add', role, expiresAt },
+      });
       return made;
     });
     sendToken(res, 201, { principal: principalView(issued.principal), token: issued.token });

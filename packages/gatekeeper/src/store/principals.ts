@@ -98,7 +98,8 @@ export class Principals {
     };
     return this.connection.write(`add principal ${input.id}`, async (q) => {
       const existing = await q.selectFrom('principals').select(['id', 'removed_at']).where('id', '=', input.id).executeTakeFirst();
-      if (existing?.removed_at) throw new DsError('BAD_REQUEST', `The id ${input.id} belonged to a principal that was removed; ids are never given twice. Pick another.`);
+      if (existing?.removed_at)
+        throw new DsError('BAD_REQUEST', `The id ${input.id} belonged to a principal that was removed; ids are never given twice. Pick another.`);
       if (existing) throw new DsError('BAD_REQUEST', `The principal ${input.id} already exists; pick another id or rotate its token.`);
       await q.insertInto('principals').values(row).execute();
       return toPrincipal(row);
