@@ -20,6 +20,9 @@ export function isPrincipalId(value: unknown): value is string {
   return typeof value === 'string' && PRINCIPAL_ID.test(value);
 }
 
+/** Each role as a sentence names it ("acme is an owner"). */
+export const ROLE_ARTICLES: Readonly<Record<Role, string>> = { admin: 'the admin', owner: 'an owner', developer: 'a developer', user: 'a user' };
+
 /** The roles the admin may give (`POST /v1/principals`): a station has one admin, made at its first start. */
 export const GRANTABLE_ROLES = ['owner', 'developer', 'user'] as const satisfies readonly Role[];
 export type GrantableRole = (typeof GRANTABLE_ROLES)[number];

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
+import { ROLE_ARTICLES } from '@datastation/protocol/station';
 import { checkPrincipalName, readStationFile, readToken, type Role, stationStateDir, tokenNames, TOKENS_DIR } from './state.js';
 
 /** The flags every station command takes. */
@@ -20,8 +21,6 @@ export interface StationTarget {
 }
 
 export const DEFAULT_STATION_URL = 'http://127.0.0.1:8080';
-
-const ARTICLE: Record<Role, string> = { admin: 'the admin', owner: 'an owner', developer: 'a developer', user: 'a user' };
 
 /**
  * The station URL and token, first found wins:
@@ -73,7 +72,7 @@ export async function resolveStation(
     throw new DsError(
       'UNAUTHENTICATED',
       `Name who you are with --as <principal>: ${tokens} has tokens for ` +
-        `${known.join(', ')}${options.role ? ` (this command is for ${ARTICLE[options.role]})` : ''}.`,
+        `${known.join(', ')}${options.role ? ` (this command is for ${ROLE_ARTICLES[options.role]})` : ''}.`,
     );
   }
   throw new DsError(

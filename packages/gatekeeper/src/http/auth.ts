@@ -1,5 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { DsError } from '@datastation/protocol/errors';
+import { ROLE_ARTICLES } from '@datastation/protocol/station';
 import type { Principal } from '../store/principals.js';
 import type { Role } from '../store/schema.js';
 import type { Store } from '../store/store.js';
@@ -64,8 +65,6 @@ export function principalOf(res: Response): Principal {
   return principal;
 }
 
-const ARTICLE: Record<Role, string> = { admin: 'the admin', owner: 'an owner', developer: 'a developer', user: 'a user' };
-
 /** Refuses principals of other roles with POLICY_DENIED, naming who may call the endpoint. */
 export function requireRole(...roles: Role[]): RequestHandler {
   return (_req, res, next) => {
@@ -73,7 +72,7 @@ export function requireRole(...roles: Role[]): RequestHandler {
     if (!roles.includes(principal.role)) {
       throw new DsError(
         'POLICY_DENIED',
-        `This endpoint is for ${roles.map((r) => (r === 'admin' ? 'the admin' : `${r}s`)).join(' and ')}; ${principal.id} is ${ARTICLE[principal.role]}.`,
+        `This endpoint is for ${roles.map((r) => (r === 'admin' ? 'the admin' : `${r}s`)).join(' and ')}; ${principal.id} is ${ROLE_ARTICLES[principal.role]}.`,
       );
     }
     next();
