@@ -9,7 +9,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser } from '@datastation/test-support/browser';
-import { screenshot, signIn, watchedPage, type Watched } from './browse.js';
+import { expectRefusals, screenshot, signIn, watchedPage, type Watched } from './browse.js';
 import { type ConsoleStation, packExample, startConsoleStation, type Who } from './station.js';
 
 describe("the admin's Principals page in Chromium", () => {
@@ -44,7 +44,7 @@ describe("the admin's Principals page in Chromium", () => {
     const w = await watchedPage(context, station.url);
     if (options.watch !== false) watched.push(w);
     await signIn(w.page, station.url, station.tokens[who]);
-    return { context, page: w.page };
+    return { context, page: w.page, watched: w };
   }
 
   /** A bearer request's status, as `ds` would make it with that token. */
@@ -108,13 +108,14 @@ describe("the admin's Principals page in Chromium", () => {
       { user: 'bob', package: digest, read: ['owners/acme/trips/*.csv'], release: 'review' },
     ]);
     expect(granted.status).toBe(200);
-    const { context, page } = await open('admin');
+    const { context, page, watched: w } = await open('admin');
     await page.getByRole('button', { name: 'Remove bob' }).click();
     await row(page, 'bob').getByRole('button', { name: 'Cancel' }).click();
     expect(await row(page, 'bob').getByRole('button', { name: 'Confirm remove' }).count()).toBe(0);
     await page.getByRole('button', { name: 'Remove bob' }).click();
     await row(page, 'bob').getByRole('button', { name: 'Confirm remove' }).click();
     await expect.poll(() => row(page, 'bob').getByRole('alert').textContent()).toContain('cascade');
+    expectRefusals(w, 400, 1);
     expect(await statusWith(station.tokens.bob)).toBe(200);
     await row(page, 'bob').getByLabel('Also revoke its grants (cascade)').check();
     await row(page, 'bob').getByRole('button', { name: 'Confirm remove' }).click();
