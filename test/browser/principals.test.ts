@@ -74,7 +74,6 @@ describe("the admin's Principals page in Chromium", () => {
     await page.getByRole('button', { name: 'Copy token' }).click();
     await expect.poll(() => page.getByTestId('copy-status').textContent()).toBe('Copied to the clipboard.');
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(first);
-    await screenshot(page, 'principals-token');
     await page.getByRole('button', { name: 'Done' }).click();
     expect(await page.getByTestId('issued-token').count()).toBe(0);
     // Shown once: nothing on the page holds it any more.
