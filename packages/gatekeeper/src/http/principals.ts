@@ -10,6 +10,7 @@ import {
   type PrincipalList,
   type PrincipalView,
   type RemovedPrincipal,
+  ROLE_ARTICLES,
 } from '@datastation/protocol/station';
 import type { Grant } from '../store/grants.js';
 import { checkId, type Principal } from '../store/principals.js';
@@ -125,7 +126,10 @@ export function principalRoutes(ctx: GatekeeperContext): Router {
       return void res.json({ principals: users.map((u) => ({ id: u.id, role: u.role })) } satisfies PrincipalList<PrincipalView>);
     }
     if (who.role !== 'admin')
-      throw new DsError('POLICY_DENIED', `The list of principals is the admin's (owners see the users they can grant to); ${who.id} is a ${who.role}.`);
+      throw new DsError(
+        'POLICY_DENIED',
+        `The list of principals is the admin's (owners see the users they can grant to); ${who.id} is ${ROLE_ARTICLES[who.role]}.`,
+      );
     const includeRemoved = req.query.removed === 'true' || req.query.removed === '1';
     res.json({ principals: (await ctx.store.principals.list({ includeRemoved })).map(principalView) } satisfies PrincipalList);
   });
