@@ -399,7 +399,7 @@ async function breakdown(gatekeeper: Gatekeeper, store: Store, n: number, run: (
   const station = gatekeeper.context.runner.station;
   const acc: Record<string, number> = {};
   const steps: [object, string, string][] = [
-    [store.principals, 'authenticate', 'token lookup (read)'],
+    [store.principals, 'check', 'token lookup (read)'],
     [store.packages, 'get', 'package and grants lookups (reads)'],
     [store.grants, 'list', 'package and grants lookups (reads)'],
     [store.runs, 'start', 'commit 1: run recorded as running'],

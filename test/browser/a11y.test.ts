@@ -58,6 +58,7 @@ describe('the console, page by page, under axe-core (WCAG 2.1 AA)', () => {
     acme: ['packages', 'PACKAGE', 'PACKAGE/files/code/index.js', 'grants', 'review', 'audit', 'sessions'],
     ann: ['runs', 'sessions'],
     dev: ['packages', 'PACKAGE'],
+    admin: ['principals'],
   };
 
   for (const width of [1280, 390]) {

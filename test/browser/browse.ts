@@ -13,6 +13,7 @@ export const SCREENSHOTS = join(REPO_ROOT, 'docs', 'console');
 export interface Watched {
   page: Page;
   dialogs: string[];
+  /** What the page logged as errors (`expectRefusals` takes out those a test provoked). */
   errors: string[];
   /** Requests to anything but `<station>/console/…` and `<station>/v1/…`. */
   strayRequests: string[];
@@ -38,6 +39,17 @@ export async function watchedPage(context: BrowserContext, station: string): Pro
     if (!url.startsWith(`${station}/console/`) && !url.startsWith(`${station}/v1/`) && url !== `${station}/console`) watched.strayRequests.push(url);
   });
   return watched;
+}
+
+/**
+ * Takes out of `watched.errors` the console lines Chromium writes for `count` answers of `status`
+ * that the test provoked on purpose (a refused request is logged as a failed load); any other stays.
+ */
+export function expectRefusals(watched: Watched, status: number, count: number): void {
+  const line = new RegExp(`^console: Failed to load resource: the server responded with a status of ${status} `);
+  const matching = watched.errors.filter((e) => line.test(e));
+  if (matching.length !== count) throw new Error(`expected ${count} refused loads (${status}), got ${matching.length}: ${JSON.stringify(watched.errors)}`);
+  watched.errors = watched.errors.filter((e) => !line.test(e));
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {

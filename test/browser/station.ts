@@ -1,7 +1,7 @@
 /**
  * A station for the console's browser tests: a real gatekeeper (in this process, serving the
  * built console at /console/), its store on SQLite in a temp folder, and real function containers
- * through the host's Station. Principals: acme (owner), dev (developer), ann and bob (users).
+ * through the host's Station. Principals: the admin, acme (owner), dev (developer), ann and bob (users).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { createDockerClient, RUNTIME_IMAGE, runtimeImageId } from '@datastation/
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { functionPackage, REPO_ROOT, repackArchive, type StationReply } from '@datastation/test-support';
 
-export const PRINCIPALS = { acme: 'owner', dev: 'developer', ann: 'user', bob: 'user' } as const;
+export const PRINCIPALS = { admin: 'admin', acme: 'owner', dev: 'developer', ann: 'user', bob: 'user' } as const;
 export type Who = keyof typeof PRINCIPALS;
 
 /** The owner's files: what a grant's globs are previewed against. */

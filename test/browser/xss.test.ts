@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser } from '@datastation/test-support/browser';
-import { signIn, watchedPage, type Watched } from './browse.js';
+import { expectRefusals, signIn, watchedPage, type Watched } from './browse.js';
 import { type ConsoleStation, packFunctions, startConsoleStation } from './station.js';
 
 describe('hostile names, code, results and messages in the console', () => {
@@ -83,7 +83,7 @@ export { hover as ${JSON.stringify(hostile.fn)} };
     await new Promise((resolve) => bait?.close(resolve));
   });
 
-  async function visit(who: 'acme' | 'ann' | 'dev', paths: string[], look: (page: Page, path: string) => Promise<void>) {
+  async function visit(who: 'acme' | 'ann' | 'dev' | 'admin', paths: string[], look: (page: Page, path: string) => Promise<void>) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const w = await watchedPage(context, station.url);
     watched.push(w);
@@ -156,8 +156,35 @@ export { hover as ${JSON.stringify(hostile.fn)} };
     });
   });
 
+  it("shows the admin's hostile ids, expiries and the errors they get as characters, and creates nothing", async () => {
+    // At most 64 characters: a longer expiry is refused without being quoted back.
+    const expiry = `<svg onload=alert('expiry')><img src=x onerror=alert(2)>`;
+    const w = await visit('admin', ['principals'], async (page) => {
+      const form = page.getByTestId('principal-form');
+      // An id that is markup cannot be made (ids are restricted); the refusal quotes it as text.
+      await form.getByLabel('Id').fill(hostile.name!);
+      await form.getByRole('button', { name: 'Add' }).click();
+      await expect.poll(() => form.getByRole('alert').textContent()).toContain(hostile.name!);
+      await form.getByLabel('Id').fill('fine-id');
+      await form.getByLabel('Token expires').fill(expiry);
+      await form.getByRole('button', { name: 'Add' }).click();
+      await expect.poll(() => form.getByRole('alert').textContent()).toContain(expiry);
+      const acme = page.locator('[data-testid="principal-row"][data-principal-id="acme"]');
+      await acme.getByRole('button', { name: 'Rotate' }).click();
+      await acme.getByLabel('New token expires').fill(expiry);
+      await acme.getByRole('button', { name: 'Confirm rotate' }).click();
+      await expect.poll(() => acme.getByRole('alert').textContent()).toContain(expiry);
+    });
+    expect(w.dialogs).toEqual([]);
+    // The three refusals (the id, the expiry, the rotation's expiry) are the only failed loads.
+    expectRefusals(w, 400, 3);
+    // Nothing was made or changed by any of it.
+    expect((await station.store.principals.list()).map((p) => p.id)).toEqual(['acme', 'admin', 'ann', 'bob', 'dev']);
+    expect((await station.api('acme', 'GET', '/v1/grants')).status).toBe(200);
+  });
+
   it('ran nothing: no dialog, no error, no request to a planted URL or anywhere but the station', () => {
-    expect(watched.length).toBe(4);
+    expect(watched.length).toBe(5);
     for (const w of watched) {
       expect(w.dialogs).toEqual([]);
       expect(w.errors).toEqual([]);

@@ -8,14 +8,15 @@
  * Under the root: `storage/` (the owner acme's trips and a private file), `state/station.db`
  * (SQLite) and `state/audit/checkpoints.jsonl` (the audit checkpoint file, apart from the
  * database as a real station keeps it). In DS_STATION_STATE it writes what `ds up` writes:
- * `station.json` ({ url, principals }) and `tokens/<principal>` (0600) for acme (owner), dev
- * (developer), ann and bob (users). Started again on the same folders it keeps the database and
+ * `station.json` ({ url, principals }) and `tokens/<principal>` (0600) for the admin, acme
+ * (owner), dev (developer), ann and bob (users): made through the store here, where a new station
+ * has the admin alone and the admin adds the others (`ds principals add`). Started again on the same folders it keeps the database and
  * the tokens. It listens on DS_TEST_STATION_PORT (default: any free port; give the same one to
  * start again at the same URL). Prints `ready <url>` on stdout; SIGTERM closes it (sessions, then
  * the store) and exits 0.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDockerClient } from '@datastation/host';
 import { createGatekeeper, openStore } from '@datastation/gatekeeper';
@@ -24,7 +25,7 @@ const root = process.env.DS_TEST_STATION_ROOT;
 const state = process.env.DS_STATION_STATE;
 if (!root || !state) throw new Error('Set DS_TEST_STATION_ROOT and DS_STATION_STATE.');
 
-const PRINCIPALS = { acme: 'owner', dev: 'developer', ann: 'user', bob: 'user' } as const;
+const PRINCIPALS = { admin: 'admin', acme: 'owner', dev: 'developer', ann: 'user', bob: 'user' } as const;
 
 const storage = join(root, 'storage');
 await mkdir(join(storage, 'owners/acme/trips'), { recursive: true });
@@ -48,7 +49,12 @@ const gatekeeper = await createGatekeeper({
   auditCheckpoints: join(root, 'state', 'audit', 'checkpoints.jsonl'),
 });
 const { url } = await gatekeeper.listen({ host: '127.0.0.1', port: Number(process.env.DS_TEST_STATION_PORT ?? 0) });
-await writeFile(join(state, 'station.json'), `${JSON.stringify({ url, principals: PRINCIPALS }, null, 2)}\n`);
+// What `ds principals add` recorded in an earlier start stays (as `ds up` keeps it).
+const recorded = await readFile(join(state, 'station.json'), 'utf8').then(
+  (text) => (JSON.parse(text) as { principals?: Record<string, string> }).principals ?? {},
+  () => ({}),
+);
+await writeFile(join(state, 'station.json'), `${JSON.stringify({ url, principals: { ...recorded, ...PRINCIPALS } }, null, 2)}\n`);
 process.stdout.write(`ready ${url}\n`);
 
 process.once('SIGTERM', () => {

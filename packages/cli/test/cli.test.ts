@@ -22,7 +22,15 @@ describe('ds usage', () => {
     expect(top.code).toBe(0);
     for (const command of ['init', 'image', 'run', 'package', 'verify']) expect(top.stdout).toContain(`ds ${command}`);
     expect(top.stdout).toContain('22 IMAGE_MISMATCH');
-    for (const command of [['init'], ['image', 'build'], ['run'], ['package'], ['verify']]) {
+    expect(top.stdout).toContain('ds principals');
+    for (const command of [
+      ['init'],
+      ['image', 'build'],
+      ['run'],
+      ['package'],
+      ['verify'],
+      ...['add', 'ls', 'rotate', 'disable', 'enable', 'rm'].map((c) => ['principals', c]),
+    ]) {
       const help = await ds(...command, '--help');
       expect(help.code, command.join(' ')).toBe(0);
       expect(help.stdout, command.join(' ')).toContain('Examples:');
@@ -38,6 +46,10 @@ describe('ds usage', () => {
       ['run', '.', 'f', '--data', '.', '--allow', 'x/*'],
       ['image'],
       ['verify'],
+      ['principals'],
+      ['principals', 'add', 'carol'],
+      ['principals', 'add', 'carol', '--role', 'admin'],
+      ['principals', 'rm'],
     ]) {
       const result = await ds(...args);
       expect(result.code, args.join(' ')).toBe(2);

@@ -148,7 +148,7 @@ describe('ds against a station', () => {
     expect(wrong.stderr).toMatch(/^error UNAUTHENTICATED: .*--token/);
     const unknown = await ds('grants', '--as', 'nobody');
     expect(unknown.code).toBe(20);
-    expect(unknown.stderr).toContain('acme, ann, bob, dev');
+    expect(unknown.stderr).toContain('acme, admin, ann, bob, dev');
     expect((await ds('grants', '--as', '../x')).code).toBe(16);
   });
 

@@ -8,6 +8,7 @@ import { AuditPage } from './pages/Audit';
 import { DeveloperPage } from './pages/Developer';
 import { GrantsPage } from './pages/Grants';
 import { PackageDetailPage, PackagesPage } from './pages/Packages';
+import { PrincipalsPage } from './pages/Principals';
 import { ReviewPage } from './pages/Review';
 import { SessionsPage } from './pages/Sessions';
 import { SignIn } from './pages/SignIn';
@@ -207,6 +208,8 @@ function PageView({ page }: { page: Page }) {
       return <UserRunsPage />;
     case 'developer':
       return <DeveloperPage />;
+    case 'principals':
+      return <PrincipalsPage />;
   }
 }
 

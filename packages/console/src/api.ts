@@ -8,9 +8,15 @@ import type {
   AuditVerification,
   ConsoleSession,
   GlobPreview,
+  GrantableRole,
   Grant,
   GrantInput,
+  IssuedToken,
   PackageDetail,
+  PrincipalInfo,
+  PrincipalList,
+  PrincipalView,
+  RemovedPrincipal,
   PackageView,
   RunView,
   SessionView,
@@ -174,4 +180,17 @@ export const api = {
     return call<AuditPage>('GET', `/v1/audit${query ? `?${query}` : ''}`, { signal });
   },
   verifyAudit: (signal?: AbortSignal) => call<AuditVerification>('GET', '/v1/audit/verify', { signal }),
+
+  /** The admin's list of principals (`removed`: the tombstones too). */
+  principals: (includeRemoved = false, signal?: AbortSignal) =>
+    call<PrincipalList>('GET', includeRemoved ? '/v1/principals?removed=true' : '/v1/principals', { signal }).then((r) => r.principals),
+  /** An owner's: the users they can grant to (ids). */
+  grantableUsers: (signal?: AbortSignal) => call<PrincipalList<PrincipalView>>('GET', '/v1/principals', { signal }).then((r) => r.principals.map((p) => p.id)),
+  addPrincipal: (id: string, role: GrantableRole, expires: string | undefined) =>
+    call<IssuedToken>('POST', '/v1/principals', { body: { id, role, ...(expires ? { expires } : {}) } }),
+  rotatePrincipal: (id: string, expires: string | undefined) =>
+    call<IssuedToken>('POST', `/v1/principals/${encodeURIComponent(id)}/rotate`, { body: expires ? { expires } : {} }),
+  setStanding: (id: string, action: 'disable' | 'enable') => call<PrincipalInfo>('POST', `/v1/principals/${encodeURIComponent(id)}/${action}`),
+  removePrincipal: (id: string, cascade: boolean) =>
+    call<RemovedPrincipal>('DELETE', `/v1/principals/${encodeURIComponent(id)}${cascade ? '?cascade=true' : ''}`),
 };

@@ -9,7 +9,8 @@ export type Page =
   | { page: 'audit' }
   | { page: 'sessions' }
   | { page: 'runs' }
-  | { page: 'developer' };
+  | { page: 'developer' }
+  | { page: 'principals' };
 
 export interface NavItem {
   label: string;
@@ -17,6 +18,7 @@ export interface NavItem {
 }
 
 export const NAV: Record<Role, NavItem[]> = {
+  admin: [{ label: 'Principals', route: 'principals' }],
   owner: [
     { label: 'Packages', route: 'packages' },
     { label: 'Grants', route: 'grants' },
@@ -52,6 +54,7 @@ export function resolvePage(role: Role, segments: readonly string[], search: URL
     if (first === 'audit') return { page: 'audit' };
     if (first === 'sessions') return { page: 'sessions' };
   }
+  if (role === 'admin' && first === 'principals') return { page: 'principals' };
   if (role === 'user') {
     if (first === 'runs') return { page: 'runs' };
     if (first === 'sessions') return { page: 'sessions' };

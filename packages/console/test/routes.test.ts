@@ -26,6 +26,14 @@ describe('resolvePage', () => {
     expect(resolvePage('developer', ['packages'], none)).toEqual({ page: 'developer' });
     expect(resolvePage('developer', ['audit'], none)).toBeNull();
   });
+
+  it('gives the admin its principals page and nothing of the data', () => {
+    expect(homeRoute('admin')).toBe('principals');
+    expect(NAV.admin.map((n) => n.label)).toEqual(['Principals']);
+    expect(resolvePage('admin', ['principals'], none)).toEqual({ page: 'principals' });
+    for (const page of ['packages', 'grants', 'review', 'audit', 'runs', 'sessions']) expect(resolvePage('admin', [page], none)).toBeNull();
+    for (const role of ['owner', 'developer', 'user'] as const) expect(resolvePage(role, ['principals'], none)).toBeNull();
+  });
 });
 
 describe('parseEventData', () => {

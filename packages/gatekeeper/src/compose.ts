@@ -7,13 +7,14 @@
  * Layout of the station folder (`dir`, the CLI's $DS_STATION_STATE):
  *
  *     station.json   { url, principals, name, port, storage }   what ds's station commands read
- *     tokens/<id>    the demo principals' tokens (0600), written by the gatekeeper at first start
+ *     tokens/admin   the admin's token (0600), written by the gatekeeper at first start
+ *     tokens/<id>    the tokens `ds principals add|rotate` saved here (0600)
  *     storage/       DS_STORAGE: owners' data, users' /data, unpacked packages, the SQLite database
  *     sessions/      the gatekeeper's session folders (sockets), and mounts/ its mount records
  *     audit/         the gatekeeper's audit checkpoint file (checkpoints.jsonl)
  *     audit-heads.json  the audit heads `ds audit --verify` verified here, per station URL
  *
- * `dir` is DS_STATE_DIR as well, so the tokens land where `ds` looks. Both folders are mounted at
+ * `dir` is DS_STATE_DIR as well, so the admin's token lands where `ds` looks. Both folders are mounted at
  * the same path inside the gatekeeper, because the engine resolves its bind mounts on the host.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -25,11 +26,11 @@ import { promisify } from 'node:util';
 import { buildRuntimeImage, type DockerClient, LABELS, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { printable } from '@datastation/protocol';
-import { AUDIT_HEADS_FILE, type Role } from '@datastation/protocol/station';
-import { DEMO_PRINCIPALS } from './demo.js';
+import { AUDIT_HEADS_FILE, isPrincipalId, ROLES, type Role } from '@datastation/protocol/station';
 import { buildGatekeeperImage } from './image.js';
 
 const exec = promisify(execFile);
+const ROLE_NAMES: ReadonlySet<string> = new Set(ROLES);
 
 /** Shipped in this package (same depth from src/ and dist/). */
 export const STATION_COMPOSE_FILE = fileURLToPath(new URL('../compose/docker-compose.yml', import.meta.url));
@@ -59,10 +60,9 @@ export interface StationUpOptions {
   onProgress?: (line: string) => void;
 }
 
-export interface StationPrincipal {
-  id: string;
-  role: Role;
-  token: string;
+/** The admin's token, as the gatekeeper wrote it at first start: the way in to a new station. */
+export interface StationAdmin {
+  id: 'admin';
   tokenFile: string;
 }
 
@@ -74,7 +74,9 @@ export interface StationUp {
   storage: string;
   /** The compose command used (`docker compose` or `docker-compose`). */
   compose: string;
-  principals: StationPrincipal[];
+  admin: StationAdmin;
+  /** The principals station.json records (the admin, and those `ds principals add` saved a token for), by id. */
+  principals: Record<string, Role>;
 }
 
 export interface StationDownOptions {
@@ -142,19 +144,28 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
     await runCompose(compose, name, ['down', '--remove-orphans'], env).catch(() => undefined);
     throw error;
   }
-  const principals: StationPrincipal[] = [];
-  for (const { id, role } of DEMO_PRINCIPALS) {
-    const tokenFile = join(dir, 'tokens', id);
-    const token = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
-    if (!token)
-      throw new DsError(
-        'INTERNAL',
-        `The gatekeeper is up but wrote no token for ${id} at ${tokenFile}. See \`${compose.join(' ')} -p ${name} logs gatekeeper\`.`,
-      );
-    principals.push({ id, role, token, tokenFile });
+  const tokenFile = join(dir, 'tokens', 'admin');
+  const token = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
+  if (!token)
+    throw new DsError(
+      'INTERNAL',
+      `The gatekeeper is up but wrote no token for the admin at ${tokenFile}. See \`${compose.join(' ')} -p ${name} logs gatekeeper\`.`,
+    );
+  // The principals `ds principals add` recorded for this folder stay, while their token files do.
+  const recorded = await readStationFile(dir);
+  const principals: Record<string, Role> = { admin: 'admin' };
+  for (const [id, role] of Object.entries(recorded.principals ?? {})) {
+    if (id === 'admin' || !ROLE_NAMES.has(role) || !isPrincipalId(id)) continue;
+    if (
+      await lstat(join(dir, 'tokens', id)).then(
+        (i) => i.isFile(),
+        () => false,
+      )
+    )
+      principals[id] = role;
   }
-  await writeStationFile(dir, { url, name, port, storage, principals: Object.fromEntries(principals.map((p) => [p.id, p.role])) });
-  return { url, name, port, dir, storage, compose: compose.join(' '), principals };
+  await writeStationFile(dir, { url, name, port, storage, principals });
+  return { url, name, port, dir, storage, compose: compose.join(' '), admin: { id: 'admin', tokenFile }, principals };
 }
 
 /**

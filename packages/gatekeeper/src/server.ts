@@ -1,21 +1,20 @@
 /**
- * The gatekeeper as a process: configuration from the environment, the demo station seeded at
- * first start, the store opened and the HTTP API listening. `main.ts` adds the signals; the
+ * The gatekeeper as a process: configuration from the environment, the store opened, the admin
+ * made at first start, and the HTTP API listening. `main.ts` adds the signals; the
  * compose stack's image runs the two bundled together.
  */
 import { constants } from 'node:fs';
-import { chmod, chown, lstat, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './http/index.js';
 import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './http/images.js';
 import { openStore, type Store } from './store/index.js';
-import { DEMO_DATA, DEMO_PRINCIPALS } from './demo.js';
 
 export interface StationConfig {
   /** DS_STORAGE: the station storage (owners/, users/, packages/). */
   storage: string;
-  /** DS_STATE_DIR: the controller's session folders and the demo principals' tokens (tokens/). */
+  /** DS_STATE_DIR: the controller's session folders and the admin's token (tokens/admin). */
   stateDir: string;
   /** DS_DB_URL: default SQLite at `<storage>/gatekeeper/station.db`. */
   dbUrl: string;
@@ -32,8 +31,6 @@ export interface StationConfig {
    */
   auditCheckpoints: string | false;
 }
-
-export { DEMO_DATA, DEMO_PRINCIPALS } from './demo.js';
 
 /** Reads the station's configuration; a missing or relative folder is BAD_REQUEST naming the variable. */
 export function readStationConfig(env: NodeJS.ProcessEnv = process.env): StationConfig {
@@ -83,51 +80,45 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
   };
 }
 
+/** The one principal a new station has: the admin, who adds the others (`/v1/principals`). */
+export const ADMIN_ID = 'admin';
+
 /**
- * Gives each demo principal a token at first start and writes it to `<state>/tokens/<id>` (0600);
- * the store keeps its hash only. A principal whose token file is gone (a start killed between the
- * two steps, or a deleted file) gets a new token. Returns the ids whose tokens were (re)written.
+ * Gives the station its admin at first start and writes the admin's token to `<state>/tokens/admin`
+ * (0600, owned by whoever owns the state folder); the store keeps its hash only. When that file is
+ * gone (a start killed between the two steps, or the operator deleted it to recover a lost token),
+ * the admin's token is rotated and written again. Each is audited (`principal`, actor `station`).
+ * Returns the file when it was (re)written, undefined when it was left as it was.
  */
-export async function seedPrincipals(store: Store, stateDir: string): Promise<string[]> {
+export async function seedAdmin(store: Store, stateDir: string): Promise<string | undefined> {
   const folder = join(stateDir, 'tokens');
   await mkdir(folder, { recursive: true, mode: 0o700 });
   await chmod(folder, 0o700);
   // The gatekeeper runs as root in its container, but the person who ran `ds up` must read the
-  // tokens: they belong to whoever owns the state folder.
+  // token: it belongs to whoever owns the state folder.
   const owner = await tokenOwner(stateDir);
   if (owner) await chown(folder, owner.uid, owner.gid);
-  const written: string[] = [];
-  for (const { id, role } of DEMO_PRINCIPALS) {
-    const file = join(folder, id);
-    const present = await lstat(file).then(
-      (s) => s.isFile(),
-      () => false,
-    );
-    const existing = await store.principals.get(id);
-    if (existing && present) continue;
-    const token = existing ? await store.principals.rotate(id) : (await store.principals.issue({ id, role })).token;
-    if (!token) throw new DsError('INTERNAL', `Could not issue a token for the demo principal ${id}.`);
-    await writePrivate(file, `${token}\n`, owner);
-    written.push(id);
-  }
-  return written;
-}
-
-/** Writes the demo owner's data once (a station whose `owners/acme` exists is left as it is). */
-export async function seedDemoData(storage: string): Promise<boolean> {
-  if (
-    await lstat(join(storage, 'owners', 'acme')).then(
-      () => true,
-      () => false,
-    )
-  )
-    return false;
-  for (const [path, content] of Object.entries(DEMO_DATA)) {
-    const file = join(storage, path);
-    await mkdir(join(file, '..'), { recursive: true, mode: 0o755 });
-    await writeFile(file, content, { mode: 0o644, flag: 'wx' });
-  }
-  return true;
+  const file = join(folder, ADMIN_ID);
+  const present = await lstat(file).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+  const existing = await store.principals.get(ADMIN_ID);
+  if (existing && present) return undefined;
+  if (existing && existing.role !== 'admin') throw new DsError('INTERNAL', `The principal ${ADMIN_ID} exists with the role ${existing.role}, not admin.`);
+  const token = await store.transaction(async (tx) => {
+    const issued = existing ? await tx.principals.reissue(ADMIN_ID) : await tx.principals.issue({ id: ADMIN_ID, role: 'admin' });
+    if (!issued) throw new DsError('INTERNAL', `Could not issue a token for ${ADMIN_ID}.`);
+    await tx.audit.append({
+      actor: 'station',
+      kind: 'principal',
+      subject: ADMIN_ID,
+      data: existing ? { action: 'rotate', expiresAt: null, why: 'its token file was missing at start' } : { action: 'add', role: 'admin', expiresAt: null },
+    });
+    return issued.token;
+  });
+  await writePrivate(file, `${token}\n`, owner);
+  return file;
 }
 
 function defaultCheckpoints(stateDir: string): string {
@@ -184,7 +175,7 @@ export interface RunningStation extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Opens the store, seeds a fresh station, settles what a killed predecessor left (createGatekeeper), and listens. */
+/** Opens the store, gives a fresh station its admin, settles what a killed predecessor left (createGatekeeper), and listens. */
 export async function startStation(
   config: StationConfig,
   options: Omit<GatekeeperOptions, 'store' | 'storage'> = {},
@@ -193,9 +184,8 @@ export async function startStation(
   const store = await openStore({ url: config.dbUrl });
   let gatekeeper: Gatekeeper | undefined;
   try {
-    const tokens = await seedPrincipals(store, config.stateDir);
-    if (tokens.length) log(`tokens for ${tokens.join(', ')} written to ${join(config.stateDir, 'tokens')}`);
-    if (await seedDemoData(config.storage)) log(`demo data written under ${join(config.storage, 'owners', 'acme')}`);
+    const adminToken = await seedAdmin(store, config.stateDir);
+    if (adminToken) log(`the admin's token was written to ${adminToken} (ds principals add, as admin, adds the others)`);
     if (config.auditCheckpoints === defaultCheckpoints(config.stateDir)) await prepareCheckpoints(config.auditCheckpoints, config.stateDir);
     const started = await createGatekeeper({
       log,

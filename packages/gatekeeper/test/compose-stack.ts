@@ -6,7 +6,7 @@
  * still on the engine is removed too, and returned, for the test to assert it is nothing.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,17 +28,28 @@ export interface ComposeStack {
   readonly env: NodeJS.ProcessEnv;
   /** The owner-host label of the gatekeeper's function containers (its compose hostname). */
   readonly ownerHost: string;
-  /** The demo principals' tokens (acme, dev, ann), read by `readTokens`. */
+  /** The tokens: the admin's (read from the state folder), acme's, dev's and ann's (added by `addPrincipals`). */
   readonly tokens: Record<string, string>;
   compose(...args: string[]): Promise<{ stdout: string; stderr: string }>;
   /** Waits until /healthz answers `{ ok: true }`. */
   healthy(timeoutMs?: number): Promise<void>;
-  readTokens(): Promise<Record<string, string>>;
-  /** One request as a demo principal; a Buffer body is sent as bytes, anything else as JSON. */
+  /**
+   * Reads the admin's token from the state folder, where the gatekeeper wrote it at first start,
+   * and has the admin add acme (owner), dev (developer) and ann (user) through the API, as a
+   * person would (once: later calls add nobody). The tokens, by principal.
+   */
+  addPrincipals(): Promise<Record<string, string>>;
+  /** One request as a principal of `tokens`; a Buffer body is sent as bytes, anything else as JSON. */
   call(method: string, path: string, who: string, body?: unknown): Promise<Reply>;
   /** Takes the stack down and removes the temp folder; returns what was left and had to be removed by force. Idempotent. */
   dispose(): Promise<{ containers: string[]; networks: string[]; volumes: string[] }>;
 }
+
+/** The principals the admin adds (`addPrincipals`). */
+export const STACK_PRINCIPALS = { acme: 'owner', dev: 'developer', ann: 'user' } as const;
+
+/** acme's trips (`owners/acme/trips/2026.csv`): trip-stats' `summary` over them is { total: 42, doubled: 84 }. */
+export const TRIPS_CSV = 'id,duration\n1,10\n2,20\n3,12\n';
 
 /** Ids of the engine's resources of one kind matching a label filter. */
 export const listed = listedByLabel;
@@ -80,8 +91,14 @@ export async function startComposeStack(prefix: string): Promise<ComposeStack> {
         { timeout: timeoutMs, interval: 250 },
       );
     },
-    async readTokens() {
-      for (const id of ['acme', 'dev', 'ann']) tokens[id] = (await readFile(join(env.DS_STATE_DIR!, 'tokens', id), 'utf8')).trim();
+    async addPrincipals() {
+      tokens.admin = (await readFile(join(env.DS_STATE_DIR!, 'tokens', 'admin'), 'utf8')).trim();
+      for (const [id, role] of Object.entries(STACK_PRINCIPALS)) {
+        if (tokens[id]) continue;
+        const added = await stack.call('POST', '/v1/principals', 'admin', { id, role });
+        if (added.status !== 201) throw new Error(`The admin could not add ${id}: ${added.status} ${JSON.stringify(added.body)}`);
+        tokens[id] = added.body.token!;
+      }
       return tokens;
     },
     async call(method, path, who, body) {
@@ -129,6 +146,9 @@ export async function startComposeStack(prefix: string): Promise<ComposeStack> {
 
   try {
     await mkdir(env.DS_STORAGE!, { recursive: true });
+    // The owner's data, copied in before the start (a new station has none: the files API brings it).
+    await mkdir(join(env.DS_STORAGE!, 'owners/acme/trips'), { recursive: true });
+    await writeFile(join(env.DS_STORAGE!, 'owners/acme/trips/2026.csv'), TRIPS_CSV);
     await mkdir(env.DS_STATE_DIR!, { recursive: true, mode: 0o700 });
     await compose('up', '-d');
     await stack.healthy();

@@ -1,23 +1,21 @@
 /**
  * The compose stack end to end: the gatekeeper image built on the offline base, `docker-compose up`
- * with the station's storage and state in a temp folder and a free port, the demo principals'
- * tokens read from the state folder, a package uploaded, granted and run over HTTP, then
+ * with the station's storage and state in a temp folder and a free port, the admin's token read
+ * from the state folder and the others added by the admin, a package uploaded, granted and run over HTTP, then
  * `docker-compose down -v` leaving no container, network or volume of the project and no function
  * container of its gatekeeper.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '@datastation/host';
-import { DEMO_DATA } from '../src/server.js';
-import { type ComposeStack, listed, run, startComposeStack } from './compose-stack.js';
+import { type ComposeStack, listed, run, STACK_PRINCIPALS, startComposeStack } from './compose-stack.js';
 import { packTripStats } from './trip-stats.js';
 
 describe('the compose stack (docker-compose v1)', () => {
   let stack: ComposeStack;
   let url: string;
   let env: NodeJS.ProcessEnv;
-  const tokens: Record<string, string> = {};
   const call = (method: string, path: string, who: string, body?: unknown) => stack.call(method, path, who, body);
 
   beforeAll(async () => {
@@ -29,18 +27,22 @@ describe('the compose stack (docker-compose v1)', () => {
     await stack?.dispose();
   });
 
-  it('publishes on 127.0.0.1 only, and writes each demo principal a 0600 token', async () => {
+  it('publishes on 127.0.0.1 only, and starts with the admin alone, its token 0600 in the state folder', async () => {
     const ports = (await stack.compose('port', 'gatekeeper', '8080')).stdout.trim();
     expect(ports).toBe(url.slice('http://'.length));
-    for (const id of ['acme', 'dev', 'ann']) {
-      const file = join(env.DS_STATE_DIR!, 'tokens', id);
-      expect((await stat(file)).mode & 0o777).toBe(0o600);
-      tokens[id] = (await readFile(file, 'utf8')).trim();
-      expect(tokens[id]).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    }
-    expect(new Set(Object.values(tokens)).size).toBe(3);
-    expect(await stack.readTokens()).toEqual(tokens);
-    expect(await readFile(join(env.DS_STORAGE!, 'owners/acme/trips/2026.csv'), 'utf8')).toBe(DEMO_DATA['owners/acme/trips/2026.csv']);
+    const file = join(env.DS_STATE_DIR!, 'tokens', 'admin');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await readFile(file, 'utf8')).trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // No demo principals: the admin adds them through the API.
+    expect(await readdir(join(env.DS_STATE_DIR!, 'tokens'))).toEqual(['admin']);
+    stack.tokens.admin = (await readFile(file, 'utf8')).trim();
+    expect((await call('GET', '/v1/principals', 'admin')).body.principals?.map((p) => [p.id, p.role])).toEqual([['admin', 'admin']]);
+    const added = await stack.addPrincipals();
+    expect(Object.keys(added).sort()).toEqual(['acme', 'admin', 'ann', 'dev']);
+    expect(new Set(Object.values(added)).size).toBe(4);
+    expect((await call('GET', '/v1/principals', 'admin')).body.principals?.map((p) => [p.id, p.role])).toEqual(
+      [['admin', 'admin'], ...Object.entries(STACK_PRINCIPALS)].sort(([a], [b]) => a!.localeCompare(b!)),
+    );
   });
 
   it('runs the gatekeeper read-only, without new privileges, with only the capabilities it needs and a memory ceiling', async () => {

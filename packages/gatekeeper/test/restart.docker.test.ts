@@ -33,7 +33,7 @@ describe('a gatekeeper killed mid-run and started again', () => {
 
   beforeAll(async () => {
     stack = await startComposeStack('dsrestart');
-    await stack.readTokens();
+    await stack.addPrincipals();
   });
 
   afterAll(async () => {

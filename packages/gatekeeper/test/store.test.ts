@@ -73,7 +73,79 @@ describe.each(backends)('store on $name', (backend) => {
     expect(await store.principals.authenticate(token)).toBeUndefined();
     expect(await store.principals.authenticate(rotated!)).toMatchObject({ id: 'ann' });
     await expect(store.principals.add({ id: 'ann', role: 'user', token: 'x'.repeat(32) })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(store.principals.add({ id: 'bob', role: 'admin' as never, token: 'x'.repeat(32) })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(store.principals.add({ id: 'bob', role: 'root' as never, token: 'x'.repeat(32) })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('keeps an admin, expiries, disabled principals and tombstones: each token refused saying why, ids never given twice', async () => {
+    let clock = new Date('2026-06-01T00:00:00.000Z');
+    const timed = await openStore({ url: fixture.url, now: () => clock });
+    try {
+      const admin = await timed.principals.issue({ id: 'admin', role: 'admin' });
+      expect(admin.principal).toEqual({
+        id: 'admin',
+        role: 'admin',
+        state: 'active',
+        createdAt: '2026-06-01T00:00:00.000Z',
+        expiresAt: null,
+        disabledAt: null,
+        removedAt: null,
+      });
+      const ann = await timed.principals.issue({ id: 'ann', role: 'user', expiresAt: '2026-06-02T00:00:00Z' });
+      expect(ann.principal.expiresAt).toBe('2026-06-02T00:00:00.000Z');
+      await expect(timed.principals.issue({ id: 'bob', role: 'user', expiresAt: 'tomorrow' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      expect(await timed.principals.check(ann.token)).toMatchObject({ ok: true, principal: { id: 'ann' }, credential: credentialOf(ann.token) });
+
+      // Past its expiry: refused saying when; what it opened ends (no credential).
+      clock = new Date('2026-06-02T00:00:00.000Z');
+      expect(await timed.principals.check(ann.token)).toEqual({ ok: false, reason: 'expired', principal: 'ann', expiresAt: '2026-06-02T00:00:00.000Z' });
+      expect(await timed.principals.authenticate(ann.token)).toBeUndefined();
+      expect(await timed.principals.withCredential('ann')).toBeUndefined();
+      // A rotation without an expiry gives a token that does not expire.
+      const fresh = (await timed.principals.reissue('ann'))!;
+      expect(fresh.principal.expiresAt).toBeNull();
+      expect(await timed.principals.check(fresh.token)).toMatchObject({ ok: true });
+
+      const told: PrincipalChange[] = [];
+      timed.onPrincipalChange((change) => told.push(change));
+      expect(await timed.principals.disable('ann')).toMatchObject({ state: 'disabled', disabledAt: '2026-06-02T00:00:00.000Z' });
+      expect(await timed.principals.disable('ann')).toMatchObject({ state: 'disabled' });
+      expect(told).toEqual([{ principal: 'ann', change: 'disabled' }]); // once: the second changed nothing
+      expect(await timed.principals.check(fresh.token)).toEqual({ ok: false, reason: 'disabled', principal: 'ann' });
+      expect(await timed.principals.withCredential('ann')).toBeUndefined();
+      expect(await timed.principals.enable('ann')).toMatchObject({ state: 'active', disabledAt: null });
+      expect(await timed.principals.check(fresh.token)).toMatchObject({ ok: true });
+
+      const removed = await timed.principals.remove('ann');
+      expect(removed).toMatchObject({ id: 'ann', state: 'removed', removedAt: '2026-06-02T00:00:00.000Z' });
+      expect(told).toEqual([
+        { principal: 'ann', change: 'disabled' },
+        { principal: 'ann', change: 'removed' },
+      ]);
+      // A tombstone: no token, never listed unless asked, and nothing more to do to it.
+      expect(await timed.principals.check(fresh.token)).toEqual({ ok: false, reason: 'unknown' });
+      expect((await fixture.sql('select token_hash from principals where id = ?', ['ann']))[0]).toEqual({ token_hash: null });
+      expect((await timed.principals.list()).map((p) => p.id)).toEqual(['admin']);
+      expect((await timed.principals.list({ includeRemoved: true })).map((p) => [p.id, p.state])).toEqual([
+        ['admin', 'active'],
+        ['ann', 'removed'],
+      ]);
+      for (const again of [
+        () => timed.principals.remove('ann'),
+        () => timed.principals.disable('ann'),
+        () => timed.principals.enable('ann'),
+        () => timed.principals.reissue('ann'),
+      ])
+        expect(await again()).toBeUndefined();
+      await expect(timed.principals.issue({ id: 'ann', role: 'user' })).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+        message: expect.stringContaining('never given twice'),
+      });
+      // Two tombstones: no token each, which the unique index takes on both backends.
+      await timed.principals.issue({ id: 'bob', role: 'developer' });
+      expect(await timed.principals.remove('bob')).toMatchObject({ state: 'removed' });
+    } finally {
+      await timed.close();
+    }
   });
 
   it("stamps a principal's credential: the token's stamp while it is theirs, another once rotated, never the stored hash", async () => {
@@ -349,12 +421,94 @@ describe.each(backends)('store on $name', (backend) => {
     ]);
 
     store = await open();
-    expect(store.migrated).toEqual(['0002_runner', '0003_release_scope']);
+    expect(store.migrated).toEqual(Object.keys(MIGRATIONS).slice(1));
     expect(await store.runs.get('r-old')).toMatchObject({ status: 'running', runner: null, scope: null });
     expect(await store.sessions.get('s-old')).toMatchObject({ state: 'running', runner: null });
     // No gatekeeper can tell whose they were: none settles them.
     expect(await store.runs.interrupt('gk-a', { code: 'CANCELLED', message: 'x' })).toEqual([]);
     expect(await store.sessions.stopAll('gk-a')).toEqual([]);
+  });
+
+  it('migrates a database of 0003 to principals with an admin, expiries and tombstones, keeping every row and reference', async () => {
+    await store.close();
+    await fixture.cleanup();
+    fixture = await backend.fresh();
+    const old = connect(parseStoreUrl(fixture.url));
+    try {
+      const { '0004_principals': _, ...upTo0003 } = MIGRATIONS;
+      expect(Object.keys(upTo0003)).toEqual(['0001_initial', '0002_runner', '0003_release_scope']);
+      const migrator = new Migrator({
+        db: old.db,
+        provider: { getMigrations: async () => upTo0003 },
+        migrationTableName: 'ds_migration',
+        migrationLockTableName: 'ds_migration_lock',
+      });
+      expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    } finally {
+      await old.destroy();
+    }
+    const at = '2026-05-01T00:00:00.000Z';
+    const token = 'a-token-of-ann-from-before-0004';
+    await fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['ann', 'user', hashToken(token), at]);
+    await fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['acme', 'owner', 'h-acme', at]);
+    await fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['dev', 'developer', 'h-dev', at]);
+    // The old check refuses an admin: this is what 0004 changes.
+    await expect(
+      fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['root', 'admin', 'h-root', at]),
+    ).rejects.toThrow();
+    await fixture.sql('insert into packages (id, name, version, manifest, uploaded_by, uploaded_at) values (?, ?, ?, ?, ?, ?)', [
+      PKG,
+      'p',
+      '1',
+      '{}',
+      'dev',
+      at,
+    ]);
+    await fixture.sql('insert into grants (id, owner, "user", package, read, release, created_at) values (?, ?, ?, ?, ?, ?, ?)', [
+      'g1',
+      'acme',
+      'ann',
+      PKG,
+      '["owners/acme/**"]',
+      'review',
+      at,
+    ]);
+    await fixture.sql('insert into data_taints ("user", package, owner, since) values (?, ?, ?, ?)', ['ann', PKG, 'acme', at]);
+
+    store = await open();
+    expect(store.migrated).toEqual(['0004_principals']);
+    expect(await store.principals.authenticate(token)).toEqual({
+      id: 'ann',
+      role: 'user',
+      state: 'active',
+      createdAt: at,
+      expiresAt: null,
+      disabledAt: null,
+      removedAt: null,
+    });
+    expect((await store.principals.list()).map((p) => p.id)).toEqual(['acme', 'ann', 'dev']);
+    expect(await store.grants.get('g1')).toMatchObject({ owner: 'acme', user: 'ann', package: PKG });
+    expect((await store.packages.get(PKG))?.uploadedBy).toBe('dev');
+    expect(await store.principals.issue({ id: 'admin', role: 'admin' })).toMatchObject({ principal: { role: 'admin' } });
+    expect(await store.principals.remove('ann')).toMatchObject({ state: 'removed' });
+    // The references still hold, and still bind: no row may name a principal that never was.
+    await expect(
+      fixture.sql('insert into grants (id, owner, "user", package, read, release, created_at) values (?, ?, ?, ?, ?, ?, ?)', [
+        'g2',
+        'acme',
+        'nobody',
+        PKG,
+        '[]',
+        'review',
+        at,
+      ]),
+    ).rejects.toThrow();
+    if (backend.name === 'sqlite') {
+      expect(await fixture.sql('pragma foreign_key_check')).toEqual([]);
+      // The store's own connection has its foreign keys on again after the rebuild.
+      await expect(store.grants.add('acme', { user: 'nobody', package: PKG, read: ['owners/acme/**'], release: 'review' })).rejects.toBeDefined();
+    }
+    await expect(fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['x', 'root', 'h-x', at])).rejects.toThrow();
   });
 
   it('knows everything after a restart (close and reopen)', async () => {

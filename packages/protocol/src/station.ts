@@ -2,8 +2,30 @@
  * The station's vocabulary, shared by the gatekeeper (its store and HTTP API) and the clients that
  * talk to it (`ds`): one definition of each word, so the two sides cannot drift apart.
  */
-export const ROLES = ['owner', 'developer', 'user'] as const;
+/**
+ * Who a principal is. The one `admin` (made at a station's first start) manages the others and
+ * sees nothing of the data: it adds owners, developers and users, and rotates, disables and
+ * removes them (`/v1/principals`).
+ */
+export const ROLES = ['admin', 'owner', 'developer', 'user'] as const;
 export type Role = (typeof ROLES)[number];
+
+/**
+ * A principal's id: 1 to 64 letters, digits, dots, dashes and underscores, starting with a letter
+ * or digit. Printable, bounded, and safe as a file name (`tokens/<id>`) and in a URL path.
+ */
+export const PRINCIPAL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function isPrincipalId(value: unknown): value is string {
+  return typeof value === 'string' && PRINCIPAL_ID.test(value);
+}
+
+/** Each role as a sentence names it ("acme is an owner"). */
+export const ROLE_ARTICLES: Readonly<Record<Role, string>> = { admin: 'the admin', owner: 'an owner', developer: 'a developer', user: 'a user' };
+
+/** The roles the admin may give (`POST /v1/principals`): a station has one admin, made at its first start. */
+export const GRANTABLE_ROLES = ['owner', 'developer', 'user'] as const satisfies readonly Role[];
+export type GrantableRole = (typeof GRANTABLE_ROLES)[number];
 
 /** What happens to a run's value: the user gets it, an owner reviews it first, or it is dropped. */
 export const RELEASE_MODES = ['release', 'review', 'deny'] as const;
@@ -50,7 +72,7 @@ export interface GrantInput {
  * and nowhere else; the gatekeeper decides each kind's `data`).
  */
 export const AUDIT_KINDS = [
-  'principal', // a principal was added or its token rotated
+  'principal', // the admin added, rotated, disabled, enabled or removed a principal (data.action); never a token
   'upload', // a developer uploaded a package
   'grant', // an owner granted a package to a user
   'revoke', // an owner revoked a grant
@@ -139,6 +161,54 @@ export interface ConsoleSession {
   csrf: string;
   /** When the session ends unless used again (ISO time). */
   expiresAt: string;
+}
+
+/**
+ * A principal's standing: `active` (its token works, unless past `expiresAt`), `disabled` (its token
+ * is refused, saying so, until the admin enables it) or `removed` (a tombstone: the id is kept, as
+ * packages, grants, runs and the audit name it, and is never given again).
+ */
+export const PRINCIPAL_STATES = ['active', 'disabled', 'removed'] as const;
+export type PrincipalState = (typeof PRINCIPAL_STATES)[number];
+
+/** A principal as the admin sees it (`GET /v1/principals`, and each change's answer). */
+export interface PrincipalInfo extends PrincipalView {
+  state: PrincipalState;
+  createdAt: string;
+  /** When its current token stops working (ISO time), or null: it does not expire. */
+  expiresAt: string | null;
+  disabledAt: string | null;
+  removedAt: string | null;
+}
+
+/**
+ * `GET /v1/principals`: the admin gets every principal (`?removed=true` adds the tombstones); an
+ * owner gets the users they can grant to, as `{ id, role: 'user' }` and nothing more; anyone else
+ * is refused (POLICY_DENIED).
+ */
+export interface PrincipalList<P extends PrincipalView = PrincipalInfo> {
+  principals: P[];
+}
+
+/**
+ * `POST /v1/principals` `{ id, role, expires? }` (201) and `POST /v1/principals/:id/rotate`
+ * `{ expires? }`: the principal and its new token, shown this once (the station keeps its sha256
+ * only). `expires` is a duration (`90m`, `12h`, `30d`, `8w`) or an ISO time; none: no expiry.
+ */
+export interface IssuedToken {
+  principal: PrincipalInfo;
+  token: string;
+}
+
+/**
+ * `DELETE /v1/principals/:id[?cascade=true]`: the tombstone, and the grants the cascade revoked
+ * (given and received; for a developer, those of their packages). Without `cascade`, a principal
+ * who still has active grants is refused (BAD_REQUEST, `details.grants`), and so is an owner whose
+ * folder holds files, cascade or not (`details.files`).
+ */
+export interface RemovedPrincipal {
+  principal: PrincipalInfo;
+  revoked: Grant[];
 }
 
 /** The header that carries ConsoleSession.csrf. */

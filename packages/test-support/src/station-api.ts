@@ -1,5 +1,16 @@
 import type { ErrorCode } from '@datastation/protocol';
-import type { AuditEntry, Grant, PackageView, ReleaseMode, RunStatus, RunView, SessionView } from '@datastation/protocol/station';
+import type {
+  AuditEntry,
+  Grant,
+  PackageView,
+  PrincipalInfo,
+  PrincipalState,
+  ReleaseMode,
+  Role,
+  RunStatus,
+  RunView,
+  SessionView,
+} from '@datastation/protocol/station';
 
 /**
  * A gatekeeper's JSON answer as the tests read it: one shape with the fields of every endpoint,
@@ -28,6 +39,13 @@ export interface StationReplyBody {
   reviews?: RunView['reviews'];
   sessions?: SessionView[];
   entries?: AuditEntry<Record<string, unknown>>[];
+  // Principals (the admin's /v1/principals; an owner's list has ids and roles only), a new token.
+  principals?: PrincipalInfo[];
+  principal?: PrincipalInfo;
+  token?: string;
+  role?: Role;
+  state?: PrincipalState;
+  expiresAt?: string | null;
 }
 
 /** A status and, when the answer had a body, its JSON. */

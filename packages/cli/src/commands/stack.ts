@@ -43,7 +43,7 @@ async function engine() {
   return docker;
 }
 
-/** `ds up`: builds the images, starts the compose stack, writes the state folder and prints the demo principals' tokens. */
+/** `ds up`: builds the images, starts the compose stack, writes the state folder and says where the admin's token is. */
 export async function upCommand(argv: UpArgs, ctx: CommandContext): Promise<void> {
   const { stationUp } = await gatekeeperCompose();
   const docker = await engine();
@@ -63,15 +63,15 @@ export async function upCommand(argv: UpArgs, ctx: CommandContext): Promise<void
     ctx.out(`${JSON.stringify(up)}\n`);
     return;
   }
-  const width = Math.max(...up.principals.map((p) => `${p.id} (${p.role})`.length));
+  const others = Object.entries(up.principals).filter(([id]) => id !== up.admin.id);
   ctx.out(
     [
       `station ${up.name} at ${up.url}`,
-      `  console ${up.url}/console/ (sign in with an owner's token below)`,
+      `  console ${up.url}/console/ (sign in with a principal's token)`,
       `  state ${up.dir} (storage/ holds the data and the database)`,
-      '  principals (tokens are also in tokens/, mode 0600; ds picks them by role, or use --as):',
-      ...up.principals.map((p) => `    ${`${p.id} (${p.role})`.padEnd(width)}  ${p.token}`),
-      '  next: ds upload <pkg.dspkg> --as dev · ds grant ... --as acme · ds call ... --as ann · ds down',
+      `  admin token: ${up.admin.tokenFile} (mode 0600; ds uses it with --as admin)`,
+      ...(others.length ? [`  principals with a token here: ${others.map(([id, role]) => `${id} (${role})`).join(', ')}`] : []),
+      '  next: ds principals add <id> --role owner|developer|user --as admin · ds principals ls --as admin · ds down',
       '',
     ].join('\n'),
   );

@@ -2,8 +2,8 @@ import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 
 /**
- * The station client commands (`ds upload`, `ds grants`, `ds grant`, `ds revoke`, `ds call`,
- * `ds runs`, `ds release`, `ds refuse`, `ds audit`), declared here and loaded when they run, as
+ * The station client commands (`ds principals …`, `ds upload`, `ds grants`, `ds grant`, `ds revoke`,
+ * `ds call`, `ds runs`, `ds release`, `ds refuse`, `ds audit`), declared here and loaded when they run, as
  * main.ts does for the others. They talk to a gatekeeper over HTTP only (station/client.ts).
  */
 interface GlobalFlags {
@@ -24,8 +24,89 @@ function station<T>(y: Argv<T>) {
     });
 }
 
+/** A principal's id, the first positional of `ds principals <action> <id>`. */
+function principalId<T>(y: Argv<T>) {
+  return station(y).positional('id', { type: 'string', demandOption: true, describe: 'The principal id' });
+}
+
+const EXPIRES = 'The token stops working then: a duration (90m, 12h, 30d, 8w) or an ISO time; default: never';
+
 export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context: Context): Argv<T> {
   return parser
+    .command('principals', "Manage the station's principals (the admin): add, list, rotate tokens, disable, enable, remove", (y) =>
+      y
+        .command(
+          'add <id>',
+          'Add an owner, developer or user; prints its token once (and saves it in the state folder when the station is the local one)',
+          (a) =>
+            principalId(a)
+              .option('role', { choices: ['owner', 'developer', 'user'] as const, demandOption: true, describe: 'What the principal is' })
+              .option('expires', { type: 'string', describe: EXPIRES })
+              .example('$0 principals add acme --role owner --as admin', 'An owner; then ds ... --as acme')
+              .example('$0 principals add ann --role user --expires 30d', 'A user whose token works for 30 days'),
+          async (argv) => {
+            const { addPrincipalCommand } = await import('../commands/principals.js');
+            await addPrincipalCommand(argv, context(argv));
+          },
+        )
+        .command(
+          'ls',
+          'List the principals with their role, state, creation and token expiry (the admin); an owner gets the users they can grant to',
+          (a) =>
+            station(a)
+              .option('removed', { type: 'boolean', describe: 'Include removed principals (their ids stay taken)' })
+              .example('$0 principals ls --as admin', 'Every principal')
+              .example('$0 principals ls --as acme', 'The users acme can grant to'),
+          async (argv) => {
+            const { listPrincipalsCommand } = await import('../commands/principals.js');
+            await listPrincipalsCommand(argv, context(argv));
+          },
+        )
+        .command(
+          'rotate <id>',
+          'Give a principal a new token (shown once); the old one stops working at once, its open event streams and console sessions too',
+          (a) =>
+            principalId(a)
+              .option('expires', { type: 'string', describe: EXPIRES })
+              .example('$0 principals rotate ann --expires 30d', "ann's new token, for 30 days"),
+          async (argv) => {
+            const { rotatePrincipalCommand } = await import('../commands/principals.js');
+            await rotatePrincipalCommand(argv, context(argv));
+          },
+        )
+        .command(
+          'disable <id>',
+          "Refuse a principal's token (saying it is disabled) until it is enabled again; its streams and console sessions end at once",
+          (a) => principalId(a).example('$0 principals disable bob', "bob's token is refused"),
+          async (argv) => {
+            const { standingCommand } = await import('../commands/principals.js');
+            await standingCommand('disable')(argv, context(argv));
+          },
+        )
+        .command(
+          'enable <id>',
+          'Let a disabled principal in again, with the token it had',
+          (a) => principalId(a).example('$0 principals enable bob', "bob's token works again"),
+          async (argv) => {
+            const { standingCommand } = await import('../commands/principals.js');
+            await standingCommand('enable')(argv, context(argv));
+          },
+        )
+        .command(
+          'rm <id>',
+          'Remove a principal (its id stays taken); refused while it has active grants, unless --cascade revokes them first',
+          (a) =>
+            principalId(a)
+              .option('cascade', { type: 'boolean', describe: "Revoke the principal's grants (given, received, or of its packages) first" })
+              .example('$0 principals rm bob', 'Refused while bob has active grants')
+              .example('$0 principals rm bob --cascade', "Revoke bob's grants, then remove bob"),
+          async (argv) => {
+            const { removePrincipalCommand } = await import('../commands/principals.js');
+            await removePrincipalCommand(argv, context(argv));
+          },
+        )
+        .demandCommand(1, 'Name a principals command: add, ls, rotate, disable, enable, rm.'),
+    )
     .command(
       'upload <pkg>',
       'Upload a .dspkg to the station (a developer); prints its digest, which names it from then on',

@@ -3,19 +3,21 @@ import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from 'nod
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
-import { AUDIT_HEADS_FILE, type Role, ROLES } from '@datastation/protocol/station';
+import { AUDIT_HEADS_FILE, isPrincipalId, type Role, ROLES } from '@datastation/protocol/station';
 
 /**
  * The station's state folder, as `ds up` writes it and the station commands read it:
  *
  *     $DS_STATION_STATE (default ~/.local/state/datastation/station/)
- *       station.json        { "url": "http://127.0.0.1:8080", "principals"?: { "<id>": "owner" | "developer" | "user" } }
- *       tokens/<principal>  one bearer token per demo principal, mode 0600
+ *       station.json        { "url": "http://127.0.0.1:8080", "principals"?: { "<id>": "admin" | "owner" | "developer" | "user" } }
+ *       tokens/admin        the admin's token, written by the gatekeeper at first start, mode 0600
+ *       tokens/<principal>  the tokens `ds principals add|rotate` saved (for this station only), mode 0600
  *       audit-heads.json    { "<station url>": { "seq", "hash", "verifiedAt" } }: the last audit head
  *                           `ds audit --verify` verified on each station, mode 0600
  *
  * `principals` is optional: when present, a command with no `--as` picks the one principal of
- * the role it is for (`ds upload` a developer, `ds grant` an owner, `ds call` a user).
+ * the role it is for (`ds upload` a developer, `ds grant` an owner, `ds call` a user, `ds
+ * principals` the admin).
  */
 export const STATION_FILE = 'station.json';
 export const TOKENS_DIR = 'tokens';
@@ -26,11 +28,13 @@ export function stationStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.DS_STATION_STATE || join(homedir(), '.local', 'state', 'datastation', 'station');
 }
 
-/** A principal id as a file name: no separators, no dot-only names. */
-const PRINCIPAL = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/;
-
-export function checkPrincipalName(name: string): string {
-  if (!PRINCIPAL.test(name)) throw new DsError('BAD_REQUEST', `--as ${JSON.stringify(name)} is not a principal name (letters, digits, ".", "_" and "-").`);
+/** A principal id (the station's rule), which is also a safe file name: no separators, no dot-only names. */
+export function checkPrincipalName(name: string, flag = '--as'): string {
+  if (!isPrincipalId(name))
+    throw new DsError(
+      'BAD_REQUEST',
+      `${flag} ${JSON.stringify(name)} is not a principal id (1 to 64 letters, digits, ".", "_" and "-", starting with a letter or digit).`,
+    );
   return name;
 }
 
@@ -70,7 +74,7 @@ export async function readStationFile(dir: string): Promise<StationFile | undefi
 /** The principals that have a token file. */
 export async function tokenNames(dir: string): Promise<string[]> {
   try {
-    return (await readdir(join(dir, TOKENS_DIR))).filter((n) => PRINCIPAL.test(n)).sort();
+    return (await readdir(join(dir, TOKENS_DIR))).filter((n) => isPrincipalId(n)).sort();
   } catch {
     return [];
   }
@@ -100,6 +104,81 @@ export async function readToken(dir: string, principal: string, warn: (text: str
   }
 }
 
+/**
+ * The state folder when it is the one of the station at `url` (its station.json names that URL):
+ * where `ds principals add|rotate` saves the tokens it is given, so that `--as <id>` finds them.
+ * Undefined for any other station: a token for another station is never written here.
+ */
+export async function localStateFor(url: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const dir = stationStateDir(env);
+  const file = await readStationFile(dir);
+  if (file?.url === undefined) return undefined;
+  let own: string;
+  try {
+    own = new URL(file.url).href.replace(/\/+$/, '');
+  } catch {
+    return undefined;
+  }
+  return own === url ? dir : undefined;
+}
+
+/**
+ * Saves a principal's token as `tokens/<id>` (0600; a temp file, fsync, rename: never through a
+ * link, never half written) and records its role in station.json, so that commands pick it by role
+ * and `--as <id>` finds it. Returns the file.
+ */
+export async function saveToken(dir: string, principal: { id: string; role: Role }, token: string): Promise<string> {
+  const folder = join(dir, TOKENS_DIR);
+  await mkdir(folder, { recursive: true, mode: 0o700 });
+  const file = join(folder, checkPrincipalName(principal.id, 'The principal'));
+  await writePrivate(file, `${token}\n`);
+  await recordPrincipal(dir, principal.id, principal.role);
+  return file;
+}
+
+/** Removes a principal's token file and its entry in station.json (it was removed from the station). */
+export async function forgetToken(dir: string, id: string): Promise<boolean> {
+  const file = join(dir, TOKENS_DIR, checkPrincipalName(id, 'The principal'));
+  const had = await rm(file).then(
+    () => true,
+    () => false,
+  );
+  await recordPrincipal(dir, id, undefined);
+  return had;
+}
+
+/** Sets (or, with undefined, drops) one principal's role in station.json, keeping everything else it holds. */
+async function recordPrincipal(dir: string, id: string, role: Role | undefined): Promise<void> {
+  const file = join(dir, STATION_FILE);
+  let content: Record<string, unknown>;
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    content = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return; // no station.json: nothing records roles here
+  }
+  const principals = typeof content.principals === 'object' && content.principals !== null ? { ...(content.principals as Record<string, unknown>) } : {};
+  if (role === undefined) {
+    if (!(id in principals)) return;
+    delete principals[id];
+  } else principals[id] = role;
+  await writePrivate(file, `${JSON.stringify({ ...content, principals }, null, 2)}\n`);
+}
+
+/** A new file beside the target (0600, never through a link), then a rename. */
+async function writePrivate(file: string, content: string): Promise<void> {
+  const temp = `${file}.${process.pid}.tmp`;
+  await rm(temp, { force: true });
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+}
+
 /** An audit head `ds audit --verify` verified: entry `seq` had `hash` at `verifiedAt`. */
 export interface VerifiedHead {
   seq: number;
@@ -123,17 +202,7 @@ export async function recordVerifiedHead(dir: string, url: string, head: Verifie
   if (known && known.seq >= head.seq) return;
   heads.set(url, head);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = join(dir, AUDIT_HEADS_FILE);
-  const temp = `${file}.${process.pid}.tmp`;
-  await rm(temp, { force: true });
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(Object.fromEntries(heads), null, 2)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
+  await writePrivate(join(dir, AUDIT_HEADS_FILE), `${JSON.stringify(Object.fromEntries(heads), null, 2)}\n`);
 }
 
 async function readHeads(dir: string): Promise<Map<string, VerifiedHead>> {

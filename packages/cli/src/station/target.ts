@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
+import { ROLE_ARTICLES } from '@datastation/protocol/station';
 import { checkPrincipalName, readStationFile, readToken, type Role, stationStateDir, tokenNames, TOKENS_DIR } from './state.js';
 
 /** The flags every station command takes. */
@@ -48,7 +49,8 @@ export async function resolveStation(
       const known = await tokenNames(dir);
       throw new DsError(
         'UNAUTHENTICATED',
-        `There is no token for ${principal} in ${tokens}${known.length ? ` (there are: ${known.join(', ')})` : ''}. Run ds up, or pass --token.`,
+        `There is no token for ${principal} in ${tokens}${known.length ? ` (there are: ${known.join(', ')})` : ''}. ` +
+          `The admin adds principals and saves their tokens here (ds principals add ${principal} --role <role> --as admin), or pass --token.`,
       );
     }
     return { url, token: checkToken(token, join(tokens, principal)), principal, tokenSource: join(tokens, principal) };
@@ -70,10 +72,13 @@ export async function resolveStation(
     throw new DsError(
       'UNAUTHENTICATED',
       `Name who you are with --as <principal>: ${tokens} has tokens for ` +
-        `${known.join(', ')}${options.role ? ` (this command is for ${options.role === 'owner' ? 'an owner' : `a ${options.role}`})` : ''}.`,
+        `${known.join(', ')}${options.role ? ` (this command is for ${ROLE_ARTICLES[options.role]})` : ''}.`,
     );
   }
-  throw new DsError('UNAUTHENTICATED', `No token: pass --token <token>, set DS_TOKEN, or run ds up (it writes one per demo principal to ${tokens}).`);
+  throw new DsError(
+    'UNAUTHENTICATED',
+    `No token: pass --token <token>, set DS_TOKEN, or run ds up (it writes the admin's to ${tokens}; ds principals add, as admin, saves the others there).`,
+  );
 }
 
 function checkUrl(text: string, warn: (text: string) => void): string {

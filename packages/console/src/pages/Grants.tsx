@@ -254,6 +254,8 @@ function GrantForm({
 }) {
   const { packages, byDigest, loading: packagesLoading, reload: reloadPackages } = usePackages();
   useEffect(() => reloadPackages(), [reloadPackages]);
+  const loadUsers = useCallback((signal: AbortSignal) => api.grantableUsers(signal), []);
+  const users = useResource(loadUsers, ['principal']);
   const prefix = `owners/${owner}/`;
   const [user, setUser] = useState('');
   const [pkg, setPkg] = useState(prefillPackage ?? '');
@@ -313,7 +315,24 @@ function GrantForm({
       <form onSubmit={submit} className="form grant-form" noValidate data-testid="grant-form">
         <div className="field">
           <label htmlFor={`${id}-user`}>User</label>
-          <input id={`${id}-user`} ref={userInput} type="text" autoComplete="off" spellCheck={false} value={user} onChange={(e) => setUser(e.target.value)} />
+          <input
+            id={`${id}-user`}
+            ref={userInput}
+            type="text"
+            autoComplete="off"
+            spellCheck={false}
+            list={`${id}-users`}
+            value={user}
+            onChange={(e) => setUser(e.target.value)}
+          />
+          {/* The users this owner can grant to (GET /v1/principals), offered as the field is typed in. */}
+          <datalist id={`${id}-users`} data-testid="grant-users">
+            {(users.data ?? []).map((u) => (
+              <option key={u} value={u} />
+            ))}
+          </datalist>
+          {users.data && users.data.length === 0 ? <p className="hint">This station has no user yet: its admin adds them.</p> : null}
+          <ErrorNote error={users.error} prefix="Could not list the users you can grant to" />
         </div>
         <div className="field">
           <label htmlFor={`${id}-package`}>Package</label>

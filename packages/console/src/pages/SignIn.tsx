@@ -32,7 +32,10 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (session: ConsoleSe
   return (
     <main id="main" className="sign-in">
       <h1>Sign in</h1>
-      <p>Sign in with the token the station gave you (an owner's, a developer's or a user's). It is sent once; the console then uses a session cookie.</p>
+      <p>
+        Sign in with the token the station gave you (the admin's, an owner's, a developer's or a user's). It is sent once; the console then uses a session
+        cookie.
+      </p>
       {notice ? (
         <p className="note note-info" role="status">
           {notice}

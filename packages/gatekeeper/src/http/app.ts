@@ -32,6 +32,7 @@ import { ImagePolicy } from './images.js';
 import { applyServerTimeouts, type HttpLimits, resolveHttpLimits, RunSlots, serverOptions, uploadSlots } from './limits.js';
 import { PackageFiles } from './package-files.js';
 import { packageRoutes } from './packages.js';
+import { principalRoutes } from './principals.js';
 import { type Recovery, Runner } from './runner.js';
 import { runRoutes } from './runs.js';
 import { scrubContext } from './scrub.js';
@@ -178,8 +179,9 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     }),
     scrub,
   };
-  // A principal's token rotated (or the principal gone): what its old credential opened here ends at
-  // once. Other gatekeepers sharing the store compare credentials at their next request or heartbeat.
+  // A principal's token rotated, the principal disabled or removed: what its old standing opened here
+  // ends at once. Other gatekeepers sharing the store compare credentials at their next request or
+  // heartbeat (an expired token is caught the same way).
   const unwatchPrincipals = options.store.onPrincipalChange(({ principal }) => {
     consoleSessions.endPrincipal(principal);
     context.events.endPrincipal(principal);
@@ -205,6 +207,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   // Signing in is how a console gets its cookie: before authentication.
   v1.use('/session', consoleSessionRoutes(context));
   v1.use(authenticate(options.store, consoleSessions));
+  v1.use('/principals', principalRoutes(context));
   v1.use('/packages', packageRoutes(context));
   v1.use('/grants', grantRoutes(context));
   v1.use('/runs', runRoutes(context));

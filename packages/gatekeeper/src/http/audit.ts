@@ -5,6 +5,7 @@ import type { AuditPage } from '@datastation/protocol/station';
 import { AUDIT_KINDS, type AuditEntry } from '../store/audit.js';
 import { principalOf, requireRole } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import type { Principal } from '../store/principals.js';
 import { verifyAuditAnchored } from '../checkpoints.js';
 
 /** Entries read from the store per query while filtering. */
@@ -114,8 +115,23 @@ async function drained(res: Response): Promise<boolean> {
   }
 }
 
+/** The entries a principal reads, in seq order: an owner's about their data; the admin's the changes to principals. */
+/** A page of the log: after `after`, or (newest first) before `before`. */
+interface PageSpec {
+  after: number;
+  before?: number;
+  newestFirst?: boolean;
+  limit: number;
+}
+
+function readerFor(ctx: GatekeeperContext, who: Principal): (page: PageSpec) => Promise<AuditEntry[]> {
+  if (who.role === 'admin') return (page) => ctx.store.audit.list({ ...page, kind: 'principal' });
+  return (page) => ctx.store.auditFor(who.id, page);
+}
+
 /**
- * `GET /v1/audit`: an owner's entries (those about their data), oldest first, filtered (`user`,
+ * `GET /v1/audit`: an owner's entries (those about their data; the admin's: the changes to
+ * principals), oldest first, filtered (`user`,
  * `package`, `kind`, `subject`, `since`, `until`) and paged (`after`, `limit` ≤ 1000): `{ entries,
  * next }`. `GET /v1/audit/export`: every match, as JSON Lines, written as it is read.
  * `GET /v1/audit/verify[?seq=<n>&hash=<h>]`: the whole chain walked, checked against the
@@ -130,16 +146,15 @@ export function auditRoutes(ctx: GatekeeperContext): Router {
     res.json(await verifyAuditAnchored(ctx.store, ctx.checkpoints, parseAnchor(req)));
   });
 
-  router.get('/', requireRole('owner'), async (req, res) => {
-    const who = principalOf(res);
+  router.get('/', requireRole('owner', 'admin'), async (req, res) => {
+    const read = readerFor(ctx, principalOf(res));
     const { filter, after, before, newestFirst, limit } = parseQuery(req);
     const entries: AuditEntry[] = [];
     // Oldest first, `next` is the `after` of the next page; newest first, the `before` of it.
     let cursor = newestFirst ? before : after;
     let scanned = 0;
     for (;;) {
-      const batch = await ctx.store.auditFor(
-        who.id,
+      const batch = await read(
         newestFirst ? { after, ...(cursor !== undefined ? { before: cursor } : {}), limit: BATCH, newestFirst } : { after: cursor ?? 0, limit: BATCH },
       );
       const ended = batch.length < BATCH;
@@ -159,8 +174,9 @@ export function auditRoutes(ctx: GatekeeperContext): Router {
     }
   });
 
-  router.get('/export', requireRole('owner'), async (req, res) => {
+  router.get('/export', requireRole('owner', 'admin'), async (req, res) => {
     const who = principalOf(res);
+    const read = readerFor(ctx, who);
     const { filter, after } = parseQuery(req);
     res.status(200).set({
       'Content-Type': 'application/x-ndjson; charset=utf-8',
@@ -169,7 +185,7 @@ export function auditRoutes(ctx: GatekeeperContext): Router {
     });
     let cursor = after;
     for (;;) {
-      const batch = await ctx.store.auditFor(who.id, { after: cursor, limit: 1000 });
+      const batch = await read({ after: cursor, limit: 1000 });
       let text = '';
       for (const entry of batch) if (matches(entry, filter)) text += `${JSON.stringify(entry)}\n`;
       if (text && !res.write(text) && !(await drained(res))) return; // the client went away

@@ -1,10 +1,11 @@
 import type { RequestHandler, Response } from 'express';
 import { DsError } from '@datastation/protocol/errors';
-import { credentialOf, type Principal } from '../store/principals.js';
+import { ROLE_ARTICLES } from '@datastation/protocol/station';
+import type { Principal } from '../store/principals.js';
 import type { Role } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { type ConsoleSessions, checkCsrf, cookieSession } from './console-session.js';
-import { unauthenticated } from './errors.js';
+import { tokenRefused, unauthenticated } from './errors.js';
 
 /** A bearer token as the store issues them (base64url) or as an operator sets them: printable, bounded. */
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/;
@@ -14,7 +15,8 @@ const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/;
  * sha256 and never compares secrets: a timing difference in that lookup can only tell an attacker
  * about the hash of their own guess, never about a stored token (the timing-safe property
  * `timingSafeEqual` gives a direct comparison). A missing, malformed or unknown token is the same
- * 401, with nothing else said. An Authorization header wins over a cookie (a bad one is 401, not
+ * 401, with nothing else said; a real token of a disabled principal, or one past its expiry, is
+ * 401 saying so (`tokenRefused`). An Authorization header wins over a cookie (a bad one is 401, not
  * a fall back to the cookie) and needs no CSRF token: no browser sends it by itself. A cookie
  * request that changes state must pass `checkCsrf` (403 CSRF_REJECTED).
  */
@@ -24,10 +26,10 @@ export function authenticate(store: Store, sessions: ConsoleSessions): RequestHa
     if (authorization !== undefined) {
       const token = BEARER.exec(authorization)?.[1];
       if (!token) throw unauthenticated();
-      const principal = await store.principals.authenticate(token);
-      if (!principal) throw unauthenticated();
-      res.locals.principal = principal;
-      res.locals.credential = credentialOf(token);
+      const checked = await store.principals.check(token);
+      if (!checked.ok) throw tokenRefused(checked);
+      res.locals.principal = checked.principal;
+      res.locals.credential = checked.credential;
       next();
       return;
     }
@@ -63,16 +65,14 @@ export function principalOf(res: Response): Principal {
   return principal;
 }
 
-const ARTICLE: Record<Role, string> = { owner: 'an owner', developer: 'a developer', user: 'a user' };
-
 /** Refuses principals of other roles with POLICY_DENIED, naming who may call the endpoint. */
 export function requireRole(...roles: Role[]): RequestHandler {
   return (_req, res, next) => {
     const principal = principalOf(res);
     if (!roles.includes(principal.role)) {
-      const who = roles.map((r) => `${r}s`).join(' and ');
-      throw new DsError('POLICY_DENIED', `This endpoint is for ${who}; ${principal.id} is ${ARTICLE[principal.role]}.`, {
-        hint: `Use the token of one of its ${who}: \`ds … --as <${roles[0]}>\`, or sign in to the console as one.`,
+      const who = roles.map((r) => (r === 'admin' ? 'the admin' : `${r}s`)).join(' and ');
+      throw new DsError('POLICY_DENIED', `This endpoint is for ${who}; ${principal.id} is ${ROLE_ARTICLES[principal.role]}.`, {
+        hint: `Use the token of ${roles[0] === 'admin' ? 'the admin' : `one of its ${who}`}: \`ds … --as <${roles[0]}>\`, or sign in to the console as one.`,
         details: { role: principal.role, needed: roles },
       });
     }

@@ -2,10 +2,10 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response, Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import { type ConsoleSession, CSRF_HEADER } from '@datastation/protocol/station';
-import { credentialOf, type Principal } from '../store/principals.js';
+import type { Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
 import type { GatekeeperContext } from './context.js';
-import { unauthenticated } from './errors.js';
+import { tokenRefused, unauthenticated } from './errors.js';
 
 /** The console's session cookie: HttpOnly (no script reads it), SameSite=Strict (no other site sends it). */
 export const SESSION_COOKIE = 'ds_session';
@@ -195,8 +195,9 @@ export function sessionCookie(req: Request): string | undefined {
 
 /**
  * The cookie's session with its principal re-read from the store (a role changed takes effect at
- * the next request); undefined without a live session. A session whose principal is gone, or whose
- * token is no longer the principal's (rotated, here or through another gatekeeper), ends.
+ * the next request); undefined without a live session. A session whose principal is gone or
+ * disabled, or whose token is no longer the principal's or no longer works (rotated or expired,
+ * here or through another gatekeeper), ends.
  */
 export async function cookieSession(store: Store, sessions: ConsoleSessions, req: Request): Promise<CookieSession | undefined> {
   const id = sessionCookie(req);
@@ -322,16 +323,19 @@ export function consoleSessionRoutes(ctx: GatekeeperContext): Router {
         limiter.fail(address);
         throw new DsError('BAD_REQUEST', 'The body is { "token": "<your station token>" } (JSON).');
       }
-      const principal = await ctx.store.principals.authenticate(token);
-      if (!principal) {
+      const checked = await ctx.store.principals.check(token);
+      if (!checked.ok) {
+        // A real token of a disabled principal, or an expired one, is no guess: refused saying why, not counted.
+        if (checked.reason !== 'unknown') throw tokenRefused(checked);
         limiter.fail(address);
         throw new DsError('UNAUTHENTICATED', 'That token is not valid on this station.');
       }
+      const { principal, credential } = checked;
       // A sign-in always gets a new session id: an old cookie is forgotten (its streams end), never upgraded.
       const old = sessionCookie(req);
       const previous = old ? ctx.consoleSessions.use(old) : undefined;
       if (previous) ctx.consoleSessions.forget(previous.key);
-      const { id, record } = ctx.consoleSessions.create(principal.id, credentialOf(token));
+      const { id, record } = ctx.consoleSessions.create(principal.id, credential);
       setCookie(req, res, id);
       res.set('Cache-Control', 'no-store').json(view(ctx.consoleSessions, principal, record));
     },

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { DsError, type ErrorCode, hintFor, httpStatusFor, isDsError, toDsError } from '@datastation/protocol/errors';
 import { isStoreFailure } from '../store/errors.js';
+import type { TokenCheck } from '../store/principals.js';
 import { type ScrubContext, scrubDetails, scrubMessage } from './scrub.js';
 
 /** The code of every 404 (a package's missing function is FUNCTION_NOT_FOUND, also 404). */
@@ -16,6 +17,21 @@ export function notFound(what: string): DsError {
 
 export function unauthenticated(): DsError {
   return new DsError('UNAUTHENTICATED', 'Send a valid bearer token (Authorization: Bearer <token>), or sign in to the console (POST /v1/session).');
+}
+
+/**
+ * The 401 for a token that was refused: the plain one for an unknown token; for a principal's real
+ * token, what stands in its way (disabled, or expired and when). Only the token's holder reads it.
+ */
+export function tokenRefused(check: Exclude<TokenCheck, { ok: true }>): DsError {
+  if (check.reason === 'disabled')
+    return new DsError('UNAUTHENTICATED', `The principal ${check.principal} is disabled on this station: its token is refused until the admin enables it.`);
+  if (check.reason === 'expired')
+    return new DsError(
+      'UNAUTHENTICATED',
+      `The token of ${check.principal} expired at ${check.expiresAt}. Ask the station's admin for a new one (ds principals rotate ${check.principal}).`,
+    );
+  return unauthenticated();
 }
 
 /** What body-parser throws (it sets `type`, `status`, and for a too-large body `limit` and `length`). */

@@ -15,6 +15,8 @@ const POLL_MS = 500;
 const BATCH = 1000;
 /** Bytes a stream may have waiting for a slow client before it is ended (the client reconnects and resumes). */
 const MAX_BUFFERED = 1024 * 1024;
+/** The longest a Node timer waits (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface EventHubOptions {
   perPrincipal: number;
@@ -95,8 +97,23 @@ export class EventHub {
     const { principal } = opener;
     const release = this.reserveStream(principal);
     const subscriber: Subscriber = { ...opener, res, after: 0, ended: false, held: '' };
+    // A token that expires ends its stream then, not at the next heartbeat (which catches the rest:
+    // an expiry past what a timer holds, a change made through another gatekeeper).
+    const expiresIn = principal.expiresAt === null ? Number.NaN : Date.parse(principal.expiresAt) - Date.now();
+    const expiry =
+      expiresIn <= MAX_TIMER_MS
+        ? setTimeout(
+            () => {
+              subscriber.ended = true;
+              res.end();
+            },
+            Math.max(0, expiresIn),
+          )
+        : undefined;
+    expiry?.unref();
     // Before the first await: a client gone while the replay is reserved still gives its slot back.
     res.on('close', () => {
+      clearTimeout(expiry);
       subscriber.ended = true;
       this.streams.delete(subscriber);
       this.subscribers.delete(subscriber);

@@ -29,7 +29,8 @@ async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown,
   }
   const read = checkGrantGlobs(owner, g.read, `${at}.read`);
   const user = await ctx.store.principals.get(g.user);
-  if (user?.role !== 'user') throw new DsError('BAD_REQUEST', `${at}.user: ${g.user} is not a user of this station.`);
+  // A removed user is a tombstone: never granted again (a disabled one may be, and is enabled again later).
+  if (user?.role !== 'user' || user.state === 'removed') throw new DsError('BAD_REQUEST', `${at}.user: ${g.user} is not a user of this station.`);
   if (!(await ctx.store.packages.get(g.package)))
     throw new DsError('BAD_REQUEST', `${at}.package: ${g.package} is not a package of this station (give its digest, sha256:…).`);
   return { user: g.user, package: g.package, read, release: g.release as ReleaseMode };

@@ -114,11 +114,14 @@ function runProjection(entry: AuditEntry, data: Record<string, Json>): StationAu
 
 /**
  * What `who` sees of an audit entry on the event stream: the entry, a projection of it, or nothing.
- * An owner sees the entries about their data and every upload (owners review every package); a
- * developer their own acts and the grants of their packages; a user the grants that name them
- * whole, and of their runs only projections (runView's rule; nested calls not at all).
+ * The admin sees the changes to principals. An owner sees the entries about their data and every
+ * upload (owners review every package); a developer their own acts and the grants of their
+ * packages; a user the grants that name them whole, and of their runs only projections (runView's
+ * rule; nested calls not at all).
  */
 export function auditEntryView(who: Principal, entry: AuditEntry, developerPackages?: ReadonlySet<string>): StationAuditEntry<Json> | undefined {
+  // The admin manages principals and sees nothing of the data: the changes to principals only.
+  if (who.role === 'admin') return entry.kind === 'principal' ? entry : undefined;
   if (who.role === 'owner') return entry.owners.includes(who.id) || entry.kind === 'upload' ? entry : undefined;
   const data = typeof entry.data === 'object' && entry.data !== null && !Array.isArray(entry.data) ? entry.data : {};
   if (who.role === 'developer') {

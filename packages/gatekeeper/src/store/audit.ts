@@ -125,7 +125,7 @@ export class AuditLog {
    * Entries in seq order, after `after` (exclusive), at most `limit` (default 100, max 1000); only
    * those of `kind`, and up to the seq `upTo` (inclusive), when given.
    */
-  list(options: { after?: number; limit?: number; kind?: AuditKind; upTo?: number } = {}): Promise<AuditEntry[]> {
+  list(options: { after?: number; before?: number; limit?: number; kind?: AuditKind; upTo?: number; newestFirst?: boolean } = {}): Promise<AuditEntry[]> {
     return this.connection.read('read the audit log', async (q) => {
       let query = q
         .selectFrom('audit')
@@ -133,7 +133,11 @@ export class AuditLog {
         .where('seq', '>', options.after ?? 0);
       if (options.kind !== undefined) query = query.where('kind', '=', options.kind);
       if (options.upTo !== undefined) query = query.where('seq', '<=', options.upTo);
-      const rows = await query.orderBy('seq').limit(clampLimit(options.limit)).execute();
+      if (options.before !== undefined) query = query.where('seq', '<', options.before);
+      const rows = await query
+        .orderBy('seq', options.newestFirst ? 'desc' : 'asc')
+        .limit(clampLimit(options.limit))
+        .execute();
       return withOwners(q, rows);
     });
   }

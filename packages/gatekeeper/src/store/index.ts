@@ -13,7 +13,7 @@ export {
   type AuditKind,
   type AuditVerification,
 } from './audit.js';
-export { type Credentialed, credentialOf, newToken, type PrincipalChange, Principals, type Principal } from './principals.js';
+export { checkId, type Credentialed, credentialOf, newToken, type PrincipalChange, Principals, type Principal, type TokenCheck } from './principals.js';
 export { Packages, type StoredPackage } from './packages.js';
 export { Grants, type Grant, type GrantInput } from './grants.js';
 export { Runs, type Run, type RunDecision, type RunError, type RunOutcome, type RunReview, type RunStart } from './runs.js';

@@ -22,8 +22,14 @@ export {
 export interface PrincipalTable {
   id: string;
   role: Role;
-  token_hash: string;
+  /** sha256 of the token; null once removed (migration 0004). */
+  token_hash: string | null;
   created_at: string;
+  /** When the token stops working (migration 0004; null: never). */
+  expires_at: string | null;
+  disabled_at: string | null;
+  /** Set once removed: the row stays as a tombstone, its id never given again. */
+  removed_at: string | null;
 }
 
 export interface PackageTable {

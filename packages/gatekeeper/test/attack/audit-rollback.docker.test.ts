@@ -255,16 +255,20 @@ describe('the station process', () => {
       await using running = await startStation(config, { stationOptions: { docker: createDockerClient() }, consoleDir: false }, () => undefined);
       const file = join(root, 'state', 'audit', 'checkpoints.jsonl');
       expect((await stat(file)).mode & 0o777).toBe(0o600);
-      expect(await readFile(file, 'utf8')).toBe('');
+      // A new station's log starts with its admin (entry 1), checkpointed as the gatekeeper opened the file.
+      const first = await running.store.audit.head();
+      expect(first.seq).toBe(1);
+      expect(await readFile(file, 'utf8')).toMatch(new RegExp(`^\\{"seq":1,"hash":"${first.hash}","at":"[^"]+"\\}\\n$`));
       // What this station appends is checkpointed within the delay.
       await running.store.audit.append({ actor: 'station', kind: 'session', subject: 'checkpoint-me' });
       const head = await running.store.audit.head();
       await expect
         .poll(async () => (await readFile(file, 'utf8')).trim().split('\n').at(-1))
         .toMatch(new RegExp(`^\\{"seq":${head.seq},"hash":"${head.hash}","at":"[^"]+"\\}$`));
-      const token = (await readFile(join(root, 'state', 'tokens', 'ann'), 'utf8')).trim();
+      // A new station's one principal: the admin, whose token the station wrote at its first start.
+      const token = (await readFile(join(root, 'state', 'tokens', 'admin'), 'utf8')).trim();
       const reply = await fetch(`${running.url}/v1/audit/verify`, { headers: { authorization: `Bearer ${token}` } });
-      expect(await reply.json()).toMatchObject({ ok: true, entries: head.seq, anchors: { checkpoints: 1 } });
+      expect(await reply.json()).toMatchObject({ ok: true, entries: head.seq, anchors: { checkpoints: 2 } });
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -9,33 +9,8 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AuditEntry, createGatekeeper, type Gatekeeper, hashToken, openStore, type Store } from '../../src/index.js';
-import { EventStream as Stream, openEventStream } from '@datastation/test-support';
+import { openEvents, sessionStatus, signIn, Stream, stream } from './clients.js';
 import { type AttackStation, type Reply, startAttackStation } from './station.js';
-
-/** Opens the event stream at `base`; the stream when answered 200, else the reply (status, JSON body, headers). */
-async function openEvents(base: string, headers: Record<string, string>): Promise<Stream | Reply> {
-  const opened = await openEventStream(base, headers);
-  if (opened instanceof Stream) return opened;
-  return { ...opened, body: opened.text ? JSON.parse(opened.text) : {} };
-}
-
-async function stream(base: string, headers: Record<string, string>): Promise<Stream> {
-  const opened = await openEvents(base, headers);
-  if (!(opened instanceof Stream)) throw new Error(`GET /v1/events answered ${opened.status}: ${opened.text}`);
-  return opened;
-}
-
-/** `POST /v1/session` with a token as JSON; the reply and the cookie it set, if any. */
-async function signIn(base: string, token: string, headers: Record<string, string> = {}): Promise<{ status: number; cookie?: string; body: Reply['body'] }> {
-  const res = await fetch(`${base}/v1/session`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ token }),
-  });
-  const set = res.headers.getSetCookie().find((c) => c.startsWith('ds_session='));
-  const text = await res.text();
-  return { status: res.status, ...(set ? { cookie: set.split(';')[0] } : {}), body: text ? JSON.parse(text) : {} };
-}
 
 /**
  * A sign-in over node:http with kept-alive sockets: the 10 001 sign-ins below cost a third of what
@@ -65,12 +40,6 @@ function signInQuickly(agent: Agent, base: string, token: string): Promise<{ sta
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function sessionStatus(base: string, cookie: string): Promise<number> {
-  const res = await fetch(`${base}/v1/session`, { headers: { cookie } });
-  await res.body?.cancel();
-  return res.status;
 }
 
 /** Counts what the store's audit reads return (entries read), by method, while installed. */

@@ -1,8 +1,8 @@
 /**
  * A station to attack: a gatekeeper in this process on real HTTP (127.0.0.1), its store on SQLite
  * where a real station keeps it (`<storage>/gatekeeper/station.db`, DS_DB_URL's default), and real
- * function containers through the host's Station. Two owners with secrets of their own, two
- * developers (one hostile), three users. Every attack in `test/attack/` goes through the public
+ * function containers through the host's Station. The admin, two owners with secrets of their own,
+ * two developers (one hostile), three users. Every attack in `test/attack/` goes through the public
  * HTTP API only, as the attacker's trial did; the test looks behind it (storage, store) to judge.
  */
 import { randomBytes } from 'node:crypto';
@@ -11,12 +11,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { createDockerClient, RUNTIME_IMAGE, runtimeImageId, type StationOptions } from '@datastation/host';
+import type { Role } from '@datastation/protocol/station';
 import { functionPackage, type StationReply } from '@datastation/test-support';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, openStore, type Store } from '../../src/index.js';
 
-export type Role = 'owner' | 'developer' | 'user';
+export type { Role } from '@datastation/protocol/station';
 
 export const DEFAULT_PRINCIPALS: Readonly<Record<string, Role>> = {
+  admin: 'admin',
   acme: 'owner',
   globex: 'owner',
   dev: 'developer',
@@ -40,6 +42,8 @@ export interface StationOptionsForTest {
   stationOptions?: Omit<StationOptions, 'sessionFor'>;
   /** The audit checkpoint file; default `<root>/state/audit/checkpoints.jsonl` (a real station's `<DS_STATE_DIR>/audit/…`), false for none. */
   auditCheckpoints?: string | false;
+  /** Where the gatekeeper's log lines and internal errors go (default: nowhere). */
+  log?: (line: string) => void;
 }
 
 export interface AttackStation extends AsyncDisposable {
@@ -108,7 +112,8 @@ export async function startAttackStation(options: StationOptionsForTest = {}): P
       stationOptions: { docker, pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 }, ...options.stationOptions },
       ...(options.limits ? { limits: options.limits } : {}),
       auditCheckpoints: checkpoints,
-      log: () => undefined,
+      log: options.log ?? (() => undefined),
+      ...(options.log ? { onInternalError: (error: unknown, ref: string) => options.log?.(`internal error ${ref}: ${String(error)}`) } : {}),
     });
   } catch (error) {
     await store.close();
