@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import { chmod, cp, lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABELS, runtimeImageId } from '@datastation/host';
-import { tempDir, testDocker, type TempDir } from '@datastation/test-support';
+import { cleanEnv, tempDir, testDocker, type TempDir } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pnpmCommand, publicPackages, REPO_ROOT, run } from '../support/workspace.js';
 import { startVerdaccio, type Verdaccio } from './verdaccio.js';
@@ -30,13 +30,6 @@ let work: TempDir;
 let registry: Verdaccio;
 let version = '';
 const docker = testDocker();
-
-/** The environment of this process minus what pnpm, npm or vitest set for their own scripts. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!/^(npm_|pnpm_|NODE_OPTIONS$)/i.test(key)) env[key] = value;
-  return { ...env, ...extra };
-}
 
 /** What a user's machine would have: this registry only, a cache of its own, no audit calls. */
 async function userEnv(dir: string): Promise<NodeJS.ProcessEnv> {

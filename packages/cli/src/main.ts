@@ -59,10 +59,19 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
         y
           .positional('dir', { type: 'string', demandOption: true, describe: 'A new or empty folder' })
           .option('name', { type: 'string', describe: 'Package name (default: from the folder name)' })
+          .option('from', {
+            type: 'string',
+            describe:
+              'A checkout of Data Station (its packages are built and packed) or a folder of .tgz files made by pnpm pack: @datastation/* are copied from there into vendor/ (default: the checkout ds runs from, if it runs from one)',
+          })
+          .option('registry', { type: 'boolean', describe: 'Name @datastation/* by version, for the npm registry, even when ds runs from a checkout' })
+          .conflicts('from', 'registry')
           .example('$0 init word-tools', 'Scaffold ./word-tools')
           .example('$0 init fns --name @acme/word-tools', 'Scaffold ./fns with a scoped name')
+          .example('$0 init word-tools --from ~/datastation', 'Scaffold ./word-tools with @datastation/* packed from that checkout')
           .epilog(
-            'Run as root, ds init gives the data/ folder it creates (the folder alone) to uid 10001, the user functions run as, so that ds run can use it.',
+            "Outside a registry: run from a checkout (or with --from), ds init puts @datastation/* into the new package's vendor/ and names them in package.json as file:vendor/..., so npm install takes them from there; the package installs anywhere, without the checkout. " +
+              'Run as root, ds init gives the data/ folder it creates (the folder alone) to uid 10001, the user functions run as, so that ds run can use it.',
           ),
       async (argv) => {
         const { initCommand } = await import('./commands/init.js');

@@ -34,7 +34,7 @@ describe('init → run → package → verify → run', () => {
   let pkgFile = '';
 
   beforeAll(async () => {
-    const init = await ds('init', 'fns', '--name', name);
+    const init = await ds('init', 'fns', '--name', name, '--registry');
     expect(init.code, init.stderr).toBe(0);
   });
   afterAll(async () => {

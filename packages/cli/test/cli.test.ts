@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { type TempDir, tempDir } from '@datastation/test-support';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runDs } from '../src/testing.js';
+import { CLI_VERSION } from '../src/version.js';
 import { craftArchive } from '@datastation/test-support';
 
 // `ds` as a subprocess, from source, in a temp folder; nothing here needs Docker.
@@ -74,13 +75,24 @@ describe('ds usage', () => {
 
 describe('ds init', () => {
   it('scaffolds a package whose own unit test passes (dev-utils local mode)', async () => {
-    const init = await ds('init', 'word-tools', '--json');
+    // --registry: @datastation/* by version (the packing from this checkout is init-vendor.docker.test.ts's).
+    const init = await ds('init', 'word-tools', '--registry', '--json');
     expect(init.code, init.stderr).toBe(0);
     const dir = join(box.path, 'word-tools');
     expect(JSON.parse(init.stdout)).toEqual({
       dir: await realpath(dir),
       name: 'word-tools',
-      files: ['.gitignore', 'README.md', 'data/words.txt', 'package.json', 'src/connectors.ts', 'src/index.ts', 'test/index.test.ts', 'tsconfig.json'],
+      files: [
+        '.gitignore',
+        'README.md',
+        'data/words.txt',
+        'package.json',
+        'pnpm-workspace.yaml',
+        'src/connectors.ts',
+        'src/index.ts',
+        'test/index.test.ts',
+        'tsconfig.json',
+      ],
     });
     const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
     expect(pkg).toMatchObject({
@@ -88,7 +100,9 @@ describe('ds init', () => {
       type: 'module',
       main: 'dist/index.js',
       scripts: { build: expect.any(String), test: 'node --import tsx --test test/index.test.ts' },
+      devDependencies: { '@datastation/cli': `^${CLI_VERSION}`, '@datastation/dev-utils': `^${CLI_VERSION}` },
     });
+    expect(await readFile(join(dir, 'pnpm-workspace.yaml'), 'utf8')).not.toContain('overrides');
 
     // What `npm install` would give: the devDependencies the test uses, linked from this workspace.
     const cliModules = fileURLToPath(new URL('../node_modules/', import.meta.url));
@@ -107,6 +121,67 @@ describe('ds init', () => {
     expect(test.status, `${test.stdout}\n${test.stderr}`).toBe(0);
     expect(test.stdout).toMatch(/# pass 3\b/);
     expect(test.stdout).toMatch(/# fail 0\b/);
+  });
+
+  describe('--from a folder of tarballs', () => {
+    const manifest = (name: string, version: string, dependencies: Record<string, string> = {}) =>
+      craftArchive([{ name: 'package/package.json', content: JSON.stringify({ name, version, dependencies }) }]);
+    /** What pnpm pack makes of the packages ds init needs, plus what it must leave: another version, another package. */
+    const packs = async (without: string[] = []) => {
+      const all: Record<string, Promise<Buffer>> = {
+        'datastation-cli-1.2.3.tgz': manifest('@datastation/cli', '1.2.3', { '@datastation/host': '1.2.3', yargs: '^17.0.0' }),
+        'datastation-dev-utils-1.2.3.tgz': manifest('@datastation/dev-utils', '1.2.3', { '@datastation/protocol': '1.2.3' }),
+        'datastation-host-1.2.3.tgz': manifest('@datastation/host', '1.2.3', { '@datastation/protocol': '1.2.3' }),
+        'datastation-protocol-1.2.3.tgz': manifest('@datastation/protocol', '1.2.3'),
+        'datastation-protocol-1.0.0.tgz': manifest('@datastation/protocol', '1.0.0'),
+        'left-pad-1.3.0.tgz': manifest('left-pad', '1.3.0'),
+      };
+      for (const [file, bytes] of Object.entries(all)) if (!without.includes(file)) await box.write(`packs/${file}`, await bytes);
+    };
+
+    it('copies the ones the package needs into vendor/ and names them file:vendor/ for npm and pnpm', async () => {
+      await packs();
+      const init = await ds('init', 'word-tools', '--from', 'packs', '--json');
+      expect(init.code, init.stderr).toBe(0);
+      const chosen = ['datastation-cli-1.2.3.tgz', 'datastation-dev-utils-1.2.3.tgz', 'datastation-host-1.2.3.tgz', 'datastation-protocol-1.2.3.tgz'];
+      expect(JSON.parse(init.stdout)).toMatchObject({ from: await realpath(join(box.path, 'packs')) });
+      expect(JSON.parse(init.stdout).files).toEqual(expect.arrayContaining(chosen.map((f) => `vendor/${f}`)));
+      const dir = join(box.path, 'word-tools');
+      expect((await readdir(join(dir, 'vendor'))).sort()).toEqual(chosen);
+      for (const file of chosen) expect(await readFile(join(dir, 'vendor', file))).toEqual(await readFile(join(box.path, 'packs', file)));
+      const specs = {
+        '@datastation/cli': 'file:vendor/datastation-cli-1.2.3.tgz',
+        '@datastation/dev-utils': 'file:vendor/datastation-dev-utils-1.2.3.tgz',
+        '@datastation/host': 'file:vendor/datastation-host-1.2.3.tgz',
+        '@datastation/protocol': 'file:vendor/datastation-protocol-1.2.3.tgz',
+      };
+      const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
+      expect(Object.fromEntries(Object.entries(pkg.devDependencies).filter(([name]) => name.startsWith('@datastation/')))).toEqual(specs);
+      const pnpm = await readFile(join(dir, 'pnpm-workspace.yaml'), 'utf8');
+      expect(pnpm.slice(pnpm.indexOf('overrides:'))).toBe(
+        `overrides:\n${Object.entries(specs)
+          .map(([n, s]) => `  '${n}': ${s}\n`)
+          .join('')}`,
+      );
+      expect(await readFile(join(dir, 'README.md'), 'utf8')).toContain('ds init word-tools --from packs\ncd word-tools\nnpm install\n');
+    });
+
+    it('refuses a folder that lacks a package the others need, or holds two tarballs of one, and writes nothing', async () => {
+      await packs(['datastation-host-1.2.3.tgz']);
+      const missing = await ds('init', 'word-tools', '--from', 'packs');
+      expect(missing.code).toBe(16);
+      expect(missing.stderr).toMatch(
+        /^error BAD_REQUEST: --from \S+packs has no tarball of @datastation\/host@1\.2\.3 \(@datastation\/cli@1\.2\.3 depends on it\)/,
+      );
+      await box.write('packs/datastation-host-1.2.3.tgz', await manifest('@datastation/host', '1.2.3', { '@datastation/protocol': '1.2.3' }));
+      await box.write('packs/cli-copy.tgz', await manifest('@datastation/cli', '1.2.4'));
+      const twice = await ds('init', 'word-tools', '--from', 'packs');
+      expect(twice.code).toBe(16);
+      expect(twice.stderr).toMatch(
+        /^error BAD_REQUEST: --from \S+packs has 2 tarballs of @datastation\/cli: cli-copy\.tgz, datastation-cli-1\.2\.3\.tgz\. Keep one\./,
+      );
+      expect(await readdir(box.path)).toEqual(['packs']);
+    });
   });
 
   it('refuses a folder that is not empty', async () => {

@@ -24,7 +24,8 @@ it('runs from source in any folder: --version, init writes there, --json is pure
   await using box = await tempDir('ds-anywhere');
   const version = await run(process.execPath, [BIN, '--version'], { cwd: box.path, env });
   expect(version.stdout).toBe(`${CLI_VERSION}\n`);
-  const init = await run(process.execPath, [BIN, 'init', 'x', '--json'], { cwd: box.path, env });
+  // --registry: the launcher is under test here, not the packing (init-vendor.docker.test.ts).
+  const init = await run(process.execPath, [BIN, 'init', 'x', '--registry', '--json'], { cwd: box.path, env });
   expect(JSON.parse(init.stdout)).toMatchObject({ dir: join(box.path, 'x'), name: 'x' });
   expect(await readdir(join(box.path, 'x'))).toContain('package.json');
 });
@@ -40,7 +41,7 @@ it("is what the README's alias runs, from any folder", async () => {
     `cd ${JSON.stringify(REPO_ROOT)}`,
     block!.code,
     `cd ${JSON.stringify(box.path)}`,
-    'ds init y --json',
+    'ds init y --registry --json',
   ].join('\n');
   const { stdout } = await run('bash', ['-c', script], { env });
   expect(JSON.parse(stdout)).toMatchObject({ dir: join(box.path, 'y'), name: 'y' });

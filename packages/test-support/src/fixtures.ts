@@ -60,3 +60,13 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/**
+ * This process's environment minus what npm, pnpm or vitest set for their own scripts (npm_*,
+ * pnpm_*, NODE_OPTIONS), for a child that runs npm or pnpm as a user's shell would.
+ */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!/^(npm_|pnpm_|NODE_OPTIONS$)/i.test(key)) env[key] = value;
+  return { ...env, ...extra };
+}

@@ -1,4 +1,4 @@
-export { dataFolder, FUNCTION_UID, freePort, functionPackage, tempDir, type TempDir } from './fixtures.js';
+export { cleanEnv, dataFolder, FUNCTION_UID, freePort, functionPackage, tempDir, type TempDir } from './fixtures.js';
 export { listedByLabel, privateRuntimeImage, sessionResources, testDocker } from './docker.js';
 export { craftArchive, flipByte, readArchive, repackArchive, type RawEntry } from './archives.js';
 export { blocksOf, blocksRunBy, markdownFiles, REPO_ROOT, RUNNABLE, runBlock, type Block, type BlockRun } from './readmes.js';

@@ -2,18 +2,27 @@
  * The files of a new function package (`ds init`). `npm install` brings `ds` (@datastation/cli),
  * dev-utils for the editor and the unit test, and tsx to run that test; the runtime image
  * provides dev-utils to the functions in the container. Its README's commands are the ones the
- * registry test (test/registry) runs against packages published to a local registry.
+ * registry test (test/registry) runs against packages published to a local registry, and the
+ * ones packages/cli/test/init-vendor.docker.test.ts runs with @datastation/* in vendor/.
  */
 export interface ScaffoldOptions {
   name: string;
   /** The folder `ds init` was given, as the README's first command names it. */
   folder: string;
-  /** Version range for @datastation/* devDependencies (`workspace:*` inside this repository). */
-  datastationRange: string;
+  /**
+   * Where @datastation/* come from: a version range (`^0.1.0` for the registry, `workspace:*`
+   * inside this repository), or tarballs that ds init put in vendor/ (`from`: the --from given, if any).
+   */
+  datastation: { range: string } | { vendored: { name: string; file: string }[]; from?: string | undefined };
 }
 
-export function scaffoldFiles({ name, folder, datastationRange }: ScaffoldOptions): Record<string, string> {
+export function scaffoldFiles({ name, folder, datastation }: ScaffoldOptions): Record<string, string> {
   const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+  const workspace = 'range' in datastation && datastation.range.startsWith('workspace:');
+  const datastationDependencies =
+    'range' in datastation
+      ? { '@datastation/cli': datastation.range, '@datastation/dev-utils': datastation.range }
+      : Object.fromEntries(datastation.vendored.map((pkg) => [pkg.name, `file:vendor/${pkg.file}`]));
   return {
     'package.json': json({
       name,
@@ -31,13 +40,14 @@ export function scaffoldFiles({ name, folder, datastationRange }: ScaffoldOption
       },
       engines: { node: '>=20.11' },
       devDependencies: {
-        '@datastation/cli': datastationRange,
-        '@datastation/dev-utils': datastationRange,
+        ...datastationDependencies,
         '@types/node': '^20.17.0',
         esbuild: '^0.25.0',
         tsx: '^4.20.0',
       },
     }),
+    // Inside this repository the package is one of its workspace's: the root's settings apply.
+    ...(workspace ? {} : { 'pnpm-workspace.yaml': pnpmSettings('vendored' in datastation ? datastation.vendored : []) }),
     'tsconfig.json': json({
       compilerOptions: {
         target: 'ES2022',
@@ -55,8 +65,38 @@ export function scaffoldFiles({ name, folder, datastationRange }: ScaffoldOption
     'src/index.ts': INDEX_TS,
     'src/connectors.ts': CONNECTORS_TS,
     'test/index.test.ts': TEST_TS,
-    'README.md': readme(name, folder),
+    'README.md': readme(name, folder, 'vendored' in datastation ? { from: datastation.from } : undefined),
   };
+}
+
+/**
+ * pnpm's settings (npm reads none of them). pnpm 10 and later run no dependency's install script
+ * that is not allowed here, and pnpm 12 fails the install over one left undecided.
+ * Vendored packages are overrides too: pnpm resolves every package's own dependencies itself,
+ * so @datastation/host, wanted by @datastation/cli, would otherwise be looked up on the registry
+ * (npm takes the top-level devDependency of that name and version).
+ */
+function pnpmSettings(vendored: { name: string; file: string }[]): string {
+  const lines = [
+    '# Settings for pnpm (npm reads none of them).',
+    "# Install scripts: esbuild's checks its binary; the others build optional native parts that ds",
+    '# does not use (Docker over SSH). Any other is skipped rather than failing the install.',
+    'allowBuilds:',
+    '  esbuild: true',
+    '  cpu-features: false',
+    '  protobufjs: false',
+    '  ssh2: false',
+    'strictDepBuilds: false',
+  ];
+  if (vendored.length > 0) {
+    lines.push(
+      '',
+      '# @datastation/* come from vendor/ (packed by ds init) at every depth, not from a registry.',
+      'overrides:',
+      ...vendored.map((pkg) => `  '${pkg.name}': file:vendor/${pkg.file}`),
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 const INDEX_TS = `import { basename } from 'node:path';
@@ -144,8 +184,20 @@ function dspkgName(name: string): string {
   return `${name.replace(/^@/, '').replace(/\//g, '-')}.dspkg`;
 }
 
-function readme(name: string, folder: string): string {
-  const init = `npx @datastation/cli init ${folder}${packageNameFrom(folder) === name ? '' : ` --name ${name}`}`;
+function readme(name: string, folder: string, vendored: { from?: string | undefined } | undefined): string {
+  const nameFlag = packageNameFrom(folder) === name ? '' : ` --name ${name}`;
+  const init = vendored
+    ? `ds init ${folder}${nameFlag}${vendored.from === undefined ? '' : ` --from ${vendored.from}`}`
+    : `npx @datastation/cli init ${folder}${nameFlag}`;
+  const from = vendored
+    ? `\`vendor/\` holds \`@datastation/cli\`, \`@datastation/dev-utils\` and the
+@datastation packages they use, packed by \`ds init\` from a Data Station checkout (or taken from
+a folder of tarballs). \`package.json\` names them as \`file:vendor/…\` (\`pnpm-workspace.yaml\` does
+for pnpm), so they install from there and only third-party packages come from the npm registry.
+Keep \`vendor/\` with the package (commit it): it installs anywhere, without the checkout.
+
+`
+    : '';
   return `# ${name}
 
 Data Station functions (\`src/index.ts\`) and a connector (\`src/connectors.ts\`).
@@ -157,11 +209,11 @@ or more function calls through \`run\`, which reaches only this package's functi
 
 ## Start
 
-This folder was made by the first command. \`npm install\` brings \`ds\` (\`@datastation/cli\`) and
-what the test needs; the test calls the functions directly, with \`DS_DATA_DIR\` pointing at a temp
-folder (dev-utils' local mode), so it needs no Docker.
+This folder was made by the first command. \`npm install\` (or \`pnpm install\`) brings \`ds\`
+(\`@datastation/cli\`) and what the test needs; the test calls the functions directly, with
+\`DS_DATA_DIR\` pointing at a temp folder (dev-utils' local mode), so it needs no Docker.
 
-\`\`\`sh
+${from}\`\`\`sh
 ${init}
 cd ${folder}
 npm install
