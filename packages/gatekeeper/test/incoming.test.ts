@@ -2,6 +2,7 @@
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterEach, expect, it } from 'vitest';
 import { INCOMING_DIR, PackageFiles } from '../src/http/package-files.js';
 
@@ -24,4 +25,16 @@ it('removes the files and unpacking folders older than the cut-off, and keeps th
   expect(await readdir(incoming)).toEqual(['new.upload']);
   // A station that never took an upload has no folder: nothing to do.
   expect(await new PackageFiles(join(dir, 'none'), { maxBytes: 1024 }).sweepIncoming(0)).toBe(0);
+});
+
+it('takes an upload whose client went away before it began as cut off, at once, keeping nothing (issue 19)', async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ds-incoming-'));
+  // A request body destroyed while the request was still being authenticated: its 'close' has passed.
+  const body = new PassThrough();
+  body.write('half of a package');
+  body.destroy();
+  await new Promise((resolve) => setImmediate(resolve));
+  const files = new PackageFiles(dir, { maxBytes: 1024 });
+  await expect(files.receive(body)).rejects.toMatchObject({ code: 'CANCELLED' });
+  expect(await readdir(join(dir, INCOMING_DIR))).toEqual([]);
 });

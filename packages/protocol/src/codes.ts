@@ -40,6 +40,11 @@ export const ERROR_CODES = {
     http: 403,
     hint: "A console request (cookie) that changes state must carry its session's X-CSRF-Token header and come from the station's own origin. Reload the console, or send a bearer token.",
   },
+  NOT_RELEASED: {
+    exit: 27,
+    http: 403,
+    hint: 'The data folder holds data of an owner whose grant says review or deny (or who no longer grants the package), so nothing in it is released to you. Empty the folder to end that (its files go), or ask the owner.',
+  },
   INTERNAL: { exit: 23, http: 500, hint: 'An unexpected failure inside Data Station. The cause is attached; please report it.' },
 } as const satisfies Record<string, { exit: number; http: number; hint: string }>;
 

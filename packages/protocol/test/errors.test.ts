@@ -32,6 +32,8 @@ const CONTRACT_CODES: ErrorCode[] = [
   'QUOTA_EXCEEDED',
   // The gatekeeper's console sessions: a cookie request without its CSRF token, or from another origin.
   'CSRF_REJECTED',
+  // A file of a user's data folder that holds data not released to them (issue 19).
+  'NOT_RELEASED',
 ];
 
 describe('the error-code table', () => {
