@@ -370,7 +370,12 @@ describe.each(backends)('store on $name', (backend) => {
     expect(await store.dataFiles.usage('nobody')).toEqual({ bytes: 0, files: 0 });
     expect((await store.dataFiles.list('acme', 'owners/acme/trips')).map((r) => r.path)).toEqual(['owners/acme/trips/2026.csv', 'owners/acme/trips/a_%.csv']);
     expect((await store.dataFiles.list('acme')).map((r) => r.path)).toHaveLength(3);
-    expect(await store.dataFiles.get('owners/acme/trips/a_%.csv')).toMatchObject({ size: 4, sha256: h('e'), uploadedBy: 'acme', uploadedAt: expect.any(String) });
+    expect(await store.dataFiles.get('owners/acme/trips/a_%.csv')).toMatchObject({
+      size: 4,
+      sha256: h('e'),
+      uploadedBy: 'acme',
+      uploadedAt: expect.any(String),
+    });
     expect(await store.dataFiles.remove('owners/acme/trips/a_%.csv')).toMatchObject({ size: 4 });
     expect(await store.dataFiles.remove('owners/acme/trips/a_%.csv')).toBeUndefined();
     await expect(store.dataFiles.put({ path: 'owners/acme/x', owner: 'acme', size: -1, sha256: h('a'), uploadedBy: 'acme' })).rejects.toMatchObject({
