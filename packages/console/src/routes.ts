@@ -9,7 +9,8 @@ export type Page =
   | { page: 'audit' }
   | { page: 'sessions' }
   | { page: 'runs' }
-  | { page: 'developer' };
+  | { page: 'developer' }
+  | { page: 'data' };
 
 export interface NavItem {
   label: string;
@@ -19,6 +20,7 @@ export interface NavItem {
 export const NAV: Record<Role, NavItem[]> = {
   owner: [
     { label: 'Packages', route: 'packages' },
+    { label: 'Data', route: 'data' },
     { label: 'Grants', route: 'grants' },
     { label: 'Review', route: 'review' },
     { label: 'Audit', route: 'audit' },
@@ -27,6 +29,7 @@ export const NAV: Record<Role, NavItem[]> = {
   developer: [{ label: 'Packages', route: 'packages' }],
   user: [
     { label: 'Runs', route: 'runs' },
+    { label: 'Data', route: 'data' },
     { label: 'Sessions', route: 'sessions' },
   ],
 };
@@ -46,6 +49,7 @@ export function resolvePage(role: Role, segments: readonly string[], search: URL
     return null;
   }
   if (segments.length !== 1) return null;
+  if (first === 'data' && (role === 'owner' || role === 'user')) return { page: 'data' };
   if (role === 'owner') {
     if (first === 'grants') return { page: 'grants', prefillPackage: search.get('package') || undefined };
     if (first === 'review') return { page: 'review' };
