@@ -131,6 +131,12 @@ export async function dataRmCommand(argv: DataPathArgs & { path: string }, ctx: 
 export async function dataGetCommand(argv: DataGetArgs, ctx: CommandContext): Promise<void> {
   const client = await stationClient(argv, ctx, roleOf(argv.path));
   const target = await resolvePath(client, argv.path);
+  if (target.root === 2) {
+    throw new DsError(
+      'POLICY_DENIED',
+      `${target.parts.join('/')} is an owner's data: nobody downloads it, its owner included (the owner has it already; runs read it through grants). ds data ls shows its size and sha256.`,
+    );
+  }
   if (target.parts.length <= target.root)
     throw new DsError('BAD_REQUEST', `Name a file inside ${target.parts.join('/')} to get (ds data ls ${target.parts.join('/')}).`);
   const name = target.parts[target.parts.length - 1] as string;
@@ -139,6 +145,10 @@ export async function dataGetCommand(argv: DataGetArgs, ctx: CommandContext): Pr
     throw new DsError('BAD_REQUEST', `${argv.out ?? name} exists; pass --force to replace it, or -o <file>.`);
   }
   const response = await client.download(filesUrl(target.parts));
+  if (!response.headers.get('content-type')?.startsWith('application/octet-stream')) {
+    await response.body?.cancel();
+    throw new DsError('BAD_REQUEST', `${target.parts.join('/')} is a folder: ds data ls ${target.parts.join('/')} lists it.`);
+  }
   const size = Number(response.headers.get('content-length') ?? 0);
   const expected = /^sha-256=:([A-Za-z0-9+/=]+):$/.exec(response.headers.get('repr-digest') ?? '')?.[1];
   const hash = createHash('sha256');
