@@ -19,6 +19,7 @@ import { DsError } from '@datastation/protocol/errors';
 import type { AuditVerification, SessionLimitsView } from '@datastation/protocol/station';
 import { AuditCheckpoints, verifyAuditAnchored } from '../checkpoints.js';
 import { OwnerFiles } from '../files/owner-files.js';
+import { sweepReceiving } from '../files/sweep.js';
 import { UserFiles } from '../files/user-files.js';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
@@ -134,6 +135,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const images = docker ? new ImagePolicy(docker, options.allowedImages) : undefined;
   const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, images });
   await packageFiles.sweepIncoming(2 * limits.requestTimeoutMs);
+  await sweepReceiving(storage, 2 * limits.requestTimeoutMs);
   const scrub = scrubContext(storage, options.stationOptions);
   const instance = options.instance ?? hostname();
   if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255)
