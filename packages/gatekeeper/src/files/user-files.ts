@@ -145,6 +145,8 @@ export class UserFiles {
     const early = await this.standing(user, pkg);
     if (early.release !== 'release') throw notReleased(path, user, pkg, early);
     if (declared !== undefined && declared > this.limits.dataBytes) throw this.overQuota(user, pkg, path, declared, undefined);
+    // The user's folders are made first (0755, as runs make them); the staging folder beside them is 0700.
+    await ensureDataFolder(this.storage, user, pkg);
     const owner = await this.entryOwner(user, pkg);
     await using staging = await FolderWalk.open(this.storage, ['users', user, '.staging'], { shown: '', create: { mode: 0o700 } });
     const received = await receiveFile(staging.dir, body, {

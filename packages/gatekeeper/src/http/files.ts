@@ -32,7 +32,7 @@ export function fileRoutes(ctx: GatekeeperContext): Router {
     const who = principalOf(res);
     if (who.role === 'owner') res.json(await ctx.ownerFiles.describe(who.id, []));
     else if (who.role === 'user') res.json(await ctx.userFiles.folders(who.id));
-    else throw new DsError('POLICY_DENIED', `Station files are owners' datasets and users' data folders; ${who.id} is a ${who.role} and has neither.`);
+    else throw new DsError('POLICY_DENIED', `Station files are owners' datasets and users' data folders; ${who.id} is ${article(who.role)} and has neither.`);
   });
 
   router.all('/*path', async (req, res) => {
@@ -53,7 +53,7 @@ async function owners(ctx: GatekeeperContext, req: Request, res: Response, who: 
   if (who.role !== 'owner')
     throw new DsError(
       'POLICY_DENIED',
-      `${path} is an owner's data: only its owner sends, lists and deletes it, and nobody downloads it (runs read it through the grants its owner gives). ${who.id} is a ${who.role}.`,
+      `${path} is an owner's data: only its owner sends, lists and deletes it, and nobody downloads it (runs read it through the grants its owner gives). ${who.id} is ${article(who.role)}.`,
     );
   if (who.id !== owner) throw notFound(path);
   switch (req.method) {
@@ -82,7 +82,7 @@ async function owners(ctx: GatekeeperContext, req: Request, res: Response, who: 
 
 async function users(ctx: GatekeeperContext, req: Request, res: Response, who: Principal, user: string, rest: string[]): Promise<void> {
   const path = ['users', user, ...rest].join('/');
-  if (who.role !== 'user') throw new DsError('POLICY_DENIED', `${path} is a user's data folder: only that user reaches it. ${who.id} is a ${who.role}.`);
+  if (who.role !== 'user') throw new DsError('POLICY_DENIED', `${path} is a user's data folder: only that user reaches it. ${who.id} is ${article(who.role)}.`);
   if (who.id !== user) throw notFound(path);
   const [hex, ...names] = rest;
   if (hex === undefined) {
@@ -143,6 +143,10 @@ function existingNames(names: string[], path: string): string[] {
     if (problem) throw new DsError('BAD_REQUEST', `A name in ${JSON.stringify(path).slice(0, 300)} ${problem}.`, { details: { field: 'path' } });
   }
   return names;
+}
+
+function article(role: string): string {
+  return `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`;
 }
 
 function unsupported(method: string, path: string): DsError {
