@@ -1,7 +1,7 @@
 /** What owners' and users' uploads share: a file received into a temp name, and hashing one already there. */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, open, unlink } from 'node:fs/promises';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { DsError } from '@datastation/protocol/errors';
@@ -76,4 +76,44 @@ export function declaredLength(headers: IncomingHttpHeaders): number | undefined
   }
   const declared = Number(headers['content-length']);
   return headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
+}
+
+/**
+ * Moves a received file from the folder it was received in to `name` in `dir`: one rename where
+ * both are on one mount; otherwise (a user's data folder is a mount of its own while a session
+ * holds it, made `nosuid,nodev` by the host) a copy into a new temp name in `dir` (O_EXCL|O_NOFOLLOW,
+ * fsync'd), renamed over `name`. Either way `name` is replaced in one step, and never through a link.
+ * The received file is left for the caller to remove.
+ */
+export async function moveInto(
+  from: FileHandle,
+  received: string,
+  dir: FileHandle,
+  name: string,
+  options: { mode: number; chown?: { uid: number; gid: number } | undefined },
+): Promise<void> {
+  try {
+    await rename(at(from, received), at(dir, name));
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+  }
+  const temp = `${RESERVED_DATA_PREFIX}${randomBytes(12).toString('hex')}`;
+  const source = await open(at(from, received), O_RDONLY | O_NOFOLLOW);
+  let target: FileHandle | undefined;
+  let moved = false;
+  try {
+    target = await open(at(dir, temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, options.mode);
+    if (options.chown) await target.chown(options.chown.uid, options.chown.gid);
+    for await (const chunk of source.createReadStream({ start: 0, autoClose: false })) await target.write(chunk as Buffer);
+    await target.sync();
+    await target.close();
+    target = undefined;
+    await rename(at(dir, temp), at(dir, name));
+    moved = true;
+  } finally {
+    await source.close().catch(() => undefined);
+    await target?.close().catch(() => undefined);
+    if (!moved) await unlink(at(dir, temp)).catch(() => undefined);
+  }
 }

@@ -19,7 +19,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, lstat, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, open, rmdir, unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { DEFAULT_CONTAINER_UID, measureData, openBeneath } from '@datastation/host';
 import { DsError, toDsError } from '@datastation/protocol/errors';
@@ -42,7 +42,7 @@ import { modesOf, releaseDecision } from '../runs/release.js';
 import type { Store } from '../store/store.js';
 import { at, FolderWalk, refusal } from './beneath.js';
 import { LISTED_FILES_MAX } from './owner-files.js';
-import { receiveFile } from './receive.js';
+import { moveInto, receiveFile } from './receive.js';
 import { walkFiles } from './walk.js';
 
 const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
@@ -186,7 +186,7 @@ export class UserFiles {
                 replaced: existing !== undefined,
               },
             });
-            await rename(at(staging.dir, received.name), at(walk.dir, name));
+            await moveInto(staging.dir, received.name, walk.dir, name, { mode: 0o644, chown: owner });
             moved = true;
           });
           await walk.sync();
@@ -207,7 +207,8 @@ export class UserFiles {
         }
       });
     } finally {
-      if (!moved) await unlink(at(staging.dir, received.name)).catch(() => undefined);
+      // Gone when it was renamed in; left when it was copied in (another mount), or not moved at all.
+      await unlink(at(staging.dir, received.name)).catch(() => undefined);
     }
   }
 
