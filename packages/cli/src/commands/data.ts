@@ -65,7 +65,7 @@ export async function dataPutCommand(argv: DataPutArgs, ctx: CommandContext): Pr
     if (parts.length <= target.root)
       throw new DsError('BAD_REQUEST', `Name a file inside ${target.parts.join('/')}, e.g. ${target.parts.join('/')}/${basename(local)}.`);
     // The station refuses such names too; checked here, before anything is sent.
-    checkDataPath(parts.slice(target.root).join('/'), `The station path ${parts.join('/')}`);
+    checkDataPath(parts.slice(target.root).join('/'), `Below ${parts.slice(0, target.root).join('/')}/, the path`);
     return { abs: f.abs, parts };
   });
   const sizes = await Promise.all(uploads.map(async (u) => (await stat(u.abs)).size));

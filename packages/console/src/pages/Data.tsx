@@ -314,6 +314,7 @@ function Uploader({ root, label, onUploaded }: { root: string; label: string; on
   const pump = async () => {
     if (busy.current) return;
     busy.current = true;
+    const uploaded: string[] = [];
     try {
       for (let next = pending.current.shift(); next; next = pending.current.shift()) {
         const { key, file, path } = next;
@@ -322,7 +323,7 @@ function Uploader({ root, label, onUploaded }: { root: string; label: string; on
         try {
           const view = await uploadStationFile(path, file, (sent) => update(key, { sent }), abort.current.signal);
           update(key, { state: 'done', sent: file.size, note: `Uploaded, sha256 ${view.sha256.slice(0, 12)}…` });
-          onUploaded(`Uploaded ${view.path}.`);
+          uploaded.push(view.path);
         } catch (e) {
           update(key, { state: 'failed', note: 'Not uploaded', error: e instanceof Error ? e : new Error(String(e)) });
         }
@@ -330,6 +331,8 @@ function Uploader({ root, label, onUploaded }: { root: string; label: string; on
     } finally {
       busy.current = false;
     }
+    // Once the queue is done: the page's list reloads then (it may replace this uploader, as a new folder's appears).
+    if (uploaded.length > 0) onUploaded(uploaded.length === 1 ? `Uploaded ${uploaded[0]}.` : `Uploaded ${uploaded.length} files: ${uploaded.join(', ')}.`);
   };
 
   const add = (files: FileList | File[]) => {
