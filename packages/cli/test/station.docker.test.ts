@@ -223,7 +223,7 @@ describe('ds data (issue 19)', () => {
     expect(call.code, call.stderr).toBe(0);
     expect(JSON.parse(call.stdout)).toBe(11);
     const folders = await ds('data', 'ls', '--as', 'ann');
-    expect(folders.stdout).toMatch(/users\/ann\/[0-9a-f]{64}\s+trip-stats@1\.0\.0\s+\S+ KiB\s+1\s+-/);
+    expect(folders.stdout, folders.stdout).toMatch(/users\/ann\/[0-9a-f]{64}\s+trip-stats@1\.0\.0\s+\S+ (B|KiB)\s+\d+\s+acme\n/);
     expect((await ds('data', 'ls', 'users/ann/trip-stats', '--as', 'ann')).stdout).toMatch(/^PATH\s+SIZE\s+MODIFIED\ninput\.csv\s+20 B/);
     const get = await ds('data', 'get', 'users/ann/trip-stats/input.csv', '-o', local('back.csv'), '--as', 'ann');
     expect(get.code, get.stderr).toBe(0);
