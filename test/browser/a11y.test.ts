@@ -55,8 +55,8 @@ describe('the console, page by page, under axe-core (WCAG 2.1 AA)', () => {
   }
 
   const PAGES: Partial<Record<Who, string[]>> = {
-    acme: ['packages', 'PACKAGE', 'PACKAGE/files/code/index.js', 'grants', 'review', 'audit', 'sessions'],
-    ann: ['runs', 'sessions'],
+    acme: ['packages', 'PACKAGE', 'PACKAGE/files/code/index.js', 'data', 'grants', 'review', 'audit', 'sessions'],
+    ann: ['runs', 'data', 'sessions'],
     dev: ['packages', 'PACKAGE'],
     admin: ['principals'],
   };

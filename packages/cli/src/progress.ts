@@ -64,3 +64,26 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
     },
   };
 }
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+
+/** 1536 → `1.5 KiB`; whole bytes below 1 KiB. */
+export function bytesText(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
+}
+
+/**
+ * A bar for a step's text: `[########------------]  40%  20.0 MiB of 50.0 MiB`, `width` cells
+ * wide. Plain ASCII, so that a log or a terminal without Unicode shows it as it is.
+ */
+export function progressBar(done: number, total: number, width = 20): string {
+  const fraction = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
+  const filled = Math.round(fraction * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}%  ${bytesText(done)} of ${bytesText(total)}`;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createProgress, progressMode } from '../src/progress.js';
+import { bytesText, createProgress, progressBar, progressMode } from '../src/progress.js';
 
 function fakeStream(isTTY: boolean) {
   let text = '';
@@ -37,5 +37,15 @@ describe('progress', () => {
     p.step('starting the container with a very long description that will not fit');
     p.done('container started');
     expect(tty.text()).toMatch(/^\r\x1b\[2K. starting the container with a very lo\r\x1b\[2K✓ container started\n$/);
+  });
+});
+
+describe('progress bars', () => {
+  it('draws the fraction done in ASCII cells, with the bytes', () => {
+    expect(progressBar(0, 50 * 1024 * 1024)).toBe('[--------------------]   0%  0 B of 50.0 MiB');
+    expect(progressBar(20 * 1024 * 1024, 50 * 1024 * 1024)).toBe('[########------------]  40%  20.0 MiB of 50.0 MiB');
+    expect(progressBar(60, 50, 10)).toBe('[##########] 100%  60 B of 50 B');
+    expect(progressBar(0, 0, 4)).toBe('[####] 100%  0 B of 0 B');
+    expect(bytesText(1536)).toBe('1.5 KiB');
   });
 });

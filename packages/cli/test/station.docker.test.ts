@@ -3,7 +3,8 @@
  * station runs it, apart from the CLI's process), SQLite in a temp folder, real containers. The
  * gatekeeper writes the state folder as `ds up` will, and `ds` finds the URL and the tokens there.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
 import { functionPackage, type StationReplyBody, type TempDir, tempDir, testDocker } from '@datastation/test-support';
@@ -205,5 +206,66 @@ describe('ds against a station', () => {
     const badJson = await ds('audit', '--verify', '--as', 'ann', '--json');
     expect(badJson.code).toBe(29);
     expect(json(badJson.stdout)).toMatchObject({ ok: false, firstBad: refused.seq });
+  });
+});
+
+describe('ds data (issue 19)', () => {
+  const local = (name: string) => join(box.path, name);
+
+  it("puts an owner's file with a progress bar, and a folder's files; lists them with digests and the grants that cover them", async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024, 'id,duration\n1,10\n');
+    await writeFile(local('big.csv'), big);
+    const put = await ds('data', 'put', local('big.csv'), 'owners/acme/big/trips.csv', '--as', 'acme', '--progress');
+    expect(put.code, put.stderr).toBe(0);
+    const digest = createHash('sha256').update(big).digest('hex');
+    expect(put.stdout).toBe(`uploaded owners/acme/big/trips.csv  5.0 MiB  sha256:${digest}  (new)\n`);
+    expect(put.stderr).toMatch(/ds: uploading owners\/acme\/big\/trips\.csv \[#{20}\] 100% {2}5\.0 MiB of 5\.0 MiB/);
+    await mkdir(local('batch/sub'), { recursive: true });
+    await writeFile(local('batch/a.csv'), 'a\n');
+    await writeFile(local('batch/sub/b.csv'), 'b\n');
+    const folder = await ds('data', 'put', local('batch'), 'owners/acme/batch/', '--as', 'acme', '--json');
+    expect(folder.code, folder.stderr).toBe(0);
+    expect(json(folder.stdout)).toMatchObject({ files: [{ path: 'owners/acme/batch/a.csv' }, { path: 'owners/acme/batch/sub/b.csv' }] });
+    expect((await ds('grant', 'trip-stats', '--user', 'ann', '--read', 'owners/acme/batch/**', '--release', 'release', '--as', 'acme')).code).toBe(0);
+    const ls = await ds('data', 'ls', '--as', 'acme');
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toMatch(/owners\/acme\/batch\/a\.csv\s+2 B\s+sha256:[0-9a-f]{12}\s+ann:release/);
+    expect(ls.stdout).toMatch(new RegExp(`owners/acme/big/trips\\.csv\\s+5\\.0 MiB\\s+sha256:${digest.slice(0, 12)}\\s+-`));
+    expect(ls.stdout).toMatch(/owners\/acme\/trips\/2026\.csv\s+\S+ B\s+\(not uploaded\)/);
+  });
+
+  it('refuses a name the station would refuse before sending anything, and never downloads an owner’s file', async () => {
+    await writeFile(local('x.csv'), 'x\n');
+    const hostile = await ds('data', 'put', local('x.csv'), 'owners/acme/<img src=x>.csv', '--as', 'acme');
+    expect(hostile.code).toBe(16);
+    expect(hostile.stderr).toMatch(/^error BAD_REQUEST: Below owners\/acme\/, the path "<img src=x>\.csv" has "<" \(U\+003C\) at position 0/);
+    const get = await ds('data', 'get', 'owners/acme/big/trips.csv', '--as', 'ann');
+    expect(get.code).toBe(18);
+    expect(get.stderr).toMatch(/nobody downloads it/);
+    const own = await ds('data', 'get', 'owners/acme/big/trips.csv', '--as', 'acme');
+    expect(own.code).not.toBe(0);
+    expect(await readFile(local('trips.csv')).catch(() => undefined)).toBeUndefined();
+  });
+
+  it("gives a user's input to the package's functions at /data, lists, gets and empties the folder", async () => {
+    await writeFile(local('input.csv'), 'id,duration\n1,5\n2,6\n');
+    const put = await ds('data', 'put', local('input.csv'), 'users/ann/trip-stats/input.csv', '--as', 'ann');
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stdout).toMatch(/^uploaded users\/ann\/[0-9a-f]{64}\/input\.csv {2}20 B {2}sha256:[0-9a-f]{64} {2}\(new\)\n$/);
+    const call = await ds('call', 'trip-stats', 'total', '--function', '--args', JSON.stringify({ path: 'input.csv' }), '--as', 'ann');
+    expect(call.code, call.stderr).toBe(0);
+    expect(JSON.parse(call.stdout)).toBe(11);
+    const folders = await ds('data', 'ls', '--as', 'ann');
+    expect(folders.stdout, folders.stdout).toMatch(/users\/ann\/[0-9a-f]{64}\s+trip-stats@1\.0\.0\s+\S+ (B|KiB)\s+\d+\s+acme\n/);
+    expect((await ds('data', 'ls', 'users/ann/trip-stats', '--as', 'ann')).stdout).toMatch(/^PATH\s+SIZE\s+MODIFIED\ninput\.csv\s+20 B/);
+    const get = await ds('data', 'get', 'users/ann/trip-stats/input.csv', '-o', local('back.csv'), '--as', 'ann');
+    expect(get.code, get.stderr).toBe(0);
+    expect(await readFile(local('back.csv'), 'utf8')).toBe('id,duration\n1,5\n2,6\n');
+    expect((await ds('data', 'get', 'users/ann/trip-stats/input.csv', '-o', local('back.csv'), '--as', 'ann')).code).toBe(16); // exists
+    const rm = await ds('data', 'rm', 'users/ann/trip-stats', '--as', 'ann');
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(rm.stdout).toMatch(/^emptied users\/ann\/[0-9a-f]{64}/);
+    const gone = await ds('data', 'rm', 'owners/acme/big/trips.csv', '--as', 'acme');
+    expect(gone.stdout).toMatch(/^deleted owners\/acme\/big\/trips\.csv {2}5\.0 MiB {2}sha256:/);
   });
 });

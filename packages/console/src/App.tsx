@@ -5,6 +5,7 @@ import { api, setUnauthenticatedHandler } from './api';
 import { PackagesProvider, SessionContext } from './data';
 import { connectEvents, type LiveState } from './events';
 import { AuditPage } from './pages/Audit';
+import { DataPage } from './pages/Data';
 import { DeveloperPage } from './pages/Developer';
 import { GrantsPage } from './pages/Grants';
 import { PackageDetailPage, PackagesPage } from './pages/Packages';
@@ -210,6 +211,8 @@ function PageView({ page }: { page: Page }) {
       return <DeveloperPage />;
     case 'principals':
       return <PrincipalsPage />;
+    case 'data':
+      return <DataPage />;
   }
 }
 

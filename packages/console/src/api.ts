@@ -7,11 +7,18 @@ import type {
   AuditPage,
   AuditVerification,
   ConsoleSession,
+  DataFolderDetail,
+  DataFolderEmptied,
+  DataFoldersView,
+  DataUploadView,
+  DeletedFileView,
   GlobPreview,
   GrantableRole,
   Grant,
   GrantInput,
   IssuedToken,
+  OwnerFolderView,
+  OwnerUploadView,
   PackageDetail,
   PrincipalInfo,
   PrincipalList,
@@ -121,6 +128,54 @@ async function refreshCsrf(): Promise<boolean> {
   }
 }
 
+/** `/v1/files/<station path>`, each segment encoded: `owners/acme/trips/x.csv`, `users/ann/<hex>/in.csv`. */
+export function stationFileUrl(path: string): string {
+  return `/v1/files/${path.split('/').filter(Boolean).map(encodeURIComponent).join('/')}`;
+}
+
+/**
+ * PUT of a file's bytes to a station path, with upload progress (fetch has none: XMLHttpRequest
+ * does). The browser streams the File from disk. A rotated CSRF token is refreshed once, as `call` does.
+ */
+export function uploadStationFile<T = OwnerUploadView | DataUploadView>(
+  path: string,
+  file: Blob,
+  onProgress: (sent: number, total: number) => void,
+  signal?: AbortSignal,
+  retried = false,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', stationFileUrl(path));
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    if (csrf) xhr.setRequestHeader(CSRF_HEADER, csrf);
+    xhr.upload.onprogress = (event) => onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
+    xhr.onerror = () => reject(new ApiError(0, 'INTERNAL', 'The station could not be reached; the upload did not finish. Try again.'));
+    xhr.onabort = () => reject(new ApiError(0, 'CANCELLED', 'The upload was cancelled; nothing was kept.'));
+    xhr.onload = () => {
+      const response = new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText });
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(JSON.parse(xhr.responseText) as T);
+        return;
+      }
+      void errorOf(response).then(async (error) => {
+        if (error.code === 'CSRF_REJECTED' && !retried && (await refreshCsrf())) {
+          uploadStationFile<T>(path, file, onProgress, signal, true).then(resolve, reject);
+          return;
+        }
+        if (xhr.status === 401) {
+          csrf = null;
+          onUnauthenticated?.();
+        }
+        reject(error);
+      });
+    };
+    signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.send(file);
+  });
+}
+
 /** `/v1/packages/<id>/files/<path>`, each segment encoded. */
 export function packageFileUrl(id: string, path: string): string {
   return `/v1/packages/${encodeURIComponent(id)}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
@@ -193,4 +248,12 @@ export const api = {
   setStanding: (id: string, action: 'disable' | 'enable') => call<PrincipalInfo>('POST', `/v1/principals/${encodeURIComponent(id)}/${action}`),
   removePrincipal: (id: string, cascade: boolean) =>
     call<RemovedPrincipal>('DELETE', `/v1/principals/${encodeURIComponent(id)}${cascade ? '?cascade=true' : ''}`),
+  /** An owner's files (`owners/<owner>[/<folder>]`): sizes, digests, the grants that cover each; never their bytes. */
+  ownerFiles: (path: string, signal?: AbortSignal) => call<OwnerFolderView>('GET', stationFileUrl(path), { signal }),
+  /** A user's data folders. */
+  dataFolders: (signal?: AbortSignal) => call<DataFoldersView>('GET', '/v1/files', { signal }),
+  /** One of a user's data folders (`users/<user>/<hex>`), listed when what it holds is released to them. */
+  dataFolder: (path: string, signal?: AbortSignal) => call<DataFolderDetail>('GET', stationFileUrl(path), { signal }),
+  deleteFile: (path: string) => call<DeletedFileView>('DELETE', stationFileUrl(path)),
+  emptyFolder: (path: string) => call<DataFolderEmptied>('DELETE', stationFileUrl(path)),
 };

@@ -10,7 +10,8 @@ export type Page =
   | { page: 'sessions' }
   | { page: 'runs' }
   | { page: 'developer' }
-  | { page: 'principals' };
+  | { page: 'principals' }
+  | { page: 'data' };
 
 export interface NavItem {
   label: string;
@@ -21,6 +22,7 @@ export const NAV: Record<Role, NavItem[]> = {
   admin: [{ label: 'Principals', route: 'principals' }],
   owner: [
     { label: 'Packages', route: 'packages' },
+    { label: 'Data', route: 'data' },
     { label: 'Grants', route: 'grants' },
     { label: 'Review', route: 'review' },
     { label: 'Audit', route: 'audit' },
@@ -29,6 +31,7 @@ export const NAV: Record<Role, NavItem[]> = {
   developer: [{ label: 'Packages', route: 'packages' }],
   user: [
     { label: 'Runs', route: 'runs' },
+    { label: 'Data', route: 'data' },
     { label: 'Sessions', route: 'sessions' },
   ],
 };
@@ -48,6 +51,7 @@ export function resolvePage(role: Role, segments: readonly string[], search: URL
     return null;
   }
   if (segments.length !== 1) return null;
+  if (first === 'data' && (role === 'owner' || role === 'user')) return { page: 'data' };
   if (role === 'owner') {
     if (first === 'grants') return { page: 'grants', prefillPackage: search.get('package') || undefined };
     if (first === 'review') return { page: 'review' };

@@ -5,8 +5,9 @@ import { homeRoute, NAV, resolvePage } from '../src/routes';
 const none = new URLSearchParams();
 
 describe('resolvePage', () => {
-  it('gives owners their five pages', () => {
-    expect(NAV.owner.map((n) => n.label)).toEqual(['Packages', 'Grants', 'Review', 'Audit', 'Sessions']);
+  it('gives owners their six pages', () => {
+    expect(NAV.owner.map((n) => n.label)).toEqual(['Packages', 'Data', 'Grants', 'Review', 'Audit', 'Sessions']);
+    expect(resolvePage('owner', ['data'], none)).toEqual({ page: 'data' });
     expect(resolvePage('owner', ['packages'], none)).toEqual({ page: 'packages' });
     expect(resolvePage('owner', ['packages', 'sha256:ab'], none)).toEqual({ page: 'package', id: 'sha256:ab', file: undefined });
     expect(resolvePage('owner', ['packages', 'sha256:ab', 'files', 'code', 'index.js'], none)).toEqual({
@@ -23,6 +24,8 @@ describe('resolvePage', () => {
     expect(homeRoute('user')).toBe('runs');
     expect(resolvePage('user', ['runs'], none)).toEqual({ page: 'runs' });
     expect(resolvePage('user', ['grants'], none)).toBeNull();
+    expect(resolvePage('user', ['data'], none)).toEqual({ page: 'data' });
+    expect(resolvePage('developer', ['data'], none)).toBeNull();
     expect(resolvePage('developer', ['packages'], none)).toEqual({ page: 'developer' });
     expect(resolvePage('developer', ['audit'], none)).toBeNull();
   });

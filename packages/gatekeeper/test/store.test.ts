@@ -435,7 +435,7 @@ describe.each(backends)('store on $name', (backend) => {
     fixture = await backend.fresh();
     const old = connect(parseStoreUrl(fixture.url));
     try {
-      const { '0004_principals': _, ...upTo0003 } = MIGRATIONS;
+      const { '0004_principals': _, '0005_data_files': __, ...upTo0003 } = MIGRATIONS;
       expect(Object.keys(upTo0003)).toEqual(['0001_initial', '0002_runner', '0003_release_scope']);
       const migrator = new Migrator({
         db: old.db,
@@ -476,7 +476,7 @@ describe.each(backends)('store on $name', (backend) => {
     await fixture.sql('insert into data_taints ("user", package, owner, since) values (?, ?, ?, ?)', ['ann', PKG, 'acme', at]);
 
     store = await open();
-    expect(store.migrated).toEqual(['0004_principals']);
+    expect(store.migrated).toEqual(['0004_principals', '0005_data_files']);
     expect(await store.principals.authenticate(token)).toEqual({
       id: 'ann',
       role: 'user',
@@ -509,6 +509,52 @@ describe.each(backends)('store on $name', (backend) => {
       await expect(store.grants.add('acme', { user: 'nobody', package: PKG, read: ['owners/acme/**'], release: 'review' })).rejects.toBeDefined();
     }
     await expect(fixture.sql('insert into principals (id, role, token_hash, created_at) values (?, ?, ?, ?)', ['x', 'root', 'h-x', at])).rejects.toThrow();
+  });
+
+  it("records owners' files by path, sums an owner's quota, lists below a folder by exact prefix, and locks an owner's quota in turn", async () => {
+    await seed(store);
+    const h = (c: string) => c.repeat(64);
+    await store.dataFiles.put({ path: 'owners/acme/trips/2026.csv', owner: 'acme', size: 5_000_000_000, sha256: h('a'), uploadedBy: 'acme' });
+    await store.dataFiles.put({ path: 'owners/acme/trips/a_%.csv', owner: 'acme', size: 3, sha256: h('b'), uploadedBy: 'acme' });
+    await store.dataFiles.put({ path: 'owners/acme/trips2/x.csv', owner: 'acme', size: 7, sha256: h('c'), uploadedBy: 'acme' });
+    await store.dataFiles.put({ path: 'owners/globex/x.csv', owner: 'globex', size: 11, sha256: h('d'), uploadedBy: 'globex' });
+    // Replacing keeps one record per path.
+    await store.dataFiles.put({ path: 'owners/acme/trips/a_%.csv', owner: 'acme', size: 4, sha256: h('e'), uploadedBy: 'acme' });
+    expect(await store.dataFiles.usage('acme')).toEqual({ bytes: 5_000_000_011, files: 3 });
+    expect(await store.dataFiles.usage('nobody')).toEqual({ bytes: 0, files: 0 });
+    expect((await store.dataFiles.list('acme', 'owners/acme/trips')).map((r) => r.path)).toEqual(['owners/acme/trips/2026.csv', 'owners/acme/trips/a_%.csv']);
+    expect((await store.dataFiles.list('acme')).map((r) => r.path)).toHaveLength(3);
+    expect(await store.dataFiles.get('owners/acme/trips/a_%.csv')).toMatchObject({
+      size: 4,
+      sha256: h('e'),
+      uploadedBy: 'acme',
+      uploadedAt: expect.any(String),
+    });
+    expect(await store.dataFiles.remove('owners/acme/trips/a_%.csv')).toMatchObject({ size: 4 });
+    expect(await store.dataFiles.remove('owners/acme/trips/a_%.csv')).toBeUndefined();
+    await expect(store.dataFiles.put({ path: 'owners/acme/x', owner: 'acme', size: -1, sha256: h('a'), uploadedBy: 'acme' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    // Two transactions spending one owner's quota take turns (PostgreSQL: the owner's row lock; SQLite: its one writer).
+    const order: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const first = store.transaction(async (tx) => {
+      await tx.dataFiles.lockOwner('acme');
+      order.push('first locked');
+      await held;
+      await tx.dataFiles.put({ path: 'owners/acme/one.csv', owner: 'acme', size: 1, sha256: h('f'), uploadedBy: 'acme' });
+      order.push('first done');
+    });
+    await expect.poll(() => order).toEqual(['first locked']);
+    const second = store.transaction(async (tx) => {
+      await tx.dataFiles.lockOwner('acme');
+      order.push(`second sees ${(await tx.dataFiles.usage('acme')).files} files`);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    release();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first locked', 'first done', 'second sees 3 files']);
   });
 
   it('knows everything after a restart (close and reopen)', async () => {

@@ -6,6 +6,8 @@ export { compileReadPolicy, readMatcher, type CompiledPolicy, type ReadEvent, ty
 export { DEFAULT_READ_LIMITS, type ReadLimits } from './session/read-server.js';
 export { defaultStateDir } from './session/state-dir.js';
 export { measureData, type DataUsage } from './session/data-quota.js';
+export { O_PATH, openBeneath } from './session/open-beneath.js';
+export { DEFAULT_CONTAINER_UID } from './session/data-dir.js';
 export { createDockerClient, type DockerClient, type DockerClientOptions } from './docker/client.js';
 export { defaultDockerClient } from './docker/default-client.js';
 export { LABELS } from './docker/labels.js';

@@ -60,6 +60,11 @@ export const ERROR_CODES = {
     http: 413,
     hint: 'The request is over the size limit for that endpoint. Send less at once; large inputs belong in station storage.',
   },
+  NOT_RELEASED: {
+    exit: 31,
+    http: 403,
+    hint: 'The data folder holds data of an owner whose grant says review or deny (or who no longer grants the package), so nothing in it is released to you. Empty the folder to end that (its files go), or ask the owner.',
+  },
   INTERNAL: { exit: 23, http: 500, hint: 'An unexpected failure inside Data Station. The cause is attached; please report it.' },
 } as const satisfies Record<string, { exit: number; http: number; hint: string }>;
 

@@ -371,3 +371,68 @@ function matchesOne(token: Exclude<NameToken, { kind: 'star' }>, char: string): 
   const member = token.chars.includes(char) || token.ranges.some(([low, high]) => code >= low && code <= high);
   return member !== token.negated;
 }
+
+// ---- data paths ----
+
+/** The longest path of a file uploaded to the station, below its owner's or user's folder (UTF-16 code units). */
+export const MAX_DATA_PATH_LENGTH = 1024;
+/** The most segments (folders and the file) in such a path. */
+export const MAX_DATA_PATH_DEPTH = 32;
+/** The longest name, in UTF-8 bytes: Linux file systems' NAME_MAX. */
+export const MAX_DATA_NAME_BYTES = 255;
+/** Names the station keeps for itself (a file being received): no upload may use them. */
+export const RESERVED_DATA_PREFIX = '.ds-upload-';
+// TextEncoder, not Buffer: the console checks names in the browser with this module.
+const UTF8 = new TextEncoder();
+
+/** Why `path` cannot name a file uploaded to the station (see checkDataPath), with where; undefined when it can. Never throws. */
+export function dataPathProblem(path: unknown): { problem: string; position: number } | undefined {
+  if (typeof path !== 'string') return { problem: 'is not text', position: 0 };
+  if (path.length === 0) return { problem: 'is empty', position: 0 };
+  if (path.length > MAX_DATA_PATH_LENGTH) return { problem: `is over ${MAX_DATA_PATH_LENGTH} characters`, position: MAX_DATA_PATH_LENGTH };
+  let start = 0;
+  let depth = 0;
+  for (const name of path.split('/')) {
+    const at = start;
+    start += name.length + 1;
+    if (++depth > MAX_DATA_PATH_DEPTH) return { problem: `is more than ${MAX_DATA_PATH_DEPTH} folders deep`, position: at };
+    if (name === '') return { problem: at === 0 ? 'starts with "/" or has an empty name ("//")' : 'has an empty name ("//", or a trailing "/")', position: at };
+    if (name === '.' || name === '..') return { problem: `has a "${name}" segment`, position: at };
+    if (name.startsWith(RESERVED_DATA_PREFIX))
+      return { problem: `has a name beginning with ${RESERVED_DATA_PREFIX}, which the station keeps for files it is receiving`, position: at };
+    if (UTF8.encode(name).length > MAX_DATA_NAME_BYTES) return { problem: `has a name over ${MAX_DATA_NAME_BYTES} bytes`, position: at };
+    for (let i = 0; i < name.length; ) {
+      const char = String.fromCodePoint(name.codePointAt(i) ?? 0);
+      if (!isLiteral(char)) {
+        const code = char.codePointAt(0) ?? 0;
+        const shown = code < 0x20 || (code >= 0x7f && code <= 0x9f) ? `the control character "${printable(char)}"` : `"${printable(char)}"`;
+        return { problem: `has ${shown} (U+${code.toString(16).toUpperCase().padStart(4, '0')})`, position: at + i };
+      }
+      if (char === ' ' && (i === 0 || i + 1 === name.length)) return { problem: 'has a space at the start or end of a name', position: at + i };
+      i += char.length;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The names of a path below an owner's or a user's folder (`trips/2026.csv`), checked as the
+ * station's files must be: `/`-separated names, none empty, `.` or `..`; each made of the
+ * characters a grant pattern writes literally (ASCII letters and digits, `- _ . ~ + = , @ % &`,
+ * spaces inside a name, non-ASCII letters, marks and digits), so that every file can be granted by
+ * name and no name holds markup, quotes, control characters or a bidi override; at most
+ * MAX_DATA_NAME_BYTES bytes a name, MAX_DATA_PATH_DEPTH names and MAX_DATA_PATH_LENGTH characters.
+ * BAD_REQUEST naming the character and position otherwise.
+ */
+export function checkDataPath(path: unknown, what = 'The path'): string[] {
+  const found = dataPathProblem(path);
+  if (found === undefined) return (path as string).split('/');
+  const shown = typeof path === 'string' ? `${what} "${printable(clip(path))}"` : what;
+  const advice =
+    found.problem.startsWith('has "') || found.problem.startsWith('has the control')
+      ? `: station file names hold ${LITERALS} (what a grant can name); rename the file`
+      : '';
+  throw new DsError('BAD_REQUEST', `${shown} ${found.problem}${typeof path === 'string' ? ` at position ${found.position}` : ''}${advice}.`, {
+    details: { path: typeof path === 'string' ? clip(path) : null, position: found.position },
+  });
+}

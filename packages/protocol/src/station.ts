@@ -81,7 +81,7 @@ export const AUDIT_KINDS = [
   'release', // an owner released a staged result
   'refuse', // an owner refused a staged result
   'session', // a session changed state
-  'data', // a data folder changed: a user cleared theirs (and, later, owners' uploads and deletions)
+  'data', // data changed or left: an owner's upload or deletion (old and new sha256), a user's input, download or cleared folder
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -364,18 +364,151 @@ export interface StationEvent {
 }
 
 /**
- * `GET /v1/data` (users): the user's data folders, one per package they ran (the `/data` of its
- * sessions). `holds` names the owners whose data is in it: a run on the folder holds their data,
- * so their grants decide its release, until the user empties the folder
- * (`DELETE /v1/data/<package digest>`).
+ * One of a user's data folders, one per package they ran or gave inputs to (the `/data` of its
+ * sessions), as `GET /v1/files/users/<user>` lists them. `holds` names the owners whose data is in
+ * it: a run on the folder holds their data, so their grants decide its release (and whether its
+ * files may be downloaded), until the user empties the folder
+ * (`DELETE /v1/files/users/<user>/<digest hex>`).
  */
 export interface DataFolderView {
   package: string;
+  /** The folder's station path, `users/<user>/<digest hex>`: where its files are uploaded and listed. */
+  path: string;
   /** The package's name@version, when the station still has it. */
   name: string | null;
-  bytes: number;
-  entries: number;
+  /**
+   * Disk the folder uses (allocated blocks, as its quota counts them); null while its contents are
+   * withheld (`withheld` says why): a run can write a size as surely as a name.
+   */
+  bytes: number | null;
+  /** Files, folders and other entries in it; null while withheld. */
+  entries: number | null;
   /** True when the count stopped early. */
   partial: boolean;
   holds: string[];
+  /** Why the folder's sizes, names and files are not shown now: what it holds is not released to the user, or a run is in flight on it. */
+  withheld?: string;
+}
+
+/** `GET /v1/files/users/<user>`: the user's folders, and the quota each has (the sessions' `dataBytes`, `dataFiles`). */
+export interface DataFoldersView {
+  folders: DataFolderView[];
+  limits: { dataBytes: number; dataFiles: number };
+}
+
+/** Why an owner in a folder's `holds` keeps its files from its user: their grant says review or deny, or they no longer grant the package. */
+export interface HeldBy {
+  owner: string;
+  why: 'review' | 'deny' | 'revoked';
+}
+
+/** One file of a user's data folder, as its listing shows it. */
+export interface DataFileView {
+  /** The path below the folder, as a function sees it below `/data`. */
+  path: string;
+  size: number;
+  modifiedAt: string;
+}
+
+/**
+ * `GET /v1/files/users/<user>/<digest hex>[/<folder>]`: one folder (or a folder inside it). Its
+ * files' names and sizes are data a run may have written, so they are listed, and the files
+ * downloadable (`GET` of a file), only when what the folder holds is released to the user now:
+ * `release` is the release rule applied to `holds` under the user's grants as they are now
+ * (`releaseDecision`). Otherwise `files` is empty, `heldBy` says whose review or deny holds it
+ * and `withheld` what to do.
+ */
+export interface DataFolderDetail extends DataFolderView {
+  release: ReleaseMode;
+  heldBy: HeldBy[];
+  files: DataFileView[];
+  /** Files in the folder (or the part walked); `files` lists the first 1000 by path. */
+  total: number;
+  truncated: boolean;
+  limits: { dataBytes: number; dataFiles: number };
+}
+
+/** `PUT /v1/files/users/<user>/<digest hex>/<path>` (201 new, 200 replaced): an input the user gave the package. */
+export interface DataUploadView {
+  /** The station path, `users/<user>/<digest hex>/<path>`. */
+  path: string;
+  package: string;
+  size: number;
+  /** Hex sha256 of the bytes received. */
+  sha256: string;
+  replaced: boolean;
+  /** The folder after the upload, against its quota. */
+  usage: { bytes: number; entries: number; maxBytes: number; maxFiles: number };
+}
+
+/** `DELETE /v1/files/users/<user>/<digest hex>`: the folder emptied, its sessions ended, its taint cleared. */
+export interface DataFolderEmptied {
+  package: string;
+  emptied: true;
+  /** The owners whose data it held. */
+  held: string[];
+}
+
+/** A grant that covers a file: one of the owner's active grants whose read patterns match its path. */
+export interface CoveringGrant {
+  id: string;
+  user: string;
+  package: string;
+  release: ReleaseMode;
+}
+
+/**
+ * One of an owner's files, as `GET /v1/files/owners/<owner>/…` shows it: metadata only. Nobody
+ * downloads an owner's file through the API, the owner included; runs read it through grants.
+ */
+export interface OwnerFileView {
+  /** The station path, `owners/<owner>/…`: what grants and functions name. */
+  path: string;
+  size: number;
+  /**
+   * Hex sha256 of the bytes the station received; null for a file it did not receive through the
+   * API (copied in on the host) or whose size changed on disk since.
+   */
+  sha256: string | null;
+  uploadedAt: string | null;
+  modifiedAt: string;
+  /** The owner's active grants that let a run read it. */
+  grants: CoveringGrant[];
+}
+
+/** What an owner's uploads use, against the owner's quota (`ownerDataBytes`, `ownerDataFiles`). */
+export interface DataUsageView {
+  bytes: number;
+  files: number;
+  maxBytes: number;
+  maxFiles: number;
+}
+
+/** `GET /v1/files/owners/<owner>[/<folder>]`: the regular files below the folder, by path (links and the like are never listed). */
+export interface OwnerFolderView {
+  path: string;
+  files: OwnerFileView[];
+  /** Files below the folder; `files` lists the first 1000 by path. */
+  total: number;
+  truncated: boolean;
+  /** True when the folder holds more entries than a listing walks (100 000): the counts are of the part walked. */
+  partial: boolean;
+  usage: DataUsageView;
+}
+
+/** `PUT /v1/files/owners/<owner>/<path>` (201 new, 200 replaced). */
+export interface OwnerUploadView extends OwnerFileView {
+  sha256: string;
+  uploadedAt: string;
+  /** The file it replaced, whole. */
+  replaced: { sha256: string | null; size: number } | null;
+  usage: DataUsageView;
+}
+
+/** `DELETE /v1/files/owners/<owner>/<path>`, or `/users/<user>/<digest hex>/<path>`: a file, or an empty folder, removed. */
+export interface DeletedFileView {
+  path: string;
+  deleted: 'file' | 'folder';
+  size: number;
+  sha256: string | null;
 }

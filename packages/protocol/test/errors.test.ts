@@ -38,6 +38,8 @@ const CONTRACT_CODES: ErrorCode[] = [
   'UNAVAILABLE',
   'AUDIT_BROKEN',
   'PAYLOAD_TOO_LARGE',
+  // A file of a user's data folder that holds data not released to them (issue 19).
+  'NOT_RELEASED',
 ];
 
 describe('the error-code table', () => {

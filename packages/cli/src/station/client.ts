@@ -12,6 +12,9 @@ export interface StationClientOptions {
 
 export type RequestBody = { json: unknown } | { bytes: Uint8Array };
 
+/** fetch's options for one exchange, and its deadline (null: none). */
+type SendInit = Omit<RequestInit, 'method' | 'headers' | 'signal'> & { headers: Record<string, string>; timeoutMs?: number | null; duplex?: 'half' };
+
 /**
  * The one place the CLI talks to a gatekeeper: bearer token, JSON in and out, and every failure a
  * DsError with the gatekeeper's own code (its `{ error: { code, message, details } }`), so exit
@@ -41,22 +44,12 @@ export class StationClient {
     return this.request<T>('PUT', path, body);
   }
 
+  delete<T>(path: string): Promise<T> {
+    return this.request<T>('DELETE', path);
+  }
+
   async request<T>(method: string, path: string, body?: RequestBody): Promise<T> {
-    const text = await this.send(method, path, body, 'application/json');
-    const parsed = parseJson(text);
-    if (parsed === undefined)
-      throw new DsError('INTERNAL', `${this.target.url} answered ${method} ${path} with something other than JSON: is it a Data Station gatekeeper?`);
-    return parsed as T;
-  }
-
-  /** A GET whose answer is text, not one JSON document (the audit export's JSON Lines). */
-  getText(path: string): Promise<string> {
-    return this.send('GET', path, undefined, '*/*');
-  }
-
-  private async send(method: string, path: string, body: RequestBody | undefined, accept: string): Promise<string> {
-    const { url, token } = this.target;
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept };
+    const headers: Record<string, string> = { accept: 'application/json' };
     let payload: string | Uint8Array | undefined;
     if (body && 'json' in body) {
       headers['content-type'] = 'application/json';
@@ -65,16 +58,73 @@ export class StationClient {
       headers['content-type'] = 'application/octet-stream';
       payload = body.bytes;
     }
-    let response: Response;
+    return this.json<T>(method, path, await this.send(method, path, { headers, ...(payload !== undefined ? { body: payload } : {}) }));
+  }
+
+  /**
+   * Sends a file's bytes as they are read (`body`, `length` bytes; never held whole), and reads the
+   * JSON answer. No deadline of the client's own: the station's request timeout bounds the upload.
+   */
+  async upload<T>(method: 'PUT', path: string, body: AsyncIterable<Uint8Array>, length: number): Promise<T> {
+    const stream = ReadableStream.from(body);
+    const response = await this.send(method, path, {
+      headers: { accept: 'application/json', 'content-type': 'application/octet-stream', 'content-length': String(length) },
+      body: stream,
+      duplex: 'half',
+      timeoutMs: null,
+    } as SendInit);
+    return this.json<T>(method, path, response);
+  }
+
+  /** A GET whose answer is text, not one JSON document (the audit export's JSON Lines). */
+  async getText(path: string): Promise<string> {
+    const response = await this.send('GET', path, { headers: { accept: '*/*' } });
     let text: string;
     try {
-      response = await this.fetch(`${url}${path}`, { method, headers, body: payload, signal: AbortSignal.timeout(this.timeoutMs), redirect: 'error' });
+      text = await response.text();
+    } catch (error) {
+      throw this.networkError('GET', path, error);
+    }
+    if (!response.ok) throw this.httpError(response.status, parseJson(text));
+    return text;
+  }
+
+  /** A request answered with bytes: the response once it is a success, its body not yet read; a failure as its DsError. */
+  async download(path: string): Promise<Response> {
+    const response = await this.send('GET', path, { headers: { accept: 'application/octet-stream' }, timeoutMs: null });
+    if (response.ok) return response;
+    throw this.httpError(response.status, parseJson(await response.text().catch(() => '')));
+  }
+
+  /** One exchange: the token added, network failures as DsErrors; the response as it came. */
+  private async send(method: string, path: string, init: SendInit): Promise<Response> {
+    const { url, token } = this.target;
+    const { timeoutMs = this.timeoutMs, headers, ...rest } = init;
+    try {
+      return await this.fetch(`${url}${path}`, {
+        ...rest,
+        method,
+        headers: { ...headers, authorization: `Bearer ${token}` },
+        ...(timeoutMs !== null ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
+        redirect: 'error',
+      } as RequestInit);
+    } catch (error) {
+      throw this.networkError(method, path, error);
+    }
+  }
+
+  private async json<T>(method: string, path: string, response: Response): Promise<T> {
+    let text: string;
+    try {
       text = await response.text();
     } catch (error) {
       throw this.networkError(method, path, error);
     }
-    if (!response.ok) throw this.httpError(response.status, parseJson(text));
-    return text;
+    const parsed = parseJson(text);
+    if (!response.ok) throw this.httpError(response.status, parsed);
+    if (parsed === undefined)
+      throw new DsError('INTERNAL', `${this.target.url} answered ${method} ${path} with something other than JSON: is it a Data Station gatekeeper?`);
+    return parsed as T;
   }
 
   private networkError(method: string, path: string, error: unknown): DsError {

@@ -3,7 +3,7 @@ import type { CommandContext } from '../context.js';
 
 /**
  * The station client commands (`ds principals …`, `ds upload`, `ds grants`, `ds grant`, `ds revoke`,
- * `ds call`, `ds runs`, `ds release`, `ds refuse`, `ds audit`), declared here and loaded when they run, as
+ * `ds call`, `ds runs`, `ds release`, `ds refuse`, `ds data put|ls|rm|get`, `ds audit`), declared here and loaded when they run, as
  * main.ts does for the others. They talk to a gatekeeper over HTTP only (station/client.ts).
  */
 interface GlobalFlags {
@@ -238,6 +238,72 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
         const { decideCommand } = await import('../commands/runs.js');
         await decideCommand('refuse')(argv, context(argv));
       },
+    )
+    .command('data', "Owners' datasets and users' data folders on the station: put, ls, rm, get", (y) =>
+      y
+        .command(
+          'put <local> <path>',
+          'Upload a file, or a folder of files, to a station path (streamed, with a progress bar on large files); a file there is replaced whole',
+          (c) =>
+            station(c)
+              .positional('local', { type: 'string', demandOption: true, describe: 'A local file or folder' })
+              .positional('path', {
+                type: 'string',
+                demandOption: true,
+                describe: "owners/<you>/<path> (an owner's data), or users/<you>/<package>/<path> (an input in your data folder of a package: its /data)",
+              })
+              .example('$0 data put trips.csv owners/acme/trips/2026.csv --as acme', 'An owner uploads a dataset')
+              .example('$0 data put exports/ owners/acme/trips/ --as acme', "A folder's files, below owners/acme/trips/")
+              .example(
+                '$0 data put input.csv users/ann/trip-stats/input.csv --as ann',
+                'A user gives the package an input; its functions read /data/input.csv',
+              ),
+          async (argv) => {
+            const { dataPutCommand } = await import('../commands/data.js');
+            await dataPutCommand(argv, context(argv));
+          },
+        )
+        .command(
+          'ls [path]',
+          "List your files: an owner's with sizes, sha256 and the grants that cover each; a user's folders, or one folder's files",
+          (c) =>
+            station(c)
+              .positional('path', { type: 'string', describe: 'A station path (default: all of yours)' })
+              .example('$0 data ls --as acme', "acme's files and the grants that cover each")
+              .example('$0 data ls users/ann/trip-stats --as ann', "ann's folder of trip-stats (listed when what it holds is released to her)"),
+          async (argv) => {
+            const { dataLsCommand } = await import('../commands/data.js');
+            await dataLsCommand(argv, context(argv));
+          },
+        )
+        .command(
+          'rm <path>',
+          "Delete a file or an empty folder; a user's whole folder of a package (users/<you>/<package>) is emptied, which ends what it held",
+          (c) =>
+            station(c)
+              .positional('path', { type: 'string', demandOption: true, describe: 'A station path' })
+              .example('$0 data rm owners/acme/trips/2025.csv --as acme', "The next run's read of it is refused")
+              .example('$0 data rm users/ann/trip-stats --as ann', "Empty ann's folder of trip-stats"),
+          async (argv) => {
+            const { dataRmCommand } = await import('../commands/data.js');
+            await dataRmCommand(argv, context(argv));
+          },
+        )
+        .command(
+          'get <path>',
+          "Download a file from your data folder, when what the folder holds is released to you (owners' files are never downloaded)",
+          (c) =>
+            station(c)
+              .positional('path', { type: 'string', demandOption: true, describe: 'users/<you>/<package>/<path>' })
+              .option('out', { alias: 'o', type: 'string', describe: 'Where to write it (default: its name, here; - for stdout)' })
+              .option('force', { type: 'boolean', describe: 'Replace the output file if it exists' })
+              .example('$0 data get users/ann/trip-stats/report.csv --as ann', 'Writes ./report.csv, its sha256 checked'),
+          async (argv) => {
+            const { dataGetCommand } = await import('../commands/data.js');
+            await dataGetCommand(argv, context(argv));
+          },
+        )
+        .demandCommand(1, 'Name a data command: put, ls, rm or get.'),
     )
     .command(
       'audit',

@@ -18,18 +18,21 @@ import {
 import { DsError } from '@datastation/protocol/errors';
 import type { AuditVerification, SessionLimitsView } from '@datastation/protocol/station';
 import { AuditCheckpoints, verifyAuditAnchored } from '../checkpoints.js';
+import { OwnerFiles } from '../files/owner-files.js';
+import { sweepReceiving } from '../files/sweep.js';
+import { UserFiles } from '../files/user-files.js';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
-import { dataRoutes } from './data.js';
 import { authenticate } from './auth.js';
 import { consoleRoutes, securityHeaders } from './console.js';
 import { ConsoleSessions, consoleSessionRoutes } from './console-session.js';
 import type { GatekeeperContext } from './context.js';
 import { answerClientError, errorHandler, noSuchEndpoint } from './errors.js';
 import { EventHub, eventRoutes } from './events.js';
+import { fileRoutes } from './files.js';
 import { grantRoutes } from './grants.js';
 import { ImagePolicy } from './images.js';
-import { applyServerTimeouts, type HttpLimits, resolveHttpLimits, RunSlots, serverOptions, uploadSlots } from './limits.js';
+import { applyServerTimeouts, dataUploadSlots, type HttpLimits, resolveHttpLimits, RunSlots, serverOptions, uploadSlots } from './limits.js';
 import { PackageFiles } from './package-files.js';
 import { packageRoutes } from './packages.js';
 import { principalRoutes } from './principals.js';
@@ -133,6 +136,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const images = docker ? new ImagePolicy(docker, options.allowedImages) : undefined;
   const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, images });
   await packageFiles.sweepIncoming(2 * limits.requestTimeoutMs);
+  await sweepReceiving(storage, 2 * limits.requestTimeoutMs);
   const scrub = scrubContext(storage, options.stationOptions);
   const instance = options.instance ?? hostname();
   if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255)
@@ -157,15 +161,19 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     // A session that ends (signed out, expired, evicted) takes its event streams with it.
     onEnd: (key) => context.events.endSession(key),
   });
+  const limitsOfSessions = sessionLimits(options.stationOptions);
   const context: GatekeeperContext = {
     store: options.store,
     storage,
     limits,
     slots: new RunSlots(limits.runsPerUser, limits.retryAfterSeconds),
     uploads: uploadSlots(limits),
+    dataUploads: dataUploadSlots(limits),
+    ownerFiles: new OwnerFiles(storage, options.store, { bytes: limits.ownerDataBytes, files: limits.ownerDataFiles }),
+    userFiles: new UserFiles(storage, options.store, runner, { dataBytes: limitsOfSessions.dataBytes, dataFiles: limitsOfSessions.dataFiles }),
     packageFiles,
     runner,
-    sessionLimits: sessionLimits(options.stationOptions),
+    sessionLimits: limitsOfSessions,
     consoleSessions,
     checkpoints,
     events: new EventHub(options.store, {
@@ -212,7 +220,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   v1.use('/grants', grantRoutes(context));
   v1.use('/runs', runRoutes(context));
   v1.use('/sessions', sessionRoutes(context));
-  v1.use('/data', dataRoutes(context));
+  v1.use('/files', fileRoutes(context));
   v1.use('/audit', auditRoutes(context));
   v1.use('/events', eventRoutes(context));
   app.use('/v1', v1);

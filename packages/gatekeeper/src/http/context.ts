@@ -1,5 +1,7 @@
 import type { SessionLimitsView } from '@datastation/protocol/station';
 import type { AuditCheckpoints } from '../checkpoints.js';
+import type { OwnerFiles } from '../files/owner-files.js';
+import type { UserFiles } from '../files/user-files.js';
 import type { Store } from '../store/store.js';
 import type { ConsoleSessions } from './console-session.js';
 import type { EventHub } from './events.js';
@@ -17,6 +19,12 @@ export interface GatekeeperContext {
   slots: RunSlots;
   /** Uploads in flight, per developer and in total. */
   uploads: Slots;
+  /** File uploads and downloads (`/v1/files/…`) in flight, per principal and in total. */
+  dataUploads: Slots;
+  /** Owners' datasets (`/v1/files/owners/…`). */
+  ownerFiles: OwnerFiles;
+  /** Users' data folders (`/v1/files/users/…`). */
+  userFiles: UserFiles;
   packageFiles: PackageFiles;
   runner: Runner;
   /** The limits every session of this gatekeeper's Station gets (`GET /v1/sessions` shows them). */

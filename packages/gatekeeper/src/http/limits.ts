@@ -43,6 +43,17 @@ export interface HttpLimits {
    * that would need more is 429 LIMIT_EXCEEDED with Retry-After, before anything is written. Default 5000.
    */
   eventReplayEntriesPerMinute: number;
+  /**
+   * Bytes of an owner's files received through the API (`PUT /v1/files/owners/…`), all together.
+   * An upload that would pass it is 507 QUOTA_EXCEEDED, and nothing of it is kept. Default 10 GiB.
+   */
+  ownerDataBytes: number;
+  /** Files of one owner received through the API. Past it: 507 QUOTA_EXCEEDED. Default 100 000. */
+  ownerDataFiles: number;
+  /** File uploads (`PUT /v1/files/…`) one principal may have in flight. Past it: 429 LIMIT_EXCEEDED with Retry-After. Default 2. */
+  dataUploadsPerPrincipal: number;
+  /** File uploads in flight at once, all principals together. Past it: 429 LIMIT_EXCEEDED with Retry-After. Default 8. */
+  dataUploads: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
@@ -63,6 +74,10 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   consoleSessions: 10_000,
   eventReplayEntries: 1000,
   eventReplayEntriesPerMinute: 5000,
+  ownerDataBytes: 10 * 1024 * 1024 * 1024,
+  ownerDataFiles: 100_000,
+  dataUploadsPerPrincipal: 2,
+  dataUploads: 8,
 });
 
 export function resolveHttpLimits(limits: Partial<HttpLimits> = {}): HttpLimits {
@@ -173,6 +188,18 @@ export function uploadSlots(limits: HttpLimits): Slots {
     totalLimit: 'uploads',
     retryAfterSeconds: limits.retryAfterSeconds,
     things: 'uploads',
+  });
+}
+
+/** File uploads in flight (`PUT /v1/files/…`), per principal (`dataUploadsPerPrincipal`) and in total (`dataUploads`). */
+export function dataUploadSlots(limits: HttpLimits): Slots {
+  return new Slots({
+    perPrincipal: limits.dataUploadsPerPrincipal,
+    perPrincipalLimit: 'dataUploadsPerPrincipal',
+    total: limits.dataUploads,
+    totalLimit: 'dataUploads',
+    retryAfterSeconds: limits.retryAfterSeconds,
+    things: 'file uploads',
   });
 }
 

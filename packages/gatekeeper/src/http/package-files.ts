@@ -101,13 +101,28 @@ export class PackageFiles {
   }
 }
 
+/** The refusal of a package upload past its cap. */
+function packageTooLarge(max: number): DsError {
+  return new DsError(
+    'PAYLOAD_TOO_LARGE',
+    `The upload is over the gatekeeper's ${max}-byte cap for a package. Leave data out of the package: data belongs in /data.`,
+    { details: { limit: max } },
+  );
+}
+
 /**
  * Copies `body` into `handle` one chunk at a time (the body is paused while a chunk is written),
- * hashing and counting it. Refused past `max` (PAYLOAD_TOO_LARGE), or when the body ends early (the
- * client went away). On a refusal the rest of the body is read and dropped, as Node does with a
- * body nobody reads, so that the answer reaches a client still sending; nothing more is kept.
+ * hashing and counting it. Refused past `max` (`tooLarge(max)`; a package's PAYLOAD_TOO_LARGE by
+ * default), or when the body ends early (the client went away: CANCELLED). On a refusal the rest
+ * of the body is read and dropped, as Node does with a body nobody reads, so that the answer
+ * reaches a client still sending; nothing more is kept. The caller removes what was written.
  */
-function receiveInto(body: Readable, handle: FileHandle, max: number): Promise<{ bytes: number; sha256: string }> {
+export function receiveInto(
+  body: Readable,
+  handle: FileHandle,
+  max: number,
+  tooLarge: (max: number) => DsError = packageTooLarge,
+): Promise<{ bytes: number; sha256: string }> {
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
     let bytes = 0;
@@ -127,15 +142,7 @@ function receiveInto(body: Readable, handle: FileHandle, max: number): Promise<{
     function onData(chunk: Buffer): void {
       bytes += chunk.length;
       if (bytes > max) {
-        stop(
-          new DsError(
-            'PAYLOAD_TOO_LARGE',
-            `The upload is over the gatekeeper's ${max}-byte cap for a package. Leave data out of the package: data belongs in /data.`,
-            {
-              details: { limit: max },
-            },
-          ),
-        );
+        stop(tooLarge(max));
         return;
       }
       hash.update(chunk);
@@ -160,6 +167,9 @@ function receiveInto(body: Readable, handle: FileHandle, max: number): Promise<{
       if (!body.readableEnded) stop(cutOff());
     }
     body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+    // A client that went away before this began (while the request was authenticated, say) left a
+    // destroyed body whose 'close' has passed: waiting for it would hold the upload's slot forever.
+    if (body.readableAborted || (body.destroyed && !body.readableEnded)) stop(cutOff());
   });
 }
 

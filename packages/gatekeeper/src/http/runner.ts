@@ -3,6 +3,7 @@ import { type ConnectorCallEvent, type ReadEvent, type ReapResult, type SessionK
 import { didYouMean } from '@datastation/protocol';
 import { DsError, isErrorCode, toDsError } from '@datastation/protocol/errors';
 import { emptyDataFolder, ensureDataFolder } from '../runs/folders.js';
+import { Turns } from '../runs/turns.js';
 import { authoriseRun, modesOf, ownerOfPath, type RunAuthorisation, releaseDecision, seesWholeRun, type Withholding } from '../runs/release.js';
 import { canonicalJson, checkJsonDepth, type Json, sha256Hex } from '../store/canonical.js';
 import type { StoredPackage } from '../store/packages.js';
@@ -78,8 +79,8 @@ export class Runner implements AsyncDisposable {
   readonly station: Station;
   private readonly specs = new Map<string, SessionSpec>();
   private readonly traces = new Map<string, Trace>();
-  /** Runs queued per data folder (user, package). */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Runs (and uploads, downloads, emptying) queued per data folder (user, package). */
+  private readonly turns = new Turns();
   /** The session keys started on each data folder, to close when its grants change or it is emptied. */
   private readonly folderSessions = new Map<string, Map<string, SessionKey>>();
   /** Every run between its request and its recorded outcome: close waits for them to be recorded. */
@@ -183,6 +184,22 @@ export class Runner implements AsyncDisposable {
         return held;
       });
     });
+  }
+
+  /**
+   * Runs `fn` in the turn of the user's folder of a package, as a run would: after the runs
+   * queued on it, and before the next. What touches the folder from outside a run (a user's
+   * upload, deletion or download) goes through here, so it never meets a run half-way: a run sees
+   * an input whole or not at all, and a download is judged on the folder's taint with no run
+   * adding to it meanwhile.
+   */
+  inFolderTurn<T>(user: string, pkg: string, fn: () => Promise<T>): Promise<T> {
+    return this.oneAtATime(folderId(user, pkg), fn);
+  }
+
+  /** As inFolderTurn, at once when nothing is queued or in flight on the folder; otherwise undefined, and `fn` never runs. */
+  tryFolderTurn<T>(user: string, pkg: string, fn: () => Promise<T>): Promise<T> | undefined {
+    return this.turns.tryTake(folderId(user, pkg), fn);
   }
 
   private async execute(user: string, request: RunRequest): Promise<Settled> {
@@ -412,14 +429,7 @@ export class Runner implements AsyncDisposable {
 
   /** Runs `fn` after every earlier run on the same data folder. */
   private oneAtATime<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.queues.get(id) ?? Promise.resolve();
-    const mine = before.then(fn, fn);
-    const tail = mine.catch(() => undefined);
-    this.queues.set(id, tail);
-    void tail.then(() => {
-      if (this.queues.get(id) === tail) this.queues.delete(id);
-    });
-    return mine;
+    return this.turns.take(id, fn);
   }
 
   /** Drops the specs of a folder's closed sessions. */

@@ -1,6 +1,5 @@
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { measureData } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 
 /**
@@ -23,27 +22,17 @@ export async function ensureDataFolder(storage: string, user: string, pkg: strin
   return dir;
 }
 
-export interface FolderUsage {
-  package: string;
-  bytes: number;
-  entries: number;
-  /** True when the count stopped early (past the caps below). */
-  partial: boolean;
-}
-
-/** The user's folders: one per package they ran, with what they hold (measured without following links). */
-export async function listDataFolders(storage: string, user: string): Promise<FolderUsage[]> {
+/** The packages the user has a data folder of (its name is the digest's hex), by digest, sorted. */
+export async function listDataFolderPackages(storage: string, user: string): Promise<string[]> {
   const top = join(storage, 'users', user, 'packages');
   const names = await readdir(top).catch(() => [] as string[]);
-  const folders: FolderUsage[] = [];
+  const packages: string[] = [];
   for (const name of names.sort()) {
     if (!/^[0-9a-f]{64}$/.test(name)) continue;
     const info = await lstat(join(top, name)).catch(() => undefined);
-    if (!info?.isDirectory()) continue;
-    const usage = await measureData(join(top, name), { maxBytes: Number.MAX_SAFE_INTEGER, maxEntries: 1_000_000 }).catch(() => undefined);
-    folders.push({ package: `sha256:${name}`, bytes: usage?.bytes ?? 0, entries: usage?.entries ?? 0, partial: usage?.over ?? true });
+    if (info?.isDirectory()) packages.push(`sha256:${name}`);
   }
-  return folders;
+  return packages;
 }
 
 /**

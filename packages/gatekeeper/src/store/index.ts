@@ -18,6 +18,7 @@ export { Packages, type StoredPackage } from './packages.js';
 export { Grants, type Grant, type GrantInput } from './grants.js';
 export { Runs, type Run, type RunDecision, type RunError, type RunOutcome, type RunReview, type RunStart } from './runs.js';
 export { DataTaints } from './taints.js';
+export { DataFiles, type DataFileRecord } from './data-files.js';
 export { LIVE_SESSION_STATES, Sessions, type SessionRecord } from './sessions.js';
 export { MIGRATIONS } from './migrations/index.js';
 export {

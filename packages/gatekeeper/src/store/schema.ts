@@ -99,6 +99,16 @@ export interface DataTaintTable {
   since: string;
 }
 
+/** An owner's file received through the API (migration 0005): its station path, size and sha256. */
+export interface DataFileTable {
+  path: string;
+  owner: string;
+  size: number;
+  sha256: string;
+  uploaded_by: string;
+  uploaded_at: string;
+}
+
 export interface AuditTable {
   seq: number;
   at: string;
@@ -130,6 +140,7 @@ export interface Database {
   run_reviews: RunReviewTable;
   sessions: SessionTable;
   data_taints: DataTaintTable;
+  data_files: DataFileTable;
   audit: AuditTable;
   audit_owners: AuditOwnerTable;
   audit_head: AuditHeadTable;

@@ -2,6 +2,7 @@ import { Migrator } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { type AuditAnchor, type AuditEntry, AuditLog, type AuditVerification } from './audit.js';
 import { type Backend, type Connection, type ConnectOptions, connect, inTx } from './connect.js';
+import { DataFiles } from './data-files.js';
 import { toStoreError } from './errors.js';
 import { Grants } from './grants.js';
 import { migrationProvider } from './migrations/index.js';
@@ -27,6 +28,7 @@ export interface StoreTables {
   readonly runs: Runs;
   readonly sessions: Sessions;
   readonly taints: DataTaints;
+  readonly dataFiles: DataFiles;
   readonly audit: AuditLog;
 }
 
@@ -37,6 +39,7 @@ export class Store implements StoreTables, AsyncDisposable {
   readonly runs: Runs;
   readonly sessions: Sessions;
   readonly taints: DataTaints;
+  readonly dataFiles: DataFiles;
   readonly audit: AuditLog;
   #closed: Promise<void> | undefined;
   readonly #appendListeners = new Listeners<readonly AuditEntry[]>();
@@ -56,6 +59,7 @@ export class Store implements StoreTables, AsyncDisposable {
       runs: this.runs,
       sessions: this.sessions,
       taints: this.taints,
+      dataFiles: this.dataFiles,
       audit: this.audit,
     } = tables(connection, now, {
       appended: (entry) => this.#appendListeners.tell([entry]),
@@ -163,6 +167,7 @@ function tables(connection: Connection, now: () => Date, events: TableEvents): S
     runs: new Runs(connection, now),
     sessions: new Sessions(connection, now),
     taints: new DataTaints(connection, now),
+    dataFiles: new DataFiles(connection, now),
     audit: new AuditLog(connection, now, appended),
   };
 }

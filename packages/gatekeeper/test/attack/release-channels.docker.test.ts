@@ -59,6 +59,11 @@ async function streamed(station: AttackStation, who: string, during: () => Promi
   return stream.text;
 }
 
+/** ann's data folder of a package (`/data` of its sessions), in the files API. */
+function folderOf(pkg: string): string {
+  return `/v1/files/users/ann/${pkg.replace(/^sha256:/, '')}`;
+}
+
 function runIdOf(reply: Reply): string {
   const id = reply.body.id ?? (reply.body.error?.details?.run as string | undefined);
   expect(id).toEqual(expect.any(String));
@@ -145,10 +150,10 @@ describe('release decisions hold on every channel', () => {
     expect(recalled.body.status).toBe('pending');
     expect(leaked(station, recalled.text)).toEqual([]);
     // The user sees whose data the folder holds, and can empty it; then a run that touches no owner is released.
-    const folders = await station.call('GET', '/v1/data', 'ann');
+    const folders = await station.call('GET', '/v1/files/users/ann', 'ann');
     // (acme's, and globex's: the probes above asked for paths under globex's granted folder.)
     expect(folders.body).toMatchObject({ folders: expect.arrayContaining([expect.objectContaining({ package: shared, holds: ['acme', 'globex'] })]) });
-    expect((await station.call('DELETE', `/v1/data/${shared}`, 'ann')).body).toMatchObject({ emptied: true, held: ['acme', 'globex'] });
+    expect((await station.call('DELETE', folderOf(shared), 'ann')).body).toMatchObject({ emptied: true, held: ['acme', 'globex'] });
     expect((await station.run('ann', shared, { function: 'recall' })).body).toMatchObject({ status: 'released', value: null });
   });
 
@@ -184,7 +189,7 @@ describe('release decisions hold on every channel', () => {
   });
 
   it('deny holds the same way: a folder holding data of an owner who revoked is never released', async () => {
-    await station.call('DELETE', `/v1/data/${shared}`, 'ann');
+    await station.call('DELETE', folderOf(shared), 'ann');
     expect((await station.run('ann', shared, { function: 'stash' }, { path: '/owners/acme/secret.txt' })).body.status).toBe('pending');
     // acme revokes; globex's grant still lets ann run the package.
     expect((await station.grant('acme', [])).body.revoked).toHaveLength(1);
@@ -198,7 +203,7 @@ describe('release decisions hold on every channel', () => {
     expect(leaked(station, failed.text)).toEqual([]);
     // Restore acme's grant for the next cases, and empty the folder.
     await station.grant('acme', [{ user: 'ann', package: shared, read: ['owners/acme/**'], release: 'review' }]);
-    await station.call('DELETE', `/v1/data/${shared}`, 'ann');
+    await station.call('DELETE', folderOf(shared), 'ann');
   });
 
   it('a grant revoked while a run waits to read ends its session at once: the read is never served and nothing is released', async () => {
@@ -259,7 +264,7 @@ describe('two owners on one package (finding 4)', () => {
   });
 
   it("a run that reads one owner's files needs that owner alone, who sees all of it", async () => {
-    await station.call('DELETE', `/v1/data/${pkg}`, 'ann');
+    await station.call('DELETE', folderOf(pkg), 'ann');
     const reply = await station.run('ann', pkg, { function: 'grab' }, { path: '/owners/globex/secret.txt' });
     expect(reply.body.status).toBe('pending');
     const id = runIdOf(reply);
@@ -269,7 +274,7 @@ describe('two owners on one package (finding 4)', () => {
   });
 
   it("another owner's grant to another user, given and revoked, changes nothing for this user", async () => {
-    await station.call('DELETE', `/v1/data/${pkg}`, 'ann');
+    await station.call('DELETE', folderOf(pkg), 'ann');
     const solo = await station.upload('mal', HOSTILE, undefined, 'solo');
     await station.grant('acme', [
       { user: 'ann', package: pkg, read: ['owners/acme/**'], release: 'review' },
@@ -335,7 +340,7 @@ describe('values the store cannot write, and a full folder (findings 3 and 5)', 
     await expect.poll(async () => (await station.run('ann', pkg, { function: 'echo' }, 1)).body.error?.code, { timeout: 20_000 }).toBe('QUOTA_EXCEEDED');
     expect((await station.run('ann', second, { function: 'echo' }, 'still here')).body).toMatchObject({ status: 'released', value: 'still here' });
     expect((await station.run('ann', pkg, { function: 'echo' }, 1)).body.error?.code).toBe('QUOTA_EXCEEDED');
-    expect((await station.call('DELETE', `/v1/data/${pkg}`, 'ann')).body).toMatchObject({ emptied: true });
+    expect((await station.call('DELETE', folderOf(pkg), 'ann')).body).toMatchObject({ emptied: true });
     expect((await station.run('ann', pkg, { function: 'echo' }, 2)).body).toMatchObject({ status: 'released', value: 2 });
   });
 });

@@ -3,6 +3,7 @@ import * as m0001 from './0001-initial.js';
 import * as m0002 from './0002-runner.js';
 import * as m0003 from './0003-release-scope.js';
 import * as m0004 from './0004-principals.js';
+import * as m0005 from './0005-data-files.js';
 
 /**
  * Every migration, in code (no folder scanning: the built package and the sources under test run
@@ -13,6 +14,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0002_runner': m0002,
   '0003_release_scope': m0003,
   '0004_principals': m0004,
+  '0005_data_files': m0005,
 };
 
 export const migrationProvider: MigrationProvider = {
