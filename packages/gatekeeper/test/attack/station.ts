@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { createDockerClient, RUNTIME_IMAGE, runtimeImageId, type StationOptions } from '@datastation/host';
 import { functionPackage, type StationReply } from '@datastation/test-support';
-import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, openStore, type Store } from '../../src/index.js';
+import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, openStore, silentLogger, type Store } from '../../src/index.js';
 
 export type Role = 'owner' | 'developer' | 'user';
 
@@ -108,7 +108,7 @@ export async function startAttackStation(options: StationOptionsForTest = {}): P
       stationOptions: { docker, pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 }, ...options.stationOptions },
       ...(options.limits ? { limits: options.limits } : {}),
       auditCheckpoints: checkpoints,
-      log: () => undefined,
+      logger: silentLogger(),
     });
   } catch (error) {
     await store.close();
