@@ -40,6 +40,9 @@ export interface StationOptionsForTest {
   stationOptions?: Omit<StationOptions, 'sessionFor'>;
   /** The audit checkpoint file; default `<root>/state/audit/checkpoints.jsonl` (a real station's `<DS_STATE_DIR>/audit/…`), false for none. */
   auditCheckpoints?: string | false;
+  /** The gatekeeper's logger (default silent) and who may read its /metrics (default loopback). */
+  logger?: GatekeeperOptions['logger'];
+  metrics?: GatekeeperOptions['metrics'];
 }
 
 export interface AttackStation extends AsyncDisposable {
@@ -108,7 +111,8 @@ export async function startAttackStation(options: StationOptionsForTest = {}): P
       stationOptions: { docker, pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 }, ...options.stationOptions },
       ...(options.limits ? { limits: options.limits } : {}),
       auditCheckpoints: checkpoints,
-      logger: silentLogger(),
+      logger: options.logger ?? silentLogger(),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     });
   } catch (error) {
     await store.close();
