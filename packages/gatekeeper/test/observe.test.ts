@@ -276,6 +276,19 @@ describe.each(backends)('logs and metrics at the door, on $name', (backend) => {
     expect(one('datastation_run_duration_seconds_sum', { status: 'released' })).toBe(1.5);
     expect(one('datastation_run_duration_seconds_bucket', { status: 'released', le: '2.5' })).toBe(1);
   });
+
+  it('shows a pool only when the station has one', async () => {
+    const station = () => ({ live: 1, paused: 0, starting: 0, calls: 0, docker: { active: 0, queued: 0, abandoned: 0, timedOut: 0 }, sessions: [] });
+    const without = samples((await new GatekeeperMetrics({ station }).exposition()).text);
+    expect(without.filter((s) => s.name.startsWith('datastation_pool_'))).toEqual([]);
+    const pool = () => ({ size: 3, idle: 2, starting: 1, hits: 7, misses: 1, failures: 0 });
+    const got = samples((await new GatekeeperMetrics({ station, pool }).exposition()).text).filter((s) => s.name.startsWith('datastation_pool_'));
+    expect(got).toEqual([
+      { name: 'datastation_pool_containers', labels: { state: 'idle' }, value: 2 },
+      { name: 'datastation_pool_containers', labels: { state: 'starting' }, value: 1 },
+      { name: 'datastation_pool_size', labels: {}, value: 3 },
+    ]);
+  });
 });
 
 describe('who may read /metrics', () => {
