@@ -30,12 +30,17 @@ export function parseLogLevel(value: string | undefined): LogLevel {
 
 let stderr: DestinationStream | undefined;
 
+/** Standard error, written synchronously (the last lines before an exit are not lost); one for the process. */
+function stderrDestination(): DestinationStream {
+  stderr ??= pino.destination({ dest: 2, sync: true });
+  return stderr;
+}
+
 /**
  * A gatekeeper logger at `level` (default: DS_LOG_LEVEL, else info), writing to `destination`
  * (default stderr, synchronously: the last lines before an exit are not lost).
  */
 export function createGatekeeperLogger(options: { level?: LogLevel; destination?: DestinationStream } = {}): Logger {
-  stderr ??= pino.destination({ dest: 2, sync: true });
   return pino(
     {
       name: 'gatekeeper',
@@ -43,13 +48,13 @@ export function createGatekeeperLogger(options: { level?: LogLevel; destination?
       redact: { paths: REDACTED.flatMap(redactPaths), censor: '[redacted]' },
       serializers: { err: pino.stdSerializers.err },
     },
-    options.destination ?? stderr,
+    options.destination ?? stderrDestination(),
   );
 }
 
-/** A logger that writes nothing (tests, embedders who log elsewhere). */
+/** A logger that writes nothing (tests, embedders who log elsewhere); `DEBUG=datastation:*` still brings the host's lines to stderr. */
 export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
+  return pino({ level: 'silent' }, stderrDestination());
 }
 
 /** The key at the top and one level down; bracketed when it is not a plain identifier (`set-cookie`). */
