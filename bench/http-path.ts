@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import express from 'express';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/cli';
-import { createGatekeeper, type Gatekeeper, openStore, type Store } from '@datastation/gatekeeper';
+import { createGatekeeper, createGatekeeperLogger, type Gatekeeper, openStore, type Store } from '@datastation/gatekeeper';
 import { type DockerClient, type DsConnection, dsDockerInit, LABELS, RUNTIME_IMAGE, runtimeImageId, type SandboxRuntime } from '@datastation/host';
 import { type Row, summarise, type Summary, throughput } from './lib/stats.js';
 
@@ -138,7 +138,8 @@ export async function httpPath(o: HttpPathOptions): Promise<void> {
       stationOptions: { docker, runtime, pauseAfterMs: Infinity, idleTtlMs: Infinity, reap: false },
       // runsPerUser is 4 by default; raised so that 8 runs of one user can queue on its session at concurrency 64.
       limits: { runsPerUser: 64, keepAliveTimeoutMs: 120_000 },
-      log: (line) => o.log(`gatekeeper: ${line}`),
+      // Its warnings and errors only (JSON on stderr): a request line per call would flood the output.
+      logger: createGatekeeperLogger({ level: 'warn' }),
     });
     const { port } = await gatekeeper.listen();
 

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { createGatekeeper, type Gatekeeper, openStore, type Store } from '@datastation/gatekeeper';
+import { createGatekeeper, createGatekeeperLogger, type Gatekeeper, openStore, type Store } from '@datastation/gatekeeper';
 import { createDockerClient, RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { functionPackage, REPO_ROOT, repackArchive, type StationReply } from '@datastation/test-support';
@@ -49,6 +49,8 @@ export async function startConsoleStation(): Promise<ConsoleStation> {
   const tokens = {} as Record<Who, string>;
   for (const [id, role] of Object.entries(PRINCIPALS)) tokens[id as Who] = (await store.principals.issue({ id, role })).token;
   const gatekeeper = await createGatekeeper({
+    // Warnings and internal errors only: no line per request in the test's output.
+    logger: createGatekeeperLogger({ level: 'warn' }),
     store,
     storage,
     stationOptions: { docker: createDockerClient(), pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 } },

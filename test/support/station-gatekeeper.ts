@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDockerClient } from '@datastation/host';
-import { createGatekeeper, openStore } from '@datastation/gatekeeper';
+import { createGatekeeper, createGatekeeperLogger, openStore } from '@datastation/gatekeeper';
 
 const root = process.env.DS_TEST_STATION_ROOT;
 const state = process.env.DS_STATION_STATE;
@@ -43,6 +43,8 @@ for (const [id, role] of Object.entries(PRINCIPALS)) {
 }
 
 const gatekeeper = await createGatekeeper({
+  // Warnings and internal errors only (on stderr): no line per request.
+  logger: createGatekeeperLogger({ level: 'warn' }),
   store,
   storage,
   stationOptions: { docker: createDockerClient(), pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 } },

@@ -4,3 +4,5 @@
  */
 export * from './store/index.js';
 export * from './http/index.js';
+export { createGatekeeperLogger, LOG_LEVEL_ENV, LOG_LEVELS, type Logger, type LogLevel, parseLogLevel, silentLogger } from './logging.js';
+export { GatekeeperMetrics, type MetricsSources } from './metrics.js';

@@ -9,6 +9,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './http/index.js';
 import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './http/images.js';
+import { checkMetricsAccess } from './http/observe.js';
+import { createGatekeeperLogger, LOG_LEVEL_ENV, type LogLevel, type Logger, parseLogLevel } from './logging.js';
 import { openStore, type Store } from './store/index.js';
 
 export interface StationConfig {
@@ -30,6 +32,10 @@ export interface StationConfig {
    * `<DS_STATE_DIR>/audit/checkpoints.jsonl`, outside the database's folder. See GatekeeperOptions.
    */
   auditCheckpoints: string | false;
+  /** DS_LOG_LEVEL: fatal, error, warn, info (default), debug, trace or silent. */
+  logLevel: LogLevel;
+  /** DS_METRICS_TOKEN: a bearer token that opens `GET /metrics` from beyond loopback (16 to 512 printable characters). */
+  metricsToken?: string;
 }
 
 /** Reads the station's configuration; a missing or relative folder is BAD_REQUEST naming the variable. */
@@ -68,10 +74,14 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
       throw new DsError('BAD_REQUEST', `DS_AUDIT_CHECKPOINTS must be an absolute file path, or off (got ${JSON.stringify(checkpointsEnv)}).`);
     auditCheckpoints = resolve(checkpointsEnv);
   }
+  const metricsToken = env.DS_METRICS_TOKEN || undefined;
+  if (metricsToken) checkMetricsAccess({ token: metricsToken }, 'DS_METRICS_TOKEN');
   return {
     storage,
     stateDir,
     auditCheckpoints,
+    logLevel: parseLogLevel(env[LOG_LEVEL_ENV]),
+    ...(metricsToken ? { metricsToken } : {}),
     dbUrl: env.DS_DB_URL || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`,
     host,
     port,
@@ -175,12 +185,13 @@ export interface RunningStation extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Opens the store, gives a fresh station its admin, settles what a killed predecessor left (createGatekeeper), and listens. */
-export async function startStation(
-  config: StationConfig,
-  options: Omit<GatekeeperOptions, 'store' | 'storage'> = {},
-  log: (line: string) => void = (line) => process.stderr.write(`gatekeeper: ${line}\n`),
-): Promise<RunningStation> {
+/**
+ * Opens the store, gives a fresh station its admin, settles what a killed predecessor left (createGatekeeper),
+ * and listens. Its lines go to `options.logger`, by default JSON on stderr at `config.logLevel`.
+ */
+export async function startStation(config: StationConfig, options: Omit<GatekeeperOptions, 'store' | 'storage'> = {}): Promise<RunningStation> {
+  const logger: Logger = options.logger ?? createGatekeeperLogger({ level: config.logLevel });
+  const log = (line: string) => logger.info(line);
   const store = await openStore({ url: config.dbUrl });
   let gatekeeper: Gatekeeper | undefined;
   try {
@@ -188,17 +199,18 @@ export async function startStation(
     if (adminToken) log(`the admin's token was written to ${adminToken} (ds principals add, as admin, adds the others)`);
     if (config.auditCheckpoints === defaultCheckpoints(config.stateDir)) await prepareCheckpoints(config.auditCheckpoints, config.stateDir);
     const started = await createGatekeeper({
-      log,
       auditCheckpoints: config.auditCheckpoints,
+      metrics: { processMetrics: true, ...(config.metricsToken ? { token: config.metricsToken } : {}) },
       ...(config.consoleDir !== undefined ? { consoleDir: config.consoleDir } : {}),
       ...(config.allowedImages?.length ? { allowedImages: config.allowedImages } : {}),
       ...options,
+      logger,
       store,
       storage: config.storage,
     });
     gatekeeper = started;
     const { url } = await started.listen({ host: config.host, port: config.port });
-    log(`listening on ${url}`);
+    logger.info({ url }, `listening on ${url}`);
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDockerClient, DEFAULT_LIMITS } from '@datastation/host';
 import { EventStream, openEventStream } from '@datastation/test-support';
 import type { AuditEntry, AuditPage, ConsoleSession, GlobPreview, PackageDetail, SessionView } from '@datastation/protocol/station';
-import { auditEntryHash, createGatekeeper, type Gatekeeper, openStore, type Store } from '../src/index.js';
+import { auditEntryHash, createGatekeeper, createGatekeeperLogger, type Gatekeeper, openStore, type Store } from '../src/index.js';
 import { readStationConfig } from '../src/server.js';
 import { packTripStats } from './trip-stats.js';
 
@@ -154,6 +154,7 @@ describe('the console API', () => {
     const lightStore = await openStore({ url: `sqlite:${join(dir, 'state', 'station.db')}` });
     const owner = (await lightStore.principals.issue({ id: 'olga', role: 'owner' })).token;
     const light = await createGatekeeper({
+      logger: createGatekeeperLogger({ level: 'warn' }),
       store: lightStore,
       storage: join(dir, 'storage'),
       stationOptions: { reap: false },
@@ -210,6 +211,7 @@ describe('the console API', () => {
     }
     ({ bytes: dspkg, digest } = await packTripStats());
     gatekeeper = await createGatekeeper({
+      logger: createGatekeeperLogger({ level: 'warn' }),
       store,
       storage,
       consoleDir,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDockerClient } from '@datastation/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGatekeeper, type Gatekeeper, type HttpLimits, openStore, type Store } from '../src/index.js';
+import { createGatekeeper, type Gatekeeper, type HttpLimits, openStore, silentLogger, type Store } from '../src/index.js';
 
 const PRINCIPALS = { acme: 'owner', globex: 'owner', dev: 'developer', ann: 'user', bob: 'user' } as const;
 type Who = keyof typeof PRINCIPALS;
@@ -54,7 +54,7 @@ async function startStation(limits: Partial<HttpLimits> = {}, dataLimits: { data
     checkImages: false,
     // No engine: these tests run no container (the reaper's failure at start is logged and ignored).
     stationOptions: { docker: createDockerClient({ docker: { socketPath: join(root, 'no-engine.sock') } }), limits: dataLimits },
-    log: () => undefined,
+    logger: silentLogger(),
     consoleDir: false,
   });
   const { url } = await gatekeeper.listen();

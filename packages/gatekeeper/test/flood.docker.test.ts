@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StationReply } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGatekeeper, type Gatekeeper, NOT_FOUND_CODE, openStore, type Store } from '../src/index.js';
+import { createGatekeeper, type Gatekeeper, NOT_FOUND_CODE, openStore, silentLogger, type Store } from '../src/index.js';
 
 const LIMITS = { jsonBytes: 16 * 1024, uploadBytes: 64 * 1024, headersTimeoutMs: 1_000, requestTimeoutMs: 2_000, keepAliveTimeoutMs: 1_000 };
 /** Generous on purpose: the flood and the server share this process's event loop, on a loaded CI machine. */
@@ -121,7 +121,7 @@ describe('gatekeeper under a flood of bad requests', () => {
       checkImages: false,
       stationOptions: { reap: false },
       limits: LIMITS,
-      log: () => undefined,
+      logger: silentLogger(),
       onInternalError: (error) => internal.push(error),
     });
     ({ port, server } = await gatekeeper.listen());

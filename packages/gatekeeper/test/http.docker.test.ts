@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDockerClient } from '@datastation/host';
 import { repackArchive, type StationReply } from '@datastation/test-support';
-import { createGatekeeper, type Gatekeeper, openStore, type Store } from '../src/index.js';
+import { createGatekeeper, createGatekeeperLogger, type Gatekeeper, openStore, type Store } from '../src/index.js';
 import { packTripStats } from './trip-stats.js';
 
 // Beside the shared package's `total` (and its `summary` connector): a plain read and a slow call.
@@ -70,6 +70,8 @@ describe('gatekeeper HTTP API', () => {
     ({ bytes: dspkg, digest } = await packTripStats(EXTRA));
 
     gatekeeper = await createGatekeeper({
+      // Warnings and internal errors only: no line per request in the test's output.
+      logger: createGatekeeperLogger({ level: 'warn' }),
       store,
       storage,
       stationOptions: { docker, pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 } },

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '@datastation/package';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { functionPackage, repackArchive } from '@datastation/test-support';
-import { createGatekeeper, type Gatekeeper, openStore, type Store } from '../src/index.js';
+import { createGatekeeper, type Gatekeeper, openStore, silentLogger, type Store } from '../src/index.js';
 import { type Backend, type Fixture, postgresBackend, sqliteBackend } from './fixtures.js';
 
 const backends: Backend[] = [sqliteBackend, postgresBackend(inject('pgUrl'))];
@@ -39,7 +39,7 @@ describe.each(backends)('names at the door, on $name', (backend) => {
     ] as const)
       tokens[id] = (await store.principals.issue({ id, role })).token;
     root = await mkdtemp(join(tmpdir(), 'ds-names-'));
-    gatekeeper = await createGatekeeper({ store, storage: join(root, 'storage'), checkImages: false, log: () => undefined });
+    gatekeeper = await createGatekeeper({ store, storage: join(root, 'storage'), checkImages: false, logger: silentLogger() });
     ({ url } = await gatekeeper.listen());
     await using fn = await functionPackage({
       'package.json': JSON.stringify({ name: 'names', version: '1.0.0', type: 'module', main: 'index.js' }),

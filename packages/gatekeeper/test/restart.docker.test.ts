@@ -121,9 +121,13 @@ describe('a gatekeeper killed mid-run and started again', () => {
       ].sort(),
     );
 
-    const logs = (await stack.compose('logs', '--no-color', 'gatekeeper')).stdout;
-    expect(logs).toMatch(/reaped what an earlier gatekeeper left: 2 containers/);
-    expect(logs).toContain(`1 interrupted run(s) recorded as failed (CANCELLED): ${slowRun}`);
+    // JSON lines (pino), each after compose's `<container> | ` prefix.
+    const logs = (await stack.compose('logs', '--no-color', 'gatekeeper')).stdout
+      .split('\n')
+      .filter((line) => line.includes('{'))
+      .map((line) => JSON.parse(line.slice(line.indexOf('{'))) as Record<string, unknown>);
+    expect(logs).toContainEqual(expect.objectContaining({ level: 30, msg: expect.stringMatching(/^reaped what an earlier gatekeeper left: 2 containers/) }));
+    expect(logs).toContainEqual(expect.objectContaining({ level: 40, msg: '1 interrupted run(s) recorded as failed (CANCELLED)', runs: [slowRun] }));
   });
 
   it('keeps the staged result releasable, and the audit chain whole with the interruption in it', async () => {

@@ -3,7 +3,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { inspect } from 'node:util';
 import express, { type Express } from 'express';
 import { consoleAssetsDir } from '@datastation/console';
 import {
@@ -21,6 +20,8 @@ import { AuditCheckpoints, verifyAuditAnchored } from '../checkpoints.js';
 import { OwnerFiles } from '../files/owner-files.js';
 import { sweepReceiving } from '../files/sweep.js';
 import { UserFiles } from '../files/user-files.js';
+import { createGatekeeperLogger, type Logger } from '../logging.js';
+import { GatekeeperMetrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
 import { authenticate } from './auth.js';
@@ -31,6 +32,7 @@ import { answerClientError, errorHandler, noSuchEndpoint } from './errors.js';
 import { EventHub, eventRoutes } from './events.js';
 import { fileRoutes } from './files.js';
 import { grantRoutes } from './grants.js';
+import { checkMetricsAccess, type MetricsAccess, metricsRoute, observeRequests } from './observe.js';
 import { ImagePolicy } from './images.js';
 import { applyServerTimeouts, dataUploadSlots, type HttpLimits, resolveHttpLimits, RunSlots, serverOptions, uploadSlots } from './limits.js';
 import { PackageFiles } from './package-files.js';
@@ -72,8 +74,19 @@ export interface GatekeeperOptions {
    * IMAGE_MISMATCH. The gatekeeper process reads DS_ALLOWED_IMAGES (comma-separated) into it.
    */
   allowedImages?: readonly string[];
-  /** Told of unexpected failures (answered with a reference only). Default: written to stderr. */
+  /** Told of unexpected failures (answered with a reference only). Default: an error line of `logger` with the reference. */
   onInternalError?: (error: unknown, ref: string) => void;
+  /**
+   * The pino logger of the gatekeeper's lines (start, recovery, internal errors), its request log
+   * (info: method, route, status, ms, principal, run) and the host's lines (debug). Default: JSON
+   * on stderr at DS_LOG_LEVEL (info when unset); `silentLogger()` writes nothing.
+   */
+  logger?: Logger;
+  /**
+   * Who may read `GET /metrics` (Prometheus): loopback, and bearers of `token` (DS_METRICS_TOKEN).
+   * `processMetrics` adds Node's process_* and nodejs_* metrics (once per process: the station process sets it).
+   */
+  metrics?: MetricsAccess & { processMetrics?: boolean };
   /**
    * This gatekeeper's name among those sharing one store: its runs and sessions are recorded
    * under it, and at start it settles the ones a killed predecessor of the same name left (see
@@ -82,8 +95,6 @@ export interface GatekeeperOptions {
    * must not share it.
    */
   instance?: string;
-  /** Where the gatekeeper says what it did at start (what it reaped and settled). Default: stderr. */
-  log?: (line: string) => void;
   /**
    * The owners' console served at `/console/` (`GET /` redirects there): a folder holding the
    * built console (`index.html`, `assets/`). Default: `@datastation/console`'s `dist/`; `false`
@@ -107,6 +118,10 @@ export interface Gatekeeper extends AsyncDisposable {
   readonly context: GatekeeperContext;
   /** What this start found of a killed predecessor of the same instance, and settled. */
   readonly recovery: Recovery;
+  /** Its logger (the request log and its own lines). */
+  readonly logger: Logger;
+  /** Its Prometheus registry, served at `GET /metrics`. */
+  readonly metrics: GatekeeperMetrics;
   /** Listens on `host:port` (default 127.0.0.1, a free port) with the door's timeouts; resolves with the URL. */
   listen(options?: { port?: number; host?: string }): Promise<{ url: string; port: number; server: Server }>;
   /**
@@ -141,20 +156,27 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const instance = options.instance ?? hostname();
   if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255)
     throw new DsError('BAD_REQUEST', 'createGatekeeper: instance must be a name of 1 to 255 characters (default: the hostname).');
-  const log = options.log ?? ((line: string) => process.stderr.write(`gatekeeper: ${line}\n`));
+  const metricsAccess = checkMetricsAccess(options.metrics ?? {});
+  const logger = (options.logger ?? createGatekeeperLogger()).child({ instance });
   // Before recovery, whose audit entries it checkpoints like any others.
-  const checkpoints = options.auditCheckpoints ? await AuditCheckpoints.open(options.auditCheckpoints, options.store, { log }) : undefined;
-  const runner = new Runner(options.store, storage, packageFiles, options.stationOptions ?? {}, instance);
+  const checkpoints = options.auditCheckpoints
+    ? await AuditCheckpoints.open(options.auditCheckpoints, options.store, { log: (line) => logger.warn({ component: 'checkpoints' }, line) })
+    : undefined;
+  const runner = new Runner(options.store, storage, packageFiles, { logger, ...options.stationOptions }, instance);
+  const metrics = new GatekeeperMetrics({ station: () => runner.station.stats(), processMetrics: options.metrics?.processMetrics === true });
+  runner.onRunRecorded = (run, reads) => metrics.runRecorded(run, reads);
+  const unwatchAudit = options.store.onAuditLatency((seconds) => metrics.auditAppended(seconds));
   // Before the first request, so that no run of this start can be taken for one of the last.
   let recovery: Recovery;
   try {
     recovery = await runner.recover();
   } catch (error) {
+    unwatchAudit();
     await runner.close().catch(() => undefined);
     await checkpoints?.close().catch(() => undefined);
     throw error;
   }
-  logRecovery(instance, recovery, log);
+  logRecovery(recovery, logger);
   const consoleSessions = new ConsoleSessions({
     max: limits.consoleSessions,
     perPrincipal: limits.consoleSessionsPerPrincipal,
@@ -194,17 +216,18 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     consoleSessions.endPrincipal(principal);
     context.events.endPrincipal(principal);
   });
-  const onInternal =
-    options.onInternalError ?? ((error: unknown, ref: string) => process.stderr.write(`gatekeeper: internal error ${ref}: ${inspect(error, { depth: 6 })}\n`));
+  const onInternal = options.onInternalError ?? ((error: unknown, ref: string) => logger.error({ err: error, ref }, 'internal error'));
 
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(observeRequests(logger, metrics));
   app.use(securityHeaders);
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
+  app.get('/metrics', metricsRoute(metrics, metricsAccess));
   if (consoleDir !== false) {
     app.get('/', (_req, res) => res.redirect(302, '/console/'));
     // `/console` without its slash: the page's relative asset paths need it.
@@ -232,6 +255,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const close = () => {
     closing ??= (async () => {
       unwatchPrincipals();
+      unwatchAudit();
       // Event streams never end by themselves: ended first, so that the servers' close does not wait on them.
       context.events.close();
       await Promise.all(
@@ -255,6 +279,8 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     app,
     context,
     recovery,
+    logger,
+    metrics,
     verifyAudit: (anchor) => verifyAuditAnchored(options.store, checkpoints, anchor),
     async listen({ port = 0, host = '127.0.0.1' } = {}) {
       if (closing) throw new DsError('BAD_REQUEST', 'The gatekeeper is closed; create a new one.');
@@ -306,10 +332,10 @@ function sessionLimits(station: Omit<StationOptions, 'sessionFor'> = {}): Sessio
   };
 }
 
-function logRecovery(instance: string, recovery: Recovery, log: (line: string) => void): void {
+function logRecovery(recovery: Recovery, logger: Logger): void {
   const { reaped } = recovery;
   if ('error' in reaped) {
-    log(`instance ${instance}: could not reap what an earlier gatekeeper left (${reaped.error}); the first run tries again`);
+    logger.warn({ error: reaped.error }, 'could not reap what an earlier gatekeeper left; the first run tries again');
   } else {
     const removed = [
       [reaped.containers.length, 'container'],
@@ -319,10 +345,11 @@ function logRecovery(instance: string, recovery: Recovery, log: (line: string) =
       [reaped.mounts.length, 'data mount'],
     ] as const;
     const said = removed.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}${n === 1 ? '' : 's'}`);
-    if (said.length) log(`instance ${instance}: reaped what an earlier gatekeeper left: ${said.join(', ')}`);
-    for (const failed of reaped.failed) log(`instance ${instance}: could not reap ${failed.resource}: ${failed.message}`);
+    if (said.length) logger.info({ reaped: said }, `reaped what an earlier gatekeeper left: ${said.join(', ')}`);
+    for (const failed of reaped.failed)
+      logger.warn({ resource: failed.resource, error: failed.message }, 'could not reap a resource an earlier gatekeeper left');
   }
-  if (recovery.runs.length) log(`instance ${instance}: ${recovery.runs.length} interrupted run(s) recorded as failed (CANCELLED): ${recovery.runs.join(', ')}`);
+  if (recovery.runs.length) logger.warn({ runs: recovery.runs }, `${recovery.runs.length} interrupted run(s) recorded as failed (CANCELLED)`);
   if (recovery.sessions.length)
-    log(`instance ${instance}: ${recovery.sessions.length} session(s) of the earlier gatekeeper recorded as stopped: ${recovery.sessions.join(', ')}`);
+    logger.info({ sessions: recovery.sessions }, `${recovery.sessions.length} session(s) of the earlier gatekeeper recorded as stopped`);
 }

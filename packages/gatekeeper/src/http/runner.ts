@@ -88,6 +88,8 @@ export class Runner implements AsyncDisposable {
   private closing: Promise<void> | undefined;
   /** A run's error message is recorded without the host's folders in it (users read it later). */
   private readonly scrub: ScrubContext;
+  /** Told of each run once its outcome is recorded, with the reads it made (the gatekeeper's metrics). */
+  onRunRecorded: ((run: Run, reads: readonly ReadEvent[]) => void) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -325,6 +327,7 @@ export class Runner implements AsyncDisposable {
       };
       run = await this.store.transaction((tx) => write(tx, fallback));
     }
+    this.onRunRecorded?.(run, trace.reads);
     if (run.status === 'failed' && run.error) {
       return {
         run,

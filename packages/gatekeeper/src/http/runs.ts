@@ -8,6 +8,7 @@ import type { Run } from '../store/runs.js';
 import { principalOf, requireRole } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { notFound } from './errors.js';
+import { noteRun } from './observe.js';
 import type { RunRequest } from './runner.js';
 
 export { runView } from '../runs/views.js';
@@ -49,6 +50,7 @@ export function runRoutes(ctx: GatekeeperContext): Router {
     const giveBack = ctx.slots.take(who.id);
     try {
       const { run, failure } = await ctx.runner.run(who.id, request);
+      noteRun(res, run.id);
       if (failure) throw failure;
       if (!settledForUser(run)) await coarseAnswer(began);
       res.json(runView(run, who));
@@ -75,6 +77,7 @@ export function runRoutes(ctx: GatekeeperContext): Router {
     const who = principalOf(res);
     const run = await ctx.store.runs.get(req.params.id);
     if (!run || !mayViewRun(run, who)) throw notFound(`Run ${req.params.id}`);
+    noteRun(res, run.id);
     res.json(runView(run, who));
   });
 
@@ -85,6 +88,7 @@ export function runRoutes(ctx: GatekeeperContext): Router {
       const id = req.params.id as string;
       const before = await ctx.store.runs.get(id);
       if (!before?.reviews.some((r) => r.owner === who.id)) throw notFound(`Run ${id}`);
+      noteRun(res, id);
       const run = await ctx.store.transaction(async (tx) => {
         const decided = await tx.runs.decide(id, who.id, decision);
         if (!decided) throw notFound(`Run ${id}`);

@@ -58,8 +58,8 @@ export class AuditLog {
   constructor(
     private readonly connection: Connection,
     private readonly now: () => Date,
-    /** Told of each entry once `append` wrote it (see `Store.onAppend`). */
-    private readonly appended: (entry: AuditEntry) => void = () => undefined,
+    /** Told of each entry once `append` wrote it, with `performance.now()` at the append's start (see `Store.onAppend`). */
+    private readonly appended: (entry: AuditEntry, began: number) => void = () => undefined,
   ) {}
 
   /**
@@ -68,6 +68,7 @@ export class AuditLog {
    * transaction holds the database's only write lock. Two appends can never share a seq or a prev_hash.
    */
   async append(input: AuditInput): Promise<AuditEntry> {
+    const began = performance.now();
     const { actor, kind, subject } = input;
     if (!(AUDIT_KINDS as readonly string[]).includes(kind)) {
       throw new DsError('BAD_REQUEST', `Unknown audit kind "${String(kind)}"; the kinds are ${AUDIT_KINDS.join(', ')}.`);
@@ -117,7 +118,7 @@ export class AuditLog {
       await q.updateTable('audit_head').set({ seq: entry.seq, hash: entry.hash }).where('id', '=', 1).execute();
       return entry;
     });
-    this.appended(entry);
+    this.appended(entry, began);
     return entry;
   }
 

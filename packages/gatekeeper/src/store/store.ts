@@ -44,6 +44,7 @@ export class Store implements StoreTables, AsyncDisposable {
   #closed: Promise<void> | undefined;
   readonly #appendListeners = new Listeners<readonly AuditEntry[]>();
   readonly #principalListeners = new Listeners<PrincipalChange>();
+  readonly #auditLatencyListeners = new Listeners<number>();
 
   /** Use `openStore`: it migrates before anyone reads. */
   constructor(
@@ -62,7 +63,10 @@ export class Store implements StoreTables, AsyncDisposable {
       dataFiles: this.dataFiles,
       audit: this.audit,
     } = tables(connection, now, {
-      appended: (entry) => this.#appendListeners.tell([entry]),
+      appended: (entry, began) => {
+        this.#appendListeners.tell([entry]);
+        this.#auditLatencyListeners.tell((performance.now() - began) / 1000);
+      },
       changed: (change) => this.#principalListeners.tell(change),
     }));
   }
@@ -78,12 +82,23 @@ export class Store implements StoreTables, AsyncDisposable {
    */
   async transaction<T>(fn: (tx: StoreTables) => Promise<T>): Promise<T> {
     const appended: AuditEntry[] = [];
+    const began: number[] = [];
     const changed: PrincipalChange[] = [];
     const result = await this.connection.write('run a transaction', (trx) =>
-      fn(tables(inTx(this.connection, trx), this.now, { appended: (entry) => appended.push(entry), changed: (change) => changed.push(change) })),
+      fn(
+        tables(inTx(this.connection, trx), this.now, {
+          appended: (entry, at) => {
+            appended.push(entry);
+            began.push(at);
+          },
+          changed: (change) => changed.push(change),
+        }),
+      ),
     );
     // Only once committed: a rolled-back entry was never in the log, a rolled-back change never made.
     if (appended.length > 0) this.#appendListeners.tell(appended);
+    const committed = performance.now();
+    for (const at of began) this.#auditLatencyListeners.tell((committed - at) / 1000);
     for (const change of changed) this.#principalListeners.tell(change);
     return result;
   }
@@ -105,6 +120,14 @@ export class Store implements StoreTables, AsyncDisposable {
    */
   onPrincipalChange(listener: (change: PrincipalChange) => void): () => void {
     return this.#principalListeners.add(listener);
+  }
+
+  /**
+   * Calls `listener` with the seconds each audit append took from its start until its entry was
+   * committed (a transaction's entries, at its commit): the gatekeeper's audit latency histogram.
+   */
+  onAuditLatency(listener: (seconds: number) => void): () => void {
+    return this.#auditLatencyListeners.add(listener);
   }
 
   /** Walks the audit chain, checking it against `anchors` when given (see `AuditLog.verify`). */
@@ -154,7 +177,7 @@ class Listeners<T> {
 
 /** Where the tables report what they wrote: the store tells listeners at once, a transaction after its commit. */
 interface TableEvents {
-  appended: (entry: AuditEntry) => void;
+  appended: (entry: AuditEntry, began: number) => void;
   changed: (change: PrincipalChange) => void;
 }
 

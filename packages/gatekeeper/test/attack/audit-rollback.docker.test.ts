@@ -13,7 +13,7 @@ import { createDockerClient } from '@datastation/host';
 import SqliteDatabase from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditVerification } from '@datastation/protocol/station';
-import { auditEntryHash } from '../../src/index.js';
+import { auditEntryHash, silentLogger } from '../../src/index.js';
 import { readStationConfig, startStation } from '../../src/server.js';
 import { type AttackStation, startAttackStation } from './station.js';
 import type { AuditTable } from '../../src/store/schema.js';
@@ -252,7 +252,7 @@ describe('the station process', () => {
     const root = await mkdtemp(join(tmpdir(), 'ds-station-checkpoints-'));
     try {
       const config = readStationConfig({ DS_STORAGE: join(root, 'storage'), DS_STATE_DIR: join(root, 'state'), DS_LISTEN: '127.0.0.1:0' });
-      await using running = await startStation(config, { stationOptions: { docker: createDockerClient() }, consoleDir: false }, () => undefined);
+      await using running = await startStation(config, { stationOptions: { docker: createDockerClient() }, consoleDir: false, logger: silentLogger() });
       const file = join(root, 'state', 'audit', 'checkpoints.jsonl');
       expect((await stat(file)).mode & 0o777).toBe(0o600);
       // A new station's log starts with its admin (entry 1), checkpointed as the gatekeeper opened the file.

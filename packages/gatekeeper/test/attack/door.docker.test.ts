@@ -8,7 +8,7 @@
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type AuditEntry, createGatekeeper, type Gatekeeper, hashToken, openStore, type Store } from '../../src/index.js';
+import { type AuditEntry, createGatekeeper, type Gatekeeper, hashToken, openStore, silentLogger, type Store } from '../../src/index.js';
 import { openEvents, sessionStatus, signIn, Stream, stream } from './clients.js';
 import { type AttackStation, type Reply, startAttackStation } from './station.js';
 
@@ -317,7 +317,7 @@ describe('finding 7: a rotated token ends the streams and console sessions it op
       consoleDir: false,
       instance: `door-second-${process.pid}`,
       limits: { eventHeartbeatMs: 200 },
-      log: () => undefined,
+      logger: silentLogger(),
     });
     const { url } = await gatekeeper.listen();
     second = { store, gatekeeper, url };

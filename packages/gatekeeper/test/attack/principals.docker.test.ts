@@ -7,8 +7,9 @@
  * the admin reaching the data; a cross-site request; and tokens in the audit or the log.
  */
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createGatekeeper, openStore } from '../../src/index.js';
+import { createGatekeeper, createGatekeeperLogger, openStore, silentLogger } from '../../src/index.js';
 import { sessionStatus, signIn, stream } from './clients.js';
 import { type AttackStation, type Reply, startAttackStation } from './station.js';
 
@@ -31,7 +32,14 @@ describe('principals: the admin manages them, and a token stops at once when it 
 
   beforeAll(async () => {
     // The default heartbeat (15 s): what ends at once is ended by the change itself, not by a heartbeat.
-    station = await startAttackStation({ log: (line) => logged.push(line) });
+    // Every line the gatekeeper logs (at debug: the most it says), to look for tokens in.
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        logged.push(String(chunk));
+        done();
+      },
+    });
+    station = await startAttackStation({ logger: createGatekeeperLogger({ level: 'debug', destination: sink }) });
     issued.push(...Object.values(station.tokens));
   });
   afterAll(async () => {
@@ -301,7 +309,7 @@ describe('principals: the admin manages them, and a token stops at once when it 
       consoleDir: false,
       instance: `principals-second-${process.pid}`,
       limits: { eventHeartbeatMs: 200 },
-      log: () => undefined,
+      logger: silentLogger(),
     });
     try {
       const { url } = await second.listen();

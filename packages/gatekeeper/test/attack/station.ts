@@ -13,7 +13,7 @@ import { packFunctionPackage, readFunctionPackage } from '@datastation/package/p
 import { createDockerClient, RUNTIME_IMAGE, runtimeImageId, type StationOptions } from '@datastation/host';
 import type { Role } from '@datastation/protocol/station';
 import { functionPackage, type StationReply } from '@datastation/test-support';
-import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, openStore, type Store } from '../../src/index.js';
+import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, openStore, silentLogger, type Store } from '../../src/index.js';
 
 export type { Role } from '@datastation/protocol/station';
 
@@ -42,8 +42,9 @@ export interface StationOptionsForTest {
   stationOptions?: Omit<StationOptions, 'sessionFor'>;
   /** The audit checkpoint file; default `<root>/state/audit/checkpoints.jsonl` (a real station's `<DS_STATE_DIR>/audit/…`), false for none. */
   auditCheckpoints?: string | false;
-  /** Where the gatekeeper's log lines and internal errors go (default: nowhere). */
-  log?: (line: string) => void;
+  /** The gatekeeper's logger (default silent) and who may read its /metrics (default loopback). */
+  logger?: GatekeeperOptions['logger'];
+  metrics?: GatekeeperOptions['metrics'];
 }
 
 export interface AttackStation extends AsyncDisposable {
@@ -112,8 +113,8 @@ export async function startAttackStation(options: StationOptionsForTest = {}): P
       stationOptions: { docker, pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 }, ...options.stationOptions },
       ...(options.limits ? { limits: options.limits } : {}),
       auditCheckpoints: checkpoints,
-      log: options.log ?? (() => undefined),
-      ...(options.log ? { onInternalError: (error: unknown, ref: string) => options.log?.(`internal error ${ref}: ${String(error)}`) } : {}),
+      logger: options.logger ?? silentLogger(),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     });
   } catch (error) {
     await store.close();

@@ -17,7 +17,7 @@ import { buildManifest, MANIFEST_FILE, type Manifest, serializeManifest } from '
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { createDockerClient, ensureOfflineBase, RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
 import { functionPackage } from '@datastation/test-support';
-import { createGatekeeper } from '../../src/index.js';
+import { createGatekeeper, silentLogger } from '../../src/index.js';
 import { type AttackStation, startAttackStation } from './station.js';
 
 const exec = promisify(execFile);
@@ -266,7 +266,7 @@ describe('attack: the upload door', () => {
       instance: 'uploads-allowing',
       allowedImages: [baseRef],
       stationOptions: { docker },
-      log: () => undefined,
+      logger: silentLogger(),
     });
     let digest: string;
     try {

@@ -7,7 +7,7 @@ import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { LABELS, ownerLabels } from '../docker/labels.js';
 import { RUNTIME_IMAGE } from '../images/runtime-image.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type PinoLogger } from '../logger.js';
 import { deliverPackage, formatLogs, startBlankRuntime } from './blank-runtime.js';
 import type { Transport } from './container-spec.js';
 import { prepareDataDir, within } from './data-dir.js';
@@ -26,6 +26,8 @@ import type { FunctionPackage } from './function-package.js';
 export interface InitOptions {
   /** Image reference or id; default `datastation/runtime:latest`. */
   image?: string;
+  /** Where the session's debug lines go, each with its session id (see `StationOptions.logger`). */
+  logger?: PinoLogger;
   /** Host folder mapped to /data (read-write). */
   dataDir: string;
   /** A folder with a package.json whose entry module exports the functions. */
@@ -146,7 +148,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   const limits = resolveLimits(options.limits, resolveCeilings(options.ceilings));
   const image = options.image ?? RUNTIME_IMAGE;
   const sessionId = randomBytes(6).toString('hex');
-  const log = createLogger('datastation:host', { session: sessionId });
+  const log = createLogger('datastation:host', { session: sessionId }, options.logger);
 
   // Validate everything the caller gave before creating anything.
   const pkg = await readFunctionPackage(options.functions);
@@ -294,7 +296,7 @@ async function fromPool(
 ): Promise<DsConnection> {
   const { docker, limits, options } = ctx;
   const { sessionId } = pooled;
-  const log = createLogger('datastation:host', { session: sessionId });
+  const log = createLogger('datastation:host', { session: sessionId }, options.logger);
   const stateDir = options.stateDir ?? defaultStateDir();
   const unregister = registerWritableFolder(ctx.dataDir);
   let unmount: (() => Promise<void>) | undefined;

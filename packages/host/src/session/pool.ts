@@ -7,7 +7,7 @@ import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { LABELS, ownerLabels } from '../docker/labels.js';
 import { RUNTIME_IMAGE } from '../images/runtime-image.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type Logger, type PinoLogger } from '../logger.js';
 import { type BlankRuntime, startBlankRuntime } from './blank-runtime.js';
 import { DEFAULT_CONTAINER_UID, parseContainerUser } from './data-dir.js';
 import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
@@ -21,6 +21,8 @@ const BOOT_WAIT_MS = 5_000;
 export interface SessionPoolOptions {
   /** Started, unassigned containers to keep ready. */
   size: number;
+  /** Where its debug lines go (see `StationOptions.logger`). */
+  logger?: PinoLogger;
   /** Image reference or id; default `datastation/runtime:latest`. Only sessions of this image are served from the pool. */
   image?: string;
   /** Only `runc`: under gVisor a mount stacked on the slot never reaches the sandbox (see pool-mount.ts). */
@@ -85,7 +87,7 @@ export class SessionPool {
   private live = 0;
   private waiters: (() => void)[] = [];
   private filling: Promise<void> | undefined;
-  private readonly log = createLogger('datastation:pool');
+  private readonly log: Logger;
 
   private constructor(
     private readonly docker: DockerClient,
@@ -96,7 +98,9 @@ export class SessionPool {
     readonly user: { user: string; uid: number; gid: number },
     private readonly stateDir: string,
     private readonly options: SessionPoolOptions,
-  ) {}
+  ) {
+    this.log = createLogger('datastation:pool', { image }, options.logger);
+  }
 
   /** Checks that a pool can run here, then starts filling it (without waiting; see ready()). */
   static async create(options: SessionPoolOptions): Promise<SessionPool> {

@@ -3,7 +3,7 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import type { DockerClient } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type PinoLogger } from '../logger.js';
 import { processStartTime } from '../process-info.js';
 export { processStartTime } from '../process-info.js';
 import { releaseOrphanMounts } from '../session/data-mount.js';
@@ -30,6 +30,8 @@ export interface ReapOptions {
   labels?: string[];
   /** This host's name as the owner-host label has it. Default `os.hostname()`. */
   hostname?: string;
+  /** Where its debug line goes (see `StationOptions.logger`). */
+  logger?: PinoLogger;
 }
 
 export interface ReapResult {
@@ -60,7 +62,7 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
   const host = options.hostname ?? osHostname();
   const isAlive = options.isAlive ?? processAlive;
   const filters = [LABELS.session, `${LABELS.ownerHost}=${host}`, ...(options.labels ?? [])];
-  const log = createLogger('datastation:reaper');
+  const log = createLogger('datastation:reaper', {}, options.logger);
   const result: ReapResult = { containers: [], networks: [], volumes: [], sessionDirs: [], mounts: [], failed: [] };
   const orphanSessions = new Set<string>();
   const verdicts = new Map<string, boolean>();

@@ -1,7 +1,7 @@
 import { DsError, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger, type Logger, type PinoLogger } from '../logger.js';
 import { dsDockerInit, type DsConnection, type InitOptions, type RunOptions } from '../session/init.js';
 import type { Limits } from '../session/limits.js';
 import { engineHasRuntime, requestedRuntime, type SandboxRuntime } from '../session/sandbox-runtime.js';
@@ -53,6 +53,11 @@ export interface StationOptions {
   reap?: false | { labels?: string[] };
   /** How a session is started; default dsDockerInit. For tests, and for wrapping (metrics, tracing). */
   init?: (options: InitOptions) => Promise<DsConnection>;
+  /**
+   * Where the station's and its sessions' debug lines go (a pino logger: the gatekeeper's). Default
+   * none: silent, unless `DEBUG=datastation:*` writes them to stderr (see logger.ts).
+   */
+  logger?: PinoLogger;
 }
 
 export type StartKind = 'cold' | 'warm' | 'resumed';
@@ -143,7 +148,7 @@ export class Station implements AsyncDisposable {
   private readonly init: (options: InitOptions) => Promise<DsConnection>;
   private readonly sessions = new Map<string, Entry>();
   private readonly closings = new Set<Promise<void>>();
-  private readonly log: Logger = createLogger('datastation:station');
+  private readonly log: Logger;
   private reaping: Promise<ReapResult> | undefined;
   /** Whether the engine has gVisor, asked once (a failed ask is asked again). */
   private gvisor: Promise<boolean> | undefined;
@@ -158,6 +163,7 @@ export class Station implements AsyncDisposable {
       return value;
     };
     this.options = options;
+    this.log = createLogger('datastation:station', {}, options.logger);
     this.pauseAfterMs = positive('pauseAfterMs', options.pauseAfterMs ?? STATION_DEFAULTS.pauseAfterMs);
     this.idleTtlMs = positive('idleTtlMs', options.idleTtlMs ?? STATION_DEFAULTS.idleTtlMs);
     this.maxSessions = options.maxSessions ?? STATION_DEFAULTS.maxSessions;
@@ -295,6 +301,7 @@ export class Station implements AsyncDisposable {
     this.reaping ??= reapOrphans({
       docker: this.docker,
       stateDir: this.stateDir,
+      ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.options.reap?.labels ? { labels: this.options.reap.labels } : {}),
     }).catch((error: unknown) => {
       this.reaping = undefined; // try again next time
@@ -413,6 +420,7 @@ export class Station implements AsyncDisposable {
         user: key.user,
         package: key.package,
         docker: this.docker,
+        ...(this.options.logger && !spec.logger ? { logger: this.options.logger } : {}),
         stateDir: this.stateDir,
       }).catch((error: unknown) => {
         throw toDsError(error, 'CONTAINER_START_FAILED');
