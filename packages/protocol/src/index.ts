@@ -12,6 +12,7 @@ export {
   LogMessage,
   NestedCallMessage,
   PackageMessage,
+  ProgressMessage,
   PROTOCOL_VERSION,
   READ_CHUNK_BYTES,
   READ_WINDOW_CHUNKS,
@@ -57,3 +58,4 @@ export {
   maxRuntimeFrameBytes,
   RUNTIME_FRAME_ROOM_BYTES,
 } from './constants.js';
+export { boundProgress, type Progress, PROGRESS_INTERVAL_MS, PROGRESS_MESSAGE_CHARS, PROGRESS_WIRE_CHARS, ProgressThrottle } from './progress.js';
