@@ -17,6 +17,8 @@ export interface NavItem {
 }
 
 export const NAV: Record<Role, NavItem[]> = {
+  // The admin's pages (principals) come with the admin role's own work.
+  admin: [],
   owner: [
     { label: 'Packages', route: 'packages' },
     { label: 'Grants', route: 'grants' },

@@ -36,6 +36,7 @@ import { type Recovery, Runner } from './runner.js';
 import { runRoutes } from './runs.js';
 import { scrubContext } from './scrub.js';
 import { sessionRoutes } from './sessions.js';
+import { settingsRoutes } from './settings.js';
 
 export interface GatekeeperOptions {
   /** The open store (the caller opens and closes it). */
@@ -184,6 +185,8 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     consoleSessions.endPrincipal(principal);
     context.events.endPrincipal(principal);
   });
+  // A running run's progress goes out on the event stream, to whom its view shows it.
+  const unwatchProgress = runner.onProgress((change) => context.events.progress(change));
   const onInternal =
     options.onInternalError ?? ((error: unknown, ref: string) => process.stderr.write(`gatekeeper: internal error ${ref}: ${inspect(error, { depth: 6 })}\n`));
 
@@ -212,6 +215,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   v1.use('/data', dataRoutes(context));
   v1.use('/audit', auditRoutes(context));
   v1.use('/events', eventRoutes(context));
+  v1.use('/settings', settingsRoutes(context));
   app.use('/v1', v1);
   app.use(noSuchEndpoint);
   app.use(errorHandler(onInternal, scrub));
@@ -221,6 +225,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const close = () => {
     closing ??= (async () => {
       unwatchPrincipals();
+      unwatchProgress();
       // Event streams never end by themselves: ended first, so that the servers' close does not wait on them.
       context.events.close();
       await Promise.all(

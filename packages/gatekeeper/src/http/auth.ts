@@ -63,7 +63,7 @@ export function principalOf(res: Response): Principal {
   return principal;
 }
 
-const ARTICLE: Record<Role, string> = { owner: 'an owner', developer: 'a developer', user: 'a user' };
+const ARTICLE: Record<Role, string> = { admin: 'the admin', owner: 'an owner', developer: 'a developer', user: 'a user' };
 
 /** Refuses principals of other roles with POLICY_DENIED, naming who may call the endpoint. */
 export function requireRole(...roles: Role[]): RequestHandler {

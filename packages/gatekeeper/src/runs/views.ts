@@ -5,7 +5,7 @@
  * data: no value, no error message, no reads, no nested calls, no owners it touched, and times to
  * the second. An owner sees all of a run only when it holds no other owner's data.
  */
-import type { AuditEntry as StationAuditEntry, RunView } from '@datastation/protocol/station';
+import type { ProgressEvent, RunProgress, AuditEntry as StationAuditEntry, RunView } from '@datastation/protocol/station';
 import type { AuditEntry } from '../store/audit.js';
 import type { Json } from '../store/canonical.js';
 import type { Principal } from '../store/principals.js';
@@ -34,8 +34,28 @@ export function mayViewRun(run: Run, who: Principal): boolean {
   return run.user === who.id || run.reviews.some((r) => r.owner === who.id);
 }
 
-/** What the API says of a run to `who` (who may view it: see mayViewRun). */
-export function runView(run: Run, who: Principal): RunView {
+/**
+ * What the gatekeeper running a run knows of it besides the store: its last progress and who may
+ * see it now (runs/release.ts: `progressReleasable`, `progressReviewers`), and its deadline.
+ */
+export interface LiveRunView {
+  /** Queued behind another run on its data folder: not started yet. */
+  queued: boolean;
+  progress: RunProgress | undefined;
+  /** Whether the run's user may see its progress now. */
+  userSees: boolean;
+  /** The owners who may see its progress now. */
+  owners: readonly string[];
+  /** When it ends TIMEOUT (ISO), once started. */
+  deadline: string | undefined;
+}
+
+/** What a running run's user is told once its progress may no longer be shown. */
+export const PROGRESS_WITHHELD =
+  "Progress withheld: the run has touched data an owner must release first. Its status still shows here; what it produced follows the owners' release once it ends.";
+
+/** What the API says of a run to `who` (who may view it: see mayViewRun); `live` while this gatekeeper runs it. */
+export function runView(run: Run, who: Principal, live?: LiveRunView): RunView {
   const isUser = run.user === who.id;
   const review = run.reviews.find((r) => r.owner === who.id);
   const settled = settledForUser(run);
@@ -62,7 +82,34 @@ export function runView(run: Run, who: Principal): RunView {
   if (run.error) view.error = { code: run.error.code, message: open && run.error.message !== undefined ? run.error.message : withheldMessage(run, isUser) };
   const note = withheldNote(run, isUser, whole, review !== undefined);
   if (note) view.withheld = note;
+  if (live && run.status === 'running') {
+    const progress = progressFor(live, who, isUser);
+    if (progress) view.progress = progress;
+    else if (isUser && !live.userSees) view.withheld = PROGRESS_WITHHELD;
+    // When a queued run started is when the run before it on the folder ended: to the second, as that is.
+    if (isUser && live.deadline) view.deadline = coarseTime(live.deadline);
+  }
   return view;
+}
+
+/** A running run's progress as `who` may see it: its user while it is releasable to them (times to the second), a reviewer who may see all of it. */
+function progressFor(live: LiveRunView, who: Principal, isUser: boolean): RunProgress | undefined {
+  if (!live.progress) return undefined;
+  if (isUser) return live.userSees ? { ...live.progress, at: coarseTime(live.progress.at) } : undefined;
+  return live.owners.includes(who.id) ? live.progress : undefined;
+}
+
+/**
+ * The `event: progress` data a running run's change gives `who`, or undefined for nothing. Its
+ * user gets the progress while releasable to them; `notice` (the moment it stopped being, told
+ * once) gives them `withheld` instead. A reviewer who may see all of the run gets the progress.
+ */
+export function progressEventView(run: { id: string; user: string }, live: LiveRunView, who: Principal, notice: boolean): ProgressEvent | undefined {
+  const isUser = run.user === who.id;
+  const progress = progressFor(live, who, isUser);
+  if (progress) return { run: run.id, progress };
+  if (isUser && notice && !live.userSees) return { run: run.id, withheld: PROGRESS_WITHHELD };
+  return undefined;
 }
 
 function withheldMessage(run: Run, isUser: boolean): string {
@@ -119,6 +166,8 @@ function runProjection(entry: AuditEntry, data: Record<string, Json>): StationAu
  * whole, and of their runs only projections (runView's rule; nested calls not at all).
  */
 export function auditEntryView(who: Principal, entry: AuditEntry, developerPackages?: ReadonlySet<string>): StationAuditEntry<Json> | undefined {
+  // A setting changed concerns the station as a whole: its admin's act.
+  if (entry.kind === 'settings') return who.role === 'admin' ? entry : undefined;
   if (who.role === 'owner') return entry.owners.includes(who.id) || entry.kind === 'upload' ? entry : undefined;
   const data = typeof entry.data === 'object' && entry.data !== null && !Array.isArray(entry.data) ? entry.data : {};
   if (who.role === 'developer') {
@@ -128,6 +177,8 @@ export function auditEntryView(who: Principal, entry: AuditEntry, developerPacka
   }
   if (data.user !== who.id && entry.actor !== who.id) return undefined;
   if (entry.kind === 'grant' || entry.kind === 'revoke' || entry.kind === 'data') return entry;
+  // Their own cancel: who asked, for which run, and whether it had started (nothing the run produced).
+  if (entry.kind === 'cancel') return entry.actor === who.id ? entry : undefined;
   // The run's own entry (not an owner's share of it), and the decisions on it.
   if ((entry.kind === 'run' && data.share === undefined) || entry.kind === 'release' || entry.kind === 'refuse') return runProjection(entry, data);
   return undefined;

@@ -9,6 +9,7 @@ import { Packages } from './packages.js';
 import { type PrincipalChange, Principals } from './principals.js';
 import { Runs } from './runs.js';
 import { Sessions } from './sessions.js';
+import { Settings } from './settings.js';
 import { DataTaints } from './taints.js';
 import { parseStoreUrl, redactUrl } from './url.js';
 
@@ -27,6 +28,7 @@ export interface StoreTables {
   readonly runs: Runs;
   readonly sessions: Sessions;
   readonly taints: DataTaints;
+  readonly settings: Settings;
   readonly audit: AuditLog;
 }
 
@@ -37,6 +39,7 @@ export class Store implements StoreTables, AsyncDisposable {
   readonly runs: Runs;
   readonly sessions: Sessions;
   readonly taints: DataTaints;
+  readonly settings: Settings;
   readonly audit: AuditLog;
   #closed: Promise<void> | undefined;
   readonly #appendListeners = new Listeners<readonly AuditEntry[]>();
@@ -56,6 +59,7 @@ export class Store implements StoreTables, AsyncDisposable {
       runs: this.runs,
       sessions: this.sessions,
       taints: this.taints,
+      settings: this.settings,
       audit: this.audit,
     } = tables(connection, now, {
       appended: (entry) => this.#appendListeners.tell([entry]),
@@ -163,6 +167,7 @@ function tables(connection: Connection, now: () => Date, events: TableEvents): S
     runs: new Runs(connection, now),
     sessions: new Sessions(connection, now),
     taints: new DataTaints(connection, now),
+    settings: new Settings(connection, now),
     audit: new AuditLog(connection, now, appended),
   };
 }

@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001-initial.js';
 import * as m0002 from './0002-runner.js';
 import * as m0003 from './0003-release-scope.js';
+import * as m0006 from './0006-settings.js';
 
 /**
  * Every migration, in code (no folder scanning: the built package and the sources under test run
@@ -11,6 +12,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': m0001,
   '0002_runner': m0002,
   '0003_release_scope': m0003,
+  '0006_settings': m0006,
 };
 
 export const migrationProvider: MigrationProvider = {
