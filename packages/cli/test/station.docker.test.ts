@@ -40,7 +40,17 @@ beforeAll(async () => {
   await using fn = await functionPackage({
     'package.json': JSON.stringify({ name: 'trip-stats', version: '1.0.0', type: 'module', main: 'index.js' }),
     'index.js': `
-import { read } from '@datastation/dev-utils';
+import { progress, read } from '@datastation/dev-utils';
+export async function slowly(a) {
+  for (let i = 1; i <= a.steps; i++) {
+    await new Promise((resolve) => setTimeout(resolve, a.ms));
+    progress(i / a.steps, 'step ' + i);
+  }
+  return a.steps;
+}
+export async function forever(_a, ctx) {
+  await new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+}
 export async function total(args) {
   const text = (await read(args.path)).toString('utf8');
   return text.trim().split('\\n').slice(1).reduce((sum, line) => sum + Number(line.split(',')[1]), 0);
@@ -68,7 +78,13 @@ describe('ds against a station', () => {
   it('uploads a package as the developer (picked from the state folder by role)', async () => {
     const up = await ds('upload', pkgFile, '--json');
     expect(up.code, up.stderr).toBe(0);
-    expect(json(up.stdout)).toMatchObject({ name: 'trip-stats', version: '1.0.0', functions: ['total'], connectors: ['summary'], uploadedBy: 'dev' });
+    expect(json(up.stdout)).toMatchObject({
+      name: 'trip-stats',
+      version: '1.0.0',
+      functions: ['forever', 'slowly', 'total'],
+      connectors: ['summary'],
+      uploadedBy: 'dev',
+    });
     digest = json(up.stdout).digest!;
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const again = await ds('upload', pkgFile);
@@ -95,6 +111,28 @@ describe('ds against a station', () => {
     const call = await ds('call', 'trip-stats', 'summary', '--args', JSON.stringify({ path: TRIPS }), '--as', 'ann');
     expect(call.code, call.stderr).toBe(0);
     expect(JSON.parse(call.stdout)).toEqual({ total: 42, doubled: 84 });
+  });
+
+  it('follows a long call with a progress bar, or prints its id at once; ds runs shows it, ds cancel stops it, --timeout ends it', async () => {
+    const call = await ds('call', 'trip-stats', 'slowly', '--function', '--args', '{"steps":6,"ms":700}', '--as', 'ann', '--progress');
+    expect(call.code, call.stderr).toBe(0);
+    expect(call.stdout.trim()).toBe('6');
+    expect(call.stderr).toMatch(/ds: +\d+% step \d/);
+
+    const started = await ds('call', 'trip-stats', 'forever', '--function', '--no-wait', '--as', 'ann');
+    expect(started.code, started.stderr).toBe(0);
+    const id = started.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(started.stderr).toContain(`ds cancel ${id}`);
+    expect((await ds('runs', id, '--as', 'ann')).stdout).toContain(`run ${id}: running`);
+    const cancelled = await ds('cancel', id, '--as', 'ann');
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout).toContain(`run ${id} cancelled`);
+    expect(json((await ds('runs', id, '--as', 'ann', '--json')).stdout)).toMatchObject({ status: 'failed', error: { code: 'CANCELLED' } });
+
+    const timed = await ds('call', 'trip-stats', 'forever', '--function', '--timeout', '2s', '--as', 'ann');
+    expect(timed.code).toBe(12); // TIMEOUT
+    expect(timed.stderr).toContain("2000 ms (the request's timeoutMs)");
   });
 
   it('stages a review-mode call until the owner releases it', async () => {

@@ -27,6 +27,8 @@ describe('progress', () => {
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, '0.5', undefined]) {
       expect(() => progress(bad as number)).toThrow(expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining('a number from 0 to 1') }));
     }
-    expect(() => progress(0.5, { text: 'x' } as unknown as string)).toThrow(expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining('short string') }));
+    expect(() => progress(0.5, { text: 'x' } as unknown as string)).toThrow(
+      expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining('short string') }),
+    );
   });
 });

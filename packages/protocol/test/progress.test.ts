@@ -42,7 +42,11 @@ describe('ProgressThrottle', () => {
     try {
       let now = 0;
       const seen: number[] = [];
-      const throttle = new ProgressThrottle((p) => seen.push(p.fraction), 250, () => now);
+      const throttle = new ProgressThrottle(
+        (p) => seen.push(p.fraction),
+        250,
+        () => now,
+      );
       throttle.push({ fraction: 0.1 });
       for (const f of [0.2, 0.3, 0.4]) throttle.push({ fraction: f });
       expect(seen).toEqual([0.1]);
