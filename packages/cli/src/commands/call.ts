@@ -18,12 +18,17 @@ export interface CallArgs extends StationFlags {
   timeout?: string | undefined;
 }
 
-/** How often a followed run is asked for (its progress changes at most a few times a second, its user sees it to the second). */
+/**
+ * When a followed run is asked for again: soon at first (most runs end in a moment), then once a
+ * second (its progress changes at most a few times a second, and its user sees it to the second).
+ */
+const FOLLOW_DELAYS_MS = [100, 250, 500];
 const FOLLOW_EVERY_MS = 1_000;
 
 /**
  * `ds call`: a run on the station (a user). The run is started without holding the request
- * (`wait: false`) and followed until it ends, its progress as a bar on stderr, so a run of minutes
+ * (`wait: false`) and followed until it ends (asked for again within 100 ms, then every second),
+ * its progress as a bar on stderr, so a run of minutes
  * or hours outlives no HTTP timeout. Released: the value on stdout, as `ds run` prints it. Pending
  * (staged for the owners' review): the run id and what happens next. Denied by a grant:
  * POLICY_DENIED; failed: its error, with its exit code. With --json, the run itself. `--no-wait`
@@ -58,8 +63,8 @@ async function follow(client: StationClient, started: RunView, ctx: CommandConte
   let run = started;
   ctx.progress.step(`${what}: running (run ${run.id})`);
   try {
-    while (run.status === 'running') {
-      await sleep(FOLLOW_EVERY_MS, undefined, { signal: stopped.signal }).catch(() => undefined);
+    for (let asked = 0; run.status === 'running'; asked++) {
+      await sleep(FOLLOW_DELAYS_MS[asked] ?? FOLLOW_EVERY_MS, undefined, { signal: stopped.signal }).catch(() => undefined);
       if (signals.signal) {
         ctx.progress.stop();
         ctx.err(`stopped following run ${run.id}; it goes on: ds runs ${run.id} follows it, ds cancel ${run.id} stops it\n`);
