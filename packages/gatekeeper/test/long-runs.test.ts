@@ -17,9 +17,10 @@ import { DsError } from '@datastation/protocol/errors';
 import type { AuditEntry, RunView, StationSettings } from '@datastation/protocol/station';
 import { functionPackage } from '@datastation/test-support';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, openStore, type Store } from '../src/index.js';
-import { PROGRESS_WITHHELD } from '../src/runs/views.js';
+import { PROGRESS_WITHHELD, runView } from '../src/runs/views.js';
 import { hashToken } from '../src/store/canonical.js';
-import { newToken } from '../src/store/principals.js';
+import { newToken, type Principal } from '../src/store/principals.js';
+import type { Run } from '../src/store/runs.js';
 
 const FAKE_IMAGE = { ref: 'datastation/runtime:latest', id: `sha256:${'f'.repeat(64)}` };
 
@@ -481,5 +482,38 @@ describe('deadlines', () => {
     expect(entry).toMatchObject({ actor: 'root', subject: 'maxRunMs', data: { setting: 'maxRunMs', from: 3_600_000, to: 120_000 } });
     const overGrant = await station.grant('acme', [{ user: 'ann', package: pkg, read: ['owners/acme/**'], release: 'release', maxRunMs: 3_600_001 }]);
     expect(overGrant.status).toBe(400);
+  });
+});
+
+describe('a poll of a run that ended', () => {
+  const at = (s: string) => Date.parse(`2026-01-01T00:00:${s}Z`);
+  const run: Run = {
+    id: 'r1',
+    user: 'ann',
+    package: `sha256:${'a'.repeat(64)}`,
+    target: { kind: 'function', name: 'f' },
+    argsHash: 'h',
+    release: 'review',
+    status: 'pending',
+    error: { code: 'FUNCTION_ERROR', message: 'secret' },
+    reviews: [{ owner: 'acme', decision: null, decidedAt: null }],
+    startedAt: '2026-01-01T00:00:01.250Z',
+    finishedAt: '2026-01-01T00:00:05.400Z',
+    decidedAt: null,
+    runner: 'gk',
+    scope: ['acme'],
+  };
+  const ann: Principal = { id: 'ann', role: 'user', createdAt: '2026-01-01T00:00:00.000Z' };
+  const acme: Principal = { id: 'acme', role: 'owner', createdAt: '2026-01-01T00:00:00.000Z' };
+
+  it('shows it to its user running, as it was, until the first whole second after it ended', () => {
+    const early = runView(run, ann, undefined, { grid: true, now: at('05.999') });
+    expect(early).toMatchObject({ status: 'running', finishedAt: null, reviews: [] });
+    expect(early).not.toHaveProperty('error');
+    expect(runView(run, ann, undefined, { grid: true, now: at('06.000') })).toMatchObject({ status: 'pending', finishedAt: '2026-01-01T00:00:05.000Z' });
+    // An answer the user waited for is held to that second instead; owners, and runs settled for the user, are shown as they are.
+    expect(runView(run, ann, undefined, { now: at('05.500') }).status).toBe('pending');
+    expect(runView(run, acme, undefined, { grid: true, now: at('05.500') }).status).toBe('pending');
+    expect(runView({ ...run, status: 'released', value: 1 }, ann, undefined, { grid: true, now: at('05.500') }).status).toBe('released');
   });
 });

@@ -25,7 +25,7 @@ import {
   seesWholeRun,
   type Withholding,
 } from '../runs/release.js';
-import type { LiveRunView } from '../runs/views.js';
+import { type LiveRunView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
 import { canonicalJson, checkJsonDepth, type Json, sha256Hex } from '../store/canonical.js';
 import type { StoredPackage } from '../store/packages.js';
 import type { Run, RunError, RunOutcome } from '../store/runs.js';
@@ -78,6 +78,8 @@ interface LiveRun {
   settle: (settled: Settled | Promise<Settled>) => void;
   /** Set when it was cancelled while queued: recorded then, never run. */
   recorded: Promise<Settled> | undefined;
+  /** Its outcome is recorded (it is kept a moment longer for the views). */
+  ended: boolean;
 }
 
 /** A running run's progress changed, or its user must be told it is withheld now (`notice`). */
@@ -290,6 +292,7 @@ export class Runner implements AsyncDisposable {
       outcome,
       settle,
       recorded: undefined,
+      ended: false,
     };
     this.live.set(run.id, live);
     // Everything from the grants on is decided again in the folder's turn: the grants and the
@@ -301,10 +304,14 @@ export class Runner implements AsyncDisposable {
       this.inFlight.add(quiet);
       void quiet.then(() => this.inFlight.delete(quiet));
     }
-    void outcome.then(
-      () => this.live.delete(run.id),
-      () => this.live.delete(run.id),
-    );
+    // Kept a little past its end: a poll within the second it ended still shows it running, as it was (views.ts, endShownAt).
+    const forget = () => {
+      live.ended = true;
+      setTimeout(() => {
+        if (this.live.get(run.id) === live) this.live.delete(run.id);
+      }, 2 * WITHHELD_TIME_RESOLUTION_MS).unref();
+    };
+    void outcome.then(forget, forget);
     return { run, settled: outcome };
   }
 
@@ -318,7 +325,7 @@ export class Runner implements AsyncDisposable {
    */
   async cancel(id: string, by: string): Promise<Run | undefined> {
     const live = this.live.get(id);
-    if (!live) return undefined;
+    if (!live || live.ended) return undefined;
     if (live.cancelledBy === undefined) {
       live.cancelledBy = by;
       const { facts } = live;

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import express, { Router } from 'express';
 import { checkName } from '@datastation/protocol';
 import { DsError } from '@datastation/protocol/errors';
-import { mayViewRun, runView, settledForUser, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
+import { endShownAt, mayViewRun, runView, settledForUser, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
 import { checkJsonDepth, type Json } from '../store/canonical.js';
 import { MAX_RUN_MS_BOUND } from '../store/grants.js';
 import type { Run } from '../store/runs.js';
@@ -45,12 +45,16 @@ function parseRunRequest(body: unknown): RunRequest & { wait: boolean } {
 
 /**
  * Holds an answer that carries no data (a run held for review, refused or denied) until the next
- * whole second after the request began: how long the run took is data too, and a user whose run
- * is not released learns it to the second only (docs/security.md, "What a run produces").
+ * whole second after the request began, and no earlier than the run is shown ended to a poll
+ * (`endShownAt`, the first whole second after it ended): how long the run took is data too, and a
+ * user whose run is not released learns it to the second only (docs/security.md, "What a run
+ * produces"), whether they wait for it or poll it.
  */
-async function coarseAnswer(began: number): Promise<void> {
+async function coarseAnswer(began: number, run: Run): Promise<void> {
   const elapsed = performance.now() - began;
-  await sleep(WITHHELD_TIME_RESOLUTION_MS - (elapsed % WITHHELD_TIME_RESOLUTION_MS));
+  let wait = WITHHELD_TIME_RESOLUTION_MS - (elapsed % WITHHELD_TIME_RESOLUTION_MS);
+  if (run.finishedAt) wait = Math.max(wait, endShownAt(run.finishedAt) - Date.now());
+  await sleep(wait);
 }
 
 export function runRoutes(ctx: GatekeeperContext): Router {
@@ -78,7 +82,7 @@ export function runRoutes(ctx: GatekeeperContext): Router {
     }
     const { run, failure } = await started.settled;
     if (failure) throw failure;
-    if (!settledForUser(run)) await coarseAnswer(began);
+    if (!settledForUser(run)) await coarseAnswer(began, run);
     res.json(runView(run, who));
   });
 
@@ -93,14 +97,14 @@ export function runRoutes(ctx: GatekeeperContext): Router {
       ...(status ? { status } : {}),
       limit: Number.isFinite(limit) ? limit : 100,
     });
-    res.json({ runs: runs.map((r) => runView(r, who, ctx.runner.liveView(r.id))) });
+    res.json({ runs: runs.map((r) => runView(r, who, ctx.runner.liveView(r.id), { grid: true })) });
   });
 
   router.get('/:id', async (req, res) => {
     const who = principalOf(res);
     const run = await ctx.store.runs.get(req.params.id);
     if (!run || !mayViewRun(run, who)) throw notFound(`Run ${req.params.id}`);
-    res.json(runView(run, who, ctx.runner.liveView(run.id)));
+    res.json(runView(run, who, ctx.runner.liveView(run.id), { grid: true }));
   });
 
   /**
@@ -123,7 +127,7 @@ export function runRoutes(ctx: GatekeeperContext): Router {
       }
       run = cancelled ?? (await ctx.store.runs.get(id)) ?? before;
     }
-    if (!settledForUser(run)) await coarseAnswer(began);
+    if (!settledForUser(run)) await coarseAnswer(began, run);
     res.json(runView(run, who, ctx.runner.liveView(id)));
   });
 

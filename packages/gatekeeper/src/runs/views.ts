@@ -54,9 +54,41 @@ export interface LiveRunView {
 export const PROGRESS_WITHHELD =
   "Progress withheld: the run has touched data an owner must release first. Its status still shows here; what it produced follows the owners' release once it ends.";
 
-/** What the API says of a run to `who` (who may view it: see mayViewRun); `live` while this gatekeeper runs it. */
-export function runView(run: Run, who: Principal, live?: LiveRunView): RunView {
-  const isUser = run.user === who.id;
+/**
+ * When a run that ended is shown ended to its user, while it is not settled for them: at the first
+ * whole second after it ended. Until then a view made for the grid (`{ grid: true }`: the
+ * answers a user can poll) shows it running, as it was: polling a run's status must not tell when
+ * it ended better than to the second.
+ */
+export function endShownAt(finishedAt: string): number {
+  const ms = Date.parse(finishedAt);
+  return ms - (ms % WITHHELD_TIME_RESOLUTION_MS) + WITHHELD_TIME_RESOLUTION_MS;
+}
+
+export interface RunViewOptions {
+  /** The view answers a poll (`GET /v1/runs[/:id]`): a run ended within this second is shown to its user as running still. */
+  grid?: boolean;
+  /** The clock, for tests. */
+  now?: number;
+}
+
+/** What the API says of a run to `who` (who may view it: see mayViewRun); `live` while this gatekeeper runs it (or just ran it). */
+export function runView(stored: Run, who: Principal, live?: LiveRunView, options: RunViewOptions = {}): RunView {
+  const isUser = stored.user === who.id;
+  const hideEnd =
+    options.grid === true &&
+    isUser &&
+    stored.status !== 'running' &&
+    !settledForUser(stored) &&
+    stored.finishedAt !== null &&
+    (options.now ?? Date.now()) < endShownAt(stored.finishedAt);
+  // As it was while it ran: no outcome, no end.
+  const run: Run = hideEnd ? { ...stored, status: 'running', finishedAt: null, decidedAt: null, error: undefined, reviews: [] } : stored;
+  if (hideEnd) {
+    delete run.error;
+    delete run.value;
+    delete run.staged;
+  }
   const review = run.reviews.find((r) => r.owner === who.id);
   const settled = settledForUser(run);
   const whole = review !== undefined && seesWholeRun(run.scope, who.id);
