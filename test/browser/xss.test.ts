@@ -2,9 +2,9 @@
  * Everything a developer controls, planted where the console shows it: a package whose name,
  * version and function name are HTML, code that closes a script tag, results that hold markup
  * and a failing run whose message does, a running run's progress message that does, and a read of
- * a path that does. Owners, the users and the
- * developer then open every page that shows them. Nothing may execute (no dialog, no request to
- * the planted URLs or anywhere but the station) and the text must show as written.
+ * a path that does. Owners, the users and the developer then open every page that shows them.
+ * Nothing may execute (no dialog, no request to the planted URLs or anywhere but the station) and
+ * the text must show as written.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
