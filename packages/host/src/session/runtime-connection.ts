@@ -55,6 +55,8 @@ export interface ConnectOptions {
   /** For the WebSocket handshake. */
   timeoutMs: number;
   heartbeatMs?: number;
+  /** How long a cancelled call waits for the runtime's CANCELLED before the host ends it (default CANCEL_GRACE_MS). */
+  cancelGraceMs?: number;
 }
 
 /**
@@ -164,7 +166,7 @@ const BACKSTOP_MS = 2_000;
  * never runs the function); past it, the call ends CANCELLED and the connection is closed, as for a
  * missed deadline: a runtime that ignores a cancel cannot be trusted with another call.
  */
-const CANCEL_GRACE_MS = 5_000;
+export const CANCEL_GRACE_MS = 5_000;
 /** Default ping interval; two missed pongs in a row end the connection. */
 export const DEFAULT_HEARTBEAT_MS = 10_000;
 
@@ -193,6 +195,7 @@ export class RuntimeConnection {
     heartbeatMs: number,
     /** The largest frame the runtime accepts (maxHostFrameBytes); a bigger invoke would close the socket. */
     private readonly maxSendBytes: number,
+    private readonly cancelGraceMs: number = CANCEL_GRACE_MS,
   ) {
     this.hello = hello;
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
@@ -250,7 +253,13 @@ export class RuntimeConnection {
 
   /** Wraps a socket whose hello has arrived (PendingRuntime.deliver). */
   static fromHello(ws: WebSocket, hello: HelloMessage, options: ConnectOptions): RuntimeConnection {
-    return new RuntimeConnection(ws, hello, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, options.maxSendBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    return new RuntimeConnection(
+      ws,
+      hello,
+      options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+      options.maxSendBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      options.cancelGraceMs ?? CANCEL_GRACE_MS,
+    );
   }
 
   /** Serves the runtime's station reads under `policy` from now on. */
@@ -338,7 +347,7 @@ export class RuntimeConnection {
           );
           this.unresponsive = true;
           this.ws.terminate();
-        }, CANCEL_GRACE_MS);
+        }, this.cancelGraceMs);
       };
       const cleanup = () => options.signal?.removeEventListener('abort', onAbort);
       const backstop = setTimeout(() => {
