@@ -5,7 +5,8 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
+import { randomBytes } from 'node:crypto';
+import { buildRuntimeImage } from '@datastation/host';
 import { functionPackage, type StationReplyBody, type TempDir, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
@@ -17,6 +18,7 @@ const TRIPS = '/owners/acme/trips/2026.csv';
 let box: TempDir;
 let gatekeeper: GatekeeperProcess | undefined;
 let pkgFile: string;
+let image: string | undefined;
 
 async function startGatekeeper(): Promise<void> {
   gatekeeper = await startGatekeeperProcess({ root: join(box.path, 'station'), state: join(box.path, 'state') });
@@ -35,8 +37,12 @@ const json = (text: string) => JSON.parse(text) as StationReplyBody;
 
 beforeAll(async () => {
   box = await tempDir('ds-station');
-  const imageId = await runtimeImageId(testDocker());
-  expect(imageId).toBeDefined();
+  // This checkout's runtime (it speaks progress), under a tag of its own: other suites sharing the
+  // engine rebuild `datastation/runtime:latest` as they run, and a package names its image's tag.
+  const built = await buildRuntimeImage(testDocker(), { offline: true });
+  const tag = randomBytes(4).toString('hex');
+  await testDocker().images.tag(built.id, 'ds-test/runtime', tag);
+  image = `ds-test/runtime:${tag}`;
   await using fn = await functionPackage({
     'package.json': JSON.stringify({ name: 'trip-stats', version: '1.0.0', type: 'module', main: 'index.js' }),
     'index.js': `
@@ -61,7 +67,7 @@ export async function summary(args, { run }) {
   return { total, doubled: total * 2 };
 }`,
   });
-  const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: RUNTIME_IMAGE, id: imageId! });
+  const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: image, id: built.id });
   pkgFile = join(box.path, 'trip-stats-1.0.0.dspkg');
   await writeFile(pkgFile, packed.bytes);
   await startGatekeeper();
@@ -70,6 +76,10 @@ export async function summary(args, { run }) {
 afterAll(async () => {
   await stopGatekeeper();
   await box?.remove();
+  if (image)
+    await testDocker()
+      .images.remove(image)
+      .catch(() => undefined);
 });
 
 describe('ds against a station', () => {

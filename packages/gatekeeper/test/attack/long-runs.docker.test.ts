@@ -8,10 +8,13 @@
  * on no channel; it ends pending, and its value reaches the user once the owner releases it.
  */
 import { randomBytes } from 'node:crypto';
-import SqliteDatabase from 'better-sqlite3';
 import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRuntimeImage, createDockerClient } from '@datastation/host';
+import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import type { RunView } from '@datastation/protocol/station';
+import { functionPackage } from '@datastation/test-support';
 import { hashToken } from '../../src/store/canonical.js';
 import { PROGRESS_WITHHELD } from '../../src/runs/views.js';
 import { type AttackStation, leaked, startAttackStation } from './station.js';
@@ -66,6 +69,7 @@ function progressEvents(text: string): { run: string; progress?: { fraction: num
 describe('runs of two minutes, over HTTP', () => {
   let station: AttackStation;
   let pkg: string;
+  let image: { ref: string; remove(): Promise<void> } | undefined;
 
   beforeAll(async () => {
     station = await startAttackStation({ files: { 'owners/globex/public.csv': 'id,km\n1,3\n2,5\n' } });
@@ -80,7 +84,21 @@ describe('runs of two minutes, over HTTP', () => {
     station.tokens.root = token;
     // The station's sessions default to 20 s a call: the admin lets runs last three minutes.
     expect((await station.call('PUT', '/v1/settings', 'root', { maxRunMs: 180_000 })).body).toMatchObject({ maxRunMs: 180_000, updatedBy: 'root' });
-    pkg = await station.upload('dev', ANALYSE, undefined, 'analyse');
+    // The package runs on this checkout's runtime (the one that speaks progress), under a tag of
+    // its own: other suites sharing the engine rebuild `datastation/runtime:latest` as they run.
+    const docker = createDockerClient();
+    const built = await buildRuntimeImage(docker, { offline: true });
+    const tag = randomBytes(4).toString('hex');
+    await docker.images.tag(built.id, 'ds-test/runtime', tag);
+    image = { ref: `ds-test/runtime:${tag}`, remove: () => docker.images.remove(`ds-test/runtime:${tag}`) };
+    await using fn = await functionPackage({
+      'package.json': JSON.stringify({ name: 'analyse', version: '1.0.0', type: 'module', main: 'index.js' }),
+      'index.js': ANALYSE,
+    });
+    const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: image.ref, id: built.id });
+    const uploaded = await station.call('POST', '/v1/packages', 'dev', Buffer.from(packed.bytes));
+    expect(uploaded.status, uploaded.text).toBe(201);
+    pkg = uploaded.body.digest as string;
     const globex = await station.grant('globex', [
       { user: 'ann', package: pkg, read: ['owners/globex/**'], release: 'release' },
       { user: 'bob', package: pkg, read: ['owners/globex/**'], release: 'release' },
@@ -90,6 +108,7 @@ describe('runs of two minutes, over HTTP', () => {
   });
   afterAll(async () => {
     await station?.close();
+    await image?.remove().catch(() => undefined);
   });
 
   it('started, followed, cancelled in one case; finished, withheld from the moment it touched data under review, and released in the other', {
