@@ -5,9 +5,8 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { buildRuntimeImage } from '@datastation/host';
-import { functionPackage, type StationReplyBody, type TempDir, tempDir, testDocker } from '@datastation/test-support';
+import { functionPackage, pinnedImage, type StationReplyBody, type TempDir, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { runDs } from '../src/testing.js';
@@ -18,7 +17,7 @@ const TRIPS = '/owners/acme/trips/2026.csv';
 let box: TempDir;
 let gatekeeper: GatekeeperProcess | undefined;
 let pkgFile: string;
-let image: string | undefined;
+let image: { ref: string; remove(): Promise<void> } | undefined;
 
 async function startGatekeeper(): Promise<void> {
   gatekeeper = await startGatekeeperProcess({ root: join(box.path, 'station'), state: join(box.path, 'state') });
@@ -40,9 +39,7 @@ beforeAll(async () => {
   // This checkout's runtime (it speaks progress), under a tag of its own: other suites sharing the
   // engine rebuild `datastation/runtime:latest` as they run, and a package names its image's tag.
   const built = await buildRuntimeImage(testDocker(), { offline: true });
-  const tag = randomBytes(4).toString('hex');
-  await testDocker().images.tag(built.id, 'ds-test/runtime', tag);
-  image = `ds-test/runtime:${tag}`;
+  image = await pinnedImage(built.id);
   await using fn = await functionPackage({
     'package.json': JSON.stringify({ name: 'trip-stats', version: '1.0.0', type: 'module', main: 'index.js' }),
     'index.js': `
@@ -67,7 +64,7 @@ export async function summary(args, { run }) {
   return { total, doubled: total * 2 };
 }`,
   });
-  const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: image, id: built.id });
+  const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: image.ref, id: built.id });
   pkgFile = join(box.path, 'trip-stats-1.0.0.dspkg');
   await writeFile(pkgFile, packed.bytes);
   await startGatekeeper();
@@ -76,10 +73,7 @@ export async function summary(args, { run }) {
 afterAll(async () => {
   await stopGatekeeper();
   await box?.remove();
-  if (image)
-    await testDocker()
-      .images.remove(image)
-      .catch(() => undefined);
+  await image?.remove();
 });
 
 describe('ds against a station', () => {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRuntimeImage, createDockerClient } from '@datastation/host';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import type { RunView } from '@datastation/protocol/station';
-import { functionPackage } from '@datastation/test-support';
+import { functionPackage, pinnedImage } from '@datastation/test-support';
 import { hashToken } from '../../src/store/canonical.js';
 import { PROGRESS_WITHHELD } from '../../src/runs/views.js';
 import { type AttackStation, leaked, startAttackStation } from './station.js';
@@ -88,9 +88,7 @@ describe('runs of two minutes, over HTTP', () => {
     // its own: other suites sharing the engine rebuild `datastation/runtime:latest` as they run.
     const docker = createDockerClient();
     const built = await buildRuntimeImage(docker, { offline: true });
-    const tag = randomBytes(4).toString('hex');
-    await docker.images.tag(built.id, 'ds-test/runtime', tag);
-    image = { ref: `ds-test/runtime:${tag}`, remove: () => docker.images.remove(`ds-test/runtime:${tag}`) };
+    image = await pinnedImage(built.id, docker);
     await using fn = await functionPackage({
       'package.json': JSON.stringify({ name: 'analyse', version: '1.0.0', type: 'module', main: 'index.js' }),
       'index.js': ANALYSE,
@@ -108,7 +106,7 @@ describe('runs of two minutes, over HTTP', () => {
   });
   afterAll(async () => {
     await station?.close();
-    await image?.remove().catch(() => undefined);
+    await image?.remove();
   });
 
   it('started, followed, cancelled in one case; finished, withheld from the moment it touched data under review, and released in the other', {
