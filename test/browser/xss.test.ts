@@ -1,9 +1,10 @@
 /**
  * Everything a developer controls, planted where the console shows it: a package whose name,
  * version and function name are HTML, code that closes a script tag, results that hold markup
- * and a failing run whose message does, and a read of a path that does. Owners, the user and the
- * developer then open every page that shows them. Nothing may execute (no dialog, no request to
- * the planted URLs or anywhere but the station) and the text must show as written.
+ * and a failing run whose message does, a running run's progress message that does, and a read of
+ * a path that does. Owners, the users and the developer then open every page that shows them.
+ * Nothing may execute (no dialog, no request to the planted URLs or anywhere but the station) and
+ * the text must show as written.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -41,12 +42,13 @@ describe('hostile names, code, results and messages in the console', () => {
     hostile.key = `<img src=${planted('key')} onerror=alert('key')>`;
     hostile.value = `<script>fetch('${planted('value')}')</script><iframe src=${planted('iframe')}></iframe>`;
     hostile.message = `<img src="${planted('message')}" onerror="alert('message')">`;
+    hostile.progress = `<img src="${planted('progress')}" onerror="alert('progress')">`;
     // A station path is normalised (// becomes /) before it is recorded: this one points at the station itself.
     hostile.path = `/owners/acme/<img src=/planted-path onerror=alert('path')>.csv`;
 
     station = await startConsoleStation();
     const index = `
-import { read } from '@datastation/dev-utils';
+import { progress, read } from '@datastation/dev-utils';
 const banner = ${JSON.stringify(hostile.comment)};
 export async function version() { return banner; }
 // Each reads acme's trips first: a run that touched no owner's data would be released at once, and
@@ -58,6 +60,10 @@ export async function markup() {
 }
 export async function boom() { await touch(); throw new Error(${JSON.stringify(hostile.message)}); }
 export async function peek() { return (await read(${JSON.stringify(hostile.path)})).length; }
+export async function slow(_args, ctx) {
+  progress(0.5, ${JSON.stringify(hostile.progress)});
+  await new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+}
 async function hover() { return 'hover'; }
 export { hover as ${JSON.stringify(hostile.fn)} };
 `;
@@ -83,7 +89,7 @@ export { hover as ${JSON.stringify(hostile.fn)} };
     await new Promise((resolve) => bait?.close(resolve));
   });
 
-  async function visit(who: 'acme' | 'ann' | 'dev' | 'admin', paths: string[], look: (page: Page, path: string) => Promise<void>) {
+  async function visit(who: 'acme' | 'ann' | 'bob' | 'dev' | 'admin', paths: string[], look: (page: Page, path: string) => Promise<void>) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const w = await watchedPage(context, station.url);
     watched.push(w);
@@ -183,8 +189,28 @@ export { hover as ${JSON.stringify(hostile.fn)} };
     expect((await station.api('acme', 'GET', '/v1/grants')).status).toBe(200);
   });
 
+  it("shows the user a running run's progress as characters, and its Cancel button stops the run", async () => {
+    // bob's folder of the package is untouched (ann's holds acme's data: her runs' progress is withheld).
+    const grants = [
+      { user: 'ann', package: digest, read: ['owners/acme/trips/*.csv'], release: 'review' },
+      { user: 'bob', package: digest, read: ['owners/acme/trips/*.csv'], release: 'review' },
+    ];
+    expect((await station.api('acme', 'PUT', '/v1/grants/acme', grants)).status).toBe(200);
+    const started = await station.api('bob', 'POST', '/v1/runs', { package: digest, function: 'slow', wait: false });
+    expect(started.status).toBe(202);
+    await visit('bob', ['runs'], async (page) => {
+      const card = page.locator(`[data-testid="user-run"][data-run-id="${started.body.id}"]`);
+      await expect.poll(() => card.getByTestId('run-progress').textContent(), { timeout: 20_000 }).toContain(hostile.progress);
+      expect(await card.getByTestId('run-progress').getAttribute('data-fraction')).toBe('0.5');
+      await card.getByRole('button', { name: /^Cancel the run of function slow/ }).click();
+      await expect.poll(() => card.getAttribute('data-status'), { timeout: 20_000 }).toBe('failed');
+      expect(await card.getByTestId('run-error').textContent()).toContain('CANCELLED');
+      expect(await card.getByTestId('run-progress').count()).toBe(0);
+    });
+  });
+
   it('ran nothing: no dialog, no error, no request to a planted URL or anywhere but the station', () => {
-    expect(watched.length).toBe(5);
+    expect(watched.length).toBe(6);
     for (const w of watched) {
       expect(w.dialogs).toEqual([]);
       expect(w.errors).toEqual([]);

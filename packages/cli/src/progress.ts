@@ -1,3 +1,5 @@
+import { printable } from '@datastation/protocol';
+
 /**
  * Progress of long steps (image build, container start, packaging) on stderr. On a TTY a spinner
  * line is redrawn in place; `--progress` asks for plain lines where there is no TTY (scripts,
@@ -6,6 +8,12 @@
 export interface Progress {
   /** Starts a step, or updates the text of the current one. */
   step(text: string): void;
+  /**
+   * A bar for work whose share done is known (`fraction`, 0..1), with a short text: redrawn in
+   * place on a terminal; as a plain line only when the whole percent or the text changed. The text
+   * is shown as printable one-line text whatever it holds (it may come from a station's function).
+   */
+  bar(fraction: number, text: string): void;
   /** Ends the current step with a final line. */
   done(text: string): void;
   /** Clears any spinner; safe to call more than once. */
@@ -28,10 +36,17 @@ export function progressMode(flags: ProgressFlags, stream: { isTTY?: boolean } =
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (mode === 'off') return { step() {}, done() {}, stop() {} };
+  if (mode === 'off') return { step() {}, bar() {}, done() {}, stop() {} };
   if (mode === 'plain') {
+    let lastBar = '';
     return {
       step: (text) => void stream.write(`ds: ${text}\n`),
+      bar(fraction, text) {
+        const line = `${percent(fraction)} ${oneLine(text)}`.trimEnd();
+        if (line === lastBar) return;
+        lastBar = line;
+        stream.write(`ds: ${line}\n`);
+      },
       done: (text) => void stream.write(`ds: ${text}\n`),
       stop() {},
     };
@@ -39,11 +54,13 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
   let text = '';
   let frame = 0;
   let timer: NodeJS.Timeout | undefined;
+  let barShown = false;
   const width = () => Math.max(20, (stream.columns || 80) - 3);
   const draw = () => void stream.write(`\r\x1b[2K${FRAMES[frame++ % FRAMES.length]} ${text.slice(0, width())}`);
   const clear = () => {
     if (timer) clearInterval(timer);
     timer = undefined;
+    barShown = false;
     stream.write('\r\x1b[2K');
   };
   return {
@@ -55,12 +72,22 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
       }
       draw();
     },
+    bar(fraction, next) {
+      // A bar is redrawn when it changes, not animated: the spinner stops.
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      const cells = 20;
+      const filled = Math.round(clamp(fraction) * cells);
+      const line = `[${'#'.repeat(filled)}${'-'.repeat(cells - filled)}] ${percent(fraction)} ${oneLine(next)}`.trimEnd();
+      stream.write(`\r\x1b[2K${line.slice(0, width())}`);
+      barShown = true;
+    },
     done(line) {
       clear();
       stream.write(`✓ ${line}\n`);
     },
     stop() {
-      if (timer) clear();
+      if (timer || barShown) clear();
     },
   };
 }
@@ -78,12 +105,15 @@ export function bytesText(bytes: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
-/**
- * A bar for a step's text: `[########------------]  40%  20.0 MiB of 50.0 MiB`, `width` cells
- * wide. Plain ASCII, so that a log or a terminal without Unicode shows it as it is.
- */
-export function progressBar(done: number, total: number, width = 20): string {
-  const fraction = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
-  const filled = Math.round(fraction * width);
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}%  ${bytesText(done)} of ${bytesText(total)}`;
+function clamp(fraction: number): number {
+  return Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+}
+
+function percent(fraction: number): string {
+  return `${Math.floor(clamp(fraction) * 100)}%`.padStart(4);
+}
+
+/** Text for one line of a terminal: control characters (escapes, carriage returns, newlines) and bidi overrides shown escaped. */
+function oneLine(text: string): string {
+  return printable(text).replace(/[\n\t]/g, ' ');
 }

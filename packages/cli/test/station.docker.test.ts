@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RUNTIME_IMAGE, runtimeImageId } from '@datastation/host';
-import { functionPackage, type StationReplyBody, type TempDir, tempDir, testDocker } from '@datastation/test-support';
+import { buildRuntimeImage } from '@datastation/host';
+import { functionPackage, pinnedImage, type StationReplyBody, type TempDir, tempDir, testDocker } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFunctionPackage, readFunctionPackage } from '@datastation/package/pack';
 import { runDs } from '../src/testing.js';
@@ -18,6 +18,7 @@ const TRIPS = '/owners/acme/trips/2026.csv';
 let box: TempDir;
 let gatekeeper: GatekeeperProcess | undefined;
 let pkgFile: string;
+let image: { ref: string; remove(): Promise<void> } | undefined;
 
 async function startGatekeeper(): Promise<void> {
   gatekeeper = await startGatekeeperProcess({ root: join(box.path, 'station'), state: join(box.path, 'state') });
@@ -36,12 +37,24 @@ const json = (text: string) => JSON.parse(text) as StationReplyBody;
 
 beforeAll(async () => {
   box = await tempDir('ds-station');
-  const imageId = await runtimeImageId(testDocker());
-  expect(imageId).toBeDefined();
+  // This checkout's runtime (it speaks progress), under a tag of its own: other suites sharing the
+  // engine rebuild `datastation/runtime:latest` as they run, and a package names its image's tag.
+  const built = await buildRuntimeImage(testDocker(), { offline: true });
+  image = await pinnedImage(built.id);
   await using fn = await functionPackage({
     'package.json': JSON.stringify({ name: 'trip-stats', version: '1.0.0', type: 'module', main: 'index.js' }),
     'index.js': `
-import { read } from '@datastation/dev-utils';
+import { progress, read } from '@datastation/dev-utils';
+export async function slowly(a) {
+  for (let i = 1; i <= a.steps; i++) {
+    await new Promise((resolve) => setTimeout(resolve, a.ms));
+    progress(i / a.steps, 'step ' + i);
+  }
+  return a.steps;
+}
+export async function forever(_a, ctx) {
+  await new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+}
 export async function total(args) {
   const text = (await read(args.path)).toString('utf8');
   return text.trim().split('\\n').slice(1).reduce((sum, line) => sum + Number(line.split(',')[1]), 0);
@@ -52,7 +65,7 @@ export async function summary(args, { run }) {
   return { total, doubled: total * 2 };
 }`,
   });
-  const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: RUNTIME_IMAGE, id: imageId! });
+  const packed = await packFunctionPackage(await readFunctionPackage(fn.path), { ref: image.ref, id: built.id });
   pkgFile = join(box.path, 'trip-stats-1.0.0.dspkg');
   await writeFile(pkgFile, packed.bytes);
   await startGatekeeper();
@@ -61,6 +74,7 @@ export async function summary(args, { run }) {
 afterAll(async () => {
   await stopGatekeeper();
   await box?.remove();
+  await image?.remove();
 });
 
 describe('ds against a station', () => {
@@ -69,7 +83,13 @@ describe('ds against a station', () => {
   it('uploads a package as the developer (picked from the state folder by role)', async () => {
     const up = await ds('upload', pkgFile, '--json');
     expect(up.code, up.stderr).toBe(0);
-    expect(json(up.stdout)).toMatchObject({ name: 'trip-stats', version: '1.0.0', functions: ['total'], connectors: ['summary'], uploadedBy: 'dev' });
+    expect(json(up.stdout)).toMatchObject({
+      name: 'trip-stats',
+      version: '1.0.0',
+      functions: ['forever', 'slowly', 'total'],
+      connectors: ['summary'],
+      uploadedBy: 'dev',
+    });
     digest = json(up.stdout).digest!;
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const again = await ds('upload', pkgFile);
@@ -109,6 +129,28 @@ describe('ds against a station', () => {
     const call = await ds('call', 'trip-stats', 'summary', '--args', JSON.stringify({ path: TRIPS }), '--as', 'ann');
     expect(call.code, call.stderr).toBe(0);
     expect(JSON.parse(call.stdout)).toEqual({ total: 42, doubled: 84 });
+  });
+
+  it('follows a long call with a progress bar, or prints its id at once; ds runs shows it, ds cancel stops it, --timeout ends it', async () => {
+    const call = await ds('call', 'trip-stats', 'slowly', '--function', '--args', '{"steps":6,"ms":700}', '--as', 'ann', '--progress');
+    expect(call.code, call.stderr).toBe(0);
+    expect(call.stdout.trim()).toBe('6');
+    expect(call.stderr).toMatch(/ds: +\d+% step \d/);
+
+    const started = await ds('call', 'trip-stats', 'forever', '--function', '--no-wait', '--as', 'ann');
+    expect(started.code, started.stderr).toBe(0);
+    const id = started.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(started.stderr).toContain(`ds cancel ${id}`);
+    expect((await ds('runs', id, '--as', 'ann')).stdout).toContain(`run ${id}: running`);
+    const cancelled = await ds('cancel', id, '--as', 'ann');
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout).toContain(`run ${id} cancelled`);
+    expect(json((await ds('runs', id, '--as', 'ann', '--json')).stdout)).toMatchObject({ status: 'failed', error: { code: 'CANCELLED' } });
+
+    const timed = await ds('call', 'trip-stats', 'forever', '--function', '--timeout', '2s', '--as', 'ann');
+    expect(timed.code).toBe(12); // TIMEOUT
+    expect(timed.stderr).toContain("2000 ms (the request's timeoutMs)");
   });
 
   it('stages a review-mode call until the owner releases it', async () => {

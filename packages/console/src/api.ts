@@ -226,7 +226,10 @@ export const api = {
     call<{ runs: RunView[] }>('GET', status ? `/v1/runs?status=${encodeURIComponent(status)}` : '/v1/runs', { signal }).then((r) => r.runs),
   run: (id: string, signal?: AbortSignal) => call<RunView>('GET', `/v1/runs/${encodeURIComponent(id)}`, { signal }),
   decide: (id: string, decision: 'release' | 'refuse') => call<RunView>('POST', `/v1/runs/${encodeURIComponent(id)}/${decision}`),
-  startRun: (pkg: string, kind: TargetKind, name: string, args: unknown) => call<RunView>('POST', '/v1/runs', { body: { package: pkg, [kind]: name, args } }),
+  /** Starts a run without waiting for it (202, status running): the runs page follows it. */
+  startRun: (pkg: string, kind: TargetKind, name: string, args: unknown) =>
+    call<RunView>('POST', '/v1/runs', { body: { package: pkg, [kind]: name, args, wait: false } }),
+  cancelRun: (id: string) => call<RunView>('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`),
 
   sessions: (signal?: AbortSignal) => call<{ sessions: SessionView[] }>('GET', '/v1/sessions', { signal }).then((r) => r.sessions),
 

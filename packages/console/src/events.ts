@@ -3,7 +3,7 @@
  * fanned out to the pages that refresh on them. A listener gets `null` after a reconnection
  * (events may have been missed: refresh everything).
  */
-import type { AuditEntry, StationEvent } from '@datastation/protocol/station';
+import type { AuditEntry, ProgressEvent, StationEvent } from '@datastation/protocol/station';
 
 export type EventListener = (event: StationEvent | null) => void;
 export type LiveState = 'connecting' | 'live' | 'offline';
@@ -42,6 +42,23 @@ export function parseEventData(data: string): StationEvent | undefined {
   return { type: 'audit', entry: entry as AuditEntry };
 }
 
+/** `data` of a `progress` event: a running run's progress, or that it is withheld. */
+export function parseProgressData(data: string): StationEvent | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object') return undefined;
+  const p = parsed as Partial<ProgressEvent>;
+  if (typeof p.run !== 'string') return undefined;
+  const progress = p.progress;
+  const fine = progress === undefined || (typeof progress === 'object' && progress !== null && typeof progress.fraction === 'number');
+  if (!fine || (p.withheld !== undefined && typeof p.withheld !== 'string')) return undefined;
+  return { type: 'progress', progress: p as ProgressEvent };
+}
+
 /**
  * Opens the stream; `onState` follows it. The browser reconnects by itself after a network error;
  * when it gives up (the stream answered an error), this tries again with a growing delay.
@@ -76,6 +93,10 @@ export function connectEvents(onState: (state: LiveState) => void): () => void {
     };
     es.addEventListener('audit', (message) => {
       const event = parseEventData((message as MessageEvent<string>).data);
+      if (event) emit(event);
+    });
+    es.addEventListener('progress', (message) => {
+      const event = parseProgressData((message as MessageEvent<string>).data);
       if (event) emit(event);
     });
   };

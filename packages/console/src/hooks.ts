@@ -1,4 +1,4 @@
-import type { StationEvent } from '@datastation/protocol/station';
+import type { ProgressEvent, StationEvent } from '@datastation/protocol/station';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { subscribe } from './events';
 
@@ -7,8 +7,27 @@ export type RefreshOn = readonly string[] | 'all' | 'none';
 
 function wants(refreshOn: RefreshOn, event: StationEvent | null): boolean {
   if (refreshOn === 'none') return false;
-  if (event === null || refreshOn === 'all') return true;
-  return refreshOn.includes(event.entry.kind);
+  if (event === null) return true;
+  // A run's progress refreshes nothing: the pages that show it follow it themselves (useRunProgress).
+  if (event.type !== 'audit') return false;
+  return refreshOn === 'all' || refreshOn.includes(event.entry.kind);
+}
+
+/**
+ * The latest `progress` event of each run, as the stream brings them (cleared after a reconnection:
+ * the page reloads its runs, which carry their progress).
+ */
+export function useRunProgress(): ReadonlyMap<string, ProgressEvent> {
+  const [progress, setProgress] = useState<ReadonlyMap<string, ProgressEvent>>(new Map());
+  useEffect(
+    () =>
+      subscribe((event) => {
+        if (event === null) setProgress(new Map());
+        else if (event.type === 'progress') setProgress((before) => new Map(before).set(event.progress.run, event.progress));
+      }),
+    [],
+  );
+  return progress;
 }
 
 /** Calls `onEvent` for the live events of the kinds given (and after a reconnection, with null). */

@@ -12,6 +12,8 @@ export interface HostChannel {
   read(path: string): Promise<Uint8Array>;
   /** The file in chunks as the host sends them (with backpressure). Optional: without it, one chunk from read(). */
   stream?(path: string): AsyncIterable<Uint8Array>;
+  /** The running call's progress (`progress()`, already bounded). Optional: without it, progress is dropped. */
+  progress?(fraction: number, message?: string): void;
 }
 
 /**

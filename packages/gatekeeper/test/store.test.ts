@@ -53,6 +53,34 @@ describe.each(backends)('store on $name', (backend) => {
     expect(applied.map((r) => r.name)).toEqual(Object.keys(MIGRATIONS));
   });
 
+  it("keeps the admin's settings with who set them, a grant's run ceiling, and what a queued run could reach once its turn came", async () => {
+    expect(await store.settings.get('maxRunMs')).toBeUndefined();
+    expect((await store.settings.put('maxRunMs', 60_000, 'root')).before).toBeUndefined();
+    const second = await store.settings.put('maxRunMs', 90_000, 'root');
+    expect(second.before).toMatchObject({ value: 60_000, updatedBy: 'root' });
+    expect(await store.settings.get('maxRunMs')).toMatchObject({ value: 90_000, updatedBy: 'root', updatedAt: expect.any(String) });
+
+    await seed(store);
+    const input = { user: 'ann', package: PKG, read: ['owners/acme/*.csv'], release: 'release' as const };
+    const { added } = await store.grants.replaceForOwner('acme', [{ ...input, maxRunMs: 120_000 }]);
+    expect(added[0]).toMatchObject({ maxRunMs: 120_000 });
+    // The same grant with another ceiling is another grant: replaced, not kept.
+    const changed = await store.grants.replaceForOwner('acme', [input]);
+    expect(changed).toMatchObject({
+      kept: [],
+      added: [expect.not.objectContaining({ maxRunMs: expect.anything() })],
+      revoked: [expect.objectContaining({ maxRunMs: 120_000 })],
+    });
+    expect((await store.grants.replaceForOwner('acme', [input])).kept).toHaveLength(1);
+    await expect(store.grants.replaceForOwner('acme', [{ ...input, maxRunMs: 0 }])).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+
+    const run = await store.runs.start({ user: 'ann', package: PKG, target: { kind: 'function', name: 'f' }, args: null, release: 'release', scope: ['acme'] });
+    expect(await store.runs.reach(run.id, 'review', ['globex', 'acme'])).toBe(true);
+    expect(await store.runs.get(run.id)).toMatchObject({ release: 'review', scope: ['acme', 'globex'] });
+    await store.runs.finish(run.id, { value: 1 }, { release: 'release', reviewers: [], scope: [] });
+    expect(await store.runs.reach(run.id, 'deny', ['acme'])).toBe(false);
+  });
+
   it('keeps only the sha256 of a token, and authenticates by it', async () => {
     const { principal, token } = await store.principals.issue({ id: 'ann', role: 'user' });
     expect(principal).toMatchObject({ id: 'ann', role: 'user' });
@@ -421,7 +449,9 @@ describe.each(backends)('store on $name', (backend) => {
     ]);
 
     store = await open();
+    // Every migration after 0001, in order (0002 and 0003 among them; later ones as they come).
     expect(store.migrated).toEqual(Object.keys(MIGRATIONS).slice(1));
+    expect(store.migrated.slice(0, 2)).toEqual(['0002_runner', '0003_release_scope']);
     expect(await store.runs.get('r-old')).toMatchObject({ status: 'running', runner: null, scope: null });
     expect(await store.sessions.get('s-old')).toMatchObject({ state: 'running', runner: null });
     // No gatekeeper can tell whose they were: none settles them.

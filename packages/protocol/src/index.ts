@@ -12,6 +12,7 @@ export {
   LogMessage,
   NestedCallMessage,
   PackageMessage,
+  ProgressMessage,
   PROTOCOL_VERSION,
   READ_CHUNK_BYTES,
   READ_WINDOW_CHUNKS,
@@ -58,3 +59,4 @@ export {
   RUNTIME_FRAME_ROOM_BYTES,
 } from './constants.js';
 export { closestNames, didYouMean } from './suggest.js';
+export { boundProgress, type Progress, PROGRESS_INTERVAL_MS, PROGRESS_MESSAGE_CHARS, PROGRESS_WIRE_CHARS, ProgressThrottle } from './progress.js';

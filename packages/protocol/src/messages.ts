@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ERROR_CODE_NAMES } from './codes.js';
 import { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, MAX_STATION_PATH_CHARS, READ_CHUNK_BYTES, READ_WINDOW_CHUNKS } from './constants.js';
 import { MAX_PACKAGE_FILES, MAX_PACKAGE_PATH_CHARS, PACKAGE_FILE_MODES } from './package-digest.js';
+import { PROGRESS_WIRE_CHARS } from './progress.js';
 
 /**
  * Host <-> runtime messages. Every text frame is one JSON object with a `type`. The host drives
@@ -108,6 +109,20 @@ export const NestedCallMessage = z.object({
   argsSha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
+/**
+ * A call's progress, as its function reported it (dev-utils `progress`), a connector's functions'
+ * under the connector's call. The runtime bounds it (`boundProgress`) and sends at most one per
+ * PROGRESS_INTERVAL_MS per call; the host trusts none of that: it bounds and throttles again.
+ * Added within protocol 6: a host that does not know it drops the frame (it does not parse), so
+ * runtimes and hosts of either side of it still work together.
+ */
+export const ProgressMessage = z.object({
+  type: z.literal('progress'),
+  id: callId,
+  fraction: z.number().finite(),
+  message: z.string().max(PROGRESS_WIRE_CHARS).optional(),
+});
+
 export const LogMessage = z.object({
   type: z.literal('log'),
   id: callId.nullable(),
@@ -197,6 +212,7 @@ export const RuntimeMessage = z.discriminatedUnion('type', [
   LogMessage,
   ErrorMessage,
   NestedCallMessage,
+  ProgressMessage,
   ReadOpenMessage,
   ReadAckMessage,
   ReadCancelMessage,
@@ -214,6 +230,7 @@ export type CancelMessage = z.infer<typeof CancelMessage>;
 export type PackageMessage = z.infer<typeof PackageMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
 export type NestedCallMessage = z.infer<typeof NestedCallMessage>;
+export type ProgressMessage = z.infer<typeof ProgressMessage>;
 export type LogMessage = z.infer<typeof LogMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 /** What the host sends to the runtime. */

@@ -9,5 +9,6 @@ export * from './result-frames.js';
 export * from './invoke-frames.js';
 export * from './chunks.js';
 export * from './package-digest.js';
+export * from './progress.js';
 export { checkHostMessage, type CheckResult } from './host-check.js';
 export type { HostMessage, InvokeMessage, PackageMessage } from './messages.js';

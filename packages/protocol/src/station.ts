@@ -55,6 +55,8 @@ export interface Grant {
   /** Globs over the owner's station paths that the package may read for this user. */
   read: string[];
   release: ReleaseMode;
+  /** The longest a run under this grant may last (ms), when the owner asked for less than the station's ceiling. */
+  maxRunMs?: number;
   createdAt: string;
   revokedAt: string | null;
 }
@@ -65,6 +67,8 @@ export interface GrantInput {
   package: string;
   read: readonly string[];
   release: ReleaseMode;
+  /** Optional: runs under this grant end TIMEOUT after this many ms (at most the station's `maxRunMs`). */
+  maxRunMs?: number;
 }
 
 /**
@@ -82,6 +86,8 @@ export const AUDIT_KINDS = [
   'refuse', // an owner refused a staged result
   'session', // a session changed state
   'data', // data changed or left: an owner's upload or deletion (old and new sha256), a user's input, download or cleared folder
+  'settings', // the admin changed a station setting (the longest a run may last)
+  'cancel', // a user asked to cancel a run (the run's own entry records how it ended)
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -266,6 +272,33 @@ export interface GlobPreview {
   partial: boolean;
 }
 
+/**
+ * `POST /v1/runs` (a user). `wait` (default true) holds the request until the run ends and answers
+ * the run (200; a run that failed in the open is its error); `wait: false` answers `202` with the
+ * run at once (status `running`), to follow with `GET /v1/runs/:id` or the event stream.
+ * `timeoutMs` asks for a deadline shorter than the grants' and the station's (`maxRunMs`): the
+ * run's deadline is the smallest of the three; past it, the run ends TIMEOUT.
+ */
+export interface RunRequest {
+  package: string;
+  connector?: string;
+  function?: string;
+  args?: unknown;
+  wait?: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * A running run's last progress, as its function reported it (dev-utils `progress`), bounded by
+ * the runtime, the host and the gatekeeper: `fraction` in 0..1, `message` one short printable line.
+ */
+export interface RunProgress {
+  fraction: number;
+  message?: string;
+  /** When the gatekeeper received it (to the second for the run's user). */
+  at: string;
+}
+
 /** A run as `POST /v1/runs`, `GET /v1/runs[/:id]` and the release/refuse calls answer it. */
 export interface RunView {
   id: string;
@@ -294,6 +327,15 @@ export interface RunView {
   scope?: string[];
   /** What this view leaves out, and why (a pending run to its user; a run holding several owners' data to one of them). */
   withheld?: string;
+  /**
+   * While the run runs, its last progress, shown to its user only while everything the run has
+   * touched so far is released to them (its folder's taint and the owners of its reads so far all
+   * grant it with `release`); once it touched data an owner must release first, progress is
+   * withheld (`withheld` says so). Kept by the gatekeeper that runs it, in memory.
+   */
+  progress?: RunProgress;
+  /** The run's deadline (ISO time) while it runs: past it, it ends TIMEOUT. */
+  deadline?: string;
   startedAt: string;
   finishedAt: string | null;
   decidedAt: string | null;
@@ -357,10 +399,30 @@ export interface AuditPage {
  * `GET /v1/events` (text/event-stream): `event: audit`, `id: <seq>`, `data: <AuditEntry>` for
  * every new entry the principal may see (an owner's entries about their data; a user's own runs
  * and grants; a developer's uploads and the grants of their packages). `Last-Event-ID` resumes.
+ * `event: progress` (no id: not replayed), `data: <ProgressEvent>`: a running run's progress, at
+ * most once a second per run, to whom `RunView.progress` shows it.
  */
-export interface StationEvent {
-  type: 'audit';
-  entry: AuditEntry;
+export type StationEvent = { type: 'audit'; entry: AuditEntry } | { type: 'progress'; progress: ProgressEvent };
+
+/** The `data` of an `event: progress`: the run's last progress, or `withheld` once it may no longer be shown. */
+export interface ProgressEvent {
+  run: string;
+  progress?: RunProgress;
+  withheld?: string;
+}
+
+/**
+ * `GET /v1/settings` (anyone signed in) and `PUT /v1/settings` (the admin; audited as `settings`):
+ * the station's settings. `maxRunMs`: the longest a run may last; a grant (`maxRunMs`) or the
+ * request (`timeoutMs`) may ask for less, never more. `ceilingMs` (read only): the most
+ * `maxRunMs` may be set to, the station's session ceiling.
+ */
+export interface StationSettings {
+  maxRunMs: number;
+  ceilingMs: number;
+  /** Who set it last and when; null while it is the default. */
+  updatedBy: string | null;
+  updatedAt: string | null;
 }
 
 /**

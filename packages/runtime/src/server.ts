@@ -22,6 +22,8 @@ import {
   decodeChunkFrame,
   encodeResultFrame,
   checkHostMessage,
+  boundProgress,
+  ProgressThrottle,
   resultHeaderBytes,
   writeResultHeader,
 } from '@datastation/protocol/runtime';
@@ -60,6 +62,8 @@ interface CallState {
   connector: ConnectorState | undefined;
   /** Set on a function call a connector made: whose it is, and where its value goes. */
   nested: NestedCall | undefined;
+  /** The call's progress on its way to the host (a connector's functions report under the connector's call). */
+  progress: ProgressThrottle | undefined;
 }
 
 interface ConnectorState {
@@ -107,6 +111,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     onLog: (id, stream, data) => forwardLog(id, stream, data),
     onRead: (peer, message) => relayFromWorker(peer, message),
     onRun: (peer, message) => runNested(peer, message),
+    onProgress: (id, fraction, message) => forwardProgress(id, fraction, message),
     onRetire: () => reapStrayProcesses(),
     // A call that waits for a worker thread the pids limit refuses runs nothing: strays may go.
     onStarved: () => scheduleReap(),
@@ -401,6 +406,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       hostDenied: false,
       connector: connector ? { seq: 0, children: new Set() } : undefined,
       nested: undefined,
+      progress: undefined,
       timer: setTimeout(() => {
         const starvedBy = pool.starvedBy(call.id);
         finish(
@@ -488,6 +494,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       connector: undefined,
       nested: { parent, seq, fn: m.fn, peer, nid: m.nid, started: performance.now(), argsSha256 },
       timer: undefined,
+      progress: undefined,
     };
     calls.set(id, child);
     parent.connector.children.add(child);
@@ -524,6 +531,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
     if (call.done) return;
     call.done = true;
     clearTimeout(call.timer);
+    call.progress?.stop();
     calls.delete(call.id);
     if (abortWorker) pool.abort(call.id, reason, outcome);
     // Processes a function starts live no longer than its call: once nothing runs, strays go.
@@ -595,6 +603,27 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   function noneRunning(): boolean {
     for (const id of calls.keys()) if (!pool.starvedBy(id)) return false;
     return true;
+  }
+
+  /**
+   * A call's progress, from the worker running it: bounded again here (the worker runs the
+   * function's code), and sent at most once per PROGRESS_INTERVAL_MS per call, the latest winning.
+   * A connector's functions report under the connector's call: the host knows no other.
+   */
+  function forwardProgress(id: string, fraction: number, message: string | undefined): void {
+    let call = calls.get(id);
+    if (call?.nested) call = call.nested.parent;
+    const bounded = boundProgress(fraction, message);
+    if (!call || call.done || !bounded) return;
+    const target = call;
+    target.progress ??= new ProgressThrottle((p) => {
+      if (!target.done)
+        send(
+          target.socket,
+          JSON.stringify({ type: 'progress', id: target.id, fraction: p.fraction, ...(p.message !== undefined ? { message: p.message } : {}) }),
+        );
+    });
+    target.progress.push(bounded);
   }
 
   function forwardLog(id: string | null, stream: 'stdout' | 'stderr', data: string): void {

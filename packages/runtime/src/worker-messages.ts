@@ -1,5 +1,6 @@
 import { MAX_STATION_PATH_CHARS, READ_WINDOW_CHUNKS } from '@datastation/protocol/constants';
 import { type ErrorCode, isErrorCode } from '@datastation/protocol/errors';
+import { PROGRESS_WIRE_CHARS } from '@datastation/protocol/progress';
 import { RESULT_KIND, type ResultKind } from '@datastation/protocol/result-frames';
 
 /** Messages between the runtime's main thread and one function worker (never on the wire). */
@@ -86,6 +87,8 @@ export type FromWorker =
   | { t: 'error'; id: string; code: ErrorCode; message: string; stack?: string }
   | { t: 'log'; id: string | null; stream: 'stdout' | 'stderr'; data: string }
   | { t: 'pong'; n: number }
+  /** The call's progress (dev-utils `progress()`), bounded and throttled by the worker; bounded again on the main thread. */
+  | { t: 'progress'; id: string; fraction: number; message?: string }
   | RunFromWorker
   | ReadFromWorker;
 
@@ -122,6 +125,13 @@ export function checkFromWorker(value: unknown): FromWorker | undefined {
         : undefined;
     case 'pong':
       return isCount(m.n) ? (m as FromWorker) : undefined;
+    case 'progress':
+      return isCallId(m.id) &&
+        typeof m.fraction === 'number' &&
+        Number.isFinite(m.fraction) &&
+        (m.message === undefined || (typeof m.message === 'string' && m.message.length <= PROGRESS_WIRE_CHARS))
+        ? { t: 'progress', id: m.id, fraction: m.fraction, ...(m.message !== undefined ? { message: m.message as string } : {}) }
+        : undefined;
     case 'read.open':
       return isCount(m.wrid) && isCallId(m.id) && typeof m.path === 'string'
         ? { t: 'read.open', wrid: m.wrid as number, id: m.id as string, path: m.path }

@@ -37,6 +37,8 @@ export interface WorkerPoolHooks {
   onRead: (worker: ReadPeer, message: ReadFromWorker) => void;
   /** A connector's `run` from the worker that runs that connector's call; answer through `worker.postRun`. */
   onRun: (worker: ReadPeer, message: RunFromWorker) => void;
+  /** A call's progress, from the worker that runs that call (not yet bounded: the worker is not trusted). */
+  onProgress: (id: string, fraction: number, message: string | undefined) => void;
   /** A worker is gone: its reads will never be consumed. */
   onWorkerExit: (worker: ReadPeer) => void;
   /** Called when a worker is retired: processes the function started must not outlive it. */
@@ -139,6 +141,10 @@ class PoolWorker implements ReadPeer {
           case 'pong':
             this.pongs.get(m.n)?.();
             this.pongs.delete(m.n);
+            break;
+          case 'progress':
+            // Only of a call running here; one answered already (stopped, timed out) reports nothing more.
+            if (this.pending.has(m.id)) this.hooks.onProgress?.(m.id, m.fraction, m.message);
             break;
           case 'read.open':
             // Only a call running here may read; a late open of a call that ended gets its answer.

@@ -9,6 +9,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { isAscii } from 'node:buffer';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { DsError, type ErrorCode, isDsError } from '@datastation/protocol/errors';
+import { boundProgress, ProgressThrottle } from '@datastation/protocol/progress';
 import { RESULT_KIND, resultHeaderBytes } from '@datastation/protocol/result-frames';
 import { setHostChannel } from '@datastation/dev-utils';
 import { loadPackage, type LoadedFunction } from './functions-loader.js';
@@ -43,9 +44,31 @@ class CallSignal {
     this.controller?.abort(reason);
   }
 }
-// Installed before the package loads, so dev-utils' read() of owner data goes through the host.
+// Installed before the package loads, so dev-utils' read() of owner data goes through the host,
+// and its progress() to the main thread.
 const stationReads = createStationReads(port, callScope);
-setHostChannel(stationReads.channel);
+setHostChannel({ ...stationReads.channel, progress: reportProgress });
+
+/** Each running call's progress, passed on to the main thread at most once per interval (the latest wins). */
+const progressOf = new Map<string, ProgressThrottle>();
+
+/** dev-utils' `progress()` in a call: bounded again (a function can call the channel itself), throttled, posted. */
+function reportProgress(fraction: unknown, message?: unknown): void {
+  const id = callScope.getStore();
+  const bounded = boundProgress(fraction, message);
+  if (!id || !bounded || !aborts.has(id)) return; // no call (module load), a bad report, or a call that ended
+  let throttle = progressOf.get(id);
+  if (!throttle) {
+    throttle = new ProgressThrottle((p) => post({ t: 'progress', id, fraction: p.fraction, ...(p.message !== undefined ? { message: p.message } : {}) }));
+    progressOf.set(id, throttle);
+  }
+  throttle.push(bounded);
+}
+
+function endProgress(id: string): void {
+  progressOf.get(id)?.stop();
+  progressOf.delete(id);
+}
 
 function post(message: FromWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(message, transfer);
@@ -176,6 +199,7 @@ function isThenable(value: unknown): boolean {
 
 function answerCall(id: string, value: unknown): void {
   aborts.delete(id);
+  endProgress(id);
   const message = serialise(id, value);
   if (message.t === 'result' && 'frame' in message) post(message, [message.frame.buffer as ArrayBuffer]);
   else post(message);
@@ -184,6 +208,7 @@ function answerCall(id: string, value: unknown): void {
 
 function failCall(id: string, message: FromWorker): void {
   aborts.delete(id);
+  endProgress(id);
   post(message);
   logBudget.delete(id);
 }

@@ -16,6 +16,7 @@ import {
   type HelloMessage,
   type LogMessage,
   type NestedCallMessage,
+  type ProgressMessage,
   parseRuntimeMessage,
   type ReadOpenMessage,
   RESULT_KIND,
@@ -206,6 +207,7 @@ export class TestClient {
   private readonly waiters = new Map<string, ((a: Answer) => void)[]>();
   private readonly logsById = new Map<string, LogMessage[]>();
   private readonly nestedById = new Map<string, NestedCallMessage[]>();
+  private readonly progressById = new Map<string, ProgressMessage[]>();
   /** How many `call.nested` reports of a call had arrived when its answer did. */
   private readonly nestedAtAnswer = new Map<string, number>();
   /** Order of frames per id: 'log' | 'answer', to check logs come before the answer. */
@@ -330,6 +332,11 @@ export class TestClient {
     return this.nestedById.get(id) ?? [];
   }
 
+  /** The `progress` reports of call `id`, in arrival order. */
+  progress(id: string): ProgressMessage[] {
+    return this.progressById.get(id) ?? [];
+  }
+
   /** Every `call.nested` report so far, whatever its call. */
   allNested(): NestedCallMessage[] {
     return [...this.nestedById.values()].flat();
@@ -390,6 +397,9 @@ export class TestClient {
       case 'call.nested':
         this.nestedById.set(m.id, [...this.nested(m.id), m]);
         return;
+      case 'progress':
+        this.progressById.set(m.id, [...this.progress(m.id), m]);
+        return;
       case 'error':
         if (m.id === null) {
           this.orphanErrors.push(m);
@@ -429,11 +439,13 @@ export const FIXTURE_FUNCTIONS = [
   'crash',
   'echo',
   'forge',
+  'forgeProgress',
   'forgeRun',
   'hang',
   'mark',
   'noArgs',
   'readStation',
+  'reports',
   'save',
   'secret',
   'sleep',
@@ -455,7 +467,7 @@ import { connect } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parentPort, threadId } from 'node:worker_threads';
-import { read, write } from '@datastation/dev-utils';
+import { progress, read, write } from '@datastation/dev-utils';
 
 // Tell the test's WorkerMonitor this worker exists; the connection closes when the worker ends.
 if (process.env.DS_TEST_MONITOR) {
@@ -611,6 +623,21 @@ export async function readStation(args) {
 
 export function noArgs(args) { return args === undefined ? 'undefined' : JSON.stringify(args); }
 
+/** Reports progress: each of args.steps ([fraction, message?]), args.gapMs apart. */
+export async function reports(args) {
+  for (const [fraction, message] of args.steps) {
+    progress(fraction, message);
+    if (args.gapMs) await new Promise((r) => setTimeout(r, args.gapMs));
+  }
+  return 'reported';
+}
+
+/** Posts progress straight to the runtime, past dev-utils: for the call args.id, or malformed. */
+export function forgeProgress(args) {
+  parentPort.postMessage({ t: 'progress', id: args.id, fraction: args.fraction, message: args.message });
+  return 'posted';
+}
+
 export const notAFunction = 42;
 export default function defaultIsNotAFunction() { return 'no'; }
 `,
@@ -627,6 +654,7 @@ export const FIXTURE_CONNECTORS = [
   'logsVia',
   'nonJson',
   'pair',
+  'progressVia',
   'readVia',
   'slow',
   'textVia',
@@ -683,6 +711,9 @@ export async function logsVia(_args, { run }) { return await run('chatty', { n: 
 export async function nonJson(_args, { run }) {
   try { await run('echo', { n: 1n }); return 'sent'; } catch (error) { return error.code; }
 }
+
+/** Its function's progress reaches the host under the connector's call. */
+export async function progressVia(args, { run }) { return await run('reports', args); }
 
 /** A station read made by a function on the connector's behalf. */
 export async function readVia(args, { run }) { return await run('readStation', { path: args.path, rethrow: args.rethrow }); }

@@ -28,6 +28,26 @@ export async function privateRuntimeImage(docker = testDocker()): Promise<{ imag
   return { image, remove: () => docker.images.remove(image) };
 }
 
+/**
+ * Pins image `id` under a tag of this test's (`ds-test/runtime:<random>`, its `ref`) and a second
+ * one in another repository: another suite's rebuild of the runtime removes the image it replaced
+ * by id, which Docker refuses without force while the image is named in two repositories.
+ * `remove()` drops both tags (and the image, when nothing else names it).
+ */
+export async function pinnedImage(id: string, docker = testDocker()): Promise<{ ref: string; remove(): Promise<void> }> {
+  const tag = randomBytes(4).toString('hex');
+  await docker.images.tag(id, 'ds-test/runtime', tag);
+  await docker.images.tag(id, 'ds-test/pin', tag);
+  const ref = `ds-test/runtime:${tag}`;
+  return {
+    ref,
+    async remove() {
+      await docker.images.remove(`ds-test/pin:${tag}`).catch(() => undefined);
+      await docker.images.remove(ref).catch(() => undefined);
+    },
+  };
+}
+
 /** Ids of the engine's resources of one kind with a label (`key` or `key=value`), through the docker CLI as an operator would look. */
 export async function listedByLabel(kind: 'container' | 'network' | 'volume', label: string): Promise<string[]> {
   const args = kind === 'container' ? ['ps', '-aq', '--filter', `label=${label}`] : [kind, 'ls', '-q', '--filter', `label=${label}`];

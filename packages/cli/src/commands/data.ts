@@ -16,7 +16,7 @@ import type {
   OwnerUploadView,
 } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
-import { bytesText, progressBar } from '../progress.js';
+import { bytesText } from '../progress.js';
 import { json, resolvePackage, shortDigest, stationClient, table } from '../station/api.js';
 import type { StationClient } from '../station/client.js';
 import type { Role } from '../station/state.js';
@@ -77,9 +77,11 @@ export async function dataPutCommand(argv: DataPutArgs, ctx: CommandContext): Pr
     const size = sizes[i] ?? 0;
     const shown = uploads.length > 1 ? `(${i + 1}/${uploads.length}) ${path}` : path;
     const bar = total >= BAR_FROM_BYTES;
-    ctx.progress.step(`uploading ${shown}${bar ? ` ${progressBar(before, total)}` : ''}`);
+    const transferred = (done: number) => `uploading ${shown}  ${bytesText(done)} of ${bytesText(total)}`;
+    if (bar) ctx.progress.bar(before / total, transferred(before));
+    else ctx.progress.step(`uploading ${shown}`);
     const view = await sendFile(client, upload.abs, upload.parts, size, (sent) => {
-      if (bar) ctx.progress.step(`uploading ${shown} ${progressBar(before + sent, total)}`);
+      if (bar) ctx.progress.bar((before + sent) / total, transferred(before + sent));
     });
     before += size;
     views.push(view);
@@ -157,7 +159,7 @@ export async function dataGetCommand(argv: DataGetArgs, ctx: CommandContext): Pr
     transform(chunk: Buffer, _encoding, done) {
       hash.update(chunk);
       received += chunk.length;
-      if (size >= BAR_FROM_BYTES) ctx.progress.step(`downloading ${target.parts.join('/')} ${progressBar(received, size)}`);
+      if (size >= BAR_FROM_BYTES) ctx.progress.bar(received / size, `downloading ${target.parts.join('/')}  ${bytesText(received)} of ${bytesText(size)}`);
       done(null, chunk);
     },
   });

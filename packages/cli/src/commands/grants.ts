@@ -14,6 +14,7 @@ import {
   table,
 } from '../station/api.js';
 import type { StationFlags } from '../station/target.js';
+import { formatDuration, parseDuration } from '../values.js';
 
 export interface GrantsArgs extends StationFlags {
   revoked?: boolean | undefined;
@@ -27,6 +28,8 @@ export interface GrantArgs extends StationFlags {
   owner?: string | undefined;
   /** Replace a working grant even with patterns that match none of the owner's files. */
   force?: boolean | undefined;
+  /** The longest a run under the grant may last, e.g. `90s`, `10m`, or milliseconds. */
+  maxRun?: string | undefined;
 }
 
 export interface RevokeArgs extends StationFlags {
@@ -68,7 +71,8 @@ export async function grantCommand(argv: GrantArgs, ctx: CommandContext): Promis
   const owner = ownerOf(argv, client, current);
   // A glob is a path under the storage root; a station path as functions read it (/owners/...) is taken too.
   const read = argv.read.map((glob) => glob.replace(/^\/+/, ''));
-  const wanted: GrantInput = { user: argv.user, package: pkg, read, release: argv.release };
+  const maxRunMs = argv.maxRun === undefined ? undefined : parseDuration(argv.maxRun, '--max-run');
+  const wanted: GrantInput = { user: argv.user, package: pkg, read, release: argv.release, ...(maxRunMs !== undefined ? { maxRunMs } : {}) };
   await checkMatches(
     client,
     owner,
@@ -86,7 +90,7 @@ export async function grantCommand(argv: GrantArgs, ctx: CommandContext): Promis
   const changed = result.added.length > 0;
   ctx.out(
     `${changed ? (replaced ? 'changed' : 'granted') : 'already granted'}: ${argv.user} may run ${shortDigest(pkg)} reading ${read.join(' ')} ` +
-      `(release: ${argv.release})\n`,
+      `(release: ${argv.release}${maxRunMs !== undefined ? `, runs end after ${formatDuration(maxRunMs)}` : ''})\n`,
   );
 }
 
@@ -156,8 +160,9 @@ function ownerOf(argv: { owner?: string | undefined }, client: StationClient, cu
   return owner;
 }
 
+/** A grant as a PUT must repeat it to keep it as it is (its run ceiling too). */
 function input(g: GrantView): GrantInput {
-  return { user: g.user, package: g.package, read: g.read, release: g.release };
+  return { user: g.user, package: g.package, read: g.read, release: g.release, ...(g.maxRunMs !== undefined ? { maxRunMs: g.maxRunMs } : {}) };
 }
 
 /** digest → name@version for tables, from the packages this principal can see (best effort). */

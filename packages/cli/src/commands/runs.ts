@@ -3,7 +3,7 @@ import type { CommandContext } from '../context.js';
 import { json, type RunView, shortDigest, stationClient, table } from '../station/api.js';
 import type { StationFlags } from '../station/target.js';
 import { formatValue } from '../values.js';
-import { pendingNote } from './call.js';
+import { pendingNote, progressLine } from './call.js';
 
 const STATUSES = ['running', 'released', 'pending', 'refused', 'denied', 'failed'] as const;
 
@@ -38,6 +38,19 @@ export async function runsCommand(argv: RunsArgs, ctx: CommandContext): Promise<
   );
 }
 
+/**
+ * `ds cancel <run>`: the run's user stops it. A run still queued behind another ends at once
+ * without running; a running one is stopped; either ends CANCELLED, recorded like any run. A run
+ * that already ended is shown as it is.
+ */
+export async function cancelCommand(argv: DecideArgs, ctx: CommandContext): Promise<void> {
+  const client = await stationClient(argv, ctx, 'user');
+  const run = await client.post<RunView>(`/v1/runs/${encodeURIComponent(argv.run)}/cancel`);
+  if (ctx.json) return ctx.out(json(run));
+  if (run.error?.code === 'CANCELLED') return ctx.out(`run ${run.id} cancelled (${run.status})\n`);
+  ctx.out(`run ${run.id} had already ended: ${run.status}${run.error ? ` (${run.error.code})` : ''}; ds runs ${run.id} shows it\n`);
+}
+
 /** `ds release <run>` / `ds refuse <run>`: a reviewing owner decides a staged result. */
 export function decideCommand(decision: 'release' | 'refuse') {
   return async (argv: DecideArgs, ctx: CommandContext): Promise<void> => {
@@ -61,6 +74,9 @@ function describeRun(run: RunView): string {
     `  release   ${run.release}${run.reviews.length ? ` (${run.reviews.map((r) => `${r.owner}: ${r.decision ?? 'waiting'}`).join(', ')})` : ''}`,
     `  started   ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}${run.decidedAt ? `, decided ${run.decidedAt}` : ''}`,
   ];
+  const progress = progressLine(run);
+  if (progress) lines.push(`  progress  ${progress}`);
+  if (run.deadline) lines.push(`  deadline  ${run.deadline}`);
   if (run.scope?.length) lines.push(`  data of  ${run.scope.join(', ')}`);
   if (run.error) lines.push(`  error     ${run.error.code}: ${run.error.message}`);
   if (run.withheld) lines.push(`  withheld  ${run.withheld}`);

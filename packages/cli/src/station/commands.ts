@@ -3,7 +3,7 @@ import type { CommandContext } from '../context.js';
 
 /**
  * The station client commands (`ds principals …`, `ds upload`, `ds grants`, `ds grant`, `ds revoke`,
- * `ds call`, `ds runs`, `ds release`, `ds refuse`, `ds data put|ls|rm|get`, `ds audit`), declared here and loaded when they run, as
+ * `ds call`, `ds runs`, `ds cancel`, `ds release`, `ds refuse`, `ds settings`, `ds data put|ls|rm|get`, `ds audit`), declared here and loaded when they run, as
  * main.ts does for the others. They talk to a gatekeeper over HTTP only (station/client.ts).
  */
 interface GlobalFlags {
@@ -157,6 +157,10 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
           })
           .option('owner', { type: 'string', describe: 'Your owner id (default: --as, or the owner on your current grants)' })
           .option('force', { type: 'boolean', describe: 'Replace a grant that reads files even with patterns that match none of yours' })
+          .option('max-run', {
+            type: 'string',
+            describe: "End runs under this grant TIMEOUT after this long (e.g. 10m), if shorter than the station's maxRunMs",
+          })
           .example(
             "$0 grant trip-stats --user ann --read 'owners/acme/trips/*.csv' --release review --as acme",
             'Let ann run trip-stats on the trips; acme reviews each result',
@@ -190,11 +194,18 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
           .positional('name', { type: 'string', demandOption: true, describe: 'The connector (or, with --function, function) to run' })
           .option('args', { type: 'string', describe: 'Arguments as JSON (default null)' })
           .option('function', { type: 'boolean', describe: '<name> is a function, not a connector' })
+          .option('wait', {
+            type: 'boolean',
+            default: true,
+            describe: 'Follow the run to its end, its progress as a bar on stderr (--no-wait: print the run id at once)',
+          })
+          .option('timeout', { type: 'string', describe: "End the run TIMEOUT after this long (e.g. 90s, 10m), if shorter than the grants' and the station's" })
           .example(
             `$0 call trip-stats summary --args '{"path":"/owners/acme/trips/2026.csv"}' --as ann`,
             'Prints the value, or the run id when the owner reviews it first',
           )
-          .example(`$0 call trip-stats total --function --args '{}' --json`, 'Print the run { id, status, value? } as JSON'),
+          .example(`$0 call trip-stats total --function --args '{}' --json`, 'Print the run { id, status, value? } as JSON')
+          .example('$0 call trip-stats yearly --no-wait --as ann', 'Print the run id at once; ds runs <id> follows it, ds cancel <id> stops it'),
       async (argv) => {
         const { callCommand } = await import('../commands/call.js');
         await callCommand(argv, context(argv));
@@ -213,6 +224,31 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
       async (argv) => {
         const { runsCommand } = await import('../commands/runs.js');
         await runsCommand(argv, context(argv));
+      },
+    )
+    .command(
+      'cancel <run>',
+      'Cancel one of your runs (a user): queued or running, it ends CANCELLED, recorded with the reads it made',
+      (y) =>
+        station(y)
+          .positional('run', { type: 'string', demandOption: true, describe: 'The run id (ds call --no-wait prints it; ds runs lists them)' })
+          .example('$0 cancel 3f2a… --as ann', 'Stop the run; ds runs 3f2a… shows it CANCELLED'),
+      async (argv) => {
+        const { cancelCommand } = await import('../commands/runs.js');
+        await cancelCommand(argv, context(argv));
+      },
+    )
+    .command(
+      'settings',
+      "Show the station's settings; --max-run sets the longest a run may last (the admin)",
+      (y) =>
+        station(y)
+          .option('max-run', { type: 'string', describe: 'Set the run ceiling, e.g. 30m or 2h (at most the station ceiling)' })
+          .example('$0 settings', 'How long runs may last here')
+          .example('$0 settings --max-run 30m --as admin', 'Runs end TIMEOUT after 30 minutes (a grant or a call may ask for less)'),
+      async (argv) => {
+        const { settingsCommand } = await import('../commands/settings.js');
+        await settingsCommand(argv, context(argv));
       },
     )
     .command(

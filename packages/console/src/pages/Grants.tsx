@@ -16,7 +16,14 @@ const RELEASE_HELP: Record<ReleaseMode, string> = {
 };
 
 function toInput(grant: Grant): GrantInput {
-  return { user: grant.user, package: grant.package, read: grant.read, release: grant.release };
+  // Its run ceiling too: a PUT that left it out would give the grant the station's.
+  return {
+    user: grant.user,
+    package: grant.package,
+    read: grant.read,
+    release: grant.release,
+    ...(grant.maxRunMs !== undefined ? { maxRunMs: grant.maxRunMs } : {}),
+  };
 }
 
 /** The owner's active grants, fresh from the server: what a PUT must repeat to keep them. */

@@ -1,12 +1,12 @@
-/** A user's runs (live), each with its value or error, and a small form to start one. */
-import type { RunView, TargetKind } from '@datastation/protocol/station';
+/** A user's runs (live), each with its progress while it runs (and a Cancel button), its value or error, and a small form to start one. */
+import type { ProgressEvent, RunView, TargetKind } from '@datastation/protocol/station';
 import { type FormEvent, useCallback, useId, useState } from 'react';
 import { api } from '../api';
 import { ErrorNote, Loading, PackageLabel, RunErrorNote, StatusBadge, Time } from '../components/common';
 import { JsonTree } from '../components/JsonTree';
 import { usePackages } from '../data';
 import { shortDigest } from '../format';
-import { useResource, useTitle } from '../hooks';
+import { useResource, useRunProgress, useTitle } from '../hooks';
 
 const STATUS_TEXT: Partial<Record<RunView['status'], string>> = {
   running: 'Running…',
@@ -18,7 +18,8 @@ const STATUS_TEXT: Partial<Record<RunView['status'], string>> = {
 export function UserRunsPage() {
   useTitle('Your runs');
   const load = useCallback((signal: AbortSignal) => api.runs(undefined, signal), []);
-  const { data, error, loading, reload } = useResource(load, ['run', 'release', 'refuse']);
+  const { data, error, loading, reload } = useResource(load, ['run', 'release', 'refuse', 'cancel']);
+  const progress = useRunProgress();
   const runs = [...(data ?? [])].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
   return (
     <>
@@ -33,7 +34,7 @@ export function UserRunsPage() {
         <ul className="cards" aria-label="Your runs">
           {runs.map((run) => (
             <li key={run.id}>
-              <RunCard run={run} />
+              <RunCard run={run} live={progress.get(run.id)} onCancelled={reload} />
             </li>
           ))}
         </ul>
@@ -42,8 +43,12 @@ export function UserRunsPage() {
   );
 }
 
-function RunCard({ run }: { run: RunView }) {
+function RunCard({ run, live, onCancelled }: { run: RunView; live: ProgressEvent | undefined; onCancelled: () => void }) {
   const titleId = `run-${run.id}-title`;
+  const running = run.status === 'running';
+  // The stream's latest, else what the run's view said when the page loaded it.
+  const progress = running ? (live?.progress ?? (live?.withheld ? undefined : run.progress)) : undefined;
+  const withheld = running ? (live?.withheld ?? (progress ? undefined : run.withheld)) : run.withheld;
   return (
     <article className="card" data-testid="user-run" data-run-id={run.id} data-status={run.status} aria-labelledby={titleId}>
       <h3 id={titleId}>
@@ -66,6 +71,8 @@ function RunCard({ run }: { run: RunView }) {
         <dt>Release</dt>
         <dd>{run.release}</dd>
       </dl>
+      {running ? <RunProgressBar runId={run.id} progress={progress} /> : null}
+      {running ? <CancelButton run={run} onCancelled={onCancelled} /> : null}
       {run.error ? <RunErrorNote error={run.error} testId="run-error" /> : null}
       {run.status === 'released' ? (
         <>
@@ -73,14 +80,56 @@ function RunCard({ run }: { run: RunView }) {
           <JsonTree value={run.value} testId="run-value" />
         </>
       ) : null}
-      {run.withheld ? (
+      {withheld ? (
         <p className="muted" data-testid="run-withheld">
-          {run.withheld}
+          {withheld}
         </p>
       ) : !run.error && STATUS_TEXT[run.status] ? (
         <p className="muted">{STATUS_TEXT[run.status]}</p>
       ) : null}
     </article>
+  );
+}
+
+/** A running run's progress: a bar and its message (text, never markup), or nothing while it reported none. */
+function RunProgressBar({ runId, progress }: { runId: string; progress: ProgressEvent['progress'] }) {
+  if (!progress) return null;
+  const percent = Math.floor(Math.min(1, Math.max(0, progress.fraction)) * 100);
+  const labelId = `run-${runId}-progress`;
+  return (
+    <div className="run-progress" data-testid="run-progress" data-fraction={progress.fraction}>
+      <p id={labelId}>
+        {`${percent}%`}
+        {progress.message ? ` · ${progress.message}` : ''}
+      </p>
+      <progress max={1} value={progress.fraction} aria-labelledby={labelId} />
+    </div>
+  );
+}
+
+/** Cancels a running (or queued) run; the card shows it CANCELLED once the station recorded it. */
+function CancelButton({ run, onCancelled }: { run: RunView; onCancelled: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error>();
+  const cancel = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api.cancelRun(run.id);
+    } catch (e) {
+      setError(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      setBusy(false);
+      onCancelled();
+    }
+  };
+  return (
+    <div className="form-actions">
+      <button type="button" className="button" disabled={busy} onClick={cancel} aria-label={`Cancel the run of ${run.target.kind} ${run.target.name}`}>
+        {busy ? 'Cancelling…' : 'Cancel'}
+      </button>
+      <ErrorNote error={error} prefix="Could not cancel the run" />
+    </div>
   );
 }
 
@@ -117,10 +166,10 @@ function RunForm({ onStarted }: { onStarted: () => void }) {
       }
     }
     setBusy(true);
-    setMessage(`Running ${picked.kind} ${picked.name}…`);
+    setMessage(`Starting ${picked.kind} ${picked.name}…`);
     try {
-      const run = await api.startRun(chosen.digest, picked.kind, picked.name, parsed);
-      setMessage(`Run of ${picked.kind} ${picked.name}: ${run.status}.`);
+      await api.startRun(chosen.digest, picked.kind, picked.name, parsed);
+      setMessage(`Run of ${picked.kind} ${picked.name} started: it is in the list below.`);
       onStarted();
     } catch (e) {
       setMessage('');

@@ -42,6 +42,7 @@ import { type Recovery, Runner } from './runner.js';
 import { runRoutes } from './runs.js';
 import { scrubContext } from './scrub.js';
 import { sessionRoutes } from './sessions.js';
+import { settingsRoutes } from './settings.js';
 
 export interface GatekeeperOptions {
   /** The open store (the caller opens and closes it). */
@@ -216,6 +217,8 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     consoleSessions.endPrincipal(principal);
     context.events.endPrincipal(principal);
   });
+  // A running run's progress goes out on the event stream, to whom its view shows it.
+  const unwatchProgress = runner.onProgress((change) => context.events.progress(change));
   const onInternal = options.onInternalError ?? ((error: unknown, ref: string) => logger.error({ err: error, ref }, 'internal error'));
 
   const app = express();
@@ -246,6 +249,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   v1.use('/files', fileRoutes(context));
   v1.use('/audit', auditRoutes(context));
   v1.use('/events', eventRoutes(context));
+  v1.use('/settings', settingsRoutes(context));
   app.use('/v1', v1);
   app.use(noSuchEndpoint);
   app.use(errorHandler(onInternal, scrub));
@@ -256,6 +260,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     closing ??= (async () => {
       unwatchPrincipals();
       unwatchAudit();
+      unwatchProgress();
       // Event streams never end by themselves: ended first, so that the servers' close does not wait on them.
       context.events.close();
       await Promise.all(

@@ -6,7 +6,8 @@ import type { Credentialed, Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
 import { consoleSessionOf, credentialUsed, principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
-import { auditEntryView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
+import { auditEntryView, progressEventView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
+import type { ProgressChange } from './runner.js';
 import { PerMinuteBudget } from './limits.js';
 
 /** How often the log is read for entries other processes appended (this one's are pushed at once). */
@@ -46,6 +47,8 @@ interface Subscriber extends StreamOpener {
   after: number;
   /** Events waiting for the next tick (users' streams only). */
   held: string;
+  /** Each running run's latest `event: progress` waiting for the next tick (every stream): one per run, the latest winning. */
+  progress: Map<string, string>;
   /** Its response closed. */
   ended: boolean;
 }
@@ -96,7 +99,7 @@ export class EventHub {
   async open(req: Request, res: Response, opener: StreamOpener, after: number | undefined): Promise<void> {
     const { principal } = opener;
     const release = this.reserveStream(principal);
-    const subscriber: Subscriber = { ...opener, res, after: 0, ended: false, held: '' };
+    const subscriber: Subscriber = { ...opener, res, after: 0, ended: false, held: '', progress: new Map() };
     // A token that expires ends its stream then, not at the next heartbeat (which catches the rest:
     // an expiry past what a timer holds, a change made through another gatekeeper).
     const expiresIn = principal.expiresAt === null ? Number.NaN : Date.parse(principal.expiresAt) - Date.now();
@@ -328,12 +331,28 @@ export class EventHub {
     else this.send(subscriber, text);
   }
 
-  /** Sends what the users' streams hold (the one-second tick). */
+  /**
+   * A running run's progress changed (the runner's ProgressChange): each stream whose principal
+   * may see it (progressEventView: the run's user while it is releasable to them, or told once
+   * that it is withheld; a reviewer who may see all of it) gets it at the next tick, the latest
+   * per run only. Not an audit entry: no id, not replayed on a resume.
+   */
+  progress(change: ProgressChange): void {
+    if (!this.running) return;
+    const run = { id: change.run, user: change.user };
+    for (const subscriber of this.subscribers) {
+      const shown = progressEventView(run, change.live, subscriber.principal, change.notice);
+      if (shown) subscriber.progress.set(change.run, `event: progress\ndata: ${JSON.stringify(shown)}\n\n`);
+    }
+  }
+
+  /** Sends what the streams hold (the one-second tick): progress first, so that a run's end comes after its last progress. */
   private flushHeld(): void {
     for (const subscriber of this.subscribers) {
-      if (!subscriber.held) continue;
-      const text = subscriber.held;
+      if (!subscriber.held && subscriber.progress.size === 0) continue;
+      const text = [...subscriber.progress.values()].join('') + subscriber.held;
       subscriber.held = '';
+      subscriber.progress.clear();
       this.send(subscriber, text);
     }
   }

@@ -9,18 +9,28 @@ import { previewGlobs } from './preview.js';
 
 /** What the API says of a grant. */
 export function grantView(g: Grant) {
-  return { id: g.id, owner: g.owner, user: g.user, package: g.package, read: g.read, release: g.release, createdAt: g.createdAt, revokedAt: g.revokedAt };
+  return {
+    id: g.id,
+    owner: g.owner,
+    user: g.user,
+    package: g.package,
+    read: g.read,
+    release: g.release,
+    ...(g.maxRunMs !== undefined ? { maxRunMs: g.maxRunMs } : {}),
+    createdAt: g.createdAt,
+    revokedAt: g.revokedAt,
+  };
 }
 
 /** Checks one grant as an owner sent it: a known user, a known package, patterns under the owner's folder (normalised), a release mode. */
 async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown, at: string): Promise<GrantInput> {
   const g = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
-  const known = new Set(['user', 'package', 'read', 'release']);
+  const known = new Set(['user', 'package', 'read', 'release', 'maxRunMs']);
   const extra = Object.keys(g).filter((k) => !known.has(k));
   if (extra.length > 0 || typeof g.user !== 'string' || typeof g.package !== 'string') {
     throw new DsError(
       'BAD_REQUEST',
-      `${at} must be { user, package: <digest>, read: [globs], release: ${RELEASE_MODES.join(' | ')} ` +
+      `${at} must be { user, package: <digest>, read: [globs], release: ${RELEASE_MODES.join(' | ')}, maxRunMs?: <ms> ` +
         `}${extra.length ? `; unknown field ${extra.join(', ')}` : ''}.`,
     );
   }
@@ -28,12 +38,19 @@ async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown,
     throw new DsError('BAD_REQUEST', `${at}.release must be one of ${RELEASE_MODES.join(', ')}; got ${JSON.stringify(g.release)}.`);
   }
   const read = checkGrantGlobs(owner, g.read, `${at}.read`);
+  const ceiling = ctx.runner.runCeilingMs;
+  if (g.maxRunMs !== undefined && (typeof g.maxRunMs !== 'number' || !Number.isSafeInteger(g.maxRunMs) || g.maxRunMs < 1 || g.maxRunMs > ceiling)) {
+    throw new DsError(
+      'BAD_REQUEST',
+      `${at}.maxRunMs is the longest a run under the grant may last: a whole number of milliseconds from 1 to ${ceiling} (this station's ceiling); got ${JSON.stringify(g.maxRunMs)}.`,
+    );
+  }
   const user = await ctx.store.principals.get(g.user);
   // A removed user is a tombstone: never granted again (a disabled one may be, and is enabled again later).
   if (user?.role !== 'user' || user.state === 'removed') throw new DsError('BAD_REQUEST', `${at}.user: ${g.user} is not a user of this station.`);
   if (!(await ctx.store.packages.get(g.package)))
     throw new DsError('BAD_REQUEST', `${at}.package: ${g.package} is not a package of this station (give its digest, sha256:…).`);
-  return { user: g.user, package: g.package, read, release: g.release as ReleaseMode };
+  return { user: g.user, package: g.package, read, release: g.release as ReleaseMode, ...(g.maxRunMs !== undefined ? { maxRunMs: g.maxRunMs as number } : {}) };
 }
 
 /**
@@ -50,7 +67,7 @@ export async function replaceGrants(ctx: GatekeeperContext, owner: string, wante
         kind,
         subject: g.id,
         owners: [owner],
-        data: { user: g.user, package: g.package, read: g.read, release: g.release },
+        data: { user: g.user, package: g.package, read: g.read, release: g.release, ...(g.maxRunMs !== undefined ? { maxRunMs: g.maxRunMs } : {}) },
       });
     }
     return { kept: result.kept.map(grantView), added: result.added.map(grantView), revoked: result.revoked.map(grantView) };
@@ -85,7 +102,7 @@ export async function approvePackage(ctx: GatekeeperContext, owner: string, pkg:
   for (const [i, user] of users.entries()) fresh.push(await checkGrant(ctx, owner, { user, package: pkg, read, release }, `users[${i}]`));
   const others = (await ctx.store.grants.list({ owner }))
     .filter((g) => g.package !== pkg)
-    .map(({ user, package: p, read: r, release: m }) => ({ user, package: p, read: r, release: m }));
+    .map(({ user, package: p, read: r, release: m, maxRunMs }) => ({ user, package: p, read: r, release: m, ...(maxRunMs !== undefined ? { maxRunMs } : {}) }));
   return replaceGrants(ctx, owner, [...others, ...fresh]);
 }
 

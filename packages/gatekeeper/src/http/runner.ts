@@ -1,10 +1,33 @@
 import { join } from 'node:path';
-import { type ConnectorCallEvent, type ReadEvent, type ReapResult, type SessionKey, type SessionSpec, Station, type StationOptions } from '@datastation/host';
+import {
+  type ConnectorCallEvent,
+  DEFAULT_CEILINGS,
+  type ReadEvent,
+  type ReapResult,
+  resolveCeilings,
+  type SessionKey,
+  type SessionSpec,
+  Station,
+  type StationOptions,
+} from '@datastation/host';
 import { didYouMean } from '@datastation/protocol';
 import { DsError, isErrorCode, toDsError } from '@datastation/protocol/errors';
+import type { Progress } from '@datastation/protocol/progress';
+import type { RunProgress } from '@datastation/protocol/station';
 import { emptyDataFolder, ensureDataFolder } from '../runs/folders.js';
 import { Turns } from '../runs/turns.js';
-import { authoriseRun, modesOf, ownerOfPath, type RunAuthorisation, releaseDecision, seesWholeRun, type Withholding } from '../runs/release.js';
+import {
+  authoriseRun,
+  modesOf,
+  ownerOfPath,
+  progressReleasable,
+  progressReviewers,
+  type RunAuthorisation,
+  releaseDecision,
+  seesWholeRun,
+  type Withholding,
+} from '../runs/release.js';
+import { type LiveRunView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
 import { canonicalJson, checkJsonDepth, type Json, sha256Hex } from '../store/canonical.js';
 import type { StoredPackage } from '../store/packages.js';
 import type { Run, RunError, RunOutcome } from '../store/runs.js';
@@ -17,13 +40,65 @@ export interface RunRequest {
   package: string;
   target: { kind: TargetKind; name: string };
   args: Json;
+  /** A deadline shorter than the grants' and the station's (ms): the run's is the smallest of the three. */
+  timeoutMs?: number;
 }
 
 /** The reads and nested calls of the run in flight on one session. */
 interface Trace {
   reads: ReadEvent[];
   calls: ConnectorCallEvent[];
+  /**
+   * The owners whose data the run has touched so far: a granted file opened (told before any of it
+   * is sent), or a read reported with its owner (a missing granted file too). Progress is judged by it.
+   */
+  touched: Set<string>;
+  /** Told when `touched` grows. */
+  onTouch: (() => void) | undefined;
 }
+
+/** A run this gatekeeper holds: queued behind another on its data folder, or running. */
+interface LiveRun {
+  id: string;
+  user: string;
+  state: 'queued' | 'running';
+  /** Aborted to cancel it (or when the gatekeeper closes). */
+  abort: AbortController;
+  /** Who asked to cancel it. */
+  cancelledBy: string | undefined;
+  facts: Facts;
+  /** Its data folder's taint when its turn came (empty while queued). */
+  taint: readonly string[];
+  trace: Trace | undefined;
+  progress: RunProgress | undefined;
+  deadline: string | undefined;
+  /** Its user was told its progress is withheld (once, when it touched an owner who must release it first). */
+  toldWithheld: boolean;
+  /** Its outcome: from its turn, or from a cancel that came while it was queued. */
+  outcome: Promise<Settled>;
+  settle: (settled: Settled | Promise<Settled>) => void;
+  /** Set when it was cancelled while queued: recorded then, never run. */
+  recorded: Promise<Settled> | undefined;
+  /** Its outcome is recorded (it is kept a moment longer for the views). */
+  ended: boolean;
+}
+
+/** A running run's progress changed, or its user must be told it is withheld now (`notice`). */
+export interface ProgressChange {
+  run: string;
+  user: string;
+  live: LiveRunView;
+  notice: boolean;
+}
+
+/**
+ * The longest a run may last when the admin set nothing and the operator gave the Station no
+ * `limits.timeoutMs`: an hour (the host's default ceiling). Runs are meant to last minutes.
+ */
+export const DEFAULT_MAX_RUN_MS = DEFAULT_CEILINGS.timeoutMs;
+
+/** The setting (`PUT /v1/settings`) that holds the admin's run ceiling. */
+export const MAX_RUN_MS_SETTING = 'maxRunMs';
 
 /** What a gatekeeper found and settled at start, after a predecessor of the same instance died. */
 export interface Recovery {
@@ -90,6 +165,13 @@ export class Runner implements AsyncDisposable {
   private readonly scrub: ScrubContext;
   /** Told of each run once its outcome is recorded, with the reads it made (the gatekeeper's metrics). */
   onRunRecorded: ((run: Run, reads: readonly ReadEvent[]) => void) | undefined;
+  /** The runs this gatekeeper holds, by id. */
+  private readonly live = new Map<string, LiveRun>();
+  private readonly progressListeners = new Set<(change: ProgressChange) => void>();
+  /** The most `maxRunMs` may be set to: the Station's ceiling on a call (every session gets it as its limit). */
+  readonly runCeilingMs: number;
+  /** `maxRunMs` while the admin has set none: the Station's `limits.timeoutMs`, else DEFAULT_MAX_RUN_MS, under the ceiling. */
+  readonly defaultMaxRunMs: number;
 
   constructor(
     private readonly store: Store,
@@ -101,6 +183,14 @@ export class Runner implements AsyncDisposable {
   ) {
     this.station = new Station({ ...stationOptions, sessionFor: (key) => this.sessionFor(key) });
     this.scrub = scrubContext(storage, stationOptions);
+    this.runCeilingMs = resolveCeilings(stationOptions.ceilings).timeoutMs;
+    this.defaultMaxRunMs = Math.min(stationOptions.limits?.timeoutMs ?? DEFAULT_MAX_RUN_MS, this.runCeilingMs);
+  }
+
+  /** The longest a run may last now: the admin's setting (under the ceiling), or the default. */
+  async maxRunMs(): Promise<number> {
+    const set = (await this.store.settings.get(MAX_RUN_MS_SETTING))?.value;
+    return typeof set === 'number' && set > 0 ? Math.min(set, this.runCeilingMs) : this.defaultMaxRunMs;
   }
 
   /**
@@ -151,12 +241,122 @@ export class Runner implements AsyncDisposable {
     });
   }
 
-  run(user: string, request: RunRequest): Promise<Settled> {
-    const running = this.execute(user, request);
-    const settled = running.catch(() => undefined);
-    this.inFlight.add(settled);
-    void settled.then(() => this.inFlight.delete(settled));
-    return running;
+  /** Takes a user's run and waits for its outcome (`start`, then its `settled`). */
+  async run(user: string, request: RunRequest): Promise<Settled> {
+    return (await this.start(user, request)).settled;
+  }
+
+  /**
+   * Takes a user's run: the package, the target and the grants are checked now (a refusal is
+   * thrown, and audited as before), the run is recorded (`running`) and queued on its data folder,
+   * and this resolves with it at once. `settled` resolves with its outcome once it ran, or at once
+   * when it is cancelled while still queued (see cancel).
+   */
+  async start(user: string, request: RunRequest): Promise<{ run: Run; settled: Promise<Settled> }> {
+    if (this.closing) throw new DsError('CANCELLED', 'The gatekeeper is stopping; run it again in a moment.');
+    checkJsonDepth(request.args, "The run's arguments");
+    const pkg = await this.store.packages.get(request.package);
+    // A package that does not exist and one not granted to the user answer alike: ids cannot be probed.
+    if (!pkg) throw notGranted(user, request.package);
+    checkTarget(pkg, request.target);
+    const auth = await this.authorise(user, pkg, request);
+    // What it could reach now; decided again when its turn comes (runs before it may taint the folder).
+    const taint = await this.store.taints.list(user, pkg.id);
+    const reach = reachOf(auth, taint);
+    const run = await this.store.runs.start({
+      user,
+      package: pkg.id,
+      target: request.target,
+      args: request.args,
+      release: releaseDecision(reach, auth.modes).release,
+      scope: reach,
+      runner: this.instance,
+    });
+    let settle: LiveRun['settle'] = () => undefined;
+    const outcome = new Promise<Settled>((resolve) => (settle = resolve));
+    const live: LiveRun = {
+      id: run.id,
+      user,
+      state: 'queued',
+      abort: new AbortController(),
+      cancelledBy: undefined,
+      facts: { user, pkg, target: request.target, argsHash: run.argsHash, auth },
+      taint: [],
+      trace: undefined,
+      progress: undefined,
+      deadline: undefined,
+      toldWithheld: false,
+      outcome,
+      settle,
+      recorded: undefined,
+      ended: false,
+    };
+    this.live.set(run.id, live);
+    // Everything from the grants on is decided again in the folder's turn: the grants and the
+    // folder's taint as the runs before this one left them.
+    const turn = this.oneAtATime(folderId(user, pkg.id), () => this.runOnFolder(live, request));
+    turn.then(settle, (error: unknown) => settle(Promise.reject(error)));
+    for (const pending of [outcome, turn]) {
+      const quiet = pending.catch(() => undefined);
+      this.inFlight.add(quiet);
+      void quiet.then(() => this.inFlight.delete(quiet));
+    }
+    // Kept a little past its end: a poll within the second it ended still shows it running, as it was (views.ts, endShownAt).
+    const forget = () => {
+      live.ended = true;
+      setTimeout(() => {
+        if (this.live.get(run.id) === live) this.live.delete(run.id);
+      }, 2 * WITHHELD_TIME_RESOLUTION_MS).unref();
+    };
+    void outcome.then(forget, forget);
+    return { run, settled: outcome };
+  }
+
+  /**
+   * Cancels a run this gatekeeper holds, for `by` (its user), audited (`cancel`). A run still
+   * queued behind another on its folder ends at once, CANCELLED, without running (its scope is
+   * empty: it touched nothing). A running one is stopped (the host sends its runtime a cancel) and
+   * recorded like any run, with the reads it made and its folder tainted by what it touched.
+   * Resolves with the run as recorded; undefined when this gatekeeper does not hold it (it ended,
+   * or another gatekeeper of the station runs it).
+   */
+  async cancel(id: string, by: string): Promise<Run | undefined> {
+    const live = this.live.get(id);
+    if (!live || live.ended) return undefined;
+    if (live.cancelledBy === undefined) {
+      live.cancelledBy = by;
+      const { facts } = live;
+      await this.store.audit.append({
+        actor: by,
+        kind: 'cancel',
+        subject: id,
+        owners: [],
+        data: { user: live.user, package: facts.pkg.id, target: facts.target, started: live.state === 'running' },
+      });
+      // Checked after the await: its turn may have come meanwhile (then it is stopped instead).
+      if (live.state === 'queued') {
+        const message = `The run was cancelled by ${by} before it started (it was queued behind another run on its data folder).`;
+        live.recorded = this.record(id, { error: { code: 'CANCELLED', message } }, facts, newTrace(), []);
+        live.settle(live.recorded);
+      }
+      live.abort.abort();
+    }
+    return (await live.outcome.catch(() => undefined))?.run ?? this.store.runs.get(id);
+  }
+
+  /** What this gatekeeper knows of a run it holds besides the store (its progress, who may see it, its deadline). */
+  liveView(id: string): LiveRunView | undefined {
+    const live = this.live.get(id);
+    return live ? viewOf(live) : undefined;
+  }
+
+  /** Calls `listener` on every progress change of a run (see ProgressChange); returns the unsubscribe. */
+  onProgress(listener: (change: ProgressChange) => void): () => void {
+    const own = (change: ProgressChange) => listener(change);
+    this.progressListeners.add(own);
+    return () => {
+      this.progressListeners.delete(own);
+    };
   }
 
   /**
@@ -204,22 +404,14 @@ export class Runner implements AsyncDisposable {
     return this.turns.tryTake(folderId(user, pkg), fn);
   }
 
-  private async execute(user: string, request: RunRequest): Promise<Settled> {
-    checkJsonDepth(request.args, "The run's arguments");
-    const pkg = await this.store.packages.get(request.package);
-    // A package that does not exist and one not granted to the user answer alike: ids cannot be probed.
-    if (!pkg) throw notGranted(user, request.package);
-    checkTarget(pkg, request.target);
-    // Everything from the grants on is decided in the folder's turn: the grants and the folder's
-    // taint as the runs before this one left them.
-    return this.oneAtATime(folderId(user, pkg.id), () => this.runOnFolder(user, pkg, request));
-  }
-
-  private async runOnFolder(user: string, pkg: StoredPackage, request: RunRequest): Promise<Settled> {
+  /**
+   * The grants a run of `pkg` by `user` relies on, now: NOT_APPROVED (audited, with the owners
+   * granting the package to others) when no owner grants it to them.
+   */
+  private async authorise(user: string, pkg: StoredPackage, request: RunRequest): Promise<RunAuthorisation> {
     const grants = await this.store.grants.list({ package: pkg.id, includeRevoked: true });
-    let auth: RunAuthorisation;
     try {
-      auth = authoriseRun(user, pkg.id, grants);
+      return authoriseRun(user, pkg.id, grants);
     } catch (error) {
       const refused = toDsError(error);
       // A refused attempt is a fact the owners granting the package should see too.
@@ -240,24 +432,41 @@ export class Runner implements AsyncDisposable {
       });
       throw refused;
     }
+  }
 
+  /** A run's turn on its data folder: the grants and the taint as they are now, its deadline, its session, its call. */
+  private async runOnFolder(live: LiveRun, request: RunRequest): Promise<Settled> {
+    if (live.recorded) return live.recorded; // cancelled while it waited
+    live.state = 'running';
+    const { user, pkg } = live.facts;
+    const runId = live.id;
+    if (this.closing) {
+      const message = 'The gatekeeper stopped before this run started, so it never ran. Run it again.';
+      return this.record(runId, { error: { code: 'CANCELLED', message } }, live.facts, newTrace(), []);
+    }
+    const grants = await this.store.grants.list({ package: pkg.id, includeRevoked: true });
+    let auth: RunAuthorisation;
+    try {
+      auth = authoriseRun(user, pkg.id, grants);
+    } catch (error) {
+      // Revoked while it waited: it never ran, and touched nothing.
+      const refused = toDsError(error);
+      return this.record(runId, { error: { code: refused.code, message: refused.message } }, live.facts, newTrace(), []);
+    }
+    const facts: Facts = { ...live.facts, auth };
+    live.facts = facts;
     const taint = await this.store.taints.list(user, pkg.id);
-    const reach = [...new Set([...auth.grantors.filter((o) => auth.modes.get(o) !== 'deny'), ...taint])].sort();
-    const run = await this.store.runs.start({
-      user,
-      package: pkg.id,
-      target: request.target,
-      args: request.args,
-      release: releaseDecision(reach, auth.modes).release,
-      scope: reach,
-      runner: this.instance,
-    });
-    const facts: Facts = { user, pkg, target: request.target, argsHash: run.argsHash, auth };
+    live.taint = taint;
+    const reach = reachOf(auth, taint);
+    await this.store.runs.reach(runId, releaseDecision(reach, auth.modes).release, reach);
     if (!auth.runnable) {
       // Every grant to this user says deny: nothing could be released to anyone, so nothing runs.
-      return this.record(run.id, { value: null }, facts, { reads: [], calls: [] }, taint, 'denied');
+      return this.record(runId, { value: null }, facts, newTrace(), taint, 'denied');
     }
 
+    const budget = await this.budget(auth, request.timeoutMs);
+    const deadline = Date.now() + budget.ms;
+    live.deadline = new Date(deadline).toISOString();
     const readPolicy = { root: join(this.storage, 'owners'), at: 'owners', allow: auth.allow };
     const key: SessionKey = { user, package: `${pkg.id}+policy:${sha256Hex(canonicalJson(readPolicy)).slice(0, 16)}` };
     const id = keyId(key);
@@ -269,35 +478,102 @@ export class Runner implements AsyncDisposable {
       functions: this.packageFiles.functionsDir(pkg.id),
       ...(manifest.image?.id ? { image: manifest.image.id } : {}),
       readPolicy,
-      onRead: (event) => this.traces.get(id)?.reads.push(event),
+      // Every session may run calls up to the ceiling: each run's own deadline is its call's timeoutMs.
+      limits: { timeoutMs: this.runCeilingMs },
+      onRead: (event) => {
+        const trace = this.traces.get(id);
+        trace?.reads.push(event);
+        if (trace && event.owner !== undefined) touch(trace, event.owner);
+      },
+      onReadGranted: (event) => {
+        const trace = this.traces.get(id);
+        if (trace && event.owner !== undefined) touch(trace, event.owner);
+      },
     });
     const folder = folderId(user, pkg.id);
     const keys = this.folderSessions.get(folder) ?? new Map<string, SessionKey>();
     keys.set(id, key);
     this.folderSessions.set(folder, keys);
 
-    const trace: Trace = { reads: [], calls: [] };
+    const trace = newTrace();
+    trace.onTouch = () => this.touched(live);
+    live.trace = trace;
     this.traces.set(id, trace);
     let outcome: RunOutcome;
     let session: string | undefined;
     try {
       // A new session is recorded before the call: a gatekeeper killed mid-call leaves a record
       // its successor can settle (see recover). A warm one was recorded when it started.
-      const started = await this.station.prewarm(key);
+      const started = await this.station.prewarm(key, { signal: live.abort.signal });
       if (started.start === 'cold') await this.store.sessions.put({ id: started.session, user, package: pkg.id, state: 'running', runner: this.instance });
+      const remaining = deadline - Date.now();
+      if (remaining < 1) throw new DsError('TIMEOUT', 'The run reached its deadline while its session started.');
       const result = await this.station.call(key, request.target.name, request.args, {
         connector: request.target.kind === 'connector',
         onCall: (event) => trace.calls.push(event),
+        onProgress: (progress) => this.progressed(live, progress),
+        signal: live.abort.signal,
+        timeoutMs: remaining,
       });
       session = result.session;
       outcome = valueOutcome(result.value);
     } catch (error) {
       const failure = toDsError(error);
-      outcome = { error: { code: failure.code, message: scrubMessage(failure.message, this.scrub) } };
+      outcome = { error: { code: failure.code, message: scrubMessage(this.failureMessage(live, failure, budget), this.scrub) } };
     } finally {
       this.traces.delete(id);
     }
-    return this.record(run.id, outcome, facts, trace, taint, undefined, session);
+    return this.record(runId, outcome, facts, trace, taint, undefined, session);
+  }
+
+  /**
+   * The run's time: the smallest of the station's `maxRunMs`, the grants' and the request's, and
+   * which of them it is (named when the run ends TIMEOUT).
+   */
+  private async budget(auth: RunAuthorisation, requested: number | undefined): Promise<{ ms: number; by: string }> {
+    let budget = { ms: await this.maxRunMs(), by: "the station's maxRunMs" };
+    if (auth.maxRunMs !== undefined && auth.maxRunMs < budget.ms) budget = { ms: auth.maxRunMs, by: "a grant's maxRunMs" };
+    if (requested !== undefined && requested < budget.ms) budget = { ms: requested, by: "the request's timeoutMs" };
+    return budget;
+  }
+
+  /** What a run that failed says: who cancelled it, or which deadline it ran past; else the failure's own message. */
+  private failureMessage(live: LiveRun, failure: DsError, budget: { ms: number; by: string }): string {
+    if (failure.code === 'CANCELLED' && live.cancelledBy !== undefined) return `The run was cancelled by ${live.cancelledBy} while it ran.`;
+    if (failure.code === 'CANCELLED' && this.closing) return INTERRUPTED_RUN_ERROR.message as string;
+    if (failure.code === 'TIMEOUT')
+      return `The run ran past its deadline of ${budget.ms} ms (${budget.by}) and was stopped. Ask for a longer one, or make it do less at once.`;
+    return failure.message;
+  }
+
+  /** A progress report of a running run: kept, and told to the listeners (the event stream). */
+  private progressed(live: LiveRun, progress: Progress): void {
+    live.progress = { fraction: progress.fraction, ...(progress.message !== undefined ? { message: progress.message } : {}), at: new Date().toISOString() };
+    this.tellProgress(live, false);
+  }
+
+  /**
+   * The run touched a new owner's data. If its user saw its progress until now and may no longer,
+   * they are told so, once, now: at the touch, which depends only on what they could see, never at
+   * a later report, whose timing the function chooses after reading the data it must not show.
+   */
+  private touched(live: LiveRun): void {
+    if (live.toldWithheld || !live.progress) return;
+    const view = viewOf(live);
+    if (view.userSees) return;
+    live.toldWithheld = true;
+    this.tellProgress(live, true);
+  }
+
+  private tellProgress(live: LiveRun, notice: boolean): void {
+    const change: ProgressChange = { run: live.id, user: live.user, live: viewOf(live), notice };
+    for (const listener of [...this.progressListeners]) {
+      try {
+        listener(change);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
   }
 
   /**
@@ -315,7 +591,8 @@ export class Runner implements AsyncDisposable {
     note?: 'denied',
     session?: string,
   ): Promise<Settled> {
-    const touched = touchedOwners(trace.reads);
+    // The reads' owners, and any owner whose file was opened for it (each read reports its owner when it ends; this is the belt to that brace).
+    const touched = [...new Set([...touchedOwners(trace.reads), ...trace.touched])].sort();
     const write = (tx: StoreTables, settled: RunOutcome) => this.write(tx, runId, settled, facts, trace, [...taint, ...touched], touched, note, session);
     let run: Run;
     try {
@@ -457,6 +734,8 @@ export class Runner implements AsyncDisposable {
    */
   async close(): Promise<void> {
     this.closing ??= (async () => {
+      // Runs still queued end CANCELLED at their turn (which comes at once: the calls before them are cancelled too).
+      for (const live of this.live.values()) live.abort.abort();
       await this.station.close();
       while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
       await this.store.sessions.stopAll(this.instance).catch(() => undefined);
@@ -509,6 +788,34 @@ interface Facts {
   target: { kind: TargetKind; name: string };
   argsHash: string;
   auth: RunAuthorisation;
+}
+
+function newTrace(): Trace {
+  return { reads: [], calls: [], touched: new Set(), onTouch: undefined };
+}
+
+function touch(trace: Trace, owner: string): void {
+  if (trace.touched.has(owner)) return;
+  trace.touched.add(owner);
+  trace.onTouch?.();
+}
+
+/** The owners a run could reach: its grantors that do not say deny, and the owners its folder holds. */
+function reachOf(auth: RunAuthorisation, taint: readonly string[]): string[] {
+  return [...new Set([...auth.grantors.filter((o) => auth.modes.get(o) !== 'deny'), ...taint])].sort();
+}
+
+/** A live run as the views see it: its progress, who may see it now (its scope so far under its grants' modes), its deadline. */
+function viewOf(live: LiveRun): LiveRunView {
+  const scope = [...live.taint, ...(live.trace?.touched ?? [])];
+  const modes = live.facts.auth.modes;
+  return {
+    queued: live.state === 'queued',
+    progress: live.progress,
+    userSees: progressReleasable(scope, modes),
+    owners: progressReviewers(scope, modes),
+    deadline: live.deadline,
+  };
 }
 
 function keyId(key: SessionKey): string {

@@ -36,6 +36,8 @@ export interface RunAuthorisation {
   allow: string[];
   /** False when every active grant says deny: the run is recorded `denied` and nothing runs. */
   runnable: boolean;
+  /** The shortest run ceiling among the active grants (`maxRunMs`), when any asks for one. */
+  maxRunMs?: number;
 }
 
 /**
@@ -57,11 +59,13 @@ export function authoriseRun(user: string, pkg: string, grants: readonly Grant[]
   }
   const modes = modesOf(active);
   const readable = active.filter((g) => modes.get(g.owner) !== 'deny');
+  const ceilings = active.flatMap((g) => (g.maxRunMs !== undefined ? [g.maxRunMs] : []));
   return {
     grantors: [...modes.keys()].sort(),
     modes,
     allow: [...new Set(readable.flatMap((g) => g.read))].sort(),
     runnable: readable.length > 0,
+    ...(ceilings.length ? { maxRunMs: Math.min(...ceilings) } : {}),
   };
 }
 
@@ -96,6 +100,26 @@ export function releaseDecision(scope: Iterable<string>, modes: ReadonlyMap<stri
     release = stricter(release, mode ?? 'deny');
   }
   return { release, reviewers: release === 'review' ? reviewers : [], scope: owners, withheldBy };
+}
+
+/**
+ * Whether a running run's progress may be shown to its user: everything it has touched so far
+ * (`touched`: its folder's taint and the owners of its reads so far) is released to them under
+ * their grants' modes. Once it touched the data of an owner who reviews (or denies), its progress
+ * could carry that data, and is withheld until the end (the run's release then decides the rest).
+ */
+export function progressReleasable(touched: Iterable<string>, modes: ReadonlyMap<string, ReleaseMode>): boolean {
+  return releaseDecision(touched, modes).release === 'release';
+}
+
+/**
+ * The owners who may see a running run's progress: one who reviews it and may see all of it, the
+ * run having touched their data and no other owner's so far (see seesWholeRun). Nobody else: an
+ * owner who releases to the user sees no value of the run, and so no progress either.
+ */
+export function progressReviewers(touched: Iterable<string>, modes: ReadonlyMap<string, ReleaseMode>): string[] {
+  const scope = [...new Set(touched)];
+  return scope.length === 1 && modes.get(scope[0] as string) === 'review' ? [scope[0] as string] : [];
 }
 
 /**

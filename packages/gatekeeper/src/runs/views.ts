@@ -5,7 +5,7 @@
  * data: no value, no error message, no reads, no nested calls, no owners it touched, and times to
  * the second. An owner sees all of a run only when it holds no other owner's data.
  */
-import type { AuditEntry as StationAuditEntry, RunView } from '@datastation/protocol/station';
+import type { ProgressEvent, RunProgress, AuditEntry as StationAuditEntry, RunView } from '@datastation/protocol/station';
 import type { AuditEntry } from '../store/audit.js';
 import type { Json } from '../store/canonical.js';
 import type { Principal } from '../store/principals.js';
@@ -34,9 +34,61 @@ export function mayViewRun(run: Run, who: Principal): boolean {
   return run.user === who.id || run.reviews.some((r) => r.owner === who.id);
 }
 
-/** What the API says of a run to `who` (who may view it: see mayViewRun). */
-export function runView(run: Run, who: Principal): RunView {
-  const isUser = run.user === who.id;
+/**
+ * What the gatekeeper running a run knows of it besides the store: its last progress and who may
+ * see it now (runs/release.ts: `progressReleasable`, `progressReviewers`), and its deadline.
+ */
+export interface LiveRunView {
+  /** Queued behind another run on its data folder: not started yet. */
+  queued: boolean;
+  progress: RunProgress | undefined;
+  /** Whether the run's user may see its progress now. */
+  userSees: boolean;
+  /** The owners who may see its progress now. */
+  owners: readonly string[];
+  /** When it ends TIMEOUT (ISO), once started. */
+  deadline: string | undefined;
+}
+
+/** What a running run's user is told once its progress may no longer be shown. */
+export const PROGRESS_WITHHELD =
+  "Progress withheld: the run has touched data an owner must release first. Its status still shows here; what it produced follows the owners' release once it ends.";
+
+/**
+ * When a run that ended is shown ended to its user, while it is not settled for them: at the first
+ * whole second after it ended. Until then a view made for the grid (`{ grid: true }`: the
+ * answers a user can poll) shows it running, as it was: polling a run's status must not tell when
+ * it ended better than to the second.
+ */
+export function endShownAt(finishedAt: string): number {
+  const ms = Date.parse(finishedAt);
+  return ms - (ms % WITHHELD_TIME_RESOLUTION_MS) + WITHHELD_TIME_RESOLUTION_MS;
+}
+
+export interface RunViewOptions {
+  /** The view answers a poll (`GET /v1/runs[/:id]`): a run ended within this second is shown to its user as running still. */
+  grid?: boolean;
+  /** The clock, for tests. */
+  now?: number;
+}
+
+/** What the API says of a run to `who` (who may view it: see mayViewRun); `live` while this gatekeeper runs it (or just ran it). */
+export function runView(stored: Run, who: Principal, live?: LiveRunView, options: RunViewOptions = {}): RunView {
+  const isUser = stored.user === who.id;
+  const hideEnd =
+    options.grid === true &&
+    isUser &&
+    stored.status !== 'running' &&
+    !settledForUser(stored) &&
+    stored.finishedAt !== null &&
+    (options.now ?? Date.now()) < endShownAt(stored.finishedAt);
+  // As it was while it ran: no outcome, no end.
+  const run: Run = hideEnd ? { ...stored, status: 'running', finishedAt: null, decidedAt: null, error: undefined, reviews: [] } : stored;
+  if (hideEnd) {
+    delete run.error;
+    delete run.value;
+    delete run.staged;
+  }
   const review = run.reviews.find((r) => r.owner === who.id);
   const settled = settledForUser(run);
   const whole = review !== undefined && seesWholeRun(run.scope, who.id);
@@ -62,7 +114,34 @@ export function runView(run: Run, who: Principal): RunView {
   if (run.error) view.error = { code: run.error.code, message: open && run.error.message !== undefined ? run.error.message : withheldMessage(run, isUser) };
   const note = withheldNote(run, isUser, whole, review !== undefined);
   if (note) view.withheld = note;
+  if (live && run.status === 'running') {
+    const progress = progressFor(live, who, isUser);
+    if (progress) view.progress = progress;
+    else if (isUser && !live.userSees) view.withheld = PROGRESS_WITHHELD;
+    // When a queued run started is when the run before it on the folder ended: to the second, as that is.
+    if (isUser && live.deadline) view.deadline = coarseTime(live.deadline);
+  }
   return view;
+}
+
+/** A running run's progress as `who` may see it: its user while it is releasable to them (times to the second), a reviewer who may see all of it. */
+function progressFor(live: LiveRunView, who: Principal, isUser: boolean): RunProgress | undefined {
+  if (!live.progress) return undefined;
+  if (isUser) return live.userSees ? { ...live.progress, at: coarseTime(live.progress.at) } : undefined;
+  return live.owners.includes(who.id) ? live.progress : undefined;
+}
+
+/**
+ * The `event: progress` data a running run's change gives `who`, or undefined for nothing. Its
+ * user gets the progress while releasable to them; `notice` (the moment it stopped being, told
+ * once) gives them `withheld` instead. A reviewer who may see all of the run gets the progress.
+ */
+export function progressEventView(run: { id: string; user: string }, live: LiveRunView, who: Principal, notice: boolean): ProgressEvent | undefined {
+  const isUser = run.user === who.id;
+  const progress = progressFor(live, who, isUser);
+  if (progress) return { run: run.id, progress };
+  if (isUser && notice && !live.userSees) return { run: run.id, withheld: PROGRESS_WITHHELD };
+  return undefined;
 }
 
 function withheldMessage(run: Run, isUser: boolean): string {
@@ -120,6 +199,8 @@ function runProjection(entry: AuditEntry, data: Record<string, Json>): StationAu
  * rule; nested calls not at all).
  */
 export function auditEntryView(who: Principal, entry: AuditEntry, developerPackages?: ReadonlySet<string>): StationAuditEntry<Json> | undefined {
+  // A setting changed concerns the station as a whole: its admin's act.
+  if (entry.kind === 'settings') return who.role === 'admin' ? entry : undefined;
   // The admin manages principals and sees nothing of the data: the changes to principals only.
   if (who.role === 'admin') return entry.kind === 'principal' ? entry : undefined;
   if (who.role === 'owner') return entry.owners.includes(who.id) || entry.kind === 'upload' ? entry : undefined;
@@ -131,6 +212,8 @@ export function auditEntryView(who: Principal, entry: AuditEntry, developerPacka
   }
   if (data.user !== who.id && entry.actor !== who.id) return undefined;
   if (entry.kind === 'grant' || entry.kind === 'revoke' || entry.kind === 'data') return entry;
+  // Their own cancel: who asked, for which run, and whether it had started (nothing the run produced).
+  if (entry.kind === 'cancel') return entry.actor === who.id ? entry : undefined;
   // The run's own entry (not an owner's share of it), and the decisions on it.
   if ((entry.kind === 'run' && data.share === undefined) || entry.kind === 'release' || entry.kind === 'refuse') return runProjection(entry, data);
   return undefined;

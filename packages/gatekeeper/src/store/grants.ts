@@ -108,6 +108,7 @@ export class Grants {
       release: input.release,
       created_at: this.now().toISOString(),
       revoked_at: null,
+      max_run_ms: maxRunMsOf(input.maxRunMs),
     };
   }
 }
@@ -117,8 +118,26 @@ function activeQuery(q: Kysely<Database>) {
 }
 
 function sameGrant(grant: GrantTable, row: GrantTable): boolean {
-  return grant.user === row.user && grant.package === row.package && grant.release === row.release && grant.read === row.read;
+  return (
+    grant.user === row.user &&
+    grant.package === row.package &&
+    grant.release === row.release &&
+    grant.read === row.read &&
+    (grant.max_run_ms ?? null) === row.max_run_ms
+  );
 }
+
+/** A grant's run ceiling as stored: a whole number of milliseconds from 1 ms to a day, or none. */
+function maxRunMsOf(value: unknown): number | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_RUN_MS_BOUND) {
+    throw new DsError('BAD_REQUEST', `A grant's maxRunMs is a whole number of milliseconds from 1 to ${MAX_RUN_MS_BOUND}; got ${String(value)}.`);
+  }
+  return value;
+}
+
+/** The most any run ceiling may say (a day): the host's own bound on a call's deadline. */
+export const MAX_RUN_MS_BOUND = 24 * 3600 * 1000;
 
 /**
  * A stored grant's patterns as they count: each checked under the grant's own owner and
@@ -150,6 +169,7 @@ function toGrant(row: GrantTable): Grant {
     package: row.package,
     read: grantedPatterns(row.owner, row.read),
     release: row.release,
+    ...(typeof row.max_run_ms === 'number' ? { maxRunMs: Number(row.max_run_ms) } : {}),
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
   };

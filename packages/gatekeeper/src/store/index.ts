@@ -15,7 +15,8 @@ export {
 } from './audit.js';
 export { checkId, type Credentialed, credentialOf, newToken, type PrincipalChange, Principals, type Principal, type TokenCheck } from './principals.js';
 export { Packages, type StoredPackage } from './packages.js';
-export { Grants, type Grant, type GrantInput } from './grants.js';
+export { Grants, type Grant, type GrantInput, MAX_RUN_MS_BOUND } from './grants.js';
+export { Settings, type SettingRecord } from './settings.js';
 export { Runs, type Run, type RunDecision, type RunError, type RunOutcome, type RunReview, type RunStart } from './runs.js';
 export { DataTaints } from './taints.js';
 export { DataFiles, type DataFileRecord } from './data-files.js';

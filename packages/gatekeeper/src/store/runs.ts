@@ -118,6 +118,26 @@ export class Runs {
   }
 
   /**
+   * Sets what a running run could reach, once its turn on its data folder came (it was recorded
+   * when it was asked for, possibly behind other runs): its release so far and its scope (see
+   * Run.scope). A run that is no longer running is left as it is; returns whether it was updated.
+   */
+  async reach(id: string, release: ReleaseMode, scope: readonly string[]): Promise<boolean> {
+    if (!(RELEASE_MODES as readonly string[]).includes(release)) {
+      throw new DsError('BAD_REQUEST', `Unknown release mode "${String(release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
+    }
+    return this.connection.write(`record what run ${id} can reach`, async (q) => {
+      const updated = await q
+        .updateTable('runs')
+        .set({ release, scope: JSON.stringify([...new Set(scope)].sort()) })
+        .where('id', '=', id)
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      return Number(updated.numUpdatedRows) === 1;
+    });
+  }
+
+  /**
    * Records how a running run ended and applies its release decision (`decision`, or the one it
    * started with): `release` gives the user the value or the error; `review` stages either
    * (status `pending`) until every reviewer releases it; `deny` drops the value and the error's

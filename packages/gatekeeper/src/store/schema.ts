@@ -50,6 +50,8 @@ export interface GrantTable {
   release: ReleaseMode;
   created_at: string;
   revoked_at: string | null;
+  /** The longest a run under the grant may last, when the owner asked for less (migration 0006). */
+  max_run_ms: number | null;
 }
 
 export interface RunTable {
@@ -109,6 +111,14 @@ export interface DataFileTable {
   uploaded_at: string;
 }
 
+/** One station setting the admin changed (migration 0006): its JSON value, who set it and when. */
+export interface SettingTable {
+  key: string;
+  value: string;
+  updated_by: string;
+  updated_at: string;
+}
+
 export interface AuditTable {
   seq: number;
   at: string;
@@ -141,6 +151,7 @@ export interface Database {
   sessions: SessionTable;
   data_taints: DataTaintTable;
   data_files: DataFileTable;
+  settings: SettingTable;
   audit: AuditTable;
   audit_owners: AuditOwnerTable;
   audit_head: AuditHeadTable;

@@ -10,6 +10,7 @@ import { Packages } from './packages.js';
 import { type PrincipalChange, Principals } from './principals.js';
 import { Runs } from './runs.js';
 import { Sessions } from './sessions.js';
+import { Settings } from './settings.js';
 import { DataTaints } from './taints.js';
 import { parseStoreUrl, redactUrl } from './url.js';
 
@@ -29,6 +30,7 @@ export interface StoreTables {
   readonly sessions: Sessions;
   readonly taints: DataTaints;
   readonly dataFiles: DataFiles;
+  readonly settings: Settings;
   readonly audit: AuditLog;
 }
 
@@ -40,6 +42,7 @@ export class Store implements StoreTables, AsyncDisposable {
   readonly sessions: Sessions;
   readonly taints: DataTaints;
   readonly dataFiles: DataFiles;
+  readonly settings: Settings;
   readonly audit: AuditLog;
   #closed: Promise<void> | undefined;
   readonly #appendListeners = new Listeners<readonly AuditEntry[]>();
@@ -61,6 +64,7 @@ export class Store implements StoreTables, AsyncDisposable {
       sessions: this.sessions,
       taints: this.taints,
       dataFiles: this.dataFiles,
+      settings: this.settings,
       audit: this.audit,
     } = tables(connection, now, {
       appended: (entry, began) => {
@@ -191,6 +195,7 @@ function tables(connection: Connection, now: () => Date, events: TableEvents): S
     sessions: new Sessions(connection, now),
     taints: new DataTaints(connection, now),
     dataFiles: new DataFiles(connection, now),
+    settings: new Settings(connection, now),
     audit: new AuditLog(connection, now, appended),
   };
 }

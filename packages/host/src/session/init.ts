@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DsError, engineUnavailable, type ErrorCode, type NestedCallMessage, toDsError } from '@datastation/protocol';
+import { DsError, engineUnavailable, type ErrorCode, type NestedCallMessage, type Progress, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { LABELS, ownerLabels } from '../docker/labels.js';
@@ -15,7 +15,7 @@ import { mountNosuid } from './data-mount.js';
 import { DataWatch, measureData } from './data-quota.js';
 import { readFunctionPackage } from './function-package.js';
 import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
-import { compileReadPolicy, type ReadEvent, type ReadPolicy, registerWritableFolder } from './read-policy.js';
+import { compileReadPolicy, type ReadEvent, type ReadGrantedEvent, type ReadPolicy, registerWritableFolder } from './read-policy.js';
 import { DEFAULT_READ_LIMITS } from './read-server.js';
 import type { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
@@ -35,8 +35,10 @@ export interface InitOptions {
   limits?: Partial<Limits>;
   /** What station data `read` may fetch; without one, every station read is refused. */
   readPolicy?: ReadPolicy;
-  /** Told of every station read, allowed or refused (the gatekeeper's audit). */
+  /** Told of every station read, allowed or refused (the gatekeeper's audit), once it ended. */
   onRead?: (event: ReadEvent) => void;
+  /** Told of every granted read as its file is opened, before any of it is sent (whose data the call is about to hold). */
+  onReadGranted?: (event: ReadGrantedEvent) => void;
   /** Told of every function call a connector makes through `run`, as the runtime reports it (the gatekeeper's audit). */
   onCall?: (event: ConnectorCallEvent) => void;
   /** Labels for the station's bookkeeping: who the session serves and which package it runs. */
@@ -88,6 +90,12 @@ export interface RunOptions {
   connector?: boolean;
   /** Told of each function call this connector makes, before its value comes back (beside InitOptions.onCall). */
   onCall?: (event: ConnectorCallEvent) => void;
+  /**
+   * Told of the call's progress (dev-utils `progress()`, a connector's functions' too), bounded by
+   * the host whatever the runtime sends: `fraction` in 0..1, `message` one short printable line,
+   * at most once per PROGRESS_INTERVAL_MS (the latest wins).
+   */
+  onProgress?: (progress: Progress) => void;
 }
 
 /**
@@ -259,11 +267,17 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     phase('hello');
     await lockSessionDir(sessionDir);
     if (transport.kind === 'unix') await releaseSocketName(sandbox, join(sessionDir, 'runtime.sock'));
-    runtime.serveReads(sessionId, policy, options.onRead, {
-      ...DEFAULT_READ_LIMITS,
-      maxOpen: limits.openReads,
-      maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
-    });
+    runtime.serveReads(
+      sessionId,
+      policy,
+      options.onRead,
+      {
+        ...DEFAULT_READ_LIMITS,
+        maxOpen: limits.openReads,
+        maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
+      },
+      options.onReadGranted,
+    );
     log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, phases, functions: runtime.hello.functions });
     runtime.explainLoss = () => explainLoss(docker, id);
     const connection = new Connection(docker, sessionId, id, image, limits, runtime, cleanup, sandbox, options.onCall);
@@ -313,11 +327,17 @@ async function fromPool(
     const mounted = performance.now();
     const runtime = await deliverPackage(pooled.blank, ctx.pkg, options.startTimeoutMs ?? 20_000);
     const id = pooled.blank.containerId;
-    runtime.serveReads(sessionId, ctx.policy, options.onRead, {
-      ...DEFAULT_READ_LIMITS,
-      maxOpen: limits.openReads,
-      maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
-    });
+    runtime.serveReads(
+      sessionId,
+      ctx.policy,
+      options.onRead,
+      {
+        ...DEFAULT_READ_LIMITS,
+        maxOpen: limits.openReads,
+        maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
+      },
+      options.onReadGranted,
+    );
     const ms = (t: number) => Math.round(t * 10) / 10;
     log.debug('session ready from the pool', {
       container: id.slice(0, 12),
@@ -449,6 +469,7 @@ class Connection implements DsConnection {
         logBytes: this.limits.logBytes,
         ...(options.onLog ? { onLog: options.onLog } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.connector ? { connector: true, onNested: this.reporter(fn, options.onCall) } : {}),
       });
     } finally {

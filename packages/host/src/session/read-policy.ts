@@ -53,6 +53,22 @@ export interface ReadEvent {
   outcome: 'completed' | 'refused' | 'failed' | 'cancelled';
 }
 
+/**
+ * A granted read as its file is opened, before the first byte (or its size) goes to the runtime:
+ * whose data the call is about to hold. The gatekeeper judges a run's progress by it, so that
+ * nothing a function learns from a file can be shown before the file's owner counts as touched.
+ */
+export interface ReadGrantedEvent {
+  sessionId: string;
+  callId: string;
+  /** As the function asked for it. */
+  path: string;
+  /** The file opened, as a station path. */
+  served: string;
+  /** Whose data it is (policies with `at`). */
+  owner?: string;
+}
+
 export interface CompiledPolicy {
   root: string;
   /**

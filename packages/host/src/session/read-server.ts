@@ -1,6 +1,6 @@
 import type WebSocket from 'ws';
 import { DsError, encodeChunkFrame, READ_CHUNK_BYTES, type ReadOpenMessage, toDsError } from '@datastation/protocol';
-import type { CompiledPolicy, ReadEvent } from './read-policy.js';
+import type { CompiledPolicy, ReadEvent, ReadGrantedEvent } from './read-policy.js';
 
 /** Past this many bytes queued on the socket, a read waits for them to be written. */
 const HIGH_WATER_BYTES = 16 * 1024 * 1024;
@@ -62,6 +62,8 @@ export class ReadServer {
     private readonly policy: CompiledPolicy,
     private readonly onRead: ((event: ReadEvent) => void) | undefined,
     private readonly limits: ReadLimits = DEFAULT_READ_LIMITS,
+    /** Told of each granted read as its file is opened, before any of it is sent (see ReadGrantedEvent). */
+    private readonly onGranted?: (event: ReadGrantedEvent) => void,
   ) {}
 
   /** Open reads now (for tests and stats). */
@@ -189,6 +191,11 @@ export class ReadServer {
     }
     const served = opened.relative;
     const owner = opened.owner !== undefined ? { owner: opened.owner } : {};
+    try {
+      this.onGranted?.({ sessionId: this.sessionId, callId: message.id, path: message.path, served, ...owner });
+    } catch {
+      // a hook that throws must not break the read protocol
+    }
     if (stream.cancelled) {
       // The call ended while the file was opened: not even its size goes out.
       await opened.handle.close().catch(() => undefined);

@@ -9,12 +9,15 @@ import {
   type HelloMessage,
   invokeHeaderBytes,
   type NestedCallMessage,
+  boundProgress,
+  type Progress,
+  ProgressThrottle,
   PROTOCOL_VERSION,
   parseRuntimeMessage,
   RESULT_KIND,
   type RuntimeMessage,
 } from '@datastation/protocol';
-import type { CompiledPolicy, ReadEvent } from './read-policy.js';
+import type { CompiledPolicy, ReadEvent, ReadGrantedEvent } from './read-policy.js';
 import { type ReadLimits, ReadServer } from './read-server.js';
 import { quotedLines } from './quoted.js';
 
@@ -28,6 +31,8 @@ export interface CallOptions {
   connector?: boolean;
   /** Each function call the connector made, as the runtime reports it (before the call's answer). */
   onNested?: (report: NestedCallMessage) => void;
+  /** The call's progress, bounded (0..1, a short printable line) and at most once per PROGRESS_INTERVAL_MS. */
+  onProgress?: (progress: Progress) => void;
 }
 
 interface PendingCall {
@@ -35,7 +40,12 @@ interface PendingCall {
   reject: (error: DsError) => void;
   onLog: CallOptions['onLog'];
   onNested: CallOptions['onNested'];
+  /** The call's progress on its way to `onProgress` (made at its first report). */
+  progress: ProgressThrottle | undefined;
+  onProgress: CallOptions['onProgress'];
   backstop: NodeJS.Timeout;
+  /** Set once the call was cancelled: the runtime's answer is awaited CANCEL_GRACE_MS at most. */
+  cancelled: NodeJS.Timeout | undefined;
 }
 
 export interface ConnectOptions {
@@ -45,6 +55,8 @@ export interface ConnectOptions {
   /** For the WebSocket handshake. */
   timeoutMs: number;
   heartbeatMs?: number;
+  /** How long a cancelled call waits for the runtime's CANCELLED before the host ends it (default CANCEL_GRACE_MS). */
+  cancelGraceMs?: number;
 }
 
 /**
@@ -149,6 +161,12 @@ export class PendingRuntime {
 
 /** Extra time the host grants past the deadline before it stops waiting for the runtime's own TIMEOUT. */
 const BACKSTOP_MS = 2_000;
+/**
+ * How long a cancelled call waits for the runtime's CANCELLED (it answers at once: its main thread
+ * never runs the function); past it, the call ends CANCELLED and the connection is closed, as for a
+ * missed deadline: a runtime that ignores a cancel cannot be trusted with another call.
+ */
+export const CANCEL_GRACE_MS = 5_000;
 /** Default ping interval; two missed pongs in a row end the connection. */
 export const DEFAULT_HEARTBEAT_MS = 10_000;
 
@@ -177,6 +195,7 @@ export class RuntimeConnection {
     heartbeatMs: number,
     /** The largest frame the runtime accepts (maxHostFrameBytes); a bigger invoke would close the socket. */
     private readonly maxSendBytes: number,
+    private readonly cancelGraceMs: number = CANCEL_GRACE_MS,
   ) {
     this.hello = hello;
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
@@ -234,12 +253,24 @@ export class RuntimeConnection {
 
   /** Wraps a socket whose hello has arrived (PendingRuntime.deliver). */
   static fromHello(ws: WebSocket, hello: HelloMessage, options: ConnectOptions): RuntimeConnection {
-    return new RuntimeConnection(ws, hello, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, options.maxSendBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    return new RuntimeConnection(
+      ws,
+      hello,
+      options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+      options.maxSendBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      options.cancelGraceMs ?? CANCEL_GRACE_MS,
+    );
   }
 
   /** Serves the runtime's station reads under `policy` from now on. */
-  serveReads(sessionId: string, policy: CompiledPolicy, onRead?: (event: ReadEvent) => void, limits?: ReadLimits): void {
-    this.reads = new ReadServer(this.ws, sessionId, policy, onRead, limits);
+  serveReads(
+    sessionId: string,
+    policy: CompiledPolicy,
+    onRead?: (event: ReadEvent) => void,
+    limits?: ReadLimits,
+    onGranted?: (event: ReadGrantedEvent) => void,
+  ): void {
+    this.reads = new ReadServer(this.ws, sessionId, policy, onRead, limits, onGranted);
   }
 
   suspendHeartbeat(suspended: boolean): void {
@@ -306,6 +337,17 @@ export class RuntimeConnection {
     return new Promise<unknown>((resolve, reject) => {
       const onAbort = () => {
         this.send({ type: 'cancel', id });
+        const call = this.pending.get(id);
+        if (!call || call.cancelled) return;
+        call.cancelled = setTimeout(() => {
+          this.settle(
+            id,
+            undefined,
+            new DsError('CANCELLED', `${fn} was cancelled and the runtime did not confirm it; the session is closed and must be replaced.`),
+          );
+          this.unresponsive = true;
+          this.ws.terminate();
+        }, this.cancelGraceMs);
       };
       const cleanup = () => options.signal?.removeEventListener('abort', onAbort);
       const backstop = setTimeout(() => {
@@ -332,7 +374,10 @@ export class RuntimeConnection {
         },
         onLog: options.onLog,
         onNested: options.onNested,
+        progress: undefined,
+        onProgress: options.onProgress,
         backstop,
+        cancelled: undefined,
       });
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.ws.send(frame, { binary: true });
@@ -418,6 +463,9 @@ export class RuntimeConnection {
       case 'call.nested':
         this.pending.get(message.id)?.onNested?.(message);
         break;
+      case 'progress':
+        this.onProgress(message.id, message.fraction, message.message);
+        break;
       case 'read.open':
         // A read belongs to a call in flight: one for a call that ended (or never was) is refused,
         // so every read is reported within a call's lifetime.
@@ -438,11 +486,33 @@ export class RuntimeConnection {
     }
   }
 
+  /**
+   * A call's progress as the runtime reports it: bounded again (0..1, one short printable line)
+   * and passed on at most once per PROGRESS_INTERVAL_MS, the latest winning, whatever the runtime
+   * sends. A report of no call in flight is dropped; a hook that throws does not stop the call.
+   */
+  private onProgress(id: string, fraction: number, message: string | undefined): void {
+    const call = this.pending.get(id);
+    const bounded = boundProgress(fraction, message);
+    if (!call?.onProgress || !bounded) return;
+    const hook = call.onProgress;
+    call.progress ??= new ProgressThrottle((progress) => {
+      try {
+        hook(progress);
+      } catch {
+        // the caller's bug; the call goes on
+      }
+    });
+    call.progress.push(bounded);
+  }
+
   private settle(id: string, value: unknown, error?: DsError): void {
     const call = this.pending.get(id);
     if (!call) return;
     this.pending.delete(id);
     clearTimeout(call.backstop);
+    clearTimeout(call.cancelled);
+    call.progress?.stop();
     const deliver = () => (error ? call.reject(error) : call.resolve(value));
     // Reads the call left open are stopped and reported first (see ReadServer.endCall).
     const reading = this.reads?.endCall(id);

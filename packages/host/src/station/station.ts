@@ -221,13 +221,16 @@ export class Station implements AsyncDisposable {
     }
   }
 
-  /** Starts the key's session ahead of its first call (no-op when it runs). */
-  async prewarm(key: SessionKey): Promise<{ session: string; start: StartKind }> {
+  /**
+   * Starts the key's session ahead of its first call (no-op when it runs). `signal` stops the wait
+   * for a start (CANCELLED); the start itself goes on, for the next call.
+   */
+  async prewarm(key: SessionKey, options: { signal?: AbortSignal } = {}): Promise<{ session: string; start: StartKind }> {
     const began = performance.now();
     this.assertOpen();
     checkKey(key);
     this.reapInBackground();
-    const slot = await this.acquire(key, began, undefined);
+    const slot = await this.acquire(key, began, options.signal);
     this.release(slot.entry);
     return { session: slot.connection.sessionId, start: slot.start };
   }
