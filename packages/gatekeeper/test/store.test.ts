@@ -465,7 +465,7 @@ describe.each(backends)('store on $name', (backend) => {
     fixture = await backend.fresh();
     const old = connect(parseStoreUrl(fixture.url));
     try {
-      const { '0004_principals': _, '0005_data_files': __, ...upTo0003 } = MIGRATIONS;
+      const { '0004_principals': _, '0005_data_files': __, '0006_settings': ___, ...upTo0003 } = MIGRATIONS;
       expect(Object.keys(upTo0003)).toEqual(['0001_initial', '0002_runner', '0003_release_scope']);
       const migrator = new Migrator({
         db: old.db,
@@ -506,7 +506,7 @@ describe.each(backends)('store on $name', (backend) => {
     await fixture.sql('insert into data_taints ("user", package, owner, since) values (?, ?, ?, ?)', ['ann', PKG, 'acme', at]);
 
     store = await open();
-    expect(store.migrated).toEqual(['0004_principals', '0005_data_files']);
+    expect(store.migrated).toEqual(['0004_principals', '0005_data_files', '0006_settings']);
     expect(await store.principals.authenticate(token)).toEqual({
       id: 'ann',
       role: 'user',
