@@ -1,7 +1,9 @@
 /**
  * The station demo, end to end, with `ds` as each person would type it: the station stood up
- * (`ds up`: images built offline if need be, docker compose, SQLite), this package packed and
- * uploaded by the developer, granted by the owner, run by the user over HTTP; a read outside the
+ * (`ds up`: images built offline if need be, docker compose, SQLite) with only its admin; the
+ * admin adds the owner acme, the developer dev and the user ann; acme brings its data (`ds data
+ * put`); this package packed and uploaded by the developer, granted by the owner, run by the user
+ * over HTTP; a read outside the
  * grant refused; a run over review-only data staged and then released by the owner; the audit
  * trail printed and its hash chain verified. The station stays up: `pnpm ds down` stops it.
  *
@@ -59,6 +61,20 @@ try {
   if (process.env.DS_RUNTIME) upArgs.push('--runtime', process.env.DS_RUNTIME);
   const up = expectOk('ds up', await ds(upArgs));
   const url = /^station \S+ at (\S+)$/m.exec(up.stdout)?.[1] ?? '(unknown)';
+
+  say('the admin adds the people: acme owns data, dev writes packages, ann runs them (each token saved here for --as)');
+  for (const [id, role] of [
+    ['acme', 'owner'],
+    ['dev', 'developer'],
+    ['ann', 'user'],
+  ] as const) {
+    expectOk(`ds principals add ${id}`, await ds(['principals', 'add', id, '--role', role, '--as', 'admin'], { quiet: true }));
+    process.stdout.write(`added ${id} (${role})\n`);
+  }
+
+  say('acme brings its data: trips, salaries for review, and a private note no grant names');
+  expectOk('ds data put', await ds(['data', 'put', join(here, 'data', 'acme'), 'owners/acme/', '--as', 'acme']));
+  expectOk('ds data ls', await ds(['data', 'ls', 'owners/acme', '--as', 'acme']));
 
   say('the developer packages this example and uploads it; its digest names it from now on');
   const pkgFile = join(work, 'station-demo.dspkg');

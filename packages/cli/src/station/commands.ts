@@ -355,7 +355,7 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
           .option('subject', { type: 'string', describe: 'Only entries about this subject (a run id, a grant id, a digest)' })
           .option('since', { type: 'string', describe: 'Only entries at or after this time (ISO 8601: 2026-05-01 or 2026-05-01T10:00:00Z)' })
           .option('until', { type: 'string', describe: 'Only entries at or before this time (ISO 8601)' })
-          .option('export', { type: 'string', describe: 'Write every matching entry as JSON Lines to this file (- for stdout)' })
+          .option('export', { type: 'string', describe: 'Write every matching entry as JSON Lines to this file (--export=- for stdout)' })
           .check(
             (a) =>
               ((a.after === undefined || (Number.isInteger(a.after) && a.after >= 0)) &&
