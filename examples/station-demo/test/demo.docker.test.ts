@@ -147,7 +147,7 @@ describe('pnpm demo: the station stood up with ds up, the demo flow, ds down', (
       maxBuffer: 16 * 1024 * 1024,
     });
     // ann's own input, read at /data: released at once (no owner's data).
-    expect(stdout).toMatch(/"rows":\s*2,\s*"total":\s*8,\s*"mean":\s*4/);
+    expect(stdout).toMatch(/"mean": 4,\s+"rows": 2,\s+"total": 8/);
     expect(stdout).toMatch(/^run \S+ is pending: staged for the owners' review/m);
     expect(stdout).toMatch(/^audit chain verified: \d+ entries/m);
     expect(stdout).toContain('its data is kept');
