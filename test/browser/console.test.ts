@@ -88,7 +88,7 @@ describe("the owners' console in Chromium", () => {
     const form = page.getByTestId('grant-form');
     await form.getByLabel('User').fill('ann');
     await expect.poll(() => form.getByLabel('Package').inputValue()).toBe(digest);
-    const globs = form.getByLabel('Read globs (one per line)');
+    const globs = form.getByLabel('Files it may read (patterns, one per line)');
     const preview = page.getByTestId('glob-preview');
     const count = page.getByTestId('glob-count');
 
@@ -109,6 +109,18 @@ describe("the owners' console in Chromium", () => {
 
     const grants = (await station.api('acme', 'GET', '/v1/grants')).body.grants ?? [];
     expect(grants).toEqual([expect.objectContaining({ user: 'ann', package: digest, read: ['owners/acme/trips/*.csv'], release: 'review' })]);
+
+    // A typo matching none of acme's files would replace ann's working grant: the console asks
+    // first, and nothing changes until acme says so (Keep editing = change the patterns).
+    await form.getByLabel('User').fill('ann');
+    await globs.fill('owners/acme/trip/*.csv');
+    await form.getByRole('button', { name: 'Grant' }).click();
+    await expect.poll(() => page.getByTestId('grant-empty-confirm').textContent()).toMatch(/match none of your files.*reads 2 files/);
+    expect((await station.api('acme', 'GET', '/v1/grants')).body.grants?.map((g) => g.read)).toEqual([['owners/acme/trips/*.csv']]);
+    await globs.fill('owners/acme/trips/*.csv');
+    await form.getByRole('button', { name: 'Grant' }).click();
+    await expect.poll(() => page.getByTestId('grants-status').textContent()).toMatch(/already had this grant/);
+    expect(await page.getByTestId('grant-empty-confirm').count()).toBe(0);
 
     // The package's page now says what that grant exposes: the two trip files, nothing else.
     await page.goto(`${station.url}/console/packages/${encodeURIComponent(digest)}`);

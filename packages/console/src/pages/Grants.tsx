@@ -62,7 +62,7 @@ export function GrantsPage({ prefillPackage }: { prefillPackage: string | undefi
                 <tr>
                   <th scope="col">User</th>
                   <th scope="col">Package</th>
-                  <th scope="col">Read globs</th>
+                  <th scope="col">Files it may read</th>
                   <th scope="col">Release</th>
                   <th scope="col">Granted</th>
                   <th scope="col">
@@ -197,7 +197,7 @@ function RevokedGrants({ grants }: { grants: Grant[] }) {
           <tr>
             <th scope="col">User</th>
             <th scope="col">Package</th>
-            <th scope="col">Read globs</th>
+            <th scope="col">Files it may read</th>
             <th scope="col">Release</th>
             <th scope="col">Revoked</th>
           </tr>
@@ -270,6 +270,8 @@ function GrantForm({
   const [release, setRelease] = useState<ReleaseMode>('review');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error>();
+  /** Patterns that match nothing would replace a grant that reads files: asked once before it is done. */
+  const [emptyReplacing, setEmptyReplacing] = useState<{ key: string; matched: number } | undefined>();
   const userInput = useRef<HTMLInputElement>(null);
   const id = useId();
   const globs = parseLines(globsText);
@@ -295,6 +297,17 @@ function GrantForm({
     if (globs.length === 0) return setError(new Error(`Give at least one read glob, starting with ${prefix}`));
     setBusy(true);
     try {
+      // A typo that matches none of the owner's files would cut the user off: asked before a grant
+      // that reads files is replaced by one that reads nothing (as `ds grant` refuses without --force).
+      const key = JSON.stringify([user.trim(), pkg, globs]);
+      if (existing && emptyReplacing?.key !== key) {
+        const [now, before] = await Promise.all([api.previewGlobs(globs), api.previewGlobs(existing.read)]);
+        if (now.matched === 0 && before.matched > 0) {
+          setEmptyReplacing({ key, matched: before.matched });
+          return;
+        }
+      }
+      setEmptyReplacing(undefined);
       const current = await activeInputs(owner);
       const wanted: GrantInput = { user: user.trim(), package: pkg, read: globs, release };
       // One grant per user and package (as `ds grant` does): granting again replaces it.
@@ -357,7 +370,7 @@ function GrantForm({
           </p>
         ) : null}
         <div className="field">
-          <label htmlFor={`${id}-globs`}>Read globs (one per line)</label>
+          <label htmlFor={`${id}-globs`}>Files it may read (patterns, one per line)</label>
           <textarea
             id={`${id}-globs`}
             rows={4}
@@ -367,7 +380,8 @@ function GrantForm({
             onChange={(e) => setGlobsText(e.target.value)}
           />
           <p className="hint" id={`${id}-globs-hint`}>
-            Paths from the storage root: each glob starts with <code>{prefix}</code>, e.g. <code>{`${prefix}trips/*.csv`}</code>.
+            Paths from the storage root: each pattern starts with <code>{prefix}</code>, e.g. <code>{`${prefix}trips/*.csv`}</code> (<code>*</code> is any name
+            in one folder, <code>**</code> any folders).
           </p>
         </div>
         <fieldset className="field radios">
@@ -391,8 +405,8 @@ function GrantForm({
           ))}
         </fieldset>
         <section className="preview" aria-labelledby={`${id}-preview-heading`}>
-          <h3 id={`${id}-preview-heading`}>Files these globs match</h3>
-          {previewed.length === 0 ? <p className="muted">{`Type a glob after ${prefix} to see the files it matches.`}</p> : null}
+          <h3 id={`${id}-preview-heading`}>Files these patterns match</h3>
+          {previewed.length === 0 ? <p className="muted">{`Type a pattern after ${prefix} to see the files it matches.`}</p> : null}
           {previewed.length > 0 && preview?.loading && !preview.data ? <Loading what="Matching…" /> : null}
           {previewed.length > 0 && preview?.error ? (
             <p className="note note-error" role="alert" data-testid="glob-error">
@@ -405,9 +419,16 @@ function GrantForm({
             </div>
           ) : null}
         </section>
+        {emptyReplacing && existing ? (
+          <div className="confirm" role="alert" data-testid="grant-empty-confirm">
+            <p className="confirm-text">
+              {`These patterns match none of your files. Granting replaces ${existing.user}'s grant of this package, which reads ${emptyReplacing.matched} file${emptyReplacing.matched === 1 ? '' : 's'}: ${existing.user}'s runs would read nothing. Check the patterns, or replace it anyway.`}
+            </p>
+          </div>
+        ) : null}
         <div className="form-actions">
           <button type="submit" className="button primary" disabled={busy}>
-            Grant
+            {emptyReplacing && existing ? 'Replace anyway' : 'Grant'}
           </button>
           {busy ? <span className="muted"> Granting…</span> : null}
         </div>
