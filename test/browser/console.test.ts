@@ -65,9 +65,9 @@ describe("the owners' console in Chromium", () => {
     await expect.poll(() => facts.textContent()).toContain(digest);
     // What the developer declared of each function and connector (package.json datastation.signatures).
     expect(await page.getByTestId('package-functions').textContent()).toContain(
-      'columnStatstakes { path: string, column: string }, returns { rows, total, mean }',
+      'columnStats takes { path: string, column: string }, returns { rows, total, mean }',
     );
-    expect(await page.getByTestId('package-connectors').textContent()).toContain('tripReporttakes {}, returns { trips, minutes, meanMinutes }');
+    expect(await page.getByTestId('package-connectors').textContent()).toContain('tripReport takes {}, returns { trips, minutes, meanMinutes }');
     const files = page.getByTestId('package-files');
     await expect.poll(() => files.textContent()).toContain('code/index.js');
     await files.getByRole('link', { name: 'code/index.js' }).click();

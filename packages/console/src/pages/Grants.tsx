@@ -280,6 +280,9 @@ function GrantForm({
   const preview = useGlobPreview(previewed);
   const sorted = [...packages].sort((a, b) => a.name.localeCompare(b.name) || b.uploadedAt.localeCompare(a.uploadedAt));
   const existing = active.find((g) => g.user === user.trim() && g.package === pkg);
+  // The question stands while the form is as it was asked about; any change asks again at the next submit.
+  const formKey = JSON.stringify([user.trim(), pkg, globs]);
+  const asking = emptyReplacing !== undefined && emptyReplacing.key === formKey && existing !== undefined;
 
   // Arriving from a package's "Grant this package": the package is chosen, the user comes next.
   useEffect(() => {
@@ -299,7 +302,7 @@ function GrantForm({
     try {
       // A typo that matches none of the owner's files would cut the user off: asked before a grant
       // that reads files is replaced by one that reads nothing (as `ds grant` refuses without --force).
-      const key = JSON.stringify([user.trim(), pkg, globs]);
+      const key = formKey;
       if (existing && emptyReplacing?.key !== key) {
         const [now, before] = await Promise.all([api.previewGlobs(globs), api.previewGlobs(existing.read)]);
         if (now.matched === 0 && before.matched > 0) {
@@ -419,16 +422,16 @@ function GrantForm({
             </div>
           ) : null}
         </section>
-        {emptyReplacing && existing ? (
+        {asking && existing ? (
           <div className="confirm" role="alert" data-testid="grant-empty-confirm">
             <p className="confirm-text">
-              {`These patterns match none of your files. Granting replaces ${existing.user}'s grant of this package, which reads ${emptyReplacing.matched} file${emptyReplacing.matched === 1 ? '' : 's'}: ${existing.user}'s runs would read nothing. Check the patterns, or replace it anyway.`}
+              {`These patterns match none of your files. Granting replaces ${existing.user}'s grant of this package, which reads ${emptyReplacing?.matched} file${emptyReplacing?.matched === 1 ? '' : 's'}: ${existing.user}'s runs would read nothing. Check the patterns, or replace it anyway.`}
             </p>
           </div>
         ) : null}
         <div className="form-actions">
           <button type="submit" className="button primary" disabled={busy}>
-            {emptyReplacing && existing ? 'Replace anyway' : 'Grant'}
+            {asking ? 'Replace anyway' : 'Grant'}
           </button>
           {busy ? <span className="muted"> Granting…</span> : null}
         </div>
