@@ -53,7 +53,8 @@ export default defineConfig({
         ssr,
         test: {
           name: 'unit',
-          include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+          // test/deploy: the Kubernetes manifests against the schemas and the design (no cluster).
+          include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'test/deploy/**/*.test.ts'],
           // The gatekeeper's store tests run in the `store` project (they need a PostgreSQL).
           exclude: ['**/*.docker.test.ts', '**/node_modules/**', 'packages/gatekeeper/test/**'],
           testTimeout: 20_000,
