@@ -17,7 +17,7 @@ import { randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto
 import * as x509 from '@peculiar/x509';
 import { DsError } from '@datastation/protocol/errors';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -128,7 +128,7 @@ export function certRole(certPem: string | Buffer): CertRole | undefined {
   return ou === 'gatekeeper' || ou === 'agent' || ou === 'server' ? ou : undefined;
 }
 
-async function keyPem(key: CryptoKey): Promise<string> {
+async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
   return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
 }
 
