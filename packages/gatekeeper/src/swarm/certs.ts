@@ -17,7 +17,8 @@ import { randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto
 import * as x509 from '@peculiar/x509';
 import { DsError } from '@datastation/protocol/errors';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+// Node 20 has no `self`, where the library looks for WebCrypto by itself.
+x509.cryptoProvider.set(webcrypto as never);
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
