@@ -7,7 +7,7 @@
  * default runtime; the agent service (its placeholder until the node agent is in the stack) on
  * both nodes, each seeing its OWN node's engine through /var/run/docker.sock and writing to the
  * one shared state folder; both gatekeepers answering, one per node, on one PostgreSQL (a
- * principal added through one is listed by the other).
+ * principal added through one is listed by the other); a second `ds swarm up` keeps the station.
  * Down: no process, namespace, veth, bridge, container, network, secret, volume or loopback tag
  * left; the engine out of the swarm; docker0 still there with its address.
  */
@@ -150,6 +150,19 @@ it('stands a two-node swarm up with the station on it, and takes it all down lea
   const ls = await runDs(['principals', 'ls', '--as', 'admin', '--json'], { cwd: state, env });
   expect(ls.code).toBe(0);
   expect(ls.stdout).toContain('"ann"');
+
+  // ds swarm up again: the same station, still up (its store kept), nothing made twice.
+  const again = await runDs(['swarm', 'up', '--name', NAME, '--port', String(PORT), '--offline', '--json'], { cwd: state, env, timeoutMs: 600_000 });
+  expect(again.code, again.stderr).toBe(0);
+  expect(await nodeEngineLeftovers(node)).toEqual([
+    `network namespace ${node.netns}`,
+    `interface ${node.hostIf}`,
+    ...(await nodeEngineLeftovers(node)).filter((l) => l.startsWith('process')),
+    `folder ${node.dir}`,
+    `folder ${node.execRoot}`,
+  ]);
+  const relisted = (await (await fetch(`${two}/v1/principals`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { principals: { id: string }[] };
+  expect(relisted.principals.map((p) => p.id)).toContain('ann');
 
   // Down: nothing left.
   const down = await runDs(['swarm', 'down', '--volumes'], { cwd: state, env, timeoutMs: 300_000 });

@@ -242,6 +242,10 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
                 describe: 'The port each gatekeeper publishes on its node (default: DS_PORT, then 8080)',
               })
               .option('offline', { type: 'boolean', describe: 'Build the runtime image on the offline base without trying a registry' })
+              .option('agent-image', {
+                type: 'string',
+                describe: "An image on this engine that runs the node agent, for the stack's agent service (default: a placeholder)",
+              })
               .example('$0 swarm up', 'Gatekeepers at http://127.0.0.1:8080 and http://10.213.0.2:8080, state in $DS_STATION_STATE'),
           async (argv) => {
             const { swarmUpCommand } = await import('./commands/swarm.js');

@@ -11,6 +11,7 @@ export interface SwarmUpArgs {
   name?: string | undefined;
   port?: number | undefined;
   offline?: boolean | undefined;
+  agentImage?: string | undefined;
 }
 
 export interface SwarmDownArgs {
@@ -56,6 +57,7 @@ export async function swarmUpCommand(argv: SwarmUpArgs, ctx: CommandContext): Pr
     ...(argv.name !== undefined ? { name: argv.name } : {}),
     ...(argv.port !== undefined ? { port: argv.port } : {}),
     ...(argv.offline ? { offline: true } : {}),
+    ...(argv.agentImage ? { agentImage: argv.agentImage } : {}),
     onProgress: (line) => ctx.progress.step(line),
   });
   ctx.progress.done(`swarm station ${up.name} up in ${Math.round((Date.now() - started) / 100) / 10} s`);
@@ -64,7 +66,7 @@ export async function swarmUpCommand(argv: SwarmUpArgs, ctx: CommandContext): Pr
     [
       `station ${up.name} on a swarm of ${up.nodes.length} nodes: ${up.nodes.map((n) => `${n.hostname} (${n.role}, ${n.state}${n.labels['datastation.sandbox'] ? `, sandbox=${n.labels['datastation.sandbox']}` : ''})`).join(', ')}`,
       `  gatekeepers ${up.gatekeepers.join(' ')} (ds uses ${up.url})`,
-      `  agents: the placeholder (the node agent is not in the stack yet)`,
+      `  agents: ${up.agent === 'placeholder' ? 'the placeholder (stack.placeholder-agent.yml; --agent-image names the node agent)' : up.agent}`,
       `  admin token: ${up.admin.tokenFile} (mode 0600; ds uses it with --as admin)`,
       `  next: ds principals add <id> --role owner|developer|user --as admin · docker stack ps ${up.name} · ds swarm down`,
       '',

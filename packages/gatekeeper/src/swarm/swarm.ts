@@ -98,6 +98,11 @@ export interface SwarmUpOptions {
   offline?: boolean;
   /** Seconds to wait for the services. Default 240. */
   readyTimeoutS?: number;
+  /**
+   * An image on this engine whose entrypoint runs the node agent (`ds agent`): deployed as the
+   * `agent` service, on every node. Without it, the placeholder (stack.placeholder-agent.yml).
+   */
+  agentImage?: string;
   docker: DockerClient;
   onProgress?: (line: string) => void;
 }
@@ -111,8 +116,8 @@ export interface SwarmUp {
   nodes: { id: string; hostname: string; role: string; state: string; labels: Record<string, string> }[];
   dir: string;
   admin: { id: 'admin'; tokenFile: string };
-  /** The agent service runs the placeholder (stack.placeholder-agent.yml) until the node agent is in the stack. */
-  agent: 'placeholder';
+  /** What the agent service runs: the placeholder (stack.placeholder-agent.yml), or the image `agentImage` named, by its loopback-registry name. */
+  agent: string;
 }
 
 export interface SwarmDownOptions {
@@ -291,8 +296,9 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
     const node2Id = (await swarmInfo(nodeHost)).NodeID;
     await docker(undefined, ['node', 'update', '--label-add', `${SANDBOX_LABEL}=runsc`, node2Id]);
 
-    const images = await buildImages(options.docker, { offline: Boolean(options.offline), progress });
-    state.tags = images.tags;
+    const images = await buildImages(options.docker, { offline: Boolean(options.offline), agentImage: options.agentImage, progress });
+    // A re-run may tag new images: every tag made stays listed until swarmDown removes it.
+    state.tags = [...new Set([...state.tags, ...images.tags])];
     await writeSwarmState(dir, state);
     progress(`copying the images onto ${node.hostname}`);
     await copyImages(undefined, nodeHost, images.copy);
@@ -310,25 +316,36 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
       DS_STATE_DIR: dir,
       DS_PORT: String(port),
     };
-    // One gatekeeper first: the first start gives the station its admin and writes the token,
-    // which two gatekeepers starting on an empty store at once would race for.
-    progress(`deploying the stack ${name} (one gatekeeper first)`);
-    await deploy(name, { ...env, DS_GATEKEEPERS: '1' });
-    await waitServices(name, { postgres: 1, gatekeeper: 1, agent: 2 }, (options.readyTimeoutS ?? 240) * 1000, progress);
+    const placeholder = !options.agentImage;
     const url = `http://127.0.0.1:${port}`;
     const second = `http://${nodeIp(node)}:${port}`;
     const tokenFile = join(dir, 'tokens', 'admin');
     const logs = () => docker(undefined, ['service', 'logs', '--tail', '30', `${name}_gatekeeper`]).catch((e: Error) => e.message);
-    await waitAnyHealthy([url, second], 120_000, logs);
-    await waitFile(tokenFile, 60_000);
-    progress('scaling to two gatekeepers, one per node');
-    await deploy(name, { ...env, DS_GATEKEEPERS: '2' });
+    // One gatekeeper first on a new station: the first start gives it its admin and writes the
+    // token, which two gatekeepers starting on an empty store at once would race for.
+    if (!(await lstat(tokenFile).catch(() => undefined))) {
+      progress(`deploying the stack ${name} (one gatekeeper first)`);
+      await deploy(name, { ...env, DS_GATEKEEPERS: '1' }, placeholder);
+      await waitServices(name, { postgres: 1, gatekeeper: 1, agent: 2 }, (options.readyTimeoutS ?? 240) * 1000, progress);
+      await waitAnyHealthy([url, second], 120_000, logs);
+      await waitFile(tokenFile, 60_000);
+    }
+    progress('deploying two gatekeepers, one per node');
+    await deploy(name, { ...env, DS_GATEKEEPERS: '2' }, placeholder);
     await waitServices(name, { postgres: 1, gatekeeper: 2, agent: 2 }, (options.readyTimeoutS ?? 240) * 1000, progress);
     for (const gatekeeper of [url, second]) await waitHealthy(gatekeeper, 120_000, logs);
 
     const previous = await readStationFile(dir);
     await writeStationFile(dir, { url, name, port, storage, principals: { ...(previous.principals ?? {}), admin: 'admin' } });
-    return { name, url, gatekeepers: [url, second], nodes: await swarmNodes(), dir, admin: { id: 'admin', tokenFile }, agent: 'placeholder' };
+    return {
+      name,
+      url,
+      gatekeepers: [url, second],
+      nodes: await swarmNodes(),
+      dir,
+      admin: { id: 'admin', tokenFile },
+      agent: placeholder ? 'placeholder' : images.agentImage,
+    };
   } catch (error) {
     progress(`ds swarm up failed; what it made stays for \`ds swarm down\` to remove (${(error as Error).message.split('\n')[0]})`);
     throw error;
@@ -454,7 +471,10 @@ interface BuiltImages {
 }
 
 /** Builds (or reuses) the images and names them under the loopback registry, tagged by content. */
-async function buildImages(client: DockerClient, o: { offline: boolean; progress: (line: string) => void }): Promise<BuiltImages> {
+async function buildImages(
+  client: DockerClient,
+  o: { offline: boolean; agentImage?: string | undefined; progress: (line: string) => void },
+): Promise<BuiltImages> {
   const { progress } = o;
   progress('building the runtime image (offline base when no registry answers)');
   const runtime = await buildRuntimeImage(client, { offline: o.offline ? true : 'auto', pullTimeoutMs: 15_000, onProgress: (l) => progress(`  ${l}`) });
@@ -465,14 +485,16 @@ async function buildImages(client: DockerClient, o: { offline: boolean; progress
   progress('building the PostgreSQL image');
   const postgres = await ensurePostgresImage(client, (l) => progress(`  ${l}`));
   const postgresId = (await client.images.inspect(postgres))?.id ?? postgres;
-  const base = await ensureOfflineBase(client, progress);
-  const baseId = (await client.images.inspect(base))?.id ?? base;
+  // The agent: the image named, or the offline Node base the placeholder runs on.
+  const agentSource = o.agentImage ?? (await ensureOfflineBase(client, progress));
+  const agentId = (await client.images.inspect(agentSource))?.id;
+  if (!agentId) throw new DsError('BAD_REQUEST', `The agent image ${agentSource} is not on this engine.`);
 
   const tag = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
   const refs = {
     gatekeeper: `${LOOPBACK_REGISTRY}/datastation/gatekeeper:${tag(swarmGatekeeperId)}`,
     postgres: `${LOOPBACK_REGISTRY}/datastation/postgres:${tag(postgresId)}`,
-    agent: `${LOOPBACK_REGISTRY}/datastation/node-base:${tag(baseId)}`,
+    agent: `${LOOPBACK_REGISTRY}/datastation/${o.agentImage ? 'agent' : 'node-base'}:${tag(agentId)}`,
   };
   const split = (ref: string) => {
     const at = ref.lastIndexOf(':');
@@ -481,7 +503,7 @@ async function buildImages(client: DockerClient, o: { offline: boolean; progress
   for (const [ref, id] of [
     [refs.gatekeeper, swarmGatekeeperId],
     [refs.postgres, postgresId],
-    [refs.agent, baseId],
+    [refs.agent, agentId],
   ] as const) {
     const [repo, t] = split(ref);
     await client.images.tag(id, repo, t);
@@ -518,8 +540,9 @@ async function withServiceDns(client: DockerClient, gatekeeperId: string): Promi
   return { id, ref };
 }
 
-async function deploy(name: string, env: NodeJS.ProcessEnv): Promise<void> {
-  await docker(undefined, ['stack', 'deploy', '--prune', '--resolve-image', 'never', '-c', STACK_FILE, '-c', PLACEHOLDER_AGENT_FILE, name], {
+async function deploy(name: string, env: NodeJS.ProcessEnv, placeholder: boolean): Promise<void> {
+  const files = ['-c', STACK_FILE, ...(placeholder ? ['-c', PLACEHOLDER_AGENT_FILE] : [])];
+  await docker(undefined, ['stack', 'deploy', '--prune', '--resolve-image', 'never', ...files, name], {
     env,
     timeoutMs: 180_000,
   });
