@@ -161,7 +161,6 @@ export function secretName(name: string, key: (typeof SECRET_KEYS)[number]): str
 export async function swarmInit(options: SwarmInitOptions): Promise<SwarmInitResult> {
   const progress = options.onProgress ?? (() => undefined);
   const name = checkName(options.name ?? DEFAULT_STATION_NAME);
-  const dir = await stationDir(options.dir);
   const swarm = await swarmInfo(options.host);
   if (swarm.LocalNodeState !== 'active' || !swarm.ControlAvailable) {
     throw new DsError(
@@ -182,6 +181,7 @@ export async function swarmInit(options: SwarmInitOptions): Promise<SwarmInitRes
       `Some of the station's secrets exist and others do not (${present.join(', ')}). Remove them (ds swarm down) and run ds swarm init again.`,
     );
   }
+  const dir = await stationDir(options.dir);
   progress("making the CA, the gatekeepers' and the agents' certificates");
   const ca = await makeCa({ cn: `${name} station CA` });
   const gatekeeper = await issue({ ca, cn: `${name}-gatekeeper`, usage: 'gatekeeper' });
