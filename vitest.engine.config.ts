@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// The engine-restart fault stops and starts the machine's Docker engine: it cannot share a run
-// with any other Docker test, so `pnpm test` runs it alone, after the main run (vitest.config.ts).
+// The engine-restart fault stops and starts the machine's Docker engine, and the swarm test makes
+// it a swarm manager (and starts a second engine beside it): they cannot share a run with any other
+// Docker test, so `pnpm test` runs them alone, one file at a time, after the main run (vitest.config.ts).
 const resolve = { conditions: ['source'] };
 
 export default defineConfig({

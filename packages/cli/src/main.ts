@@ -211,6 +211,57 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
         const { downCommand } = await import('./commands/stack.js');
         await downCommand(argv, context(argv));
       },
+    )
+    .command('swarm', 'One station across the nodes of a Docker Swarm (a two-node swarm on this machine, for trial)', (y) =>
+      y
+        .command(
+          'init',
+          "On a swarm manager: the station's secrets (a CA, the gatekeepers' and agents' certificates for mutual TLS, PostgreSQL's password)",
+          (b) =>
+            b
+              .option('name', {
+                type: 'string',
+                default: process.env.DS_STATION_NAME || undefined,
+                describe: 'The station (default datastation): prefixes the secrets',
+              })
+              .example('$0 swarm init', 'Make datastation-ca.crt, datastation-agent.key, ... as swarm secrets'),
+          async (argv) => {
+            const { swarmInitCommand } = await import('./commands/swarm.js');
+            await swarmInitCommand(argv, context(argv));
+          },
+        )
+        .command(
+          'up',
+          'As root: a two-node swarm on this machine (this engine, and a second one in its own network namespace with gVisor), the station deployed on it',
+          (b) =>
+            b
+              .option('name', { type: 'string', default: process.env.DS_STATION_NAME || undefined, describe: 'Stack and station name (default datastation)' })
+              .option('port', {
+                type: 'number',
+                default: process.env.DS_PORT ? Number(process.env.DS_PORT) : undefined,
+                describe: 'The port each gatekeeper publishes on its node (default: DS_PORT, then 8080)',
+              })
+              .option('offline', { type: 'boolean', describe: 'Build the runtime image on the offline base without trying a registry' })
+              .option('agent-image', {
+                type: 'string',
+                describe: "An image on this engine that runs the node agent, for the stack's agent service (default: a placeholder)",
+              })
+              .example('$0 swarm up', 'Gatekeepers at http://127.0.0.1:8080 and http://10.213.0.2:8080, state in $DS_STATION_STATE'),
+          async (argv) => {
+            const { swarmUpCommand } = await import('./commands/swarm.js');
+            await swarmUpCommand(argv, context(argv));
+          },
+        )
+        .command(
+          'down',
+          'Remove what ds swarm up made: the stack, the secrets, the second engine, its namespace and veth, and the swarm; --volumes also the data',
+          (b) => b.option('volumes', { type: 'boolean', describe: "Also remove the station's data (PostgreSQL's volume, storage, tokens, the CA)" }),
+          async (argv) => {
+            const { swarmDownCommand } = await import('./commands/swarm.js');
+            await swarmDownCommand(argv, context(argv));
+          },
+        )
+        .demandCommand(1, 'Name a swarm command: init, up or down.'),
     );
   // The station client commands (upload, grants, grant, revoke, call, runs, release, refuse, audit).
   stationCommands(parser, context);

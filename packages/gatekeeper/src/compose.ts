@@ -240,7 +240,7 @@ export async function findCompose(env: NodeJS.ProcessEnv = process.env): Promise
   );
 }
 
-function checkName(name: string): string {
+export function checkName(name: string): string {
   if (!NAME.test(name))
     throw new DsError(
       'BAD_REQUEST',
@@ -251,7 +251,7 @@ function checkName(name: string): string {
 }
 
 /** The folder, made (0700) and resolved: the engine must see the same real path as we do. */
-async function stationDir(dir: string): Promise<string> {
+export async function stationDir(dir: string): Promise<string> {
   if (!isAbsolute(dir)) throw new DsError('BAD_REQUEST', `The station folder must be an absolute path; got ${JSON.stringify(dir)}.`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const real = await realpath(dir);
@@ -310,7 +310,7 @@ function runCompose(compose: string[], name: string, args: string[], env: NodeJS
   });
 }
 
-async function waitHealthy(url: string, timeoutMs: number, logs: () => Promise<string>): Promise<void> {
+export async function waitHealthy(url: string, timeoutMs: number, logs: () => Promise<string>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -345,7 +345,7 @@ function quote(text: string): string {
     .join('\n');
 }
 
-interface StationFileContent {
+export interface StationFileContent {
   url?: string;
   name?: string;
   port?: number;
@@ -353,7 +353,7 @@ interface StationFileContent {
   principals?: Record<string, Role>;
 }
 
-async function readStationFile(dir: string): Promise<StationFileContent> {
+export async function readStationFile(dir: string): Promise<StationFileContent> {
   try {
     const parsed = JSON.parse(await readFile(join(dir, STATION_FILE), 'utf8')) as StationFileContent;
     return typeof parsed === 'object' && parsed !== null ? parsed : {};
@@ -363,7 +363,7 @@ async function readStationFile(dir: string): Promise<StationFileContent> {
 }
 
 /** A new file beside the target, then a rename: `ds` never reads half of it. */
-async function writeStationFile(dir: string, content: StationFileContent): Promise<void> {
+export async function writeStationFile(dir: string, content: StationFileContent): Promise<void> {
   const file = join(dir, STATION_FILE);
   const temp = `${file}.${process.pid}.tmp`;
   await rm(temp, { force: true });

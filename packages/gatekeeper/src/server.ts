@@ -3,7 +3,7 @@
  * made at first start, and the HTTP API listening. `main.ts` adds the signals; the
  * compose stack's image runs the two bundled together.
  */
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
@@ -18,7 +18,7 @@ export interface StationConfig {
   storage: string;
   /** DS_STATE_DIR: the controller's session folders and the admin's token (tokens/admin). */
   stateDir: string;
-  /** DS_DB_URL: default SQLite at `<storage>/gatekeeper/station.db`. */
+  /** DS_DB_URL (or the file DS_DB_URL_FILE names: a swarm secret): default SQLite at `<storage>/gatekeeper/station.db`. */
   dbUrl: string;
   /** DS_LISTEN: `host:port`, default 127.0.0.1:8080 (the image sets 0.0.0.0:8080). */
   host: string;
@@ -82,12 +82,29 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
     auditCheckpoints,
     logLevel: parseLogLevel(env[LOG_LEVEL_ENV]),
     ...(metricsToken ? { metricsToken } : {}),
-    dbUrl: env.DS_DB_URL || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`,
+    dbUrl: env.DS_DB_URL || dbUrlFromFile(env.DS_DB_URL_FILE) || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`,
     host,
     port,
     ...(consoleDir !== undefined ? { consoleDir } : {}),
     allowedImages: parseAllowedImages(env[ALLOWED_IMAGES_ENV]),
   };
+}
+
+/**
+ * The database URL from a file (Docker's `_FILE` convention): in a swarm the URL holds
+ * PostgreSQL's password, so it travels as a secret, not in the service's environment.
+ */
+function dbUrlFromFile(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  if (!isAbsolute(file)) throw new DsError('BAD_REQUEST', `DS_DB_URL_FILE must be an absolute file path (got ${JSON.stringify(file)}).`);
+  let url: string;
+  try {
+    url = readFileSync(file, 'utf8').trim();
+  } catch (cause) {
+    throw new DsError('BAD_REQUEST', `DS_DB_URL_FILE names ${file}, which could not be read (${(cause as NodeJS.ErrnoException).code ?? 'error'}).`, { cause });
+  }
+  if (!url) throw new DsError('BAD_REQUEST', `DS_DB_URL_FILE names ${file}, which is empty.`);
+  return url;
 }
 
 /** The one principal a new station has: the admin, who adds the others (`/v1/principals`). */

@@ -20,7 +20,7 @@ export {
   type BuildRuntimeImageOptions,
   type BuiltImage,
 } from './images/runtime-image.js';
-export { ensureOfflineBase, offlineBaseRef, OFFLINE_BASE_REPO } from './images/offline-base.js';
+export { ensureOfflineBase, offlineBaseRef, OFFLINE_BASE_REPO, sharedLibraries } from './images/offline-base.js';
 export { DsError, type ErrorCode } from '@datastation/protocol';
 export {
   Station,

@@ -6,13 +6,14 @@ import { DsError } from '@datastation/protocol';
 
 /** One entry for a tar built in memory order; files are streamed from disk, never held whole. */
 export type TarEntry =
-  | { type: 'directory'; name: string; mode?: number }
+  | { type: 'directory'; name: string; mode?: number; uid?: number; gid?: number }
   | { type: 'file'; name: string; mode?: number; size: number; source: string }
   | { type: 'content'; name: string; mode?: number; content: Buffer | string };
 
 /**
  * Streams entries into a tar. Ownership is root and times are fixed, so the archive depends only
- * on the entries (and a container's user cannot modify what it did not write).
+ * on the entries (and a container's user cannot modify what it did not write). A directory may
+ * name another owner: an image's data folder for a service that runs as its own user.
  */
 export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>): Readable {
   const archive = pack();
@@ -22,8 +23,9 @@ export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>): Re
       for await (const entry of entries) {
         const header = { name: entry.name, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime };
         if (entry.type === 'directory') {
+          const owner = entry.uid !== undefined ? { uid: entry.uid, gid: entry.gid ?? entry.uid, uname: '', gname: '' } : {};
           await new Promise<void>((resolve, reject) =>
-            archive.entry({ ...header, type: 'directory', mode: entry.mode ?? 0o755 }, (e) => (e ? reject(e) : resolve())),
+            archive.entry({ ...header, ...owner, type: 'directory', mode: entry.mode ?? 0o755 }, (e) => (e ? reject(e) : resolve())),
           );
         } else if (entry.type === 'content') {
           const content = typeof entry.content === 'string' ? Buffer.from(entry.content) : entry.content;

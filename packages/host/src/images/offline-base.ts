@@ -57,8 +57,11 @@ export async function ensureOfflineBase(docker: DockerClient, onProgress?: (line
   return ref;
 }
 
-/** The libraries the dynamic linker loads for `binary`, at the paths it looks for them. */
-async function sharedLibraries(binary: string): Promise<{ path: string; source: string; size: number }[]> {
+/**
+ * The libraries the dynamic linker loads for `binary`, at the paths it looks for them, with the
+ * real file behind each (offline images of other host programs, such as PostgreSQL, use it too).
+ */
+export async function sharedLibraries(binary: string): Promise<{ path: string; source: string; size: number }[]> {
   let out: string;
   try {
     out = (await run('ldd', [binary])).stdout;
@@ -75,6 +78,8 @@ async function sharedLibraries(binary: string): Promise<{ path: string; source: 
     const source = await realpath(m[1]);
     libs.set(m[1], { path: m[1], source, size: (await stat(source)).size });
   }
-  if (libs.size === 0 && out.trim()) throw new DsError('CONTAINER_START_FAILED', `ldd listed no libraries for ${binary}: ${out.slice(0, 200)}`);
+  // A module that needs nothing is "statically linked" to ldd.
+  if (libs.size === 0 && out.trim() && !/statically linked/.test(out))
+    throw new DsError('CONTAINER_START_FAILED', `ldd listed no libraries for ${binary}: ${out.slice(0, 200)}`);
   return [...libs.values()];
 }
