@@ -4,7 +4,8 @@
  * compose stack's image runs the two bundled together.
  */
 import { constants, readFileSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, link, lstat, mkdir, open, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './http/index.js';
@@ -12,6 +13,7 @@ import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './http/images.js';
 import { checkMetricsAccess } from './http/observe.js';
 import { createGatekeeperLogger, LOG_LEVEL_ENV, type LogLevel, type Logger, parseLogLevel } from './logging.js';
 import { openStore, type Store } from './store/index.js';
+import { newToken } from './store/principals.js';
 
 export interface StationConfig {
   /** DS_STORAGE: the station storage (owners/, users/, packages/). */
@@ -111,11 +113,15 @@ function dbUrlFromFile(file: string | undefined): string | undefined {
 export const ADMIN_ID = 'admin';
 
 /**
- * Gives the station its admin at first start and writes the admin's token to `<state>/tokens/admin`
- * (0600, owned by whoever owns the state folder); the store keeps its hash only. When that file is
- * gone (a start killed between the two steps, or the operator deleted it to recover a lost token),
- * the admin's token is rotated and written again. Each is audited (`principal`, actor `station`).
- * Returns the file when it was (re)written, undefined when it was left as it was.
+ * Gives the station its admin at first start, with the token in `<state>/tokens/admin` (0600, owned
+ * by whoever owns the state folder); the store keeps its hash only. The file is written first and
+ * published exclusively, so that gatekeepers starting together on one store and one state folder
+ * (a swarm, Kubernetes) all take the token of whichever published it, and the store is then made to
+ * match it in one transaction. When the file is gone (the operator deleted it to recover a lost
+ * token), the admin's token is rotated to a new file's. A file that is there while the store holds
+ * another token is left alone: the admin rotated it through the API, and a stale file must not
+ * bring the old token back. Each change is audited (`principal`, actor `station`).
+ * Returns the file when this call wrote it, undefined when it was there already.
  */
 export async function seedAdmin(store: Store, stateDir: string): Promise<string | undefined> {
   const folder = join(stateDir, 'tokens');
@@ -126,26 +132,66 @@ export async function seedAdmin(store: Store, stateDir: string): Promise<string 
   const owner = await tokenOwner(stateDir);
   if (owner) await chown(folder, owner.uid, owner.gid);
   const file = join(folder, ADMIN_ID);
-  const present = await lstat(file).then(
-    (s) => s.isFile(),
-    () => false,
-  );
-  const existing = await store.principals.get(ADMIN_ID);
-  if (existing && present) return undefined;
-  if (existing && existing.role !== 'admin') throw new DsError('INTERNAL', `The principal ${ADMIN_ID} exists with the role ${existing.role}, not admin.`);
-  const token = await store.transaction(async (tx) => {
-    const issued = existing ? await tx.principals.reissue(ADMIN_ID) : await tx.principals.issue({ id: ADMIN_ID, role: 'admin' });
-    if (!issued) throw new DsError('INTERNAL', `Could not issue a token for ${ADMIN_ID}.`);
-    await tx.audit.append({
-      actor: 'station',
-      kind: 'principal',
-      subject: ADMIN_ID,
-      data: existing ? { action: 'rotate', expiresAt: null, why: 'its token file was missing at start' } : { action: 'add', role: 'admin', expiresAt: null },
-    });
-    return issued.token;
-  });
-  await writePrivate(file, `${token}\n`, owner);
-  return file;
+  let token = await readToken(file);
+  let wrote = false;
+  if (token === undefined) {
+    const fresh = newToken();
+    wrote = await publishPrivate(file, `${fresh}\n`, owner);
+    token = wrote ? fresh : await readToken(file);
+    if (token === undefined) throw new DsError('INTERNAL', `The admin's token file ${file} vanished while the gatekeeper started; start it again.`);
+  }
+  const seed = token;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await store.transaction(async (tx) => {
+        const existing = await tx.principals.get(ADMIN_ID);
+        if (existing && existing.role !== 'admin') throw new DsError('INTERNAL', `The principal ${ADMIN_ID} exists with the role ${existing.role}, not admin.`);
+        if (!existing) {
+          await tx.principals.add({ id: ADMIN_ID, role: 'admin', token: seed });
+          await tx.audit.append({ actor: 'station', kind: 'principal', subject: ADMIN_ID, data: { action: 'add', role: 'admin', expiresAt: null } });
+          return;
+        }
+        // Only a file this start wrote replaces the store's token, and only once.
+        if (!wrote || (await tx.principals.authenticate(seed))) return;
+        await tx.principals.reissue(ADMIN_ID, { token: seed, expiresAt: null });
+        await tx.audit.append({
+          actor: 'station',
+          kind: 'principal',
+          subject: ADMIN_ID,
+          data: { action: 'rotate', expiresAt: null, why: 'its token file was missing at start' },
+        });
+      });
+      return wrote ? file : undefined;
+    } catch (error) {
+      // Another gatekeeper added the admin between this one's read and its insert (PostgreSQL
+      // answers a unique violation): look again, once the other's commit is visible.
+      if (attempt >= 3 || !(await store.principals.get(ADMIN_ID))) throw error;
+    }
+  }
+}
+
+/** The token in the admin's file, or undefined when there is no file. */
+async function readToken(file: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    // Not through a link planted at the name.
+    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const token = text.trim();
+  if (!/^[A-Za-z0-9_-]{43}$/.test(token))
+    throw new DsError(
+      'BAD_REQUEST',
+      `The admin's token file ${file} does not hold a token. Delete it: the next start writes a new one and rotates the admin's token to it.`,
+    );
+  return token;
 }
 
 function defaultCheckpoints(stateDir: string): string {
@@ -179,19 +225,30 @@ async function tokenOwner(stateDir: string): Promise<{ uid: number; gid: number 
   return info.uid === 0 ? undefined : { uid: info.uid, gid: info.gid };
 }
 
-/** A new file beside the target, then a rename: a reader never sees half a token, nor a link planted at the name. */
-async function writePrivate(file: string, content: string, owner?: { uid: number; gid: number }): Promise<void> {
-  const temp = `${file}.${process.pid}.tmp`;
-  await rm(temp, { force: true });
+/**
+ * Writes `content` to `file` (0600, fsynced) through a temporary file and publishes it only if
+ * `file` does not exist yet (`link` fails on an existing name, a planted link too): a reader never
+ * sees half a token. True when this call published it.
+ */
+async function publishPrivate(file: string, content: string, owner?: { uid: number; gid: number }): Promise<boolean> {
+  const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
   const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
-    if (owner) await handle.chown(owner.uid, owner.gid);
-    await handle.writeFile(content);
-    await handle.sync();
+    try {
+      if (owner) await handle.chown(owner.uid, owner.gid);
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await link(temp, file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
   } finally {
-    await handle.close();
+    await rm(temp, { force: true });
   }
-  await rename(temp, file);
 }
 
 export interface RunningStation extends AsyncDisposable {

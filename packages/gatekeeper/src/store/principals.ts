@@ -123,8 +123,12 @@ export class Principals {
   }
 
   /** `rotate`, answering the principal as it is now too. */
-  async reissue(id: string, options: { expiresAt?: string | null } = {}): Promise<{ principal: Principal; token: string } | undefined> {
-    const token = newToken();
+  async reissue(
+    id: string,
+    /** `token`: only the station's own seed passes one, the token it has already written to the admin's file. */
+    options: { expiresAt?: string | null; token?: string } = {},
+  ): Promise<{ principal: Principal; token: string } | undefined> {
+    const token = options.token ?? newToken();
     const expires = this.checkExpiry(options.expiresAt);
     const row = await this.connection.write(`rotate the token of ${id}`, async (q) => {
       const updated = await q
