@@ -138,7 +138,7 @@ export const ErrorBodySchema = named(
 // ---------------------------------------------------------------------------------------------
 
 const principalIdText = 'a principal id: 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit';
-export const PrincipalIdSchema = z.string({ error: `the id is ${principalIdText}` }).regex(PRINCIPAL_ID, { error: `the id is ${principalIdText}` });
+export const PrincipalIdSchema = z.string({ error: `id is ${principalIdText}` }).regex(PRINCIPAL_ID, { error: `id is ${principalIdText}` });
 
 export const PrincipalViewSchema: z.ZodType<PrincipalView> = named(
   'PrincipalView',
@@ -428,7 +428,11 @@ export const StationSettingsSchema: z.ZodType<StationSettings> = named(
 export const MIN_MAX_RUN_MS = 1_000;
 
 export const SettingsBody = form(
-  { maxRunMs: wholeMs('maxRunMs', MIN_MAX_RUN_MS, MAX_RUN_MS_BOUND, " (at most the station's ceilingMs)") },
+  {
+    maxRunMs: z
+      .int({ error: `maxRunMs is a whole number of milliseconds from ${MIN_MAX_RUN_MS} to the station's ceilingMs` })
+      .min(MIN_MAX_RUN_MS, { error: `maxRunMs is a whole number of milliseconds from ${MIN_MAX_RUN_MS} to the station's ceilingMs` }),
+  },
   `the body is { maxRunMs: <whole milliseconds from ${MIN_MAX_RUN_MS} to the station's ceilingMs> }`,
 );
 

@@ -89,6 +89,8 @@ export interface JsonContent<S extends z.ZodType = z.ZodType> {
   description: string;
   /** Another media type the same status may answer instead (a download where a folder answers JSON). */
   alsoBytes?: string;
+  /** What a list body's items are called in messages (`grants[2].user`). */
+  items?: string;
 }
 
 export interface RouteSpec {
@@ -115,8 +117,8 @@ export interface RouteSpec {
 }
 
 // Builders: each keeps its schema's type, so the client's inputs and answers are typed from here.
-function json<S extends z.ZodType>(schema: S, description: string, alsoBytes?: string): JsonContent<S> {
-  return { kind: 'json', schema, description, ...(alsoBytes ? { alsoBytes } : {}) };
+function json<S extends z.ZodType>(schema: S, description: string, more: { alsoBytes?: string; items?: string } = {}): JsonContent<S> {
+  return { kind: 'json', schema, description, ...more };
 }
 function bytes(mediaType: string, description: string) {
   return { kind: 'bytes', mediaType, description } as const;
@@ -376,7 +378,7 @@ export const ROUTES = {
     roles: owner,
     who: 'that owner',
     params: OwnerParams,
-    body: json(ReplaceGrantsBody, '`[{ user, package, read, release, maxRunMs? }]` or `{ grants: [...] }`'),
+    body: json(ReplaceGrantsBody, '`[{ user, package, read, release, maxRunMs? }]` or `{ grants: [...] }`', { items: 'grants' }),
     answers: { 200: json(GrantChangesSchema, 'The grants kept, added and revoked.') },
   },
   'grants.preview': {
@@ -564,7 +566,7 @@ export const ROUTES = {
     auth: 'principal',
     who: 'that user',
     params: UserPathParams,
-    answers: { 200: json(DataFolderDetailSchema, 'A folder (JSON), or a file (`application/octet-stream`).', 'application/octet-stream') },
+    answers: { 200: json(DataFolderDetailSchema, 'A folder (JSON), or a file (`application/octet-stream`).', { alsoBytes: 'application/octet-stream' }) },
   },
   'files.user.put': {
     method: 'PUT',
@@ -697,6 +699,13 @@ export type BodyOf<K extends RouteName> = Routes[K] extends { body: infer C } ? 
 export type AnswerOf<K extends RouteName> = {
   [S in keyof Routes[K]['answers']]: Routes[K]['answers'][S] extends JsonContent<infer A> ? z.output<A> : undefined;
 }[keyof Routes[K]['answers']];
+
+/** A request as the gatekeeper has it once validated: each part as its schema parses it (absent parts: undefined). */
+export interface ParsedInput<K extends RouteName> {
+  params: Routes[K] extends { params: infer P extends z.ZodType } ? z.output<P> : undefined;
+  query: Routes[K] extends { query: infer Q extends z.ZodType } ? z.output<Q> : undefined;
+  body: Routes[K] extends { body: infer C } ? (C extends JsonContent ? z.output<SchemaOf<C>> : undefined) : undefined;
+}
 
 /** Routes whose body is bytes (uploads): sent with `StationClient.send`. */
 export type ByteBodyRoute = { [K in RouteName]: Routes[K] extends { body: { kind: 'bytes' } } ? K : never }[RouteName];
