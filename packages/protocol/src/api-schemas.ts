@@ -272,7 +272,8 @@ export const GrantChangesSchema: z.ZodType<GrantChanges> = named(
 const grantUsage = `a grant is { user, package: <digest>, read: [patterns], release: ${RELEASE_MODES.join(' | ')}, maxRunMs?: <ms> }`;
 const readPatterns = z
   .array(z.string({ error: 'a pattern is text' }), { error: `read is a list of patterns under owners/<owner>/ (e.g. "owners/<owner>/trips/*.csv")` })
-  .max(MAX_GRANT_PATTERNS, { error: `read is a list of at most ${MAX_GRANT_PATTERNS} patterns` });
+  .max(MAX_GRANT_PATTERNS, { error: `read is a list of at most ${MAX_GRANT_PATTERNS} patterns` })
+  .readonly();
 
 export const GrantInputSchema = form(
   {

@@ -5,7 +5,7 @@
  * the station's code, message, hint and details. fetch-based, with no Node-only API: the
  * console's Vite build uses it as it is. `fetch` may be injected (a CA for TLS, a test double).
  */
-import { type AnswerOf, type RouteInput, type RouteName, ROUTES, routePath, routeQuery } from './api.js';
+import { type AnswerOf, type ByteBodyRoute, type ParamsOf, type RouteInput, type RouteName, ROUTES, routePath, routeQuery } from './api.js';
 import { isErrorCode } from './codes.js';
 import { DsError } from './errors.js';
 import { type ConsoleSession, CSRF_HEADER } from './station.js';
@@ -109,6 +109,30 @@ export class StationClient {
    */
   async send<K extends RouteName>(name: K, input: { params?: unknown; query?: unknown }, init: SendInit = {}): Promise<Response> {
     return this.exchange(name, input, init);
+  }
+
+  /**
+   * Sends bytes to a route whose body is bytes (a package, a station file), as they are read when
+   * `body` is a stream (`length` bytes: its Content-Length), and answers its JSON. No deadline of
+   * the client's own unless `init` gives one: the station's request timeout bounds an upload.
+   */
+  async upload<K extends ByteBodyRoute>(
+    name: K,
+    params: ParamsOf<K>,
+    body: RequestInit['body'] | ReadableStream<Uint8Array>,
+    init: CallInit & { length?: number } = {},
+  ): Promise<AnswerOf<K>> {
+    const { length, ...rest } = init;
+    const headers: Record<string, string> = { accept: 'application/json', 'content-type': 'application/octet-stream' };
+    if (length !== undefined) headers['content-length'] = String(length);
+    const input = { params };
+    const response = await this.exchange(name, input, { timeoutMs: null, ...rest, headers, body });
+    const { method } = ROUTES[name];
+    const path = routePath(name, params as Record<string, string> | undefined);
+    const parsed = parseJson(await this.read(response, method, path));
+    if (parsed === undefined)
+      throw this.failed(new DsError('INTERNAL', `${this.where()} answered ${method} ${path} with something other than JSON.`), method, path, response.status);
+    return parsed as AnswerOf<K>;
   }
 
   // --- The console's cookie session -------------------------------------------------------
