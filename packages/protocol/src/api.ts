@@ -1,12 +1,9 @@
 /**
  * The station's HTTP API, declared once: every route the gatekeeper answers, with its method,
- * path, who may call it, and the zod schemas of its path parameters, query, body and answers.
- * The gatekeeper registers and validates its routes from this table, the one client
- * (`@datastation/protocol/client`) builds its requests from it, and the OpenAPI document
- * (`GET /v1/openapi.json`) is generated from it.
- *
- * Paths are written as OpenAPI writes them (`/v1/runs/{id}`); a parameter written `{path+}` is a
- * station path of one or more names, each percent-encoded, joined by `/`.
+ * path and who may call it (`routes.ts`), and here its words and the zod schemas of its path
+ * parameters, query, body and answers, joined by name into `ROUTES`. The gatekeeper registers and
+ * validates its routes from it, the one client (`@datastation/protocol/client`) builds its
+ * requests from it, and the OpenAPI document (`GET /v1/openapi.json`) is generated from it.
  */
 import type { z } from 'zod';
 import {
@@ -62,17 +59,9 @@ import {
   UserPathParams,
   VerifyQuery,
 } from './api-schemas.js';
-import type { Role } from './station.js';
+import { type RouteLocation, type RouteName, ROUTE_TABLE } from './routes.js';
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
-
-/**
- * How a route is reached: `none` (no token: health, sign-in, this document, the console's
- * files), `principal` (a principal's bearer token, or the console's cookie with `X-CSRF-Token` on
- * a request that changes state), `cookie` (the console's cookie only), `metrics` (loopback, or
- * the metrics token).
- */
-export type RouteAuth = 'none' | 'principal' | 'cookie' | 'metrics';
+export { type HttpMethod, pathParameters, type RouteAuth, type RouteLocation, type RouteName, ROUTE_TABLE, routePath, routeQuery } from './routes.js';
 
 /** A body or an answer: JSON checked by a schema, or something else described in words. */
 export type Content =
@@ -93,18 +82,13 @@ export interface JsonContent<S extends z.ZodType = z.ZodType> {
   items?: string;
 }
 
-export interface RouteSpec {
-  method: HttpMethod;
-  path: string;
+export interface RouteSpec extends RouteLocation {
   /** One line: what the route does. */
   summary: string;
   /** More, when one line is not enough (markdown). */
   description?: string;
   /** Its group in the document. */
   tag: 'station' | 'principals' | 'packages' | 'grants' | 'runs' | 'sessions' | 'files' | 'audit' | 'settings' | 'console';
-  auth: RouteAuth;
-  /** The roles the gatekeeper lets in (others: 403 POLICY_DENIED naming them); absent: every principal, the handler deciding what each sees. */
-  roles?: readonly Role[];
   /** Who calls it and what each sees, in words (the document's `x-who`). */
   who: string;
   params?: z.ZodType;
@@ -126,188 +110,128 @@ function bytes(mediaType: string, description: string) {
 const empty = (description: string) => ({ kind: 'empty', description }) as const;
 const redirect = (location: string, description: string) => ({ kind: 'redirect', location, description }) as const;
 
-const owner = ['owner'] as const;
-const admin = ['admin'] as const;
-
-/** Every route the gatekeeper answers, by name (`<group>.<action>`). */
-export const ROUTES = {
+/** What each route of ROUTE_TABLE says besides where it is: its words, and the schemas of its parts. */
+const ROUTE_DOCS = {
   // The station itself
   health: {
-    method: 'GET',
-    path: '/healthz',
     summary: 'Whether the gatekeeper answers.',
     tag: 'station',
-    auth: 'none',
     who: 'anyone',
     answers: { 200: json(HealthSchema, '`{ ok: true }`') },
   },
   metrics: {
-    method: 'GET',
-    path: '/metrics',
     summary: 'Prometheus metrics (text exposition format).',
     description:
       "From the gatekeeper's own host (loopback), or with the metrics token (`DS_METRICS_TOKEN`) as a bearer token; principals' tokens open nothing here.",
     tag: 'station',
-    auth: 'metrics',
     who: 'loopback, or the bearer of the metrics token',
     answers: { 200: bytes('text/plain; version=0.0.4; charset=utf-8', 'The metrics, in the Prometheus text format.') },
   },
   openapi: {
-    method: 'GET',
-    path: '/v1/openapi.json',
     summary: 'This document: the API as OpenAPI 3.1, generated from the route table.',
     tag: 'station',
-    auth: 'none',
     who: 'anyone',
     answers: { 200: bytes('application/json', 'An OpenAPI 3.1 document.') },
   },
 
   // The owners' console (when the gatekeeper serves it)
   'console.root': {
-    method: 'GET',
-    path: '/',
     summary: 'Redirects to the console.',
     tag: 'console',
-    auth: 'none',
     who: 'anyone',
     answers: { 302: redirect('/console/', 'To /console/.') },
   },
   'console.redirect': {
-    method: 'GET',
-    path: '/console',
     summary: 'Redirects to /console/ (its relative asset paths need the slash).',
     tag: 'console',
-    auth: 'none',
     who: 'anyone',
     answers: { 302: redirect('/console/', 'To /console/.') },
   },
   'console.index': {
-    method: 'GET',
-    path: '/console/',
     summary: "The owners' console.",
     description: 'Its page, never cached. Until the console is built the answer is 503 naming the build command.',
     tag: 'console',
-    auth: 'none',
     who: 'anyone (the console signs in with POST /v1/session)',
     answers: { 200: bytes('text/html; charset=utf-8', "The console's page.") },
   },
   'console.file': {
-    method: 'GET',
-    path: '/console/{path+}',
     summary: "The console's assets, and its page for every other path.",
     description:
       '`assets/*` (hashed names) cached for a year, `immutable`, a missing one 404; any other path answers the page (the console routes in the browser).',
     tag: 'console',
-    auth: 'none',
     who: 'anyone',
     params: ConsoleFileParams,
     answers: { 200: bytes('*/*', 'An asset, or the page.') },
   },
   'session.signIn': {
-    method: 'POST',
-    path: '/v1/session',
     summary: 'Signs the console in with a token: sets the `ds_session` cookie.',
     description:
       "Only `Content-Type: application/json`, and no `Origin` but the station's (`403 CSRF_REJECTED`). A wrong token is 401; past 10 failures a minute from one address, a failing sign-in is 429.",
     tag: 'console',
-    auth: 'none',
     who: 'anyone with a token',
     body: json(SignInBody, '`{ token }`'),
     answers: { 200: json(ConsoleSessionSchema, 'The session, with its CSRF token.') },
   },
   'session.get': {
-    method: 'GET',
-    path: '/v1/session',
     summary: "The cookie's session again (the console at load).",
     tag: 'console',
-    auth: 'cookie',
     who: 'a signed-in console',
     answers: { 200: json(ConsoleSessionSchema, 'The session.') },
   },
   'session.signOut': {
-    method: 'DELETE',
-    path: '/v1/session',
     summary: 'Signs out: the session ends, the cookie is cleared.',
     tag: 'console',
-    auth: 'cookie',
     who: 'a signed-in console (with X-CSRF-Token)',
     answers: { 204: empty('Signed out.') },
   },
 
   // Principals
   'principals.list': {
-    method: 'GET',
-    path: '/v1/principals',
     summary: 'The principals (the admin), or the users an owner can grant to.',
     tag: 'principals',
-    auth: 'principal',
     who: 'the admin: every principal; an owner: the users ({ id, role }); anyone else 403',
     query: RemovedQuery,
     answers: { 200: json(PrincipalListSchema, '`{ principals }`') },
   },
   'principals.add': {
-    method: 'POST',
-    path: '/v1/principals',
     summary: 'Adds an owner, developer or user; answers its token, once.',
     tag: 'principals',
-    auth: 'principal',
-    roles: admin,
     who: 'the admin',
     body: json(AddPrincipalBody, '`{ id, role, expires? }`'),
     answers: { 201: json(IssuedTokenSchema, 'The principal and its token (`Cache-Control: no-store`).') },
   },
   'principals.get': {
-    method: 'GET',
-    path: '/v1/principals/{id}',
     summary: 'One principal.',
     tag: 'principals',
-    auth: 'principal',
-    roles: admin,
     who: 'the admin',
     params: PrincipalParams,
     answers: { 200: json(PrincipalInfoSchema, 'The principal.') },
   },
   'principals.rotate': {
-    method: 'POST',
-    path: '/v1/principals/{id}/rotate',
     summary: 'Gives a principal a new token; the old one stops working at once.',
     tag: 'principals',
-    auth: 'principal',
-    roles: admin,
     who: 'the admin',
     params: PrincipalParams,
     body: json(RotateBody, '`{ expires? }`, or none'),
     answers: { 200: json(IssuedTokenSchema, 'The principal and its new token.') },
   },
   'principals.disable': {
-    method: 'POST',
-    path: '/v1/principals/{id}/disable',
     summary: "Refuses a principal's token until it is enabled again.",
     tag: 'principals',
-    auth: 'principal',
-    roles: admin,
     who: 'the admin',
     params: PrincipalParams,
     answers: { 200: json(PrincipalInfoSchema, 'The principal.') },
   },
   'principals.enable': {
-    method: 'POST',
-    path: '/v1/principals/{id}/enable',
     summary: "Lets a disabled principal's token work again.",
     tag: 'principals',
-    auth: 'principal',
-    roles: admin,
     who: 'the admin',
     params: PrincipalParams,
     answers: { 200: json(PrincipalInfoSchema, 'The principal.') },
   },
   'principals.remove': {
-    method: 'DELETE',
-    path: '/v1/principals/{id}',
     summary: 'Removes a principal (a tombstone keeps its id); `cascade` revokes its active grants first.',
     tag: 'principals',
-    auth: 'principal',
-    roles: admin,
     who: 'the admin',
     params: PrincipalParams,
     query: CascadeQuery,
@@ -316,52 +240,35 @@ export const ROUTES = {
 
   // Packages
   'packages.upload': {
-    method: 'POST',
-    path: '/v1/packages',
     summary: 'Uploads a .dspkg: checked, unpacked, its image checked.',
     tag: 'packages',
-    auth: 'principal',
-    roles: ['developer'],
     who: 'developers',
     body: bytes('application/octet-stream', 'The .dspkg bytes (streamed; without Content-Encoding).'),
     answers: { 201: json(PackageViewSchema, 'The package, new.'), 200: json(PackageViewSchema, 'The package, uploaded before.') },
   },
   'packages.list': {
-    method: 'GET',
-    path: '/v1/packages',
     summary: 'The packages the caller may see.',
     tag: 'packages',
-    auth: 'principal',
     who: 'owners: every upload; a developer: their own; a user: those granted to them',
     answers: { 200: json(PackageListSchema, '`{ packages }`') },
   },
   'packages.get': {
-    method: 'GET',
-    path: '/v1/packages/{id}',
     summary: 'One package, with its manifest and files.',
     tag: 'packages',
-    auth: 'principal',
     who: 'whoever may see the package',
     params: IdParams,
     answers: { 200: json(PackageDetailSchema, 'The package.') },
   },
   'packages.file': {
-    method: 'GET',
-    path: '/v1/packages/{id}/files/{path+}',
     summary: "One file of a package's code, as text, for review (at most 4 MiB).",
     tag: 'packages',
-    auth: 'principal',
     who: 'whoever may see the package',
     params: PackageFileParams,
     answers: { 200: bytes('text/plain; charset=utf-8', "The file's bytes (nosniff, a sandboxing CSP): shown, never run.") },
   },
   'packages.approve': {
-    method: 'POST',
-    path: '/v1/packages/{id}/approve',
     summary: "Shorthand: grants the package to users (default: every user), replacing the owner's grants of it.",
     tag: 'packages',
-    auth: 'principal',
-    roles: owner,
     who: 'owners',
     params: IdParams,
     body: json(ApproveBody, '`{ users?, read?, release? }`'),
@@ -370,34 +277,23 @@ export const ROUTES = {
 
   // Grants
   'grants.replace': {
-    method: 'PUT',
-    path: '/v1/grants/{owner}',
     summary: "Sets the owner's whole set of grants: unchanged ones kept, new ones added, missing ones revoked.",
     tag: 'grants',
-    auth: 'principal',
-    roles: owner,
     who: 'that owner',
     params: OwnerParams,
     body: json(ReplaceGrantsBody, '`[{ user, package, read, release, maxRunMs? }]` or `{ grants: [...] }`', { items: 'grants' }),
     answers: { 200: json(GrantChangesSchema, 'The grants kept, added and revoked.') },
   },
   'grants.preview': {
-    method: 'GET',
-    path: '/v1/grants/preview',
     summary: "The owner's files that grant patterns match, before they are granted.",
     tag: 'grants',
-    auth: 'principal',
-    roles: owner,
     who: 'owners',
     query: PreviewQuery,
     answers: { 200: json(GlobPreviewSchema, 'The files matched.') },
   },
   'grants.list': {
-    method: 'GET',
-    path: '/v1/grants',
     summary: "Grants: an owner's, those naming a user, those of a developer's packages.",
     tag: 'grants',
-    auth: 'principal',
     who: 'every principal, each their own',
     query: RevokedQuery,
     answers: { 200: json(GrantListSchema, '`{ grants }`') },
@@ -405,14 +301,10 @@ export const ROUTES = {
 
   // Runs
   'runs.start': {
-    method: 'POST',
-    path: '/v1/runs',
     summary: "Runs a granted package's connector or function.",
     description:
       '`wait` (default true) holds the request until the run ends; `wait: false` answers 202 at once, to follow with `GET /v1/runs/{id}` or the event stream.',
     tag: 'runs',
-    auth: 'principal',
-    roles: ['user'],
     who: 'users',
     body: json(RunRequestBody, 'A RunRequest.'),
     answers: {
@@ -421,54 +313,36 @@ export const ROUTES = {
     },
   },
   'runs.list': {
-    method: 'GET',
-    path: '/v1/runs',
     summary: "A user's runs, or an owner's runs to review.",
     tag: 'runs',
-    auth: 'principal',
     who: 'users, owners; developers are refused',
     query: RunsQuery,
     answers: { 200: json(RunListSchema, '`{ runs }`') },
   },
   'runs.get': {
-    method: 'GET',
-    path: '/v1/runs/{id}',
     summary: 'One run, as its viewer may see it.',
     tag: 'runs',
-    auth: 'principal',
     who: "the run's user, its reviewing owners",
     params: IdParams,
     answers: { 200: json(RunViewSchema, 'The run.') },
   },
   'runs.cancel': {
-    method: 'POST',
-    path: '/v1/runs/{id}/cancel',
     summary: 'Cancels a queued or running run (it ends CANCELLED).',
     tag: 'runs',
-    auth: 'principal',
-    roles: ['user'],
     who: "the run's user",
     params: IdParams,
     answers: { 200: json(RunViewSchema, 'The run, once recorded (an ended run as it is).') },
   },
   'runs.release': {
-    method: 'POST',
-    path: '/v1/runs/{id}/release',
     summary: 'Releases a staged result (the run is released once every reviewer released it).',
     tag: 'runs',
-    auth: 'principal',
-    roles: owner,
     who: 'a reviewing owner',
     params: IdParams,
     answers: { 200: json(RunViewSchema, 'The run.') },
   },
   'runs.refuse': {
-    method: 'POST',
-    path: '/v1/runs/{id}/refuse',
     summary: 'Refuses a staged result.',
     tag: 'runs',
-    auth: 'principal',
-    roles: owner,
     who: 'a reviewing owner',
     params: IdParams,
     answers: { 200: json(RunViewSchema, 'The run.') },
@@ -476,125 +350,89 @@ export const ROUTES = {
 
   // Sessions
   'sessions.list': {
-    method: 'GET',
-    path: '/v1/sessions',
     summary: 'Sessions in their live state.',
     tag: 'sessions',
-    auth: 'principal',
     who: 'a user: their own; an owner: those of users and packages they granted; developers are refused',
     answers: { 200: json(SessionListSchema, '`{ sessions }`') },
   },
 
   // Files
   'files.mine': {
-    method: 'GET',
-    path: '/v1/files',
     summary: "The caller's own: an owner's folder, a user's folders.",
     tag: 'files',
-    auth: 'principal',
     who: 'owners, users',
     answers: { 200: json(OwnerFolderViewSchema.or(DataFoldersViewSchema), 'An OwnerFolderView (owners) or a DataFoldersView (users).') },
   },
   'files.owner.list': {
-    method: 'GET',
-    path: '/v1/files/owners/{owner}',
     summary: "An owner's folder: its files' metadata (no route serves an owner's bytes).",
     tag: 'files',
-    auth: 'principal',
     who: 'that owner',
     params: OwnerParams,
     answers: { 200: json(OwnerFolderViewSchema, 'The folder.') },
   },
   'files.owner.get': {
-    method: 'GET',
-    path: '/v1/files/owners/{owner}/{path+}',
     summary: "A folder or a file of an owner's: metadata only.",
     tag: 'files',
-    auth: 'principal',
     who: 'that owner',
     params: OwnerPathParams,
     answers: { 200: json(OwnerFolderViewSchema.or(OwnerFileViewSchema), 'An OwnerFolderView, or an OwnerFileView.') },
   },
   'files.owner.put': {
-    method: 'PUT',
-    path: '/v1/files/owners/{owner}/{path+}',
     summary: "Uploads one of the owner's files: streamed, atomic, within the owner's quota.",
     tag: 'files',
-    auth: 'principal',
     who: 'that owner',
     params: OwnerPathParams,
     body: bytes('application/octet-stream', "The file's bytes, streamed (Content-Length when known)."),
     answers: { 201: json(OwnerUploadViewSchema, 'A new file.'), 200: json(OwnerUploadViewSchema, 'A file replaced whole.') },
   },
   'files.owner.delete': {
-    method: 'DELETE',
-    path: '/v1/files/owners/{owner}/{path+}',
     summary: 'Deletes a file, or an empty folder.',
     tag: 'files',
-    auth: 'principal',
     who: 'that owner',
     params: OwnerPathParams,
     answers: { 200: json(DeletedFileViewSchema, 'What was deleted.') },
   },
   'files.user.folders': {
-    method: 'GET',
-    path: '/v1/files/users/{user}',
     summary: "A user's data folders, one per package, and their quota.",
     tag: 'files',
-    auth: 'principal',
     who: 'that user',
     params: UserParams,
     answers: { 200: json(DataFoldersViewSchema, 'The folders.') },
   },
   'files.user.folder': {
-    method: 'GET',
-    path: '/v1/files/users/{user}/{folder}',
     summary: "One of a user's data folders: its files when what it holds is released to the user.",
     tag: 'files',
-    auth: 'principal',
     who: 'that user',
     params: UserFolderParams,
     answers: { 200: json(DataFolderDetailSchema, 'The folder.') },
   },
   'files.user.get': {
-    method: 'GET',
-    path: '/v1/files/users/{user}/{folder}/{path+}',
     summary: "A folder inside a data folder (JSON), or a file's bytes (a download), when released to the user.",
     description:
       'A file answers `application/octet-stream` as an attachment, with `Content-Length` and `Repr-Digest: sha-256=:…:`; a folder a DataFolderDetail.',
     tag: 'files',
-    auth: 'principal',
     who: 'that user',
     params: UserPathParams,
     answers: { 200: json(DataFolderDetailSchema, 'A folder (JSON), or a file (`application/octet-stream`).', { alsoBytes: 'application/octet-stream' }) },
   },
   'files.user.put': {
-    method: 'PUT',
-    path: '/v1/files/users/{user}/{folder}/{path+}',
     summary: "Puts an input into the user's data folder of a package (the package's /data).",
     tag: 'files',
-    auth: 'principal',
     who: 'that user',
     params: UserPathParams,
     body: bytes('application/octet-stream', "The file's bytes, streamed."),
     answers: { 201: json(DataUploadViewSchema, 'A new file.'), 200: json(DataUploadViewSchema, 'A file replaced.') },
   },
   'files.user.empty': {
-    method: 'DELETE',
-    path: '/v1/files/users/{user}/{folder}',
     summary: 'Empties the whole folder: its sessions end, its taint is cleared.',
     tag: 'files',
-    auth: 'principal',
     who: 'that user',
     params: UserFolderParams,
     answers: { 200: json(DataFolderEmptiedSchema, 'The folder emptied.') },
   },
   'files.user.delete': {
-    method: 'DELETE',
-    path: '/v1/files/users/{user}/{folder}/{path+}',
     summary: 'Deletes a file (or a link or empty folder a run left).',
     tag: 'files',
-    auth: 'principal',
     who: 'that user',
     params: UserPathParams,
     answers: { 200: json(DeletedFileViewSchema, 'What was deleted.') },
@@ -602,43 +440,29 @@ export const ROUTES = {
 
   // Audit
   'audit.list': {
-    method: 'GET',
-    path: '/v1/audit',
     summary: "A page of the audit entries about the owner's data (the admin's: the changes to principals).",
     tag: 'audit',
-    auth: 'principal',
-    roles: ['owner', 'admin'],
     who: 'owners, the admin',
     query: AuditQuery,
     answers: { 200: json(AuditPageSchema, '`{ entries, next }`') },
   },
   'audit.export': {
-    method: 'GET',
-    path: '/v1/audit/export',
     summary: 'Every matching entry, as JSON Lines.',
     tag: 'audit',
-    auth: 'principal',
-    roles: ['owner', 'admin'],
     who: 'owners, the admin',
     query: AuditQuery,
     answers: { 200: bytes('application/x-ndjson; charset=utf-8', 'One AuditEntry per line (an attachment), written as it is read.') },
   },
   'audit.verify': {
-    method: 'GET',
-    path: '/v1/audit/verify',
     summary: "Walks the audit chain, checked against the gatekeeper's checkpoints and the caller's own anchor.",
     tag: 'audit',
-    auth: 'principal',
     who: 'every principal',
     query: VerifyQuery,
     answers: { 200: json(AuditVerificationSchema, 'How far the chain holds, or its first bad entry.') },
   },
   events: {
-    method: 'GET',
-    path: '/v1/events',
     summary: "Server-sent events: new audit entries the principal may see, and running runs' progress.",
     tag: 'audit',
-    auth: 'principal',
     who: 'every principal, each what they may see',
     query: EventsQuery,
     headers: { 'Last-Event-ID': 'The seq of the last event received: the stream resumes after it (up to 1000 entries again).' },
@@ -653,29 +477,26 @@ export const ROUTES = {
 
   // Settings
   'settings.get': {
-    method: 'GET',
-    path: '/v1/settings',
     summary: "The station's settings.",
     tag: 'settings',
-    auth: 'principal',
     who: 'every principal',
     answers: { 200: json(StationSettingsSchema, 'The settings.') },
   },
   'settings.put': {
-    method: 'PUT',
-    path: '/v1/settings',
     summary: 'Sets the longest a run may last.',
     tag: 'settings',
-    auth: 'principal',
-    roles: admin,
     who: 'the admin',
     body: json(SettingsBody, '`{ maxRunMs }`'),
     answers: { 200: json(StationSettingsSchema, 'The settings.') },
   },
-} as const satisfies Record<string, RouteSpec>;
+} as const satisfies { [K in RouteName]: Omit<RouteSpec, keyof RouteLocation> };
+
+/** Every route the gatekeeper answers, by name (`<group>.<action>`): where it is (`routes.ts`), and what it takes and answers. */
+export const ROUTES = Object.fromEntries(
+  (Object.keys(ROUTE_TABLE) as RouteName[]).map((name) => [name, { ...ROUTE_TABLE[name], ...ROUTE_DOCS[name] }]),
+) as unknown as { readonly [K in RouteName]: (typeof ROUTE_TABLE)[K] & (typeof ROUTE_DOCS)[K] };
 
 export type Routes = typeof ROUTES;
-export type RouteName = keyof Routes;
 
 /** The JSON schema of an audit entry, for the event stream's readers. */
 export { AuditEntrySchema };
@@ -714,39 +535,3 @@ export type ByteBodyRoute = { [K in RouteName]: Routes[K] extends { body: { kind
 export type RouteInput<K extends RouteName> = (ParamsOf<K> extends undefined ? { params?: undefined } : { params: ParamsOf<K> }) &
   (QueryOf<K> extends undefined ? { query?: undefined } : { query?: QueryOf<K> }) &
   (BodyOf<K> extends undefined ? { body?: undefined } : undefined extends BodyOf<K> ? { body?: BodyOf<K> } : { body: BodyOf<K> });
-
-// ---------------------------------------------------------------------------------------------
-// Paths
-// ---------------------------------------------------------------------------------------------
-
-/** The names of a path's parameters, in order; `rest` marks a `{name+}`. */
-export function pathParameters(path: string): { name: string; rest: boolean }[] {
-  return [...path.matchAll(/\{([A-Za-z]+)(\+?)\}/g)].map((m) => ({ name: m[1] as string, rest: m[2] === '+' }));
-}
-
-/**
- * The URL path of a route for its parameters: each encoded with `encodeURIComponent`, a `{path+}`
- * name by name (so `/` stays the separator). Empty names in a `{path+}` are kept: the station
- * refuses them, saying so.
- */
-export function routePath(name: RouteName, params?: Readonly<Record<string, string>>): string {
-  return ROUTES[name].path.replace(/\{([A-Za-z]+)(\+?)\}/g, (_all, key: string, rest: string) => {
-    const value = params?.[key];
-    if (typeof value !== 'string') throw new TypeError(`${ROUTES[name].method} ${ROUTES[name].path} needs the parameter ${key}.`);
-    return rest ? value.split('/').map(encodeURIComponent).join('/') : encodeURIComponent(value);
-  });
-}
-
-/**
- * A query string for a route (with its `?`, or empty): arrays repeat their key, flags are
- * `true`/`false`, numbers their digits; undefined values are left out.
- */
-export function routeQuery(query?: Readonly<Record<string, unknown>>): string {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(query ?? {})) {
-    if (value === undefined || value === null) continue;
-    for (const one of Array.isArray(value) ? value : [value]) search.append(key, String(one));
-  }
-  const text = search.toString();
-  return text ? `?${text}` : '';
-}

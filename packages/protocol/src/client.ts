@@ -5,7 +5,9 @@
  * the station's code, message, hint and details. fetch-based, with no Node-only API: the
  * console's Vite build uses it as it is. `fetch` may be injected (a CA for TLS, a test double).
  */
-import { type AnswerOf, type ByteBodyRoute, type ParamsOf, type RouteInput, type RouteName, ROUTES, routePath, routeQuery } from './api.js';
+// Types only from the table with its schemas: at run time the client needs where each route is (routes.ts), no zod.
+import type { AnswerOf, ByteBodyRoute, ParamsOf, RouteInput } from './api.js';
+import { type RouteName, ROUTE_TABLE as ROUTES, routePath, routeQuery } from './routes.js';
 import { isErrorCode } from './codes.js';
 import { DsError } from './errors.js';
 import { type ConsoleSession, CSRF_HEADER } from './station.js';
