@@ -21,7 +21,7 @@ const view = (name: string, version: string, d: string): PackageView => ({
   uploadedAt: '2026-12-01T00:00:00.000Z',
 });
 const listing = [view('trip-stats', '1.0.0', digest('a')), view('trip-stats', '1.1.0', digest('b')), view('word-tools', '0.1.0', digest('c'))];
-const client = { target: { url: 'http://127.0.0.1:8080', principal: 'ann' }, get: async () => ({ packages: listing }) } as unknown as StationClient;
+const client = { target: { url: 'http://127.0.0.1:8080', principal: 'ann' }, call: async () => ({ packages: listing }) } as unknown as StationClient;
 
 describe('resolvePackage', () => {
   it('takes a digest, a unique prefix, name@version or a unique name', async () => {

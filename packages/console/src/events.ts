@@ -4,6 +4,7 @@
  * (events may have been missed: refresh everything).
  */
 import type { AuditEntry, ProgressEvent, StationEvent } from '@datastation/protocol/station';
+import { station } from './api';
 
 export type EventListener = (event: StationEvent | null) => void;
 export type LiveState = 'connecting' | 'live' | 'offline';
@@ -72,7 +73,7 @@ export function connectEvents(onState: (state: LiveState) => void): () => void {
 
   const open = () => {
     onState('connecting');
-    const es = new EventSource('/v1/events');
+    const es = new EventSource(station.url('events'));
     source = es;
     es.onopen = () => {
       delay = 2000;

@@ -61,6 +61,12 @@ export interface Grant {
   revokedAt: string | null;
 }
 
+/** The longest any run may be given (a day): the bound of a request's `timeoutMs` and a grant's `maxRunMs`. */
+export const MAX_RUN_MS_BOUND = 24 * 3600 * 1000;
+
+/** The most patterns one grant's `read` (or one preview) may list. */
+export const MAX_GRANT_PATTERNS = 256;
+
 /** One grant as an owner gives it (`PUT /v1/grants/:owner`). */
 export interface GrantInput {
   user: string;
@@ -69,6 +75,13 @@ export interface GrantInput {
   release: ReleaseMode;
   /** Optional: runs under this grant end TIMEOUT after this many ms (at most the station's `maxRunMs`). */
   maxRunMs?: number;
+}
+
+/** `PUT /v1/grants/:owner` and `POST /v1/packages/:id/approve`: the owner's grants kept as they were, added and revoked. */
+export interface GrantChanges {
+  kept: Grant[];
+  added: Grant[];
+  revoked: Grant[];
 }
 
 /**

@@ -1,9 +1,10 @@
+import type { QueryOf } from '@datastation/protocol/api';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DsError, printable } from '@datastation/protocol';
 import { AUDIT_HEADS_FILE } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
-import { type AuditEntry, type AuditVerification, json, stationClient } from '../station/api.js';
+import { type AuditEntry, json, stationClient } from '../station/api.js';
 import { readVerifiedHead, recordVerifiedHead, stationStateDir } from '../station/state.js';
 import type { StationFlags } from '../station/target.js';
 
@@ -25,11 +26,11 @@ export interface AuditArgs extends StationFlags {
 const FILTERS = ['user', 'package', 'kind', 'subject', 'since', 'until'] as const;
 
 /** The query string of the filters given. */
-function filterQuery(argv: AuditArgs): URLSearchParams {
-  const query = new URLSearchParams();
+function filterQuery(argv: AuditArgs): Partial<Record<(typeof FILTERS)[number], string>> {
+  const query: Partial<Record<(typeof FILTERS)[number], string>> = {};
   for (const name of FILTERS) {
     const value = argv[name];
-    if (value !== undefined) query.set(name, value);
+    if (value !== undefined) query[name] = value;
   }
   return query;
 }
@@ -53,24 +54,20 @@ export async function auditCommand(argv: AuditArgs, ctx: CommandContext): Promis
   let after = argv.after ?? 0;
   for (;;) {
     const want = argv.limit === undefined ? PAGE : Math.min(PAGE, argv.limit - entries.length);
-    const query = new URLSearchParams(filters);
-    query.set('after', String(after));
-    query.set('limit', String(want));
-    const page = await client.get<{ entries: AuditEntry[]; next: number | null }>(`/v1/audit?${query}`);
+    const page = await client.call('audit.list', { query: { ...filters, after, limit: want } as QueryOf<'audit.list'> });
     entries.push(...page.entries);
     if (page.next === null || (argv.limit !== undefined && entries.length >= argv.limit)) break;
     after = page.next;
   }
   if (ctx.json) return ctx.out(json({ entries }));
-  if (entries.length === 0) return ctx.out(`no audit entries about your data${filters.size ? ' match those filters' : ''}\n`);
+  if (entries.length === 0) return ctx.out(`no audit entries about your data${Object.keys(filters).length ? ' match those filters' : ''}\n`);
   ctx.out(`${printable(entries.map(describeEntry).join('\n'))}\n`);
 }
 
 /** `ds audit --export <file|->`: every matching entry as the gatekeeper exports it (JSON Lines), streamed. */
 async function exportCommand(argv: AuditArgs, ctx: CommandContext, client: Awaited<ReturnType<typeof stationClient>>): Promise<void> {
-  const query = filterQuery(argv);
-  if (argv.after !== undefined) query.set('after', String(argv.after));
-  const text = await client.getText(`/v1/audit/export${query.size ? `?${query}` : ''}`);
+  const query = { ...filterQuery(argv), ...(argv.after !== undefined ? { after: argv.after } : {}) } as QueryOf<'audit.export'>;
+  const text = await client.text('audit.export', { query });
   if (argv.export === '-') return ctx.out(text);
   await writeFile(argv.export as string, text, { mode: 0o600 });
   const count = text ? text.trimEnd().split('\n').length : 0;
@@ -86,7 +83,7 @@ async function verifyCommand(argv: AuditArgs, ctx: CommandContext): Promise<void
   const known = await readVerifiedHead(dir, url);
   // An empty log's head (entry 0) pins nothing.
   const anchor = known && known.seq > 0 ? known : undefined;
-  const result = await client.get<AuditVerification>(`/v1/audit/verify${anchor ? `?seq=${anchor.seq}&hash=${anchor.hash}` : ''}`);
+  const result = await client.call('audit.verify', { query: anchor ? { seq: anchor.seq, hash: anchor.hash } : {} });
   if (ctx.json) ctx.out(json(result));
   if (!result.ok) {
     const details = { firstBad: result.firstBad, reason: result.reason, ...(result.anchor ? { anchor: result.anchor } : {}) };

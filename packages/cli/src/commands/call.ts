@@ -41,8 +41,14 @@ export async function callCommand(argv: CallArgs, ctx: CommandContext): Promise<
   const pkg = await resolvePackage(client, argv.package, { toRun: true });
   const kind = argv.function ? 'function' : 'connector';
   ctx.progress.step(`starting ${kind} ${argv.name} on ${client.target.url}`);
-  const started = await client.post<RunView>('/v1/runs', {
-    json: { package: pkg, [kind]: argv.name, args, wait: false, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
+  const started = await client.call('runs.start', {
+    body: {
+      package: pkg,
+      ...(argv.function ? { function: argv.name } : { connector: argv.name }),
+      args,
+      wait: false,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    },
   });
   if (argv.wait === false) {
     ctx.progress.stop();
@@ -70,7 +76,7 @@ async function follow(client: StationClient, started: RunView, ctx: CommandConte
         ctx.err(`stopped following run ${run.id}; it goes on: ds runs ${run.id} follows it, ds cancel ${run.id} stops it\n`);
         signals.throwIfStopped();
       }
-      run = await client.get<RunView>(`/v1/runs/${encodeURIComponent(run.id)}`);
+      run = await client.call('runs.get', { params: { id: run.id } });
       if (run.status !== 'running') break;
       if (run.progress) ctx.progress.bar(run.progress.fraction, run.progress.message ?? what);
       else ctx.progress.step(`${what}: ${run.withheld ? 'running, progress withheld' : 'running'} (run ${run.id})`);

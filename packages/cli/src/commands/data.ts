@@ -8,6 +8,7 @@ import { DsError, printable } from '@datastation/protocol';
 import { checkDataPath } from '@datastation/protocol/patterns';
 import type {
   DataFolderDetail,
+  DataFolderEmptied,
   DataFoldersView,
   DataUploadView,
   DeletedFileView,
@@ -100,7 +101,7 @@ export async function dataPutCommand(argv: DataPutArgs, ctx: CommandContext): Pr
 export async function dataLsCommand(argv: DataPathArgs, ctx: CommandContext): Promise<void> {
   const client = await stationClient(argv, ctx, argv.path ? roleOf(argv.path) : undefined);
   const target = argv.path ? await resolvePath(client, argv.path) : undefined;
-  const body = await client.get<OwnerFolderView | OwnerFileView | DataFoldersView | DataFolderDetail>(target ? filesUrl(target.parts) : '/v1/files');
+  const body = target ? await listPath(client, target.parts) : await client.call('files.mine');
   if (ctx.json) return ctx.out(json(body));
   if ('folders' in body) return ctx.out(userFolders(body));
   if ('release' in body) return ctx.out(userFolder(body));
@@ -112,7 +113,7 @@ export async function dataLsCommand(argv: DataPathArgs, ctx: CommandContext): Pr
 export async function dataRmCommand(argv: DataPathArgs & { path: string }, ctx: CommandContext): Promise<void> {
   const client = await stationClient(argv, ctx, roleOf(argv.path));
   const target = await resolvePath(client, argv.path);
-  const answer = await client.delete<DeletedFileView | { package: string; emptied: true; held: string[] }>(filesUrl(target.parts));
+  const answer = await removePath(client, target.parts);
   if (ctx.json) return ctx.out(json(answer));
   if ('emptied' in answer) {
     const held = answer.held.length ? ` (it held data of ${answer.held.join(', ')}; it holds nobody's now)` : '';
@@ -146,7 +147,12 @@ export async function dataGetCommand(argv: DataGetArgs, ctx: CommandContext): Pr
   if (out && !argv.force && (await lstat(out).catch(() => undefined))) {
     throw new DsError('BAD_REQUEST', `${argv.out ?? name} exists; pass --force to replace it, or -o <file>.`);
   }
-  const response = await client.download(filesUrl(target.parts));
+  const [, user, folder, ...names] = target.parts as [string, string, string, ...string[]];
+  const response = await client.send(
+    'files.user.get',
+    { params: { user, folder, path: names.join('/') } },
+    { headers: { accept: 'application/octet-stream' }, timeoutMs: null },
+  );
   if (!response.headers.get('content-type')?.startsWith('application/octet-stream')) {
     await response.body?.cancel();
     throw new DsError('BAD_REQUEST', `${target.parts.join('/')} is a folder: ds data ls ${target.parts.join('/')} lists it.`);
@@ -207,7 +213,12 @@ async function sendFile(
       yield bytes;
     }
   }
-  const view = await client.upload<OwnerUploadView | DataUploadView>('PUT', filesUrl(parts), chunks(), size);
+  const body = ReadableStream.from(chunks());
+  const [space, id, ...rest] = parts as [string, string, ...string[]];
+  const view: OwnerUploadView | DataUploadView =
+    space === 'owners'
+      ? await client.upload('files.owner.put', { owner: id, path: rest.join('/') }, body, { length: size })
+      : await client.upload('files.user.put', { user: id, folder: rest[0] as string, path: rest.slice(1).join('/') }, body, { length: size });
   const local = hash.digest('hex');
   if (view.sha256 !== local) {
     throw new DsError(
@@ -255,8 +266,30 @@ function roleOf(path: string): Role | undefined {
   return space === 'owners' ? 'owner' : space === 'users' ? 'user' : undefined;
 }
 
-function filesUrl(parts: string[]): string {
-  return `/v1/files/${parts.map(encodeURIComponent).join('/')}`;
+/** A station path listed: an owner's folder or file, a user's folders, one of them, or a folder inside it. */
+function listPath(client: StationClient, parts: string[]): Promise<OwnerFolderView | OwnerFileView | DataFoldersView | DataFolderDetail> {
+  const [space, id, ...rest] = parts as [string, string, ...string[]];
+  if (space === 'owners')
+    return rest.length
+      ? client.call('files.owner.get', { params: { owner: id, path: rest.join('/') } })
+      : client.call('files.owner.list', { params: { owner: id } });
+  const [folder, ...names] = rest;
+  if (folder === undefined) return client.call('files.user.folders', { params: { user: id } });
+  if (names.length === 0) return client.call('files.user.folder', { params: { user: id, folder } });
+  return client.call('files.user.get', { params: { user: id, folder, path: names.join('/') } });
+}
+
+/** A station path deleted: a file or an empty folder, or (a user's whole folder of a package) emptied. */
+function removePath(client: StationClient, parts: string[]): Promise<DeletedFileView | DataFolderEmptied> {
+  const [space, id, ...rest] = parts as [string, string, ...string[]];
+  if (space === 'owners') {
+    if (rest.length === 0) throw new DsError('BAD_REQUEST', `Name a file or folder inside owners/${id}/ to delete (ds data ls owners/${id} lists them).`);
+    return client.call('files.owner.delete', { params: { owner: id, path: rest.join('/') } });
+  }
+  const [folder, ...names] = rest;
+  if (folder === undefined) throw new DsError('BAD_REQUEST', `Name the folder to empty: users/${id}/<package> (ds data ls users/${id} lists them).`);
+  if (names.length === 0) return client.call('files.user.empty', { params: { user: id, folder } });
+  return client.call('files.user.delete', { params: { user: id, folder, path: names.join('/') } });
 }
 
 function ownerFolder(view: OwnerFolderView): string {

@@ -1,18 +1,7 @@
 import { DsError } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
-import type { GlobPreview } from '@datastation/protocol/station';
 import type { StationClient } from '../station/client.js';
-import {
-  type GrantInput,
-  type GrantView,
-  json,
-  type PackageView,
-  type ReleaseMode,
-  resolvePackage,
-  shortDigest,
-  stationClient,
-  table,
-} from '../station/api.js';
+import { type GrantInput, type GrantView, json, type ReleaseMode, resolvePackage, shortDigest, stationClient, table } from '../station/api.js';
 import type { StationFlags } from '../station/target.js';
 import { formatDuration, parseDuration } from '../values.js';
 
@@ -41,7 +30,7 @@ export interface RevokeArgs extends StationFlags {
 /** `ds grants`: an owner's grants, the grants naming a user, or those of a developer's packages. */
 export async function grantsCommand(argv: GrantsArgs, ctx: CommandContext): Promise<void> {
   const client = await stationClient(argv, ctx);
-  const { grants } = await client.get<{ grants: GrantView[] }>(`/v1/grants${argv.revoked ? '?revoked=true' : ''}`);
+  const { grants } = await client.call('grants.list', { query: { revoked: argv.revoked === true } });
   if (ctx.json) return ctx.out(json({ grants }));
   if (grants.length === 0) return ctx.out('no grants\n');
   const names = await packageNames(client);
@@ -82,9 +71,7 @@ export async function grantCommand(argv: GrantArgs, ctx: CommandContext): Promis
     ctx,
   );
   const others = current.filter((g) => !(g.user === argv.user && g.package === pkg)).map(input);
-  const result = await client.put<{ added: GrantView[]; revoked: GrantView[]; kept: GrantView[] }>(`/v1/grants/${encodeURIComponent(owner)}`, {
-    json: [...others, wanted],
-  });
+  const result = await client.call('grants.replace', { params: { owner }, body: [...others, wanted] });
   if (ctx.json) return ctx.out(json(result));
   const replaced = current.some((g) => g.user === argv.user && g.package === pkg);
   const changed = result.added.length > 0;
@@ -102,9 +89,7 @@ export async function revokeCommand(argv: RevokeArgs, ctx: CommandContext): Prom
   const owner = ownerOf(argv, client, current);
   const gone = current.filter((g) => g.user === argv.user && g.package === pkg);
   if (gone.length === 0) throw new DsError('BAD_REQUEST', `${owner} has no grant of ${pkg} to ${argv.user} to revoke (ds grants lists them).`);
-  const result = await client.put<{ added: GrantView[]; revoked: GrantView[]; kept: GrantView[] }>(`/v1/grants/${encodeURIComponent(owner)}`, {
-    json: current.filter((g) => !gone.includes(g)).map(input),
-  });
+  const result = await client.call('grants.replace', { params: { owner }, body: current.filter((g) => !gone.includes(g)).map(input) });
   if (ctx.json) return ctx.out(json(result));
   const grants = `${result.revoked.length} grant${result.revoked.length === 1 ? '' : 's'}`;
   ctx.out(`revoked: ${argv.user} may no longer run ${shortDigest(pkg)} on ${owner}'s data (${grants})\n`);
@@ -123,11 +108,11 @@ async function checkMatches(
   force: boolean | undefined,
   ctx: CommandContext,
 ): Promise<void> {
-  const preview = await client.get<GlobPreview>(`/v1/grants/preview?${read.map((p) => `read=${encodeURIComponent(p)}`).join('&')}`);
+  const preview = await client.call('grants.preview', { query: { read } });
   if (preview.matched > 0) return;
   const working = [];
   for (const grant of replacing) {
-    const before = await client.get<GlobPreview>(`/v1/grants/preview?${grant.read.map((p) => `read=${encodeURIComponent(p)}`).join('&')}`);
+    const before = await client.call('grants.preview', { query: { read: grant.read } });
     if (before.matched > 0) working.push({ grant, matched: before.matched });
   }
   const none = `${read.join(' ')} match${read.length === 1 ? 'es' : ''} none of ${owner}'s ${preview.ownerFiles} file${preview.ownerFiles === 1 ? '' : 's'}`;
@@ -146,7 +131,7 @@ async function checkMatches(
 }
 
 async function ownerGrants(client: StationClient): Promise<GrantView[]> {
-  return (await client.get<{ grants: GrantView[] }>('/v1/grants')).grants;
+  return (await client.call('grants.list')).grants;
 }
 
 /**
@@ -168,7 +153,7 @@ function input(g: GrantView): GrantInput {
 /** digest → name@version for tables, from the packages this principal can see (best effort). */
 async function packageNames(client: StationClient): Promise<Map<string, string>> {
   try {
-    const { packages } = await client.get<{ packages: PackageView[] }>('/v1/packages');
+    const { packages } = await client.call('packages.list');
     return new Map(packages.map((p) => [p.digest, `${p.name}@${p.version} ${shortDigest(p.digest)}`]));
   } catch {
     return new Map();

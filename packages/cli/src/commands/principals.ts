@@ -1,4 +1,4 @@
-import type { GrantableRole, IssuedToken, PrincipalInfo, PrincipalList, PrincipalView, RemovedPrincipal } from '@datastation/protocol/station';
+import type { GrantableRole, IssuedToken, PrincipalInfo } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
 import { json, stationClient, table } from '../station/api.js';
 import type { StationClient } from '../station/client.js';
@@ -29,14 +29,15 @@ export interface ListPrincipalsArgs extends StationFlags {
 /** The commands act as the admin unless `--as` / `--token` say otherwise (an owner may list the users). */
 const client = (argv: StationFlags, ctx: CommandContext) => stationClient(argv, ctx, 'admin');
 
-const path = (id: string, action = '') => `/v1/principals/${encodeURIComponent(checkPrincipalName(id, 'The principal'))}${action}`;
+/** The principal a command names, checked before anything is sent. */
+const principal = (id: string) => ({ id: checkPrincipalName(id, 'The principal') });
 
 /** `ds principals add <id> --role <role> [--expires 30d]`: prints the new token once, and saves it when the station is the local one. */
 export async function addPrincipalCommand(argv: AddPrincipalArgs, ctx: CommandContext): Promise<void> {
   const station = await client(argv, ctx);
   checkPrincipalName(argv.id, 'The principal');
-  const issued = await station.post<IssuedToken>('/v1/principals', {
-    json: { id: argv.id, role: argv.role, ...(argv.expires !== undefined ? { expires: argv.expires } : {}) },
+  const issued = await station.call('principals.add', {
+    body: { id: argv.id, role: argv.role, ...(argv.expires !== undefined ? { expires: argv.expires } : {}) },
   });
   await showToken(station, issued, 'added', ctx);
 }
@@ -44,7 +45,7 @@ export async function addPrincipalCommand(argv: AddPrincipalArgs, ctx: CommandCo
 /** `ds principals rotate <id> [--expires 30d]`: the old token stops working at once; the new one is shown once. */
 export async function rotatePrincipalCommand(argv: RotateArgs, ctx: CommandContext): Promise<void> {
   const station = await client(argv, ctx);
-  const issued = await station.post<IssuedToken>(path(argv.id, '/rotate'), { json: argv.expires !== undefined ? { expires: argv.expires } : {} });
+  const issued = await station.call('principals.rotate', { params: principal(argv.id), body: argv.expires !== undefined ? { expires: argv.expires } : {} });
   await showToken(station, issued, 'rotated', ctx);
 }
 
@@ -52,12 +53,12 @@ export async function rotatePrincipalCommand(argv: RotateArgs, ctx: CommandConte
 export function standingCommand(action: 'disable' | 'enable') {
   return async (argv: PrincipalArgs, ctx: CommandContext): Promise<void> => {
     const station = await client(argv, ctx);
-    const principal = await station.post<PrincipalInfo>(path(argv.id, `/${action}`));
-    if (ctx.json) return ctx.out(json(principal));
+    const changed = await station.call(`principals.${action}`, { params: principal(argv.id) });
+    if (ctx.json) return ctx.out(json(changed));
     ctx.out(
       action === 'disable'
-        ? `disabled: ${principal.id} (${principal.role}); its token is refused, and its console sessions and event streams have ended\n`
-        : `enabled: ${principal.id} (${principal.role}); its token works again\n`,
+        ? `disabled: ${changed.id} (${changed.role}); its token is refused, and its console sessions and event streams have ended\n`
+        : `enabled: ${changed.id} (${changed.role}); its token works again\n`,
     );
   };
 }
@@ -65,7 +66,7 @@ export function standingCommand(action: 'disable' | 'enable') {
 /** `ds principals rm <id> [--cascade]`: the principal becomes a tombstone; its local token file goes too. */
 export async function removePrincipalCommand(argv: RemoveArgs, ctx: CommandContext): Promise<void> {
   const station = await client(argv, ctx);
-  const removed = await station.request<RemovedPrincipal>('DELETE', path(argv.id, argv.cascade ? '?cascade=true' : ''));
+  const removed = await station.call('principals.remove', { params: principal(argv.id), query: { cascade: argv.cascade === true } });
   const local = await localStateFor(station.target.url);
   const forgot = local ? await forgetToken(local, removed.principal.id) : false;
   if (ctx.json) return ctx.out(json(removed));
@@ -79,7 +80,7 @@ export async function removePrincipalCommand(argv: RemoveArgs, ctx: CommandConte
 /** `ds principals ls [--removed]`: every principal (the admin), or the users an owner can grant to. */
 export async function listPrincipalsCommand(argv: ListPrincipalsArgs, ctx: CommandContext): Promise<void> {
   const station = await client(argv, ctx);
-  const { principals } = await station.get<PrincipalList<PrincipalInfo | PrincipalView>>(`/v1/principals${argv.removed ? '?removed=true' : ''}`);
+  const { principals } = await station.call('principals.list', { query: { removed: argv.removed === true } });
   if (ctx.json) return ctx.out(json({ principals }));
   if (principals.length === 0) return ctx.out('no principals\n');
   const full = principals.filter((p): p is PrincipalInfo => 'state' in p);

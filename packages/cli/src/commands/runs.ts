@@ -1,4 +1,5 @@
 import { DsError, printable } from '@datastation/protocol';
+import type { RunStatus } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
 import { json, type RunView, shortDigest, stationClient, table } from '../station/api.js';
 import type { StationFlags } from '../station/target.js';
@@ -21,13 +22,12 @@ export interface DecideArgs extends StationFlags {
 export async function runsCommand(argv: RunsArgs, ctx: CommandContext): Promise<void> {
   const client = await stationClient(argv, ctx);
   if (argv.id) {
-    const run = await client.get<RunView>(`/v1/runs/${encodeURIComponent(argv.id)}`);
+    const run = await client.call('runs.get', { params: { id: argv.id } });
     return ctx.out(ctx.json ? json(run) : describeRun(run));
   }
-  const query = new URLSearchParams();
-  if (argv.status) query.set('status', argv.status);
-  if (argv.limit) query.set('limit', String(argv.limit));
-  const { runs } = await client.get<{ runs: RunView[] }>(`/v1/runs${query.size ? `?${query}` : ''}`);
+  const { runs } = await client.call('runs.list', {
+    query: { ...(argv.status ? { status: argv.status as RunStatus } : {}), ...(argv.limit ? { limit: argv.limit } : {}) },
+  });
   if (ctx.json) return ctx.out(json({ runs }));
   if (runs.length === 0) return ctx.out('no runs\n');
   ctx.out(
@@ -45,7 +45,7 @@ export async function runsCommand(argv: RunsArgs, ctx: CommandContext): Promise<
  */
 export async function cancelCommand(argv: DecideArgs, ctx: CommandContext): Promise<void> {
   const client = await stationClient(argv, ctx, 'user');
-  const run = await client.post<RunView>(`/v1/runs/${encodeURIComponent(argv.run)}/cancel`);
+  const run = await client.call('runs.cancel', { params: { id: argv.run } });
   if (ctx.json) return ctx.out(json(run));
   if (run.error?.code === 'CANCELLED') return ctx.out(`run ${run.id} cancelled (${run.status})\n`);
   ctx.out(`run ${run.id} had already ended: ${run.status}${run.error ? ` (${run.error.code})` : ''}; ds runs ${run.id} shows it\n`);
@@ -55,7 +55,7 @@ export async function cancelCommand(argv: DecideArgs, ctx: CommandContext): Prom
 export function decideCommand(decision: 'release' | 'refuse') {
   return async (argv: DecideArgs, ctx: CommandContext): Promise<void> => {
     const client = await stationClient(argv, ctx, 'owner');
-    const run = await client.post<RunView>(`/v1/runs/${encodeURIComponent(argv.run)}/${decision}`);
+    const run = await client.call(`runs.${decision}`, { params: { id: argv.run } });
     if (ctx.json) return ctx.out(json(run));
     if (run.status === 'pending') return ctx.out(`${decision === 'release' ? 'released by you; ' : ''}${pendingNote(run)}\n`);
     if (run.status === 'released' || run.status === 'refused')

@@ -1,4 +1,3 @@
-import type { StationSettings } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
 import { json, stationClient } from '../station/api.js';
 import type { StationFlags } from '../station/target.js';
@@ -14,8 +13,8 @@ export async function settingsCommand(argv: SettingsArgs, ctx: CommandContext): 
   const client = await stationClient(argv, ctx);
   const settings =
     argv.maxRun === undefined
-      ? await client.get<StationSettings>('/v1/settings')
-      : await client.put<StationSettings>('/v1/settings', { json: { maxRunMs: parseDuration(argv.maxRun, '--max-run') } });
+      ? await client.call('settings.get')
+      : await client.call('settings.put', { body: { maxRunMs: parseDuration(argv.maxRun, '--max-run') } });
   if (ctx.json) return ctx.out(json(settings));
   const by = settings.updatedBy ? ` (set by ${settings.updatedBy} at ${settings.updatedAt})` : ' (the default)';
   ctx.out(`runs last at most ${formatDuration(settings.maxRunMs)}${by}; the station's ceiling is ${formatDuration(settings.ceilingMs)}\n`);

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DsError, printable } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
-import { json, type PackageView, stationClient } from '../station/api.js';
+import { json, stationClient } from '../station/api.js';
 import type { StationFlags } from '../station/target.js';
 
 export interface UploadArgs extends StationFlags {
@@ -16,7 +16,7 @@ export async function uploadCommand(argv: UploadArgs, ctx: CommandContext): Prom
   if (!info?.isFile()) throw new DsError('BAD_REQUEST', `${argv.pkg} is not a file. Give a .dspkg (ds package <dir> writes one).`);
   const client = await stationClient(argv, ctx, 'developer');
   ctx.progress.step(`uploading ${argv.pkg} to ${client.target.url}`);
-  const pkg = await client.post<PackageView>('/v1/packages', { bytes: await readFile(file) });
+  const pkg = await client.upload('packages.upload', undefined, await readFile(file), { timeoutMs: 300_000 });
   ctx.progress.stop();
   if (ctx.json) return ctx.out(json(pkg));
   ctx.out(

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DsError, didYouMean, printable } from '@datastation/protocol';
-import type { PackageView } from '@datastation/protocol/station';
 import type { CommandContext } from '../context.js';
 import { StationClient } from './client.js';
 import type { Role } from './state.js';
@@ -45,7 +44,7 @@ export async function resolvePackage(client: StationClient, ref: string, options
     });
     return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   }
-  const { packages } = await client.get<{ packages: PackageView[] }>('/v1/packages');
+  const { packages } = await client.call('packages.list');
   const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
   const matches = /^[0-9a-f]{8,64}$/.test(hex) ? packages.filter((p) => p.digest.startsWith(`sha256:${hex}`)) : [];
   const named = matches.length > 0 ? matches : packages.filter((p) => p.name === ref || `${p.name}@${p.version}` === ref);

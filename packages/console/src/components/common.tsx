@@ -1,15 +1,15 @@
 /** Small shared pieces: errors, times, digests, package labels, badges, table containers. */
 import type { AuditRead, ReleaseMode, RunStatus } from '@datastation/protocol/station';
 import { RELEASE_MODES, RUN_STATUSES } from '@datastation/protocol/station';
+import { DsError } from '@datastation/protocol/errors';
 import type { ReactNode } from 'react';
-import { ApiError } from '../api';
 import { usePackages } from '../data';
 import { formatBytes, formatTime, shortDigest } from '../format';
 
 /** An error as the API gave it: its message, its hint, its code. Announced (role=alert). */
 export function ErrorNote({ error, prefix }: { error: Error | undefined; prefix?: string }) {
   if (!error) return null;
-  const api = error instanceof ApiError ? error : undefined;
+  const api = error instanceof DsError ? error : undefined;
   return (
     <div className="note note-error" role="alert">
       <p>

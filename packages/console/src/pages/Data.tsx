@@ -7,7 +7,7 @@
 import type { CoveringGrant, DataFolderView, OwnerFileView } from '@datastation/protocol/station';
 import { dataPathProblem } from '@datastation/protocol/patterns';
 import { type DragEvent, type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
-import { ApiError, api, stationFileUrl, uploadStationFile } from '../api';
+import { api, stationFileUrl, uploadStationFile } from '../api';
 import { Digest, ErrorNote, Loading, PackageLabel, ReleaseBadge, TableWrap, Time } from '../components/common';
 import { usePackages, useSession } from '../data';
 import { formatBytes } from '../format';
@@ -434,7 +434,7 @@ function DeleteButton({ path, label, what, onDone }: { path: string; label: stri
       }
       setConfirming(false);
     } catch (e) {
-      setError(e instanceof ApiError || e instanceof Error ? e : new Error(String(e)));
+      setError(e instanceof Error ? e : new Error(String(e)));
     } finally {
       setBusy(false);
     }

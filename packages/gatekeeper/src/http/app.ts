@@ -26,6 +26,7 @@ import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
 import { authenticate } from './auth.js';
 import { consoleRoutes, securityHeaders } from './console.js';
+import { ApiRouter, openApiRoute } from './contract.js';
 import { ConsoleSessions, consoleSessionRoutes } from './console-session.js';
 import type { GatekeeperContext } from './context.js';
 import { answerClientError, errorHandler, noSuchEndpoint } from './errors.js';
@@ -111,6 +112,12 @@ export interface GatekeeperOptions {
    * Default (and `false`): none. The station process (`startStation`) sets `<DS_STATE_DIR>/audit/checkpoints.jsonl`.
    */
   auditCheckpoints?: string | false;
+  /**
+   * Check every JSON answer against its route's schema in the route table before it is sent, and
+   * fail the request (INTERNAL) when it does not match: the tests hold the gatekeeper to the API's
+   * promise with it. Default false.
+   */
+  checkAnswers?: boolean;
 }
 
 export interface Gatekeeper extends AsyncDisposable {
@@ -209,6 +216,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
       sessionAlive: (key) => consoleSessions.alive(key),
     }),
     scrub,
+    checkAnswers: options.checkAnswers === true,
   };
   // A principal's token rotated, the principal disabled or removed: what its old standing opened here
   // ends at once. Other gatekeepers sharing the store compare credentials at their next request or
@@ -227,29 +235,37 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   app.set('query parser', 'simple');
   app.use(observeRequests(logger, metrics));
   app.use(securityHeaders);
-  app.get('/healthz', (_req, res) => {
+  // Every route below comes from the route table (@datastation/protocol/api), the console's files but.
+  const station = new ApiRouter({ mount: '', jsonBytes: limits.jsonBytes, checkAnswers: context.checkAnswers });
+  station.on('health', (_input, _req, res) => {
     res.json({ ok: true });
   });
-  app.get('/metrics', metricsRoute(metrics, metricsAccess));
+  const serveMetrics = metricsRoute(metrics, metricsAccess);
+  station.on('metrics', async (_input, req, res, next) => {
+    await serveMetrics(req, res, next);
+  });
   if (consoleDir !== false) {
-    app.get('/', (_req, res) => res.redirect(302, '/console/'));
+    station.on('console.root', (_input, _req, res) => res.redirect(302, '/console/'));
     // `/console` without its slash: the page's relative asset paths need it.
-    app.get('/console', (req, res, next) => (req.originalUrl.split('?')[0] === '/console' ? res.redirect(302, '/console/') : next()));
-    app.use('/console', consoleRoutes(consoleDir));
+    station.on('console.redirect', (_input, req, res, next) => (req.originalUrl.split('?')[0] === '/console' ? res.redirect(302, '/console/') : next()));
   }
+  app.use(station.router);
+  if (consoleDir !== false) app.use('/console', consoleRoutes(consoleDir));
   const v1 = express.Router();
-  // Signing in is how a console gets its cookie: before authentication.
-  v1.use('/session', consoleSessionRoutes(context));
+  // Signing in is how a console gets its cookie, and the API's document is for anyone: before authentication.
+  v1.use(openApiRoute(context), consoleSessionRoutes(context));
   v1.use(authenticate(options.store, consoleSessions));
-  v1.use('/principals', principalRoutes(context));
-  v1.use('/packages', packageRoutes(context));
-  v1.use('/grants', grantRoutes(context));
-  v1.use('/runs', runRoutes(context));
-  v1.use('/sessions', sessionRoutes(context));
-  v1.use('/files', fileRoutes(context));
-  v1.use('/audit', auditRoutes(context));
-  v1.use('/events', eventRoutes(context));
-  v1.use('/settings', settingsRoutes(context));
+  v1.use(
+    principalRoutes(context),
+    packageRoutes(context),
+    grantRoutes(context),
+    runRoutes(context),
+    sessionRoutes(context),
+    fileRoutes(context),
+    auditRoutes(context),
+    eventRoutes(context),
+    settingsRoutes(context),
+  );
   app.use('/v1', v1);
   app.use(noSuchEndpoint);
   app.use(errorHandler(onInternal, scrub));

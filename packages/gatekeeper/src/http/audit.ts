@@ -1,10 +1,11 @@
 import { once } from 'node:events';
-import { type Request, type Response, Router } from 'express';
-import { DsError } from '@datastation/protocol/errors';
+import type { Response, Router } from 'express';
+import type { ParsedInput } from '@datastation/protocol/api';
 import type { AuditPage } from '@datastation/protocol/station';
-import { AUDIT_KINDS, type AuditEntry } from '../store/audit.js';
-import { principalOf, requireRole } from './auth.js';
+import type { AuditEntry } from '../store/audit.js';
+import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter } from './contract.js';
 import type { Principal } from '../store/principals.js';
 import { verifyAuditAnchored } from '../checkpoints.js';
 
@@ -12,10 +13,6 @@ import { verifyAuditAnchored } from '../checkpoints.js';
 const BATCH = 500;
 /** Entries one page request reads at most: past it the page ends early, with `next` to go on from. */
 const SCAN_MAX = 20_000;
-const FILTERS = ['user', 'package', 'kind', 'subject', 'since', 'until', 'after', 'before', 'order', 'limit'] as const;
-/** An ISO 8601 date or date-time, as `at` is written (and as people type it): `2026-05-01`, `2026-05-01T10:00:00Z`. */
-const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
-
 interface AuditFilter {
   user?: string;
   package?: string;
@@ -25,64 +22,28 @@ interface AuditFilter {
   until?: number;
 }
 
-/** The query's filters and paging, each a single value; anything else is BAD_REQUEST naming it. */
-function parseQuery(req: Request): { filter: AuditFilter; after: number; before: number | undefined; newestFirst: boolean; limit: number } {
-  const query = req.query as Record<string, unknown>;
-  const unknown = Object.keys(query).filter((k) => !(FILTERS as readonly string[]).includes(k));
-  if (unknown.length)
-    throw new DsError('BAD_REQUEST', `Unknown audit filter ${unknown.join(', ')}; the filters are ${FILTERS.join(', ')}.`, { details: { unknown } });
-  const one = (name: (typeof FILTERS)[number]): string | undefined => {
-    const value = query[name];
-    if (value === undefined) return undefined;
-    if (typeof value !== 'string' || value.length === 0 || value.length > 512)
-      throw new DsError('BAD_REQUEST', `The audit filter ${name} is one non-empty value (at most 512 characters).`);
-    return value;
-  };
-  const time = (name: 'since' | 'until'): number | undefined => {
-    const value = one(name);
-    if (value === undefined) return undefined;
-    const ms = ISO.test(value) ? Date.parse(value) : Number.NaN;
-    if (Number.isNaN(ms))
-      throw new DsError('BAD_REQUEST', `${name} must be an ISO 8601 time, such as 2026-05-01 or 2026-05-01T10:00:00Z; got ${JSON.stringify(value)}.`);
-    return ms;
-  };
-  const whole = (name: 'after' | 'before' | 'limit', fallback: number): number => {
-    const value = one(name);
-    if (value === undefined) return fallback;
-    if (!/^\d{1,15}$/.test(value)) throw new DsError('BAD_REQUEST', `${name} is a whole number (GET /v1/audit?after=<seq>&limit=<n>).`);
-    return Number(value);
-  };
-  const kind = one('kind');
-  if (kind !== undefined && !(AUDIT_KINDS as readonly string[]).includes(kind))
-    throw new DsError('BAD_REQUEST', `Unknown audit kind ${JSON.stringify(kind)}; the kinds are ${AUDIT_KINDS.join(', ')}.`);
+/** The filters and paging of `GET /v1/audit` and its export, as the table's schema parsed them. */
+function auditQuery(query: ParsedInput<'audit.list'>['query']): {
+  filter: AuditFilter;
+  after: number;
+  before: number | undefined;
+  newestFirst: boolean;
+  limit: number;
+} {
   const filter: AuditFilter = {};
-  for (const name of ['user', 'package', 'subject'] as const) {
-    const value = one(name);
+  for (const name of ['user', 'package', 'subject', 'kind'] as const) {
+    const value = query[name];
     if (value !== undefined) filter[name] = value;
   }
-  if (kind !== undefined) filter.kind = kind;
-  const since = time('since');
-  const until = time('until');
-  if (since !== undefined) filter.since = since;
-  if (until !== undefined) filter.until = until;
-  const order = one('order') ?? 'oldest';
-  if (order !== 'oldest' && order !== 'newest') throw new DsError('BAD_REQUEST', `order is oldest (the default) or newest; got ${JSON.stringify(order)}.`);
-  const before = one('before') === undefined ? undefined : whole('before', 0);
-  return { filter, after: whole('after', 0), before, newestFirst: order === 'newest', limit: Math.min(Math.max(whole('limit', 100), 1), 1000) };
-}
-
-/** `?seq=<n>&hash=<64 hex>`: both or neither; anything else is BAD_REQUEST saying the form. */
-function parseAnchor(req: Request): { seq: number; hash: string } | undefined {
-  const query = req.query as Record<string, unknown>;
-  const form = 'GET /v1/audit/verify?seq=<entry>&hash=<its 64-hex hash>, as an earlier verify answered (entries, head) or an event carried (seq, hash)';
-  const unknown = Object.keys(query).filter((k) => k !== 'seq' && k !== 'hash');
-  if (unknown.length) throw new DsError('BAD_REQUEST', `Unknown parameter ${unknown.join(', ')}; the form is ${form}.`, { details: { unknown } });
-  const { seq, hash } = query;
-  if (seq === undefined && hash === undefined) return undefined;
-  if (typeof seq !== 'string' || !/^[1-9]\d{0,15}$/.test(seq) || !Number.isSafeInteger(Number(seq)))
-    throw new DsError('BAD_REQUEST', `seq is the number of an entry (1 or more); the form is ${form}.`);
-  if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) throw new DsError('BAD_REQUEST', `hash is 64 lowercase hex digits; the form is ${form}.`);
-  return { seq: Number(seq), hash };
+  if (query.since !== undefined) filter.since = Date.parse(query.since);
+  if (query.until !== undefined) filter.until = Date.parse(query.until);
+  return {
+    filter,
+    after: query.after ?? 0,
+    before: query.before,
+    newestFirst: query.order === 'newest',
+    limit: Math.min(Math.max(query.limit ?? 100, 1), 1000),
+  };
 }
 
 /** `user`: who acted or whose run or grant it is; `package`: the subject or the package named; `since`/`until` inclusive. */
@@ -140,15 +101,16 @@ function readerFor(ctx: GatekeeperContext, who: Principal): (page: PageSpec) => 
  * the first bad entry and why).
  */
 export function auditRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
-  router.get('/verify', async (req, res) => {
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: ctx.limits.jsonBytes, checkAnswers: ctx.checkAnswers });
+  api.on('audit.verify', async ({ query }, _req, res) => {
     principalOf(res);
-    res.json(await verifyAuditAnchored(ctx.store, ctx.checkpoints, parseAnchor(req)));
+    const anchor = query.seq !== undefined && query.hash !== undefined ? { seq: query.seq, hash: query.hash } : undefined;
+    res.json(await verifyAuditAnchored(ctx.store, ctx.checkpoints, anchor));
   });
 
-  router.get('/', requireRole('owner', 'admin'), async (req, res) => {
+  api.on('audit.list', async ({ query }, _req, res) => {
     const read = readerFor(ctx, principalOf(res));
-    const { filter, after, before, newestFirst, limit } = parseQuery(req);
+    const { filter, after, before, newestFirst, limit } = auditQuery(query);
     const entries: AuditEntry[] = [];
     // Oldest first, `next` is the `after` of the next page; newest first, the `before` of it.
     let cursor = newestFirst ? before : after;
@@ -174,10 +136,10 @@ export function auditRoutes(ctx: GatekeeperContext): Router {
     }
   });
 
-  router.get('/export', requireRole('owner', 'admin'), async (req, res) => {
+  api.on('audit.export', async ({ query }, _req, res) => {
     const who = principalOf(res);
     const read = readerFor(ctx, who);
-    const { filter, after } = parseQuery(req);
+    const { filter, after } = auditQuery(query);
     res.status(200).set({
       'Content-Type': 'application/x-ndjson; charset=utf-8',
       'Content-Disposition': `attachment; filename="audit-${who.id}.jsonl"`,
@@ -196,5 +158,5 @@ export function auditRoutes(ctx: GatekeeperContext): Router {
     }
     res.end();
   });
-  return router;
+  return api.router;
 }

@@ -1,10 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import express, { type Request, type Response, Router } from 'express';
+import type { Request, Response, Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import { type ConsoleSession, CSRF_HEADER } from '@datastation/protocol/station';
 import type { Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter, parseInput } from './contract.js';
 import { tokenRefused, unauthenticated } from './errors.js';
 
 /** The console's session cookie: HttpOnly (no script reads it), SameSite=Strict (no other site sends it). */
@@ -306,20 +307,21 @@ export class SignInLimiter {
  * `DELETE` signs out (with the CSRF token, as every state change by cookie). Sign-ins are not audited.
  */
 export function consoleSessionRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: 4096, checkAnswers: ctx.checkAnswers });
   const limiter = new SignInLimiter(ctx.limits.signInFailuresPerMinute);
 
-  router.post(
-    '/',
-    (req, _res, next) => {
-      checkSignIn(req);
-      next();
-    },
-    express.json({ limit: 4096 }),
-    async (req, res) => {
+  api.on(
+    'session.signIn',
+    async (_input, req, res) => {
       const address = req.socket.remoteAddress ?? 'unknown';
-      const token = (req.body as { token?: unknown } | undefined)?.token;
-      if (typeof token !== 'string' || !TOKEN.test(token)) {
+      // Validated here, not before: a malformed body counts as a failed sign-in.
+      let token: string | undefined;
+      try {
+        token = parseInput('session.signIn', req).body.token;
+      } catch {
+        token = undefined;
+      }
+      if (token === undefined || !TOKEN.test(token)) {
         limiter.fail(address);
         throw new DsError('BAD_REQUEST', 'The body is { "token": "<your station token>" } (JSON).');
       }
@@ -339,15 +341,24 @@ export function consoleSessionRoutes(ctx: GatekeeperContext): Router {
       setCookie(req, res, id);
       res.set('Cache-Control', 'no-store').json(view(ctx.consoleSessions, principal, record));
     },
+    {
+      validate: false,
+      before: [
+        (req, _res, next) => {
+          checkSignIn(req);
+          next();
+        },
+      ],
+    },
   );
 
-  router.get('/', async (req, res) => {
+  api.on('session.get', async (_input, req, res) => {
     const session = await cookieSession(ctx.store, ctx.consoleSessions, req);
     if (!session) throw unauthenticated();
     res.set('Cache-Control', 'no-store').json(view(ctx.consoleSessions, session.principal, session.record));
   });
 
-  router.delete('/', async (req, res) => {
+  api.on('session.signOut', async (_input, req, res) => {
     const session = await cookieSession(ctx.store, ctx.consoleSessions, req);
     if (session) {
       checkCsrf(req, session);
@@ -357,5 +368,5 @@ export function consoleSessionRoutes(ctx: GatekeeperContext): Router {
     res.status(204).end();
   });
 
-  return router;
+  return api.router;
 }

@@ -37,4 +37,6 @@ export interface GatekeeperContext {
   events: EventHub;
   /** The host folders answers must not name (see scrubMessage). */
   scrub: ScrubContext;
+  /** Every JSON answer checked against its route's schema before it leaves (GatekeeperOptions.checkAnswers). */
+  checkAnswers?: boolean;
 }

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { DsError, type ErrorCode, hintFor, httpStatusFor, isDsError, toDsError } from '@datastation/protocol/errors';
 import { isStoreFailure } from '../store/errors.js';
+import { methodsAt } from './contract.js';
 import type { TokenCheck } from '../store/principals.js';
 import { type ScrubContext, scrubDetails, scrubMessage } from './scrub.js';
 
@@ -122,7 +123,9 @@ export function errorHandler(onInternal: (error: unknown, ref: string) => void, 
 
 /** The last route: anything not matched is a 404 in the same JSON shape. */
 export const noSuchEndpoint: RequestHandler = (req) => {
-  throw new DsError(NOT_FOUND_CODE, `There is no endpoint ${req.method} ${req.path}. See the gatekeeper's README for the API.`);
+  const methods = methodsAt(req.path);
+  const others = methods.length ? ` ${req.path} takes ${methods.join(', ')}.` : '';
+  throw new DsError(NOT_FOUND_CODE, `There is no endpoint ${req.method} ${req.path}.${others} GET /v1/openapi.json describes every route.`);
 };
 
 /** HTTP's own statuses for what Node refuses before express sees a request; the rest of its refusals are 400. */

@@ -1,11 +1,11 @@
-import type { Request, Response } from 'express';
-import { Router } from 'express';
+import type { Request, Response, Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import type { AuditEntry } from '../store/audit.js';
 import type { Credentialed, Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
 import { consoleSessionOf, credentialUsed, principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter } from './contract.js';
 import { auditEntryView, progressEventView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
 import type { ProgressChange } from './runner.js';
 import { PerMinuteBudget } from './limits.js';
@@ -433,10 +433,10 @@ async function readPaged(read: (after: number, limit: number) => Promise<AuditEn
 
 /** `GET /v1/events`: the audit feed as server-sent events (see EventHub). */
 export function eventRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
-  router.get('/', async (req, res) => {
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: ctx.limits.jsonBytes, checkAnswers: ctx.checkAnswers });
+  api.on('events', async ({ query }, req, res) => {
     const who = principalOf(res);
-    const raw = req.get('last-event-id') ?? (typeof req.query.after === 'string' ? req.query.after : undefined);
+    const raw = req.get('last-event-id') ?? query.after;
     let after: number | undefined;
     if (raw !== undefined) {
       after = /^\d{1,15}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
@@ -444,5 +444,5 @@ export function eventRoutes(ctx: GatekeeperContext): Router {
     }
     await ctx.events.open(req, res, { principal: who, credential: credentialUsed(res), session: consoleSessionOf(res) }, after);
   });
-  return router;
+  return api.router;
 }

@@ -1,13 +1,13 @@
 import { pipeline } from 'node:stream/promises';
-import { type Request, type Response, Router } from 'express';
+import type { Response, Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import { checkDataPath } from '@datastation/protocol/patterns';
 import { nameProblem } from '@datastation/protocol';
 import { declaredLength } from '../files/receive.js';
 import type { Download } from '../files/user-files.js';
-import type { Principal } from '../store/principals.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter } from './contract.js';
 import { notFound } from './errors.js';
 
 const HEX = /^[0-9a-f]{64}$/;
@@ -26,105 +26,126 @@ const HEX = /^[0-9a-f]{64}$/;
  * - `GET /v1/files`: the caller's own (an owner's folder, a user's folders).
  */
 export function fileRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: ctx.limits.jsonBytes, checkAnswers: ctx.checkAnswers });
 
-  router.get('/', async (_req, res) => {
+  api.on('files.mine', async (_input, _req, res) => {
     const who = principalOf(res);
     if (who.role === 'owner') res.json(await ctx.ownerFiles.describe(who.id, []));
     else if (who.role === 'user') res.json(await ctx.userFiles.folders(who.id));
     else throw new DsError('POLICY_DENIED', `Station files are owners' datasets and users' data folders; ${who.id} is ${article(who.role)} and has neither.`);
   });
 
-  router.all('/*path', async (req, res) => {
-    const who = principalOf(res);
-    const segments: unknown = req.params.path;
-    const parts = (Array.isArray(segments) ? segments : [String(segments)]).map(String);
-    const [space, id, ...rest] = parts;
-    if (space === 'owners' && id !== undefined) return owners(ctx, req, res, who, id, rest);
-    if (space === 'users' && id !== undefined) return users(ctx, req, res, who, id, rest);
-    throw notFound(`/v1/files/${parts.join('/')}`);
+  // An owner's folder: GET lists or describes, PUT uploads, DELETE deletes.
+  api.on('files.owner.list', async ({ params }, _req, res) => {
+    const owner = ownerOf(res, params.owner, []);
+    res.json(await ctx.ownerFiles.describe(owner, []));
+  });
+  api.on('files.owner.get', async ({ params }, _req, res) => {
+    const names = params.path.split('/');
+    const owner = ownerOf(res, params.owner, names);
+    res.json(await ctx.ownerFiles.describe(owner, existingNames(names, ownerPath(owner, names))));
+  });
+  api.on('files.owner.put', async ({ params }, req, res) => {
+    const names = params.path.split('/');
+    const owner = ownerOf(res, params.owner, names);
+    const checked = uploadNames(names, ownerPath(owner, []));
+    const declared = declaredLength(req.headers);
+    const giveBack = ctx.dataUploads.take(owner);
+    try {
+      const { view, created } = await ctx.ownerFiles.upload(owner, checked, req, declared);
+      res.status(created ? 201 : 200).json(view);
+    } finally {
+      giveBack();
+    }
+  });
+  api.on('files.owner.delete', async ({ params }, _req, res) => {
+    const names = params.path.split('/');
+    const owner = ownerOf(res, params.owner, names);
+    res.json(await ctx.ownerFiles.remove(owner, existingNames(names, ownerPath(owner, names))));
   });
 
-  return router;
+  // A user's data folders: GET lists or downloads under the release rule, PUT puts an input in, DELETE deletes or empties.
+  api.on('files.user.folders', async ({ params }, _req, res) => {
+    const user = userOf(res, params.user, []);
+    res.json(await ctx.userFiles.folders(user));
+  });
+  api.on('files.user.folder', async ({ params }, _req, res) => {
+    const user = userOf(res, params.user, [params.folder]);
+    const found = await ctx.userFiles.get(user, folderPackage(user, params.folder), []);
+    if (!('folder' in found)) throw notFound(userPath(user, [params.folder]));
+    res.json(found.folder);
+  });
+  api.on('files.user.get', async ({ params }, _req, res) => {
+    const names = params.path.split('/');
+    const user = userOf(res, params.user, [params.folder, ...names]);
+    const pkg = folderPackage(user, params.folder);
+    // A download is a transfer like an upload: it counts against the same caps, taken before the copy is made.
+    const giveBack = ctx.dataUploads.take(user);
+    try {
+      const found = await ctx.userFiles.get(user, pkg, existingNames(names, userPath(user, [params.folder, ...names])));
+      if ('folder' in found) res.json(found.folder);
+      else await send(res, found.file);
+    } finally {
+      giveBack();
+    }
+  });
+  api.on('files.user.put', async ({ params }, req, res) => {
+    const names = params.path.split('/');
+    const user = userOf(res, params.user, [params.folder, ...names]);
+    const pkg = folderPackage(user, params.folder);
+    const checked = uploadNames(names, userPath(user, [params.folder]));
+    const declared = declaredLength(req.headers);
+    const giveBack = ctx.dataUploads.take(user);
+    try {
+      const { view, created } = await ctx.userFiles.upload(user, pkg, checked, req, declared);
+      res.status(created ? 201 : 200).json(view);
+    } finally {
+      giveBack();
+    }
+  });
+  api.on('files.user.empty', async ({ params }, _req, res) => {
+    const user = userOf(res, params.user, [params.folder]);
+    res.json(await ctx.userFiles.empty(user, folderPackage(user, params.folder)));
+  });
+  api.on('files.user.delete', async ({ params }, _req, res) => {
+    const names = params.path.split('/');
+    const user = userOf(res, params.user, [params.folder, ...names]);
+    const pkg = folderPackage(user, params.folder);
+    res.json(await ctx.userFiles.remove(user, pkg, existingNames(names, userPath(user, [params.folder, ...names]))));
+  });
+
+  return api.router;
 }
 
-async function owners(ctx: GatekeeperContext, req: Request, res: Response, who: Principal, owner: string, names: string[]): Promise<void> {
-  const path = ['owners', owner, ...names].join('/');
+const ownerPath = (owner: string, names: string[]) => ['owners', owner, ...names].join('/');
+const userPath = (user: string, rest: string[]) => ['users', user, ...rest].join('/');
+
+/** The owner whose folder the request names, when it is the caller's own: only its owner sends, lists and deletes it. */
+function ownerOf(res: Response, owner: string, names: string[]): string {
+  const who = principalOf(res);
+  const path = ownerPath(owner, names);
   if (who.role !== 'owner')
     throw new DsError(
       'POLICY_DENIED',
       `${path} is an owner's data: only its owner sends, lists and deletes it, and nobody downloads it (runs read it through the grants its owner gives). ${who.id} is ${article(who.role)}.`,
     );
   if (who.id !== owner) throw notFound(path);
-  switch (req.method) {
-    case 'GET':
-      res.json(await ctx.ownerFiles.describe(owner, existingNames(names, path)));
-      return;
-    case 'PUT': {
-      const checked = uploadNames(names, path);
-      const declared = declaredLength(req.headers);
-      const giveBack = ctx.dataUploads.take(who.id);
-      try {
-        const { view, created } = await ctx.ownerFiles.upload(owner, checked, req, declared);
-        res.status(created ? 201 : 200).json(view);
-      } finally {
-        giveBack();
-      }
-      return;
-    }
-    case 'DELETE':
-      res.json(await ctx.ownerFiles.remove(owner, existingNames(names, path)));
-      return;
-    default:
-      throw unsupported(req.method, path);
-  }
+  return owner;
 }
 
-async function users(ctx: GatekeeperContext, req: Request, res: Response, who: Principal, user: string, rest: string[]): Promise<void> {
-  const path = ['users', user, ...rest].join('/');
+/** The user whose folders the request names, when it is the caller: only that user reaches them. */
+function userOf(res: Response, user: string, rest: string[]): string {
+  const who = principalOf(res);
+  const path = userPath(user, rest);
   if (who.role !== 'user') throw new DsError('POLICY_DENIED', `${path} is a user's data folder: only that user reaches it. ${who.id} is ${article(who.role)}.`);
   if (who.id !== user) throw notFound(path);
-  const [hex, ...names] = rest;
-  if (hex === undefined) {
-    if (req.method !== 'GET') throw unsupported(req.method, path);
-    res.json(await ctx.userFiles.folders(user));
-    return;
-  }
-  if (!HEX.test(hex)) throw notFound(`The data folder ${path}`);
-  const pkg = `sha256:${hex}`;
-  switch (req.method) {
-    case 'GET': {
-      // A download is a transfer like an upload: it counts against the same caps, taken before the copy is made.
-      const giveBack = names.length > 0 ? ctx.dataUploads.take(who.id) : undefined;
-      try {
-        const found = await ctx.userFiles.get(user, pkg, existingNames(names, path));
-        if ('folder' in found) res.json(found.folder);
-        else await send(res, found.file);
-      } finally {
-        giveBack?.();
-      }
-      return;
-    }
-    case 'PUT': {
-      if (names.length === 0) throw new DsError('BAD_REQUEST', `Name a file inside ${path} to upload, e.g. ${path}/input.csv.`);
-      const checked = uploadNames(names, path);
-      const declared = declaredLength(req.headers);
-      const giveBack = ctx.dataUploads.take(who.id);
-      try {
-        const { view, created } = await ctx.userFiles.upload(user, pkg, checked, req, declared);
-        res.status(created ? 201 : 200).json(view);
-      } finally {
-        giveBack();
-      }
-      return;
-    }
-    case 'DELETE':
-      if (names.length === 0) res.json(await ctx.userFiles.empty(user, pkg));
-      else res.json(await ctx.userFiles.remove(user, pkg, existingNames(names, path)));
-      return;
-    default:
-      throw unsupported(req.method, path);
-  }
+  return user;
+}
+
+/** The package a data folder's name (its digest's hex) stands for; any other name is no folder. */
+function folderPackage(user: string, hex: string): string {
+  if (!HEX.test(hex)) throw notFound(`The data folder ${userPath(user, [hex])}`);
+  return `sha256:${hex}`;
 }
 
 /** The names of a path to upload: the station's rules for new files (checkDataPath). */
@@ -147,10 +168,6 @@ function existingNames(names: string[], path: string): string[] {
 
 function article(role: string): string {
   return `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`;
-}
-
-function unsupported(method: string, path: string): DsError {
-  return new DsError('BAD_REQUEST', `${method} is not used on ${path}: GET lists or reads, PUT uploads, DELETE deletes.`);
 }
 
 /** Sends a downloaded copy: as an attachment, never shown as a page (nosniff, a sandboxing CSP), with its sha256. */

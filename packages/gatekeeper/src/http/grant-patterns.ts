@@ -1,8 +1,8 @@
 import { DsError } from '@datastation/protocol/errors';
 import { checkGrantPattern } from '@datastation/protocol/patterns';
+import { MAX_GRANT_PATTERNS } from '@datastation/protocol/station';
 
-/** The most patterns one grant's `read` (or one preview) may list. */
-export const MAX_GRANT_PATTERNS = 256;
+export { MAX_GRANT_PATTERNS };
 
 /**
  * An owner's grant may name only the owner's own data: a list of at most 256 patterns in the

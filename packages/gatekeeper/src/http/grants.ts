@@ -1,9 +1,11 @@
-import express, { Router } from 'express';
+import type { Router } from 'express';
+import type { BodyOf } from '@datastation/protocol/api';
 import { DsError } from '@datastation/protocol/errors';
+import type { GrantChanges, GrantInput as GrantRequest } from '@datastation/protocol/station';
 import type { Grant, GrantInput } from '../store/grants.js';
-import { RELEASE_MODES, type ReleaseMode } from '../store/schema.js';
-import { principalOf, requireRole } from './auth.js';
+import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter } from './contract.js';
 import { checkGrantGlobs } from './grant-patterns.js';
 import { previewGlobs } from './preview.js';
 
@@ -22,24 +24,14 @@ export function grantView(g: Grant) {
   };
 }
 
-/** Checks one grant as an owner sent it: a known user, a known package, patterns under the owner's folder (normalised), a release mode. */
-async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown, at: string): Promise<GrantInput> {
-  const g = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
-  const known = new Set(['user', 'package', 'read', 'release', 'maxRunMs']);
-  const extra = Object.keys(g).filter((k) => !known.has(k));
-  if (extra.length > 0 || typeof g.user !== 'string' || typeof g.package !== 'string') {
-    throw new DsError(
-      'BAD_REQUEST',
-      `${at} must be { user, package: <digest>, read: [globs], release: ${RELEASE_MODES.join(' | ')}, maxRunMs?: <ms> ` +
-        `}${extra.length ? `; unknown field ${extra.join(', ')}` : ''}.`,
-    );
-  }
-  if (!(RELEASE_MODES as readonly string[]).includes(g.release as string)) {
-    throw new DsError('BAD_REQUEST', `${at}.release must be one of ${RELEASE_MODES.join(', ')}; got ${JSON.stringify(g.release)}.`);
-  }
+/**
+ * Checks one grant as an owner sent it, its shape already checked by the table's schema: patterns
+ * under the owner's folder (normalised), a run ceiling within the station's, a known user, a known package.
+ */
+async function checkGrant(ctx: GatekeeperContext, owner: string, g: GrantRequest, at: string): Promise<GrantInput> {
   const read = checkGrantGlobs(owner, g.read, `${at}.read`);
   const ceiling = ctx.runner.runCeilingMs;
-  if (g.maxRunMs !== undefined && (typeof g.maxRunMs !== 'number' || !Number.isSafeInteger(g.maxRunMs) || g.maxRunMs < 1 || g.maxRunMs > ceiling)) {
+  if (g.maxRunMs !== undefined && g.maxRunMs > ceiling) {
     throw new DsError(
       'BAD_REQUEST',
       `${at}.maxRunMs is the longest a run under the grant may last: a whole number of milliseconds from 1 to ${ceiling} (this station's ceiling); got ${JSON.stringify(g.maxRunMs)}.`,
@@ -50,14 +42,14 @@ async function checkGrant(ctx: GatekeeperContext, owner: string, input: unknown,
   if (user?.role !== 'user' || user.state === 'removed') throw new DsError('BAD_REQUEST', `${at}.user: ${g.user} is not a user of this station.`);
   if (!(await ctx.store.packages.get(g.package)))
     throw new DsError('BAD_REQUEST', `${at}.package: ${g.package} is not a package of this station (give its digest, sha256:…).`);
-  return { user: g.user, package: g.package, read, release: g.release as ReleaseMode, ...(g.maxRunMs !== undefined ? { maxRunMs: g.maxRunMs as number } : {}) };
+  return { user: g.user, package: g.package, read, release: g.release, ...(g.maxRunMs !== undefined ? { maxRunMs: g.maxRunMs } : {}) };
 }
 
 /**
  * Makes `wanted` the owner's active grants, and audits every grant added and revoked, in one
  * transaction.
  */
-export async function replaceGrants(ctx: GatekeeperContext, owner: string, wanted: GrantInput[]) {
+export async function replaceGrants(ctx: GatekeeperContext, owner: string, wanted: GrantInput[]): Promise<GrantChanges> {
   const result = await ctx.store.transaction(async (tx) => {
     const result = await tx.grants.replaceForOwner(owner, wanted);
     const changes = [...result.added.map((g) => ['grant', g] as const), ...result.revoked.map((g) => ['revoke', g] as const)];
@@ -86,18 +78,11 @@ export async function replaceGrants(ctx: GatekeeperContext, owner: string, wante
  * (default `review`). The owner's grants of other packages stay as they are; their earlier grants
  * of this package are replaced.
  */
-export async function approvePackage(ctx: GatekeeperContext, owner: string, pkg: string, body: unknown) {
-  const b = (typeof body === 'object' && body !== null ? body : {}) as { users?: unknown; read?: unknown; release?: unknown };
+export async function approvePackage(ctx: GatekeeperContext, owner: string, pkg: string, body: BodyOf<'packages.approve'>): Promise<GrantChanges> {
   if (!(await ctx.store.packages.get(pkg))) throw new DsError('BAD_REQUEST', `${pkg} is not a package of this station (give its digest, sha256:…).`);
-  const users =
-    b.users === undefined
-      ? (await ctx.store.principals.list({ role: 'user' })).map((p) => p.id)
-      : Array.isArray(b.users) && b.users.every((u) => typeof u === 'string')
-        ? (b.users as string[])
-        : undefined;
-  if (!users) throw new DsError('BAD_REQUEST', 'users must be a list of user ids.');
-  const read = b.read ?? [`owners/${owner}/**`];
-  const release = b.release ?? 'review';
+  const users = body?.users ?? (await ctx.store.principals.list({ role: 'user' })).map((p) => p.id);
+  const read = body?.read ?? [`owners/${owner}/**`];
+  const release = body?.release ?? 'review';
   const fresh: GrantInput[] = [];
   for (const [i, user] of users.entries()) fresh.push(await checkGrant(ctx, owner, { user, package: pkg, read, release }, `users[${i}]`));
   const others = (await ctx.store.grants.list({ owner }))
@@ -107,37 +92,28 @@ export async function approvePackage(ctx: GatekeeperContext, owner: string, pkg:
 }
 
 export function grantRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
-  const json = express.json({ limit: ctx.limits.jsonBytes });
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: ctx.limits.jsonBytes, checkAnswers: ctx.checkAnswers });
 
   // The owner's whole set of grants: kept when unchanged, added, or revoked when left out.
-  router.put('/:owner', requireRole('owner'), json, async (req, res) => {
+  api.on('grants.replace', async ({ params, body }, _req, res) => {
     const owner = principalOf(res).id;
-    if (req.params.owner !== owner)
-      throw new DsError('POLICY_DENIED', `${owner} may set only their own grants (PUT /v1/grants/${owner}), not ${req.params.owner}'s.`);
-    const body = req.body as unknown;
-    const list = Array.isArray(body) ? body : (body as { grants?: unknown } | undefined)?.grants;
-    if (!Array.isArray(list) || list.length > 10_000)
-      throw new DsError('BAD_REQUEST', 'The body is the list of grants ([{ user, package, read, release }], or { grants: [...] }); [] revokes them all.');
+    if (params.owner !== owner) throw new DsError('POLICY_DENIED', `${owner} may set only their own grants (PUT /v1/grants/${owner}), not ${params.owner}'s.`);
+    const list = Array.isArray(body) ? body : body.grants;
     const wanted: GrantInput[] = [];
     for (const [i, g] of list.entries()) wanted.push(await checkGrant(ctx, owner, g, `grants[${i}]`));
     res.json(await replaceGrants(ctx, owner, wanted));
   });
 
-  // What globs would grant, before they are granted: `?read=<glob>&read=<glob>`, checked as a grant's are.
-  router.get('/preview', requireRole('owner'), async (req, res) => {
+  // What patterns would grant, before they are granted: `?read=<pattern>&read=<pattern>`, checked as a grant's are.
+  api.on('grants.preview', async ({ query }, _req, res) => {
     const owner = principalOf(res).id;
-    const raw: unknown = req.query.read;
-    const globs = typeof raw === 'string' ? [raw] : raw;
-    if (!Array.isArray(globs) || globs.length === 0)
-      throw new DsError('BAD_REQUEST', `Name the globs to preview: GET /v1/grants/preview?read=owners/${owner}/trips/*.csv&read=…`);
-    res.json(await previewGlobs(ctx.storage, owner, checkGrantGlobs(owner, globs)));
+    res.json(await previewGlobs(ctx.storage, owner, checkGrantGlobs(owner, query.read)));
   });
 
   // An owner sees their grants, a user the grants naming them, a developer the grants of their packages.
-  router.get('/', async (req, res) => {
+  api.on('grants.list', async ({ query }, _req, res) => {
     const who = principalOf(res);
-    const includeRevoked = req.query.revoked === 'true' || req.query.revoked === '1';
+    const includeRevoked = query.revoked === true;
     let grants: Grant[];
     if (who.role === 'owner') grants = await ctx.store.grants.list({ owner: who.id, includeRevoked });
     else if (who.role === 'user') grants = await ctx.store.grants.list({ user: who.id, includeRevoked });
@@ -148,5 +124,5 @@ export function grantRoutes(ctx: GatekeeperContext): Router {
     res.json({ grants: grants.map(grantView) });
   });
 
-  return router;
+  return api.router;
 }

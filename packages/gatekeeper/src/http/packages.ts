@@ -2,14 +2,15 @@ import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { dirname, join, sep } from 'node:path';
-import express, { Router } from 'express';
+import type { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import type { PackageDetail, PackageFile, PackageView } from '@datastation/protocol/station';
 import type { Json } from '../store/canonical.js';
 import type { StoredPackage } from '../store/packages.js';
 import type { Principal } from '../store/principals.js';
-import { principalOf, requireRole } from './auth.js';
+import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter } from './contract.js';
 import { notFound } from './errors.js';
 import { approvePackage } from './grants.js';
 import type { UnpackedPackage } from './package-files.js';
@@ -113,13 +114,13 @@ async function visible(ctx: GatekeeperContext, who: Principal, pkg: StoredPackag
 }
 
 export function packageRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: ctx.limits.jsonBytes, checkAnswers: ctx.checkAnswers });
 
   // The body is the .dspkg itself, whatever its content type; the upload cap applies here only.
   // It is streamed to disk (PackageFiles.receive), never held whole; a declared length past the
   // cap is refused before anything is read, and so are uploads past the caps on those in flight
   // (Node then reads what the client still sends and drops it, so the answer reaches the client).
-  router.post('/', requireRole('developer'), async (req, res) => {
+  api.on('packages.upload', async (_input, req, res) => {
     const who = principalOf(res);
     refuseUploadHeaders(req.headers, ctx.limits.uploadBytes);
     const giveBack = ctx.uploads.take(who.id);
@@ -158,7 +159,7 @@ export function packageRoutes(ctx: GatekeeperContext): Router {
     res.status(stored.created ? 201 : 200).json(packageView(stored.package));
   });
 
-  router.get('/', async (_req, res) => {
+  api.on('packages.list', async (_input, _req, res) => {
     const who = principalOf(res);
     const all = await ctx.store.packages.list();
     const shown: StoredPackage[] = [];
@@ -166,22 +167,19 @@ export function packageRoutes(ctx: GatekeeperContext): Router {
     res.json({ packages: shown.map(packageView) });
   });
 
-  router.get('/:id', async (req, res) => {
+  api.on('packages.get', async ({ params }, _req, res) => {
     const who = principalOf(res);
-    const pkg = await ctx.store.packages.get(req.params.id);
-    if (!pkg || !(await visible(ctx, who, pkg))) throw notFound(`Package ${req.params.id}`);
+    const pkg = await ctx.store.packages.get(params.id);
+    if (!pkg || !(await visible(ctx, who, pkg))) throw notFound(`Package ${params.id}`);
     res.json(packageDetail(pkg));
   });
 
   // One file's bytes, for review: only a path the manifest lists, shown as text and never run
   // (nosniff, a sandboxing CSP, no script origin), whatever the file holds.
-  router.get('/:id/files/*path', async (req, res) => {
+  api.on('packages.file', async ({ params: { id, path } }, _req, res) => {
     const who = principalOf(res);
-    const id = String(req.params.id);
     const pkg = await ctx.store.packages.get(id);
     if (!pkg || !(await visible(ctx, who, pkg))) throw notFound(`Package ${id}`);
-    const segments: unknown = req.params.path;
-    const path = Array.isArray(segments) ? segments.join('/') : String(segments);
     const file = ((pkg.manifest ?? {}) as ManifestShape).files?.find((f) => f.path === path);
     if (!file || !path.startsWith(CODE_PREFIX)) throw notFound(`File ${path} of package ${id}`);
     if (file.size > PACKAGE_FILE_MAX_BYTES) throw tooLarge(path, file.size, PACKAGE_FILE_MAX_BYTES);
@@ -199,10 +197,9 @@ export function packageRoutes(ctx: GatekeeperContext): Router {
       .send(bytes);
   });
 
-  router.post('/:id/approve', requireRole('owner'), express.json({ limit: ctx.limits.jsonBytes }), async (req, res) => {
-    const result = await approvePackage(ctx, principalOf(res).id, String(req.params.id), req.body ?? {});
-    res.json(result);
+  api.on('packages.approve', async ({ params, body }, _req, res) => {
+    res.json(await approvePackage(ctx, principalOf(res).id, params.id, body));
   });
 
-  return router;
+  return api.router;
 }

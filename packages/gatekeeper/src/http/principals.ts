@@ -1,10 +1,8 @@
 import { opendir } from 'node:fs/promises';
 import { join } from 'node:path';
-import express, { type Response, Router } from 'express';
+import type { Response, Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import {
-  GRANTABLE_ROLES,
-  type GrantableRole,
   type IssuedToken,
   type PrincipalInfo,
   type PrincipalList,
@@ -13,10 +11,11 @@ import {
   ROLE_ARTICLES,
 } from '@datastation/protocol/station';
 import type { Grant } from '../store/grants.js';
-import { checkId, type Principal } from '../store/principals.js';
+import type { Principal } from '../store/principals.js';
 import type { StoreTables } from '../store/store.js';
-import { principalOf, requireRole } from './auth.js';
+import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter } from './contract.js';
 import { notFound } from './errors.js';
 import { grantView } from './grants.js';
 
@@ -52,21 +51,6 @@ export function parseExpiry(value: unknown, now: Date = new Date()): string | nu
 /** What the API says of a principal (the store's record is the API's `PrincipalInfo`). */
 export function principalView(p: Principal): PrincipalInfo {
   return { id: p.id, role: p.role, state: p.state, createdAt: p.createdAt, expiresAt: p.expiresAt, disabledAt: p.disabledAt, removedAt: p.removedAt };
-}
-
-/** The body's fields, none but `allowed`; BAD_REQUEST naming the form otherwise. */
-function fields(body: unknown, allowed: readonly string[], form: string): Record<string, unknown> {
-  if (body === undefined || body === null) return {};
-  if (typeof body !== 'object' || Array.isArray(body)) throw new DsError('BAD_REQUEST', `The body is ${form}.`);
-  const extra = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (extra.length) throw new DsError('BAD_REQUEST', `The body is ${form}; unknown field ${extra.join(', ')}.`);
-  return body as Record<string, unknown>;
-}
-
-/** The id in the path: a principal's id shape (BAD_REQUEST otherwise). */
-function idOf(raw: unknown): string {
-  checkId(raw);
-  return raw;
 }
 
 /** The admin manages the others, never itself through these (it would lock the station out). */
@@ -115,10 +99,9 @@ async function ownerHasFiles(storage: string, owner: string): Promise<boolean> {
  * the store at their next request or heartbeat.
  */
 export function principalRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
-  const json = express.json({ limit: 4096 });
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: 4096, checkAnswers: ctx.checkAnswers });
 
-  router.get('/', async (req, res) => {
+  api.on('principals.list', async ({ query }, _req, res) => {
     const who = principalOf(res);
     if (who.role === 'owner') {
       // The users an owner can grant to, and nothing else of the list.
@@ -130,20 +113,13 @@ export function principalRoutes(ctx: GatekeeperContext): Router {
         'POLICY_DENIED',
         `The list of principals is the admin's (owners see the users they can grant to); ${who.id} is ${ROLE_ARTICLES[who.role]}.`,
       );
-    const includeRemoved = req.query.removed === 'true' || req.query.removed === '1';
+    const includeRemoved = query.removed === true;
     res.json({ principals: (await ctx.store.principals.list({ includeRemoved })).map(principalView) } satisfies PrincipalList);
   });
 
-  router.post('/', requireRole('admin'), json, async (req, res) => {
+  api.on('principals.add', async ({ body: { id, role, expires } }, _req, res) => {
     const admin = principalOf(res);
-    const form = `{ "id": "<1 to 64 letters, digits, . _ ->", "role": ${GRANTABLE_ROLES.map((r) => `"${r}"`).join(' | ')}, "expires"?: "30d" }`;
-    const body = fields(req.body, ['id', 'role', 'expires'], form);
-    checkId(body.id);
-    const id = body.id;
-    if (!(GRANTABLE_ROLES as readonly unknown[]).includes(body.role))
-      throw new DsError('BAD_REQUEST', `role is one of ${GRANTABLE_ROLES.join(', ')} (a station has one admin); got ${JSON.stringify(body.role ?? null)}.`);
-    const role = body.role as GrantableRole;
-    const expiresAt = parseExpiry(body.expires);
+    const expiresAt = parseExpiry(expires);
     const issued = await ctx.store.transaction(async (tx) => {
       const made = await tx.principals.issue({ id, role, expiresAt });
       await tx.audit.append({
@@ -158,20 +134,17 @@ export function principalRoutes(ctx: GatekeeperContext): Router {
     sendToken(res, 201, { principal: principalView(issued.principal), token: issued.token });
   });
 
-  router.get('/:id', requireRole('admin'), async (req, res) => {
-    const id = idOf(req.params.id);
+  api.on('principals.get', async ({ params: { id } }, _req, res) => {
     const found = await ctx.store.principals.get(id);
     if (!found) throw notFound(`Principal ${id}`);
     res.json(principalView(found));
   });
 
-  router.post('/:id/rotate', requireRole('admin'), json, async (req, res) => {
+  api.on('principals.rotate', async ({ params: { id }, body }, _req, res) => {
     const admin = principalOf(res);
-    const id = idOf(req.params.id);
-    const body = fields(req.body, ['expires'], '{ "expires"?: "30d" } (or none: the new token does not expire)');
     const found = await ctx.store.principals.get(id);
     if (!found || found.state === 'removed') throw notFound(`Principal ${id}`);
-    const expiresAt = parseExpiry(body.expires);
+    const expiresAt = parseExpiry(body?.expires);
     if (found.role === 'admin' && expiresAt !== null)
       throw new DsError('BAD_REQUEST', "The admin's token does not expire: a station whose admin token expired could not be managed.");
     const issued = await ctx.store.transaction(async (tx) => {
@@ -184,9 +157,8 @@ export function principalRoutes(ctx: GatekeeperContext): Router {
   });
 
   for (const action of ['disable', 'enable'] as const) {
-    router.post(`/:id/${action}`, requireRole('admin'), async (req, res) => {
+    api.on(`principals.${action}`, async ({ params: { id } }, _req, res) => {
       const admin = principalOf(res);
-      const id = idOf(req.params.id);
       const found = await ctx.store.principals.get(id);
       if (!found || found.state === 'removed') throw notFound(`Principal ${id}`);
       notTheAdmin(found, `${action}d`);
@@ -201,10 +173,9 @@ export function principalRoutes(ctx: GatekeeperContext): Router {
     });
   }
 
-  router.delete('/:id', requireRole('admin'), async (req, res) => {
+  api.on('principals.remove', async ({ params: { id }, query }, _req, res) => {
     const admin = principalOf(res);
-    const id = idOf(req.params.id);
-    const cascade = req.query.cascade === 'true' || req.query.cascade === '1';
+    const cascade = query.cascade === true;
     const found = await ctx.store.principals.get(id);
     if (!found || found.state === 'removed') throw notFound(`Principal ${id}`);
     notTheAdmin(found, 'removed');
@@ -258,7 +229,7 @@ export function principalRoutes(ctx: GatekeeperContext): Router {
     res.json({ principal: principalView(removed.principal), revoked: removed.revoked.map(grantView) } satisfies RemovedPrincipal);
   });
 
-  return router;
+  return api.router;
 }
 
 /** The owners an entry about `p` concerns: an owner's own changes are in their audit. */

@@ -1,9 +1,10 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import type { SessionView } from '@datastation/protocol/station';
 import { LIVE_SESSION_STATES, type SessionRecord } from '../store/sessions.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter } from './contract.js';
 
 /**
  * `GET /v1/sessions`: the sessions the store knows, in the state the Station reports now
@@ -13,8 +14,8 @@ import type { GatekeeperContext } from './context.js';
  * gatekeeper's sessions all get the Station's: `sessionFor` names none).
  */
 export function sessionRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
-  router.get('/', async (_req, res) => {
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: ctx.limits.jsonBytes, checkAnswers: ctx.checkAnswers });
+  api.on('sessions.list', async (_input, _req, res) => {
     const who = principalOf(res);
     if (who.role === 'developer')
       throw new DsError('POLICY_DENIED', 'Sessions are seen by their users and by the owners whose data they may read, not by developers.');
@@ -49,5 +50,5 @@ export function sessionRoutes(ctx: GatekeeperContext): Router {
     }
     res.json({ sessions });
   });
-  return router;
+  return api.router;
 }

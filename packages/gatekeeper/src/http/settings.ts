@@ -1,12 +1,10 @@
-import express, { Router } from 'express';
+import type { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import type { StationSettings } from '@datastation/protocol/station';
-import { principalOf, requireRole } from './auth.js';
+import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
+import { ApiRouter } from './contract.js';
 import { MAX_RUN_MS_SETTING } from './runner.js';
-
-/** The shortest `maxRunMs` the admin may set: a ceiling under a second is a slip, not a policy. */
-const MIN_MAX_RUN_MS = 1_000;
 
 /** The station's settings as they are now (the admin's, or the defaults). */
 export async function stationSettings(ctx: GatekeeperContext): Promise<StationSettings> {
@@ -26,22 +24,16 @@ export async function stationSettings(ctx: GatekeeperContext): Promise<StationSe
  * for less. Audited (`settings`, the admin as actor, the old and the new value).
  */
 export function settingsRoutes(ctx: GatekeeperContext): Router {
-  const router = Router();
-  const json = express.json({ limit: ctx.limits.jsonBytes });
+  const api = new ApiRouter({ mount: '/v1', jsonBytes: ctx.limits.jsonBytes, checkAnswers: ctx.checkAnswers });
 
-  router.get('/', async (_req, res) => {
+  api.on('settings.get', async (_input, _req, res) => {
     res.json(await stationSettings(ctx));
   });
 
-  router.put('/', requireRole('admin'), json, async (req, res) => {
+  api.on('settings.put', async ({ body }, _req, res) => {
     const who = principalOf(res);
-    const body = (typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body) ? req.body : undefined) as Record<string, unknown> | undefined;
     const ceiling = ctx.runner.runCeilingMs;
-    const usage = `The body is { maxRunMs: <whole milliseconds from ${MIN_MAX_RUN_MS} to ${ceiling}> }`;
-    const extra = body ? Object.keys(body).filter((k) => k !== 'maxRunMs') : [];
-    if (!body || extra.length > 0) throw new DsError('BAD_REQUEST', `${usage}${extra.length ? `; unknown field ${extra.join(', ')}` : ''}.`);
     const value = body.maxRunMs;
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < MIN_MAX_RUN_MS) throw new DsError('BAD_REQUEST', `${usage}.`);
     if (value > ceiling) {
       throw new DsError(
         'BAD_REQUEST',
@@ -63,5 +55,5 @@ export function settingsRoutes(ctx: GatekeeperContext): Router {
     res.json(await stationSettings(ctx));
   });
 
-  return router;
+  return api.router;
 }

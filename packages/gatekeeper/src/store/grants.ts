@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { MAX_RUN_MS_BOUND } from '@datastation/protocol/station';
 import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { checkGrantPattern } from '@datastation/protocol/patterns';
@@ -136,8 +137,8 @@ function maxRunMsOf(value: unknown): number | null {
   return value;
 }
 
-/** The most any run ceiling may say (a day): the host's own bound on a call's deadline. */
-export const MAX_RUN_MS_BOUND = 24 * 3600 * 1000;
+// The most any run ceiling may say (a day), the host's own bound on a call's deadline: one constant with the API's.
+export { MAX_RUN_MS_BOUND };
 
 /**
  * A stored grant's patterns as they count: each checked under the grant's own owner and
