@@ -79,7 +79,7 @@ describe('ds principals', () => {
     const fresh = await tokenOf('carol');
     expect(fresh).not.toBe(old);
     expect(rotated.stdout).toContain(fresh);
-    expect((await ds('grants', '--token', old)).code).toBe(20);
+    expect((await ds('grants', `--token=${old}`)).code).toBe(20);
     expect((await ds('grants', '--as', 'carol')).code).toBe(0);
   });
 
@@ -113,7 +113,7 @@ describe('ds principals', () => {
     const elsewhere = join(box.path, 'elsewhere');
     await mkdir(elsewhere);
     const admin = await tokenOf('admin');
-    const added = await runDs(['principals', 'add', 'erin', '--role', 'user', '--station', gatekeeper.url, '--token', admin], {
+    const added = await runDs(['principals', 'add', 'erin', '--role', 'user', '--station', gatekeeper.url, `--token=${admin}`], {
       cwd: box.path,
       env: { DS_STATION_STATE: elsewhere, DS_STATION_URL: '', DS_TOKEN: '' },
       timeoutMs: 90_000,
@@ -130,7 +130,7 @@ describe('ds principals', () => {
     expect(rotated.code, rotated.stderr).toBe(0);
     expect(await tokenOf('admin')).not.toBe(old);
     expect((await ds('principals', 'ls')).code).toBe(0);
-    expect((await ds('principals', 'ls', '--token', old)).code).toBe(20);
+    expect((await ds('principals', 'ls', `--token=${old}`)).code).toBe(20);
     const expiring = await ds('principals', 'rotate', 'admin', '--expires', '1d');
     expect([expiring.code, expiring.stderr]).toEqual([16, expect.stringContaining('does not expire')]);
   });

@@ -98,12 +98,14 @@ export function parseInput<K extends RouteName>(name: K, req: Request): ParsedIn
 interface Issue {
   path: PropertyKey[];
   message: string;
+  input?: unknown;
   code?: string;
   errors?: Issue[][];
 }
 
 function check(schema: RouteSpec['params'] & object, value: unknown, part: 'params' | 'query' | 'body', route: RouteSpec): unknown {
-  const parsed = schema.safeParse(value);
+  // The refused value is quoted back (when short), so a person sees what was wrong with it.
+  const parsed = schema.safeParse(value, { reportInput: true });
   if (parsed.success) return parsed.data;
   const items = part === 'body' && route.body?.kind === 'json' ? (route.body as JsonContent).items : undefined;
   const issues = (parsed.error.issues as Issue[])
@@ -145,10 +147,16 @@ function fieldOf(path: PropertyKey[], items: string | undefined): string {
 /** The issue as a sentence that names its field: the schema's message when it names it already (`timeoutMs is …`), else `field: message`. */
 function sentence(issue: Issue, items: string | undefined): string {
   const field = fieldOf(issue.path, items);
-  if (!field) return issue.message;
+  const message = `${issue.message}${quoted(issue.input)}`;
+  if (!field) return message;
   const leaf = issue.path.at(-1);
-  if (typeof leaf === 'string' && issue.message.startsWith(`${leaf} `)) return `${field}${issue.message.slice(leaf.length)}`;
-  return `${field}: ${issue.message}`;
+  if (typeof leaf === 'string' && message.startsWith(`${leaf} `)) return `${field}${message.slice(leaf.length)}`;
+  return `${field}: ${message}`;
+}
+
+/** ` (got "…")` for a refused string of at most 64 characters; longer values are not echoed. */
+function quoted(input: unknown): string {
+  return typeof input === 'string' && input.length > 0 && input.length <= 64 ? ` (got ${JSON.stringify(input)})` : '';
 }
 
 function capitalise(text: string): string {
