@@ -1,0 +1,130 @@
+/**
+ * The station's own certificates: a CA, and certificates it signs for each role (the gatekeeper's
+ * client certificate, the agents' server certificate). Keys are made by Node's crypto (RSA 2048);
+ * node-forge only writes and signs the X.509 structure, in plain JavaScript, so this works on a
+ * fresh machine with no `openssl` and no native module. Verification is never done here: Node's
+ * TLS (OpenSSL) checks every chain at connection time.
+ *
+ * The role travels in the subject's organizational unit (`OU=gatekeeper`, `OU=agent`): one CA
+ * signs both, so a chain that verifies says "one of this station's", and the role says which
+ * (see `roleOf`). Hostnames are not what identifies an agent: swarm tasks come and go at addresses
+ * no certificate could name in advance.
+ */
+import { generateKeyPair, randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { promisify } from 'node:util';
+import forge from 'node-forge';
+import { DsError } from '@datastation/protocol/errors';
+
+/** A certificate and its private key, both PEM. */
+export interface KeyPair {
+  cert: string;
+  key: string;
+}
+
+/** The station's CA: it signs every gatekeeper's and agent's certificate. */
+export type CertificateAuthority = KeyPair;
+
+/** What a certificate may be used for (its extended key usage). */
+export type CertificateUsage = 'server' | 'client' | 'both';
+
+/** The roles of the station's mutual TLS: gatekeepers connect as clients, agents serve. */
+export const GATEKEEPER_ROLE = 'gatekeeper';
+export const AGENT_ROLE = 'agent';
+
+const makeKeys = promisify(generateKeyPair);
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A new CA (self-signed, 10 years by default, may sign leaf certificates only). */
+export async function makeCa(options: { cn?: string; days?: number } = {}): Promise<CertificateAuthority> {
+  const keys = await newKeys();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  fill(cert, options.days ?? 3650);
+  const subject = [{ name: 'commonName', value: options.cn ?? 'Data Station CA' }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/**
+ * A certificate signed by `ca` for `cn` (2 years by default): `usage` sets what TLS may use it
+ * for, `role` goes into the subject (`OU=<role>`), and `sans` are DNS names or IP addresses.
+ */
+export async function issue(options: {
+  ca: CertificateAuthority;
+  cn: string;
+  sans?: readonly string[];
+  usage: CertificateUsage;
+  role?: string;
+  days?: number;
+}): Promise<KeyPair> {
+  if (!options?.ca?.cert || !options.ca.key) throw new DsError('BAD_REQUEST', 'issue({ ca }) needs the CA as { cert, key } (PEM), as makeCa gives it.');
+  if (typeof options.cn !== 'string' || options.cn.length === 0 || options.cn.length > 64)
+    throw new DsError('BAD_REQUEST', 'issue({ cn }) needs a common name of 1 to 64 characters.');
+  if (!['server', 'client', 'both'].includes(options.usage))
+    throw new DsError('BAD_REQUEST', `issue({ usage }) is 'server', 'client' or 'both'; got ${JSON.stringify(options.usage)}.`);
+  let caCert: forge.pki.Certificate;
+  let caKey: forge.pki.rsa.PrivateKey;
+  try {
+    caCert = forge.pki.certificateFromPem(options.ca.cert);
+    caKey = forge.pki.privateKeyFromPem(options.ca.key) as forge.pki.rsa.PrivateKey;
+  } catch (cause) {
+    throw new DsError('BAD_REQUEST', `The CA given to issue() is not a PEM certificate and RSA key: ${(cause as Error).message}`, { cause });
+  }
+  const keys = await newKeys();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  fill(cert, options.days ?? 730);
+  cert.setSubject([{ name: 'commonName', value: options.cn }, ...(options.role ? [{ name: 'organizationalUnitName', value: options.role }] : [])]);
+  cert.setIssuer(caCert.subject.attributes);
+  const sans = options.sans ?? [];
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: options.usage !== 'client', clientAuth: options.usage !== 'server' },
+    ...(sans.length ? [{ name: 'subjectAltName', altNames: sans.map((name) => (isIP(name) ? { type: 7, ip: name } : { type: 2, value: name })) }] : []),
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/**
+ * The role a verified peer certificate was issued for (its subject's OU), as Node's TLS gives it
+ * (`socket.getPeerCertificate()`); undefined when it names none or several.
+ */
+export function roleOf(peer: { subject?: Record<string, string | string[] | undefined> } | null | undefined): string | undefined {
+  const ou = peer?.subject?.OU;
+  return typeof ou === 'string' ? ou : undefined;
+}
+
+async function newKeys(): Promise<{ publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey }> {
+  const { publicKey, privateKey } = await makeKeys('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return {
+    publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
+    privateKey: forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey,
+  };
+}
+
+/** A random positive serial and the validity (an hour back: clocks of the station's nodes may differ a little). */
+function fill(cert: forge.pki.Certificate, days: number): void {
+  if (!Number.isInteger(days) || days < 1 || days > 36_500)
+    throw new DsError('BAD_REQUEST', `Certificate validity must be 1 to 36500 days; got ${String(days)}.`);
+  const serial = randomBytes(16);
+  serial[0] = (serial[0] as number) & 0x7f;
+  cert.serialNumber = serial.toString('hex');
+  const now = Date.now();
+  cert.validity.notBefore = new Date(now - 60 * 60 * 1000);
+  cert.validity.notAfter = new Date(now + days * DAY_MS);
+}
