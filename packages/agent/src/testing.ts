@@ -66,7 +66,15 @@ export async function startAgentProcess(options: { id: string; port: number; env
   child.stderr?.setEncoding('utf8').on('data', (text: string) => {
     output += text;
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A test process that dies leaves no agent behind: the agent closes its sessions on SIGTERM.
+  const orphaned = () => child.kill('SIGTERM');
+  process.once('exit', orphaned);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.off('exit', orphaned);
+      resolve();
+    }),
+  );
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => done(new Error(`agent ${options.id} did not listen within ${timeoutMs} ms:\n${output}`)), timeoutMs);

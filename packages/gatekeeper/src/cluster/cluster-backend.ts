@@ -166,8 +166,7 @@ export class ClusterBackend implements SessionBackend {
       stats.docker.queued += agent.load.docker.queued;
       stats.docker.abandoned += agent.load.docker.abandoned;
       stats.docker.timedOut += agent.load.docker.timedOut;
-      for (const s of agent.sessions)
-        stats.sessions.push({ ...s, session: s.session ?? undefined, runtime: s.runtime ?? undefined });
+      for (const s of agent.sessions) stats.sessions.push({ ...s, session: s.session ?? undefined, runtime: s.runtime ?? undefined });
     }
     return stats;
   }
@@ -374,7 +373,8 @@ export class ClusterBackend implements SessionBackend {
     // Sessions of an earlier boot of this agent died with it (whoever recorded them).
     try {
       const stopped = await this.context.store.sessions.stopAgent(hello.agent, hello.boot);
-      if (stopped.length) this.log?.info({ agent: hello.agent, sessions: stopped.map((s) => s.id) }, 'sessions of an earlier run of the agent recorded as stopped');
+      if (stopped.length)
+        this.log?.info({ agent: hello.agent, sessions: stopped.map((s) => s.id) }, 'sessions of an earlier run of the agent recorded as stopped');
     } catch (error) {
       this.log?.warn({ agent: hello.agent, error: toDsError(error).message }, "could not record an earlier run's sessions as stopped");
     }

@@ -515,7 +515,8 @@ export class Runner implements AsyncDisposable {
       // A new session is recorded before the call: a gatekeeper killed mid-call leaves a record
       // its successor can settle (see recover). A warm one was recorded when it started.
       const started = await this.station.prewarm(key, { signal: live.abort.signal });
-      if (started.start === 'cold') await this.store.sessions.put({ id: started.session, user, package: pkg.id, state: 'running', runner: this.holder(started.session) });
+      if (started.start === 'cold')
+        await this.store.sessions.put({ id: started.session, user, package: pkg.id, state: 'running', runner: this.holder(started.session) });
       const remaining = deadline - Date.now();
       if (remaining < 1) throw new DsError('TIMEOUT', 'The run reached its deadline while its session started.');
       const result = await this.station.call(key, request.target.name, request.args, {

@@ -110,9 +110,14 @@ export class Sessions {
     const at = this.now().toISOString();
     return this.connection.write(`stop the sessions of agent ${agent}`, async (q) => {
       // Filtered here, not with LIKE: an agent id may hold LIKE's wildcards.
-      const rows = (await q.selectFrom('sessions').selectAll().where('state', 'in', [...LIVE_SESSION_STATES]).where('runner', 'is not', null).execute()).filter(
-        (row) => row.runner?.startsWith(prefix) && (keep === undefined || row.runner !== `${prefix}${keep}`),
-      );
+      const rows = (
+        await q
+          .selectFrom('sessions')
+          .selectAll()
+          .where('state', 'in', [...LIVE_SESSION_STATES])
+          .where('runner', 'is not', null)
+          .execute()
+      ).filter((row) => row.runner?.startsWith(prefix) && (keep === undefined || row.runner !== `${prefix}${keep}`));
       if (rows.length === 0) return [];
       await q
         .updateTable('sessions')
