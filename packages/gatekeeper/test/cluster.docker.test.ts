@@ -215,7 +215,7 @@ describe('a station over two node agents', () => {
       expect([first.status, first.body.value, second.status, second.body.value]).toEqual([200, 3, 200, 3]);
       // Recorded by each gatekeeper under its own name, in the one store.
       expect((await one.store.runs.get(first.body.id as string))?.runner).toBe('gk-one');
-      expect((await one.store.runs.get(second.body.id as string))?.runner).toBe('gk-two');
+      expect((await two.store.runs.get(second.body.id as string))?.runner).toBe('gk-two');
       // gk-one placed ann's session; gk-two found the placement and ran in the same session.
       const [placement] = await one.store.placements.list({ user: 'ann' });
       expect(placement?.placedBy).toBe('gk-one');
