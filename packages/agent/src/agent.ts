@@ -206,6 +206,12 @@ export class AgentCore {
           (error: unknown) => this.fail(peer, message.id, error),
         );
         break;
+      case 'inspect-image':
+        void this.docker.images.inspect(message.ref).then(
+          (image) => peer.send({ type: 'image', id: message.id, image: image ? { id: image.id, labels: { ...image.labels } } : null }),
+          (error: unknown) => this.fail(peer, message.id, error),
+        );
+        break;
       case 'stats': {
         const stats = this.station.stats();
         peer.send({ type: 'stats', id: message.id, load: this.load(stats), sessions: sessionsOf(stats) });

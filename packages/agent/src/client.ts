@@ -194,6 +194,13 @@ export class AgentConnection {
     return { load: answer.load, sessions: answer.sessions };
   }
 
+  /** The node's image under `ref`, as its engine has it; undefined when it has none. */
+  async inspectImage(ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined> {
+    const answer = await this.request((id) => ({ type: 'inspect-image', id, ref }));
+    if (answer.type !== 'image') throw unexpected(answer);
+    return answer.image ?? undefined;
+  }
+
   /** Ends the connection; requests in flight fail with CANCELLED. Idempotent. */
   close(why = 'the gatekeeper closed the connection'): void {
     this.end(why, false);

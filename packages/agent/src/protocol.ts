@@ -114,8 +114,17 @@ export const CloseSessionRequest = z.strictObject({
   reason: z.string().max(256).optional(),
 });
 export const StatsRequest = z.strictObject({ type: z.literal('stats'), id });
+/** The node's image under `ref` (a reference or an id): the gatekeeper's image checks ask an agent, not an engine of its own. */
+export const InspectImageRequest = z.strictObject({ type: z.literal('inspect-image'), id, ref: z.string().min(1).max(512) });
 
-export const GatekeeperMessage = z.discriminatedUnion('type', [CallRequest, PrewarmRequest, CancelRequest, CloseSessionRequest, StatsRequest]);
+export const GatekeeperMessage = z.discriminatedUnion('type', [
+  CallRequest,
+  PrewarmRequest,
+  CancelRequest,
+  CloseSessionRequest,
+  StatsRequest,
+  InspectImageRequest,
+]);
 export type GatekeeperMessage = z.infer<typeof GatekeeperMessage>;
 
 // Agent -> gatekeeper.
@@ -233,6 +242,12 @@ export const ErrorMessage = z.strictObject({
   message,
   details: z.record(z.string(), z.unknown()).optional(),
 });
+export const ImageMessage = z.strictObject({
+  type: z.literal('image'),
+  id,
+  /** Null when the node's engine has no such image. */
+  image: z.strictObject({ id: z.string().max(256), labels: z.record(z.string().max(256), z.string().max(4096)) }).nullable(),
+});
 export const SessionClosedMessage = z.strictObject({ type: z.literal('session.closed'), key: SessionKeySchema, session: z.string().min(1).max(128) });
 
 export const AgentMessage = z.discriminatedUnion('type', [
@@ -247,6 +262,7 @@ export const AgentMessage = z.discriminatedUnion('type', [
   ClosedMessage,
   StatsMessage,
   ErrorMessage,
+  ImageMessage,
   SessionClosedMessage,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;

@@ -95,6 +95,9 @@ describe('the node agent', () => {
   it('runs a call in a hardened session and streams its reads, progress and value back', async () => {
     const c = await connect();
     expect(c.hello).toMatchObject({ agent: id, storage, capacity: { maxCalls: 3 } });
+    // The gatekeeper's image checks ask the node's engine through it.
+    expect(await c.inspectImage('datastation/runtime:latest')).toMatchObject({ id: expect.stringMatching(/^sha256:/), labels: { [LABELS.image]: 'runtime' } });
+    expect(await c.inspectImage('datastation/no-such-image:1')).toBeUndefined();
     const reads: unknown[] = [];
     const granted: unknown[] = [];
     const progress: unknown[] = [];

@@ -17,6 +17,7 @@ import type { ReapResult, RunOptions, SessionKey, SessionSpec, StartKind, Statio
 import { AgentConnection, type AgentHello, type AgentLoad, type AgentTls, type WireSessionInfo, type WireSessionSpec } from '@datastation/agent';
 import { DsError, toDsError } from '@datastation/protocol/errors';
 import type { Logger } from '../logging.js';
+import { LIVE_SESSION_STATES } from '../store/sessions.js';
 import type { BackendContext, SessionBackend, SessionBackendFactory } from '../runs/backend.js';
 import { type AgentEndpoints, resolveAgentEndpoints } from './endpoints.js';
 
@@ -48,6 +49,9 @@ interface AgentState {
   sessions: WireSessionInfo[];
   /** Sessions this gatekeeper placed on it since its last heartbeat (which may not count them yet). */
   placedSinceBeat: number;
+  /** When its connection (this one) was made; its first session list is checked against the store. */
+  connectedAt: number;
+  reconciled: boolean;
   lostTimer: NodeJS.Timeout | undefined;
 }
 
@@ -148,6 +152,12 @@ export class ClusterBackend implements SessionBackend {
     await Promise.all(
       placed.filter((p) => matches({ user: p.user, package: p.package })).map((p) => this.closeSession({ user: p.user, package: p.package }, reason)),
     );
+  }
+
+  /** Asks the least loaded agent: every node holds the station's images (the stack loads them on each). */
+  async inspectImage(ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined> {
+    this.assertOpen();
+    return connectionOf(this.leastLoaded()).inspectImage(ref);
   }
 
   holderOf(session: string): string | undefined {
@@ -366,6 +376,8 @@ export class ClusterBackend implements SessionBackend {
       load: hello.load,
       sessions: [],
       placedSinceBeat: 0,
+      connectedAt: Date.now(),
+      reconciled: false,
       lostTimer: undefined,
     });
     this.log?.info({ agent: hello.agent, url: endpoint.url, boot: hello.boot, runtimes: hello.runtimes }, `connected to node agent ${hello.agent}`);
@@ -385,7 +397,31 @@ export class ClusterBackend implements SessionBackend {
     if (!agent || agent.connection !== connection) return;
     agent.load = load;
     agent.placedSinceBeat = 0;
-    if (sessions) agent.sessions = sessions;
+    if (!sessions) return;
+    agent.sessions = sessions;
+    if (!agent.reconciled) {
+      agent.reconciled = true;
+      void this.reconcile(agent, new Set(sessions.flatMap((s) => (s.session ? [s.session] : []))));
+    }
+  }
+
+  /**
+   * Sessions the store holds live on this agent (this boot) that its first list after a connection
+   * does not name ended while this gatekeeper was away (their `session.closed` went unheard):
+   * recorded stopped. Only those recorded before the connection: a newer one may postdate the list.
+   */
+  private async reconcile(agent: AgentState, listed: Set<string>): Promise<void> {
+    const holder = holderName(agent);
+    try {
+      const live = await this.context.store.sessions.list({ states: LIVE_SESSION_STATES });
+      for (const s of live) {
+        if (s.runner !== holder || listed.has(s.id) || Date.parse(s.since) >= agent.connectedAt) continue;
+        await this.context.store.sessions.setState(s.id, 'stopped');
+        this.holders.delete(s.id);
+      }
+    } catch (error) {
+      this.log?.warn({ agent: agent.id, error: toDsError(error).message }, "could not check the agent's sessions against the store");
+    }
   }
 
   private async onSessionClosed(connection: AgentConnection | undefined, key: SessionKey, session: string): Promise<void> {

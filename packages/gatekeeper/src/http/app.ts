@@ -154,8 +154,11 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   await mkdir(join(options.storage, 'users'), { recursive: true, mode: 0o755 });
   await mkdir(join(options.storage, 'packages'), { recursive: true, mode: 0o700 });
   const storage = await realpath(options.storage);
-  const docker: DockerClient | undefined = options.checkImages === false ? undefined : (options.stationOptions?.docker ?? defaultDockerClient());
-  const images = docker ? new ImagePolicy(docker, options.allowedImages) : undefined;
+  // Images are checked where sessions run: a cluster's agents (the gatekeeper then needs no engine), else this machine's engine.
+  const engine = options.stationOptions?.docker ?? defaultDockerClient();
+  const inspect = (ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined> =>
+    runner.station.inspectImage?.(ref) ?? engine.images.inspect(ref);
+  const images: ImagePolicy | undefined = options.checkImages === false ? undefined : new ImagePolicy({ images: { inspect } }, options.allowedImages);
   const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, images });
   await packageFiles.sweepIncoming(2 * limits.requestTimeoutMs);
   await sweepReceiving(storage, 2 * limits.requestTimeoutMs);
@@ -171,7 +174,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const checkpoints = options.auditCheckpoints
     ? await AuditCheckpoints.open(options.auditCheckpoints, options.store, { log: (line) => logger.warn({ component: 'checkpoints' }, line) })
     : undefined;
-  const runner = new Runner(options.store, storage, packageFiles, { logger, ...options.stationOptions }, instance, options.backend);
+  const runner: Runner = new Runner(options.store, storage, packageFiles, { logger, ...options.stationOptions }, instance, options.backend);
   const metrics = new GatekeeperMetrics({ station: () => runner.station.stats(), processMetrics: options.metrics?.processMetrics === true });
   runner.onRunRecorded = (run, reads) => metrics.runRecorded(run, reads);
   const unwatchAudit = options.store.onAuditLatency((seconds) => metrics.auditAppended(seconds));

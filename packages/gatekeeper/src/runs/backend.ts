@@ -38,6 +38,11 @@ export interface SessionBackend {
    * gatekeeper started it (a cluster knows them from its placements).
    */
   closeSessionsOf?(user: string, matches: (key: SessionKey) => boolean, reason: string): Promise<void>;
+  /**
+   * The image under `ref` where the sessions run (a cluster asks one of its agents: every node
+   * holds the station's images), for the gatekeeper's image checks; absent: this machine's engine.
+   */
+  inspectImage?(ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined>;
 }
 
 /** What the runner gives a backend it makes. */
