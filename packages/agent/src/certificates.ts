@@ -1,6 +1,8 @@
 /**
  * The station's own certificates: a CA, and certificates it signs for each role (the gatekeeper's
- * client certificate, the agents' server certificate). Keys are made by Node's crypto (RSA 2048);
+ * client certificate, the agents' server certificate). The same API as the swarm's
+ * (`packages/gatekeeper/src/swarm/certs.ts`: OU and extended key usages per role), so either makes
+ * certificates the other side accepts. Keys are made by Node's crypto (RSA 2048);
  * node-forge only writes and signs the X.509 structure, in plain JavaScript, so this works on a
  * fresh machine with no `openssl` and no native module. Verification is never done here: Node's
  * TLS (OpenSSL) checks every chain at connection time.
@@ -23,25 +25,37 @@ export interface KeyPair {
 }
 
 /** The station's CA: it signs every gatekeeper's and agent's certificate. */
-export type CertificateAuthority = KeyPair;
+export interface CertificateAuthority extends KeyPair {
+  /** Its subject, as written in the certificate. */
+  name: string;
+}
 
-/** What a certificate may be used for (its extended key usage). */
-export type CertificateUsage = 'server' | 'client' | 'both';
+/**
+ * What a certificate is for: its organizational unit and its extended key usages. `gatekeeper`:
+ * a TLS client; `agent`: a TLS server that may also connect out; `server`: a TLS server (an HTTPS
+ * front door signed by the same CA), which neither side of the agent protocol accepts.
+ */
+export type CertificateUsage = 'gatekeeper' | 'agent' | 'server';
 
 /** The roles of the station's mutual TLS: gatekeepers connect as clients, agents serve. */
 export const GATEKEEPER_ROLE = 'gatekeeper';
 export const AGENT_ROLE = 'agent';
 
+const USAGES: readonly CertificateUsage[] = ['gatekeeper', 'agent', 'server'];
 const makeKeys = promisify(generateKeyPair);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** A new CA (self-signed, 10 years by default, may sign leaf certificates only). */
+/** A new CA (self-signed, 10 years by default, may sign end-entity certificates only). */
 export async function makeCa(options: { cn?: string; days?: number } = {}): Promise<CertificateAuthority> {
   const keys = await newKeys();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   fill(cert, options.days ?? 3650);
-  const subject = [{ name: 'commonName', value: options.cn ?? 'Data Station CA' }];
+  const cn = options.cn ?? 'Data Station CA';
+  const subject = [
+    { name: 'commonName', value: cn },
+    { name: 'organizationName', value: 'Data Station' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -50,26 +64,20 @@ export async function makeCa(options: { cn?: string; days?: number } = {}): Prom
     { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(keys.privateKey, forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+  return { name: `CN=${cn}, O=Data Station`, cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
 }
 
 /**
- * A certificate signed by `ca` for `cn` (2 years by default): `usage` sets what TLS may use it
- * for, `role` goes into the subject (`OU=<role>`), and `sans` are DNS names or IP addresses.
+ * A certificate signed by `ca` for `cn` in `usage`'s role (825 days by default, never past the
+ * CA's own end): the role goes into the subject (`OU=<usage>`) and the extended key usages, and
+ * `sans` are DNS names or IP addresses.
  */
-export async function issue(options: {
-  ca: CertificateAuthority;
-  cn: string;
-  sans?: readonly string[];
-  usage: CertificateUsage;
-  role?: string;
-  days?: number;
-}): Promise<KeyPair> {
+export async function issue(options: { ca: KeyPair; cn: string; sans?: readonly string[]; usage: CertificateUsage; days?: number }): Promise<KeyPair> {
   if (!options?.ca?.cert || !options.ca.key) throw new DsError('BAD_REQUEST', 'issue({ ca }) needs the CA as { cert, key } (PEM), as makeCa gives it.');
   if (typeof options.cn !== 'string' || options.cn.length === 0 || options.cn.length > 64)
     throw new DsError('BAD_REQUEST', 'issue({ cn }) needs a common name of 1 to 64 characters.');
-  if (!['server', 'client', 'both'].includes(options.usage))
-    throw new DsError('BAD_REQUEST', `issue({ usage }) is 'server', 'client' or 'both'; got ${JSON.stringify(options.usage)}.`);
+  if (!USAGES.includes(options.usage))
+    throw new DsError('BAD_REQUEST', `issue({ usage }) is ${USAGES.map((u) => `'${u}'`).join(', ')}; got ${JSON.stringify(options.usage)}.`);
   let caCert: forge.pki.Certificate;
   let caKey: forge.pki.rsa.PrivateKey;
   try {
@@ -81,14 +89,19 @@ export async function issue(options: {
   const keys = await newKeys();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
-  fill(cert, options.days ?? 730);
-  cert.setSubject([{ name: 'commonName', value: options.cn }, ...(options.role ? [{ name: 'organizationalUnitName', value: options.role }] : [])]);
+  fill(cert, options.days ?? 825);
+  if (cert.validity.notAfter > caCert.validity.notAfter) cert.validity.notAfter = caCert.validity.notAfter;
+  cert.setSubject([
+    { name: 'commonName', value: options.cn },
+    { name: 'organizationalUnitName', value: options.usage },
+    { name: 'organizationName', value: 'Data Station' },
+  ]);
   cert.setIssuer(caCert.subject.attributes);
   const sans = options.sans ?? [];
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: options.usage !== 'client', clientAuth: options.usage !== 'server' },
+    { name: 'extKeyUsage', serverAuth: options.usage !== 'gatekeeper', clientAuth: options.usage !== 'server' },
     ...(sans.length ? [{ name: 'subjectAltName', altNames: sans.map((name) => (isIP(name) ? { type: 7, ip: name } : { type: 2, value: name })) }] : []),
     { name: 'subjectKeyIdentifier' },
   ]);

@@ -21,8 +21,8 @@ export interface StationCertificates {
 export async function stationCertificates(): Promise<StationCertificates> {
   const ca = await makeCa({ cn: 'Data Station test CA' });
   const [gatekeeper, agent] = await Promise.all([
-    issue({ ca, cn: 'datastation-gatekeeper', usage: 'client', role: GATEKEEPER_ROLE }),
-    issue({ ca, cn: 'datastation-agent', usage: 'both', role: AGENT_ROLE, sans: ['localhost', '127.0.0.1'] }),
+    issue({ ca, cn: 'datastation-gatekeeper', usage: GATEKEEPER_ROLE }),
+    issue({ ca, cn: 'datastation-agent', usage: AGENT_ROLE, sans: ['localhost', '127.0.0.1'] }),
   ]);
   return { ca, gatekeeper, agent };
 }

@@ -211,8 +211,8 @@ describe('the node agent', () => {
 
   it('refuses clients without a certificate, with one of another CA, or with the wrong role (attacks)', async () => {
     const stranger = await makeCa({ cn: 'not the station' });
-    const foreign = await issue({ ca: stranger, cn: 'gk', usage: 'client', role: GATEKEEPER_ROLE });
-    const agentAsClient = await issue({ ca: certs.ca, cn: 'an agent', usage: 'both', role: AGENT_ROLE });
+    const foreign = await issue({ ca: stranger, cn: 'gk', usage: GATEKEEPER_ROLE });
+    const agentAsClient = await issue({ ca: certs.ca, cn: 'an agent', usage: AGENT_ROLE });
     const ca = certs.ca.cert;
     // No certificate: the TLS handshake fails before any HTTP.
     await expect(connect({ cert: '', key: '', ca })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
@@ -237,11 +237,14 @@ describe('the node agent', () => {
 
   it('connects only to agents signed for the agent role by the station CA (attacks)', async () => {
     const stranger = await makeCa({ cn: 'not the station' });
-    const foreignAgent = await issue({ ca: stranger, cn: 'agent', usage: 'both', role: AGENT_ROLE });
-    const gatekeeperAsServer = await issue({ ca: certs.ca, cn: 'a gatekeeper', usage: 'both', role: GATEKEEPER_ROLE });
+    const foreignAgent = await issue({ ca: stranger, cn: 'agent', usage: AGENT_ROLE });
+    // The station's CA, but not an agent: a gatekeeper's certificate (client use only), and a plain HTTPS server's.
+    const gatekeeperAsServer = await issue({ ca: certs.ca, cn: 'a gatekeeper', usage: GATEKEEPER_ROLE });
+    const httpsServer = await issue({ ca: certs.ca, cn: 'station.example', usage: 'server' });
     for (const [pair, why] of [
       [foreignAgent, /certificate/i],
-      [gatekeeperAsServer, /not agent/],
+      [gatekeeperAsServer, /certificate/i],
+      [httpsServer, /role "server", not agent/],
     ] as const) {
       const fake = await startAgent({
         id: `fake-${randomBytes(3).toString('hex')}`,

@@ -32,7 +32,7 @@ it('runs as a container that drives its node’s engine, and closes its sessions
   await mkdir(join(storage, 'owners'), { recursive: true });
   await mkdir(join(storage, 'packages', 'pkg'), { recursive: true });
   await writeFile(join(storage, 'packages', 'pkg', 'package.json'), JSON.stringify({ name: 'p', version: '1.0.0', type: 'module', main: 'index.js' }));
-  await writeFile(join(storage, 'packages', 'pkg', 'index.js'), 'export const hello = (a) => `hello ${a.who}`;');
+  await writeFile(join(storage, 'packages', 'pkg', 'index.js'), "export const hello = (a) => 'hello ' + a.who;");
   const certs = await stationCertificates();
   const tls = await writeTlsFiles(join(root.path, 'tls'), certs.agent, certs.ca);
   const state = join(root.path, 'state');

@@ -56,7 +56,7 @@ describe('the agent protocol', () => {
 describe('the station certificates', () => {
   it('signs certificates for a role and a usage, which Node reads back', async () => {
     const ca = await makeCa({ cn: 'test' });
-    const pair = await issue({ ca, cn: 'agent-1', usage: 'server', role: AGENT_ROLE, sans: ['tasks.agent', '10.0.0.7'] });
+    const pair = await issue({ ca, cn: 'agent-1', usage: AGENT_ROLE, sans: ['tasks.agent', '10.0.0.7'] });
     const cert = new X509Certificate(pair.cert);
     expect(cert.subject).toContain('OU=agent');
     expect(cert.subjectAltName).toBe('DNS:tasks.agent, IP Address:10.0.0.7');
@@ -71,7 +71,7 @@ describe('the station certificates', () => {
     const ca = await makeCa();
     await expect(issue({ ca, cn: '', usage: 'server' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(issue({ ca, cn: 'x', usage: 'root' as 'server' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(issue({ ca: { cert: 'nope', key: 'nope' }, cn: 'x', usage: 'client' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(issue({ ca: { cert: 'nope', key: 'nope' }, cn: 'x', usage: 'gatekeeper' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(makeCa({ days: 0 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 });

@@ -155,7 +155,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   await mkdir(join(options.storage, 'packages'), { recursive: true, mode: 0o700 });
   const storage = await realpath(options.storage);
   // Images are checked where sessions run: a cluster's agents (the gatekeeper then needs no engine), else this machine's engine.
-  const engine = options.stationOptions?.docker ?? defaultDockerClient();
+  const engine: Pick<DockerClient, 'images'> = options.stationOptions?.docker ?? defaultDockerClient();
   const inspect = (ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined> =>
     runner.station.inspectImage?.(ref) ?? engine.images.inspect(ref);
   const images: ImagePolicy | undefined = options.checkImages === false ? undefined : new ImagePolicy({ images: { inspect } }, options.allowedImages);
