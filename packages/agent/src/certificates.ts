@@ -37,9 +37,7 @@ export interface CertificateAuthority extends KeyPair {
  */
 export type CertificateUsage = 'gatekeeper' | 'agent' | 'server';
 
-/** The roles of the station's mutual TLS: gatekeepers connect as clients, agents serve. */
-export const GATEKEEPER_ROLE = 'gatekeeper';
-export const AGENT_ROLE = 'agent';
+export { AGENT_ROLE, GATEKEEPER_ROLE, roleOf } from './roles.js';
 
 const USAGES: readonly CertificateUsage[] = ['gatekeeper', 'agent', 'server'];
 const makeKeys = promisify(generateKeyPair);
@@ -107,15 +105,6 @@ export async function issue(options: { ca: KeyPair; cn: string; sans?: readonly 
   ]);
   cert.sign(caKey, forge.md.sha256.create());
   return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
-}
-
-/**
- * The role a verified peer certificate was issued for (its subject's OU), as Node's TLS gives it
- * (`socket.getPeerCertificate()`); undefined when it names none or several.
- */
-export function roleOf(peer: { subject?: Record<string, string | string[] | undefined> } | null | undefined): string | undefined {
-  const ou = peer?.subject?.OU;
-  return typeof ou === 'string' ? ou : undefined;
 }
 
 async function newKeys(): Promise<{ publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey }> {

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import type { CallResult, ConnectorCallEvent, ReadEvent, ReadGrantedEvent, SessionKey, StartKind } from '@datastation/host';
 import type { Progress } from '@datastation/protocol';
 import { DsError, isErrorCode } from '@datastation/protocol/errors';
-import { AGENT_ROLE, roleOf } from './certificates.js';
+import { AGENT_ROLE, roleOf } from './roles.js';
 import type { AgentTls } from './listener.js';
 import {
   AGENT_PATH,
@@ -308,6 +308,9 @@ function checkAgentRole(_host: string, cert: PeerCertificate): Error | undefined
   const role = roleOf(cert);
   return role === AGENT_ROLE ? undefined : new Error(`its certificate is for role ${JSON.stringify(role ?? null)}, not ${AGENT_ROLE}`);
 }
+
+export type { AgentHello, AgentLoad, WireSessionInfo, WireSessionSpec } from './protocol.js';
+export type { AgentTls } from './listener.js';
 
 function unexpected(message: AgentMessage): DsError {
   return new DsError('PROTOCOL_ERROR', `The node agent answered with '${message.type}', not what was asked.`);

@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { DsError } from '@datastation/protocol/errors';
 import { AgentCore, type AgentCoreOptions, type Peer } from './agent.js';
-import { GATEKEEPER_ROLE, roleOf } from './certificates.js';
+import { GATEKEEPER_ROLE, roleOf } from './roles.js';
 import { AGENT_PATH, DEFAULT_AGENT_PORT, DEFAULT_MAX_CONNECTIONS, MAX_REQUEST_BYTES, parseGatekeeperMessage } from './protocol.js';
 
 /** The agent's TLS material, PEM: its certificate (agent role) and key, and the station's CA. */

@@ -14,7 +14,7 @@
  * agent that comes back with a new boot id restarted: its sessions before are recorded `stopped`.
  */
 import type { ReapResult, RunOptions, SessionKey, SessionSpec, StartKind, StationStats } from '@datastation/host';
-import { AgentConnection, type AgentHello, type AgentLoad, type AgentTls, type WireSessionInfo, type WireSessionSpec } from '@datastation/agent';
+import { AgentConnection, type AgentHello, type AgentLoad, type AgentTls, type WireSessionInfo, type WireSessionSpec } from '@datastation/agent/client';
 import { DsError, toDsError } from '@datastation/protocol/errors';
 import type { Logger } from '../logging.js';
 import { LIVE_SESSION_STATES } from '../store/sessions.js';
