@@ -65,6 +65,9 @@ interface Endpoint {
   removed: boolean;
 }
 
+/** Session specs kept at most (one per session key this gatekeeper ran). */
+const MAX_SPECS = 10_000;
+
 const NO_REAP: ReapResult = Object.freeze({ containers: [], networks: [], volumes: [], sessionDirs: [], mounts: [], failed: [] });
 
 /** The backend factory for GatekeeperOptions.backend. */
@@ -77,6 +80,11 @@ export class ClusterBackend implements SessionBackend {
   private readonly agents = new Map<string, AgentState>();
   /** The store's runner of each session this gatekeeper saw start or run: `agent:<id>@<boot>`. */
   private readonly holders = new Map<string, string>();
+  /**
+   * Each key's spec, asked of the runner once per session as a local Station asks it once per start
+   * (the image check with it): forgotten when the key's session closes, or its agent is lost.
+   */
+  private readonly specs = new Map<string, Promise<SessionSpec>>();
   private readonly log: Logger | undefined;
   private discovery: NodeJS.Timeout | undefined;
   private discovering: Promise<void> | undefined;
@@ -112,7 +120,7 @@ export class ClusterBackend implements SessionBackend {
 
   async prewarm(key: SessionKey, options: { signal?: AbortSignal } = {}): Promise<{ session: string; start: StartKind }> {
     this.assertOpen();
-    const spec = await this.context.sessionFor({ ...key });
+    const spec = await this.specFor(key);
     const agent = await this.agentFor(key);
     const started = await connectionOf(agent).prewarm(key, this.wireSpec(spec), options);
     this.holders.set(started.session, holderName(agent));
@@ -121,7 +129,7 @@ export class ClusterBackend implements SessionBackend {
 
   async call<T = unknown>(key: SessionKey, fn: string, args?: unknown, options: RunOptions = {}) {
     this.assertOpen();
-    const spec = await this.context.sessionFor({ ...key });
+    const spec = await this.specFor(key);
     const agent = await this.agentFor(key);
     const result = await connectionOf(agent).call(key, this.wireSpec(spec), { kind: options.connector ? 'connector' : 'function', name: fn }, args, {
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
@@ -139,6 +147,7 @@ export class ClusterBackend implements SessionBackend {
   }
 
   async closeSession(key: SessionKey, reason = 'closed by the gatekeeper'): Promise<void> {
+    this.specs.delete(keyId(key));
     const placed = await this.context.store.placements.get(keyId(key));
     if (!placed) return;
     const agent = this.agents.get(placed.agent);
@@ -207,6 +216,21 @@ export class ClusterBackend implements SessionBackend {
       for (const agent of this.agents.values()) clearTimeout(agent.lostTimer);
     })();
     return this.closing;
+  }
+
+  private specFor(key: SessionKey): Promise<SessionSpec> {
+    const id = keyId(key);
+    let spec = this.specs.get(id);
+    if (!spec) {
+      spec = this.context.sessionFor({ ...key });
+      // A bound, not a policy: keys whose sessions were never seen to close are forgotten oldest first.
+      if (this.specs.size >= MAX_SPECS) this.specs.delete(this.specs.keys().next().value as string);
+      this.specs.set(id, spec);
+      spec.catch(() => {
+        if (this.specs.get(id) === spec) this.specs.delete(id);
+      });
+    }
+    return spec;
   }
 
   private assertOpen(): void {
@@ -428,6 +452,7 @@ export class ClusterBackend implements SessionBackend {
     if (!connection) return;
     const agent = connection.hello.agent;
     this.holders.delete(session);
+    this.specs.delete(keyId(key));
     try {
       const record = await this.context.store.sessions.get(session);
       if (record && record.state !== 'stopped' && record.state !== 'failed') await this.context.store.sessions.setState(session, 'stopped');
@@ -455,6 +480,7 @@ export class ClusterBackend implements SessionBackend {
   private async lost(agent: AgentState): Promise<void> {
     if (this.agents.get(agent.id) !== agent || agent.connection?.open || this.closing) return;
     this.agents.delete(agent.id);
+    this.specs.clear(); // its keys start anew elsewhere, checked again
     try {
       const stopped = await this.context.store.sessions.stopAgent(agent.id);
       const moved = await this.context.store.placements.removeAgent(agent.id);
