@@ -12,7 +12,7 @@
  * (see `roleOf`). Hostnames are not what identifies an agent: swarm tasks come and go at addresses
  * no certificate could name in advance.
  */
-import { generateKeyPair, randomBytes } from 'node:crypto';
+import { generateKeyPair, X509Certificate as NodeX509, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
@@ -105,6 +105,12 @@ export async function issue(options: { ca: KeyPair; cn: string; sans?: readonly 
   ]);
   cert.sign(caKey, forge.md.sha256.create());
   return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/** The role a certificate was issued for (its OU), read from its PEM; undefined when it names none of the roles. */
+export function certRole(certPem: string | Buffer): CertificateUsage | undefined {
+  const ou = /^OU=(.*)$/m.exec(new NodeX509(certPem).subject)?.[1];
+  return USAGES.find((u) => u === ou);
 }
 
 async function newKeys(): Promise<{ publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey }> {

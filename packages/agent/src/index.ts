@@ -21,5 +21,15 @@ export {
   type WireSessionInfo,
   type WireSessionSpec,
 } from './protocol.js';
-export { AGENT_ROLE, GATEKEEPER_ROLE, issue, makeCa, roleOf, type CertificateAuthority, type CertificateUsage, type KeyPair } from './certificates.js';
+export {
+  AGENT_ROLE,
+  certRole,
+  GATEKEEPER_ROLE,
+  issue,
+  makeCa,
+  roleOf,
+  type CertificateAuthority,
+  type CertificateUsage,
+  type KeyPair,
+} from './certificates.js';
 export { AGENT_VERSION } from './version.js';

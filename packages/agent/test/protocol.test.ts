@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AGENT_ROLE, GATEKEEPER_ROLE, issue, makeCa, roleOf } from '../src/certificates.js';
+import { AGENT_ROLE, certRole, GATEKEEPER_ROLE, issue, makeCa, roleOf } from '../src/certificates.js';
 import { readAgentConfig } from '../src/config.js';
 import { fromWireValue, MAX_AGENT_MESSAGE_BYTES, parseAgentMessage, parseGatekeeperMessage, toWireValue } from '../src/protocol.js';
 
@@ -59,6 +59,8 @@ describe('the station certificates', () => {
     const pair = await issue({ ca, cn: 'agent-1', usage: AGENT_ROLE, sans: ['tasks.agent', '10.0.0.7'] });
     const cert = new X509Certificate(pair.cert);
     expect(cert.subject).toContain('OU=agent');
+    expect(certRole(pair.cert)).toBe(AGENT_ROLE);
+    expect(certRole(ca.cert)).toBeUndefined();
     expect(cert.subjectAltName).toBe('DNS:tasks.agent, IP Address:10.0.0.7');
     expect(cert.verify(new X509Certificate(ca.cert).publicKey)).toBe(true);
     expect(cert.checkIssued(new X509Certificate(ca.cert))).toBe(true);
