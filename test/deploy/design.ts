@@ -15,7 +15,7 @@ import type { Index } from './references.js';
 import { selects } from './selectors.js';
 
 /**
- * The names from issue 21's plan (the agent is `ds agent`, port 7443, its TLS files in DS_TLS_*;
+ * The names from issue 21's plan (the agent is `ds agent`, port 7443, its TLS files in DS_TLS_*, the gatekeeper's in DS_AGENTS_TLS_*;
  * the gatekeeper finds agents through DS_AGENTS=dns:host:port). When the agent lands, import its
  * own constants here instead.
  */
@@ -31,7 +31,11 @@ export const CONTRACT = {
     dockerSocket: '/var/run/docker.sock',
   },
   gatekeeper: { replicas: 2, port: { name: 'http', number: 8080 } },
-  tls: { DS_TLS_CERT: 'tls.crt', DS_TLS_KEY: 'tls.key', DS_TLS_CA: 'ca.crt' },
+  /** Each side's certificate, key and CA (the gatekeeper's name its use: the client of the agents). */
+  tls: {
+    agent: { DS_TLS_CERT: 'tls.crt', DS_TLS_KEY: 'tls.key', DS_TLS_CA: 'ca.crt' },
+    gatekeeper: { DS_AGENTS_TLS_CERT: 'tls.crt', DS_AGENTS_TLS_KEY: 'tls.key', DS_AGENTS_TLS_CA: 'ca.crt' },
+  },
   /** Root, each for the reason its manifest gives; every other pod runs as non-root. */
   rootAllowed: ['agent', 'gatekeeper'],
   /** The capabilities a container may add: what the host Station needs on the station's folders. */
@@ -67,7 +71,7 @@ function agentProblems(index: Index, pod: PodTemplate): string[] {
   const env = envOf(c);
   if (env.get(CONTRACT.agent.id.env)?.valueFrom?.fieldRef?.fieldPath !== CONTRACT.agent.id.fieldPath)
     at(`${CONTRACT.agent.id.env} comes from ${CONTRACT.agent.id.fieldPath} (a name the next agent pod on the node shares)`);
-  problems.push(...tlsProblems(index, pod, c));
+  problems.push(...tlsProblems(index, pod, c, CONTRACT.tls.agent));
   // The node's paths, at the same paths: the node's engine resolves bind mounts by them.
   for (const name of ['DS_STORAGE', 'DS_STATE_DIR']) {
     const path = env.get(name)?.value;
@@ -106,7 +110,7 @@ function gatekeeperProblems(index: Index, pod: PodTemplate, agent: PodTemplate, 
   const port = (c.ports ?? []).find((p) => p.name === CONTRACT.gatekeeper.port.name);
   if (port?.containerPort !== CONTRACT.gatekeeper.port.number || env.get('DS_LISTEN')?.value !== `0.0.0.0:${CONTRACT.gatekeeper.port.number}`)
     at(`listens (DS_LISTEN) on the port named ${CONTRACT.gatekeeper.port.name}, ${CONTRACT.gatekeeper.port.number}`);
-  problems.push(...tlsProblems(index, pod, c));
+  problems.push(...tlsProblems(index, pod, c, CONTRACT.tls.gatekeeper));
 
   // DS_AGENTS: a headless Service's name, which resolves to every ready agent, on the agent's port.
   const agents = /^dns:([^:]+):(\d+)$/.exec(env.get('DS_AGENTS')?.value ?? '');
@@ -168,11 +172,11 @@ function gatekeeperProblems(index: Index, pod: PodTemplate, agent: PodTemplate, 
   return problems;
 }
 
-/** DS_TLS_CERT, DS_TLS_KEY, DS_TLS_CA: files of a Secret mounted read-only, which has those keys. */
-function tlsProblems(index: Index, pod: PodTemplate, c: IContainer): string[] {
+/** The TLS variables (certificate, key, CA): files of a Secret mounted read-only, which has those keys. */
+function tlsProblems(index: Index, pod: PodTemplate, c: IContainer, files: Record<string, string>): string[] {
   const problems: string[] = [];
   const env = envOf(c);
-  for (const [name, key] of Object.entries(CONTRACT.tls)) {
+  for (const [name, key] of Object.entries(files)) {
     const file = env.get(name)?.value ?? '';
     const folder = file.slice(0, file.lastIndexOf('/'));
     const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === folder);

@@ -174,11 +174,11 @@ describe('the checks fail on broken manifests', () => {
   it('a TLS variable that points at a key the mounted Secret lacks, and DS_AGENTS on the wrong port', () => {
     const f = broken('StatefulSet', 'datastation-gatekeeper', (o) => {
       const env = o.spec.template.spec.containers[0].env;
-      env.find((e: { name: string }) => e.name === 'DS_TLS_CA').value = '/run/secrets/datastation/ca.pem';
+      env.find((e: { name: string }) => e.name === 'DS_AGENTS_TLS_CA').value = '/run/secrets/datastation/ca.pem';
       env.find((e: { name: string }) => e.name === 'DS_AGENTS').value = 'dns:datastation-agent.datastation-nodes.svc.cluster.local:443';
     });
     expect(designProblems(new Index(f))).toEqual([
-      'gatekeeper.yaml#5 StatefulSet datastation/datastation-gatekeeper: DS_TLS_CA (/run/secrets/datastation/ca.pem) is the key ca.crt of a Secret mounted read-only at its folder',
+      'gatekeeper.yaml#5 StatefulSet datastation/datastation-gatekeeper: DS_AGENTS_TLS_CA (/run/secrets/datastation/ca.pem) is the key ca.crt of a Secret mounted read-only at its folder',
       'gatekeeper.yaml#5 StatefulSet datastation/datastation-gatekeeper: DS_AGENTS: Service datastation-agent has no port 443',
     ]);
   });

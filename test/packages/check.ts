@@ -28,9 +28,10 @@ const BUILD_TIME_ONLY: Record<string, string[]> = {
   '@datastation/cli': ['tsx'],
   '@datastation/host': ['@datastation/runtime'],
   '@datastation/gatekeeper': ['esbuild'],
+  '@datastation/agent': ['esbuild'],
 };
 /** Self-contained bundles for the images (they carry their dependencies inside). */
-const BUNDLES = /^dist\/(runtime-image|gatekeeper-image)\//;
+const BUNDLES = /^dist\/(runtime-image|gatekeeper-image|agent-image)\//;
 
 interface Manifest {
   name: string;

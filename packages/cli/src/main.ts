@@ -263,6 +263,25 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
         )
         .demandCommand(1, 'Name a swarm command: init, up or down.'),
     );
+  parser.command(
+    'agent',
+    "Run this node's agent: the station's gatekeepers run sessions on this node's Docker engine through it (wss, mutual TLS)",
+    (y) =>
+      y
+        .option('listen', { type: 'string', describe: 'host:port to listen on (default: DS_AGENT_LISTEN, then 0.0.0.0:7443)' })
+        .option('id', { type: 'string', describe: "The agent's id (default: DS_AGENT_ID, then the hostname; a swarm stack gives the node id)" })
+        .option('storage', { type: 'string', describe: "The station storage, at the gatekeepers' path (default: DS_STORAGE)" })
+        .option('state-dir', { type: 'string', describe: 'Session folders (default: DS_STATE_DIR, then the host default)' })
+        .option('tls-cert', { type: 'string', describe: "The agent's certificate, PEM (default: DS_TLS_CERT)" })
+        .option('tls-key', { type: 'string', describe: "The agent's key, PEM (default: DS_TLS_KEY)" })
+        .option('tls-ca', { type: 'string', describe: "The station's CA, PEM (default: DS_TLS_CA)" })
+        .example('$0 agent --storage /srv/station --tls-cert agent.pem --tls-key agent.key --tls-ca ca.pem', 'Serve this node on 0.0.0.0:7443')
+        .epilog('Only clients with a certificate the station CA signed for the gatekeeper role are let in. SIGTERM closes its sessions and exits.'),
+    async (argv) => {
+      const { agentCommand } = await import('./commands/agent.js');
+      await agentCommand(argv, context(argv));
+    },
+  );
   // The station client commands (upload, grants, grant, revoke, call, runs, release, refuse, audit).
   stationCommands(parser, context);
   parser

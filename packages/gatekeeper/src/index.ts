@@ -6,3 +6,6 @@ export * from './store/index.js';
 export * from './http/index.js';
 export { createGatekeeperLogger, LOG_LEVEL_ENV, LOG_LEVELS, type Logger, type LogLevel, parseLogLevel, silentLogger } from './logging.js';
 export { GatekeeperMetrics, type MetricsSources } from './metrics.js';
+export { localBackend, type BackendContext, type SessionBackend, type SessionBackendFactory } from './runs/backend.js';
+export { ClusterBackend, clusterBackend, type ClusterOptions } from './cluster/cluster-backend.js';
+export { AGENTS_ENV, type AgentEndpoints, parseAgentEndpoints, resolveAgentEndpoints } from './cluster/endpoints.js';

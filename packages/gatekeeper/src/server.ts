@@ -3,11 +3,13 @@
  * made at first start, and the HTTP API listening. `main.ts` adds the signals; the
  * compose stack's image runs the two bundled together.
  */
-import { constants, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, link, lstat, mkdir, open, rm } from 'node:fs/promises';
+import { constants, readFileSync } from 'node:fs';
+import { chmod, chown, link, lstat, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
+import { clusterBackend } from './cluster/cluster-backend.js';
+import { AGENTS_ENV, type AgentEndpoints, parseAgentEndpoints } from './cluster/endpoints.js';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './http/index.js';
 import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './http/images.js';
 import { checkMetricsAccess } from './http/observe.js';
@@ -38,6 +40,12 @@ export interface StationConfig {
   logLevel: LogLevel;
   /** DS_METRICS_TOKEN: a bearer token that opens `GET /metrics` from beyond loopback (16 to 512 printable characters). */
   metricsToken?: string;
+  /**
+   * DS_AGENTS: the sessions run on node agents (`dns:<name>:<port>` or `wss://host:port,…`) instead
+   * of this machine's engine, reached with the certificate, key and CA in DS_AGENTS_TLS_CERT, DS_AGENTS_TLS_KEY
+   * and DS_AGENTS_TLS_CA (PEM files: swarm secrets at /run/secrets/…).
+   */
+  cluster?: { agents: AgentEndpoints; tlsFiles: { cert: string; key: string; ca: string } };
 }
 
 /** Reads the station's configuration; a missing or relative folder is BAD_REQUEST naming the variable. */
@@ -78,7 +86,9 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
   }
   const metricsToken = env.DS_METRICS_TOKEN || undefined;
   if (metricsToken) checkMetricsAccess({ token: metricsToken }, 'DS_METRICS_TOKEN');
+  const cluster = readClusterConfig(env);
   return {
+    ...(cluster ? { cluster } : {}),
     storage,
     stateDir,
     auditCheckpoints,
@@ -107,6 +117,33 @@ function dbUrlFromFile(file: string | undefined): string | undefined {
   }
   if (!url) throw new DsError('BAD_REQUEST', `DS_DB_URL_FILE names ${file}, which is empty.`);
   return url;
+}
+
+/** DS_AGENTS and the TLS files it needs, or undefined when unset (sessions on this machine's engine). */
+function readClusterConfig(env: NodeJS.ProcessEnv): StationConfig['cluster'] {
+  const agents = env[AGENTS_ENV];
+  if (!agents) return undefined;
+  const file = (name: string): string => {
+    const value = env[name];
+    if (!value || !isAbsolute(value))
+      throw new DsError('BAD_REQUEST', `${AGENTS_ENV} is set, so ${name} must be the absolute path of a PEM file (got ${JSON.stringify(value ?? null)}).`);
+    return resolve(value);
+  };
+  return { agents: parseAgentEndpoints(agents), tlsFiles: { cert: file('DS_AGENTS_TLS_CERT'), key: file('DS_AGENTS_TLS_KEY'), ca: file('DS_AGENTS_TLS_CA') } };
+}
+
+/** The cluster backend of a config with DS_AGENTS: its TLS files read now (a missing one stops the start, naming it). */
+async function clusterOf(cluster: NonNullable<StationConfig['cluster']>): Promise<Pick<GatekeeperOptions, 'backend'>> {
+  const read = (name: string, path: string) =>
+    readFile(path, 'utf8').catch((cause: unknown) => {
+      throw new DsError('BAD_REQUEST', `Could not read ${name} (${path}): ${(cause as Error).message}.`, { cause });
+    });
+  const [cert, key, ca] = await Promise.all([
+    read('DS_AGENTS_TLS_CERT', cluster.tlsFiles.cert),
+    read('DS_AGENTS_TLS_KEY', cluster.tlsFiles.key),
+    read('DS_AGENTS_TLS_CA', cluster.tlsFiles.ca),
+  ]);
+  return { backend: clusterBackend({ agents: cluster.agents, tls: { cert, key, ca } }) };
 }
 
 /** The one principal a new station has: the admin, who adds the others (`/v1/principals`). */
@@ -273,6 +310,7 @@ export async function startStation(config: StationConfig, options: Omit<Gatekeep
     if (adminToken) log(`the admin's token was written to ${adminToken} (ds principals add, as admin, adds the others)`);
     if (config.auditCheckpoints === defaultCheckpoints(config.stateDir)) await prepareCheckpoints(config.auditCheckpoints, config.stateDir);
     const started = await createGatekeeper({
+      ...(config.cluster ? await clusterOf(config.cluster) : {}),
       auditCheckpoints: config.auditCheckpoints,
       metrics: { processMetrics: true, ...(config.metricsToken ? { token: config.metricsToken } : {}) },
       ...(config.consoleDir !== undefined ? { consoleDir: config.consoleDir } : {}),

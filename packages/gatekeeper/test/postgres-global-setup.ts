@@ -29,6 +29,17 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     project.provide('pgUrl', process.env.DS_TEST_PG_URL);
     return undefined;
   }
+  const pg = await startTestPostgres();
+  project.provide('pgUrl', pg.url);
+  return pg.stop;
+}
+
+/**
+ * A throwaway PostgreSQL in a temporary folder, listening only on a Unix socket there; `stop`
+ * stops it and removes the folder. The store project's setup starts one; a Docker test that needs
+ * its own (two gatekeepers on one database) starts it the same way.
+ */
+export async function startTestPostgres(): Promise<{ url: string; stop: () => Promise<void> }> {
   const bin = findBinDir();
   if (!bin) {
     // Like the Docker tests: missing, the suite fails (it never skips), saying what to install.
@@ -51,14 +62,15 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`Could not start a test PostgreSQL in ${dir}: ${(cause as Error).message}. ${INSTALL_HINT}`, { cause });
   }
-  process.stderr.write(`store tests: PostgreSQL started in ${Date.now() - started} ms (${dir})\n`);
-  project.provide('pgUrl', `postgres://postgres@localhost/postgres?host=${encodeURIComponent(dir)}`);
-
-  return async () => {
-    await as(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch((e: Error) => {
-      process.stderr.write(`store tests: pg_ctl stop failed: ${e.message}\n`);
-    });
-    rmSync(dir, { recursive: true, force: true });
+  process.stderr.write(`test PostgreSQL started in ${Date.now() - started} ms (${dir})\n`);
+  return {
+    url: `postgres://postgres@localhost/postgres?host=${encodeURIComponent(dir)}`,
+    stop: async () => {
+      await as(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch((e: Error) => {
+        process.stderr.write(`test PostgreSQL: pg_ctl stop failed: ${e.message}\n`);
+      });
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 

@@ -409,6 +409,39 @@ describe.each(backends)('store on $name', (backend) => {
     await expect(store.sessions.stopAll('')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 
+  it('places session keys on agents first come, first served; moves them only from the agent they are on; forgets a lost agent', async () => {
+    const key = JSON.stringify(['ann', 'p+policy:1']);
+    const first = await store.placements.place({ key, user: 'ann', package: 'p+policy:1', agent: 'a1', by: 'gk-a' });
+    expect(first).toMatchObject({ key, agent: 'a1', placedBy: 'gk-a' });
+    // Another gatekeeper placing the same key at the same moment gets the first one's agent.
+    expect(await store.placements.place({ key, user: 'ann', package: 'p+policy:1', agent: 'a2', by: 'gk-b' })).toMatchObject({ agent: 'a1', placedBy: 'gk-a' });
+    // A move from an agent it is not on (another gatekeeper moved it first) keeps the placement as it is.
+    expect(await store.placements.move({ key, user: 'ann', package: 'p+policy:1', from: 'a9', to: 'a3', by: 'gk-b' })).toMatchObject({ agent: 'a1' });
+    expect(await store.placements.move({ key, user: 'ann', package: 'p+policy:1', from: 'a1', to: 'a2', by: 'gk-b' })).toMatchObject({
+      agent: 'a2',
+      placedBy: 'gk-b',
+    });
+    await store.placements.place({ key: JSON.stringify(['bob', 'p+policy:1']), user: 'bob', package: 'p+policy:1', agent: 'a2', by: 'gk-a' });
+    expect((await store.placements.list({ user: 'ann' })).map((p) => p.agent)).toEqual(['a2']);
+    expect(await store.placements.remove(key, 'a1')).toBe(false);
+    expect((await store.placements.removeAgent('a2')).map((p) => p.user)).toEqual(['ann', 'bob']);
+    expect(await store.placements.list()).toEqual([]);
+
+    // An agent's sessions (runner agent:<id>@<boot>): those of its earlier boot, or all of them once it is lost.
+    await seed(store);
+    for (const [id, runner] of [
+      ['s1', 'agent:a1@b1'],
+      ['s2', 'agent:a1@b2'],
+      ['s3', 'agent:a1_x@b1'],
+      ['s4', 'gk-a'],
+    ])
+      await store.sessions.put({ id: id as string, user: 'ann', package: PKG, state: 'running', runner: runner as string });
+    expect((await store.sessions.stopAgent('a1', 'b2')).map((s) => s.id)).toEqual(['s1']);
+    expect((await store.sessions.stopAgent('a1')).map((s) => s.id)).toEqual(['s2']);
+    const states = Object.fromEntries((await store.sessions.list()).map((s) => [s.id, s.state]));
+    expect(states).toEqual({ s1: 'stopped', s2: 'stopped', s3: 'running', s4: 'running' });
+  });
+
   it('migrates a database of 0001 to the runner columns, its rows having no runner', async () => {
     await store.close();
     await fixture.cleanup();
@@ -465,7 +498,7 @@ describe.each(backends)('store on $name', (backend) => {
     fixture = await backend.fresh();
     const old = connect(parseStoreUrl(fixture.url));
     try {
-      const { '0004_principals': _, '0005_data_files': __, '0006_settings': ___, ...upTo0003 } = MIGRATIONS;
+      const { '0004_principals': _, '0005_data_files': __, '0006_settings': ___, '0007_placements': ____, ...upTo0003 } = MIGRATIONS;
       expect(Object.keys(upTo0003)).toEqual(['0001_initial', '0002_runner', '0003_release_scope']);
       const migrator = new Migrator({
         db: old.db,
@@ -506,7 +539,7 @@ describe.each(backends)('store on $name', (backend) => {
     await fixture.sql('insert into data_taints ("user", package, owner, since) values (?, ?, ?, ?)', ['ann', PKG, 'acme', at]);
 
     store = await open();
-    expect(store.migrated).toEqual(['0004_principals', '0005_data_files', '0006_settings']);
+    expect(store.migrated).toEqual(['0004_principals', '0005_data_files', '0006_settings', '0007_placements']);
     expect(await store.principals.authenticate(token)).toEqual({
       id: 'ann',
       role: 'user',

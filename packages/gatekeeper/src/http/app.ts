@@ -22,6 +22,7 @@ import { sweepReceiving } from '../files/sweep.js';
 import { UserFiles } from '../files/user-files.js';
 import { createGatekeeperLogger, type Logger } from '../logging.js';
 import { GatekeeperMetrics } from '../metrics.js';
+import type { SessionBackendFactory } from '../runs/backend.js';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
 import { authenticate } from './auth.js';
@@ -60,6 +61,11 @@ export interface GatekeeperOptions {
    * `sessionFor`, which the gatekeeper supplies (data folder, functions, image, read policy).
    */
   stationOptions?: Omit<StationOptions, 'sessionFor'>;
+  /**
+   * Where sessions run: this machine's Station (the default), or the node agents of a cluster
+   * (`clusterBackend`, which the gatekeeper process makes from DS_AGENTS).
+   */
+  backend?: SessionBackendFactory;
   /** Limits at the door (see HttpLimits); the defaults are in DEFAULT_HTTP_LIMITS. */
   limits?: Partial<HttpLimits>;
   /**
@@ -155,8 +161,11 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   await mkdir(join(options.storage, 'users'), { recursive: true, mode: 0o755 });
   await mkdir(join(options.storage, 'packages'), { recursive: true, mode: 0o700 });
   const storage = await realpath(options.storage);
-  const docker: DockerClient | undefined = options.checkImages === false ? undefined : (options.stationOptions?.docker ?? defaultDockerClient());
-  const images = docker ? new ImagePolicy(docker, options.allowedImages) : undefined;
+  // Images are checked where sessions run: a cluster's agents (the gatekeeper then needs no engine), else this machine's engine.
+  const engine: Pick<DockerClient, 'images'> = options.stationOptions?.docker ?? defaultDockerClient();
+  const inspect = (ref: string): Promise<{ id: string; labels: Record<string, string> } | undefined> =>
+    runner.station.inspectImage?.(ref) ?? engine.images.inspect(ref);
+  const images: ImagePolicy | undefined = options.checkImages === false ? undefined : new ImagePolicy({ images: { inspect } }, options.allowedImages);
   const packageFiles = new PackageFiles(join(storage, 'packages'), { maxBytes: limits.uploadBytes, images });
   await packageFiles.sweepIncoming(2 * limits.requestTimeoutMs);
   await sweepReceiving(storage, 2 * limits.requestTimeoutMs);
@@ -164,13 +173,15 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   const instance = options.instance ?? hostname();
   if (typeof instance !== 'string' || instance.length === 0 || instance.length > 255)
     throw new DsError('BAD_REQUEST', 'createGatekeeper: instance must be a name of 1 to 255 characters (default: the hostname).');
+  // `agent:…` names a node agent in the store's runner columns.
+  if (instance.startsWith('agent:')) throw new DsError('BAD_REQUEST', "createGatekeeper: an instance name may not begin with 'agent:'.");
   const metricsAccess = checkMetricsAccess(options.metrics ?? {});
   const logger = (options.logger ?? createGatekeeperLogger()).child({ instance });
   // Before recovery, whose audit entries it checkpoints like any others.
   const checkpoints = options.auditCheckpoints
     ? await AuditCheckpoints.open(options.auditCheckpoints, options.store, { log: (line) => logger.warn({ component: 'checkpoints' }, line) })
     : undefined;
-  const runner = new Runner(options.store, storage, packageFiles, { logger, ...options.stationOptions }, instance);
+  const runner: Runner = new Runner(options.store, storage, packageFiles, { logger, ...options.stationOptions }, instance, options.backend);
   const metrics = new GatekeeperMetrics({ station: () => runner.station.stats(), processMetrics: options.metrics?.processMetrics === true });
   runner.onRunRecorded = (run, reads) => metrics.runRecorded(run, reads);
   const unwatchAudit = options.store.onAuditLatency((seconds) => metrics.auditAppended(seconds));

@@ -21,7 +21,7 @@ export class ImagePolicy {
   readonly allowed: readonly string[];
 
   constructor(
-    private readonly docker: Pick<DockerClient, 'images'>,
+    private readonly docker: { images: Pick<DockerClient['images'], 'inspect'> },
     allowed: readonly string[] = [],
   ) {
     this.allowed = Object.freeze(allowed.map((entry) => entry.trim()).filter((entry) => entry.length > 0));

@@ -7,13 +7,13 @@ import {
   resolveCeilings,
   type SessionKey,
   type SessionSpec,
-  Station,
   type StationOptions,
 } from '@datastation/host';
 import { didYouMean } from '@datastation/protocol';
 import { DsError, isErrorCode, toDsError } from '@datastation/protocol/errors';
 import type { Progress } from '@datastation/protocol/progress';
 import type { RunProgress } from '@datastation/protocol/station';
+import { localBackend, type SessionBackend, type SessionBackendFactory } from '../runs/backend.js';
 import { emptyDataFolder, ensureDataFolder } from '../runs/folders.js';
 import { Turns } from '../runs/turns.js';
 import {
@@ -151,7 +151,8 @@ export interface Settled {
  * always up to date when the next run starts.
  */
 export class Runner implements AsyncDisposable {
-  readonly station: Station;
+  /** The host's Station on this machine, or the node agents of a cluster (runs/backend.ts). */
+  readonly station: SessionBackend;
   private readonly specs = new Map<string, SessionSpec>();
   private readonly traces = new Map<string, Trace>();
   /** Runs (and uploads, downloads, emptying) queued per data folder (user, package). */
@@ -180,8 +181,10 @@ export class Runner implements AsyncDisposable {
     stationOptions: Omit<StationOptions, 'sessionFor'>,
     /** This gatekeeper's name in the store's `runner` columns (see GatekeeperOptions.instance). */
     readonly instance: string,
+    /** Where sessions run: this machine's Station by default (GatekeeperOptions.backend). */
+    backend: SessionBackendFactory = localBackend,
   ) {
-    this.station = new Station({ ...stationOptions, sessionFor: (key) => this.sessionFor(key) });
+    this.station = backend({ sessionFor: (key) => this.sessionFor(key), store, storage, instance, logger: stationOptions.logger, stationOptions });
     this.scrub = scrubContext(storage, stationOptions);
     this.runCeilingMs = resolveCeilings(stationOptions.ceilings).timeoutMs;
     this.defaultMaxRunMs = Math.min(stationOptions.limits?.timeoutMs ?? DEFAULT_MAX_RUN_MS, this.runCeilingMs);
@@ -366,8 +369,15 @@ export class Runner implements AsyncDisposable {
    */
   async grantsChanged(user: string, pkg: string): Promise<void> {
     const keys = this.folderSessions.get(folderId(user, pkg));
+    // Sessions other gatekeepers started on the cluster's agents too: every key of the folder.
+    await this.station.closeSessionsOf?.(user, (key) => key.package.startsWith(`${pkg}+policy:`), 'its grants changed');
     if (!keys) return;
     await Promise.all([...keys.values()].map((key) => this.station.closeSession(key, 'its grants changed')));
+  }
+
+  /** The store's `runner` of a session: this gatekeeper, or the node agent that holds it. */
+  private holder(session: string): string {
+    return this.station.holderOf?.(session) ?? this.instance;
   }
 
   /**
@@ -505,7 +515,8 @@ export class Runner implements AsyncDisposable {
       // A new session is recorded before the call: a gatekeeper killed mid-call leaves a record
       // its successor can settle (see recover). A warm one was recorded when it started.
       const started = await this.station.prewarm(key, { signal: live.abort.signal });
-      if (started.start === 'cold') await this.store.sessions.put({ id: started.session, user, package: pkg.id, state: 'running', runner: this.instance });
+      if (started.start === 'cold')
+        await this.store.sessions.put({ id: started.session, user, package: pkg.id, state: 'running', runner: this.holder(started.session) });
       const remaining = deadline - Date.now();
       if (remaining < 1) throw new DsError('TIMEOUT', 'The run reached its deadline while its session started.');
       const result = await this.station.call(key, request.target.name, request.args, {
@@ -703,7 +714,7 @@ export class Runner implements AsyncDisposable {
         },
       });
     }
-    if (session) await tx.sessions.put({ id: session, user, package: pkg.id, state: 'running', runner: this.instance });
+    if (session) await tx.sessions.put({ id: session, user, package: pkg.id, state: 'running', runner: this.holder(session) });
     return run;
   }
 

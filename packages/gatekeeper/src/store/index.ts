@@ -21,6 +21,7 @@ export { Runs, type Run, type RunDecision, type RunError, type RunOutcome, type 
 export { DataTaints } from './taints.js';
 export { DataFiles, type DataFileRecord } from './data-files.js';
 export { LIVE_SESSION_STATES, Sessions, type SessionRecord } from './sessions.js';
+export { Placements, type Placement } from './placements.js';
 export { MIGRATIONS } from './migrations/index.js';
 export {
   RELEASE_MODES,

@@ -119,6 +119,16 @@ export interface SettingTable {
   updated_at: string;
 }
 
+/** Where a session key's session lives, on which node agent (migration 0007). */
+export interface PlacementTable {
+  key: string;
+  user: string;
+  package: string;
+  agent: string;
+  placed_by: string;
+  placed_at: string;
+}
+
 export interface AuditTable {
   seq: number;
   at: string;
@@ -152,6 +162,7 @@ export interface Database {
   data_taints: DataTaintTable;
   data_files: DataFileTable;
   settings: SettingTable;
+  placements: PlacementTable;
   audit: AuditTable;
   audit_owners: AuditOwnerTable;
   audit_head: AuditHeadTable;

@@ -99,6 +99,40 @@ export class Sessions {
     });
   }
 
+  /**
+   * Records every live session of node agent `agent` as `stopped` (their runner is
+   * `agent:<agent>@<boot>`), except those of its incarnation `keep` (the boot it runs now, when it
+   * came back), and returns them: the agent was lost, or restarted and lost its sessions with it.
+   */
+  async stopAgent(agent: string, keep?: string): Promise<SessionRecord[]> {
+    if (typeof agent !== 'string' || agent.length === 0) throw new DsError('BAD_REQUEST', 'stopAgent needs the agent whose sessions to stop.');
+    const prefix = `agent:${agent}@`;
+    const at = this.now().toISOString();
+    return this.connection.write(`stop the sessions of agent ${agent}`, async (q) => {
+      // Filtered here, not with LIKE: an agent id may hold LIKE's wildcards.
+      const rows = (
+        await q
+          .selectFrom('sessions')
+          .selectAll()
+          .where('state', 'in', [...LIVE_SESSION_STATES])
+          .where('runner', 'is not', null)
+          .execute()
+      ).filter((row) => row.runner?.startsWith(prefix) && (keep === undefined || row.runner !== `${prefix}${keep}`));
+      if (rows.length === 0) return [];
+      await q
+        .updateTable('sessions')
+        .set({ state: 'stopped', since: at })
+        .where(
+          'id',
+          'in',
+          rows.map((r) => r.id),
+        )
+        .where('state', 'in', [...LIVE_SESSION_STATES])
+        .execute();
+      return rows.map((row) => toSession({ ...row, state: 'stopped', since: at }));
+    });
+  }
+
   get(id: string): Promise<SessionRecord | undefined> {
     return this.connection.read(`read session ${id}`, async (q) => {
       const row = await q.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();

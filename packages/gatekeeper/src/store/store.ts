@@ -7,6 +7,7 @@ import { toStoreError } from './errors.js';
 import { Grants } from './grants.js';
 import { migrationProvider } from './migrations/index.js';
 import { Packages } from './packages.js';
+import { Placements } from './placements.js';
 import { type PrincipalChange, Principals } from './principals.js';
 import { Runs } from './runs.js';
 import { Sessions } from './sessions.js';
@@ -31,6 +32,7 @@ export interface StoreTables {
   readonly taints: DataTaints;
   readonly dataFiles: DataFiles;
   readonly settings: Settings;
+  readonly placements: Placements;
   readonly audit: AuditLog;
 }
 
@@ -43,6 +45,7 @@ export class Store implements StoreTables, AsyncDisposable {
   readonly taints: DataTaints;
   readonly dataFiles: DataFiles;
   readonly settings: Settings;
+  readonly placements: Placements;
   readonly audit: AuditLog;
   #closed: Promise<void> | undefined;
   readonly #appendListeners = new Listeners<readonly AuditEntry[]>();
@@ -65,6 +68,7 @@ export class Store implements StoreTables, AsyncDisposable {
       taints: this.taints,
       dataFiles: this.dataFiles,
       settings: this.settings,
+      placements: this.placements,
       audit: this.audit,
     } = tables(connection, now, {
       appended: (entry, began) => {
@@ -196,6 +200,7 @@ function tables(connection: Connection, now: () => Date, events: TableEvents): S
     taints: new DataTaints(connection, now),
     dataFiles: new DataFiles(connection, now),
     settings: new Settings(connection, now),
+    placements: new Placements(connection, now),
     audit: new AuditLog(connection, now, appended),
   };
 }

@@ -40,6 +40,8 @@ export interface StationOptionsForTest {
   files?: Record<string, string>;
   limits?: GatekeeperOptions['limits'];
   stationOptions?: Omit<StationOptions, 'sessionFor'>;
+  /** Where sessions run (default this machine's Station; a ClusterBackend for node agents). */
+  backend?: GatekeeperOptions['backend'];
   /** The audit checkpoint file; default `<root>/state/audit/checkpoints.jsonl` (a real station's `<DS_STATE_DIR>/audit/…`), false for none. */
   auditCheckpoints?: string | false;
   /** The gatekeeper's logger (default silent) and who may read its /metrics (default loopback). */
@@ -112,6 +114,7 @@ export async function startAttackStation(options: StationOptionsForTest = {}): P
       storage,
       stationOptions: { docker, pauseAfterMs: 60_000, limits: { timeoutMs: 20_000 }, ...options.stationOptions },
       ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.backend ? { backend: options.backend } : {}),
       auditCheckpoints: checkpoints,
       logger: options.logger ?? silentLogger(),
       ...(options.metrics ? { metrics: options.metrics } : {}),

@@ -17,9 +17,11 @@ export const LABELS = {
 
 /**
  * The labels that name this controller as a resource's owner (pid, host, start time where /proc
- * has it): the reaper removes what an owner that no longer runs left behind.
+ * has it): the reaper removes what an owner that no longer runs left behind. `host` names the
+ * controller where the hostname does not (a node agent's id: stable across its restarts, and
+ * apart from another agent's on the same machine).
  */
-export function ownerLabels(): Record<string, string> {
+export function ownerLabels(host: string = hostname()): Record<string, string> {
   const start = processStartTime(process.pid);
-  return { [LABELS.ownerPid]: String(process.pid), [LABELS.ownerHost]: hostname(), ...(start ? { [LABELS.ownerStart]: start } : {}) };
+  return { [LABELS.ownerPid]: String(process.pid), [LABELS.ownerHost]: host, ...(start ? { [LABELS.ownerStart]: start } : {}) };
 }

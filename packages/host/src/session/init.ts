@@ -74,6 +74,11 @@ export interface InitOptions {
   docker?: DockerClient;
   stateDir?: string;
   /**
+   * The owner-host label of the session's container (see ownerLabels): the reaper of a controller
+   * with the same name removes it once this process is gone. Default: the hostname.
+   */
+  ownerHost?: string;
+  /**
    * A pre-started pool (SessionPool): when it has an idle container for this session's image,
    * runtime, limits and data folder owner, the session takes it (no container start on its path);
    * otherwise the session starts cold as usual.
@@ -96,6 +101,12 @@ export interface RunOptions {
    * at most once per PROGRESS_INTERVAL_MS (the latest wins).
    */
   onProgress?: (progress: Progress) => void;
+  /**
+   * Told the call's id as it is sent (before any of its reads or nested calls can be reported):
+   * what `ReadEvent.callId` and `ConnectorCallEvent.callId` carry, so that a caller running several
+   * calls on one session at once can tell whose each read is.
+   */
+  onSent?: (call: { sessionId: string; callId: string }) => void;
 }
 
 /**
@@ -206,7 +217,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   const labels = {
     [LABELS.user]: options.user ?? 'local',
     [LABELS.package]: options.package ?? 'local',
-    ...ownerLabels(),
+    ...ownerLabels(options.ownerHost),
   };
   let containerId: string | undefined;
   let networkId: string | undefined;
@@ -471,6 +482,7 @@ class Connection implements DsConnection {
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.connector ? { connector: true, onNested: this.reporter(fn, options.onCall) } : {}),
+        ...(options.onSent ? { onSent: this.announcer(options.onSent) } : {}),
       });
     } finally {
       this.watch?.end();
@@ -479,6 +491,17 @@ class Connection implements DsConnection {
 
   runConnector(name: string, args: unknown = null, options: Omit<RunOptions, 'connector'> = {}): Promise<unknown> {
     return this.run(name, args, { ...options, connector: true });
+  }
+
+  /** The call's id with this session's, for `RunOptions.onSent`; a hook that throws does not stop the call. */
+  private announcer(onSent: NonNullable<RunOptions['onSent']>): (callId: string) => void {
+    return (callId) => {
+      try {
+        onSent({ sessionId: this.sessionId, callId });
+      } catch {
+        // the caller's bug; the call goes on
+      }
+    };
   }
 
   /** Turns the runtime's reports of a connector's calls into events for the session's and the call's hooks. */

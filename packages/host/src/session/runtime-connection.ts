@@ -33,6 +33,8 @@ export interface CallOptions {
   onNested?: (report: NestedCallMessage) => void;
   /** The call's progress, bounded (0..1, a short printable line) and at most once per PROGRESS_INTERVAL_MS. */
   onProgress?: (progress: Progress) => void;
+  /** Told the call's id just before its invoke is sent. */
+  onSent?: (callId: string) => void;
 }
 
 interface PendingCall {
@@ -380,6 +382,7 @@ export class RuntimeConnection {
         cancelled: undefined,
       });
       options.signal?.addEventListener('abort', onAbort, { once: true });
+      options.onSent?.(id);
       this.ws.send(frame, { binary: true });
     });
   }

@@ -17,7 +17,7 @@ export interface SessionKey {
 }
 
 /** What `sessionFor` gives for a key: everything dsDockerInit needs but what the station decides. */
-export type SessionSpec = Omit<InitOptions, 'docker' | 'stateDir' | 'user' | 'package' | 'ceilings'>;
+export type SessionSpec = Omit<InitOptions, 'docker' | 'stateDir' | 'user' | 'package' | 'ceilings' | 'ownerHost'>;
 
 export interface StationOptions {
   /** The data folder, functions and limits of a user's session of a package. Called once per session start. */
@@ -51,6 +51,12 @@ export interface StationOptions {
    * carrying those labels too (`io.datastation.user=alice`). Default: every orphan of this host.
    */
   reap?: false | { labels?: string[] };
+  /**
+   * The owner-host label of this station's containers and the name its reaper looks for (see
+   * ownerLabels). Default: the hostname. A node agent gives its id, so that its successor on the
+   * node reaps what it left, and two agents on one machine reap only their own.
+   */
+  ownerHost?: string;
   /** How a session is started; default dsDockerInit. For tests, and for wrapping (metrics, tracing). */
   init?: (options: InitOptions) => Promise<DsConnection>;
   /**
@@ -306,6 +312,7 @@ export class Station implements AsyncDisposable {
       stateDir: this.stateDir,
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.options.reap?.labels ? { labels: this.options.reap.labels } : {}),
+      ...(this.options.ownerHost ? { hostname: this.options.ownerHost } : {}),
     }).catch((error: unknown) => {
       this.reaping = undefined; // try again next time
       throw toDsError(error);
@@ -423,6 +430,7 @@ export class Station implements AsyncDisposable {
         user: key.user,
         package: key.package,
         docker: this.docker,
+        ...(this.options.ownerHost ? { ownerHost: this.options.ownerHost } : {}),
         ...(this.options.logger && !spec.logger ? { logger: this.options.logger } : {}),
         stateDir: this.stateDir,
       }).catch((error: unknown) => {

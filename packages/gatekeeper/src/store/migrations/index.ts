@@ -5,6 +5,7 @@ import * as m0003 from './0003-release-scope.js';
 import * as m0004 from './0004-principals.js';
 import * as m0005 from './0005-data-files.js';
 import * as m0006 from './0006-settings.js';
+import * as m0007 from './0007-placements.js';
 
 /**
  * Every migration, in code (no folder scanning: the built package and the sources under test run
@@ -17,6 +18,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0004_principals': m0004,
   '0005_data_files': m0005,
   '0006_settings': m0006,
+  '0007_placements': m0007,
 };
 
 export const migrationProvider: MigrationProvider = {
