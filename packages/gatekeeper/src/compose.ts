@@ -18,23 +18,22 @@
  * the same path inside the gatekeeper, because the engine resolves its bind mounts on the host.
  */
 import { execFile, spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readFile, realpath, rename, rm, rmdir } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, realpath, rm, rmdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { buildRuntimeImage, type DockerClient, LABELS, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
+import { buildRuntimeImage, type DockerClient, LABELS, RUNTIME_IMAGE, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { printable } from '@datastation/protocol';
 import { AUDIT_HEADS_FILE, isPrincipalId, ROLES, type Role } from '@datastation/protocol/station';
-import { buildGatekeeperImage } from './image.js';
+import { buildGatekeeperImage, GATEKEEPER_IMAGE } from './image.js';
+import { STATION_COMPOSE_FILE } from './station-files.js';
+import { readStationFile, STATION_FILE, writeStationFile } from './station-json.js';
 
 const exec = promisify(execFile);
 const ROLE_NAMES: ReadonlySet<string> = new Set(ROLES);
 
-/** Shipped in this package (same depth from src/ and dist/). */
-export const STATION_COMPOSE_FILE = fileURLToPath(new URL('../compose/docker-compose.yml', import.meta.url));
-export const STATION_FILE = 'station.json';
+export { STATION_COMPOSE_FILE } from './station-files.js';
+export { STATION_FILE } from './station-json.js';
 export const DEFAULT_STATION_NAME = 'datastation';
 export const DEFAULT_STATION_PORT = 8080;
 
@@ -277,6 +276,9 @@ function composeEnv(o: {
     DS_STATE_DIR: o.dir,
     DS_RUNTIME: o.runtime ?? '',
     DS_DB_URL: o.dbUrl ?? '',
+    // The images this module built (compose builds nothing then), whatever the shell or compose/.env say.
+    DS_RUNTIME_IMAGE: RUNTIME_IMAGE,
+    DS_GATEKEEPER_IMAGE: GATEKEEPER_IMAGE,
   };
 }
 
@@ -343,35 +345,4 @@ function quote(text: string): string {
     .slice(-40)
     .map((l) => `  | ${printable(l)}`)
     .join('\n');
-}
-
-interface StationFileContent {
-  url?: string;
-  name?: string;
-  port?: number;
-  storage?: string;
-  principals?: Record<string, Role>;
-}
-
-async function readStationFile(dir: string): Promise<StationFileContent> {
-  try {
-    const parsed = JSON.parse(await readFile(join(dir, STATION_FILE), 'utf8')) as StationFileContent;
-    return typeof parsed === 'object' && parsed !== null ? parsed : {};
-  } catch {
-    return {};
-  }
-}
-
-/** A new file beside the target, then a rename: `ds` never reads half of it. */
-async function writeStationFile(dir: string, content: StationFileContent): Promise<void> {
-  const file = join(dir, STATION_FILE);
-  const temp = `${file}.${process.pid}.tmp`;
-  await rm(temp, { force: true });
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`);
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
 }
