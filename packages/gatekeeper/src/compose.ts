@@ -19,6 +19,8 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { chmod, lstat, mkdir, readFile, realpath, rm, rmdir } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildRuntimeImage, type DockerClient, LABELS, RUNTIME_IMAGE, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
@@ -28,12 +30,14 @@ import { AUDIT_HEADS_FILE, isPrincipalId, ROLES, type Role } from '@datastation/
 import { buildGatekeeperImage, GATEKEEPER_IMAGE } from './image.js';
 import { STATION_COMPOSE_FILE } from './station-files.js';
 import { readStationFile, STATION_FILE, writeStationFile } from './station-json.js';
+import { prepareStationTls, type StationTls, type StationTlsOption, TLS_DIR } from './tls.js';
 
 const exec = promisify(execFile);
 const ROLE_NAMES: ReadonlySet<string> = new Set(ROLES);
 
 export { STATION_COMPOSE_FILE } from './station-files.js';
 export { STATION_FILE } from './station-json.js';
+export { prepareStationTls, stationCertificate, type StationTls, type StationTlsOption, TLS_DIR } from './tls.js';
 export const DEFAULT_STATION_NAME = 'datastation';
 export const DEFAULT_STATION_PORT = 8080;
 
@@ -55,6 +59,8 @@ export interface StationUpOptions {
   offline?: boolean;
   /** Seconds to wait for /healthz after `up`. Default 60. */
   readyTimeoutS?: number;
+  /** HTTPS: a self-signed pair for 127.0.0.1 made (and kept) in `<dir>/tls/`, or a certificate and key copied there. */
+  tls?: StationTlsOption;
   docker: DockerClient;
   onProgress?: (line: string) => void;
 }
@@ -74,6 +80,8 @@ export interface StationUp {
   /** The compose command used (`docker compose` or `docker-compose`). */
   compose: string;
   admin: StationAdmin;
+  /** The certificate and key the gatekeeper presents (HTTPS), when asked for. */
+  tls?: StationTls;
   /** The principals station.json records (the admin, and those `ds principals add` saved a token for), by id. */
   principals: Record<string, Role>;
 }
@@ -127,14 +135,17 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
   const gatekeeper = await buildGatekeeperImage(options.docker, { onProgress: (l) => progress(`  ${l}`) });
   progress(`  ${gatekeeper.tag} ${gatekeeper.built ? 'built' : 'up to date'}`);
 
-  const env = composeEnv({ name, port, dir, storage, runtime: options.runtime, dbUrl: options.dbUrl });
-  const url = `http://127.0.0.1:${port}`;
+  const tls = options.tls ? await prepareStationTls(dir, options.tls) : undefined;
+  if (tls) progress(`HTTPS with ${tls.certFile}${tls.selfSigned ? ' (self-signed)' : ''}`);
+  const env = composeEnv({ name, port, dir, storage, runtime: options.runtime, dbUrl: options.dbUrl, tls });
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   progress(`starting the station ${name} (${compose.join(' ')} up -d)`);
   try {
     await runCompose(compose, name, ['up', '-d'], env, progress);
     progress(`waiting for ${url}/healthz`);
     await waitHealthy(
       url,
+      tls ? await readFile(tls.certFile, 'utf8') : undefined,
       (options.readyTimeoutS ?? 60) * 1000,
       async () => (await runCompose(compose, name, ['logs', '--tail', '40', 'gatekeeper'], env).catch(() => ({ output: '' }))).output,
     );
@@ -164,7 +175,7 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
       principals[id] = role;
   }
   await writeStationFile(dir, { url, name, port, storage, principals });
-  return { url, name, port, dir, storage, compose: compose.join(' '), admin: { id: 'admin', tokenFile }, principals };
+  return { url, name, port, dir, storage, compose: compose.join(' '), admin: { id: 'admin', tokenFile }, principals, ...(tls ? { tls } : {}) };
 }
 
 /**
@@ -194,7 +205,7 @@ export async function stationDown(options: StationDownOptions): Promise<StationD
   const removed: string[] = [];
   if (options.volumes) {
     // The checkpoints and the heads clients verified go with the log they pin: a new station starts a new chain.
-    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', 'audit', AUDIT_HEADS_FILE, STATION_FILE]) {
+    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', 'audit', TLS_DIR, AUDIT_HEADS_FILE, STATION_FILE]) {
       const path = join(options.dir, entry);
       const info = await lstat(path).catch(() => undefined);
       if (!info) continue;
@@ -267,6 +278,7 @@ function composeEnv(o: {
   storage: string;
   runtime?: SandboxRuntime | undefined;
   dbUrl?: string | undefined;
+  tls?: StationTls | undefined;
 }): NodeJS.ProcessEnv {
   return {
     ...process.env,
@@ -276,6 +288,8 @@ function composeEnv(o: {
     DS_STATE_DIR: o.dir,
     DS_RUNTIME: o.runtime ?? '',
     DS_DB_URL: o.dbUrl ?? '',
+    DS_TLS_CERT: o.tls?.certFile ?? '',
+    DS_TLS_KEY: o.tls?.keyFile ?? '',
     // The images this module built (compose builds nothing then), whatever the shell or compose/.env say.
     DS_RUNTIME_IMAGE: RUNTIME_IMAGE,
     DS_GATEKEEPER_IMAGE: GATEKEEPER_IMAGE,
@@ -312,22 +326,16 @@ function runCompose(compose: string[], name: string, args: string[], env: NodeJS
   });
 }
 
-async function waitHealthy(url: string, timeoutMs: number, logs: () => Promise<string>): Promise<void> {
+async function waitHealthy(url: string, ca: string | undefined, timeoutMs: number, logs: () => Promise<string>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    // A ref'd timer, not AbortSignal.timeout (unref'd): while the engine's port proxy holds a
-    // connection open with no answer, nothing else may keep the process alive (Node then exits 13).
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), 2_000);
     try {
-      const res = await fetch(`${url}/healthz`, { signal: controller.signal });
-      if (res.ok) return;
-      last = `HTTP ${res.status}`;
+      const status = await probe(`${url}/healthz`, ca);
+      if (status === 200) return;
+      last = `HTTP ${status}`;
     } catch (error) {
       last = (error as Error).message;
-    } finally {
-      clearTimeout(timer);
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -335,6 +343,27 @@ async function waitHealthy(url: string, timeoutMs: number, logs: () => Promise<s
     'CONTAINER_START_FAILED',
     `The gatekeeper did not answer ${url}/healthz within ${Math.round(timeoutMs / 1000)} s (last: ${last}). Its log:\n${quote(await logs())}`,
   );
+}
+
+/**
+ * One GET's status, within 2 s, over HTTPS trusting `ca` (the station's own certificate) when the
+ * URL is https. A ref'd timer, not AbortSignal.timeout (unref'd): while the engine's port proxy
+ * holds a connection open with no answer, nothing else may keep the process alive (Node then exits 13).
+ */
+function probe(url: string, ca: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith('https:') ? httpsGet : httpGet;
+    const request = get(url, { ...(ca ? { ca } : {}) }, (res) => {
+      res.resume();
+      clearTimeout(timer);
+      resolve(res.statusCode ?? 0);
+    });
+    const timer = setTimeout(() => request.destroy(new Error('no answer within 2 s')), 2_000);
+    request.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
 }
 
 /** Another program's words, behind `| ` and made printable. */

@@ -26,6 +26,7 @@ import { GatekeeperMetrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
 import { authenticate } from './auth.js';
+import { backupRoutes } from './backup.js';
 import { consoleRoutes, securityHeaders } from './console.js';
 import { ConsoleSessions, consoleSessionRoutes } from './console-session.js';
 import type { GatekeeperContext } from './context.js';
@@ -261,6 +262,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
   v1.use('/audit', auditRoutes(context));
   v1.use('/events', eventRoutes(context));
   v1.use('/settings', settingsRoutes(context));
+  v1.use('/backup', backupRoutes(context));
   app.use('/v1', v1);
   app.use(noSuchEndpoint);
   app.use(errorHandler(onInternal, scrub));
