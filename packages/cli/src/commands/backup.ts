@@ -20,6 +20,7 @@ import { DsError, printable } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
 import { json, stationClient } from '../station/api.js';
 import { readStationFile, stationStateDir, TOKENS_DIR } from '../station/state.js';
+import { trustStationCertificate } from '../station/tls.js';
 import type { StationFlags } from '../station/target.js';
 
 const run = promisify(execFile);
@@ -122,7 +123,7 @@ export async function backupCommand(argv: BackupArgs, ctx: CommandContext): Prom
 export async function restoreCommand(argv: RestoreArgs, ctx: CommandContext): Promise<void> {
   const dir = stationStateDir();
   const station = await readStationFile(dir);
-  if (station?.url && (await answers(station.url)))
+  if (station?.url && (await answers(station.url, dir)))
     throw new DsError('BAD_REQUEST', `The station at ${station.url} (${dir}) is running: stop it first (ds down), then restore into it.`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const staging = await mkdtemp(join(dir, '.restore-'));
@@ -308,14 +309,23 @@ async function present(path: string): Promise<boolean> {
   );
 }
 
-/** Whether a station answers /healthz at `url` (2 s): a running station is not restored into. */
-async function answers(url: string): Promise<boolean> {
+/**
+ * Whether something listens at the station's URL (2 s): a running station is not restored into.
+ * Only a refused or unroutable connection counts as stopped; anything else (an answer, a TLS
+ * error, a silence) as running, so a doubt never overwrites a live database.
+ */
+async function answers(url: string, dir: string): Promise<boolean> {
+  if (url.startsWith('https:')) await trustStationCertificate(dir);
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), 2_000);
   try {
-    return (await fetch(`${url}/healthz`, { signal: controller.signal })).ok;
-  } catch {
-    return false;
+    await fetch(`${url}/healthz`, { signal: controller.signal });
+    return true;
+  } catch (error) {
+    let code: unknown;
+    for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4 && code === undefined; e = e.cause as typeof e, depth++)
+      code = e.code;
+    return !['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL'].includes(String(code));
   } finally {
     clearTimeout(timer);
   }
