@@ -1,18 +1,21 @@
 /**
  * Standing the simulated station up and down on this machine: the images built (offline when no
- * registry answers), this package's `compose/docker-compose.yml` brought up with docker compose v2 or
+ * registry answers), the station's compose file (STATION_COMPOSE_FILE: the repository's
+ * `compose/docker-compose.yml`, or its copy in dist/station/) brought up with docker compose v2 or
  * docker-compose v1, and the state folder `ds` reads (station.json, tokens/) written. `ds up` and
  * `ds down` are thin wrappers over this; the demo and its test use it through them.
  *
  * Layout of the station folder (`dir`, the CLI's $DS_STATION_STATE):
  *
  *     station.json   { url, principals, name, port, storage }   what ds's station commands read
+ *                    (the gatekeeper writes it at start too, so plain `docker compose up` leaves it)
  *     tokens/admin   the admin's token (0600), written by the gatekeeper at first start
  *     tokens/<id>    the tokens `ds principals add|rotate` saved here (0600)
  *     storage/       DS_STORAGE: owners' data, users' /data, unpacked packages, the SQLite database
  *     sessions/      the gatekeeper's session folders (sockets), and mounts/ its mount records
  *     audit/         the gatekeeper's audit checkpoint file (checkpoints.jsonl)
  *     audit-heads.json  the audit heads `ds audit --verify` verified here, per station URL
+ *     tls/           with --tls or --tls-cert: the certificate the gatekeeper presents and ds trusts, its key
  *
  * `dir` is DS_STATE_DIR as well, so the admin's token lands where `ds` looks. Both folders are mounted at
  * the same path inside the gatekeeper, because the engine resolves its bind mounts on the host.

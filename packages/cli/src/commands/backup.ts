@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -159,6 +159,8 @@ export async function restoreCommand(argv: RestoreArgs, ctx: CommandContext): Pr
         for (const name of await readdir(join(staging, top))) await rename(join(staging, top, name), join(dir, top, name));
       } else await rename(join(staging, top), join(dir, top));
     }
+    // As the gatekeeper makes them: the database's folder and the uploaded code are not for other users.
+    for (const top of ['storage/gatekeeper', 'storage/packages']) await chmod(join(dir, top), 0o700).catch(() => undefined);
     // The admin's token file belonged to another database: the gatekeeper's next start issues a new one (audited).
     await rm(join(dir, TOKENS_DIR, 'admin'), { force: true });
     ctx.progress.done(`restored ${argv.file} into ${dir}`);
