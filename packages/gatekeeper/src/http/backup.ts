@@ -17,6 +17,7 @@
  * checkpoints were read).
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
@@ -33,6 +34,8 @@ export const BACKUP_VERSION = 1;
 /** Where the database goes in a backup (and where `ds restore` puts it): the station's default SQLite file. */
 export const BACKUP_DATABASE = 'storage/gatekeeper/station.db';
 export const BACKUP_CHECKPOINTS = 'audit/checkpoints.jsonl';
+/** Under the storage (outside every read root, on the database's disk): the database copies being sent. */
+const BACKUP_WORK_DIR = '.backup';
 
 export interface BackupManifest {
   format: typeof BACKUP_FORMAT;
@@ -47,6 +50,8 @@ export interface BackupManifest {
 
 export function backupRoutes(ctx: GatekeeperContext): Router {
   const router = Router();
+  // Copies a killed gatekeeper left mid-backup (whole databases): gone before this one answers.
+  rmSync(join(ctx.storage, BACKUP_WORK_DIR), { recursive: true, force: true });
 
   router.get('/', requireRole('admin'), async (req, res) => {
     const who = principalOf(res);
@@ -61,7 +66,7 @@ export function backupRoutes(ctx: GatekeeperContext): Router {
     const lines: string[] = [];
     if (ctx.checkpoints) for await (const a of await ctx.checkpoints.anchors()) lines.push(JSON.stringify({ seq: a.seq, hash: a.hash, at: a.at }));
 
-    const work = join(ctx.storage, '.backup');
+    const work = join(ctx.storage, BACKUP_WORK_DIR);
     await mkdir(work, { recursive: true, mode: 0o700 });
     const copy = join(work, `${randomBytes(8).toString('hex')}.db`);
     let head: BackupManifest['audit'] = null;
