@@ -18,12 +18,12 @@
  *   rebuilt, so the Docker tests running beside this one keep their image.
  */
 import { existsSync } from 'node:fs';
-import { chmod, cp, lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABELS, runtimeImageId } from '@datastation/host';
-import { cleanEnv, tempDir, testDocker, type TempDir } from '@datastation/test-support';
+import { cleanEnv, copyCheckout, tempDir, testDocker, type TempDir } from '@datastation/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pnpmCommand, publicPackages, REPO_ROOT, run } from '../support/workspace.js';
+import { pnpmCommand, publicPackages, run } from '../support/workspace.js';
 import { startVerdaccio, type Verdaccio } from './verdaccio.js';
 
 let work: TempDir;
@@ -45,16 +45,6 @@ async function userEnv(dir: string): Promise<NodeJS.ProcessEnv> {
     npm_config_fund: 'false',
     npm_config_update_notifier: 'false',
   });
-}
-
-/** Tracked and untracked (not ignored) files of this checkout, as they are now. */
-async function copyCheckout(dest: string): Promise<void> {
-  const { stdout } = await run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT });
-  for (const file of stdout.split('\0').filter(Boolean)) {
-    const from = join(REPO_ROOT, file);
-    if (!(await lstat(from).catch(() => undefined))) continue; // deleted, not yet staged
-    await cp(from, join(dest, file), { verbatimSymlinks: true });
-  }
 }
 
 beforeAll(async () => {

@@ -187,7 +187,19 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           })
           .option('offline', { type: 'boolean', describe: 'Build the runtime image on the offline base without trying a registry' })
           .option('db-url', { type: 'string', describe: 'A PostgreSQL URL for the store (default: SQLite in the station folder)' })
+          .option('tls', {
+            type: 'boolean',
+            describe: 'HTTPS with a self-signed certificate for 127.0.0.1 (made once with openssl, kept in the state folder; ds trusts it)',
+          })
+          .option('tls-cert', { type: 'string', describe: 'HTTPS with this PEM certificate (chain) ...' })
+          .option('tls-key', { type: 'string', describe: '... and its PEM private key' })
+          .check(
+            (a) =>
+              ((a.tlsCert === undefined) === (a.tlsKey === undefined) && !(a.tls && a.tlsCert !== undefined)) ||
+              '--tls-cert and --tls-key go together, and make --tls needless: pass either --tls or both.',
+          )
           .example('$0 up', 'The station at http://127.0.0.1:8080, state in $DS_STATION_STATE or ~/.local/state/datastation/station')
+          .example('$0 up --tls', 'The station at https://127.0.0.1:8080 with a self-signed certificate ds trusts')
           .example('$0 up --port 8081 --name demo2', 'A second station beside the first'),
       async (argv) => {
         const { upCommand } = await import('./commands/stack.js');

@@ -1,40 +1,46 @@
 /**
  * Standing the simulated station up and down on this machine: the images built (offline when no
- * registry answers), this package's `compose/docker-compose.yml` brought up with docker compose v2 or
+ * registry answers), the station's compose file (STATION_COMPOSE_FILE: the repository's
+ * `compose/docker-compose.yml`, or its copy in dist/station/) brought up with docker compose v2 or
  * docker-compose v1, and the state folder `ds` reads (station.json, tokens/) written. `ds up` and
  * `ds down` are thin wrappers over this; the demo and its test use it through them.
  *
  * Layout of the station folder (`dir`, the CLI's $DS_STATION_STATE):
  *
  *     station.json   { url, principals, name, port, storage }   what ds's station commands read
+ *                    (the gatekeeper writes it at start too, so plain `docker compose up` leaves it)
  *     tokens/admin   the admin's token (0600), written by the gatekeeper at first start
  *     tokens/<id>    the tokens `ds principals add|rotate` saved here (0600)
  *     storage/       DS_STORAGE: owners' data, users' /data, unpacked packages, the SQLite database
  *     sessions/      the gatekeeper's session folders (sockets), and mounts/ its mount records
  *     audit/         the gatekeeper's audit checkpoint file (checkpoints.jsonl)
  *     audit-heads.json  the audit heads `ds audit --verify` verified here, per station URL
+ *     tls/           with --tls or --tls-cert: the certificate the gatekeeper presents and ds trusts, its key
  *
  * `dir` is DS_STATE_DIR as well, so the admin's token lands where `ds` looks. Both folders are mounted at
  * the same path inside the gatekeeper, because the engine resolves its bind mounts on the host.
  */
 import { execFile, spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readFile, realpath, rename, rm, rmdir } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, realpath, rm, rmdir } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { buildRuntimeImage, type DockerClient, LABELS, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
+import { buildRuntimeImage, type DockerClient, LABELS, RUNTIME_IMAGE, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { printable } from '@datastation/protocol';
 import { AUDIT_HEADS_FILE, isPrincipalId, ROLES, type Role } from '@datastation/protocol/station';
-import { buildGatekeeperImage } from './image.js';
+import { buildGatekeeperImage, GATEKEEPER_IMAGE } from './image.js';
+import { STATION_COMPOSE_FILE } from './station-files.js';
+import { readStationFile, STATION_FILE, writeStationFile } from './station-json.js';
+import { prepareStationTls, type StationTls, type StationTlsOption, TLS_DIR } from './tls.js';
 
 const exec = promisify(execFile);
 const ROLE_NAMES: ReadonlySet<string> = new Set(ROLES);
 
-/** Shipped in this package (same depth from src/ and dist/). */
-export const STATION_COMPOSE_FILE = fileURLToPath(new URL('../compose/docker-compose.yml', import.meta.url));
-export const STATION_FILE = 'station.json';
+export { STATION_COMPOSE_FILE } from './station-files.js';
+export { STATION_FILE } from './station-json.js';
+export { prepareStationTls, stationCertificate, type StationTls, type StationTlsOption, TLS_DIR } from './tls.js';
 export const DEFAULT_STATION_NAME = 'datastation';
 export const DEFAULT_STATION_PORT = 8080;
 
@@ -56,6 +62,8 @@ export interface StationUpOptions {
   offline?: boolean;
   /** Seconds to wait for /healthz after `up`. Default 60. */
   readyTimeoutS?: number;
+  /** HTTPS: a self-signed pair for 127.0.0.1 made (and kept) in `<dir>/tls/`, or a certificate and key copied there. */
+  tls?: StationTlsOption;
   docker: DockerClient;
   onProgress?: (line: string) => void;
 }
@@ -75,6 +83,8 @@ export interface StationUp {
   /** The compose command used (`docker compose` or `docker-compose`). */
   compose: string;
   admin: StationAdmin;
+  /** The certificate and key the gatekeeper presents (HTTPS), when asked for. */
+  tls?: StationTls;
   /** The principals station.json records (the admin, and those `ds principals add` saved a token for), by id. */
   principals: Record<string, Role>;
 }
@@ -128,14 +138,17 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
   const gatekeeper = await buildGatekeeperImage(options.docker, { onProgress: (l) => progress(`  ${l}`) });
   progress(`  ${gatekeeper.tag} ${gatekeeper.built ? 'built' : 'up to date'}`);
 
-  const env = composeEnv({ name, port, dir, storage, runtime: options.runtime, dbUrl: options.dbUrl });
-  const url = `http://127.0.0.1:${port}`;
+  const tls = options.tls ? await prepareStationTls(dir, options.tls) : undefined;
+  if (tls) progress(`HTTPS with ${tls.certFile}${tls.selfSigned ? ' (self-signed)' : ''}`);
+  const env = composeEnv({ name, port, dir, storage, runtime: options.runtime, dbUrl: options.dbUrl, tls });
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   progress(`starting the station ${name} (${compose.join(' ')} up -d)`);
   try {
     await runCompose(compose, name, ['up', '-d'], env, progress);
     progress(`waiting for ${url}/healthz`);
     await waitHealthy(
       url,
+      tls ? await readFile(tls.certFile, 'utf8') : undefined,
       (options.readyTimeoutS ?? 60) * 1000,
       async () => (await runCompose(compose, name, ['logs', '--tail', '40', 'gatekeeper'], env).catch(() => ({ output: '' }))).output,
     );
@@ -165,7 +178,7 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
       principals[id] = role;
   }
   await writeStationFile(dir, { url, name, port, storage, principals });
-  return { url, name, port, dir, storage, compose: compose.join(' '), admin: { id: 'admin', tokenFile }, principals };
+  return { url, name, port, dir, storage, compose: compose.join(' '), admin: { id: 'admin', tokenFile }, principals, ...(tls ? { tls } : {}) };
 }
 
 /**
@@ -195,7 +208,7 @@ export async function stationDown(options: StationDownOptions): Promise<StationD
   const removed: string[] = [];
   if (options.volumes) {
     // The checkpoints and the heads clients verified go with the log they pin: a new station starts a new chain.
-    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', 'audit', AUDIT_HEADS_FILE, STATION_FILE]) {
+    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', 'audit', TLS_DIR, AUDIT_HEADS_FILE, STATION_FILE]) {
       const path = join(options.dir, entry);
       const info = await lstat(path).catch(() => undefined);
       if (!info) continue;
@@ -268,6 +281,7 @@ function composeEnv(o: {
   storage: string;
   runtime?: SandboxRuntime | undefined;
   dbUrl?: string | undefined;
+  tls?: StationTls | undefined;
 }): NodeJS.ProcessEnv {
   return {
     ...process.env,
@@ -277,6 +291,11 @@ function composeEnv(o: {
     DS_STATE_DIR: o.dir,
     DS_RUNTIME: o.runtime ?? '',
     DS_DB_URL: o.dbUrl ?? '',
+    DS_TLS_CERT: o.tls?.certFile ?? '',
+    DS_TLS_KEY: o.tls?.keyFile ?? '',
+    // The images this module built (compose builds nothing then), whatever the shell or compose/.env say.
+    DS_RUNTIME_IMAGE: RUNTIME_IMAGE,
+    DS_GATEKEEPER_IMAGE: GATEKEEPER_IMAGE,
   };
 }
 
@@ -310,22 +329,16 @@ function runCompose(compose: string[], name: string, args: string[], env: NodeJS
   });
 }
 
-export async function waitHealthy(url: string, timeoutMs: number, logs: () => Promise<string>): Promise<void> {
+export async function waitHealthy(url: string, ca: string | undefined, timeoutMs: number, logs: () => Promise<string>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    // A ref'd timer, not AbortSignal.timeout (unref'd): while the engine's port proxy holds a
-    // connection open with no answer, nothing else may keep the process alive (Node then exits 13).
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), 2_000);
     try {
-      const res = await fetch(`${url}/healthz`, { signal: controller.signal });
-      if (res.ok) return;
-      last = `HTTP ${res.status}`;
+      const status = await probe(`${url}/healthz`, ca);
+      if (status === 200) return;
+      last = `HTTP ${status}`;
     } catch (error) {
       last = (error as Error).message;
-    } finally {
-      clearTimeout(timer);
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -333,6 +346,27 @@ export async function waitHealthy(url: string, timeoutMs: number, logs: () => Pr
     'CONTAINER_START_FAILED',
     `The gatekeeper did not answer ${url}/healthz within ${Math.round(timeoutMs / 1000)} s (last: ${last}). Its log:\n${quote(await logs())}`,
   );
+}
+
+/**
+ * One GET's status, within 2 s, over HTTPS trusting `ca` (the station's own certificate) when the
+ * URL is https. A ref'd timer, not AbortSignal.timeout (unref'd): while the engine's port proxy
+ * holds a connection open with no answer, nothing else may keep the process alive (Node then exits 13).
+ */
+function probe(url: string, ca: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith('https:') ? httpsGet : httpGet;
+    const request = get(url, { ...(ca ? { ca } : {}) }, (res) => {
+      res.resume();
+      clearTimeout(timer);
+      resolve(res.statusCode ?? 0);
+    });
+    const timer = setTimeout(() => request.destroy(new Error('no answer within 2 s')), 2_000);
+    request.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
 }
 
 /** Another program's words, behind `| ` and made printable. */
@@ -343,35 +377,4 @@ function quote(text: string): string {
     .slice(-40)
     .map((l) => `  | ${printable(l)}`)
     .join('\n');
-}
-
-export interface StationFileContent {
-  url?: string;
-  name?: string;
-  port?: number;
-  storage?: string;
-  principals?: Record<string, Role>;
-}
-
-export async function readStationFile(dir: string): Promise<StationFileContent> {
-  try {
-    const parsed = JSON.parse(await readFile(join(dir, STATION_FILE), 'utf8')) as StationFileContent;
-    return typeof parsed === 'object' && parsed !== null ? parsed : {};
-  } catch {
-    return {};
-  }
-}
-
-/** A new file beside the target, then a rename: `ds` never reads half of it. */
-export async function writeStationFile(dir: string, content: StationFileContent): Promise<void> {
-  const file = join(dir, STATION_FILE);
-  const temp = `${file}.${process.pid}.tmp`;
-  await rm(temp, { force: true });
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`);
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
 }

@@ -1,5 +1,5 @@
 /**
- * Builds `datastation/gatekeeper:latest` (this package's image/Dockerfile) on the offline base: an
+ * Builds `datastation/gatekeeper:latest` (images/gatekeeper/Dockerfile) on the offline base: an
  * esbuild bundle of `main.ts` with better-sqlite3's native addon beside it. The addon was compiled
  * for this machine's node, and the offline base carries that very binary and its libraries, so it
  * loads in the image. An image whose inputs have not changed is reused, as the runtime image is.
@@ -18,8 +18,9 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { PluginBuild } from 'esbuild';
 import { consoleAssetsDir } from '@datastation/console';
-import { type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
+import { type DockerClient, ensureOfflineBase, LABELS, stageContext, tarOf } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
+import { GATEKEEPER_DOCKERFILE } from './station-files.js';
 
 export const GATEKEEPER_IMAGE_REPO = 'datastation/gatekeeper';
 export const GATEKEEPER_IMAGE = `${GATEKEEPER_IMAGE_REPO}:latest`;
@@ -33,8 +34,6 @@ export interface BuiltGatekeeperImage {
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-/** Shipped in this package (same depth from src/ and dist/). */
-const DOCKERFILE = new URL('../image/Dockerfile', import.meta.url);
 /** The bundle made by this package's build: dist/gatekeeper-image/main.mjs. */
 const PREBUILT = fileURLToPath(new URL('./gatekeeper-image/main.mjs', import.meta.url));
 const ADDON = 'better_sqlite3.node';
@@ -47,14 +46,7 @@ export async function buildGatekeeperImage(
   const base = await ensureOfflineBase(docker, progress);
   const work = await mkdtemp(join(tmpdir(), 'ds-gatekeeper-image-'));
   try {
-    const bundle = await gatekeeperBundle(work, progress);
-    const addonPath = join(createRequire(import.meta.url).resolve('better-sqlite3/package.json'), '..', 'build', 'Release', ADDON);
-    const files: [string, Buffer][] = [
-      ['Dockerfile', await readFile(DOCKERFILE)],
-      ['gatekeeper/main.mjs', await readFile(bundle)],
-      [`gatekeeper/${ADDON}`, await readFile(addonPath)],
-      ...(await consoleFiles(progress)).map(([name, content]): [string, Buffer] => [`gatekeeper/console/${name}`, content]),
-    ];
+    const files = await gatekeeperContext(work, progress);
     const inputs = createHash('sha256').update((await docker.images.inspect(base))?.id ?? base);
     for (const [name, content] of files) inputs.update(`\0${name}\0`).update(content);
     const digest = inputs.digest('hex');
@@ -71,6 +63,36 @@ export async function buildGatekeeperImage(
     );
     if (existing && existing.id !== id) await docker.images.remove(existing.id).catch(() => undefined); // only if nothing uses it
     return { id, tag: GATEKEEPER_IMAGE, base, built: true };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The image's build context: its Dockerfile and gatekeeper/ (the bundle, the addon, the console). `work` is a scratch folder the caller removes. */
+async function gatekeeperContext(work: string, progress: (line: string) => void): Promise<[string, Buffer][]> {
+  const bundle = await gatekeeperBundle(work, progress);
+  const addonPath = join(createRequire(import.meta.url).resolve('better-sqlite3/package.json'), '..', 'build', 'Release', ADDON);
+  return [
+    ['Dockerfile', await readFile(GATEKEEPER_DOCKERFILE)],
+    ['gatekeeper/main.mjs', await readFile(bundle)],
+    [`gatekeeper/${ADDON}`, await readFile(addonPath)],
+    ...(await consoleFiles(progress)).map(([name, content]): [string, Buffer] => [`gatekeeper/console/${name}`, content]),
+  ];
+}
+
+/**
+ * Writes the gatekeeper image's build inputs (gatekeeper/) into `dir`, beside a copy of its
+ * Dockerfile: the folder `docker compose` builds the image from (images/gatekeeper/ in the
+ * repository, which `ds image build` fills). The same bytes as buildGatekeeperImage's context.
+ */
+export async function stageGatekeeperContext(dir: string, options: { onProgress?: (line: string) => void } = {}): Promise<string[]> {
+  const work = await mkdtemp(join(tmpdir(), 'ds-gatekeeper-image-'));
+  try {
+    const files = await gatekeeperContext(work, options.onProgress ?? (() => undefined));
+    return await stageContext(
+      dir,
+      files.map(([name, content]) => ({ type: 'content' as const, name, content })),
+    );
   } finally {
     await rm(work, { recursive: true, force: true });
   }

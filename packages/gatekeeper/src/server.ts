@@ -10,10 +10,11 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
 import { clusterBackend } from './cluster/cluster-backend.js';
 import { AGENTS_ENV, type AgentEndpoints, parseAgentEndpoints } from './cluster/endpoints.js';
-import { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './http/index.js';
+import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, type TlsIdentity } from './http/index.js';
 import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './http/images.js';
 import { checkMetricsAccess } from './http/observe.js';
 import { createGatekeeperLogger, LOG_LEVEL_ENV, type LogLevel, type Logger, parseLogLevel } from './logging.js';
+import { writeStationFile } from './station-json.js';
 import { openStore, type Store } from './store/index.js';
 import { newToken } from './store/principals.js';
 
@@ -46,6 +47,14 @@ export interface StationConfig {
    * and DS_AGENTS_TLS_CA (PEM files: swarm secrets at /run/secrets/…).
    */
   cluster?: { agents: AgentEndpoints; tlsFiles: { cert: string; key: string; ca: string } };
+  /** DS_TLS_CERT and DS_TLS_KEY (both or neither): PEM files; the gatekeeper then speaks HTTPS only. */
+  tls?: { certFile: string; keyFile: string };
+  /**
+   * DS_PUBLISHED_PORT, with DS_STATION_NAME: the port on 127.0.0.1 the station is published on
+   * (the compose file says). When set, the gatekeeper writes station.json in DS_STATE_DIR at
+   * start, so `ds` finds the station however it was started (`ds up` or `docker compose up`).
+   */
+  published?: { port: number; name: string };
 }
 
 /** Reads the station's configuration; a missing or relative folder is BAD_REQUEST naming the variable. */
@@ -86,9 +95,21 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
   }
   const metricsToken = env.DS_METRICS_TOKEN || undefined;
   if (metricsToken) checkMetricsAccess({ token: metricsToken }, 'DS_METRICS_TOKEN');
+  const [certFile, keyFile] = [env.DS_TLS_CERT || undefined, env.DS_TLS_KEY || undefined];
+  if ((certFile === undefined) !== (keyFile === undefined) || [certFile, keyFile].some((f) => f !== undefined && !isAbsolute(f)))
+    throw new DsError('BAD_REQUEST', 'DS_TLS_CERT and DS_TLS_KEY go together: the absolute paths of a PEM certificate and of its private key.');
+  let published: StationConfig['published'];
+  if (env.DS_PUBLISHED_PORT) {
+    const port = Number(env.DS_PUBLISHED_PORT);
+    if (!Number.isInteger(port) || port < 1 || port > 65_535)
+      throw new DsError('BAD_REQUEST', `DS_PUBLISHED_PORT must be a port number (1-65535); got ${JSON.stringify(env.DS_PUBLISHED_PORT)}.`);
+    published = { port, name: env.DS_STATION_NAME || 'datastation' };
+  }
   const cluster = readClusterConfig(env);
   return {
     ...(cluster ? { cluster } : {}),
+    ...(certFile && keyFile ? { tls: { certFile: resolve(certFile), keyFile: resolve(keyFile) } } : {}),
+    ...(published ? { published } : {}),
     storage,
     stateDir,
     auditCheckpoints,
@@ -144,6 +165,15 @@ async function clusterOf(cluster: NonNullable<StationConfig['cluster']>): Promis
     read('DS_AGENTS_TLS_CA', cluster.tlsFiles.ca),
   ]);
   return { backend: clusterBackend({ agents: cluster.agents, tls: { cert, key, ca } }) };
+}
+
+/** The certificate and key files, read once at start; a missing or unreadable one is BAD_REQUEST naming its variable. */
+async function readTlsIdentity(files: { certFile: string; keyFile: string }): Promise<TlsIdentity> {
+  const read = (file: string, name: string) =>
+    readFile(file).catch((cause: unknown) => {
+      throw new DsError('BAD_REQUEST', `${name} (${file}) cannot be read: ${(cause as NodeJS.ErrnoException).code ?? 'error'}.`, { cause });
+    });
+  return { cert: await read(files.certFile, 'DS_TLS_CERT'), key: await read(files.keyFile, 'DS_TLS_KEY') };
 }
 
 /** The one principal a new station has: the admin, who adds the others (`/v1/principals`). */
@@ -303,6 +333,7 @@ export interface RunningStation extends AsyncDisposable {
 export async function startStation(config: StationConfig, options: Omit<GatekeeperOptions, 'store' | 'storage'> = {}): Promise<RunningStation> {
   const logger: Logger = options.logger ?? createGatekeeperLogger({ level: config.logLevel });
   const log = (line: string) => logger.info(line);
+  const tls = config.tls ? await readTlsIdentity(config.tls) : undefined;
   const store = await openStore({ url: config.dbUrl });
   let gatekeeper: Gatekeeper | undefined;
   try {
@@ -321,8 +352,16 @@ export async function startStation(config: StationConfig, options: Omit<Gatekeep
       storage: config.storage,
     });
     gatekeeper = started;
-    const { url } = await started.listen({ host: config.host, port: config.port });
+    const { url } = await started.listen({ host: config.host, port: config.port, ...(tls ? { tls } : {}) });
     logger.info({ url }, `listening on ${url}`);
+    if (config.published) {
+      const { port, name } = config.published;
+      await writeStationFile(
+        config.stateDir,
+        { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, name, port, storage: config.storage },
+        await tokenOwner(config.stateDir),
+      );
+    }
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {

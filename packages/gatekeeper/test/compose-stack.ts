@@ -9,15 +9,15 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, vi } from 'vitest';
 import { createDockerClient, LABELS } from '@datastation/host';
 import { freePort, listedByLabel, type StationReply } from '@datastation/test-support';
 import { buildGatekeeperImage } from '../src/image.js';
+import { STATION_COMPOSE_FILE } from '../src/station-files.js';
 
 export const run = promisify(execFile);
-const COMPOSE_FILE = fileURLToPath(new URL('../compose/docker-compose.yml', import.meta.url));
+const COMPOSE_FILE = STATION_COMPOSE_FILE;
 
 export type Reply = StationReply;
 

@@ -17,6 +17,8 @@ export {
   RUNTIME_IMAGE,
   RUNTIME_IMAGE_REPO,
   DEFAULT_NODE_IMAGE,
+  RUNTIME_DOCKERFILE,
+  stageRuntimeContext,
   type BuildRuntimeImageOptions,
   type BuiltImage,
 } from './images/runtime-image.js';
@@ -38,3 +40,4 @@ export { reapOrphans, processAlive, OWNER_START_LABEL, type ReapOptions, type Re
 export { OpLimiter, isOpTimeout, type OpLimiterOptions, type OpLimiterStats } from './station/op-limiter.js';
 export { limitDockerClient, type LimitedDockerClient } from './station/limited-client.js';
 export { tarOf, type TarEntry } from './tar.js';
+export { stageContext } from './images/stage.js';

@@ -658,4 +658,5 @@ export const ConsoleFileParams = z.object({
 export const HealthSchema = named('Health', z.object({ ok: z.literal(true) }));
 export const RemovedQuery = z.object({ removed: flag.describe('true: the removed principals (tombstones) too.') });
 export const CascadeQuery = z.object({ cascade: flag.describe('true: revoke the active grants that hang on the principal first.') });
+export const BackupQuery = z.object({ owners: flag.describe("true: the owners' datasets too (storage/owners/…).") });
 export const RevokedQuery = z.object({ revoked: flag.describe('true: revoked grants too.') });

@@ -7,6 +7,7 @@
  */
 import type { z } from 'zod';
 import {
+  BackupQuery,
   AddPrincipalBody,
   ApproveBody,
   AuditEntrySchema,
@@ -488,6 +489,20 @@ const ROUTE_DOCS = {
     who: 'the admin',
     body: json(SettingsBody, '`{ maxRunMs }`'),
     answers: { 200: json(StationSettingsSchema, 'The settings.') },
+  },
+
+  // Backups
+  'station.backup': {
+    summary: "The station's state as one tar, laid out as its state folder (`ds backup`; `ds restore` puts it back).",
+    tag: 'station',
+    who: 'the admin',
+    query: BackupQuery,
+    answers: {
+      200: bytes(
+        'application/x-tar',
+        "backup.json, the SQLite database's online copy (none for PostgreSQL: `ds backup --db-url` adds pg_dump's), the audit checkpoints, the packages, and with owners=true the owners' files. Audited (`backup`).",
+      ),
+    },
   },
 } as const satisfies { [K in RouteName]: Omit<RouteSpec, keyof RouteLocation> };
 

@@ -313,6 +313,14 @@ export const ROUTE_TABLE = {
     auth: 'principal',
     roles: admin,
   },
+
+  // Backups
+  'station.backup': {
+    method: 'GET',
+    path: '/v1/backup',
+    auth: 'principal',
+    roles: admin,
+  },
 } as const satisfies Record<string, RouteLocation>;
 
 export type RouteName = keyof typeof ROUTE_TABLE;

@@ -101,6 +101,7 @@ export const AUDIT_KINDS = [
   'data', // data changed or left: an owner's upload or deletion (old and new sha256), a user's input, download or cleared folder
   'settings', // the admin changed a station setting (the longest a run may last)
   'cancel', // a user asked to cancel a run (the run's own entry records how it ended)
+  'backup', // the admin took a backup of the station (GET /v1/backup)
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -123,6 +124,12 @@ export interface AuditAnchor {
  * `ds down --volumes` removes it with the station's data.
  */
 export const AUDIT_HEADS_FILE = 'audit-heads.json';
+
+/**
+ * The station's HTTPS certificate in its state folder (`ds up --tls`, `--tls-cert`): the gatekeeper
+ * presents it, and ds trusts it (beside the usual roots) for the station station.json names.
+ */
+export const STATION_TLS_CERT_FILE = 'tls/cert.pem';
 
 /**
  * What verifying the audit chain says: how far it holds, or the first entry that breaks it.

@@ -4,3 +4,4 @@ export { craftArchive, flipByte, readArchive, repackArchive, type RawEntry } fro
 export { blocksOf, blocksRunBy, markdownFiles, REPO_ROOT, RUNNABLE, runBlock, type Block, type BlockRun } from './readmes.js';
 export type { StationReply, StationReplyBody } from './station-api.js';
 export { EventStream, openEventStream, type StreamedEvent } from './event-stream.js';
+export { copyCheckout, linkDependencies } from './checkout.js';

@@ -9,6 +9,9 @@ export interface UpArgs {
   runtime?: string | undefined;
   offline?: boolean | undefined;
   dbUrl?: string | undefined;
+  tls?: boolean | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
 }
 
 export interface DownArgs {
@@ -56,6 +59,7 @@ export async function upCommand(argv: UpArgs, ctx: CommandContext): Promise<void
     ...(argv.runtime ? { runtime: argv.runtime as 'runc' | 'runsc' } : {}),
     ...(argv.dbUrl ? { dbUrl: argv.dbUrl } : {}),
     ...(argv.offline ? { offline: true } : {}),
+    ...(argv.tls ? { tls: 'self-signed' as const } : argv.tlsCert && argv.tlsKey ? { tls: { certFile: argv.tlsCert, keyFile: argv.tlsKey } } : {}),
     onProgress: (line) => ctx.progress.step(line),
   });
   ctx.progress.done(`station ${up.name} up in ${Math.round((Date.now() - started) / 100) / 10} s`);
@@ -70,6 +74,7 @@ export async function upCommand(argv: UpArgs, ctx: CommandContext): Promise<void
       `  console ${up.url}/console/ (sign in with a principal's token)`,
       `  state ${up.dir} (storage/ holds the data and the database)`,
       `  admin token: ${up.admin.tokenFile} (mode 0600; ds uses it with --as admin)`,
+      ...(up.tls ? [`  tls: HTTPS with ${up.tls.certFile}${up.tls.selfSigned ? ' (self-signed; ds trusts it from the state folder)' : ''}`] : []),
       ...(others.length ? [`  principals with a token here: ${others.map(([id, role]) => `${id} (${role})`).join(', ')}`] : []),
       '  next: ds principals add <id> --role owner|developer|user --as admin · ds principals ls --as admin · ds down',
       '',

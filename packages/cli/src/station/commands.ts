@@ -3,7 +3,7 @@ import type { CommandContext } from '../context.js';
 
 /**
  * The station client commands (`ds principals …`, `ds upload`, `ds grants`, `ds grant`, `ds revoke`,
- * `ds call`, `ds runs`, `ds cancel`, `ds release`, `ds refuse`, `ds settings`, `ds data put|ls|rm|get`, `ds audit`), declared here and loaded when they run, as
+ * `ds call`, `ds runs`, `ds cancel`, `ds release`, `ds refuse`, `ds settings`, `ds data put|ls|rm|get`, `ds audit`, `ds backup`, `ds restore`), declared here and loaded when they run, as
  * main.ts does for the others. They talk to a gatekeeper over HTTP only (station/client.ts).
  */
 interface GlobalFlags {
@@ -369,6 +369,35 @@ export function stationCommands<T extends GlobalFlags>(parser: Argv<T>, context:
       async (argv) => {
         const { auditCommand } = await import('../commands/audit.js');
         await auditCommand(argv, context(argv));
+      },
+    )
+    .command(
+      'backup <file>',
+      "Back up the station (the admin): its database, audit checkpoints and packages (--owners: the owners' files too) into one tar",
+      (y) =>
+        station(y)
+          .positional('file', { type: 'string', demandOption: true, describe: 'The backup file to write (replaced whole, never half written)' })
+          .option('owners', { type: 'boolean', describe: "Include the owners' datasets (storage/owners)" })
+          .option('db-url', { type: 'string', describe: "A PostgreSQL station's database URL: ds adds its pg_dump to the backup" })
+          .example('$0 backup station.tar --as admin', 'Database, checkpoints and packages, taken while runs go on')
+          .example('$0 backup station.tar --owners --as admin', "The owners' files as well"),
+      async (argv) => {
+        const { backupCommand } = await import('../commands/backup.js');
+        await backupCommand(argv, context(argv));
+      },
+    )
+    .command(
+      'restore <file>',
+      "Restore a backup into the state folder of a station that is not running ($DS_STATION_STATE): a new one, or --replace a stopped one's",
+      (y) =>
+        y
+          .positional('file', { type: 'string', demandOption: true, describe: 'A file ds backup wrote' })
+          .option('replace', { type: 'boolean', describe: "Replace a stopped station's database, checkpoints and packages" })
+          .option('db-url', { type: 'string', describe: 'For a PostgreSQL backup: the database pg_restore restores into' })
+          .example('DS_STATION_STATE=~/stations/copy $0 restore station.tar', 'Into a new state folder; then ds up'),
+      async (argv) => {
+        const { restoreCommand } = await import('../commands/backup.js');
+        await restoreCommand(argv, context(argv));
       },
     );
 }

@@ -14,6 +14,7 @@ import { AUDIT_HEADS_FILE, isPrincipalId, type Role, ROLES } from '@datastation/
  *       tokens/<principal>  the tokens `ds principals add|rotate` saved (for this station only), mode 0600
  *       audit-heads.json    { "<station url>": { "seq", "hash", "verifiedAt" } }: the last audit head
  *                           `ds audit --verify` verified on each station, mode 0600
+ *       tls/cert.pem        the station's HTTPS certificate (ds up --tls), trusted for its URL (tls.ts)
  *
  * `principals` is optional: when present, a command with no `--as` picks the one principal of
  * the role it is for (`ds upload` a developer, `ds grant` an owner, `ds call` a user, `ds

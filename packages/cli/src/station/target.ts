@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
 import { ROLE_ARTICLES } from '@datastation/protocol/station';
+import { trustStationCertificate } from './tls.js';
 import { checkPrincipalName, readStationFile, readToken, type Role, stationStateDir, tokenNames, TOKENS_DIR } from './state.js';
 
 /** The flags every station command takes. */
@@ -38,6 +39,8 @@ export async function resolveStation(
   const dir = stationStateDir(env);
   const file = await readStationFile(dir);
   const url = checkUrl(flags.station || env.DS_STATION_URL || file?.url || DEFAULT_STATION_URL, options.warn);
+  // The state folder's own station over HTTPS: its certificate (ds up --tls) is trusted for it.
+  if (url.startsWith('https:') && file?.url && checkUrl(file.url, () => undefined) === url) await trustStationCertificate(dir);
   const tokens = join(dir, TOKENS_DIR);
 
   if (flags.token)

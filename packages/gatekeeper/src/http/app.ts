@@ -1,5 +1,6 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ import type { SessionBackendFactory } from '../runs/backend.js';
 import type { Store } from '../store/store.js';
 import { auditRoutes } from './audit.js';
 import { authenticate } from './auth.js';
+import { backupRoutes } from './backup.js';
 import { consoleRoutes, securityHeaders } from './console.js';
 import { ApiRouter, openApiRoute } from './contract.js';
 import { ConsoleSessions, consoleSessionRoutes } from './console-session.js';
@@ -126,6 +128,12 @@ export interface GatekeeperOptions {
   checkAnswers?: boolean;
 }
 
+/** A certificate (PEM, the leaf first) and its private key (PEM): what an HTTPS gatekeeper presents. */
+export interface TlsIdentity {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
 export interface Gatekeeper extends AsyncDisposable {
   /** The express app (mount it, or `listen`). */
   readonly app: Express;
@@ -136,8 +144,12 @@ export interface Gatekeeper extends AsyncDisposable {
   readonly logger: Logger;
   /** Its Prometheus registry, served at `GET /metrics`. */
   readonly metrics: GatekeeperMetrics;
-  /** Listens on `host:port` (default 127.0.0.1, a free port) with the door's timeouts; resolves with the URL. */
-  listen(options?: { port?: number; host?: string }): Promise<{ url: string; port: number; server: Server }>;
+  /**
+   * Listens on `host:port` (default 127.0.0.1, a free port) with the door's timeouts; resolves with
+   * the URL. With `tls` (a PEM certificate chain and its key) it speaks HTTPS only, and the
+   * console's cookie is `Secure`.
+   */
+  listen(options?: { port?: number; host?: string; tls?: TlsIdentity }): Promise<{ url: string; port: number; server: Server }>;
   /**
    * Walks the audit chain, checking it against the checkpoint file (when kept) and against
    * `anchor` (a head the caller verified before) when given: what `GET /v1/audit/verify` answers.
@@ -276,6 +288,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     auditRoutes(context),
     eventRoutes(context),
     settingsRoutes(context),
+    backupRoutes(context),
   );
   app.use('/v1', v1);
   app.use(noSuchEndpoint);
@@ -314,9 +327,12 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     logger,
     metrics,
     verifyAudit: (anchor) => verifyAuditAnchored(options.store, checkpoints, anchor),
-    async listen({ port = 0, host = '127.0.0.1' } = {}) {
+    async listen({ port = 0, host = '127.0.0.1', tls } = {}) {
       if (closing) throw new DsError('BAD_REQUEST', 'The gatekeeper is closed; create a new one.');
-      const server = createServer(serverOptions(limits), app);
+      // An https.Server is an http.Server over TLS sockets: the same timeouts and handlers apply.
+      const server: Server = tls
+        ? createHttpsServer({ ...serverOptions(limits), cert: tls.cert, key: tls.key }, app)
+        : createServer(serverOptions(limits), app);
       applyServerTimeouts(server, limits);
       // Garbage, oversized headers, a stalled request: a JSON answer, then the socket closed.
       server.on('clientError', answerClientError);
@@ -330,7 +346,7 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
       servers.add(server);
       const address = server.address() as AddressInfo;
       const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      return { url: `http://${shown}:${address.port}`, port: address.port, server };
+      return { url: `${tls ? 'https' : 'http'}://${shown}:${address.port}`, port: address.port, server };
     },
     close,
     [Symbol.asyncDispose]: close,

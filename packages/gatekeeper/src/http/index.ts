@@ -1,4 +1,4 @@
-export { createGatekeeper, type Gatekeeper, type GatekeeperOptions } from './app.js';
+export { createGatekeeper, type Gatekeeper, type GatekeeperOptions, type TlsIdentity } from './app.js';
 export { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 export { NOT_FOUND_CODE, type ErrorBody } from './errors.js';
 export { checkGrantGlobs, MAX_GRANT_PATTERNS } from './grant-patterns.js';

@@ -35,6 +35,11 @@ export interface Connection {
   write<T>(doing: string, fn: (q: Kysely<Database>) => Promise<T>): Promise<T>;
   /** `FOR UPDATE` where the backend has row locks; SQLite's transaction already holds the only write lock. */
   readonly rowLocks: boolean;
+  /**
+   * SQLite only: a consistent copy of the database written to `file` (SQLite's online backup API)
+   * while writers go on. PostgreSQL has pg_dump for that.
+   */
+  backup?(file: string): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -103,6 +108,9 @@ function connectSqlite(file: string, options: ConnectOptions): Connection {
           }
         }),
       ),
+    backup: async (file) => {
+      await guarded('back up the SQLite database', () => database.backup(file));
+    },
     destroy: () => db.destroy(),
   };
 }

@@ -84,6 +84,18 @@ export class Store implements StoreTables, AsyncDisposable {
   }
 
   /**
+   * Writes a consistent copy of a SQLite store to `file` (a new file) while it stays open for
+   * writers. A PostgreSQL store is BAD_REQUEST: it is backed up with pg_dump (ds backup --db-url).
+   */
+  async backup(file: string): Promise<void> {
+    if (!this.connection.backup)
+      throw new DsError('BAD_REQUEST', 'This station keeps its state in PostgreSQL: its database is backed up with pg_dump.', {
+        hint: 'Run ds backup <file> --db-url <the station DS_DB_URL> on a machine with pg_dump: it adds the dump to the station backup.',
+      });
+    await this.connection.backup(file);
+  }
+
+  /**
    * Runs `fn` in one transaction: everything it writes through `tx` commits together or not at
    * all (an upload and its audit entry, a run's outcome and its audit entry). Use `tx`, not the
    * store, inside `fn`: the store refuses (on SQLite it would wait for itself).

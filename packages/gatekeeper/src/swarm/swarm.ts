@@ -29,7 +29,8 @@ import { fileURLToPath } from 'node:url';
 import { buildRuntimeImage, type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { AUDIT_HEADS_FILE } from '@datastation/protocol/station';
-import { checkName, DEFAULT_STATION_NAME, readStationFile, STATION_FILE, stationDir, waitHealthy, writeStationFile } from '../compose.js';
+import { checkName, DEFAULT_STATION_NAME, stationDir, waitHealthy } from '../compose.js';
+import { readStationFile, STATION_FILE, writeStationFile } from '../station-json.js';
 import { buildGatekeeperImage } from '../image.js';
 import { issue, makeCa } from './certs.js';
 import { copyImages, docker } from './exec.js';
@@ -333,7 +334,7 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
     progress('deploying two gatekeepers, one per node');
     await deploy(name, { ...env, DS_GATEKEEPERS: '2' }, placeholder);
     await waitServices(name, { postgres: 1, gatekeeper: 2, agent: 2 }, (options.readyTimeoutS ?? 240) * 1000, progress);
-    for (const gatekeeper of [url, second]) await waitHealthy(gatekeeper, 120_000, logs);
+    for (const gatekeeper of [url, second]) await waitHealthy(gatekeeper, undefined, 120_000, logs);
 
     const previous = await readStationFile(dir);
     await writeStationFile(dir, { url, name, port, storage, principals: { ...(previous.principals ?? {}), admin: 'admin' } });
@@ -586,7 +587,7 @@ async function waitServices(name: string, want: Record<string, number>, timeoutM
 }
 
 async function waitAnyHealthy(urls: string[], timeoutMs: number, logs: () => Promise<string>): Promise<void> {
-  await Promise.any(urls.map((u) => waitHealthy(u, timeoutMs, logs)));
+  await Promise.any(urls.map((u) => waitHealthy(u, undefined, timeoutMs, logs)));
 }
 
 async function waitFile(path: string, timeoutMs: number): Promise<void> {

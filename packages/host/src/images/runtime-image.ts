@@ -8,6 +8,7 @@ import type { DockerClient } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
 import { tarOf, type TarEntry } from '../tar.js';
 import { ensureOfflineBase } from './offline-base.js';
+import { stageContext } from './stage.js';
 
 export const RUNTIME_IMAGE_REPO = 'datastation/runtime';
 export const RUNTIME_IMAGE = `${RUNTIME_IMAGE_REPO}:latest`;
@@ -32,10 +33,14 @@ export interface BuiltImage {
   built: boolean;
 }
 
-/** The image's Dockerfile, shipped in this package (same depth from src/images and dist/images). */
-const DOCKERFILE = new URL('../../image/Dockerfile', import.meta.url);
-/** The runtime bundled by this package's build (scripts/bundle-runtime.ts): dist/runtime-image. */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+/** The runtime bundled by this package's build (scripts/bundle-runtime.ts): dist/runtime-image, with a copy of the Dockerfile. */
 const PREBUILT = fileURLToPath(new URL('../runtime-image/', import.meta.url));
+/**
+ * The image's one Dockerfile: the repository's `images/runtime/Dockerfile` from source, the copy
+ * this package's build put beside the prebuilt runtime once installed.
+ */
+export const RUNTIME_DOCKERFILE = FROM_SOURCE ? fileURLToPath(new URL('../../../../images/runtime/Dockerfile', import.meta.url)) : join(PREBUILT, 'Dockerfile');
 /** Written last by the build, beside runtime/ and node_modules/: the runtime's version (the image's second tag). */
 export const PREBUILT_VERSION_FILE = 'runtime-version';
 
@@ -45,9 +50,7 @@ export async function buildRuntimeImage(docker: DockerClient, options: BuildRunt
   const base = await chooseBase(docker, options, progress);
   const work = await mkdtemp(join(tmpdir(), 'ds-image-'));
   try {
-    const { dir: context, version } = await runtimeFiles(work, progress);
-    const entries: TarEntry[] = [{ type: 'content', name: 'Dockerfile', content: await readFile(DOCKERFILE) }];
-    for (const dir of ['runtime', 'node_modules']) entries.push(...(await filesUnder(context, dir)));
+    const { entries, version } = await runtimeContext(work, progress);
     // The same inputs give the same image: skip the build (and a dangling old image) when nothing changed.
     const inputs = await inputsHash(entries, (await docker.images.inspect(base))?.id ?? base);
     const tags = [RUNTIME_IMAGE, `${RUNTIME_IMAGE_REPO}:${version}`];
@@ -72,6 +75,32 @@ export async function buildRuntimeImage(docker: DockerClient, options: BuildRunt
 }
 
 /**
+ * The runtime image's build context: its Dockerfile, runtime/ and node_modules/. `work` is a
+ * scratch folder the caller removes (the runtime is bundled there from source).
+ */
+async function runtimeContext(work: string, progress: (line: string) => void): Promise<{ entries: TarEntry[]; version: string }> {
+  const { dir: context, version } = await runtimeFiles(work, progress);
+  const entries: TarEntry[] = [{ type: 'content', name: 'Dockerfile', content: await readFile(RUNTIME_DOCKERFILE) }];
+  for (const dir of ['runtime', 'node_modules']) entries.push(...(await filesUnder(context, dir)));
+  return { entries, version };
+}
+
+/**
+ * Writes the runtime image's build inputs (runtime/, node_modules/) into `dir`, beside a copy of
+ * its Dockerfile: the folder `docker compose` builds the image from (images/runtime/ in the
+ * repository, which `ds image build` fills). The same bytes as buildRuntimeImage's context.
+ */
+export async function stageRuntimeContext(dir: string, options: { onProgress?: (line: string) => void } = {}): Promise<{ version: string; staged: string[] }> {
+  const work = await mkdtemp(join(tmpdir(), 'ds-image-'));
+  try {
+    const { entries, version } = await runtimeContext(work, options.onProgress ?? (() => undefined));
+    return { version, staged: await stageContext(dir, entries) };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
  * The folder holding runtime/ and node_modules/ for the image. Installed, this package carries
  * them prebuilt; run from source in the Data Station repository, the runtime is bundled from its
  * sources (a devDependency, never loaded by the published files). Both give the same bytes.
@@ -79,7 +108,7 @@ export async function buildRuntimeImage(docker: DockerClient, options: BuildRunt
 async function runtimeFiles(work: string, progress: (line: string) => void): Promise<{ dir: string; version: string }> {
   const prebuilt = await readFile(join(PREBUILT, PREBUILT_VERSION_FILE), 'utf8').catch(() => undefined);
   if (prebuilt !== undefined) return { dir: PREBUILT, version: prebuilt.trim() };
-  if (!import.meta.url.endsWith('.ts')) {
+  if (!FROM_SOURCE) {
     throw new DsError(
       'INTERNAL',
       `@datastation/host is missing its prebuilt runtime (${PREBUILT}). Reinstall the package; in the Data Station repository, run \`pnpm build\`.`,
