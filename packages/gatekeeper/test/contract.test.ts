@@ -210,6 +210,7 @@ describe('the gatekeeper and its route table', () => {
     expect((await hit('events', 'ann')).type).toMatch(/^text\/event-stream/);
     await hit('settings.get', 'dev');
     await hit('settings.put', 'admin', { body: { maxRunMs: 60_000 } });
+    expect((await hit('station.backup', 'admin')).type).toBe('application/x-tar');
 
     expect([...answered.keys()].sort()).toEqual(Object.keys(ROUTES).sort());
     const failed = [...answered].filter(([name, status]) => status >= 400 && name !== 'runs.release' && name !== 'runs.refuse');
@@ -228,7 +229,7 @@ describe('the gatekeeper and its route table', () => {
     const typo = await call('PUT', '/v1/grants/acme', 'acme', [{ user: 'ann', package: 'sha256:x', read: [], release: 'relase' }]);
     expect(typo).toMatchObject({
       status: 400,
-      error: { code: 'BAD_REQUEST', message: 'grants[0].release is one of release, review, deny.', details: { field: 'grants[0].release' } },
+      error: { code: 'BAD_REQUEST', message: 'grants[0].release is one of release, review, deny (got "relase").', details: { field: 'grants[0].release' } },
     });
     const wrapped = await call('PUT', '/v1/grants/acme', 'acme', { grants: [{ user: 'ann', package: 'sha256:x', read: 'owners/acme/*', release: 'review' }] });
     expect(wrapped.error).toMatchObject({ code: 'BAD_REQUEST', details: { field: 'grants[0].read' } });

@@ -66,7 +66,8 @@ export async function backupCommand(argv: BackupArgs, ctx: CommandContext): Prom
   const download = `${argv.file}.${process.pid}.download`;
   try {
     ctx.progress.step('asking the station for a backup');
-    const response = await client.download(`/v1/backup${argv.owners ? '?owners=1' : ''}`);
+    // No deadline of the client's own: a large backup streams for as long as it takes.
+    const response = await client.send('station.backup', { query: argv.owners ? { owners: 'true' } : {} }, { timeoutMs: null });
     if (!response.body) throw new DsError('INTERNAL', 'The station answered the backup with no body.');
     await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(download, { mode: 0o600 }));
     // Read back whole (a cut answer is not a tar that ends), its manifest checked, and written
