@@ -1,3 +1,4 @@
+// One call through the Station, step by step, and the file of each step: the map at the top of ../session/init.ts.
 import { DsError, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
