@@ -41,9 +41,6 @@ export function fakeEngine(): FakeEngine {
         engine.live.add(id);
         return id;
       }),
-      putArchive: op('containers.putArchive', (_id: string, tar: NodeJS.ReadableStream) => {
-        tar.resume();
-      }),
       start: op('containers.start', () => undefined),
       wait: (_id: string, signal?: AbortSignal) =>
         new Promise<number>((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true })),
