@@ -194,11 +194,3 @@ export function fakeInit(handler: Handler = (_fn, args) => args) {
   };
   return { init, sessions };
 }
-
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

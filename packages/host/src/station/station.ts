@@ -7,6 +7,7 @@ import { dsDockerInit, type DsConnection, type InitOptions, type RunOptions } fr
 import type { Limits } from '../session/limits.js';
 import { engineHasRuntime, requestedRuntime, type SandboxRuntime } from '../session/sandbox-runtime.js';
 import { defaultStateDir } from '../session/state-dir.js';
+import { isBackstopTimeout } from '../session/runtime-connection.js';
 import { limitDockerClient, type LimitedDockerClient } from './limited-client.js';
 import type { OpLimiterStats } from './op-limiter.js';
 import { reapOrphans, type ReapResult } from './reaper.js';
@@ -114,9 +115,6 @@ export const STATION_DEFAULTS = Object.freeze({
   dockerOpTimeoutMs: 30_000,
 });
 
-/** A runtime's own TIMEOUT comes at the deadline; the host's backstop 2 s later means it never answered. */
-const BACKSTOP_SLACK_MS = 1_500;
-
 interface Entry {
   readonly key: SessionKey;
   readonly id: string;
@@ -208,12 +206,10 @@ export class Station implements AsyncDisposable {
         timings: { queueMs: slot.queueMs, startMs: slot.startMs, resumeMs: slot.resumeMs, callMs: ended - callStarted, totalMs: ended - began },
       };
     } catch (error) {
-      const callMs = performance.now() - callStarted;
       const failure = toDsError(error);
-      const deadline = Math.min(options.timeoutMs ?? connection.limits.timeoutMs, connection.limits.timeoutMs);
       // The socket is gone (container killed, OOM-killed, runtime unresponsive), or the runtime
       // let its own deadline pass without a word: this session cannot be trusted with another call.
-      if (!connection.healthy || (failure.code === 'TIMEOUT' && callMs >= deadline + BACKSTOP_SLACK_MS)) {
+      if (!connection.healthy || isBackstopTimeout(failure)) {
         void this.retire(entry, `call failed with ${failure.code}`);
       }
       throw failure;
