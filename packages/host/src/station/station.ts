@@ -496,7 +496,7 @@ export class Station implements AsyncDisposable {
     }
     if (Number.isFinite(this.idleTtlMs)) {
       entry.ttlTimer = setTimeout(() => {
-        if (entry.calls === 0) this.retire(entry, 'idle past idleTtlMs');
+        if (entry.calls === 0) void this.retire(entry, 'idle past idleTtlMs');
       }, this.idleTtlMs);
       entry.ttlTimer.unref();
     }
