@@ -173,9 +173,7 @@ describe('a pre-started pool (runc, root beside a local engine)', () => {
     const [victim] = await poolContainers();
     if (!victim) throw new Error('no idle pooled container');
     await docker.containers.kill(victim);
-    const deadline = Date.now() + 20_000;
-    while (pool.stats().failures === failures && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(pool.stats().failures).toBe(failures + 1);
+    await expect.poll(() => pool.stats().failures, { timeout: 20_000 }).toBe(failures + 1);
     await pool.ready();
     expect(await poolContainers()).not.toContain(victim);
     await data.remove();

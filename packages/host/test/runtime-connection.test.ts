@@ -1,10 +1,11 @@
 /**
  * The host's end of a runtime connection against a runtime played by the test (a WebSocket server
- * on 127.0.0.1): a call's progress is bounded and throttled whatever the runtime sends, and a
- * cancel the runtime never confirms still ends the call, and the connection.
+ * on 127.0.0.1): a call's progress is bounded and throttled whatever the runtime sends, a cancel
+ * the runtime never confirms still ends the call, and the connection, and so does a deadline it
+ * lets pass without a word (the backstop).
  */
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { decodeInvokeFrame, encodeResultFrame, PROGRESS_MESSAGE_CHARS, PROTOCOL_VERSION, RESULT_KIND } from '@datastation/protocol';
 import { RuntimeConnection } from '../src/session/runtime-connection.js';
@@ -22,6 +23,7 @@ interface Played {
 
 const opened: Played[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const p of opened.splice(0)) await p.close();
 });
 
@@ -94,6 +96,28 @@ describe('a call on the runtime connection', () => {
     abort.abort();
     await expect(call).rejects.toMatchObject({ code: 'CANCELLED', message: expect.stringContaining('did not confirm') });
     expect(seen).toContain(JSON.stringify({ type: 'cancel', id: idOf(seen) }));
+    await expect.poll(() => host.open).toBe(false);
+  });
+
+  it("a deadline the runtime lets pass without a word ends at the host's backstop, marked, and the connection with it; the runtime's own TIMEOUT is not marked", async () => {
+    const { host, runtime, seen } = await play();
+    const own = host.call('f', null, { timeoutMs: 50 });
+    await expect.poll(() => idOf(seen)).toBeDefined();
+    runtime.send(JSON.stringify({ type: 'error', id: idOf(seen), code: 'TIMEOUT', message: 'The call ran past its deadline and was stopped.' }));
+    const answered = await own.catch((e: unknown) => e);
+    expect(answered).toMatchObject({ code: 'TIMEOUT', details: undefined });
+    expect(host.open).toBe(true);
+
+    // The backstop's timer, on a fake clock: 2 s past the deadline, not a moment before.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    let failure: unknown;
+    const silent = host.call('f', null, { timeoutMs: 50 }).catch((e: unknown) => (failure = e));
+    await expect.poll(() => seen.filter((s) => s.startsWith('invoke ')).length).toBe(2);
+    await vi.advanceTimersByTimeAsync(50 + 1_999);
+    expect(failure).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    await silent;
+    expect(failure).toMatchObject({ code: 'TIMEOUT', details: { reason: 'backstop' }, message: expect.stringContaining('did not answer') });
     await expect.poll(() => host.open).toBe(false);
   });
 });

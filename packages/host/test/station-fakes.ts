@@ -41,9 +41,6 @@ export function fakeEngine(): FakeEngine {
         engine.live.add(id);
         return id;
       }),
-      putArchive: op('containers.putArchive', (_id: string, tar: NodeJS.ReadableStream) => {
-        tar.resume();
-      }),
       start: op('containers.start', () => undefined),
       wait: (_id: string, signal?: AbortSignal) =>
         new Promise<number>((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true })),
@@ -196,12 +193,4 @@ export function fakeInit(handler: Handler = (_fn, args) => args) {
     return session;
   };
   return { init, sessions };
-}
-
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS, Station, type StationOptions } from '@datastation/host';
 import { dataFolder, functionPackage, sessionResources, tempDir, type TempDir, testDocker } from '@datastation/test-support';
@@ -8,16 +7,15 @@ const FUNCTIONS = `
 const boot = Math.random().toString(36).slice(2);
 export const echo = (args) => args;
 export const whoami = () => boot;
-export const sleep = (args) => new Promise((resolve) => setTimeout(() => resolve('slept'), args.ms));
+export const sleep = (args) => {
+  console.log('sleeping');
+  return new Promise((resolve) => setTimeout(() => resolve('slept'), args.ms));
+};
 `;
 
-/** Polls `check` until it holds (or throws after `timeoutMs`): conditions, never fixed sleeps. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(25);
-  }
+/** The engine's word on whether container `id` is paused. */
+async function pausedOnEngine(id: string): Promise<boolean> {
+  return (await testDocker().containers.inspect(id)).paused;
 }
 
 async function containerOf(session: string): Promise<string> {
@@ -104,21 +102,21 @@ describe('Station on a real engine', () => {
     const key = { user: user(), package: 'stats' };
     const first = await s.call(key, 'whoami');
     const id = await containerOf(first.session);
-    await until('the engine reports the container paused', async () => (await testDocker().containers.inspect(id)).paused);
+    await expect.poll(() => pausedOnEngine(id), { timeout: 10_000 }).toBe(true);
     expect(s.stats()).toMatchObject({ live: 1, paused: 1 });
     const next = await s.call(key, 'whoami');
     expect(next).toMatchObject({ start: 'resumed', session: first.session, value: first.value });
     expect(next.timings.resumeMs).toBeGreaterThan(0);
     expect((await testDocker().containers.inspect(id)).paused).toBe(false);
     // ... and pauses again after the next grace.
-    await until('paused again', async () => (await testDocker().containers.inspect(id)).paused);
+    await expect.poll(() => pausedOnEngine(id), { timeout: 10_000 }).toBe(true); // paused again
   });
 
   it('closes a session idle past its TTL and removes its container', async () => {
     const s = station({ pauseAfterMs: 300, idleTtlMs: 1_500 });
     const key = { user: user(), package: 'stats' };
     const first = await s.call(key, 'echo', 1);
-    await until('the session is gone', async () => (await sessionResources(first.session)).length === 0, 8_000);
+    await expect.poll(() => sessionResources(first.session), { timeout: 8_000 }).toEqual([]);
     expect(s.stats().live).toBe(0);
     const again = await s.call(key, 'echo', 2);
     expect(again.start).toBe('cold');
@@ -144,22 +142,21 @@ describe('Station on a real engine', () => {
     const key = { user: user(), package: 'stats' };
     const warm = await s.call(key, 'echo', 0);
     const id = await containerOf(warm.session);
-    const started = Date.now();
-    const sleeping = s.call(key, 'sleep', { ms: 8_000 }).then(
+    let running = false;
+    const sleeping = s.call(key, 'sleep', { ms: 8_000 }, { onLog: () => (running = true) }).then(
       () => 'finished',
       (error: { code: string; message: string }) => error,
     );
-    await until('the call is in flight', () => s.stats().calls === 1);
-    await sleep(100);
+    await expect.poll(() => running, { timeout: 10_000 }).toBe(true); // the function runs (it logs first)
     await testDocker().containers.kill(id, 'SIGKILL');
+    // Failed by the kill, not finished: the function would sleep 8 s more.
     const error = await sleeping;
     expect(error).toMatchObject({ code: 'INTERNAL' });
     expect((error as { message: string }).message).toMatch(/stopped|lost/);
-    expect(Date.now() - started).toBeLessThan(5_000);
     const next = await s.call(key, 'echo', 'alive');
     expect(next).toMatchObject({ start: 'cold', value: 'alive' });
     expect(next.session).not.toBe(warm.session);
-    await until('the dead session is removed', async () => (await sessionResources(warm.session)).length === 0);
+    await expect.poll(() => sessionResources(warm.session), { timeout: 10_000 }).toEqual([]); // the dead session is removed
   });
 
   // gVisor (DS_RUNTIME=runsc) is registered with network mode `none` only: this transport names runc.
@@ -169,7 +166,7 @@ describe('Station on a real engine', () => {
     const first = await s.call(key, 'echo', 1);
     expect(await sessionResources(first.session)).toEqual(expect.arrayContaining([expect.stringMatching(/^network /)]));
     const id = await containerOf(first.session);
-    await until('paused', async () => (await testDocker().containers.inspect(id)).paused);
+    await expect.poll(() => pausedOnEngine(id), { timeout: 10_000 }).toBe(true);
     expect(await s.call(key, 'echo', 2)).toMatchObject({ start: 'resumed', session: first.session, value: 2 });
     await s.close();
     expect(await sessionResources(first.session)).toEqual([]);

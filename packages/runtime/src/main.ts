@@ -6,7 +6,7 @@
  *
  * Cold start is on every session's critical path. The runtime listens first (no zod here: host
  * frames are checked by hand), then boots its first worker, blank, which boots while the host
- * connects and delivers the package (see server.ts receivePackage): a session has one core, and a
+ * connects and delivers the package (see package-receive.ts): a session has one core, and a
  * worker booting beside the main thread's start would only delay the listen.
  */
 import { configFromEnv } from './config.js';

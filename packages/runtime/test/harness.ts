@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:net';
+import { vi } from 'vitest';
 import WebSocket from 'ws';
 import {
   ARGS_KIND,
@@ -37,14 +38,12 @@ export function randomSecret(length = 32): string {
   return randomBytes(length).toString('base64url').slice(0, length);
 }
 
-/** Polls `check` every `everyMs` until it returns a truthy value; throws with `what` after `timeoutMs`. */
+/** `vi.waitUntil`: polls `check` until it returns a truthy value, and returns it; its failure names `what`. */
 export async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = 5_000, everyMs = 10): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+  try {
+    return (await vi.waitUntil(check, { timeout: timeoutMs, interval: everyMs })) as NonNullable<T>;
+  } catch (error) {
+    throw new Error(`waiting for ${what} (${timeoutMs} ms at most): ${(error as Error).message}`, { cause: error });
   }
 }
 

@@ -440,12 +440,12 @@ describe('runtime over its Unix socket', () => {
   it('answers BAD_REQUEST to a second invoke with an id still in flight; the first call still answers', async () => {
     const first = client.invoke('sleep', { ms: 200 });
     client.send({ type: 'invoke', id: first.id, fn: 'echo', args: 'dup', deadline: Date.now() + 5_000 });
-    // Answers for one id queue up in arrival order: the duplicate's refusal comes first, at once.
+    // Answers for one id queue up in arrival order: the duplicate's refusal comes first, at once
+    // (before the first call's 200 ms sleep answers).
     const refusal = await first.answer; // the first answer for the id, whichever invoke it belongs to
     expectError(refusal, 'BAD_REQUEST');
     expect(refusal.id).toBe(first.id);
     expect(refusal.message).toContain('in flight');
-    expect(Date.now() - first.sentAt).toBeLessThan(150);
     expect(await client.waitAnswer(first.id)).toMatchObject({ type: 'result', id: first.id, value: 200 });
     // Once answered, the id may be used again.
     expect(await client.value('echo', 'again', { id: first.id })).toBe('again');
@@ -455,7 +455,7 @@ describe('runtime over its Unix socket', () => {
     const call = client.invoke('echo', 'late', { deadline: Date.now() - 1_000 });
     const answer = await call.answer;
     expectError(answer, 'TIMEOUT');
-    expect(Date.now() - call.sentAt).toBeLessThan(200);
+    expect(answer.message).toContain('after its deadline'); // refused on arrival: echo never ran
   });
 
   it('gives a Uint8Array argument to the function as a Uint8Array (raw bytes, never JSON), small, empty and large', async () => {

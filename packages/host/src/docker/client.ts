@@ -36,7 +36,6 @@ export interface ContainerState {
 
 export interface ContainerClient {
   create(spec: ContainerSpec): Promise<string>;
-  putArchive(id: string, tar: Readable, path: string): Promise<void>;
   start(id: string): Promise<void>;
   /** Resolves when the container stops, with its exit code. */
   wait(id: string, signal?: AbortSignal): Promise<number>;
@@ -132,19 +131,6 @@ export function createDockerClient(options: DockerClientOptions = {}): DockerCli
         OpenStdin: false,
       });
       return created.id;
-    },
-    async putArchive(id, tar, path) {
-      // A source that fails mid-stream (a file that vanished or changed size) must fail this upload,
-      // not surface as an unhandled 'error' that takes the whole controller down; the request is aborted.
-      const abort = new AbortController();
-      const failed = new Promise<never>((_, reject) => {
-        tar.once('error', (error) => {
-          abort.abort();
-          reject(error);
-        });
-      });
-      failed.catch(() => undefined);
-      await Promise.race([docker.getContainer(id).putArchive(tar, { path, abortSignal: abort.signal }), failed]);
     },
     async start(id) {
       await docker.getContainer(id).start();

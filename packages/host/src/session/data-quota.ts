@@ -1,5 +1,7 @@
 import { constants, type Dirent } from 'node:fs';
 import { type FileHandle, lstat, open, readdir } from 'node:fs/promises';
+import { DsError } from '@datastation/protocol';
+import type { Limits } from './limits.js';
 import { O_PATH } from './open-beneath.js';
 
 const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_NONBLOCK, O_NOCTTY } = constants;
@@ -133,4 +135,14 @@ export class DataWatch {
       .finally(() => (this.walking = undefined));
     return this.walking;
   }
+}
+
+/** The error of a session whose /data passed its quota: at the start, or while a call ran (DataWatch). */
+export function quotaError(dataDir: string, limits: Limits): DsError {
+  return new DsError(
+    'QUOTA_EXCEEDED',
+    `The data folder ${dataDir} is over its quota (${limits.dataBytes} bytes or ${limits.dataFiles} files): the session was stopped. Remove files ` +
+      `from it, or ask for a larger limits.dataBytes / limits.dataFiles.`,
+    { details: { dataBytes: limits.dataBytes, dataFiles: limits.dataFiles } },
+  );
 }

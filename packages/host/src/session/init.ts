@@ -1,27 +1,50 @@
+/**
+ * Starting a session (dsDockerInit), cold or from a pool. One call through the Station, and where
+ * each step lives:
+ *
+ * 1. station/station.ts `Station.call`: finds the key's session (`acquire`) or starts one
+ *    (`open` → `init`, this file's dsDockerInit), resumes it if paused, then runs the call.
+ * 2. here: inputs checked, then `fromPool` (a pooled container: mount the data, deliver the package)
+ *    or the cold path: session/blank-runtime.ts `startBlankRuntime` (container-spec.ts, the socket
+ *    opened without following links) and `deliverPackage`; both end in `connectionOver`.
+ * 3. session/connection.ts `Connection.run`: the session's deadline, a paused container resumed,
+ *    the /data quota watched while the call runs.
+ * 4. session/runtime-connection.ts `RuntimeConnection.call`: the invoke frame, the backstop past the
+ *    deadline, the answer matched by id (`settle`); station reads go to read-server.ts under
+ *    read-policy.ts.
+ * 5. In the container, packages/runtime/src: server.ts dispatches the frame, calls.ts `invoke`
+ *    hands it to a worker (worker-pool.ts, worker.ts) and `finish` answers it exactly once.
+ * 6. Back in Station.call: the timings, and a session that cannot be trusted with another call
+ *    (connection lost, the backstop fired) retired.
+ */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DsError, engineUnavailable, type ErrorCode, type NestedCallMessage, type Progress, toDsError } from '@datastation/protocol';
+import { DsError, engineUnavailable, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { LABELS, ownerLabels } from '../docker/labels.js';
 import { RUNTIME_IMAGE } from '../images/runtime-image.js';
 import { createLogger, type PinoLogger } from '../logger.js';
-import { deliverPackage, formatLogs, startBlankRuntime } from './blank-runtime.js';
+import { deliverPackage, startBlankRuntime } from './blank-runtime.js';
+import { Connection, type ConnectorCallEvent, type DsConnection, type RunOptions } from './connection.js';
 import type { Transport } from './container-spec.js';
 import { prepareDataDir, within } from './data-dir.js';
 import { mountNosuid } from './data-mount.js';
-import { DataWatch, measureData } from './data-quota.js';
+import { measureData, quotaError } from './data-quota.js';
+import { explainLoss } from './explain-loss.js';
 import { readFunctionPackage } from './function-package.js';
 import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
-import { compileReadPolicy, type ReadEvent, type ReadGrantedEvent, type ReadPolicy, registerWritableFolder } from './read-policy.js';
+import { type CompiledPolicy, compileReadPolicy, type ReadEvent, type ReadGrantedEvent, type ReadPolicy, registerWritableFolder } from './read-policy.js';
 import { DEFAULT_READ_LIMITS } from './read-server.js';
 import type { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
 import { releaseSocketName, type SandboxRuntime, sessionRuntime } from './sandbox-runtime.js';
 import type { PooledRuntime, SessionPool } from './pool.js';
 import type { FunctionPackage } from './function-package.js';
+
+export type { ConnectorCallEvent, DsConnection, RunOptions } from './connection.js';
 
 export interface InitOptions {
   /** Image reference or id; default `datastation/runtime:latest`. */
@@ -84,75 +107,6 @@ export interface InitOptions {
    * otherwise the session starts cold as usual.
    */
   pool?: SessionPool;
-}
-
-export interface RunOptions {
-  /** This call's deadline; default and maximum: the session's `limits.timeoutMs`. */
-  timeoutMs?: number;
-  onLog?: (stream: 'stdout' | 'stderr', data: string) => void;
-  signal?: AbortSignal;
-  /** `fn` names a connector (the package's connectors module), which runs in the container too. */
-  connector?: boolean;
-  /** Told of each function call this connector makes, before its value comes back (beside InitOptions.onCall). */
-  onCall?: (event: ConnectorCallEvent) => void;
-  /**
-   * Told of the call's progress (dev-utils `progress()`, a connector's functions' too), bounded by
-   * the host whatever the runtime sends: `fraction` in 0..1, `message` one short printable line,
-   * at most once per PROGRESS_INTERVAL_MS (the latest wins).
-   */
-  onProgress?: (progress: Progress) => void;
-  /**
-   * Told the call's id as it is sent (before any of its reads or nested calls can be reported):
-   * what `ReadEvent.callId` and `ConnectorCallEvent.callId` carry, so that a caller running several
-   * calls on one session at once can tell whose each read is.
-   */
-  onSent?: (call: { sessionId: string; callId: string }) => void;
-}
-
-/**
- * One function call a connector made through `run`, as the runtime's main thread recorded it: it
- * ran the call, so nothing in the package can forge or alter the report. Every call is reported,
- * refused ones (an unknown name, another connector) too, and before the connector's answer.
- */
-export interface ConnectorCallEvent {
-  sessionId: string;
-  /** The connector's call (one `run` of the connection). */
-  callId: string;
-  connector: string;
-  /** 1, 2, ... in the order the connector asked. */
-  seq: number;
-  fn: string;
-  ok: boolean;
-  /** How it failed, when it did. */
-  code?: ErrorCode;
-  ms: number;
-  /** SHA-256 (hex) of the arguments as JSON text. */
-  argsSha256: string;
-}
-
-export interface DsConnection extends AsyncDisposable {
-  readonly sessionId: string;
-  readonly containerId: string;
-  readonly image: string;
-  readonly functions: readonly string[];
-  /** The package's connectors (package.json `datastation.connectors`); empty when it has none. */
-  readonly connectors: readonly string[];
-  readonly limits: Readonly<Limits>;
-  /** The OCI runtime the container runs under (`runc`, or `runsc` for gVisor). */
-  readonly sandboxRuntime: SandboxRuntime;
-  readonly closed: boolean;
-  /** False once the WebSocket is gone (container died, killed, or closed): the session must be replaced. */
-  readonly healthy: boolean;
-  readonly paused: boolean;
-  run(fn: string, args?: unknown, options?: RunOptions): Promise<unknown>;
-  /** Runs connector `name` in the container: `run(name, args, { ...options, connector: true })`. */
-  runConnector(name: string, args?: unknown, options?: Omit<RunOptions, 'connector'>): Promise<unknown>;
-  /** Freezes the container (cgroup freezer); the WebSocket stays open. No-op when paused. */
-  pause(): Promise<void>;
-  /** Thaws a paused container. No-op when running. `run` resumes by itself. */
-  resume(): Promise<void>;
-  /** Removes the container (its functions tmpfs with it), its network (if any) and the session folder. Idempotent. */
-  close(): Promise<void>;
 }
 
 /**
@@ -278,21 +232,20 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     phase('hello');
     await lockSessionDir(sessionDir);
     if (transport.kind === 'unix') await releaseSocketName(sandbox, join(sessionDir, 'runtime.sock'));
-    runtime.serveReads(
+    const connection = connectionOver(runtime, {
+      docker,
       sessionId,
+      containerId: id,
+      image,
+      limits,
+      sandbox,
       policy,
-      options.onRead,
-      {
-        ...DEFAULT_READ_LIMITS,
-        maxOpen: limits.openReads,
-        maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
-      },
-      options.onReadGranted,
-    );
+      dataDir: data.dataDir,
+      sweepSetuid: !unmount,
+      cleanup,
+      options,
+    });
     log.debug('session ready', { container: id.slice(0, 12), transport: transport.kind, ms: Date.now() - started, phases, functions: runtime.hello.functions });
-    runtime.explainLoss = () => explainLoss(docker, id);
-    const connection = new Connection(docker, sessionId, id, image, limits, runtime, cleanup, sandbox, options.onCall);
-    connection.watchData(data.dataDir, !unmount);
     return connection;
   } catch (error) {
     await cleanup().catch((e: unknown) => log.debug('cleanup after a failed start', { error: (e as Error).message }));
@@ -314,7 +267,7 @@ async function fromPool(
     image: string;
     limits: Limits;
     pkg: FunctionPackage;
-    policy: Awaited<ReturnType<typeof compileReadPolicy>>;
+    policy: CompiledPolicy;
     dataDir: string;
     options: InitOptions;
   },
@@ -337,27 +290,25 @@ async function fromPool(
     await pooled.slot.attach(ctx.dataDir);
     const mounted = performance.now();
     const runtime = await deliverPackage(pooled.blank, ctx.pkg, options.startTimeoutMs ?? 20_000);
-    const id = pooled.blank.containerId;
-    runtime.serveReads(
+    const connection = connectionOver(runtime, {
+      docker,
       sessionId,
-      ctx.policy,
-      options.onRead,
-      {
-        ...DEFAULT_READ_LIMITS,
-        maxOpen: limits.openReads,
-        maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
-      },
-      options.onReadGranted,
-    );
+      containerId: pooled.blank.containerId,
+      image: ctx.image,
+      limits,
+      sandbox: 'runc',
+      policy: ctx.policy,
+      dataDir: ctx.dataDir,
+      sweepSetuid: !unmount,
+      cleanup,
+      options,
+    });
     const ms = (t: number) => Math.round(t * 10) / 10;
     log.debug('session ready from the pool', {
-      container: id.slice(0, 12),
+      container: pooled.blank.containerId.slice(0, 12),
       phases: { mount: ms(mounted - started), hello: ms(performance.now() - mounted) },
       functions: runtime.hello.functions,
     });
-    runtime.explainLoss = () => explainLoss(docker, id);
-    const connection = new Connection(docker, sessionId, id, ctx.image, limits, runtime, cleanup, 'runc', options.onCall);
-    connection.watchData(ctx.dataDir, !unmount);
     return connection;
   } catch (error) {
     await cleanup().catch((e: unknown) => log.debug('cleanup after a failed start from the pool', { error: (e as Error).message }));
@@ -366,206 +317,51 @@ async function fromPool(
 }
 
 /**
+ * Where both starts end, cold or pooled, once the runtime said hello with the package: the session
+ * serves station reads under its policy, explains a lost connection from the engine's view of its
+ * container, and watches its /data quota from now on.
+ */
+function connectionOver(
+  runtime: RuntimeConnection,
+  s: {
+    docker: DockerClient;
+    sessionId: string;
+    containerId: string;
+    image: string;
+    limits: Limits;
+    sandbox: SandboxRuntime;
+    policy: CompiledPolicy;
+    dataDir: string;
+    /** No nosuid mount on the host's path: the quota's walk clears setuid bits instead. */
+    sweepSetuid: boolean;
+    cleanup: () => Promise<void>;
+    options: InitOptions;
+  },
+): Connection {
+  const { limits, options } = s;
+  runtime.serveReads(
+    s.sessionId,
+    s.policy,
+    options.onRead,
+    {
+      ...DEFAULT_READ_LIMITS,
+      maxOpen: limits.openReads,
+      maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
+    },
+    options.onReadGranted,
+  );
+  runtime.explainLoss = () => explainLoss(s.docker, s.containerId);
+  const connection = new Connection(s.docker, s.sessionId, s.containerId, s.image, limits, runtime, s.cleanup, s.sandbox, options.onCall);
+  connection.watchData(s.dataDir, s.sweepSetuid);
+  return connection;
+}
+
+/**
  * Calls `fn` in the session and returns its value (the seed's `ds_docker_run`). With
  * `{ connector: true }`, `fn` is a connector, run in the container like a function.
  */
 export function dsDockerRun(fn: string, args: unknown, connection: DsConnection, options?: RunOptions): Promise<unknown> {
   return connection.run(fn, args, options);
-}
-
-class Connection implements DsConnection {
-  private closing: Promise<void> | undefined;
-  private pausedState = false;
-  /** Set when the platform ended the session (its quota passed): every later call gets it. */
-  private failure: DsError | undefined;
-  private watch: DataWatch | undefined;
-  /** Serialises pause/resume so a call never races a freeze. */
-  private transition: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly docker: DockerClient,
-    readonly sessionId: string,
-    readonly containerId: string,
-    readonly image: string,
-    readonly limits: Readonly<Limits>,
-    private readonly runtime: RuntimeConnection,
-    private readonly cleanup: () => Promise<void>,
-    readonly sandboxRuntime: SandboxRuntime,
-    private readonly onCall?: (event: ConnectorCallEvent) => void,
-  ) {}
-
-  get functions(): readonly string[] {
-    return this.runtime.hello.functions;
-  }
-
-  get connectors(): readonly string[] {
-    return this.runtime.hello.connectors;
-  }
-
-  get closed(): boolean {
-    return this.closing !== undefined;
-  }
-
-  get healthy(): boolean {
-    return !this.closing && !this.failure && this.runtime.open;
-  }
-
-  /**
-   * Enforces the /data quota while calls run. Past it, the container is frozen at once (no more
-   * writes), the calls in flight fail with QUOTA_EXCEEDED, and the session closes.
-   */
-  watchData(dataDir: string, sweepSetuid: boolean): void {
-    this.watch = new DataWatch(
-      dataDir,
-      { maxBytes: this.limits.dataBytes, maxEntries: this.limits.dataFiles },
-      {
-        intervalMs: 200,
-        sweepSetuid,
-        onOver: () => {
-          const failure = quotaError(dataDir, this.limits);
-          this.failure = failure;
-          void this.docker.containers
-            .pause(this.containerId)
-            .catch(() => undefined)
-            .finally(() => {
-              this.runtime.fail(failure);
-              void this.close().catch(() => undefined);
-            });
-        },
-      },
-    );
-  }
-
-  get paused(): boolean {
-    return this.pausedState;
-  }
-
-  pause(): Promise<void> {
-    return this.serialise(async () => {
-      if (this.pausedState || this.closing) return;
-      this.runtime.suspendHeartbeat(true);
-      await this.docker.containers.pause(this.containerId).catch((error: unknown) => {
-        this.runtime.suspendHeartbeat(false);
-        throw error;
-      });
-      this.pausedState = true;
-    });
-  }
-
-  resume(): Promise<void> {
-    return this.serialise(async () => {
-      if (!this.pausedState || this.closing) return;
-      await this.docker.containers.unpause(this.containerId);
-      this.pausedState = false;
-      this.runtime.suspendHeartbeat(false);
-    });
-  }
-
-  private serialise(step: () => Promise<void>): Promise<void> {
-    const next = this.transition.then(step, step);
-    this.transition = next.catch(() => undefined);
-    return next;
-  }
-
-  async run(fn: string, args: unknown = null, options: RunOptions = {}): Promise<unknown> {
-    if (this.failure) throw this.failure;
-    if (this.closing) throw new DsError('BAD_REQUEST', `Session ${this.sessionId} is closed; start a new one with dsDockerInit.`);
-    if (typeof fn !== 'string' || fn.length === 0) throw new DsError('BAD_REQUEST', 'The function name must be a non-empty string.');
-    const timeoutMs = Math.min(options.timeoutMs ?? this.limits.timeoutMs, this.limits.timeoutMs);
-    if (this.pausedState) await this.resume();
-    this.watch?.begin();
-    try {
-      return await this.runtime.call(fn, args, {
-        timeoutMs,
-        logBytes: this.limits.logBytes,
-        ...(options.onLog ? { onLog: options.onLog } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        ...(options.connector ? { connector: true, onNested: this.reporter(fn, options.onCall) } : {}),
-        ...(options.onSent ? { onSent: this.announcer(options.onSent) } : {}),
-      });
-    } finally {
-      this.watch?.end();
-    }
-  }
-
-  runConnector(name: string, args: unknown = null, options: Omit<RunOptions, 'connector'> = {}): Promise<unknown> {
-    return this.run(name, args, { ...options, connector: true });
-  }
-
-  /** The call's id with this session's, for `RunOptions.onSent`; a hook that throws does not stop the call. */
-  private announcer(onSent: NonNullable<RunOptions['onSent']>): (callId: string) => void {
-    return (callId) => {
-      try {
-        onSent({ sessionId: this.sessionId, callId });
-      } catch {
-        // the caller's bug; the call goes on
-      }
-    };
-  }
-
-  /** Turns the runtime's reports of a connector's calls into events for the session's and the call's hooks. */
-  private reporter(connector: string, onCall: RunOptions['onCall']): (report: NestedCallMessage) => void {
-    return (report) => {
-      const event: ConnectorCallEvent = {
-        sessionId: this.sessionId,
-        callId: report.id,
-        connector,
-        seq: report.seq,
-        fn: report.fn,
-        ok: report.ok,
-        ...(report.code ? { code: report.code } : {}),
-        ms: report.ms,
-        argsSha256: report.argsSha256,
-      };
-      // An audit hook that throws must not take the connection's message handling down with it.
-      for (const hook of [this.onCall, onCall]) {
-        try {
-          hook?.(event);
-        } catch {
-          // the caller's bug; the call goes on
-        }
-      }
-    };
-  }
-
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.watch?.stop();
-      this.runtime.close();
-      await this.cleanup();
-    })();
-    return this.closing;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-}
-
-async function explainLoss(docker: DockerClient, containerId: string): Promise<DsError> {
-  let state = await docker.containers.inspect(containerId).catch(() => undefined);
-  if (state?.running) {
-    // The socket closes as the process dies, a moment before the engine records the exit (and OOMKilled);
-    // a gVisor sandbox under load can take seconds to shut down.
-    const stop = new AbortController();
-    await Promise.race([docker.containers.wait(containerId, stop.signal).catch(() => undefined), sleep(5_000)]);
-    stop.abort();
-    state = await docker.containers.inspect(containerId).catch(() => undefined);
-  }
-  if (!state) return new DsError('INTERNAL', 'The connection to the runtime was lost and its container is gone.');
-  if (state.oomKilled) {
-    return new DsError('OUT_OF_MEMORY', 'The container was killed for using more memory than limits.memoryMb. Process less at once or raise the limit.', {
-      details: { exitCode: state.exitCode },
-    });
-  }
-  if (!state.running) {
-    const logs = await docker.containers.logs(containerId, 20).catch(() => '');
-    return new DsError('INTERNAL', `The container stopped (exit code ${state.exitCode}) during the call.${formatLogs(logs)}`, {
-      details: { exitCode: state.exitCode },
-    });
-  }
-  return new DsError('INTERNAL', 'The connection to the runtime was lost while its container still runs.');
 }
 
 /** A session's /data and its read root must not overlap, unless the data folder is excluded from what the policy serves. */
@@ -588,15 +384,6 @@ function refuseOverlap(dataDir: string, root: string, exclude: string[] | undefi
         `users' data folders beside it. Exclude the folder of data folders (readPolicy.exclude, e.g. ["users"]) or keep them outside the root.`,
     );
   }
-}
-
-function quotaError(dataDir: string, limits: Limits): DsError {
-  return new DsError(
-    'QUOTA_EXCEEDED',
-    `The data folder ${dataDir} is over its quota (${limits.dataBytes} bytes or ${limits.dataFiles} files): the session was stopped. Remove files ` +
-      `from it, or ask for a larger limits.dataBytes / limits.dataFiles.`,
-    { details: { dataBytes: limits.dataBytes, dataFiles: limits.dataFiles } },
-  );
 }
 
 /** Runs a removal up to three times; false when the engine never answered it. */

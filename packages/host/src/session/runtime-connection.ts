@@ -163,6 +163,16 @@ export class PendingRuntime {
 
 /** Extra time the host grants past the deadline before it stops waiting for the runtime's own TIMEOUT. */
 const BACKSTOP_MS = 2_000;
+/** `details.reason` of the TIMEOUT the host's backstop gives (the runtime's own TIMEOUT has none). */
+const BACKSTOP = 'backstop';
+
+/**
+ * A TIMEOUT from the host's backstop: the runtime let a deadline pass without a word, so its
+ * session cannot be trusted with another call (the connection is closed with it).
+ */
+export function isBackstopTimeout(error: DsError): boolean {
+  return error.code === 'TIMEOUT' && error.details?.reason === BACKSTOP;
+}
 /**
  * How long a cancelled call waits for the runtime's CANCELLED (it answers at once: its main thread
  * never runs the function); past it, the call ends CANCELLED and the connection is closed, as for a
@@ -360,6 +370,7 @@ export class RuntimeConnection {
           new DsError(
             'TIMEOUT',
             `${fn} ran past its ${options.timeoutMs} ms deadline and the runtime did not answer; the session is closed and must be replaced.`,
+            { details: { reason: BACKSTOP } },
           ),
         );
         this.unresponsive = true;

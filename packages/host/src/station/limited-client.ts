@@ -48,12 +48,6 @@ export function limitDockerClient(docker: DockerClient, options: OpLimiterOption
         after: 'The container is removed as soon as Docker answers.',
         onLate: (outcome) => outcome.ok && removeLater(outcome.value),
       }),
-    putArchive: (id, tar, path) =>
-      limited('containers.putArchive', 'CONTAINER_START_FAILED', () => raw.putArchive(id, tar, path), {
-        what: `copying the functions into container ${short(id)}`,
-        after: 'The container is removed as soon as Docker answers.',
-        onLate: () => removeLater(id),
-      }),
     start: (id) =>
       limited('containers.start', 'CONTAINER_START_FAILED', () => raw.start(id), {
         what: `starting container ${short(id)}`,

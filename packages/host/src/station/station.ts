@@ -1,3 +1,4 @@
+// One call through the Station, step by step, and the file of each step: the map at the top of ../session/init.ts.
 import { DsError, toDsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
@@ -6,6 +7,7 @@ import { dsDockerInit, type DsConnection, type InitOptions, type RunOptions } fr
 import type { Limits } from '../session/limits.js';
 import { engineHasRuntime, requestedRuntime, type SandboxRuntime } from '../session/sandbox-runtime.js';
 import { defaultStateDir } from '../session/state-dir.js';
+import { isBackstopTimeout } from '../session/runtime-connection.js';
 import { limitDockerClient, type LimitedDockerClient } from './limited-client.js';
 import type { OpLimiterStats } from './op-limiter.js';
 import { reapOrphans, type ReapResult } from './reaper.js';
@@ -119,9 +121,6 @@ export const STATION_DEFAULTS = Object.freeze({
   dockerOpTimeoutMs: 30_000,
 });
 
-/** A runtime's own TIMEOUT comes at the deadline; the host's backstop 2 s later means it never answered. */
-const BACKSTOP_SLACK_MS = 1_500;
-
 interface Entry {
   readonly key: SessionKey;
   readonly id: string;
@@ -213,12 +212,10 @@ export class Station implements AsyncDisposable {
         timings: { queueMs: slot.queueMs, startMs: slot.startMs, resumeMs: slot.resumeMs, callMs: ended - callStarted, totalMs: ended - began },
       };
     } catch (error) {
-      const callMs = performance.now() - callStarted;
       const failure = toDsError(error);
-      const deadline = Math.min(options.timeoutMs ?? connection.limits.timeoutMs, connection.limits.timeoutMs);
       // The socket is gone (container killed, OOM-killed, runtime unresponsive), or the runtime
       // let its own deadline pass without a word: this session cannot be trusted with another call.
-      if (!connection.healthy || (failure.code === 'TIMEOUT' && callMs >= deadline + BACKSTOP_SLACK_MS)) {
+      if (!connection.healthy || isBackstopTimeout(failure)) {
         void this.retire(entry, `call failed with ${failure.code}`);
       }
       throw failure;
@@ -507,7 +504,7 @@ export class Station implements AsyncDisposable {
     }
     if (Number.isFinite(this.idleTtlMs)) {
       entry.ttlTimer = setTimeout(() => {
-        if (entry.calls === 0) this.retire(entry, 'idle past idleTtlMs');
+        if (entry.calls === 0) void this.retire(entry, 'idle past idleTtlMs');
       }, this.idleTtlMs);
       entry.ttlTimer.unref();
     }
