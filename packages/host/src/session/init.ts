@@ -156,7 +156,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
       controllerContainer: options.controllerContainer,
     });
     const pooled = why ? undefined : options.pool.claim();
-    if (pooled) return fromPool(pooled, { docker, image, limits, pkg, policy, dataDir: data.dataDir, options });
+    if (pooled) return fromPool(pooled, { pool: options.pool, docker, image, limits, pkg, policy, dataDir: data.dataDir, options });
     log.debug('session starts cold', { why: why ?? 'no idle container in the pool' });
   }
 
@@ -258,6 +258,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
 async function fromPool(
   pooled: PooledRuntime,
   ctx: {
+    pool: SessionPool;
     docker: DockerClient;
     image: string;
     limits: Limits;
@@ -291,7 +292,7 @@ async function fromPool(
       containerId: pooled.blank.containerId,
       image: ctx.image,
       limits,
-      sandbox: 'runc',
+      sandbox: pooled.runtime,
       policy: ctx.policy,
       dataDir: ctx.dataDir,
       sweepSetuid: !unmount,
@@ -308,6 +309,9 @@ async function fromPool(
   } catch (error) {
     await cleanup().catch((e: unknown) => log.debug('cleanup after a failed start from the pool', { error: (e as Error).message }));
     throw toDsError(error, 'CONTAINER_START_FAILED');
+  } finally {
+    // The replacement starts once this session said hello (or failed): not while it boots.
+    ctx.pool.refill();
   }
 }
 
