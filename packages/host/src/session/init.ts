@@ -299,6 +299,7 @@ async function fromPool(
       cleanup,
       options,
     });
+    refillAfterFirstCall(ctx.pool, connection);
     const ms = (t: number) => Math.round(t * 10) / 10;
     log.debug('session ready from the pool', {
       container: pooled.blank.containerId.slice(0, 12),
@@ -308,11 +309,30 @@ async function fromPool(
     return connection;
   } catch (error) {
     await cleanup().catch((e: unknown) => log.debug('cleanup after a failed start from the pool', { error: (e as Error).message }));
-    throw toDsError(error, 'CONTAINER_START_FAILED');
-  } finally {
-    // The replacement starts once this session said hello (or failed): not while it boots.
     ctx.pool.refill();
+    throw toDsError(error, 'CONTAINER_START_FAILED');
   }
+}
+
+/**
+ * A container starting takes the cores for a few hundred ms (the engine, then Node): the
+ * replacement of a container taken from the pool starts once its session's first call ended, or
+ * REFILL_AFTER_HELLO_MS after its hello when no call came or the first one is long, not while the
+ * new session boots and serves its first call.
+ */
+const REFILL_AFTER_HELLO_MS = 1_000;
+
+function refillAfterFirstCall(pool: SessionPool, connection: Connection): void {
+  let done = false;
+  const refill = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    pool.refill();
+  };
+  const timer = setTimeout(refill, REFILL_AFTER_HELLO_MS);
+  timer.unref();
+  connection.onFirstCallEnd(refill);
 }
 
 /**
