@@ -181,9 +181,11 @@ export class Runner implements AsyncDisposable {
     /** This gatekeeper's name in the store's `runner` columns (see GatekeeperOptions.instance). */
     readonly instance: string,
   ) {
-    this.station = new Station({ ...stationOptions, sessionFor: (key) => this.sessionFor(key) });
-    this.scrub = scrubContext(storage, stationOptions);
     this.runCeilingMs = resolveCeilings(stationOptions.ceilings).timeoutMs;
+    // A pool's containers get the limits every session of the gatekeeper asks for (see sessionFor's specs).
+    const pool = stationOptions.pool && { ...stationOptions.pool, limits: { ...stationOptions.pool.limits, timeoutMs: this.runCeilingMs } };
+    this.station = new Station({ ...stationOptions, ...(pool ? { pool } : {}), sessionFor: (key) => this.sessionFor(key) });
+    this.scrub = scrubContext(storage, stationOptions);
     this.defaultMaxRunMs = Math.min(stationOptions.limits?.timeoutMs ?? DEFAULT_MAX_RUN_MS, this.runCeilingMs);
   }
 

@@ -127,7 +127,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   if (usage.over) throw quotaError(data.dataDir, limits);
   // A pool pins its image's id when it starts: a session of the same reference is matched on that
   // id without asking the engine again (one engine round trip off the pooled path).
-  const pinned = options.pool?.image === image ? { id: options.pool.imageId } : undefined;
+  const pinned = options.pool && (options.pool.image === image || options.pool.imageId === image) ? { id: options.pool.imageId } : undefined;
   const imageInfo =
     pinned ??
     (await docker.images.inspect(image).catch((cause: unknown) => {
