@@ -30,7 +30,8 @@ export async function mountNosuid(dir: string, stateDir: string): Promise<(() =>
     // Written first: a controller killed right after mounting still leaves the reaper a record.
     await ensurePrivateDir(join(stateDir, 'mounts'));
     await writeFile(record, JSON.stringify({ dir, pid: process.pid, start: processStartTime(process.pid) }), { mode: 0o600 });
-    helper = await mountHelper(stateDir);
+    // The pool's helper when a pool runs here; a controller without one keeps its exec of mount(8).
+    helper = await mountHelper(stateDir, { start: false });
     try {
       // A session's start waits for this: one request to the mount helper, else one exec
       // (util-linux ≥ 2.27 binds, then remounts with the flags).

@@ -19,7 +19,10 @@ import { DsError } from '@datastation/protocol';
  *   openat2(RESOLVE_NO_SYMLINKS): no link is followed anywhere in either path. DST is SRC itself
  *   (a folder made a nosuid,nodev mount of itself), or a pool slot's `data` folder,
  *   `<state>/pool/<pool>/<16 hex>/data`, which holds no mount of this helper yet. SRC never lies in
- *   the state folder (no slot, session folder or the helper's own state is handed to a container).
+ *   the state folder (no slot, session folder or the helper's own state is handed to a container);
+ *   into a slot goes only a folder not owned by root (a data folder handed to a user, as
+ *   prepareDataDir does), never `/`, `/etc` or the engine's folders, whatever the controller is asked.
+ *   A folder bound on itself only gains nosuid,nodev.
  *   Non-recursive, as `mount --bind`: mounts below SRC do not come along.
  * - `detach PATH`: a lazy unmount (MNT_DETACH, UMOUNT_NOFOLLOW) of a mount this helper made.
  */
@@ -58,6 +61,8 @@ sub bind_folder {
   return "err EPERM the target is neither the source itself nor a pool slot" unless $dst eq $src || $dst =~ $slot;
   return "err EBUSY this helper mounted there already" if $mine{$dst};
   my $s = openpath($src); return "err " . errname() . " opening the source: $!" if $s < 0;
+  my @st = stat("/proc/self/fd/$s");
+  if ($dst ne $src && (!@st || $st[4] == 0)) { POSIX::close($s); return "err EPERM the source is owned by root: only a folder handed to a user goes into a slot" }
   my $d = openpath($dst); if ($d < 0) { my $r = "err " . errname() . " opening the target: $!"; POSIX::close($s); return $r }
   my $e = ''; my $tree = syscall($OPEN_TREE, $s, $e, $OPEN_TREE_CLONE | $O_CLOEXEC | $AT_EMPTY_PATH);
   my $r;
@@ -105,16 +110,17 @@ export interface MountHelper {
 const helpers = new Map<string, Promise<MountHelper | undefined>>();
 
 /**
- * The mount helper of `stateDir` (started on first use), or undefined where it cannot run, so the
- * caller uses mount(8). A helper that died is started again on the next use.
+ * The mount helper of `stateDir` (started on first use; with `start: false`, only one already
+ * running), or undefined where it cannot run, so the caller uses mount(8). A helper that died is
+ * started again on the next use.
  */
-export async function mountHelper(stateDir: string): Promise<MountHelper | undefined> {
+export async function mountHelper(stateDir: string, options: { start?: boolean } = {}): Promise<MountHelper | undefined> {
   if (process.platform !== 'linux' || process.getuid?.() !== 0) return undefined;
   // The helper follows no link: it knows the state folder by its real path.
   const real = await realpath(stateDir).catch(() => undefined);
   if (!real) return undefined;
   let helper = helpers.get(real);
-  if (!helper) {
+  if (!helper && options.start !== false) {
     helper = startHelper(real, () => helpers.delete(real));
     helpers.set(real, helper);
   }

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { DsError } from '@datastation/protocol';
 import { processStartTime } from '../process-info.js';
 import { hasFlags } from './data-mount.js';
-import { mountHelper } from './mount-helper.js';
+import { type MountHelper, mountHelper } from './mount-helper.js';
 import { ensurePrivateDir } from './state-dir.js';
 
 const run = promisify(execFile);
@@ -91,7 +91,8 @@ export async function preparePoolRoot(stateDir: string): Promise<PoolRoot> {
       // Root's and 0755 until a user's folder covers data/: the container can write neither.
       await mkdir(path, { mode: 0o755 });
       await mkdir(data, { mode: 0o755 });
-      const helper = await mountHelper(stateDir);
+      // Asked at each use: a helper that died meanwhile is replaced.
+      let helper: MountHelper | undefined;
       let attached = false;
       let removed = false;
       return {
@@ -100,6 +101,7 @@ export async function preparePoolRoot(stateDir: string): Promise<PoolRoot> {
           if (attached || removed) throw new DsError('INTERNAL', `Pool slot ${path} was already given out.`);
           attached = true;
           try {
+            helper = await mountHelper(stateDir);
             if (helper) await helper.bind(dataDir, data);
             else {
               await run('mount', ['--bind', '-o', 'nosuid,nodev', dataDir, data]);
