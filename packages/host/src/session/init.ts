@@ -112,6 +112,7 @@ export interface InitOptions {
  * before the error (with the container's last log lines, or the runtime's own word) is thrown.
  */
 export async function dsDockerInit(options: InitOptions): Promise<DsConnection> {
+  const began = performance.now();
   const docker = options.docker ?? defaultDockerClient();
   const limits = resolveLimits(options.limits, resolveCeilings(options.ceilings));
   const image = options.image ?? RUNTIME_IMAGE;
@@ -156,7 +157,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
       controllerContainer: options.controllerContainer,
     });
     const pooled = why ? undefined : options.pool.claim();
-    if (pooled) return fromPool(pooled, { pool: options.pool, docker, image, limits, pkg, policy, dataDir: data.dataDir, options });
+    if (pooled) return fromPool(pooled, { pool: options.pool, began, docker, image, limits, pkg, policy, dataDir: data.dataDir, options });
     log.debug('session starts cold', { why: why ?? 'no idle container in the pool' });
   }
 
@@ -259,6 +260,8 @@ async function fromPool(
   pooled: PooledRuntime,
   ctx: {
     pool: SessionPool;
+    /** performance.now() when dsDockerInit began: its checks come before the pool is asked. */
+    began: number;
     docker: DockerClient;
     image: string;
     limits: Limits;
@@ -283,6 +286,7 @@ async function fromPool(
     const started = performance.now();
     // The host's own path gets nosuid,nodev as for a cold session; the slot's mount carries them into the container.
     unmount = await mountNosuid(ctx.dataDir, stateDir);
+    const nosuid = performance.now();
     await pooled.slot.attach(ctx.dataDir);
     const mounted = performance.now();
     const runtime = await deliverPackage(pooled.blank, ctx.pkg, options.startTimeoutMs ?? 20_000);
@@ -303,7 +307,7 @@ async function fromPool(
     const ms = (t: number) => Math.round(t * 10) / 10;
     log.debug('session ready from the pool', {
       container: pooled.blank.containerId.slice(0, 12),
-      phases: { mount: ms(mounted - started), hello: ms(performance.now() - mounted) },
+      phases: { checks: ms(started - ctx.began), nosuid: ms(nosuid - started), attach: ms(mounted - nosuid), hello: ms(performance.now() - mounted) },
       functions: runtime.hello.functions,
     });
     return connection;
