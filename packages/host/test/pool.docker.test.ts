@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRuntimeImage, dsDockerInit, LABELS, SessionPool } from '@datastation/host';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildRuntimeImage, dsDockerInit, LABELS, SessionPool, Station } from '@datastation/host';
 import { blocksRunBy, dataFolder, functionPackage, pinnedImage, runBlock, tempDir, type TempDir, testDocker } from '@datastation/test-support';
 
 const run = promisify(execFile);
@@ -272,6 +272,31 @@ describe(`a pre-started pool (${runtime}, root beside a local engine)`, () => {
     expect((await poolContainers()).sort()).toEqual(others.sort());
     await Promise.all([data.remove(), own.remove()]);
   });
+});
+
+it("a Station with a pool serves a new key's session from it, under the station's runtime and limits, and closes it with itself", async () => {
+  await using fn = await functionPackage({ 'index.js': FUNCTIONS });
+  await using state = await tempDir('ds-state');
+  await using data = await dataFolder();
+  const station = new Station({
+    sessionFor: () => ({ dataDir: data.path, functions: fn.path, limits: LIMITS }),
+    image,
+    runtime,
+    stateDir: state.path,
+    reap: false,
+    pool: { size: 1, limits: LIMITS },
+  });
+  try {
+    await station.start();
+    await vi.waitFor(() => expect(station.stats().pool?.idle).toBe(1), { timeout: 60_000, interval: 100 });
+    const first = await station.call({ user: 'ann', package: 'p' }, 'look');
+    expect(first).toMatchObject({ start: 'cold', value: { files: [] } });
+    expect(station.stats().pool).toMatchObject({ hits: 1, misses: 0 });
+  } finally {
+    await station.close();
+  }
+  expect(await poolContainers()).toEqual([]);
+  expect((await mountsUnder(`${state.path}/`)).filter((p) => p.includes('/pool/'))).toEqual([]);
 });
 
 it('the pool example in the README runs as written, and its session comes from the pool', async () => {
