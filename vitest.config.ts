@@ -19,6 +19,8 @@ const RUNSC_DOCKER_FILES = [
   'packages/host/test/reads.docker.test.ts',
   'packages/host/test/sandbox-runtime.docker.test.ts',
   'packages/host/test/package-delivery.docker.test.ts',
+  'packages/host/test/pool.docker.test.ts',
+  'packages/host/test/mount-helper.docker.test.ts',
 ];
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Data Station's figures beside the floor each sits on, measured in one run on this machine.
- * Run: pnpm bench [--quick] [--only=cold,warm,...,pool,http] [--runtimes=runc,runsc]. Prints a table and the
+ * Run: pnpm bench [--quick] [--only=cold,warm,...,pool,pool-http,http] [--runtimes=runc,runsc]. Prints a table and the
  * speed goals met or missed (lib/goals.ts), writes
  * bench/results/<time>.json, and removes every container, folder and image it made. Not a test: it
  * asserts nothing. Cold start, warm call, pause, data and density run under each runtime the engine
@@ -13,9 +13,10 @@ import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildRuntimeImage, createDockerClient, type DsConnection, dsDockerInit, LABELS, SANDBOX_RUNTIMES, SessionPool } from '@datastation/host';
+import { buildRuntimeImage, createDockerClient, type DsConnection, dsDockerInit, SANDBOX_RUNTIMES } from '@datastation/host';
 import { dsCommand } from '@datastation/cli/testing';
 import { httpPath } from './http-path.js';
+import { poolFirstCall, poolHttp } from './pool.js';
 import { echo, pipelinedEcho, startEchoContainer } from './lib/echo-container.js';
 import { goalsTable } from './lib/goals.js';
 import { type Row, summarise, type Summary, throughput, timeEach } from './lib/stats.js';
@@ -41,6 +42,8 @@ const dataDir = join(work, 'data');
 const storage = join(work, 'storage');
 
 const rows: Row[] = [];
+/** The runtime image this run built (its id: other processes on the machine may retag `:latest`). */
+let runtimeImage = '';
 const med = (v: number | Summary) => (typeof v === 'number' ? v : v.median);
 function add(row: Row): void {
   if (row.floor !== undefined && row.ratio === undefined) row.ratio = med(row.ours) / med(row.floor);
@@ -89,7 +92,8 @@ try {
   await mkdir(join(storage, 'owners/acme'), { recursive: true });
   await writeFile(join(fnDir, 'package.json'), '{"type":"module","main":"index.js"}');
   await writeFile(join(fnDir, 'index.js'), FUNCTIONS);
-  process.stderr.write(`runtime image: ${(await buildRuntimeImage(docker, { offline: true })).id.slice(7, 19)}\n`);
+  runtimeImage = (await buildRuntimeImage(docker, { offline: true })).id;
+  process.stderr.write(`runtime image: ${runtimeImage.slice(7, 19)}\n`);
 
   for (const runtime of runtimes)
     if (want('cold'))
@@ -373,63 +377,13 @@ try {
         }
       });
 
-  // The pre-started pool: runc only (under gVisor a mount stacked on a started container's /data
-  // never reaches the sandbox; see pool-mount.ts), and only where the controller may mount (root).
-  if (want('pool') && runtimes.includes('runc'))
-    await section('pool', async () => {
-      const size = 2;
-      const pool = await SessionPool.create({ size, docker, limits: { memoryMb: 1024, timeoutMs: 120_000, resultBytes: 40 * 1024 * 1024 } });
-      try {
-        await pool.ready();
-        // The idle cost: what the pool's containers hold and burn while nobody uses them.
-        const ids = (await docker.containers.list([`${LABELS.user}=pool`, `${LABELS.ownerPid}=${process.pid}`])).map((c) => c.id);
-        await sleep(1_000);
-        const memory = await Promise.all(ids.map((id) => docker.containers.memoryUsage(id)));
-        const cpuBefore = await Promise.all(ids.map((id) => docker.containers.cpuSeconds(id)));
-        const idleS = quick ? 3 : 10;
-        await sleep(idleS * 1000);
-        const cpuAfter = await Promise.all(ids.map((id) => docker.containers.cpuSeconds(id)));
-        const cpuPct = cpuAfter.map((c, i) => ((c - (cpuBefore[i] ?? 0)) / idleS) * 100);
-        const n = quick ? 5 : 20;
-        const times: number[] = [];
-        for (let i = 0; i < n; i++) {
-          await pool.ready();
-          const userDir = join(work, 'users', `u${i}`);
-          await mkdir(userDir, { recursive: true });
-          const t = performance.now();
-          const s = await session({ runtime: 'runc', dataDir: userDir, pool });
-          await s.run('noop');
-          times.push(performance.now() - t);
-          await s.close();
-        }
-        if (pool.stats().hits < n) throw new Error(`bench: only ${pool.stats().hits} of ${n} sessions came from the pool`);
-        add({
-          runtime: 'runc',
-          section: 'pool',
-          metric: 'new user, first call, pool warm',
-          unit: 'ms',
-          ours: summarise(times),
-          note: `pool of ${size}: dsDockerInit (mount the user's /data, deliver the package, hello) + first no-op`,
-          target: '< 50 ms p50',
-        });
-        add({
-          runtime: 'runc',
-          section: 'pool',
-          metric: 'idle cost: memory per pooled container',
-          unit: 'MB',
-          ours: summarise(memory.map((b) => b / 1024 / 1024)),
-        });
-        add({
-          runtime: 'runc',
-          section: 'pool',
-          metric: `idle cost: CPU per pooled container over ${idleS} s`,
-          unit: '% of a core',
-          ours: summarise(cpuPct),
-        });
-      } finally {
-        await pool.close();
-      }
-    });
+  // The pre-started pool (issue 22, goals 2 and 3; bench/pool.ts), under each runtime: only where the
+  // controller may mount (root beside a local engine).
+  for (const runtime of runtimes) {
+    const options = { work, quick, docker, runtime, image: runtimeImage, functions: fnDir, add };
+    if (want('pool')) await section(`pool [${runtime}]`, () => poolFirstCall(options));
+    if (want('pool-http')) await section(`pool-http [${runtime}]`, () => poolHttp(options));
+  }
 
   if (want('packaging'))
     await section('packaging', async () => {

@@ -12,6 +12,8 @@ export interface Goal {
   /** What is compared: ours ÷ floor (times), ours ÷ floor (rates: at least), or ours alone. */
   check: { kind: 'ratio-at-most'; bound: number } | { kind: 'rate-ratio-at-least'; bound: number } | { kind: 'at-most'; bound: number };
   target: string;
+  /** Only under this runtime (its bound is that runtime's). */
+  runtime?: string;
 }
 
 export const GOALS: Goal[] = [
@@ -65,6 +67,30 @@ export const GOALS: Goal[] = [
     target: '< 50 ms p50',
   },
   { goal: '6. warm call', section: 'warm call', metric: 'no-op round trip p50', check: { kind: 'ratio-at-most', bound: 4 }, target: '≤ 4× Unix-socket echo' },
+  // Issue 22.
+  {
+    goal: '22.2 new pair, first run over HTTP (pool)',
+    section: 'pool',
+    metric: 'new (user, package), first run over HTTP',
+    check: { kind: 'at-most', bound: 60 },
+    target: '≤ 60 ms p50',
+    runtime: 'runc',
+  },
+  {
+    goal: '22.2 new pair, first run over HTTP (pool)',
+    section: 'pool',
+    metric: 'new (user, package), first run over HTTP',
+    check: { kind: 'at-most', bound: 250 },
+    target: '≤ 250 ms p50',
+    runtime: 'runsc',
+  },
+  {
+    goal: "22.3 pool's first call (host API)",
+    section: 'pool',
+    metric: 'new user, first call, pool warm',
+    check: { kind: 'at-most', bound: 25 },
+    target: "≤ 25 ms p50 (OpenWhisk's prewarm)",
+  },
 ];
 
 const med = (v: number | Summary) => (typeof v === 'number' ? v : v.median);
@@ -73,13 +99,13 @@ const med = (v: number | Summary) => (typeof v === 'number' ? v : v.median);
 export function goalsTable(rows: Row[], runtimes: readonly string[]): string[] {
   const lines = ['| goal | runtime | ours | floor | ratio | target | status |', '|---|---|---|---|---|---|---|'];
   for (const g of GOALS) {
-    for (const runtime of runtimes) {
+    for (const runtime of runtimes.filter((r) => !g.runtime || g.runtime === r)) {
       const row = rows.find(
         (r) =>
           r.section === g.section && (r.runtime ?? runtime) === runtime && (typeof g.metric === 'string' ? r.metric === g.metric : g.metric.test(r.metric)),
       );
       if (!row) {
-        const why = g.section === 'pool' && runtime === 'runsc' ? ' (no pool under gVisor: a mount stacked on a started sandbox never reaches it)' : '';
+        const why = g.section === 'pool' ? ' (no pool: it needs a controller running as root beside a local engine)' : '';
         lines.push(`| ${g.goal} | ${runtime} | | | | ${g.target} | not measured${why} |`);
         continue;
       }
@@ -87,8 +113,10 @@ export function goalsTable(rows: Row[], runtimes: readonly string[]): string[] {
       const floor = row.floor === undefined ? undefined : med(row.floor);
       let met: boolean;
       let ratio = '';
-      if (g.check.kind === 'at-most') met = ours <= g.check.bound;
-      else {
+      if (g.check.kind === 'at-most') {
+        met = ours <= g.check.bound;
+        if (row.ratio !== undefined) ratio = row.ratio.toFixed(2); // beside its floor, for the reader
+      } else {
         const r = row.ratio ?? (floor ? ours / floor : Number.NaN);
         ratio = r.toFixed(2);
         met = g.check.kind === 'ratio-at-most' ? r <= g.check.bound : r >= g.check.bound;

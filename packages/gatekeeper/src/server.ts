@@ -55,7 +55,16 @@ export interface StationConfig {
    * start, so `ds` finds the station however it was started (`ds up` or `docker compose up`).
    */
   published?: { port: number; name: string };
+  /**
+   * DS_POOL_SIZE: function containers kept started for new sessions (the host's SessionPool), 0
+   * for none; default 2. Where the pool cannot run (the gatekeeper not root beside a local engine,
+   * as in the compose stack's container), every session starts cold.
+   */
+  poolSize?: number;
 }
+
+/** Function containers a station keeps started for new (user, package) pairs, unless DS_POOL_SIZE says otherwise. */
+export const DEFAULT_POOL_SIZE = 2;
 
 /** Reads the station's configuration; a missing or relative folder is BAD_REQUEST naming the variable. */
 export function readStationConfig(env: NodeJS.ProcessEnv = process.env): StationConfig {
@@ -93,6 +102,10 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
       throw new DsError('BAD_REQUEST', `DS_AUDIT_CHECKPOINTS must be an absolute file path, or off (got ${JSON.stringify(checkpointsEnv)}).`);
     auditCheckpoints = resolve(checkpointsEnv);
   }
+  const poolEnv = env.DS_POOL_SIZE;
+  const poolSize = poolEnv === undefined || poolEnv === '' ? DEFAULT_POOL_SIZE : Number(poolEnv);
+  if (!Number.isInteger(poolSize) || poolSize < 0 || poolSize > 64)
+    throw new DsError('BAD_REQUEST', `DS_POOL_SIZE must be a whole number from 0 to 64 (got ${JSON.stringify(poolEnv)}); 0 keeps no pool.`);
   const metricsToken = env.DS_METRICS_TOKEN || undefined;
   if (metricsToken) checkMetricsAccess({ token: metricsToken }, 'DS_METRICS_TOKEN');
   const [certFile, keyFile] = [env.DS_TLS_CERT || undefined, env.DS_TLS_KEY || undefined];
@@ -114,6 +127,7 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
     stateDir,
     auditCheckpoints,
     logLevel: parseLogLevel(env[LOG_LEVEL_ENV]),
+    poolSize,
     ...(metricsToken ? { metricsToken } : {}),
     dbUrl: env.DS_DB_URL || dbUrlFromFile(env.DS_DB_URL_FILE) || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`,
     host,
@@ -347,6 +361,7 @@ export async function startStation(config: StationConfig, options: Omit<Gatekeep
       ...(config.consoleDir !== undefined ? { consoleDir: config.consoleDir } : {}),
       ...(config.allowedImages?.length ? { allowedImages: config.allowedImages } : {}),
       ...options,
+      ...(config.poolSize ? { stationOptions: { ...options.stationOptions, pool: { size: config.poolSize } } } : {}),
       logger,
       store,
       storage: config.storage,

@@ -8,7 +8,8 @@ import { DsError } from '@datastation/protocol';
 export type TarEntry =
   | { type: 'directory'; name: string; mode?: number; uid?: number; gid?: number }
   | { type: 'file'; name: string; mode?: number; size: number; source: string }
-  | { type: 'content'; name: string; mode?: number; content: Buffer | string };
+  | { type: 'content'; name: string; mode?: number; content: Buffer | string }
+  | { type: 'symlink'; name: string; target: string };
 
 /**
  * Streams entries into a tar. Ownership is root and times are fixed, so the archive depends only
@@ -26,6 +27,10 @@ export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>): Re
           const owner = entry.uid !== undefined ? { uid: entry.uid, gid: entry.gid ?? entry.uid, uname: '', gname: '' } : {};
           await new Promise<void>((resolve, reject) =>
             archive.entry({ ...header, ...owner, type: 'directory', mode: entry.mode ?? 0o755 }, (e) => (e ? reject(e) : resolve())),
+          );
+        } else if (entry.type === 'symlink') {
+          await new Promise<void>((resolve, reject) =>
+            archive.entry({ ...header, type: 'symlink', mode: 0o777, linkname: entry.target }, (e) => (e ? reject(e) : resolve())),
           );
         } else if (entry.type === 'content') {
           const content = typeof entry.content === 'string' ? Buffer.from(entry.content) : entry.content;

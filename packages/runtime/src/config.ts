@@ -9,6 +9,8 @@ export interface RuntimeConfig {
   port?: number;
   secret: string;
   functionsDir: string;
+  /** DS_DATA_DIR (/data in a container): the functions' working folder once their package arrives. */
+  dataDir?: string;
   /**
    * `connection` (the default, what the host uses): the runtime starts blank and the host's first
    * frame delivers the package, written into an empty `functionsDir`. `folder` (DS_PACKAGE=folder):
@@ -46,6 +48,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RuntimeConf
   };
   if (socketPath) config.socketPath = socketPath;
   if (port !== undefined) config.port = port;
+  if (env.DS_DATA_DIR) config.dataDir = env.DS_DATA_DIR;
   if (env.DS_WORKER_HEAP_MB) config.workerHeapMb = int(env.DS_WORKER_HEAP_MB, 'DS_WORKER_HEAP_MB');
   return config;
 }

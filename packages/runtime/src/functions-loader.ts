@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DsError } from '@datastation/protocol/errors';
@@ -104,4 +105,18 @@ async function importExports(entry: string): Promise<Map<string, LoadedFunction>
     if (name !== 'default' && typeof value === 'function') fns.set(name, value as LoadedFunction);
   }
   return fns;
+}
+
+/**
+ * Imports the dev-utils a package in `functionsDir` would get (the image's copy, found as the
+ * package's own import will find it while it ships none), so that its import is a cache hit. A
+ * package that ships its own copy gets its own; nothing to import (outside the image) is no error.
+ */
+export async function preimportDevUtils(functionsDir: string): Promise<void> {
+  try {
+    const found = createRequire(join(functionsDir, 'package.json')).resolve('@datastation/dev-utils');
+    await import(pathToFileURL(found).href);
+  } catch {
+    // Not in the image's node_modules (the runtime run from source): the package imports its own.
+  }
 }

@@ -52,9 +52,26 @@ export class PackageReceiver {
       (digest) => {
         this.state = 'written';
         this.digest = digest;
+        enterDataDir(this.config.dataDir);
         void this.pool.load(); // its outcome is `loaded`'s (pool.start)
       },
       (error: Error) => this.refuse(error),
     );
+  }
+}
+
+/**
+ * The functions' working folder is their /data, entered again now: a pooled container started in
+ * the slot's empty folder, before the user's folder was mounted on it (the host does that before it
+ * delivers the package), and a working folder keeps the folder it was entered in, not what is
+ * mounted on it later. For a cold session it is the same folder. Relative paths then reach the
+ * user's files either way.
+ */
+function enterDataDir(dataDir: string | undefined): void {
+  if (!dataDir) return;
+  try {
+    process.chdir(dataDir);
+  } catch {
+    // No /data to enter (a runtime run outside a container): functions keep the working folder they had.
   }
 }

@@ -12,7 +12,7 @@ import { DsError, type ErrorCode, isDsError } from '@datastation/protocol/errors
 import { boundProgress, ProgressThrottle } from '@datastation/protocol/progress';
 import { RESULT_KIND, resultHeaderBytes } from '@datastation/protocol/result-frames';
 import { setHostChannel } from '@datastation/dev-utils';
-import { loadPackage, type LoadedFunction } from './functions-loader.js';
+import { loadPackage, type LoadedFunction, preimportDevUtils } from './functions-loader.js';
 import { createStationReads } from './station-reads.js';
 import type { CallInput, FromWorker, RunToWorker, SmallResultKind, ToWorker, WorkerInit } from './worker-messages.js';
 
@@ -100,6 +100,9 @@ for (const stream of ['stdout', 'stderr'] as const) {
 // delivers it over the connection, see package-files.ts). Nothing else is posted to a worker before
 // it is ready. The listener stays (a no-op later), so the port is never left without one.
 const loadAsked = new Promise<void>((resolve) => port.on('message', (message: ToWorker) => message.t === 'load' && resolve()));
+// What nearly every package imports, imported now, while the worker waits blank: the package's
+// own import of it is then a cache hit, off a pooled session's first-call path.
+await preimportDevUtils(init.functionsDir);
 // Booted (thread, dev-utils, the console routing): a pool may now count this runtime as ready.
 post({ t: 'booted' });
 await loadAsked;

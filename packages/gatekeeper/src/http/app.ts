@@ -194,7 +194,13 @@ export async function createGatekeeper(options: GatekeeperOptions): Promise<Gate
     ? await AuditCheckpoints.open(options.auditCheckpoints, options.store, { log: (line) => logger.warn({ component: 'checkpoints' }, line) })
     : undefined;
   const runner: Runner = new Runner(options.store, storage, packageFiles, { logger, ...options.stationOptions }, instance, options.backend);
-  const metrics = new GatekeeperMetrics({ station: () => runner.station.stats(), processMetrics: options.metrics?.processMetrics === true });
+  const poolSize = options.stationOptions?.pool?.size;
+  const metrics = new GatekeeperMetrics({
+    station: () => runner.station.stats(),
+    // Until the pool is up (or where it cannot run), it shows as empty.
+    ...(poolSize ? { pool: () => runner.station.stats().pool ?? { size: poolSize, idle: 0, starting: 0, hits: 0, misses: 0, failures: 0 } } : {}),
+    processMetrics: options.metrics?.processMetrics === true,
+  });
   runner.onRunRecorded = (run, reads) => metrics.runRecorded(run, reads);
   const unwatchAudit = options.store.onAuditLatency((seconds) => metrics.auditAppended(seconds));
   // Before the first request, so that no run of this start can be taken for one of the last.

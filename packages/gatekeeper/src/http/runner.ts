@@ -184,9 +184,12 @@ export class Runner implements AsyncDisposable {
     /** Where sessions run: this machine's Station by default (GatekeeperOptions.backend). */
     backend: SessionBackendFactory = localBackend,
   ) {
-    this.station = backend({ sessionFor: (key) => this.sessionFor(key), store, storage, instance, logger: stationOptions.logger, stationOptions });
-    this.scrub = scrubContext(storage, stationOptions);
     this.runCeilingMs = resolveCeilings(stationOptions.ceilings).timeoutMs;
+    // A pool's containers get the limits every session of the gatekeeper asks for (see sessionFor's specs).
+    const pool = stationOptions.pool && { ...stationOptions.pool, limits: { ...stationOptions.pool.limits, timeoutMs: this.runCeilingMs } };
+    const options = { ...stationOptions, ...(pool ? { pool } : {}) };
+    this.station = backend({ sessionFor: (key) => this.sessionFor(key), store, storage, instance, logger: stationOptions.logger, stationOptions: options });
+    this.scrub = scrubContext(storage, stationOptions);
     this.defaultMaxRunMs = Math.min(stationOptions.limits?.timeoutMs ?? DEFAULT_MAX_RUN_MS, this.runCeilingMs);
   }
 

@@ -13,6 +13,8 @@ export const LABELS = {
   image: 'io.datastation.image',
   version: 'io.datastation.version',
   inputs: 'io.datastation.inputs',
+  /** On a runtime image whose /data is a link to this folder (a pool needs it: pool-mount.ts). */
+  dataLink: 'io.datastation.data-link',
 } as const;
 
 /**

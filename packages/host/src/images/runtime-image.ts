@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
+import { CONTAINER_PATHS } from '../session/container-spec.js';
 import { tarOf, type TarEntry } from '../tar.js';
 import { ensureOfflineBase } from './offline-base.js';
 import { stageContext } from './stage.js';
@@ -63,7 +64,11 @@ export async function buildRuntimeImage(docker: DockerClient, options: BuildRunt
     progress(`building ${RUNTIME_IMAGE} on ${base}`);
     const id = await docker.images.build(
       tarOf(entries),
-      { tag: RUNTIME_IMAGE, buildArgs: { NODE_IMAGE: base }, labels: { [LABELS.image]: 'runtime', [LABELS.version]: version, [LABELS.inputs]: inputs } },
+      {
+        tag: RUNTIME_IMAGE,
+        buildArgs: { NODE_IMAGE: base },
+        labels: { [LABELS.image]: 'runtime', [LABELS.version]: version, [LABELS.inputs]: inputs, [LABELS.dataLink]: CONTAINER_PATHS.dataMount },
+      },
       (line) => progress(line),
     );
     await docker.images.tag(RUNTIME_IMAGE, RUNTIME_IMAGE_REPO, version);
@@ -82,6 +87,8 @@ async function runtimeContext(work: string, progress: (line: string) => void): P
   const { dir: context, version } = await runtimeFiles(work, progress);
   const entries: TarEntry[] = [{ type: 'content', name: 'Dockerfile', content: await readFile(RUNTIME_DOCKERFILE) }];
   for (const dir of ['runtime', 'node_modules']) entries.push(...(await filesUnder(context, dir)));
+  // /data is a link to the folder sessions mount the user's data on (container-spec.ts, dataMount).
+  entries.push({ type: 'directory', name: 'data-link' }, { type: 'symlink', name: 'data-link/data', target: CONTAINER_PATHS.dataMount });
   return { entries, version };
 }
 
@@ -146,6 +153,7 @@ async function inputsHash(entries: TarEntry[], baseId: string): Promise<string> 
     hash.update(`\0${entry.type}\0${entry.name}\0`);
     if (entry.type === 'content') hash.update(entry.content);
     else if (entry.type === 'file') hash.update(await readFile(entry.source));
+    else if (entry.type === 'symlink') hash.update(entry.target);
   }
   return hash.digest('hex');
 }

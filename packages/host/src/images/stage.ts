@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile, copyFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { TarEntry } from '../tar.js';
 
@@ -27,6 +27,7 @@ export async function stageContext(dir: string, entries: readonly TarEntry[]): P
       else {
         await mkdir(dirname(path), { recursive: true });
         if (entry.type === 'file') await copyFile(entry.source, path);
+        else if (entry.type === 'symlink') await symlink(entry.target, path);
         else await writeFile(path, entry.content, { mode: entry.mode ?? 0o644 });
       }
     }

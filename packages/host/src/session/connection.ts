@@ -79,6 +79,7 @@ export interface DsConnection extends AsyncDisposable {
  * resumes the container, enforces the /data quota while calls run, and closes once.
  */
 export class Connection implements DsConnection {
+  private firstCallEnds: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   private pausedState = false;
   /** Set when the platform ended the session (its quota passed): every later call gets it. */
@@ -191,7 +192,15 @@ export class Connection implements DsConnection {
       });
     } finally {
       this.watch?.end();
+      const told = this.firstCallEnds;
+      this.firstCallEnds = undefined;
+      told?.();
     }
+  }
+
+  /** Told once, when the session's first call ends (a pooled session's replacement waits for it: pool.ts). */
+  onFirstCallEnd(hook: () => void): void {
+    this.firstCallEnds = hook;
   }
 
   runConnector(name: string, args: unknown = null, options: Omit<RunOptions, 'connector'> = {}): Promise<unknown> {

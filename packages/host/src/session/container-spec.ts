@@ -5,7 +5,12 @@ import type { Limits } from './limits.js';
 import { type SandboxRuntime, specForRuntime } from './sandbox-runtime.js';
 
 export const CONTAINER_PATHS = {
+  /** What functions see: in the runtime image, a link to `dataMount`. */
   data: '/data',
+  /** Where the user's folder is mounted (the runtime image's /data leads here). */
+  dataMount: '/opt/ds/mnt/data',
+  /** A pooled container's slot, bound before its user is known; the user's folder arrives on its `data` (pool-mount.ts). */
+  dataSlot: '/opt/ds/mnt',
   functions: '/opt/ds/functions',
   sessionDir: '/run/ds',
   socket: '/run/ds/runtime.sock',
@@ -39,10 +44,11 @@ export interface SpecInput {
   /** The OCI runtime (default `runc`); see specForRuntime for what it changes. */
   runtime?: SandboxRuntime;
   /**
-   * `rslave` for a pooled container: its /data is an empty slot folder until the controller mounts
-   * the user's folder on it, which must then propagate in (pool-mount.ts). Default `rprivate`.
+   * `folder` (default): `dataDir` is the user's folder, bound at /data. `slot`: a pooled container's
+   * slot folder, bound at /opt/ds/mnt with `rslave` propagation, whose empty, root-owned `data`
+   * (where /data leads) gets the user's folder mounted on it at assignment (pool-mount.ts).
    */
-  dataPropagation?: 'rprivate' | 'rslave';
+  dataKind?: 'folder' | 'slot';
 }
 
 /**
@@ -110,13 +116,9 @@ export function containerSpec(input: SpecInput): ContainerSpec {
         },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
         Mounts: [
-          {
-            Type: 'bind',
-            Source: input.dataDir,
-            Target: CONTAINER_PATHS.data,
-            ReadOnly: false,
-            BindOptions: { Propagation: input.dataPropagation ?? 'rprivate' },
-          },
+          input.dataKind === 'slot'
+            ? { Type: 'bind', Source: input.dataDir, Target: CONTAINER_PATHS.dataSlot, ReadOnly: false, BindOptions: { Propagation: 'rslave' } }
+            : { Type: 'bind', Source: input.dataDir, Target: CONTAINER_PATHS.data, ReadOnly: false, BindOptions: { Propagation: 'rprivate' } },
           ...(input.transport.kind === 'unix'
             ? [{ Type: 'bind' as const, Source: input.transport.sessionDir, Target: CONTAINER_PATHS.sessionDir, ReadOnly: false }]
             : []),

@@ -4,12 +4,13 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { processStartTime } from '../process-info.js';
+import { type MountHelper, mountHelper } from './mount-helper.js';
 import { ensurePrivateDir } from './state-dir.js';
 
 const run = promisify(execFile);
 
-/** Data folders this controller has made nosuid,nodev mounts of, with how many sessions use each. */
-const mounted = new Map<string, number>();
+/** Data folders this controller has made nosuid,nodev mounts of: how many sessions use each, and the helper that mounted it. */
+const mounted = new Map<string, { users: number; helper: MountHelper | undefined }>();
 
 /**
  * A function may write a setuid binary or a device-like node into /data; on the host, another
@@ -21,17 +22,24 @@ const mounted = new Map<string, number>();
  */
 export async function mountNosuid(dir: string, stateDir: string): Promise<(() => Promise<void>) | undefined> {
   if (process.platform !== 'linux' || process.getuid?.() !== 0 || remoteEngine()) return undefined;
-  const users = mounted.get(dir) ?? 0;
+  const users = mounted.get(dir)?.users ?? 0;
+  let helper = mounted.get(dir)?.helper;
   const record = join(stateDir, 'mounts', createHash('sha256').update(dir).digest('hex').slice(0, 32));
   if (users === 0) {
     if (await hasFlags(dir, ['nosuid', 'nodev'])) return async () => undefined; // already so (storage mounted nosuid,nodev)
     // Written first: a controller killed right after mounting still leaves the reaper a record.
     await ensurePrivateDir(join(stateDir, 'mounts'));
     await writeFile(record, JSON.stringify({ dir, pid: process.pid, start: processStartTime(process.pid) }), { mode: 0o600 });
+    // The pool's helper when a pool runs here; a controller without one keeps its exec of mount(8).
+    helper = await mountHelper(stateDir, { start: false });
     try {
-      // One exec (util-linux ≥ 2.27 binds, then remounts with the flags): a session's start waits for it.
-      await run('mount', ['--bind', '-o', 'nosuid,nodev', dir, dir]);
+      // A session's start waits for this: one request to the mount helper, else one exec
+      // (util-linux ≥ 2.27 binds, then remounts with the flags).
+      if (helper) await helper.bind(dir, dir);
+      else await run('mount', ['--bind', '-o', 'nosuid,nodev', dir, dir]);
     } catch {
+      // A helper killed mid-request may have mounted or not.
+      if (helper && (await hasFlags(dir, ['nosuid', 'nodev']))) await run('umount', ['-l', dir]).catch(() => undefined);
       await rm(record, { force: true });
       return undefined;
     }
@@ -44,16 +52,22 @@ export async function mountNosuid(dir: string, stateDir: string): Promise<(() =>
       return undefined;
     }
   }
-  mounted.set(dir, users + 1);
+  mounted.set(dir, { users: users + 1, helper });
   let released = false;
   return async () => {
     if (released) return;
     released = true;
-    const left = (mounted.get(dir) ?? 1) - 1;
-    if (left > 0) return void mounted.set(dir, left);
+    const left = (mounted.get(dir)?.users ?? 1) - 1;
+    if (left > 0) return void mounted.set(dir, { users: left, helper });
     mounted.delete(dir);
     // Lazy: a process still holding a file open there must not keep the flags' mount pinned forever.
-    await run('umount', ['-l', dir]).catch(() => undefined);
+    const detached = helper
+      ? await helper.detach(dir).then(
+          () => true,
+          () => false,
+        )
+      : false;
+    if (!detached) await run('umount', ['-l', dir]).catch(() => undefined);
     await rm(record, { force: true });
   };
 }

@@ -117,6 +117,7 @@ export interface InitOptions {
  * before the error (with the container's last log lines, or the runtime's own word) is thrown.
  */
 export async function dsDockerInit(options: InitOptions): Promise<DsConnection> {
+  const began = performance.now();
   const docker = options.docker ?? defaultDockerClient();
   const limits = resolveLimits(options.limits, resolveCeilings(options.ceilings));
   const image = options.image ?? RUNTIME_IMAGE;
@@ -132,7 +133,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   if (usage.over) throw quotaError(data.dataDir, limits);
   // A pool pins its image's id when it starts: a session of the same reference is matched on that
   // id without asking the engine again (one engine round trip off the pooled path).
-  const pinned = options.pool?.image === image ? { id: options.pool.imageId } : undefined;
+  const pinned = options.pool && (options.pool.image === image || options.pool.imageId === image) ? { id: options.pool.imageId } : undefined;
   const imageInfo =
     pinned ??
     (await docker.images.inspect(image).catch((cause: unknown) => {
@@ -161,7 +162,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
       controllerContainer: options.controllerContainer,
     });
     const pooled = why ? undefined : options.pool.claim();
-    if (pooled) return fromPool(pooled, { docker, image, limits, pkg, policy, dataDir: data.dataDir, options });
+    if (pooled) return fromPool(pooled, { pool: options.pool, began, docker, image, limits, pkg, policy, dataDir: data.dataDir, options });
     log.debug('session starts cold', { why: why ?? 'no idle container in the pool' });
   }
 
@@ -263,6 +264,9 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
 async function fromPool(
   pooled: PooledRuntime,
   ctx: {
+    pool: SessionPool;
+    /** performance.now() when dsDockerInit began: its checks come before the pool is asked. */
+    began: number;
     docker: DockerClient;
     image: string;
     limits: Limits;
@@ -287,6 +291,7 @@ async function fromPool(
     const started = performance.now();
     // The host's own path gets nosuid,nodev as for a cold session; the slot's mount carries them into the container.
     unmount = await mountNosuid(ctx.dataDir, stateDir);
+    const nosuid = performance.now();
     await pooled.slot.attach(ctx.dataDir);
     const mounted = performance.now();
     const runtime = await deliverPackage(pooled.blank, ctx.pkg, options.startTimeoutMs ?? 20_000);
@@ -296,24 +301,47 @@ async function fromPool(
       containerId: pooled.blank.containerId,
       image: ctx.image,
       limits,
-      sandbox: 'runc',
+      sandbox: pooled.runtime,
       policy: ctx.policy,
       dataDir: ctx.dataDir,
       sweepSetuid: !unmount,
       cleanup,
       options,
     });
+    refillAfterFirstCall(ctx.pool, connection);
     const ms = (t: number) => Math.round(t * 10) / 10;
     log.debug('session ready from the pool', {
       container: pooled.blank.containerId.slice(0, 12),
-      phases: { mount: ms(mounted - started), hello: ms(performance.now() - mounted) },
+      phases: { checks: ms(started - ctx.began), nosuid: ms(nosuid - started), attach: ms(mounted - nosuid), hello: ms(performance.now() - mounted) },
       functions: runtime.hello.functions,
     });
     return connection;
   } catch (error) {
     await cleanup().catch((e: unknown) => log.debug('cleanup after a failed start from the pool', { error: (e as Error).message }));
+    ctx.pool.refill();
     throw toDsError(error, 'CONTAINER_START_FAILED');
   }
+}
+
+/**
+ * A container starting takes the cores for a few hundred ms (the engine, then Node): the
+ * replacement of a container taken from the pool starts once its session's first call ended, or
+ * REFILL_AFTER_HELLO_MS after its hello when no call came or the first one is long, not while the
+ * new session boots and serves its first call.
+ */
+const REFILL_AFTER_HELLO_MS = 1_000;
+
+function refillAfterFirstCall(pool: SessionPool, connection: Connection): void {
+  let done = false;
+  const refill = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    pool.refill();
+  };
+  const timer = setTimeout(refill, REFILL_AFTER_HELLO_MS);
+  timer.unref();
+  connection.onFirstCallEnd(refill);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DsError, toDsError } from '@datastation/protocol';
@@ -12,7 +13,9 @@ import { type BlankRuntime, startBlankRuntime } from './blank-runtime.js';
 import { DEFAULT_CONTAINER_UID, parseContainerUser } from './data-dir.js';
 import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
 import { type PoolRoot, type PoolSlot, poolUnsupported, preparePoolRoot } from './pool-mount.js';
-import { sessionRuntime } from './sandbox-runtime.js';
+import { CONTAINER_PATHS } from './container-spec.js';
+import { mountHelper } from './mount-helper.js';
+import { releaseSocketName, type SandboxRuntime, sessionRuntime } from './sandbox-runtime.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
 
 /** How long a pooled container may take, once connected, to say its worker booted. */
@@ -25,8 +28,8 @@ export interface SessionPoolOptions {
   logger?: PinoLogger;
   /** Image reference or id; default `datastation/runtime:latest`. Only sessions of this image are served from the pool. */
   image?: string;
-  /** Only `runc`: under gVisor a mount stacked on the slot never reaches the sandbox (see pool-mount.ts). */
-  runtime?: 'runc';
+  /** The containers' OCI runtime: `runc` or `runsc` (gVisor); default `DS_RUNTIME`, else runc. Only sessions of this runtime are served. */
+  runtime?: SandboxRuntime;
   /** The containers' limits, fixed at start; only sessions asking for exactly these are served from the pool. */
   limits?: Partial<Limits>;
   ceilings?: Partial<Limits>;
@@ -37,6 +40,8 @@ export interface SessionPoolOptions {
   /** How long one container may take to start and accept the connection. Default 20 s. */
   startTimeoutMs?: number;
   heartbeatMs?: number;
+  /** The owner-host label of its containers (see ownerLabels; a node agent's id); default the hostname. */
+  ownerHost?: string;
 }
 
 export interface SessionPoolStats {
@@ -59,6 +64,7 @@ export interface PooledRuntime {
   readonly sessionDir: string;
   readonly slot: PoolSlot;
   readonly blank: BlankRuntime;
+  readonly runtime: SandboxRuntime;
   /** Removes the container, the slot and the session folder; call once the session ends (or its start failed). */
   release(): Promise<void>;
 }
@@ -69,12 +75,13 @@ interface Entry extends PooledRuntime {
 
 /**
  * A pre-started pool (as OpenWhisk keeps pre-warmed containers): `size` hardened containers of
- * one image, runtime and set of limits, started blank and connected to, with no functions and
- * an empty /data. dsDockerInit({ pool }) takes one for a matching session: the user's data folder
- * is mounted into it (pool-mount.ts), the package is delivered over the connection, and the pool
- * starts a replacement in the background. A container serves one session and is removed with it;
- * nothing of one user ever reaches another's container. Every hardening default of a cold
- * session applies (the same containerSpec), with /data bound with `rslave` propagation.
+ * one image, runtime (runc or gVisor) and set of limits, started blank and connected to, with no
+ * functions and an empty /data. dsDockerInit({ pool }) takes one for a matching session: the
+ * user's data folder is mounted into it (pool-mount.ts), the package is delivered over the
+ * connection, and once the runtime said hello the pool starts a replacement in the background. A
+ * container serves one session and is removed with it; nothing of one user ever reaches another's
+ * container. Every hardening default of a cold session applies (the same containerSpec); only
+ * the data folder is bound otherwise: the container's slot at /opt/ds/mnt, with `rslave` propagation.
  */
 export class SessionPool {
   private readonly idleEntries: Entry[] = [];
@@ -94,6 +101,7 @@ export class SessionPool {
     private readonly root: PoolRoot,
     readonly imageId: string,
     readonly image: string,
+    readonly runtime: SandboxRuntime,
     readonly limits: Readonly<Limits>,
     readonly user: { user: string; uid: number; gid: number },
     private readonly stateDir: string,
@@ -106,13 +114,6 @@ export class SessionPool {
   static async create(options: SessionPoolOptions): Promise<SessionPool> {
     if (!Number.isInteger(options.size) || options.size < 1 || options.size > 64)
       throw new DsError('BAD_REQUEST', `A pool's size must be a whole number from 1 to 64; got ${String(options.size)}.`);
-    if (options.runtime !== undefined && options.runtime !== 'runc') {
-      throw new DsError(
-        'BAD_REQUEST',
-        `A pre-started pool runs only under runc: under gVisor (${String(options.runtime)}) a user's data folder mounted into a started container ` +
-          'never reaches the sandbox. runsc sessions start cold.',
-      );
-    }
     const unsupported = poolUnsupported();
     if (unsupported) throw new DsError('BAD_REQUEST', `A pre-started pool cannot run here: ${unsupported}.`);
     const docker = options.docker ?? defaultDockerClient();
@@ -120,11 +121,20 @@ export class SessionPool {
     const image = options.image ?? RUNTIME_IMAGE;
     const info = await docker.images.inspect(image);
     if (!info) throw new DsError('CONTAINER_START_FAILED', `Image ${image} is not on this Docker engine. Build it with \`ds image build\`.`);
-    await sessionRuntime(docker, 'runc', 'unix');
+    // A pooled container gets the user's folder where the image's /data link leads (pool-mount.ts).
+    if (info.labels[LABELS.dataLink] !== CONTAINER_PATHS.dataMount) {
+      throw new DsError(
+        'BAD_REQUEST',
+        `Image ${image} has no /data link to ${CONTAINER_PATHS.dataMount} (label ${LABELS.dataLink}), which a pool needs: rebuild it with \`ds image build\`.`,
+      );
+    }
+    const runtime = await sessionRuntime(docker, options.runtime, 'unix');
     const user = parseContainerUser(options.containerUser ?? `${DEFAULT_CONTAINER_UID}:${DEFAULT_CONTAINER_UID}`);
     const stateDir = options.stateDir ?? defaultStateDir();
     const root = await preparePoolRoot(stateDir);
-    const pool = new SessionPool(docker, root, info.id, image, limits, user, stateDir, options);
+    // Started now, so the first session's mount does not wait for it.
+    await mountHelper(stateDir);
+    const pool = new SessionPool(docker, root, info.id, image, runtime, limits, user, stateDir, options);
     pool.fill();
     return pool;
   }
@@ -167,14 +177,19 @@ export class SessionPool {
   }): string | undefined {
     if (this.closed) return 'the pool is closed';
     if (request.imageId !== this.imageId) return `the session's image is not the pool's (${this.image})`;
-    if (request.runtime !== 'runc') return `the session asks for runtime ${request.runtime}; the pool runs runc`;
+    if (request.runtime !== this.runtime) return `the session asks for runtime ${request.runtime}; the pool runs ${this.runtime}`;
     if (request.transport !== 'unix' || request.controllerContainer) return 'the session asks for the network transport';
     if (request.user !== this.user.user) return `the data folder's owner (${request.user}) is not the pool's user (${this.user.user})`;
     if (!isDeepStrictEqual({ ...request.limits }, { ...this.limits })) return 'the session asks for other limits than the pool’s';
     return undefined;
   }
 
-  /** An idle container for one session, or undefined when none is ready (the caller starts cold). Starts a replacement. */
+  /**
+   * An idle container for one session, or undefined when none is ready (the caller starts cold,
+   * and the pool starts filling). The replacement of a container taken waits for `refill`, which
+   * the session calls once its runtime said hello: a container starting meanwhile would take the
+   * cores the new session needs.
+   */
   claim(): PooledRuntime | undefined {
     let entry = this.idleEntries.shift();
     while (entry && !entry.blank.pending.open) {
@@ -189,8 +204,12 @@ export class SessionPool {
     entry.claimed = true;
     this.hits++;
     this.live++;
-    this.fill();
     return entry;
+  }
+
+  /** Starts replacing what was taken (once a session taken from the pool said hello, or failed). */
+  refill(): void {
+    this.fill();
   }
 
   /** Removes the idle containers; the pool's mounts go once the last session it served has ended. */
@@ -257,7 +276,7 @@ export class SessionPool {
       const labels = {
         [LABELS.user]: 'pool',
         [LABELS.package]: 'pool',
-        ...ownerLabels(),
+        ...ownerLabels(this.options.ownerHost),
       };
       const blank = await startBlankRuntime({
         docker: this.docker,
@@ -266,12 +285,12 @@ export class SessionPool {
           sessionId,
           user: this.user.user,
           dataDir: slot.path,
-          dataPropagation: 'rslave',
+          dataKind: 'slot',
           transport: { kind: 'unix', sessionDir },
           secret,
           limits: this.limits,
           labels,
-          runtime: 'runc',
+          runtime: this.runtime,
         },
         timeoutMs: this.options.startTimeoutMs ?? 20_000,
         ...(this.options.heartbeatMs ? { heartbeatMs: this.options.heartbeatMs } : {}),
@@ -279,11 +298,12 @@ export class SessionPool {
       });
       // The runtime listens: the container has no more business in its session folder.
       await lockSessionDir(sessionDir);
+      await releaseSocketName(this.runtime, join(sessionDir, 'runtime.sock'));
       // Idle only once its first worker is up, so a session taken from the pool never waits for a
       // worker's boot (an older runtime never says so: then after a bound wait).
       blank.pending.awaitBoot();
       await Promise.race([blank.pending.booted, sleep(BOOT_WAIT_MS), blank.exited]);
-      entry = { sessionId, sessionDir, slot, blank, claimed: false, release };
+      entry = { sessionId, sessionDir, slot, blank, runtime: this.runtime, claimed: false, release };
       const self = entry;
       // A container that dies while idle leaves the pool (and is replaced).
       blank.exited.catch(() => {

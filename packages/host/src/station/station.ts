@@ -4,6 +4,7 @@ import type { DockerClient } from '../docker/client.js';
 import { defaultDockerClient } from '../docker/default-client.js';
 import { createLogger, type Logger, type PinoLogger } from '../logger.js';
 import { dsDockerInit, type DsConnection, type InitOptions, type RunOptions } from '../session/init.js';
+import { SessionPool, type SessionPoolStats } from '../session/pool.js';
 import type { Limits } from '../session/limits.js';
 import { engineHasRuntime, requestedRuntime, type SandboxRuntime } from '../session/sandbox-runtime.js';
 import { defaultStateDir } from '../session/state-dir.js';
@@ -66,6 +67,14 @@ export interface StationOptions {
    * none: silent, unless `DEBUG=datastation:*` writes them to stderr (see logger.ts).
    */
   logger?: PinoLogger;
+  /**
+   * A pre-started pool (SessionPool) for new sessions: `size` containers of the station's image and
+   * runtime, started with the station's limits overlaid with `limits` (give the limits `sessionFor`
+   * gives: only sessions asking for exactly the pool's limits come from it). Made at `start()` or
+   * the first call; where it cannot run (not root, a remote engine, an image without the /data
+   * link), the station says why in its debug lines and starts every session cold. Closed with the station.
+   */
+  pool?: { size: number; limits?: Partial<Limits> };
 }
 
 export type StartKind = 'cold' | 'warm' | 'resumed';
@@ -103,6 +112,8 @@ export interface SessionInfo {
 }
 
 export interface StationStats {
+  /** The pre-started pool's figures, when the station has one running. */
+  pool?: SessionPoolStats;
   /** Sessions with a running or paused container. */
   live: number;
   paused: number;
@@ -159,6 +170,9 @@ export class Station implements AsyncDisposable {
   private gvisor: Promise<boolean> | undefined;
   private reapFailed = false;
   private closing: Promise<void> | undefined;
+  /** The pre-started pool (options.pool), made once; undefined where it cannot run. */
+  private pooling: Promise<SessionPool | undefined> | undefined;
+  private pool: SessionPool | undefined;
 
   constructor(options: StationOptions) {
     if (typeof options?.sessionFor !== 'function')
@@ -190,7 +204,9 @@ export class Station implements AsyncDisposable {
    */
   async start(): Promise<ReapResult> {
     this.assertOpen();
-    return this.reap();
+    const reaped = await this.reap();
+    void this.startPool();
+    return reaped;
   }
 
   /** Calls `fn` in the key's session, starting or resuming the session as needed. */
@@ -261,6 +277,7 @@ export class Station implements AsyncDisposable {
       idleMs: e.calls > 0 ? 0 : Math.round(now - e.lastUsed),
     }));
     return {
+      ...(this.pool ? { pool: this.pool.stats() } : {}),
       live: sessions.filter((s) => s.state !== 'starting').length,
       paused: sessions.filter((s) => s.state === 'paused').length,
       starting: sessions.filter((s) => s.state === 'starting').length,
@@ -276,6 +293,7 @@ export class Station implements AsyncDisposable {
       for (const entry of [...this.sessions.values()]) void this.retire(entry, 'station closed');
       await this.reaping?.catch(() => undefined);
       while (this.closings.size > 0) await Promise.allSettled([...this.closings]);
+      await (await this.pooling)?.close();
       await this.sweep();
     })();
     return this.closing;
@@ -418,7 +436,11 @@ export class Station implements AsyncDisposable {
         });
       const limits = this.options.limits || spec.limits ? { ...this.options.limits, ...spec.limits } : undefined;
       const runtime = spec.runtime ?? (await this.defaultRuntime(spec));
+      // A pool still being made serves the sessions after this one: this one starts cold, now.
+      void this.startPool();
+      const pool = this.pool;
       const connection = await this.init({
+        ...(pool ? { pool } : {}),
         ...(this.options.image ? { image: this.options.image } : {}),
         ...spec,
         runtime,
@@ -455,11 +477,47 @@ export class Station implements AsyncDisposable {
   }
 
   /**
+   * The pre-started pool of options.pool, made once (after the reaper, so that it never races
+   * the removal of a dead controller's containers); undefined without one or where it cannot run.
+   */
+  private startPool(): Promise<SessionPool | undefined> {
+    const wanted = this.options.pool;
+    if (!wanted || this.closing) return Promise.resolve(undefined);
+    this.pooling ??= (async () => {
+      try {
+        await this.reaping?.catch(() => undefined);
+        const pool = await SessionPool.create({
+          size: wanted.size,
+          docker: this.docker,
+          stateDir: this.stateDir,
+          runtime: await this.defaultRuntime({}),
+          ...(this.options.image ? { image: this.options.image } : {}),
+          limits: { ...this.options.limits, ...wanted.limits },
+          ...(this.options.ceilings ? { ceilings: this.options.ceilings } : {}),
+          ...(this.options.logger ? { logger: this.options.logger } : {}),
+          ...(this.options.ownerHost ? { ownerHost: this.options.ownerHost } : {}),
+        });
+        if (this.closing) {
+          await pool.close();
+          return undefined;
+        }
+        this.pool = pool;
+        this.log.debug('pool started', { size: wanted.size, runtime: pool.runtime, image: pool.image });
+        return pool;
+      } catch (error) {
+        this.log.debug('no pool: every session starts cold', { why: (error as Error).message });
+        return undefined;
+      }
+    })();
+    return this.pooling;
+  }
+
+  /**
    * The station's runtime for a session whose spec names none: the option, else DS_RUNTIME, else
    * gVisor where the engine has it. gVisor is registered here with network mode `none` only, so
    * a session on the `network` transport falls back to runc rather than failing.
    */
-  private async defaultRuntime(spec: SessionSpec): Promise<SandboxRuntime> {
+  private async defaultRuntime(spec: Pick<SessionSpec, 'transport'>): Promise<SandboxRuntime> {
     if (this.options.runtime !== undefined || process.env.DS_RUNTIME) return requestedRuntime(this.options.runtime);
     const transport = spec.transport ?? (process.env.DS_TRANSPORT === 'network' ? 'network' : 'unix');
     if (transport !== 'unix') return 'runc';
