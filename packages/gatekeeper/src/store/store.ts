@@ -210,6 +210,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const connection = connect(location, options);
   try {
     const migrated = await migrate(connection);
+    connection.schemaReady();
     return new Store(connection, options.now ?? (() => new Date()), migrated);
   } catch (error) {
     await connection.destroy().catch(() => undefined);
