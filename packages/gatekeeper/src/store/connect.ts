@@ -223,16 +223,22 @@ async function batchIn(
 
 /** Thrown to roll a batch's transaction back when a step's expectation fails. */
 class Conflict extends Error {
-  constructor(readonly step: number) {
+  constructor(
+    readonly step: number,
+    /** A step before it changed something. */
+    readonly wrote: boolean,
+  ) {
     super(`step ${step} of a batch did not do what it expected`);
   }
 }
 
 async function runSteps(q: Kysely<Database>, steps: readonly Step[], rowLocks: boolean): Promise<{ results: StepResult[] }> {
   const results: StepResult[] = [];
+  let wrote = false;
   for (const [i, step] of steps.entries()) {
     if ('audit' in step) {
       results.push({ entries: await appendAuditRows(q, rowLocks, step.audit) });
+      wrote ||= step.audit.length > 0;
       continue;
     }
     const result = await q.executeQuery(step.query);
@@ -245,8 +251,10 @@ async function runSteps(q: Kysely<Database>, steps: readonly Step[], rowLocks: b
           : 'rows' in expect
             ? result.rows.length === expect.rows
             : JSON.stringify(result.rows) === JSON.stringify(expect.same);
-      if (!met) throw new Conflict(i);
+      if (!met) throw new Conflict(i, wrote);
     }
+    // What changed rows: a count, or rows returned by a statement that is not a select (RETURNING).
+    wrote ||= (affected ?? 0) > 0 || (step.query.query.kind !== 'SelectQueryNode' && result.rows.length > 0);
     results.push({ rows: result.rows as unknown[], ...(affected !== undefined ? { affected } : {}) });
   }
   return { results };
@@ -287,13 +295,15 @@ export function inTx(connection: Connection, trx: Kysely<Database>): Connection 
     rowLocks: connection.rowLocks,
     read: (_doing, fn) => fn(trx),
     write: (_doing, fn) => fn(trx),
-    // Inside a transaction a conflict cannot roll back the batch alone: it fails the transaction.
+    // Inside a transaction the batch cannot be rolled back alone: a conflict before any step wrote
+    // answers as anywhere else, one after fails the whole transaction.
     batch: async (_doing, steps) => {
       try {
         return await runSteps(trx, steps, connection.rowLocks);
       } catch (error) {
-        if (error instanceof Conflict) throw new DsError('INTERNAL', `A batch inside a transaction met a conflict (${error.message}).`);
-        throw error;
+        if (!(error instanceof Conflict)) throw error;
+        if (!error.wrote) return { conflict: error.step };
+        throw new DsError('INTERNAL', `A batch inside a transaction met a conflict after it wrote (${error.message}).`);
       }
     },
     schemaReady: () => undefined,
