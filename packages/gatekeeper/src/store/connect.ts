@@ -68,9 +68,23 @@ export interface Connection {
   batch(doing: string, steps: readonly Step[]): Promise<BatchResult>;
   /** `FOR UPDATE` where the backend has row locks; SQLite's transaction already holds the only write lock. */
   readonly rowLocks: boolean;
+  /** SQLite: what the connection did since it opened (see StoreStats); undefined on PostgreSQL. */
+  stats(): Promise<StoreStats | undefined>;
   /** Told once the schema is current (after migrations): from then on, the main thread's SQLite connection only reads. */
   schemaReady(): void;
   destroy(): Promise<void>;
+}
+
+/**
+ * What a SQLite store did since it opened: statements on the main thread's connection (reads,
+ * and migrations), and the writer thread's units (transactions, batches), commits (each one fsync
+ * of the WAL) and statements. For benchmarks and tests: per run, or units per commit.
+ */
+export interface StoreStats {
+  reads: number;
+  units: number;
+  commits: number;
+  writes: number;
 }
 
 /** Marks the async context of a transaction, so a call on the store (not on `tx`) fails instead of deadlocking. */
@@ -88,11 +102,13 @@ export function connect(location: StoreLocation, options: ConnectOptions = {}): 
  * no statement is in use twice at once; SQLite prepares a statement again by itself after a
  * schema change (migrations). Bounded, least recently used first out.
  */
-function reusingStatements(database: SqliteDatabase.Database, max = 512): Pick<SqliteDatabase.Database, 'close' | 'prepare'> {
+function reusingStatements(database: SqliteDatabase.Database, counted: { statements: number }, max = 512): Pick<SqliteDatabase.Database, 'close' | 'prepare'> {
   const statements = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => database.close(),
+    // Kysely's driver prepares once per query: a count of the statements run.
     prepare: (text: string) => {
+      counted.statements++;
       let statement = statements.get(text);
       if (statement) statements.delete(text);
       else statement = database.prepare(text);
@@ -127,7 +143,8 @@ function openSqlite(file: string, options: ConnectOptions): SqliteDatabase.Datab
  */
 function connectSqlite(file: string, options: ConnectOptions): Connection {
   const database = openSqlite(file, options);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(database) }) });
+  const reads = { statements: 0 };
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(database, reads) }) });
   const writer = new SqliteWriter(file, { busyTimeoutMs: options.busyTimeoutMs ?? 5000, ...(options.maxGroup ? { maxGroup: options.maxGroup } : {}) });
   const writes = new Kysely<Database>({ dialect: writerDialect(writer) });
   let destroyed: Promise<void> | undefined;
@@ -153,6 +170,10 @@ function connectSqlite(file: string, options: ConnectOptions): Connection {
         if ('conflict' in answer) return answer;
         return { results: answer.results.map((r) => ('entries' in r ? r : { rows: r.rows, ...(r.changes !== undefined ? { affected: r.changes } : {}) })) };
       }),
+    stats: async () => {
+      const { units, commits, statements } = await writer.stats();
+      return { reads: reads.statements, units, commits, writes: statements };
+    },
     schemaReady: () => database.pragma('query_only = ON'),
     destroy: () => {
       // The reader first: the last connection to close checkpoints the WAL into the database file,
@@ -177,7 +198,7 @@ function connectSqlite(file: string, options: ConnectOptions): Connection {
  */
 function connectSqliteInline(file: string, options: ConnectOptions): Connection {
   const database = openSqlite(file, options);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(database) }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(database, { statements: 0 }) }) });
   const write = <T>(doing: string, fn: (q: Kysely<Database>) => Promise<T>) =>
     guarded(doing, () =>
       // Kysely's SQLite driver has one connection behind a mutex: holding it for the whole
@@ -201,6 +222,7 @@ function connectSqliteInline(file: string, options: ConnectOptions): Connection 
     read: (doing, fn) => guarded(doing, () => fn(db)),
     write,
     batch: (doing, steps) => batchIn(write, doing, steps, false),
+    stats: async () => undefined,
     schemaReady: () => undefined,
     destroy: () => db.destroy(),
   };
@@ -282,6 +304,7 @@ function connectPostgres(connectionString: string, options: ConnectOptions): Con
     read: (doing, fn) => guarded(doing, () => fn(db)),
     write,
     batch: (doing, steps) => batchIn(write, doing, steps, true),
+    stats: async () => undefined,
     schemaReady: () => undefined,
     destroy: () => db.destroy(),
   };
@@ -306,6 +329,7 @@ export function inTx(connection: Connection, trx: Kysely<Database>): Connection 
         throw new DsError('INTERNAL', `A batch inside a transaction met a conflict after it wrote (${error.message}).`);
       }
     },
+    stats: () => connection.stats(),
     schemaReady: () => undefined,
     destroy: () => Promise.reject(new DsError('INTERNAL', 'A transaction cannot close the store.')),
   };
@@ -319,6 +343,8 @@ async function guarded<T>(doing: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
+    // A batch's conflict goes back to batchIn as it is: it only rolled the transaction back.
+    if (error instanceof Conflict) throw error;
     throw toStoreError(error, doing);
   }
 }

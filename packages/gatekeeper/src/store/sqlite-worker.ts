@@ -62,7 +62,15 @@ export type Request =
   | { op: 'unit'; id: number; unit: Unit }
   | { op: 'query'; id: number; tx: number; sql: string; params: unknown[] }
   | { op: 'end'; id: number; tx: number; commit: boolean }
+  | { op: 'stats'; id: number }
   | { op: 'close'; id: number };
+
+/** What the thread did since it started: units taken, commits made (fsyncs of the WAL), statements run. */
+export interface WriterStats {
+  units: number;
+  commits: number;
+  statements: number;
+}
 
 /** A statement's result: its rows (a reader), or what it changed. */
 export interface StatementResult {
@@ -116,6 +124,7 @@ class Writer {
   #group: { id: number; value: unknown }[] = [];
   #closing: number | undefined;
   #closed = false;
+  readonly #stats: WriterStats = { units: 0, commits: 0, statements: 0 };
 
   constructor(init: WorkerInit) {
     this.#port = init.port;
@@ -170,6 +179,9 @@ class Writer {
       case 'end':
         this.#end(request);
         return;
+      case 'stats':
+        this.#reply(request.id, { ...this.#stats });
+        return;
       case 'close':
         this.#closing = request.id;
         return;
@@ -206,6 +218,7 @@ class Writer {
   }
 
   #start(id: number, unit: Unit): void {
+    this.#stats.units++;
     try {
       this.#open();
     } catch (error) {
@@ -324,8 +337,14 @@ class Writer {
     if (members.length === 0) return;
     try {
       this.#db.exec('commit');
+      this.#stats.commits++;
     } catch (error) {
-      const e = wire(error);
+      // Every unit of the group failed with it, whichever unit's write the commit refused: the store's failure, not the caller's.
+      const cause = wire(error);
+      const e: WireError = {
+        name: cause.name,
+        message: `the commit of this write and ${members.length - 1} other(s) failed (${cause.code ?? 'no code'}: ${cause.message})`,
+      };
       if (this.#db.inTransaction) {
         try {
           this.#db.exec('rollback');
@@ -361,6 +380,7 @@ class Writer {
   }
 
   #execute(sql: string, params: readonly unknown[]): StatementResult {
+    this.#stats.statements++;
     const statement = this.#prepare(sql);
     if (statement.reader) return { rows: statement.all(params) };
     const { changes, lastInsertRowid } = statement.run(params);
@@ -397,6 +417,7 @@ class Writer {
    */
   #append(rows: readonly AuditRowInput[]): ChainedRow[] {
     const head = this.#prepare('select seq, hash from audit_head where id = 1').get() as { seq: number; hash: string } | undefined;
+    this.#stats.statements += rows.length > 0 ? 2 : 1;
     if (!head) throw new Error('the audit head row is missing');
     const insert = this.#prepare('insert into audit (seq, at, actor, kind, subject, data, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?)');
     const insertOwner = this.#prepare('insert into audit_owners (seq, owner) values (?, ?)');
@@ -408,6 +429,7 @@ class Writer {
       const hash = auditHash({ seq, at: row.at, actor: row.actor, kind: row.kind, subject: row.subject, owners: row.owners, prevHash }, row.data);
       insert.run([seq, row.at, row.actor, row.kind, row.subject, row.data, prevHash, hash]);
       for (const owner of row.owners) insertOwner.run([seq, owner]);
+      this.#stats.statements += 1 + row.owners.length;
       chained.push({ seq, prevHash, hash });
       prevHash = hash;
     }

@@ -18,9 +18,9 @@ import {
   SqliteIntrospector,
   SqliteQueryCompiler,
 } from 'kysely';
-import type { Ready, Reply, Request, ScriptResult, StatementResult, Unit, WireError, WireStep, WorkerInit } from './sqlite-worker.js';
+import type { Ready, Reply, Request, ScriptResult, StatementResult, Unit, WireError, WireStep, WorkerInit, WriterStats } from './sqlite-worker.js';
 
-export type { AuditRowInput, ChainedRow, ScriptResult, StatementResult, StepResult, WireExpect, WireStep } from './sqlite-worker.js';
+export type { AuditRowInput, ChainedRow, ScriptResult, StatementResult, StepResult, WireExpect, WireStep, WriterStats } from './sqlite-worker.js';
 
 export interface SqliteWriterOptions {
   busyTimeoutMs: number;
@@ -158,6 +158,11 @@ export class SqliteWriter {
     return this.#ask({ op: 'unit', unit: { kind: 'script', steps } satisfies Unit });
   }
 
+  /** What the thread did since it started (see WriterStats). */
+  stats(): Promise<WriterStats> {
+    return this.#ask({ op: 'stats' });
+  }
+
   /** Runs what was asked before, commits it, closes the connection and ends the thread; idempotent. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
@@ -229,7 +234,9 @@ class WriterDriver implements Driver {
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     const c = connection as WriterConnection;
-    const tx = c.tx as number;
+    const tx = c.tx;
+    // Kysely rolls back after a failed commit too: the thread ended that transaction already (its group's commit failed).
+    if (tx === undefined) return;
     c.tx = undefined;
     await this.writer.end(tx, false);
   }

@@ -1,7 +1,7 @@
 import { Migrator } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { type AuditAnchor, type AuditEntry, type AuditInput, AuditLog, type AuditVerification } from './audit.js';
-import { type Backend, type Connection, type ConnectOptions, connect, inTx, type Step, type StepResult } from './connect.js';
+import { type Backend, type Connection, type ConnectOptions, connect, inTx, type Step, type StepResult, type StoreStats } from './connect.js';
 import { DataFiles } from './data-files.js';
 import { toStoreError } from './errors.js';
 import { Grants } from './grants.js';
@@ -174,6 +174,11 @@ export class Store implements StoreTables, AsyncDisposable {
    */
   onAuditLatency(listener: (seconds: number) => void): () => void {
     return this.#auditLatencyListeners.add(listener);
+  }
+
+  /** SQLite: what the store did since it opened (statements, transactions, commits; see StoreStats); undefined on PostgreSQL. */
+  stats(): Promise<StoreStats | undefined> {
+    return this.connection.stats();
   }
 
   /** Walks the audit chain, checking it against `anchors` when given (see `AuditLog.verify`). */
