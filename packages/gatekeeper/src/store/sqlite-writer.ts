@@ -69,7 +69,7 @@ export class SqliteWriter {
   #tx = 1;
   /** Why the thread can take nothing more (it failed to open, or stopped). */
   #dead: Error | undefined;
-  readonly ready: Promise<void>;
+  readonly #opened: Promise<void>;
   #closed: Promise<void> | undefined;
 
   constructor(file: string, options: SqliteWriterOptions) {
@@ -82,12 +82,12 @@ export class SqliteWriter {
     this.#worker.unref();
     let opened: () => void = () => undefined;
     let failed: (error: Error) => void = () => undefined;
-    this.ready = new Promise<void>((resolve, reject) => {
+    this.#opened = new Promise<void>((resolve, reject) => {
       opened = resolve;
       failed = reject;
     });
     // Awaited by every request; a failure is also seen there.
-    this.ready.catch(() => undefined);
+    this.#opened.catch(() => undefined);
     this.#port.on('message', (message: Ready | Reply) => {
       if ('ready' in message) {
         if (message.ready) opened();
@@ -113,20 +113,31 @@ export class SqliteWriter {
     this.#pending.clear();
   }
 
-  async #ask<T>(request: DistributiveOmit<Request, 'id'>): Promise<T> {
-    // The port keeps the process alive while anything is asked (the thread's `ready` included), and only then.
+  /** Waits until the thread has opened the database (or failed to: then it throws why). */
+  ready(): Promise<void> {
+    return this.#awaited(() => this.#opened);
+  }
+
+  /** The port keeps the process alive while anything is awaited of the thread (its opening included), and only then. */
+  async #awaited<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#asking++ === 0) this.#port.ref();
     try {
-      await this.ready;
-      if (this.#dead) throw this.#dead;
-      const id = this.#next++;
-      return await new Promise<T>((resolve, reject) => {
-        this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-        this.#port.postMessage({ ...request, id } as Request);
-      });
+      return await fn();
     } finally {
       if (--this.#asking === 0) this.#port.unref();
     }
+  }
+
+  #ask<T>(request: DistributiveOmit<Request, 'id'>): Promise<T> {
+    return this.#awaited(async () => {
+      await this.#opened;
+      if (this.#dead) throw this.#dead;
+      const id = this.#next++;
+      return new Promise<T>((resolve, reject) => {
+        this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+        this.#port.postMessage({ ...request, id } as Request);
+      });
+    });
   }
 
   /** A new interactive transaction's id (see `begin`). */
@@ -210,7 +221,7 @@ class WriterDriver implements Driver {
   constructor(private readonly writer: SqliteWriter) {}
 
   init(): Promise<void> {
-    return this.writer.ready;
+    return this.writer.ready();
   }
 
   // No mutex: the thread takes transactions one at a time, in the order they began.
