@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { PluginBuild } from 'esbuild';
@@ -37,6 +37,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 /** The bundle made by this package's build: dist/gatekeeper-image/main.mjs. */
 const PREBUILT = fileURLToPath(new URL('./gatekeeper-image/main.mjs', import.meta.url));
 const ADDON = 'better_sqlite3.node';
+/** The store's SQLite writer thread's entry, beside main.mjs (store/sqlite-writer.ts starts it from there). */
+const WRITER = 'sqlite-worker.mjs';
 
 export async function buildGatekeeperImage(
   docker: DockerClient,
@@ -71,10 +73,13 @@ export async function buildGatekeeperImage(
 /** The image's build context: its Dockerfile and gatekeeper/ (the bundle, the addon, the console). `work` is a scratch folder the caller removes. */
 async function gatekeeperContext(work: string, progress: (line: string) => void): Promise<[string, Buffer][]> {
   const bundle = await gatekeeperBundle(work, progress);
+  // The store's SQLite writer thread, bundled beside main.mjs (see bundleGatekeeper).
+  const writer = join(dirname(bundle), WRITER);
   const addonPath = join(createRequire(import.meta.url).resolve('better-sqlite3/package.json'), '..', 'build', 'Release', ADDON);
   return [
     ['Dockerfile', await readFile(GATEKEEPER_DOCKERFILE)],
     ['gatekeeper/main.mjs', await readFile(bundle)],
+    [`gatekeeper/${WRITER}`, await readFile(writer)],
     [`gatekeeper/${ADDON}`, await readFile(addonPath)],
     ...(await consoleFiles(progress)).map(([name, content]): [string, Buffer] => [`gatekeeper/console/${name}`, content]),
   ];
@@ -100,7 +105,7 @@ export async function stageGatekeeperContext(dir: string, options: { onProgress?
 
 /** The prebuilt bundle when installed; made from source in this repository. */
 async function gatekeeperBundle(work: string, progress: (line: string) => void): Promise<string> {
-  if (await stat(PREBUILT).catch(() => undefined)) return PREBUILT;
+  if ((await stat(PREBUILT).catch(() => undefined)) && (await stat(join(dirname(PREBUILT), WRITER)).catch(() => undefined))) return PREBUILT;
   if (!import.meta.url.endsWith('.ts')) {
     throw new DsError(
       'INTERNAL',
@@ -132,16 +137,21 @@ async function consoleFiles(progress: (line: string) => void): Promise<[string, 
   return files;
 }
 
-/** One ESM file (`outDir`/main.mjs) needing nothing but node and the addon beside it. A build step: it needs esbuild (a devDependency). */
+/**
+ * Two ESM files (`outDir`/main.mjs, and the store's SQLite writer thread, sqlite-worker.mjs)
+ * needing nothing but node and the addon beside them; returns main.mjs. A build step: it needs
+ * esbuild (a devDependency).
+ */
 export async function bundleGatekeeper(outDir: string): Promise<string> {
   const { build } = await import('esbuild');
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   const outfile = join(outDir, 'main.mjs');
   await build({
-    entryPoints: [join(here, `main${ext}`)],
+    entryPoints: { main: join(here, `main${ext}`), [WRITER.replace(/\.mjs$/, '')]: join(here, 'store', `sqlite-worker${ext}`) },
     // The bundle names modules by paths relative to this: fixed, so the same sources give the same bytes from any cwd.
     absWorkingDir: join(here, '..'),
-    outfile,
+    outdir: outDir,
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -30,8 +30,10 @@ import {
 import { type LiveRunView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
 import { canonicalJson, checkJsonDepth, type Json, sha256Hex } from '../store/canonical.js';
 import type { StoredPackage } from '../store/packages.js';
-import type { Run, RunError, RunOutcome } from '../store/runs.js';
-import type { TargetKind } from '../store/schema.js';
+import type { AuditInput } from '../store/audit.js';
+import type { Grant } from '../store/grants.js';
+import { type Run, type RunError, type RunOutcome, statusAfter } from '../store/runs.js';
+import type { ReleaseMode, RunStatus, TargetKind } from '../store/schema.js';
 import type { Store, StoreTables } from '../store/store.js';
 import type { PackageFiles } from './package-files.js';
 import { type ScrubContext, scrubContext, scrubMessage } from './scrub.js';
@@ -69,6 +71,8 @@ interface LiveRun {
   facts: Facts;
   /** Its data folder's taint when its turn came (empty while queued). */
   taint: readonly string[];
+  /** What the store holds of what it could reach (its release so far and its scope, both sorted). */
+  reach: { release: ReleaseMode; scope: readonly string[] };
   trace: Trace | undefined;
   progress: RunProgress | undefined;
   deadline: string | undefined;
@@ -288,6 +292,7 @@ export class Runner implements AsyncDisposable {
       cancelledBy: undefined,
       facts: { user, pkg, target: request.target, argsHash: run.argsHash, auth },
       taint: [],
+      reach: { release: run.release, scope: run.scope ?? [] },
       trace: undefined,
       progress: undefined,
       deadline: undefined,
@@ -471,7 +476,12 @@ export class Runner implements AsyncDisposable {
     const taint = await this.store.taints.list(user, pkg.id);
     live.taint = taint;
     const reach = reachOf(auth, taint);
-    await this.store.runs.reach(runId, releaseDecision(reach, auth.modes).release, reach);
+    const release = releaseDecision(reach, auth.modes).release;
+    // Written (durably, before the call) only when it changed since the run was recorded: mostly it did not.
+    if (release !== live.reach.release || reach.join('\0') !== live.reach.scope.join('\0')) {
+      await this.store.runs.reach(runId, release, reach);
+      live.reach = { release, scope: reach };
+    }
     if (!auth.runnable) {
       // Every grant to this user says deny: nothing could be released to anyone, so nothing runs.
       return this.record(runId, { value: null }, facts, newTrace(), taint, 'denied');
@@ -607,10 +617,13 @@ export class Runner implements AsyncDisposable {
   ): Promise<Settled> {
     // The reads' owners, and any owner whose file was opened for it (each read reports its owner when it ends; this is the belt to that brace).
     const touched = [...new Set([...touchedOwners(trace.reads), ...trace.touched])].sort();
-    const write = (tx: StoreTables, settled: RunOutcome) => this.write(tx, runId, settled, facts, trace, [...taint, ...touched], touched, note, session);
+    const scopeOwners = [...taint, ...touched];
+    const write = (tx: StoreTables, settled: RunOutcome) => this.write(tx, runId, settled, facts, trace, scopeOwners, touched, note, session);
     let run: Run;
     try {
-      run = await this.store.transaction((tx) => write(tx, outcome));
+      // One write in one trip while the user's grants stay as they were read; else decided again in a transaction.
+      run =
+        (await this.endRun(runId, outcome, facts, trace, scopeOwners, touched, note, session)) ?? (await this.store.transaction((tx) => write(tx, outcome)));
     } catch (error) {
       const cause = toDsError(error);
       const fallback: RunOutcome = {
@@ -628,6 +641,35 @@ export class Runner implements AsyncDisposable {
     return { run };
   }
 
+  /**
+   * The run's end as `write` records it, in one write of the store (`Store.endRun`): the grants
+   * read first, the outcome committed only while they stand. Undefined when they changed meanwhile.
+   */
+  private async endRun(
+    runId: string,
+    outcome: RunOutcome,
+    facts: Facts,
+    trace: Trace,
+    scopeOwners: readonly string[],
+    touched: readonly string[],
+    note: 'denied' | undefined,
+    session: string | undefined,
+  ): Promise<Run | undefined> {
+    const { user, pkg } = facts;
+    const seen = await this.store.grants.seen(user, pkg.id);
+    const decision = decide(scopeOwners, seen.grants, note);
+    const ended = await this.store.endRun({
+      id: runId,
+      outcome,
+      decision,
+      grants: seen,
+      taint: { user, package: pkg.id, owners: touched },
+      audit: this.auditOf(runId, statusAfter(decision.release, outcome), outcome, decision, facts, trace, note, session),
+      ...(session ? { session: { id: session, user, package: pkg.id, state: 'running' as const, runner: this.holder(session) } } : {}),
+    });
+    return ended?.run;
+  }
+
   private async write(
     tx: StoreTables,
     runId: string,
@@ -641,12 +683,31 @@ export class Runner implements AsyncDisposable {
   ): Promise<Run> {
     const { user, pkg } = facts;
     // The grants as they are now: an owner who revoked or tightened theirs while the run ran is heard.
-    const decision = releaseDecision(scopeOwners, modesOf(await tx.grants.list({ user, package: pkg.id })));
-    if (note === 'denied') decision.release = 'deny';
+    const decision = decide(scopeOwners, await tx.grants.list({ user, package: pkg.id }), note);
     const run = await tx.runs.finish(runId, outcome, decision);
     if (!run) throw new DsError('INTERNAL', `Run ${runId} vanished from the store while it ran.`);
     await tx.taints.add(user, pkg.id, touched);
+    await tx.audit.appendMany(this.auditOf(runId, run.status, outcome, decision, facts, trace, note, session));
+    if (session) await tx.sessions.put({ id: session, user, package: pkg.id, state: 'running', runner: this.holder(session) });
+    return run;
+  }
 
+  /**
+   * A run's audit entries: its own (every read, for the owners who may see all of it), one share
+   * per other owner concerned (the run's facts and the reads of that owner's files), and one per
+   * function call a connector made.
+   */
+  private auditOf(
+    runId: string,
+    status: RunStatus,
+    outcome: RunOutcome,
+    decision: ReturnType<typeof decide>,
+    facts: Facts,
+    trace: Trace,
+    note: 'denied' | undefined,
+    session: string | undefined,
+  ): AuditInput[] {
+    const { user, pkg } = facts;
     const reads = trace.reads.map((r) => ({ event: r, owner: readOwner(r) }));
     const concerned = [...new Set([...facts.auth.grantors, ...decision.scope])].sort();
     const whole = concerned.filter((o) => seesWholeRun(decision.scope, o));
@@ -658,30 +719,32 @@ export class Runner implements AsyncDisposable {
       target: facts.target,
       argsHash: facts.argsHash,
       release: decision.release,
-      outcome: note ?? code ?? (run.status === 'pending' ? 'pending' : run.status),
-      status: run.status,
+      outcome: note ?? code ?? (status === 'pending' ? 'pending' : status),
+      status,
     };
-    await tx.audit.append({
-      actor: user,
-      kind: 'run',
-      subject: runId,
-      owners: whole,
-      data: {
-        ...common,
-        granted: listed(facts.auth.allow, AUDITED_PATTERNS),
-        scope: [...decision.scope],
-        ...(decision.withheldBy.length ? { withheld: decision.withheldBy as unknown as Json } : {}),
-        session: session ?? null,
-        reads: reads.slice(0, AUDITED_READS).map(({ event }) => auditedRead(event)),
-        readsTotal: reads.length,
-        calls: trace.calls.length,
+    const entries: AuditInput[] = [
+      {
+        actor: user,
+        kind: 'run',
+        subject: runId,
+        owners: whole,
+        data: {
+          ...common,
+          granted: listed(facts.auth.allow, AUDITED_PATTERNS),
+          scope: [...decision.scope],
+          ...(decision.withheldBy.length ? { withheld: decision.withheldBy as unknown as Json } : {}),
+          session: session ?? null,
+          reads: reads.slice(0, AUDITED_READS).map(({ event }) => auditedRead(event)),
+          readsTotal: reads.length,
+          calls: trace.calls.length,
+        },
       },
-    });
+    ];
     // Each other owner's share: the run's facts and the reads of their own files, nothing derived
     // from other owners' data (see seesWholeRun).
     for (const owner of concerned.filter((o) => !whole.includes(o))) {
       const theirs = reads.filter((r) => r.owner === owner);
-      await tx.audit.append({
+      entries.push({
         actor: user,
         kind: 'run',
         subject: runId,
@@ -700,7 +763,7 @@ export class Runner implements AsyncDisposable {
       });
     }
     for (const call of trace.calls) {
-      await tx.audit.append({
+      entries.push({
         actor: user,
         kind: 'call',
         subject: runId,
@@ -717,8 +780,7 @@ export class Runner implements AsyncDisposable {
         },
       });
     }
-    if (session) await tx.sessions.put({ id: session, user, package: pkg.id, state: 'running', runner: this.holder(session) });
-    return run;
+    return entries;
   }
 
   /** Runs `fn` after every earlier run on the same data folder. */
@@ -817,6 +879,13 @@ function touch(trace: Trace, owner: string): void {
 /** The owners a run could reach: its grantors that do not say deny, and the owners its folder holds. */
 function reachOf(auth: RunAuthorisation, taint: readonly string[]): string[] {
   return [...new Set([...auth.grantors.filter((o) => auth.modes.get(o) !== 'deny'), ...taint])].sort();
+}
+
+/** How a run's outcome is released under `grants`, the user's active grants of the package now (`deny` for a run that could not run). */
+function decide(scopeOwners: readonly string[], grants: readonly Grant[], note: 'denied' | undefined) {
+  const decision = releaseDecision(scopeOwners, modesOf(grants));
+  if (note === 'denied') decision.release = 'deny';
+  return decision;
 }
 
 /** A live run as the views see it: its progress, who may see it now (its scope so far under its grants' modes), its deadline. */

@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
-import { canonicalJson, JSON_DEPTH_MAX, type Json, sha256Hex } from './canonical.js';
-import type { Connection } from './connect.js';
+import { canonicalJson, JSON_DEPTH_MAX, type Json } from './canonical.js';
+import { auditHash } from './audit-hash.js';
+import type { AuditRowInput, ChainedRow, Connection, Step, StepResult } from './connect.js';
 import type { AuditTable, Database } from './schema.js';
 import { AUDIT_KINDS, type AuditAnchor, type AuditKind, type AuditEntry as StationAuditEntry, type AuditVerification } from '@datastation/protocol/station';
 
@@ -34,22 +35,42 @@ export type { AuditAnchor, AuditVerification } from '@datastation/protocol/stati
  * including the sorted owners list (so an entry cannot be hidden from an owner unnoticed).
  */
 export function auditEntryHash(entry: Omit<AuditEntry, 'hash'>): string {
-  return sha256Hex(
-    canonicalJson(
-      {
-        seq: entry.seq,
-        at: entry.at,
-        actor: entry.actor,
-        kind: entry.kind,
-        subject: entry.subject,
-        data: entry.data,
-        owners: entry.owners,
-        prev_hash: entry.prevHash,
-      },
-      // The entry wraps its data one level deeper than the data itself was checked at.
-      { what: 'The audit entry', maxDepth: JSON_DEPTH_MAX + 1 },
-    ),
-  );
+  return auditHash(entry, canonicalJson(entry.data, { what: "The audit entry's data", maxDepth: JSON_DEPTH_MAX }));
+}
+
+/**
+ * Appends `rows` to the chain inside the transaction `q`: the head read (locked `FOR UPDATE`
+ * where the backend has row locks; SQLite's transaction holds its only write lock), every entry
+ * hashed onto the one before, all of them inserted in one statement, their owners in another, the
+ * head moved once. What the SQLite writer thread does for a batch (sqlite-worker.ts), on Kysely.
+ */
+export async function appendAuditRows(q: Kysely<Database>, rowLocks: boolean, rows: readonly AuditRowInput[]): Promise<ChainedRow[]> {
+  if (rows.length === 0) return [];
+  let head = q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
+  if (rowLocks) head = head.forUpdate();
+  const last = await head.executeTakeFirstOrThrow();
+  let seq = Number(last.seq);
+  let prevHash = last.hash;
+  const chained: ChainedRow[] = [];
+  for (const row of rows) {
+    seq += 1;
+    const hash = auditHash({ ...row, seq, prevHash }, row.data);
+    chained.push({ seq, prevHash, hash });
+    prevHash = hash;
+  }
+  await q
+    .insertInto('audit')
+    .values(
+      rows.map((row, i) => {
+        const { seq, prevHash, hash } = chained[i] as ChainedRow;
+        return { seq, at: row.at, actor: row.actor, kind: row.kind, subject: row.subject, data: row.data, prev_hash: prevHash, hash };
+      }),
+    )
+    .execute();
+  const owners = rows.flatMap((row, i) => row.owners.map((owner) => ({ seq: (chained[i] as ChainedRow).seq, owner })));
+  if (owners.length > 0) await q.insertInto('audit_owners').values(owners).execute();
+  await q.updateTable('audit_head').set({ seq, hash: prevHash }).where('id', '=', 1).execute();
+  return chained;
 }
 
 const PAGE = 500;
@@ -68,7 +89,53 @@ export class AuditLog {
    * transaction holds the database's only write lock. Two appends can never share a seq or a prev_hash.
    */
   async append(input: AuditInput): Promise<AuditEntry> {
+    return (await this.appendMany([input]))[0] as AuditEntry;
+  }
+
+  /** Appends entries in this order, as one write (one head read, one insert of them all); returns them. */
+  async appendMany(inputs: readonly AuditInput[]): Promise<AuditEntry[]> {
     const began = performance.now();
+    const planned = this.plan(inputs);
+    if (inputs.length === 0) return [];
+    const answer = await this.connection.batch('append to the audit log', [planned.step]);
+    // An append expects nothing, so it cannot conflict.
+    if ('conflict' in answer) throw new DsError('INTERNAL', 'An audit append met a conflict.');
+    const entries = planned.entries(answer.results[0] as StepResult);
+    for (const entry of entries) this.appended(entry, began);
+    return entries;
+  }
+
+  /**
+   * The step of a batch that appends `inputs` (checked now, as `append` checks them), and how to
+   * read the entries from its result. The caller tells `Store.onAppend` listeners once committed.
+   */
+  plan(inputs: readonly AuditInput[]): { step: Step; entries: (result: StepResult) => AuditEntry[] } {
+    const rows = inputs.map((input) => this.row(input));
+    return {
+      step: { audit: rows },
+      entries: (result) => {
+        if (!('entries' in result) || result.entries.length !== rows.length)
+          throw new DsError('INTERNAL', 'The audit append answered another number of entries.');
+        return rows.map((row, i) => {
+          const { seq, prevHash, hash } = result.entries[i] as ChainedRow;
+          return {
+            seq,
+            at: row.at,
+            actor: row.actor,
+            kind: row.kind as AuditKind,
+            subject: row.subject,
+            data: JSON.parse(row.data) as Json,
+            owners: row.owners,
+            prevHash,
+            hash,
+          };
+        });
+      },
+    };
+  }
+
+  /** An entry's row to chain: its fields checked, its data written canonically, its time now. */
+  private row(input: AuditInput): AuditRowInput {
     const { actor, kind, subject } = input;
     if (!(AUDIT_KINDS as readonly string[]).includes(kind)) {
       throw new DsError('BAD_REQUEST', `Unknown audit kind "${String(kind)}"; the kinds are ${AUDIT_KINDS.join(', ')}.`);
@@ -81,45 +148,15 @@ export class AuditLog {
         throw new DsError('BAD_REQUEST', `The audit entry's ${name} must be a non-empty string of at most 512 characters.`);
       }
     }
-    const data = input.data ?? null;
-    const dataText = canonicalJson(data, { what: "The audit entry's data" });
-    if (Buffer.byteLength(dataText) > AUDIT_DATA_MAX_BYTES) {
+    const data = canonicalJson(input.data ?? null, { what: "The audit entry's data" });
+    if (Buffer.byteLength(data) > AUDIT_DATA_MAX_BYTES) {
       throw new DsError('BAD_REQUEST', `The audit entry's data is over ${AUDIT_DATA_MAX_BYTES} bytes; record a hash of large values instead.`);
     }
     const owners = [...new Set(input.owners ?? [])].sort();
     if (owners.some((o) => typeof o !== 'string' || o.length === 0)) {
       throw new DsError('BAD_REQUEST', "The audit entry's owners must be non-empty strings.");
     }
-
-    const entry = await this.connection.write('append to the audit log', async (q) => {
-      let head = q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
-      if (this.connection.rowLocks) head = head.forUpdate();
-      const last = await head.executeTakeFirstOrThrow();
-      const unhashed = {
-        seq: Number(last.seq) + 1,
-        at: this.now().toISOString(),
-        actor,
-        kind,
-        subject,
-        data: JSON.parse(dataText) as Json,
-        owners,
-        prevHash: last.hash,
-      };
-      const entry: AuditEntry = { ...unhashed, hash: auditEntryHash(unhashed) };
-      await q
-        .insertInto('audit')
-        .values({ seq: entry.seq, at: entry.at, actor, kind, subject, data: dataText, prev_hash: entry.prevHash, hash: entry.hash })
-        .execute();
-      if (owners.length > 0)
-        await q
-          .insertInto('audit_owners')
-          .values(owners.map((owner) => ({ seq: entry.seq, owner })))
-          .execute();
-      await q.updateTable('audit_head').set({ seq: entry.seq, hash: entry.hash }).where('id', '=', 1).execute();
-      return entry;
-    });
-    this.appended(entry, began);
-    return entry;
+    return { at: this.now().toISOString(), actor, kind, subject, data, owners };
   }
 
   /**
@@ -205,16 +242,11 @@ export class AuditLog {
             return bad(seq, `entry ${seq}'s data is not JSON`);
           }
           if (!isCanonical(data, row.data)) return bad(seq, `entry ${seq}'s data is not in its canonical form`);
-          const recomputed = auditEntryHash({
-            seq,
-            at: row.at,
-            actor: row.actor,
-            kind: row.kind,
-            subject: row.subject,
-            data,
-            owners: owners.get(seq) ?? [],
-            prevHash: row.prev_hash,
-          });
+          // row.data is the data's canonical text (checked above): hashed as it is.
+          const recomputed = auditHash(
+            { seq, at: row.at, actor: row.actor, kind: row.kind, subject: row.subject, owners: owners.get(seq) ?? [], prevHash: row.prev_hash },
+            row.data,
+          );
           if (recomputed !== row.hash) return bad(seq, `entry ${seq}'s contents do not match its hash`);
           if (row.prev_hash !== prevHash) {
             return bad(seq, `entry ${seq}'s prev_hash does not match the hash of entry ${seq - 1}`);

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { checkGrantPattern } from '@datastation/protocol/patterns';
 import type { Grant, GrantInput } from '@datastation/protocol/station';
-import type { Connection } from './connect.js';
+import type { Connection, Step } from './connect.js';
 import { type Database, type GrantTable, RELEASE_MODES } from './schema.js';
 
 export type { Grant, GrantInput } from '@datastation/protocol/station';
@@ -82,6 +82,17 @@ export class Grants {
       if (filter.package !== undefined) query = query.where('package', '=', filter.package);
       return (await query.orderBy('created_at').orderBy('id').execute()).map(toGrant);
     });
+  }
+
+  /**
+   * The user's active grants of a package, and a step that holds a batch to them: it conflicts
+   * when they are no longer exactly these (one revoked, added or replaced meanwhile), so that a
+   * decision made on them is committed only while they stand.
+   */
+  async seen(user: string, pkg: string): Promise<{ grants: Grant[]; unchanged: Step }> {
+    const query = activeQuery(this.connection.db).where('user', '=', user).where('package', '=', pkg).orderBy('created_at').orderBy('id').compile();
+    const rows = await this.connection.read('list grants', async (q) => (await q.executeQuery(query)).rows as GrantTable[]);
+    return { grants: rows.map(toGrant), unchanged: { query, expect: { same: rows } } };
   }
 
   /** The active grants a run of `pkg` by `user` can rely on (one per owner or more). */

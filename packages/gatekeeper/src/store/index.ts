@@ -1,5 +1,6 @@
-export { openStore, Store, type OpenStoreOptions, type StoreTables } from './store.js';
+export { openStore, Store, type OpenStoreOptions, type RunEnd, type StoreTables } from './store.js';
 export { parseStoreUrl, redactUrl, type StoreLocation } from './url.js';
+export type { StoreStats } from './connect.js';
 export { type CanonicalJsonOptions, canonicalJson, checkJsonDepth, hashArgs, hashToken, JSON_DEPTH_MAX, jsonDepth, sha256Hex, type Json } from './canonical.js';
 export {
   AUDIT_DATA_MAX_BYTES,
@@ -17,7 +18,7 @@ export { checkId, type Credentialed, credentialOf, newToken, type PrincipalChang
 export { Packages, type StoredPackage } from './packages.js';
 export { Grants, type Grant, type GrantInput, MAX_RUN_MS_BOUND } from './grants.js';
 export { Settings, type SettingRecord } from './settings.js';
-export { Runs, type Run, type RunDecision, type RunError, type RunOutcome, type RunReview, type RunStart } from './runs.js';
+export { Runs, type Run, type RunDecision, type RunError, type RunOutcome, type RunReview, type RunStart, statusAfter } from './runs.js';
 export { DataTaints } from './taints.js';
 export { DataFiles, type DataFileRecord } from './data-files.js';
 export { LIVE_SESSION_STATES, Sessions, type SessionRecord } from './sessions.js';

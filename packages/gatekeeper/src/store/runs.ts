@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, hashArgs, type Json } from './canonical.js';
-import type { Connection } from './connect.js';
+import type { Connection, Step, StepResult } from './connect.js';
 import { type Database, RELEASE_MODES, type ReleaseMode, type RunReviewTable, type RunStatus, type RunTable, TARGET_KINDS, type TargetKind } from './schema.js';
 
 export interface RunError {
@@ -110,11 +110,10 @@ export class Runs {
       scope: input.scope ? JSON.stringify([...new Set(input.scope)].sort()) : null,
     };
     const reviews: RunReviewTable[] = input.release === 'review' ? reviewers.map((owner) => ({ run_id: row.id, owner, decision: null, decided_at: null })) : [];
-    return this.connection.write(`record run of ${input.target.name}`, async (q) => {
-      await q.insertInto('runs').values(row).execute();
-      if (reviews.length > 0) await q.insertInto('run_reviews').values(reviews).execute();
-      return toRun(row, reviews);
-    });
+    const steps: Step[] = [{ query: this.connection.db.insertInto('runs').values(row).compile() }];
+    if (reviews.length > 0) steps.push({ query: this.connection.db.insertInto('run_reviews').values(reviews).compile() });
+    await this.connection.batch(`record run of ${input.target.name}`, steps);
+    return toRun(row, reviews);
   }
 
   /**
@@ -126,15 +125,13 @@ export class Runs {
     if (!(RELEASE_MODES as readonly string[]).includes(release)) {
       throw new DsError('BAD_REQUEST', `Unknown release mode "${String(release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
     }
-    return this.connection.write(`record what run ${id} can reach`, async (q) => {
-      const updated = await q
-        .updateTable('runs')
-        .set({ release, scope: JSON.stringify([...new Set(scope)].sort()) })
-        .where('id', '=', id)
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      return Number(updated.numUpdatedRows) === 1;
-    });
+    const update = this.connection.db
+      .updateTable('runs')
+      .set({ release, scope: JSON.stringify([...new Set(scope)].sort()) })
+      .where('id', '=', id)
+      .where('status', '=', 'running');
+    const answer = await this.connection.batch(`record what run ${id} can reach`, [{ query: update.compile() }]);
+    return 'results' in answer && (answer.results[0] as { affected?: number }).affected === 1;
   }
 
   /**
@@ -144,43 +141,74 @@ export class Runs {
    * message (status `denied`). Returns undefined if no such run; a run that already ended is refused.
    */
   async finish(id: string, outcome: RunOutcome, decision?: RunDecision): Promise<Run | undefined> {
-    const at = this.now().toISOString();
-    const text = 'value' in outcome ? canonicalJson(outcome.value, { what: "The run's value" }) : null;
-    const error = 'error' in outcome ? { code: String(outcome.error.code), message: String(outcome.error.message ?? '') } : undefined;
-    if (decision && !(RELEASE_MODES as readonly string[]).includes(decision.release)) {
-      throw new DsError('BAD_REQUEST', `Unknown release mode "${String(decision.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
+    if (decision) {
+      // Decided by the caller: one trip, no read first (see planFinish).
+      const plan = this.planFinish(id, outcome, decision);
+      const answer = await this.connection.batch(`finish run ${id}`, plan.steps);
+      if ('results' in answer) return plan.run(answer.results);
+      const run = await this.get(id);
+      if (!run) return undefined;
+      throw new DsError('BAD_REQUEST', `Run ${id} already ended (${run.status}).`);
     }
-    const reviewers = decision ? [...new Set(decision.reviewers)].sort() : [];
-    if (decision?.release === 'review' && reviewers.length === 0) throw new DsError('BAD_REQUEST', 'A run under review needs the owners who review it.');
+    const { at, text, error } = this.ending(outcome);
     return this.connection.write(`finish run ${id}`, async (q) => {
       const run = await this.locked(q, id);
       if (!run) return undefined;
       if (run.status !== 'running') throw new DsError('BAD_REQUEST', `Run ${id} already ended (${run.status}).`);
-      const release = decision?.release ?? run.release;
-      if (!decision && release === 'review' && (await reviewsOf(q, id)).length === 0)
+      const release = run.release;
+      if (release === 'review' && (await reviewsOf(q, id)).length === 0)
         throw new DsError('BAD_REQUEST', `Run ${id} is under review but names no reviewer; finish it with a decision that does.`);
-      let update: Partial<RunTable>;
-      if (release === 'deny') update = { status: 'denied', ...(error ? { error: JSON.stringify({ code: error.code }) } : {}) };
-      else if (error) update = { status: release === 'review' ? 'pending' : 'failed', error: JSON.stringify(error) };
-      else if (release === 'release') update = { status: 'released', value: text };
-      else update = { status: 'pending', staged: text };
-      update.release = release;
-      if (decision) update.scope = JSON.stringify([...new Set(decision.scope)].sort());
-      await q
-        .updateTable('runs')
-        .set({ ...update, finished_at: at })
-        .where('id', '=', id)
-        .execute();
-      if (decision) {
-        await q.deleteFrom('run_reviews').where('run_id', '=', id).execute();
-        if (release === 'review')
-          await q
-            .insertInto('run_reviews')
-            .values(reviewers.map((owner) => ({ run_id: id, owner, decision: null, decided_at: null })))
-            .execute();
-      }
-      return toRun({ ...run, ...update, finished_at: at }, await reviewsOf(q, id));
+      const update = { ...endedRow(release, outcome, text, error), release, finished_at: at };
+      await q.updateTable('runs').set(update).where('id', '=', id).execute();
+      return toRun({ ...run, ...update }, await reviewsOf(q, id));
     });
+  }
+
+  /**
+   * `finish` with the caller's decision, as steps of a batch: the run updated only while it is
+   * still running (the update returns the row: nothing is read before or after), its reviews
+   * replaced. The batch conflicts at the first step when there is no such run or it already ended.
+   */
+  planFinish(id: string, outcome: RunOutcome, decision: RunDecision): { steps: Step[]; run: (results: readonly StepResult[]) => Run } {
+    if (!(RELEASE_MODES as readonly string[]).includes(decision.release)) {
+      throw new DsError('BAD_REQUEST', `Unknown release mode "${String(decision.release)}"; use one of ${RELEASE_MODES.join(', ')}.`);
+    }
+    const reviewers = [...new Set(decision.reviewers)].sort();
+    if (decision.release === 'review' && reviewers.length === 0) throw new DsError('BAD_REQUEST', 'A run under review needs the owners who review it.');
+    const { at, text, error } = this.ending(outcome);
+    const update = {
+      ...endedRow(decision.release, outcome, text, error),
+      release: decision.release,
+      scope: JSON.stringify([...new Set(decision.scope)].sort()),
+      finished_at: at,
+    };
+    const db = this.connection.db;
+    const reviews: RunReviewTable[] = decision.release === 'review' ? reviewers.map((owner) => ({ run_id: id, owner, decision: null, decided_at: null })) : [];
+    const steps: Step[] = [
+      {
+        query: db.updateTable('runs').set(update).where('id', '=', id).where('status', '=', 'running').returningAll().compile(),
+        expect: { rows: 1 },
+      },
+      { query: db.deleteFrom('run_reviews').where('run_id', '=', id).compile() },
+    ];
+    if (reviews.length > 0) steps.push({ query: db.insertInto('run_reviews').values(reviews).compile() });
+    return {
+      steps,
+      run: (results) => {
+        const [updated] = (results[0] as { rows: RunTable[] }).rows;
+        if (!updated) throw new DsError('INTERNAL', `Run ${id} was not updated.`);
+        return toRun(updated, reviews);
+      },
+    };
+  }
+
+  /** What every end writes: the time, the value's canonical text, the error as stored. */
+  private ending(outcome: RunOutcome): { at: string; text: string | null; error: RunError | undefined } {
+    return {
+      at: this.now().toISOString(),
+      text: 'value' in outcome ? canonicalJson(outcome.value, { what: "The run's value" }) : null,
+      error: 'error' in outcome ? { code: String(outcome.error.code), message: String(outcome.error.message ?? '') } : undefined,
+    };
   }
 
   /**
@@ -296,6 +324,24 @@ export class Runs {
     if (this.connection.rowLocks) query = query.forUpdate();
     return query.executeTakeFirst();
   }
+}
+
+/**
+ * The status a run ends in under `release`: `deny` drops everything (denied); an error is the
+ * user's (failed) or staged for review (pending); a value is released, or staged (pending).
+ */
+export function statusAfter(release: ReleaseMode, outcome: RunOutcome): RunStatus {
+  if (release === 'deny') return 'denied';
+  if ('error' in outcome) return release === 'review' ? 'pending' : 'failed';
+  return release === 'release' ? 'released' : 'pending';
+}
+
+/** The columns a run's end sets under `release` (see statusAfter): where its value or error goes. */
+function endedRow(release: ReleaseMode, outcome: RunOutcome, text: string | null, error: RunError | undefined): Partial<RunTable> {
+  const status = statusAfter(release, outcome);
+  if (status === 'denied') return { status, ...(error ? { error: JSON.stringify({ code: error.code }) } : {}) };
+  if (error) return { status, error: JSON.stringify(error) };
+  return release === 'release' ? { status, value: text } : { status, staged: text };
 }
 
 async function reviewsOf(q: Kysely<Database>, id: string): Promise<RunReviewTable[]> {

@@ -1,5 +1,6 @@
 import { DsError } from '@datastation/protocol/errors';
-import type { Connection } from './connect.js';
+import { sql } from 'kysely';
+import type { Connection, Step } from './connect.js';
 import { SESSION_STATES, type SessionState, type SessionTable } from './schema.js';
 
 /** The states of a session whose container is (or was, until its gatekeeper died) up. */
@@ -51,6 +52,40 @@ export class Sessions {
       await q.insertInto('sessions').values(row).execute();
       return toSession(row);
     });
+  }
+
+  /**
+   * `put` as a step of a batch: the session inserted, or updated (its `since` kept while its state
+   * does not change) when it is the same user's and package's. The step expects one row written:
+   * the batch conflicts when the id is another user's or package's.
+   */
+  putStep(input: { id: string; user: string; package: string; state: SessionState; runner?: string }): Step {
+    checkState(input.state);
+    const at = this.now().toISOString();
+    const row: SessionTable = {
+      id: input.id,
+      user: input.user,
+      package: input.package,
+      state: input.state,
+      since: at,
+      created_at: at,
+      runner: input.runner ?? null,
+    };
+    const upsert = this.connection.db
+      .insertInto('sessions')
+      .values(row)
+      .onConflict((oc) =>
+        oc
+          .column('id')
+          .doUpdateSet({
+            state: (eb) => eb.ref('excluded.state'),
+            since: sql<string>`case when sessions.state = excluded.state then sessions.since else excluded.since end`,
+            runner: input.runner === undefined ? (eb) => eb.ref('sessions.runner') : (eb) => eb.ref('excluded.runner'),
+          })
+          .where('sessions.user', '=', input.user)
+          .where('sessions.package', '=', input.package),
+      );
+    return { query: upsert.compile(), expect: { affected: 1 } };
   }
 
   /** Moves a known session to `state`; undefined if there is no such session. */

@@ -1,7 +1,7 @@
 import { Migrator } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
-import { type AuditAnchor, type AuditEntry, AuditLog, type AuditVerification } from './audit.js';
-import { type Backend, type Connection, type ConnectOptions, connect, inTx } from './connect.js';
+import { type AuditAnchor, type AuditEntry, type AuditInput, AuditLog, type AuditVerification } from './audit.js';
+import { type Backend, type Connection, type ConnectOptions, connect, inTx, type Step, type StepResult, type StoreStats } from './connect.js';
 import { DataFiles } from './data-files.js';
 import { toStoreError } from './errors.js';
 import { Grants } from './grants.js';
@@ -9,7 +9,8 @@ import { migrationProvider } from './migrations/index.js';
 import { Packages } from './packages.js';
 import { Placements } from './placements.js';
 import { type PrincipalChange, Principals } from './principals.js';
-import { Runs } from './runs.js';
+import { type Run, type RunDecision, type RunOutcome, Runs } from './runs.js';
+import type { SessionState } from './schema.js';
 import { Sessions } from './sessions.js';
 import { Settings } from './settings.js';
 import { DataTaints } from './taints.js';
@@ -34,6 +35,20 @@ export interface StoreTables {
   readonly settings: Settings;
   readonly placements: Placements;
   readonly audit: AuditLog;
+}
+
+/** A run's end, as `Store.endRun` records it. */
+export interface RunEnd {
+  id: string;
+  outcome: RunOutcome;
+  decision: RunDecision;
+  /** The user's active grants of the package the decision was made on (`grants.seen`). */
+  grants: { unchanged: Step };
+  /** The owners whose data the run's folder now holds (added to its taint). */
+  taint: { user: string; package: string; owners: readonly string[] };
+  audit: readonly AuditInput[];
+  /** The run's session, recorded in that state. */
+  session?: { id: string; user: string; package: string; state: SessionState; runner?: string };
 }
 
 export class Store implements StoreTables, AsyncDisposable {
@@ -124,6 +139,33 @@ export class Store implements StoreTables, AsyncDisposable {
   }
 
   /**
+   * A run's end in one write, one trip to the SQLite writer: its outcome under `decision`, its
+   * folder's taint, its audit entries and its session, committed together as a transaction of
+   * `runs.finish`, `taints.add`, `audit.appendMany` and `sessions.put` would, provided the user's
+   * active grants of the package are still those the decision was made on (`grants.seen`).
+   * Undefined, with nothing written, when they changed, the run ended already or is unknown, or
+   * the session is another's: the caller then decides again in a transaction.
+   */
+  async endRun(end: RunEnd): Promise<{ run: Run; entries: AuditEntry[] } | undefined> {
+    const began = performance.now();
+    const finish = this.runs.planFinish(end.id, end.outcome, end.decision);
+    const audit = this.audit.plan(end.audit);
+    const steps: Step[] = [end.grants.unchanged, ...finish.steps];
+    const taint = this.taints.addStep(end.taint.user, end.taint.package, end.taint.owners);
+    if (taint) steps.push(taint);
+    const auditAt = steps.push(audit.step) - 1;
+    if (end.session) steps.push(this.sessions.putStep(end.session));
+    const answer = await this.connection.batch(`record the end of run ${end.id}`, steps);
+    if ('conflict' in answer) return undefined;
+    const run = finish.run(answer.results.slice(1));
+    const entries = audit.entries(answer.results[auditAt] as StepResult);
+    if (entries.length > 0) this.#appendListeners.tell(entries);
+    const committed = performance.now();
+    for (let i = 0; i < entries.length; i++) this.#auditLatencyListeners.tell((committed - began) / 1000);
+    return { run, entries };
+  }
+
+  /**
    * Calls `listener` with the audit entries this Store appended, once they are committed (a
    * transaction's together, after its commit; a rolled-back one's never), outside any transaction.
    * In-process only: another process's appends are read from the log (`audit.list`). A listener
@@ -148,6 +190,11 @@ export class Store implements StoreTables, AsyncDisposable {
    */
   onAuditLatency(listener: (seconds: number) => void): () => void {
     return this.#auditLatencyListeners.add(listener);
+  }
+
+  /** SQLite: what the store did since it opened (statements, transactions, commits; see StoreStats); undefined on PostgreSQL. */
+  stats(): Promise<StoreStats | undefined> {
+    return this.connection.stats();
   }
 
   /** Walks the audit chain, checking it against `anchors` when given (see `AuditLog.verify`). */
@@ -227,6 +274,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const connection = connect(location, options);
   try {
     const migrated = await migrate(connection);
+    connection.schemaReady();
     return new Store(connection, options.now ?? (() => new Date()), migrated);
   } catch (error) {
     await connection.destroy().catch(() => undefined);

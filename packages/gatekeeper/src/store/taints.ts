@@ -1,4 +1,4 @@
-import type { Connection } from './connect.js';
+import type { Connection, Step } from './connect.js';
 
 /**
  * Whose data each user's folder of one package holds (`users/<user>/packages/<digest>`, the
@@ -47,6 +47,18 @@ export class DataTaints {
           .execute();
       return fresh;
     });
+  }
+
+  /** `add` as a step of a batch (what it adds is not told): the owners the folder does not hold yet inserted. */
+  addStep(user: string, pkg: string, owners: readonly string[]): Step | undefined {
+    const wanted = [...new Set(owners)].sort();
+    if (wanted.length === 0) return undefined;
+    const since = this.now().toISOString();
+    const insert = this.connection.db
+      .insertInto('data_taints')
+      .values(wanted.map((owner) => ({ user, package: pkg, owner, since })))
+      .onConflict((oc) => oc.columns(['user', 'package', 'owner']).doNothing());
+    return { query: insert.compile() };
   }
 
   /** The folder was emptied: it holds nobody's data any more. Returns the owners it held. */
