@@ -10,6 +10,11 @@
  * principal added through one is listed by the other); a second `ds swarm up` keeps the station.
  * Down: no process, namespace, veth, bridge, container, network, secret, volume or loopback tag
  * left; the engine out of the swarm; docker0 still there with its address.
+ *
+ * docs/swarm.md's command blocks are marked as run here (the README convention of
+ * packages/test-support): `ds swarm up`, `ds principals add` on it, `docker stack ps`, `ds swarm
+ * down --volumes`; and the by-hand steps, `ds swarm init` then `docker stack deploy` of
+ * compose/stack.yml with those variables, which is what `ds swarm up` runs.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -138,12 +143,10 @@ it('stands a two-node swarm up with the station on it, and takes it all down lea
   const admin = (await readFile(join(state, 'tokens', 'admin'), 'utf8')).trim();
   const [one, two] = result.gatekeepers as [string, string];
   for (const url of [one, two]) expect((await fetch(`${url}/healthz`)).status).toBe(200);
-  const added = await fetch(`${one}/v1/principals`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ id: 'ann', role: 'user' }),
-  });
-  expect(added.status).toBe(201);
+  // As docs/swarm.md says: through the station folder `ds swarm up` wrote (node 1's gatekeeper).
+  const added = await runDs(['principals', 'add', 'ann', '--role', 'user', '--as', 'admin'], { cwd: state, env });
+  expect(added.code, added.stderr).toBe(0);
+  expect((await docker('stack', 'ps', NAME, '--format', '{{.Name}}')).split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(5);
   const listed = (await (await fetch(`${two}/v1/principals`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { principals: { id: string }[] };
   expect(listed.principals.map((p) => p.id)).toContain('ann');
   // ds itself talks to the swarm's gatekeeper through the station folder.

@@ -322,19 +322,13 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
     const second = `http://${nodeIp(node)}:${port}`;
     const tokenFile = join(dir, 'tokens', 'admin');
     const logs = () => docker(undefined, ['service', 'logs', '--tail', '30', `${name}_gatekeeper`]).catch((e: Error) => e.message);
-    // One gatekeeper first on a new station: the first start gives it its admin and writes the
-    // token, which two gatekeepers starting on an empty store at once would race for.
-    if (!(await lstat(tokenFile).catch(() => undefined))) {
-      progress(`deploying the stack ${name} (one gatekeeper first)`);
-      await deploy(name, { ...env, DS_GATEKEEPERS: '1' }, placeholder);
-      await waitServices(name, { postgres: 1, gatekeeper: 1, agent: 2 }, (options.readyTimeoutS ?? 240) * 1000, progress);
-      await waitAnyHealthy([url, second], 120_000, logs);
-      await waitFile(tokenFile, 60_000);
-    }
-    progress('deploying two gatekeepers, one per node');
+    // Both gatekeepers at once, a new station too: the first to start publishes the admin's token
+    // file and the other takes the same token (seedAdmin), so they need no order.
+    progress('deploying the stack: two gatekeepers, one per node');
     await deploy(name, { ...env, DS_GATEKEEPERS: '2' }, placeholder);
     await waitServices(name, { postgres: 1, gatekeeper: 2, agent: 2 }, (options.readyTimeoutS ?? 240) * 1000, progress);
     for (const gatekeeper of [url, second]) await waitHealthy(gatekeeper, undefined, 120_000, logs);
+    await waitFile(tokenFile, 60_000);
 
     const previous = await readStationFile(dir);
     await writeStationFile(dir, { url, name, port, storage, principals: { ...(previous.principals ?? {}), admin: 'admin' } });
@@ -584,10 +578,6 @@ async function waitServices(name: string, want: Record<string, number>, timeoutM
     }
     await sleep(1000);
   }
-}
-
-async function waitAnyHealthy(urls: string[], timeoutMs: number, logs: () => Promise<string>): Promise<void> {
-  await Promise.any(urls.map((u) => waitHealthy(u, undefined, timeoutMs, logs)));
 }
 
 async function waitFile(path: string, timeoutMs: number): Promise<void> {
