@@ -11,7 +11,7 @@ import { DsError } from '@datastation/protocol/errors';
 import { clusterBackend } from './cluster/cluster-backend.js';
 import { AGENTS_ENV, type AgentEndpoints, parseAgentEndpoints } from './cluster/endpoints.js';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, type TlsIdentity } from './http/index.js';
-import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './http/images.js';
+import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './image-policy.js';
 import { checkMetricsAccess } from './http/observe.js';
 import { createGatekeeperLogger, LOG_LEVEL_ENV, type LogLevel, type Logger, parseLogLevel } from './logging.js';
 import { writeStationFile } from './station-json.js';

@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_HTTP_LIMITS } from '../src/index.js';
-import { ImagePolicy, parseAllowedImages } from '../src/http/images.js';
+import { ImagePolicy, parseAllowedImages } from '../src/image-policy.js';
 import { uploadSlots } from '../src/http/limits.js';
-import { scrubDetails, scrubMessage } from '../src/http/scrub.js';
+import { scrubDetails, scrubMessage } from '../src/scrub.js';
 import { readStationConfig } from '../src/server.js';
 
 const id = (c: string) => `sha256:${c.repeat(64)}`;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, expect, it } from 'vitest';
 import { sweepReceiving } from '../src/files/sweep.js';
-import { INCOMING_DIR, PackageFiles } from '../src/http/package-files.js';
+import { INCOMING_DIR, PackageFiles } from '../src/files/package-files.js';
 
 let dir: string | undefined;
 afterEach(async () => {

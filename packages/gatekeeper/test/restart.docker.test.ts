@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '@datastation/host';
-import { INTERRUPTED_RUN_ERROR } from '../src/http/runner.js';
+import { INTERRUPTED_RUN_ERROR } from '../src/runs/runner.js';
 import { type ComposeStack, listed, run, startComposeStack } from './compose-stack.js';
 import { packTripStats } from './trip-stats.js';
 

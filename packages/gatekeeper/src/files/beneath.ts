@@ -10,7 +10,7 @@ import { constants } from 'node:fs';
 import { type FileHandle, lchown, lstat, mkdir, open, rmdir } from 'node:fs/promises';
 import { O_PATH } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
-import { notFound } from '../http/errors.js';
+import { notFound } from '../refusals.js';
 
 const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY } = constants;
 

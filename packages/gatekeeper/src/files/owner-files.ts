@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { readMatcher } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import type { CoveringGrant, DataUsageView, DeletedFileView, OwnerFileView, OwnerFolderView, OwnerUploadView } from '@datastation/protocol/station';
-import { notFound } from '../http/errors.js';
+import { notFound } from '../refusals.js';
 import { Turns } from '../runs/turns.js';
 import type { DataFileRecord } from '../store/data-files.js';
 import type { Store } from '../store/store.js';

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { DsError } from '@datastation/protocol/errors';
 import { RESERVED_DATA_PREFIX } from '@datastation/protocol/patterns';
-import { receiveInto } from '../http/package-files.js';
+import { receiveInto } from './package-files.js';
 import { at } from './beneath.js';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_NONBLOCK, O_NOCTTY } = constants;

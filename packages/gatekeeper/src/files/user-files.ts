@@ -35,8 +35,8 @@ import type {
   HeldBy,
   ReleaseMode,
 } from '@datastation/protocol/station';
-import { notFound } from '../http/errors.js';
-import type { Runner } from '../http/runner.js';
+import { notFound } from '../refusals.js';
+import type { Runner } from '../runs/runner.js';
 import { dataFolderOf, ensureDataFolder, listDataFolderPackages } from '../runs/folders.js';
 import { modesOf, releaseDecision } from '../runs/release.js';
 import type { Store } from '../store/store.js';

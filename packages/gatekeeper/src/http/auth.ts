@@ -5,7 +5,7 @@ import type { Principal } from '../store/principals.js';
 import type { Role } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { type ConsoleSessions, checkCsrf, cookieSession } from './console-session.js';
-import { tokenRefused, unauthenticated } from './errors.js';
+import { tokenRefused, unauthenticated } from '../refusals.js';
 
 /** A bearer token as the store issues them (base64url) or as an operator sets them: printable, bounded. */
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/;

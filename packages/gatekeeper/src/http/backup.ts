@@ -28,7 +28,7 @@ import { walkFiles } from '../files/walk.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { ApiRouter } from './contract.js';
-import { INCOMING_DIR } from './package-files.js';
+import { INCOMING_DIR } from '../files/package-files.js';
 
 export const BACKUP_FORMAT = 'datastation-backup';
 export const BACKUP_VERSION = 1;

@@ -1,12 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Request, Response, Router } from 'express';
+import type { Request, Response } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import { type ConsoleSession, CSRF_HEADER } from '@datastation/protocol/station';
 import type { Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
-import type { GatekeeperContext } from './context.js';
-import { ApiRouter, parseInput } from './contract.js';
-import { tokenRefused, unauthenticated } from './errors.js';
 
 /** The console's session cookie: HttpOnly (no script reads it), SameSite=Strict (no other site sends it). */
 export const SESSION_COOKIE = 'ds_session';
@@ -15,7 +12,7 @@ const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** 32 random bytes, base64url. */
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 /** The same shape as a bearer token (auth.ts): what `POST /v1/session` accepts. */
-const TOKEN = /^[A-Za-z0-9._~+/=-]{16,512}$/;
+export const TOKEN = /^[A-Za-z0-9._~+/=-]{16,512}$/;
 
 interface SessionRecord {
   principal: string;
@@ -249,21 +246,21 @@ export function checkOrigin(req: Request): void {
  * client behind one port mapping shares it). A cross-origin `application/json` post needs a CORS
  * preflight, which this gatekeeper never grants.
  */
-function checkSignIn(req: Request): void {
+export function checkSignIn(req: Request): void {
   checkOrigin(req);
   if (!req.is('application/json')) {
     throw new DsError('BAD_REQUEST', 'Sign in with the body { "token": "<your station token>" } sent as Content-Type: application/json.');
   }
 }
 
-function setCookie(req: Request, res: Response, value: string, clear = false): void {
+export function setCookie(req: Request, res: Response, value: string, clear = false): void {
   const parts = [`${SESSION_COOKIE}=${value}`, 'HttpOnly', 'SameSite=Strict', 'Path=/'];
   if (clear) parts.push('Max-Age=0');
   if (req.secure) parts.push('Secure');
   res.append('Set-Cookie', parts.join('; '));
 }
 
-function view(sessions: ConsoleSessions, principal: Principal, record: SessionRecord): ConsoleSession {
+export function view(sessions: ConsoleSessions, principal: Principal, record: SessionRecord): ConsoleSession {
   return { principal: { id: principal.id, role: principal.role }, csrf: record.csrf, expiresAt: new Date(sessions.expiry(record)).toISOString() };
 }
 
@@ -299,74 +296,4 @@ export class SignInLimiter {
     if (this.failures.size >= this.maxAddresses) this.failures.delete(this.failures.keys().next().value as string);
     this.failures.set(address, { count: 1, resetAt: now + 60_000 });
   }
-}
-
-/**
- * `/v1/session`, before bearer authentication: `POST` signs in with a token (the console's sign-in
- * form) and sets the cookie, `GET` answers the cookie's session again (the console at load),
- * `DELETE` signs out (with the CSRF token, as every state change by cookie). Sign-ins are not audited.
- */
-export function consoleSessionRoutes(ctx: GatekeeperContext): Router {
-  const api = new ApiRouter({ mount: '/v1', jsonBytes: 4096, checkAnswers: ctx.checkAnswers });
-  const limiter = new SignInLimiter(ctx.limits.signInFailuresPerMinute);
-
-  api.on(
-    'session.signIn',
-    async (_input, req, res) => {
-      const address = req.socket.remoteAddress ?? 'unknown';
-      // Validated here, not before: a malformed body counts as a failed sign-in.
-      let token: string | undefined;
-      try {
-        token = parseInput('session.signIn', req).body.token;
-      } catch {
-        token = undefined;
-      }
-      if (token === undefined || !TOKEN.test(token)) {
-        limiter.fail(address);
-        throw new DsError('BAD_REQUEST', 'The body is { "token": "<your station token>" } (JSON).');
-      }
-      const checked = await ctx.store.principals.check(token);
-      if (!checked.ok) {
-        // A real token of a disabled principal, or an expired one, is no guess: refused saying why, not counted.
-        if (checked.reason !== 'unknown') throw tokenRefused(checked);
-        limiter.fail(address);
-        throw new DsError('UNAUTHENTICATED', 'That token is not valid on this station.');
-      }
-      const { principal, credential } = checked;
-      // A sign-in always gets a new session id: an old cookie is forgotten (its streams end), never upgraded.
-      const old = sessionCookie(req);
-      const previous = old ? ctx.consoleSessions.use(old) : undefined;
-      if (previous) ctx.consoleSessions.forget(previous.key);
-      const { id, record } = ctx.consoleSessions.create(principal.id, credential);
-      setCookie(req, res, id);
-      res.set('Cache-Control', 'no-store').json(view(ctx.consoleSessions, principal, record));
-    },
-    {
-      validate: false,
-      before: [
-        (req, _res, next) => {
-          checkSignIn(req);
-          next();
-        },
-      ],
-    },
-  );
-
-  api.on('session.get', async (_input, req, res) => {
-    const session = await cookieSession(ctx.store, ctx.consoleSessions, req);
-    if (!session) throw unauthenticated();
-    res.set('Cache-Control', 'no-store').json(view(ctx.consoleSessions, session.principal, session.record));
-  });
-
-  api.on('session.signOut', async (_input, req, res) => {
-    const session = await cookieSession(ctx.store, ctx.consoleSessions, req);
-    if (session) {
-      checkCsrf(req, session);
-      ctx.consoleSessions.forget(session.key);
-    }
-    setCookie(req, res, '', true);
-    res.status(204).end();
-  });
-
-  return api.router;
 }

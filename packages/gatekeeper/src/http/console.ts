@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import express, { type RequestHandler, Router } from 'express';
 import { hintFor } from '@datastation/protocol/errors';
 import type { ErrorBody } from './errors.js';
-import { notFound } from './errors.js';
+import { notFound } from '../refusals.js';
 
 /**
  * Headers of every answer, the API's included: the console loads only its own scripts, styles,

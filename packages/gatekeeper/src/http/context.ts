@@ -4,11 +4,11 @@ import type { OwnerFiles } from '../files/owner-files.js';
 import type { UserFiles } from '../files/user-files.js';
 import type { Store } from '../store/store.js';
 import type { ConsoleSessions } from './console-session.js';
-import type { EventHub } from './events.js';
+import type { EventHub } from './event-hub.js';
 import type { HttpLimits, RunSlots, Slots } from './limits.js';
-import type { PackageFiles } from './package-files.js';
-import type { Runner } from './runner.js';
-import type { ScrubContext } from './scrub.js';
+import type { PackageFiles } from '../files/package-files.js';
+import type { Runner } from '../runs/runner.js';
+import type { ScrubContext } from '../scrub.js';
 
 /** What every route needs: one object, made once by createGatekeeper. */
 export interface GatekeeperContext {

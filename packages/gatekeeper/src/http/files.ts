@@ -8,7 +8,7 @@ import type { Download } from '../files/user-files.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { ApiRouter } from './contract.js';
-import { notFound } from './errors.js';
+import { notFound } from '../refusals.js';
 
 const HEX = /^[0-9a-f]{64}$/;
 

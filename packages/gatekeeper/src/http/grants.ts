@@ -6,8 +6,8 @@ import type { Grant, GrantInput } from '../store/grants.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { ApiRouter } from './contract.js';
-import { checkGrantGlobs } from './grant-patterns.js';
-import { previewGlobs } from './preview.js';
+import { checkGrantGlobs } from '../grants/grant-patterns.js';
+import { previewGlobs } from '../grants/preview.js';
 
 /** What the API says of a grant. */
 export function grantView(g: Grant) {

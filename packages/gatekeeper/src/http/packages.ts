@@ -11,9 +11,9 @@ import type { Principal } from '../store/principals.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { ApiRouter } from './contract.js';
-import { notFound } from './errors.js';
+import { notFound } from '../refusals.js';
 import { approvePackage } from './grants.js';
-import type { UnpackedPackage } from './package-files.js';
+import type { UnpackedPackage } from '../files/package-files.js';
 
 /** Largest package file `GET /v1/packages/:id/files/*` answers (the console shows code, not data). */
 export const PACKAGE_FILE_MAX_BYTES = 4 * 1024 * 1024;

@@ -16,7 +16,7 @@ import type { StoreTables } from '../store/store.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { ApiRouter } from './contract.js';
-import { notFound } from './errors.js';
+import { notFound } from '../refusals.js';
 import { grantView } from './grants.js';
 
 /** A duration: minutes, hours, days or weeks (`90m`, `12h`, `30d`, `8w`). */

@@ -7,7 +7,7 @@ import type { Run } from '../store/runs.js';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { ApiRouter } from './contract.js';
-import { notFound } from './errors.js';
+import { notFound } from '../refusals.js';
 import { noteRun } from './observe.js';
 
 export { runView } from '../runs/views.js';

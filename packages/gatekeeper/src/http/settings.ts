@@ -4,7 +4,7 @@ import type { StationSettings } from '@datastation/protocol/station';
 import { principalOf } from './auth.js';
 import type { GatekeeperContext } from './context.js';
 import { ApiRouter } from './contract.js';
-import { MAX_RUN_MS_SETTING } from './runner.js';
+import { MAX_RUN_MS_SETTING } from '../runs/runner.js';
 
 /** The station's settings as they are now (the admin's, or the defaults). */
 export async function stationSettings(ctx: GatekeeperContext): Promise<StationSettings> {

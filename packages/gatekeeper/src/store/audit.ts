@@ -2,7 +2,8 @@ import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, JSON_DEPTH_MAX, type Json } from './canonical.js';
 import { auditHash } from './audit-hash.js';
-import type { AuditRowInput, ChainedRow, Connection, Step, StepResult } from './connect.js';
+import type { Connection, Step, StepResult } from './connection.js';
+import type { AuditRowInput, ChainedRow } from './sqlite-writer.js';
 import type { AuditTable, Database } from './schema.js';
 import { AUDIT_KINDS, type AuditAnchor, type AuditKind, type AuditEntry as StationAuditEntry, type AuditVerification } from '@datastation/protocol/station';
 

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
-import type { Connection } from './connect.js';
+import type { Connection } from './connection.js';
 import type { DataFileTable } from './schema.js';
 
 /** An owner's file as the station received it (`PUT /v1/files/owners/<owner>/…`). */

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { checkGrantPattern } from '@datastation/protocol/patterns';
 import type { Grant, GrantInput } from '@datastation/protocol/station';
-import type { Connection, Step } from './connect.js';
+import type { Connection, Step } from './connection.js';
 import { type Database, type GrantTable, RELEASE_MODES } from './schema.js';
 
 export type { Grant, GrantInput } from '@datastation/protocol/station';

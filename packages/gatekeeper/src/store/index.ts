@@ -1,6 +1,6 @@
 export { openStore, Store, type OpenStoreOptions, type RunEnd, type StoreTables } from './store.js';
 export { parseStoreUrl, redactUrl, type StoreLocation } from './url.js';
-export type { StoreStats } from './connect.js';
+export type { StoreStats } from './connection.js';
 export { type CanonicalJsonOptions, canonicalJson, checkJsonDepth, hashArgs, hashToken, JSON_DEPTH_MAX, jsonDepth, sha256Hex, type Json } from './canonical.js';
 export {
   AUDIT_DATA_MAX_BYTES,

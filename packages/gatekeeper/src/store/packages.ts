@@ -1,6 +1,6 @@
 import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, type Json } from './canonical.js';
-import type { Connection } from './connect.js';
+import type { Connection } from './connection.js';
 import type { PackageTable } from './schema.js';
 
 export interface StoredPackage {

@@ -1,5 +1,5 @@
 import { DsError } from '@datastation/protocol/errors';
-import type { Connection } from './connect.js';
+import type { Connection } from './connection.js';
 import type { PlacementTable } from './schema.js';
 
 /** Where a session key's session lives: the node agent every gatekeeper sends its runs to. */

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { DsError } from '@datastation/protocol/errors';
 import { hashToken } from './canonical.js';
-import type { Connection } from './connect.js';
+import type { Connection } from './connection.js';
 import { isPrincipalId, type PrincipalInfo } from '@datastation/protocol/station';
 import { ROLES, type PrincipalTable, type Role } from './schema.js';
 

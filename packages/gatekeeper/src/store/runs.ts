@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, hashArgs, type Json } from './canonical.js';
-import type { Connection, Step, StepResult } from './connect.js';
+import type { Connection, Step, StepResult } from './connection.js';
 import { type Database, RELEASE_MODES, type ReleaseMode, type RunReviewTable, type RunStatus, type RunTable, TARGET_KINDS, type TargetKind } from './schema.js';
 
 export interface RunError {

@@ -1,6 +1,6 @@
 import { DsError } from '@datastation/protocol/errors';
 import { sql } from 'kysely';
-import type { Connection, Step } from './connect.js';
+import type { Connection, Step } from './connection.js';
 import { SESSION_STATES, type SessionState, type SessionTable } from './schema.js';
 
 /** The states of a session whose container is (or was, until its gatekeeper died) up. */

@@ -1,4 +1,4 @@
-import type { Connection } from './connect.js';
+import type { Connection } from './connection.js';
 import type { Json } from './canonical.js';
 
 /** A setting as the admin last set it. */

@@ -1,4 +1,4 @@
-import type { Connection, Step } from './connect.js';
+import type { Connection, Step } from './connection.js';
 
 /**
  * Whose data each user's folder of one package holds (`users/<user>/packages/<digest>`, the

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Manifest, openPackage } from '@datastation/package';
 import { DsError, isDsError, toDsError } from '@datastation/protocol/errors';
-import type { ImagePolicy } from './images.js';
+import type { ImagePolicy } from '../image-policy.js';
 
 /** A verified upload: its digest, its manifest, its size, and the folder its code was moved to. */
 export interface UnpackedPackage {

@@ -1,13 +1,10 @@
-import type { Request, Response, Router } from 'express';
+import type { Request, Response } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import type { AuditEntry } from '../store/audit.js';
 import type { Credentialed, Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
-import { consoleSessionOf, credentialUsed, principalOf } from './auth.js';
-import type { GatekeeperContext } from './context.js';
-import { ApiRouter } from './contract.js';
 import { auditEntryView, progressEventView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
-import type { ProgressChange } from './runner.js';
+import type { ProgressChange } from '../runs/runner.js';
 import { PerMinuteBudget } from './limits.js';
 
 /** How often the log is read for entries other processes appended (this one's are pushed at once). */
@@ -429,20 +426,4 @@ async function readPaged(read: (after: number, limit: number) => Promise<AuditEn
     if (page.length < want) break;
   }
   return entries;
-}
-
-/** `GET /v1/events`: the audit feed as server-sent events (see EventHub). */
-export function eventRoutes(ctx: GatekeeperContext): Router {
-  const api = new ApiRouter({ mount: '/v1', jsonBytes: ctx.limits.jsonBytes, checkAnswers: ctx.checkAnswers });
-  api.on('events', async ({ query }, req, res) => {
-    const who = principalOf(res);
-    const raw = req.get('last-event-id') ?? query.after;
-    let after: number | undefined;
-    if (raw !== undefined) {
-      after = /^\d{1,15}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
-      if (!Number.isSafeInteger(after)) throw new DsError('BAD_REQUEST', 'Last-Event-ID (or ?after=) is the seq of the last event received, a whole number.');
-    }
-    await ctx.events.open(req, res, { principal: who, credential: credentialUsed(res), session: consoleSessionOf(res) }, after);
-  });
-  return api.router;
 }

@@ -13,9 +13,9 @@ import { didYouMean } from '@datastation/protocol';
 import { DsError, isErrorCode, toDsError } from '@datastation/protocol/errors';
 import type { Progress } from '@datastation/protocol/progress';
 import type { RunProgress } from '@datastation/protocol/station';
-import { localBackend, type SessionBackend, type SessionBackendFactory } from '../runs/backend.js';
-import { emptyDataFolder, ensureDataFolder } from '../runs/folders.js';
-import { Turns } from '../runs/turns.js';
+import { localBackend, type SessionBackend, type SessionBackendFactory } from './backend.js';
+import { emptyDataFolder, ensureDataFolder } from './folders.js';
+import { Turns } from './turns.js';
 import {
   authoriseRun,
   modesOf,
@@ -26,8 +26,8 @@ import {
   releaseDecision,
   seesWholeRun,
   type Withholding,
-} from '../runs/release.js';
-import { type LiveRunView, WITHHELD_TIME_RESOLUTION_MS } from '../runs/views.js';
+} from './release.js';
+import { type LiveRunView, WITHHELD_TIME_RESOLUTION_MS } from './views.js';
 import { canonicalJson, checkJsonDepth, type Json, sha256Hex } from '../store/canonical.js';
 import type { StoredPackage } from '../store/packages.js';
 import type { AuditInput } from '../store/audit.js';
@@ -35,8 +35,8 @@ import type { Grant } from '../store/grants.js';
 import { type Run, type RunError, type RunOutcome, statusAfter } from '../store/runs.js';
 import type { ReleaseMode, RunStatus, TargetKind } from '../store/schema.js';
 import type { Store, StoreTables } from '../store/store.js';
-import type { PackageFiles } from './package-files.js';
-import { type ScrubContext, scrubContext, scrubMessage } from './scrub.js';
+import type { PackageFiles } from '../files/package-files.js';
+import { type ScrubContext, scrubContext, scrubMessage } from '../scrub.js';
 
 export interface RunRequest {
   package: string;
