@@ -65,7 +65,7 @@ export function relayFromHost(s: RuntimeState, message: HostReadMessage): void {
       const fd = s.descriptors?.take(read.rid) ?? 'the runtime has no descriptor socket';
       if (typeof fd === 'string') {
         read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: 'INTERNAL', message: `The station read's descriptor did not arrive: ${fd}.` });
-        endRead(s, read, false);
+        endRead(s, read, true);
         return;
       }
       read.fd = fd;
@@ -124,8 +124,9 @@ export function endPeerReads(s: RuntimeState, peer: ReadPeer): void {
 }
 
 /**
- * Forgets a read; `tellHost` sends read.cancel so the host stops streaming. A descriptor's read
- * is over on the host already: its descriptor is closed instead (here, once, by the main thread).
+ * Forgets a read; `tellHost` sends read.cancel so the host stops streaming (or, for a read handed
+ * over as a descriptor, frees its place under the host's caps). The descriptor is closed here,
+ * once, by the main thread.
  */
 function endRead(s: RuntimeState, read: RelayedRead, tellHost: boolean): void {
   if (!s.reads.delete(read.rid)) return;
@@ -136,7 +137,6 @@ function endRead(s: RuntimeState, read: RelayedRead, tellHost: boolean): void {
     } catch {
       // function code closed it itself
     }
-    return;
   }
   if (tellHost) send(read.socket, JSON.stringify({ type: 'read.cancel', rid: read.rid }));
 }

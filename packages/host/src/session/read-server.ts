@@ -223,6 +223,10 @@ export class ReadServer {
     if (this.handOver(message.rid, opened)) {
       this.report(message.id, message.path, { served, ...owner, allowed: true, bytes: opened.size, outcome: 'completed', via: 'descriptor' });
       await opened.handle.close().catch(() => undefined);
+      // The read holds its place under the caps until the runtime is done with the descriptor (its
+      // read.cancel) or the call ends: the container holds no more descriptors at once than it
+      // may hold streams.
+      while (!stream.cancelled) await new Promise<void>((r) => (stream.wake = r));
       return;
     }
     let bytes = 0;
