@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildRuntimeImage, createDockerClient, type DsConnection, dsDockerInit, SANDBOX_RUNTIMES } from '@datastation/host';
+import { buildRuntimeImage, createDockerClient, type DsConnection, dsDockerInit, fdPassUnavailable, SANDBOX_RUNTIMES } from '@datastation/host';
 import { dsCommand } from '@datastation/cli/testing';
 import { httpPath } from './http-path.js';
 import { poolFirstCall, poolHttp } from './pool.js';
@@ -282,6 +282,21 @@ try {
         }
       });
 
+  // Goal 22.5: gVisor's warm call as a factor of runc's, beside the same factor for the bare echo (both from this run).
+  const warmOf = (runtime: string) => rows.find((r) => r.section === 'warm call' && r.runtime === runtime && r.metric === 'no-op round trip p50');
+  const [warmRunc, warmRunsc] = [warmOf('runc'), warmOf('runsc')];
+  if (warmRunc?.floor !== undefined && warmRunsc?.floor !== undefined)
+    add({
+      runtime: 'runsc',
+      section: 'warm call',
+      metric: 'runsc ÷ runc, no-op round trip p50',
+      unit: '×',
+      ours: med(warmRunsc.ours) / med(warmRunc.ours),
+      floor: med(warmRunsc.floor) / med(warmRunc.floor),
+      floorName: 'the same factor for the WebSocket echo to a container of the same image',
+      target: '≤ 2.5×',
+    });
+
   for (const runtime of runtimes)
     if (want('data'))
       await section(`data [${runtime}]`, async () => {
@@ -322,6 +337,7 @@ try {
             floor: f,
             ratio: o.median / f.median,
             floorName: 'plain read of the same file on the host',
+            note: fdPassUnavailable() ? `streamed (${fdPassUnavailable()})` : 'by descriptor',
             target: '≥ 50% of floor',
           });
           const w = await timeEach(n, () => s.run('writeBig', { path: 'big.out', bytes }));

@@ -91,6 +91,21 @@ export const GOALS: Goal[] = [
     check: { kind: 'at-most', bound: 25 },
     target: "≤ 25 ms p50 (OpenWhisk's prewarm)",
   },
+  {
+    goal: '22.4 station reads (by descriptor)',
+    section: 'data',
+    metric: /MB policy-checked read$/,
+    check: { kind: 'rate-ratio-at-least', bound: 0.5 },
+    target: '≥ 50% of the page-cache floor',
+  },
+  {
+    goal: "22.5 gVisor's warm call ÷ runc's",
+    section: 'warm call',
+    metric: 'runsc ÷ runc, no-op round trip p50',
+    check: { kind: 'at-most', bound: 2.5 },
+    target: '≤ 2.5× (the bare echo’s factor beside it)',
+    runtime: 'runsc',
+  },
 ];
 
 const med = (v: number | Summary) => (typeof v === 'number' ? v : v.median);

@@ -8,11 +8,16 @@ import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleRuntime, RUNTIME_VERSION } from '@datastation/runtime';
-import { PREBUILT_VERSION_FILE, RUNTIME_DOCKERFILE } from '../src/images/runtime-image.js';
+import { ADDON_IN_IMAGE, PREBUILT_VERSION_FILE, RUNTIME_DOCKERFILE } from '../src/images/runtime-image.js';
+import { buildFdPassAddon } from '../src/session/descriptor-channel.js';
 
 const out = fileURLToPath(new URL('../dist/runtime-image/', import.meta.url));
 await rm(out, { recursive: true, force: true });
 await bundleRuntime(out);
 await copyFile(RUNTIME_DOCKERFILE, join(out, 'Dockerfile'));
+// The descriptor-passing addon, built here (cc and Node's headers, offline) for the image and for the host itself.
+const addon = buildFdPassAddon();
+if ('path' in addon) await copyFile(addon.path, join(out, ADDON_IN_IMAGE));
+else process.stderr.write(`descriptor-passing addon not built (${addon.error}): station reads will stream\n`);
 // Last: its presence tells buildRuntimeImage the bundle is complete.
 await writeFile(join(out, PREBUILT_VERSION_FILE), `${RUNTIME_VERSION}\n`);

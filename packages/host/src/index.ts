@@ -7,6 +7,7 @@ export { DEFAULT_READ_LIMITS, type ReadLimits } from './session/read-server.js';
 export { defaultStateDir } from './session/state-dir.js';
 export { measureData, type DataUsage } from './session/data-quota.js';
 export { O_PATH, openBeneath } from './session/open-beneath.js';
+export { fdPassUnavailable } from './session/descriptor-channel.js';
 export { DEFAULT_CONTAINER_UID } from './session/data-dir.js';
 export { createDockerClient, type DockerClient, type DockerClientOptions } from './docker/client.js';
 export { defaultDockerClient } from './docker/default-client.js';

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, symlink } from 'node:fs/promises';
+import { chmod, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dsDockerInit, dsDockerRun, type DsConnection, type ReadEvent } from '@datastation/host';
@@ -123,10 +123,17 @@ describe('station reads under a policy', () => {
   });
 
   it('a function that stops reading early cancels the stream', async () => {
-    // Past one read window (8 x 2 MiB), so only the cancel can end it early.
+    // Past one read window (8 x 2 MiB), so only the cancel can end it early. Group-writable, so it
+    // streams (such a file is never handed over as a descriptor, which is read whole or not at all).
     await storage.write('owners/acme/trips/medium.csv', Buffer.alloc(40 * 1024 * 1024, 7));
+    await chmod(join(storage.path, 'owners/acme/trips/medium.csv'), 0o664);
     expect(await dsDockerRun('stopEarly', { path: '/owners/acme/trips/medium.csv' }, session)).toBe(2);
     await expect.poll(() => events.find((e) => e.path === '/owners/acme/trips/medium.csv')?.outcome).toBe('cancelled');
+    // The same stop on a file handed over as a descriptor: audited whole (what the call could read), then closed.
+    await chmod(join(storage.path, 'owners/acme/trips/medium.csv'), 0o644);
+    events.length = 0;
+    expect(await dsDockerRun('stopEarly', { path: '/owners/acme/trips/medium.csv' }, session)).toBe(2);
+    expect(events.find((e) => e.path === '/owners/acme/trips/medium.csv')).toMatchObject({ outcome: 'completed', via: 'descriptor', bytes: 40 * 1024 * 1024 });
   });
 
   it('a 200 MB granted file arrives intact in a container with 160 MB of memory', async () => {

@@ -50,7 +50,8 @@ export function checkHostMessage(frame: string | Buffer): CheckResult<HostMessag
     case 'read.meta':
       if (!isReadId(m.rid)) return bad(type, 'rid', 'expected a read id');
       if (!isInt(m.size) || m.size < 0) return bad(type, 'size', 'expected a non-negative integer');
-      return { ok: true, message: { type, rid: m.rid, size: m.size } };
+      if (m.fd !== undefined && m.fd !== true) return bad(type, 'fd', 'expected true');
+      return { ok: true, message: { type, rid: m.rid, size: m.size, ...(m.fd === true ? { fd: true as const } : {}) } };
     case 'read.end':
       if (!isReadId(m.rid)) return bad(type, 'rid', 'expected a read id');
       if (!isInt(m.bytes) || m.bytes < 0) return bad(type, 'bytes', 'expected a non-negative integer');

@@ -58,6 +58,11 @@ export const HelloMessage = z.object({
   connectors: z.array(fnName).default([]),
   /** The digest of the package the runtime received, checked and loaded (the `package` message's). */
   package: z.string().optional(),
+  /**
+   * The runtime took the host's descriptor socket (`fd.sock`, beside its own): the host may hand
+   * it a granted file's open descriptor instead of streaming the file (`read.meta` with `fd`).
+   */
+  descriptors: z.boolean().optional(),
 });
 
 /**
@@ -172,10 +177,16 @@ export const ReadCancelMessage = z.object({
   rid: readId,
 });
 
+/**
+ * With `fd: true`, the read is whole already: the host has handed the file's open read-only
+ * descriptor over the descriptor socket (one message, tagged with `rid`) just before this frame,
+ * and sends nothing more for it; the runtime reads the bytes in place and closes the descriptor.
+ */
 export const ReadMetaMessage = z.object({
   type: z.literal('read.meta'),
   rid: readId,
   size: z.number().int().nonnegative(),
+  fd: z.literal(true).optional(),
 });
 
 export const ReadEndMessage = z.object({

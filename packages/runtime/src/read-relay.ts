@@ -3,6 +3,7 @@
  * under a runtime-wide id (`rid`) and streams the file back in binary chunks, which go to the
  * worker as they came. The host knows only the call's id (a connector's, for its functions).
  */
+import { closeSync } from 'node:fs';
 import type { WebSocket } from 'ws';
 import { decodeChunkFrame, type HostMessage, READ_WINDOW_CHUNKS } from '@datastation/protocol/runtime';
 import { send, sendError } from './send.js';
@@ -55,9 +56,22 @@ export function relayFromHost(s: RuntimeState, message: HostReadMessage): void {
   const read = s.reads.get(message.rid);
   if (!read) return;
   switch (message.type) {
-    case 'read.meta':
-      read.peer.postRead({ t: 'read.meta', wrid: read.wrid, size: message.size });
+    case 'read.meta': {
+      if (!message.fd) {
+        read.peer.postRead({ t: 'read.meta', wrid: read.wrid, size: message.size });
+        return;
+      }
+      // Handed over whole: the descriptor is queued on the descriptor socket (sent just before this frame).
+      const fd = s.descriptors?.take(read.rid) ?? 'the runtime has no descriptor socket';
+      if (typeof fd === 'string') {
+        read.peer.postRead({ t: 'read.error', wrid: read.wrid, code: 'INTERNAL', message: `The station read's descriptor did not arrive: ${fd}.` });
+        endRead(s, read, true);
+        return;
+      }
+      read.fd = fd;
+      read.peer.postRead({ t: 'read.fd', wrid: read.wrid, fd, size: message.size });
       return;
+    }
     case 'read.end':
       read.peer.postRead({ t: 'read.end', wrid: read.wrid, bytes: message.bytes });
       endRead(s, read, false);
@@ -109,9 +123,20 @@ export function endPeerReads(s: RuntimeState, peer: ReadPeer): void {
   s.readsByPeer.delete(peer);
 }
 
-/** Forgets a read; `tellHost` sends read.cancel so the host stops streaming. */
+/**
+ * Forgets a read; `tellHost` sends read.cancel so the host stops streaming (or, for a read handed
+ * over as a descriptor, frees its place under the host's caps). The descriptor is closed here,
+ * once, by the main thread.
+ */
 function endRead(s: RuntimeState, read: RelayedRead, tellHost: boolean): void {
   if (!s.reads.delete(read.rid)) return;
   s.readsByPeer.get(read.peer)?.delete(read.wrid);
+  if (read.fd !== undefined) {
+    try {
+      closeSync(read.fd);
+    } catch {
+      // function code closed it itself
+    }
+  }
   if (tellHost) send(read.socket, JSON.stringify({ type: 'read.cancel', rid: read.rid }));
 }

@@ -15,6 +15,7 @@ import { WebSocket } from 'ws';
 import { ARGS_KIND, checkHostMessage, type HostMessage, isErrorCode, isInvokeFrame, PROTOCOL_VERSION } from '@datastation/protocol/runtime';
 import { finish, invoke, invokeFrame, scheduleReap } from './calls.js';
 import type { RuntimeConfig } from './config.js';
+import { DescriptorChannel } from './descriptors.js';
 import { HostListener } from './listen.js';
 import { forwardLog, forwardProgress } from './logs.js';
 import { runNested } from './nested-calls.js';
@@ -58,6 +59,8 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
   const pkg = new PackageReceiver(config, pool);
   let names: PackageNames = { functions: [], connectors: [] };
   const listener = new HostListener(config, (ws) => onConnection(s, pkg, ws));
+  // The descriptor socket first: the host, which waits for the runtime's own socket, then finds it there.
+  if (config.socketPath) s.descriptors = DescriptorChannel.listen(config.socketPath);
   await listener.listen();
   pool.boot();
 
@@ -91,6 +94,7 @@ export async function startRuntimeServer(config: RuntimeConfig, workerUrl: URL, 
       listener.refuseHosts();
       for (const call of [...s.calls.values()]) finish(s, call, { ok: false, code: 'CANCELLED', message: 'The runtime is shutting down.' }, false);
       await listener.close();
+      s.descriptors?.close();
       await pool.close();
     },
   };
@@ -140,6 +144,7 @@ function onConnection(s: RuntimeState, pkg: PackageReceiver, ws: WebSocket): voi
           functions,
           connectors,
           ...(pkg.digest ? { package: pkg.digest } : {}),
+          ...(s.descriptors?.acceptHost() ? { descriptors: true } : {}),
         }),
       ),
     () => undefined,
@@ -149,6 +154,8 @@ function onConnection(s: RuntimeState, pkg: PackageReceiver, ws: WebSocket): voi
 function onMessage(s: RuntimeState, pkg: PackageReceiver, ws: WebSocket, message: HostMessage): void {
   switch (message.type) {
     case 'package':
+      // The host connected its descriptor socket before it sent the package; taken before any of the package's code runs.
+      s.descriptors?.acceptHost();
       pkg.receive(ws, message);
       return;
     case 'await-boot':

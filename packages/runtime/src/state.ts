@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import type { ProgressThrottle } from '@datastation/protocol/runtime';
 import type { RuntimeConfig } from './config.js';
+import type { DescriptorChannel } from './descriptors.js';
 import type { ReadPeer, WorkerPool } from './worker-pool.js';
 
 /** A call in flight: the host's (an `invoke`), or a function a connector's call ran through `run`. */
@@ -48,6 +49,8 @@ export interface RelayedRead {
   peer: ReadPeer;
   callId: string;
   socket: WebSocket;
+  /** A read handed over as a descriptor: the worker reads it; closed here when the read ends. */
+  fd?: number;
 }
 
 /**
@@ -63,6 +66,8 @@ export class RuntimeState {
   nextNested = 0;
   /** The connected host, if any: output of no call (module load) goes to it. */
   host: WebSocket | undefined;
+  /** The host's descriptor socket (descriptors.ts), when the addon is there. */
+  descriptors: DescriptorChannel | undefined;
   /** The trailing timer of the stray-process reaper (calls.ts scheduleReap). */
   reapTimer: NodeJS.Timeout | undefined;
 

@@ -55,6 +55,8 @@ export interface RunFromWorker {
 /** A station read as the worker sees it; `wrid` is the worker's own id for it. */
 export type ReadToWorker =
   | { t: 'read.meta'; wrid: number; size: number }
+  /** The file's open read-only descriptor (the main thread's: it closes it once the worker posts read.cancel). */
+  | { t: 'read.fd'; wrid: number; fd: number; size: number }
   | { t: 'read.chunk'; wrid: number; data: Uint8Array }
   | { t: 'read.end'; wrid: number; bytes: number }
   | { t: 'read.error'; wrid: number; code: ErrorCode; message: string };
@@ -63,6 +65,7 @@ export type ReadToWorker =
 export type ReadFromWorker =
   | { t: 'read.open'; wrid: number; id: string; path: string }
   | { t: 'read.ack'; wrid: number; chunks: number }
+  /** The worker is done with the read (abandoned it, or, for a descriptor, finished it). */
   | { t: 'read.cancel'; wrid: number };
 
 /**

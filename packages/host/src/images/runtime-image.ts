@@ -7,6 +7,7 @@ import { DsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
 import { CONTAINER_PATHS } from '../session/container-spec.js';
+import { buildFdPassAddon } from '../session/descriptor-channel.js';
 import { tarOf, type TarEntry } from '../tar.js';
 import { ensureOfflineBase } from './offline-base.js';
 import { stageContext } from './stage.js';
@@ -44,6 +45,8 @@ const PREBUILT = fileURLToPath(new URL('../runtime-image/', import.meta.url));
 export const RUNTIME_DOCKERFILE = FROM_SOURCE ? fileURLToPath(new URL('../../../../images/runtime/Dockerfile', import.meta.url)) : join(PREBUILT, 'Dockerfile');
 /** Written last by the build, beside runtime/ and node_modules/: the runtime's version (the image's second tag). */
 export const PREBUILT_VERSION_FILE = 'runtime-version';
+/** Where the runtime loads its descriptor-passing addon from (runtime/src/descriptors.ts: beside main.mjs). */
+export const ADDON_IN_IMAGE = 'runtime/fdpass.node';
 
 /** Builds `datastation/runtime:latest` and `:<version>`; returns the image id. */
 export async function buildRuntimeImage(docker: DockerClient, options: BuildRuntimeImageOptions = {}): Promise<BuiltImage> {
@@ -87,6 +90,12 @@ async function runtimeContext(work: string, progress: (line: string) => void): P
   const { dir: context, version } = await runtimeFiles(work, progress);
   const entries: TarEntry[] = [{ type: 'content', name: 'Dockerfile', content: await readFile(RUNTIME_DOCKERFILE) }];
   for (const dir of ['runtime', 'node_modules']) entries.push(...(await filesUnder(context, dir)));
+  // The descriptor-passing addon (session/descriptor-channel.ts) beside main.mjs, unless the prebuilt runtime has it: reads by descriptor.
+  if (!entries.some((e) => e.name === ADDON_IN_IMAGE)) {
+    const addon = buildFdPassAddon();
+    if ('path' in addon) entries.push({ type: 'file', name: ADDON_IN_IMAGE, mode: 0o644, size: (await stat(addon.path)).size, source: addon.path });
+    else progress(`no descriptor-passing addon (${addon.error}): station reads will stream`);
+  }
   // /data is a link to the folder sessions mount the user's data on (container-spec.ts, dataMount).
   entries.push({ type: 'directory', name: 'data-link' }, { type: 'symlink', name: 'data-link/data', target: CONTAINER_PATHS.dataMount });
   return { entries, version };

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DsError, maxHostFrameBytes, maxRuntimeFrameBytes } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { containerSpec, RUNTIME_PORT, type SpecInput } from './container-spec.js';
+import { connectDescriptorSocket, type DescriptorSender } from './descriptor-channel.js';
 import type { FunctionPackage } from './function-package.js';
 import { O_PATH } from './open-beneath.js';
 import { quotedLines } from './quoted.js';
@@ -62,10 +63,7 @@ export async function startBlankRuntime(options: BlankStartOptions): Promise<Bla
   const maxSendBytes = maxHostFrameBytes(spec.limits.resultBytes);
   const giveUp = new AbortController();
   try {
-    const attempt =
-      spec.transport.kind === 'unix'
-        ? unixAttempt(join(spec.transport.sessionDir, 'runtime.sock'))
-        : networkAttempt(docker, containerId, spec.transport.network);
+    const attempt = spec.transport.kind === 'unix' ? unixAttempt(spec.transport.sessionDir) : networkAttempt(docker, containerId, spec.transport.network);
     const pending = await Promise.race([
       connect(docker, containerId, attempt, spec.secret, {
         deadline,
@@ -123,13 +121,28 @@ function watchExit(docker: DockerClient, containerId: string): { exited: Promise
   return { exited, stop: () => stop.abort() };
 }
 
-/** One try at reaching the runtime: a URL to open, or undefined when it is not there yet. */
-type Attempt = () => Promise<{ url: string; release(): void } | undefined>;
+/**
+ * One try at reaching the runtime: a URL to open, or undefined when it is not there yet; with
+ * `descriptors`, how to connect to its descriptor socket once the WebSocket is open.
+ */
+type Attempt = () => Promise<{ url: string; release(): void; descriptors?: () => DescriptorSender | undefined } | undefined>;
 
-function unixAttempt(socketPath: string): Attempt {
+function unixAttempt(sessionDir: string): Attempt {
   return async () => {
-    const socket = openSocketNoFollow(socketPath);
-    return socket && { url: `ws+unix:${socket.path}:/`, release: () => socket.close() };
+    const socket = openSocketNoFollow(join(sessionDir, 'runtime.sock'));
+    if (!socket) return undefined;
+    // The runtime made fd.sock before its own socket; opened as that one is (no link followed, a
+    // socket or the session is refused), and connected only once the WebSocket is open, so the
+    // runtime's first connection on it is this one (it takes it when the package arrives).
+    const descriptors = () => {
+      const fd = openSocketNoFollow(join(sessionDir, 'fd.sock'));
+      try {
+        return fd && connectDescriptorSocket(fd.path);
+      } finally {
+        fd?.close();
+      }
+    };
+    return { url: `ws+unix:${socket.path}:/`, release: () => socket.close(), descriptors };
   };
 }
 
@@ -154,12 +167,21 @@ async function connect(
     const target = await attempt();
     if (target) {
       try {
-        return await RuntimeConnection.connect(target.url, secret, {
+        const pending = await RuntimeConnection.connect(target.url, secret, {
           timeoutMs: Math.max(1, options.deadline - Date.now()),
           maxPayload: options.maxPayload,
           maxSendBytes: options.maxSendBytes,
           ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
         });
+        if (target.descriptors) {
+          try {
+            pending.descriptors = target.descriptors();
+          } catch (error) {
+            pending.close();
+            throw error;
+          }
+        }
+        return pending;
       } catch (error) {
         lastError = error;
         if ((error as DsError).code === 'PROTOCOL_ERROR' || (error as DsError).code === 'UNAUTHENTICATED') throw error;

@@ -162,7 +162,8 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
       controllerContainer: options.controllerContainer,
     });
     const pooled = why ? undefined : options.pool.claim();
-    if (pooled) return fromPool(pooled, { pool: options.pool, began, docker, image, limits, pkg, policy, dataDir: data.dataDir, options });
+    if (pooled)
+      return fromPool(pooled, { pool: options.pool, began, docker, image, limits, pkg, policy, dataDir: data.dataDir, containerUid: data.uid, options });
     log.debug('session starts cold', { why: why ?? 'no idle container in the pool' });
   }
 
@@ -242,6 +243,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
       sandbox,
       policy,
       dataDir: data.dataDir,
+      containerUid: data.uid,
       sweepSetuid: !unmount,
       cleanup,
       options,
@@ -273,6 +275,7 @@ async function fromPool(
     pkg: FunctionPackage;
     policy: CompiledPolicy;
     dataDir: string;
+    containerUid: number;
     options: InitOptions;
   },
 ): Promise<DsConnection> {
@@ -304,6 +307,7 @@ async function fromPool(
       sandbox: pooled.runtime,
       policy: ctx.policy,
       dataDir: ctx.dataDir,
+      containerUid: ctx.containerUid,
       sweepSetuid: !unmount,
       cleanup,
       options,
@@ -360,6 +364,8 @@ function connectionOver(
     sandbox: SandboxRuntime;
     policy: CompiledPolicy;
     dataDir: string;
+    /** The uid the container runs as (its data folder's owner). */
+    containerUid: number;
     /** No nosuid mount on the host's path: the quota's walk clears setuid bits instead. */
     sweepSetuid: boolean;
     cleanup: () => Promise<void>;
@@ -377,6 +383,7 @@ function connectionOver(
       maxOpenPerCall: Math.min(DEFAULT_READ_LIMITS.maxOpenPerCall, limits.openReads),
     },
     options.onReadGranted,
+    s.containerUid,
   );
   runtime.explainLoss = () => explainLoss(s.docker, s.containerId);
   const connection = new Connection(s.docker, s.sessionId, s.containerId, s.image, limits, runtime, s.cleanup, s.sandbox, options.onCall);

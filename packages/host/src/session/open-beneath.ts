@@ -3,6 +3,15 @@ import { type FileHandle, lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
 
+/** An opened file, with what its descriptor's fstat said (the checks were made on it). */
+export interface Opened {
+  handle: FileHandle;
+  size: number;
+  /** st_mode and st_uid: whether the descriptor may leave the controller (read-server.ts). */
+  mode: number;
+  uid: number;
+}
+
 /** Linux's O_PATH (not in Node's fs.constants): a descriptor that names a folder without reading it. */
 export const O_PATH = 0o10000000;
 const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_NONBLOCK, O_NOCTTY } = constants;
@@ -16,7 +25,7 @@ const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_NONBLOCK, O_NOCTTY } = constants;
  * regular file with a single name (a hard link would make an ungranted file appear under a
  * granted name). Refusals are POLICY_DENIED; a missing component is the raw ENOENT.
  */
-export async function openBeneath(root: string, parts: string[]): Promise<{ handle: FileHandle; size: number }> {
+export async function openBeneath(root: string, parts: string[]): Promise<Opened> {
   if (parts.length === 0 || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('/') || p.includes('\0'))) {
     throw new DsError('POLICY_DENIED', 'the path has an empty, "." or ".." component.');
   }
@@ -41,13 +50,13 @@ export async function openBeneath(root: string, parts: string[]): Promise<{ hand
   }
 }
 
-async function checkServable(handle: FileHandle, relative: string): Promise<{ handle: FileHandle; size: number }> {
+async function checkServable(handle: FileHandle, relative: string): Promise<Opened> {
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new DsError('POLICY_DENIED', `${relative} is not a regular file.`);
     if (info.nlink > 1)
       throw new DsError('POLICY_DENIED', `${relative} has ${info.nlink} names (hard links); station storage serves only files with one name.`);
-    return { handle, size: info.size };
+    return { handle, size: info.size, mode: info.mode, uid: info.uid };
   } catch (error) {
     await handle.close();
     throw error;
@@ -61,7 +70,7 @@ function refuseLinks(error: unknown, message: string): unknown {
 }
 
 /** Without /proc (not Linux): refuse links by lstat, then check the opened file is the one checked. Weaker against races. */
-async function openBeneathPortable(root: string, parts: string[]): Promise<{ handle: FileHandle; size: number }> {
+async function openBeneathPortable(root: string, parts: string[]): Promise<Opened> {
   let path = root;
   for (const part of parts) {
     path = join(path, part);

@@ -1,9 +1,9 @@
-import { type FileHandle, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { DsError, toDsError } from '@datastation/protocol';
 import { compilePatterns, matchPattern, ownerFolder, type Pattern, parsePattern } from '@datastation/protocol/patterns';
 import { within } from './data-dir.js';
-import { openBeneath } from './open-beneath.js';
+import { type Opened, openBeneath } from './open-beneath.js';
 
 /**
  * What station data a session's functions may read: files under `root` whose path matches one of
@@ -44,8 +44,13 @@ export interface ReadEvent {
    */
   owner?: string;
   allowed: boolean;
-  /** Bytes sent (allowed reads, when finished or stopped). */
+  /**
+   * Bytes sent (allowed reads, when finished or stopped). For a read handed over as a descriptor
+   * (`via: 'descriptor'`), the file's whole size when it was handed: what the call can read.
+   */
   bytes: number;
+  /** Set when the open descriptor went to the runtime instead of the bytes (read-server.ts). */
+  via?: 'descriptor';
   /** Why it was refused or failed. */
   code?: string;
   message?: string;
@@ -76,7 +81,7 @@ export interface CompiledPolicy {
    * BAD_REQUEST. `relative` is its station path, `owner` whose data it is (policies with `at`);
    * an error for a path a pattern matched carries that owner in `details.owner`.
    */
-  open(requested: string): Promise<{ handle: FileHandle; size: number; relative: string; owner?: string }>;
+  open(requested: string): Promise<Opened & { relative: string; owner?: string }>;
 }
 
 /** Longest station path a function may ask for (the protocol's own cap). */

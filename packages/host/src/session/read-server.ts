@@ -1,5 +1,7 @@
 import type WebSocket from 'ws';
 import { DsError, encodeChunkFrame, READ_CHUNK_BYTES, type ReadOpenMessage, toDsError } from '@datastation/protocol';
+import type { DescriptorSender } from './descriptor-channel.js';
+import type { Opened } from './open-beneath.js';
 import type { CompiledPolicy, ReadEvent, ReadGrantedEvent } from './read-policy.js';
 
 /** Past this many bytes queued on the socket, a read waits for them to be written. */
@@ -37,11 +39,26 @@ interface Stream {
 }
 
 /**
+ * Where a session's reads may go as descriptors (descriptor-channel.ts): the socket, and the
+ * container's uid, which must not own a file whose descriptor it gets (an owner could fchmod it
+ * through the descriptor, then reopen it writable through /proc/self/fd).
+ */
+export interface ReadDescriptors {
+  sender: DescriptorSender;
+  containerUid: number;
+}
+
+/**
  * Serves a session's station reads: checks each against the policy, streams the granted file in
  * chunks no faster than the runtime acknowledges them (and the socket drains), and reports every
  * read to `onRead`. What the session can make the host hold is bounded whatever the runtime sends:
  * open reads per session and per call, each read's window, and the bytes in flight across all of
  * them. Past a cap a read is refused with LIMIT_EXCEEDED; the session's other reads go on.
+ *
+ * With `descriptors`, a granted file is handed over as its open read-only descriptor instead of
+ * streamed: opened and checked exactly as for streaming, the same descriptor sent, audited at
+ * once with the file's size, and closed here. Files any group or other may write, or that the
+ * container's uid owns, still stream: a descriptor of theirs could be reopened writable.
  */
 export class ReadServer {
   private streams = new Map<number, Stream>();
@@ -64,6 +81,7 @@ export class ReadServer {
     private readonly limits: ReadLimits = DEFAULT_READ_LIMITS,
     /** Told of each granted read as its file is opened, before any of it is sent (see ReadGrantedEvent). */
     private readonly onGranted?: (event: ReadGrantedEvent) => void,
+    private readonly descriptors?: ReadDescriptors,
   ) {}
 
   /** Open reads now (for tests and stats). */
@@ -202,6 +220,15 @@ export class ReadServer {
       this.report(message.id, message.path, { served, ...owner, allowed: true, bytes: 0, outcome: 'cancelled' });
       return;
     }
+    if (this.handOver(message.rid, opened)) {
+      this.report(message.id, message.path, { served, ...owner, allowed: true, bytes: opened.size, outcome: 'completed', via: 'descriptor' });
+      await opened.handle.close().catch(() => undefined);
+      // The read holds its place under the caps until the runtime is done with the descriptor (its
+      // read.cancel) or the call ends: the container holds no more descriptors at once than it
+      // may hold streams.
+      while (!stream.cancelled) await new Promise<void>((r) => (stream.wake = r));
+      return;
+    }
     let bytes = 0;
     // The frame's header alone (encodeChunkFrame of no bytes): each chunk is read in after it.
     const header = encodeChunkFrame(message.rid, new Uint8Array(0));
@@ -244,6 +271,20 @@ export class ReadServer {
     } finally {
       await opened.handle.close().catch(() => undefined);
     }
+  }
+
+  /**
+   * Sends the opened file's descriptor and its `read.meta` (in the same turn, so the runtime finds
+   * the descriptor queued when the frame arrives; both sockets keep their order). False when the
+   * read must stream instead: no descriptor socket, a file it must not leave as, a full queue.
+   */
+  private handOver(rid: number, opened: Opened): boolean {
+    const d = this.descriptors;
+    if (!d || this.ws.readyState !== this.ws.OPEN) return false;
+    if ((opened.mode & 0o022) !== 0 || opened.uid === d.containerUid) return false;
+    if (!d.sender.send(opened.handle.fd, rid, this.limits.maxOpen)) return false;
+    this.ws.send(JSON.stringify({ type: 'read.meta', rid, size: opened.size, fd: true }));
+    return true;
   }
 
   private takeFrame(bytes: number): Buffer {

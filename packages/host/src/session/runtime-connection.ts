@@ -17,6 +17,7 @@ import {
   RESULT_KIND,
   type RuntimeMessage,
 } from '@datastation/protocol';
+import type { DescriptorSender } from './descriptor-channel.js';
 import type { CompiledPolicy, ReadEvent, ReadGrantedEvent } from './read-policy.js';
 import { type ReadLimits, ReadServer } from './read-server.js';
 import { quotedLines } from './quoted.js';
@@ -70,6 +71,8 @@ export class PendingRuntime {
   /** Resolves when the runtime says its first worker has booted (a pool counts it ready then). */
   readonly booted: Promise<void>;
   private readonly early: (data: unknown, isBinary: boolean) => void;
+  /** The runtime's descriptor socket, connected (unix transport, the addon loaded); the session's once hello says the runtime took it. */
+  descriptors: DescriptorSender | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -109,6 +112,7 @@ export class PendingRuntime {
         clearTimeout(timer);
         ws.removeAllListeners('message');
         ws.terminate();
+        this.descriptors?.close();
         reject(error);
       };
       if (!this.open) return fail(new DsError('CONTAINER_START_FAILED', 'The runtime closed the connection before its package was sent.'));
@@ -147,7 +151,11 @@ export class PendingRuntime {
         }
         clearTimeout(timer);
         ws.removeAllListeners();
-        resolve(RuntimeConnection.fromHello(ws, m, this.options));
+        const connection = RuntimeConnection.fromHello(ws, m, this.options);
+        if (m.descriptors === true) connection.descriptors = this.descriptors;
+        else this.descriptors?.close();
+        this.descriptors = undefined;
+        resolve(connection);
       });
       ws.send(frame, (error) => error && fail(new DsError('CONTAINER_START_FAILED', `The package could not be sent: ${error.message}`, { cause: error })));
     });
@@ -155,6 +163,7 @@ export class PendingRuntime {
 
   /** Drops the connection (a runtime given no package then ends with its container). */
   close(): void {
+    this.descriptors?.close();
     this.ws.removeAllListeners();
     this.ws.on('error', () => undefined);
     this.ws.terminate();
@@ -195,6 +204,8 @@ export class RuntimeConnection {
   /** While the container is frozen it cannot answer pings; the heartbeat must not judge it then. */
   private heartbeatSuspended = false;
   private reads: ReadServer | undefined;
+  /** The runtime's descriptor socket (it said so in hello): reads may go as descriptors. Closed with the connection. */
+  descriptors: DescriptorSender | undefined;
   /** Asked when the socket drops, to turn "the connection closed" into what happened to the container. */
   explainLoss: () => Promise<DsError> = async () => new DsError('INTERNAL', 'The connection to the runtime was lost.');
 
@@ -281,8 +292,11 @@ export class RuntimeConnection {
     onRead?: (event: ReadEvent) => void,
     limits?: ReadLimits,
     onGranted?: (event: ReadGrantedEvent) => void,
+    /** The container's uid: with a descriptor socket, granted files it does not own go as descriptors. */
+    containerUid?: number,
   ): void {
-    this.reads = new ReadServer(this.ws, sessionId, policy, onRead, limits, onGranted);
+    const descriptors = this.descriptors && containerUid !== undefined ? { sender: this.descriptors, containerUid } : undefined;
+    this.reads = new ReadServer(this.ws, sessionId, policy, onRead, limits, onGranted, descriptors);
   }
 
   suspendHeartbeat(suspended: boolean): void {
@@ -401,6 +415,7 @@ export class RuntimeConnection {
   close(): void {
     clearInterval(this.heartbeat);
     this.reads?.closeAll();
+    this.descriptors?.close();
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'session closed');
     this.failAll(new DsError('CANCELLED', 'The session was closed while the call was running.'));
   }
@@ -537,6 +552,7 @@ export class RuntimeConnection {
   private async onLost(): Promise<void> {
     clearInterval(this.heartbeat);
     this.reads?.closeAll();
+    this.descriptors?.close();
     if (this.closedError) return;
     this.closedError = new DsError('INTERNAL', 'The connection to the runtime is closed.');
     if (this.pending.size === 0) return;

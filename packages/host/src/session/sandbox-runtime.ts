@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { DsError, engineUnavailable } from '@datastation/protocol';
 import type { ContainerSpec, DockerClient } from '../docker/client.js';
 import type { Limits } from './limits.js';
@@ -105,7 +106,10 @@ export function specForRuntime(spec: ContainerSpec, runtime: SandboxRuntime, lim
  * descriptor and is untouched.
  */
 export async function releaseSocketName(runtime: SandboxRuntime, socketPath: string): Promise<void> {
-  if (runtime === 'runsc') await rm(socketPath, { force: true });
+  if (runtime !== 'runsc') return;
+  await rm(socketPath, { force: true });
+  // The descriptor socket beside it (descriptor-channel.ts), which the runtime stops listening on as it takes the host's connection.
+  await rm(join(dirname(socketPath), 'fd.sock'), { force: true });
 }
 
 /**

@@ -85,7 +85,8 @@ export async function makeSessionDir(stateDir: string, sessionId: string, contai
 /**
  * Once the runtime listens, the container has no more business writing in its session folder:
  * hand the folder back to the controller, so a function cannot plant files, links or FIFOs there.
- * Anything but the runtime's socket found there now was planted before the lock (a folder would
+ * Anything but the runtime's sockets (its own, and the descriptor socket, whose name gVisor leaves
+ * behind: descriptor-channel.ts) found there now was planted before the lock (a folder would
  * stay writable to the container): the session is refused.
  */
 export async function lockSessionDir(dir: string): Promise<void> {
@@ -96,7 +97,7 @@ export async function lockSessionDir(dir: string): Promise<void> {
   });
   const planted = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (entry.name === 'runtime.sock' && entry.isSocket()) continue;
+    if ((entry.name === 'runtime.sock' || entry.name === 'fd.sock') && entry.isSocket()) continue;
     planted.push(entry.name);
   }
   if (planted.length) {
