@@ -28,6 +28,7 @@ export {
   issue,
   makeCa,
   roleOf,
+  selfSigned,
   type CertificateAuthority,
   type CertificateUsage,
   type KeyPair,
