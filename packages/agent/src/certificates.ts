@@ -18,6 +18,7 @@ import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { DsError } from '@datastation/protocol/errors';
+import { AGENT_ROLE, GATEKEEPER_ROLE } from './roles.js';
 
 /** A certificate and its private key, both PEM. */
 export interface KeyPair {
@@ -116,12 +117,7 @@ function checkLeaf(fn: string, options: { cn: string; sans?: readonly string[] |
     throw new DsError('BAD_REQUEST', `${fn}({ cn }) needs a common name of 1 to 64 characters.`);
   if (!USAGES.includes(options.usage))
     throw new DsError('BAD_REQUEST', `${fn}({ usage }) is ${USAGES.map((u) => `'${u}'`).join(', ')}; got ${JSON.stringify(options.usage)}.`);
-  const bad = (options.sans ?? []).find((name) => typeof name !== 'string' || !(isIP(name) || DNS_NAME.test(name)));
-  if (bad !== undefined)
-    throw new DsError(
-      'BAD_REQUEST',
-      `${fn}({ sans }): ${JSON.stringify(bad)} is neither a DNS name (letters, digits, '-', dots; '*.' first at most) nor an IP address.`,
-    );
+  checkSans(options.sans ?? [], `${fn}({ sans })`);
   if (options.days !== undefined) checkDays(options.days);
 }
 
@@ -152,6 +148,44 @@ function leaf(
     { name: 'subjectKeyIdentifier' },
   ]);
   return cert;
+}
+
+/** A station's mutual-TLS set: its CA, the gatekeepers' client certificate and the agents' certificate. */
+export interface StationCertificates {
+  ca: CertificateAuthority;
+  gatekeeper: KeyPair;
+  agent: KeyPair;
+}
+
+/**
+ * The set `ds swarm init` and `ds certs` make: a CA named for the station (`<name> station CA`),
+ * `<name>-gatekeeper` (OU=gatekeeper) and `<name>-agent` (OU=agent) valid for `agentSans`, the
+ * names the gatekeepers reach agents by (the role, not the name, is what each side checks).
+ */
+export async function makeStationCertificates(options: { name: string; agentSans?: readonly string[] }): Promise<StationCertificates> {
+  if (typeof options?.name !== 'string' || !/^[a-z0-9][a-z0-9_.-]{0,39}$/i.test(options.name))
+    throw new DsError(
+      'BAD_REQUEST',
+      `A station name is 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(options?.name)}.`,
+    );
+  const agentSans = options.agentSans ?? [];
+  checkSans(agentSans, "the agents' certificate");
+  const ca = await makeCa({ cn: `${options.name} station CA` });
+  const [gatekeeper, agent] = await Promise.all([
+    issue({ ca, cn: `${options.name}-gatekeeper`, usage: GATEKEEPER_ROLE }),
+    issue({ ca, cn: `${options.name}-agent`, usage: AGENT_ROLE, sans: agentSans }),
+  ]);
+  return { ca, gatekeeper, agent };
+}
+
+/** BAD_REQUEST unless every name is a DNS name or an IP address a certificate can hold; `what` says whose names they are. */
+export function checkSans(sans: readonly string[], what: string): void {
+  const bad = sans.find((name) => typeof name !== 'string' || !(isIP(name) || DNS_NAME.test(name)));
+  if (bad !== undefined)
+    throw new DsError(
+      'BAD_REQUEST',
+      `${what}: ${JSON.stringify(bad)} is neither a DNS name (letters, digits, '-', '_', dots; '*.' first at most) nor an IP address.`,
+    );
 }
 
 /** The role a certificate was issued for (its OU), read from its PEM; undefined when it names none of the roles. */
