@@ -189,7 +189,7 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .option('db-url', { type: 'string', describe: 'A PostgreSQL URL for the store (default: SQLite in the station folder)' })
           .option('tls', {
             type: 'boolean',
-            describe: 'HTTPS with a self-signed certificate for 127.0.0.1 (made once with openssl, kept in the state folder; ds trusts it)',
+            describe: 'HTTPS with a self-signed certificate for 127.0.0.1 and localhost (made once, no openssl needed, kept in the state folder; ds trusts it)',
           })
           .option('tls-cert', { type: 'string', describe: 'HTTPS with this PEM certificate (chain) ...' })
           .option('tls-key', { type: 'string', describe: '... and its PEM private key' })
