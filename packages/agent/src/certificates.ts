@@ -1,11 +1,12 @@
 /**
- * The station's own certificates: a CA, and certificates it signs for each role (the gatekeeper's
- * client certificate, the agents' server certificate). The same API as the swarm's
- * (`packages/gatekeeper/src/swarm/certs.ts`: OU and extended key usages per role), so either makes
- * certificates the other side accepts. Keys are made by Node's crypto (RSA 2048);
+ * The station's one certificate module: a CA, the certificates it signs for each role (the
+ * gatekeeper's client certificate, the agents' server certificate, an HTTPS server's), and the
+ * self-signed server certificate of `ds up --tls`. `ds swarm init`, `ds certs` (Kubernetes'
+ * Secrets), `ds up --tls` and the tests all make their certificates here, so a role is written
+ * the one way the agent and the gatekeeper check it. Keys are made by Node's crypto (RSA 2048);
  * node-forge only writes and signs the X.509 structure, in plain JavaScript, so this works on a
- * fresh machine with no `openssl` and no native module. Verification is never done here: Node's
- * TLS (OpenSSL) checks every chain at connection time.
+ * fresh machine with no `openssl` and no native module (Node 20's crypto reads X.509 but writes
+ * none). Verification is never done here: Node's TLS (OpenSSL) checks every chain at connection time.
  *
  * The role travels in the subject's organizational unit (`OU=gatekeeper`, `OU=agent`): one CA
  * signs both, so a chain that verifies says "one of this station's", and the role says which
@@ -17,6 +18,7 @@ import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { DsError } from '@datastation/protocol/errors';
+import { AGENT_ROLE, GATEKEEPER_ROLE } from './roles.js';
 
 /** A certificate and its private key, both PEM. */
 export interface KeyPair {
@@ -42,14 +44,20 @@ export { AGENT_ROLE, GATEKEEPER_ROLE, roleOf } from './roles.js';
 const USAGES: readonly CertificateUsage[] = ['gatekeeper', 'agent', 'server'];
 const makeKeys = promisify(generateKeyPair);
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** A host name as a certificate may name it (labels of letters, digits, '-' and '_', as swarm's `tasks.<stack>_agent`; a leading wildcard label), at most 253 characters. */
+const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/i;
 
 /** A new CA (self-signed, 10 years by default, may sign end-entity certificates only). */
 export async function makeCa(options: { cn?: string; days?: number } = {}): Promise<CertificateAuthority> {
+  const cn = options.cn ?? 'Data Station CA';
+  if (typeof cn !== 'string' || cn.length === 0 || cn.length > 64)
+    throw new DsError('BAD_REQUEST', 'makeCa({ cn }) needs a common name of 1 to 64 characters.');
+  const days = options.days ?? 3650;
+  checkDays(days);
   const keys = await newKeys();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
-  fill(cert, options.days ?? 3650);
-  const cn = options.cn ?? 'Data Station CA';
+  fill(cert, days);
   const subject = [
     { name: 'commonName', value: cn },
     { name: 'organizationName', value: 'Data Station' },
@@ -72,10 +80,7 @@ export async function makeCa(options: { cn?: string; days?: number } = {}): Prom
  */
 export async function issue(options: { ca: KeyPair; cn: string; sans?: readonly string[]; usage: CertificateUsage; days?: number }): Promise<KeyPair> {
   if (!options?.ca?.cert || !options.ca.key) throw new DsError('BAD_REQUEST', 'issue({ ca }) needs the CA as { cert, key } (PEM), as makeCa gives it.');
-  if (typeof options.cn !== 'string' || options.cn.length === 0 || options.cn.length > 64)
-    throw new DsError('BAD_REQUEST', 'issue({ cn }) needs a common name of 1 to 64 characters.');
-  if (!USAGES.includes(options.usage))
-    throw new DsError('BAD_REQUEST', `issue({ usage }) is ${USAGES.map((u) => `'${u}'`).join(', ')}; got ${JSON.stringify(options.usage)}.`);
+  checkLeaf('issue', options);
   let caCert: forge.pki.Certificate;
   let caKey: forge.pki.rsa.PrivateKey;
   try {
@@ -85,16 +90,55 @@ export async function issue(options: { ca: KeyPair; cn: string; sans?: readonly 
     throw new DsError('BAD_REQUEST', `The CA given to issue() is not a PEM certificate and RSA key: ${(cause as Error).message}`, { cause });
   }
   const keys = await newKeys();
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  fill(cert, options.days ?? 825);
+  const cert = leaf(keys.publicKey, options);
   if (cert.validity.notAfter > caCert.validity.notAfter) cert.validity.notAfter = caCert.validity.notAfter;
+  cert.setIssuer(caCert.subject.attributes);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/**
+ * A self-signed server certificate (`OU=server`, serverAuth only, not a CA: browsers refuse a CA
+ * certificate as a server's), 397 days by default: `ds up --tls`'s, which ds trusts by itself.
+ */
+export async function selfSigned(options: { cn: string; sans?: readonly string[]; days?: number }): Promise<KeyPair> {
+  const leafOptions = { ...options, usage: 'server' as const, days: options?.days ?? 397 };
+  checkLeaf('selfSigned', leafOptions);
+  const keys = await newKeys();
+  const cert = leaf(keys.publicKey, leafOptions);
+  cert.setIssuer(cert.subject.attributes);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/** Bad options are refused before a key is made (BAD_REQUEST, naming the option). */
+function checkLeaf(fn: string, options: { cn: string; sans?: readonly string[] | undefined; usage: CertificateUsage; days?: number | undefined }): void {
+  if (typeof options?.cn !== 'string' || options.cn.length === 0 || options.cn.length > 64)
+    throw new DsError('BAD_REQUEST', `${fn}({ cn }) needs a common name of 1 to 64 characters.`);
+  if (!USAGES.includes(options.usage))
+    throw new DsError('BAD_REQUEST', `${fn}({ usage }) is ${USAGES.map((u) => `'${u}'`).join(', ')}; got ${JSON.stringify(options.usage)}.`);
+  checkSans(options.sans ?? [], `${fn}({ sans })`);
+  if (options.days !== undefined) checkDays(options.days);
+}
+
+function checkDays(days: number): void {
+  if (!Number.isInteger(days) || days < 1 || days > 36_500)
+    throw new DsError('BAD_REQUEST', `Certificate validity must be 1 to 36500 days; got ${String(days)}.`);
+}
+
+/** An end-entity certificate for `usage`, still to be given its issuer and signed. */
+function leaf(
+  publicKey: forge.pki.rsa.PublicKey,
+  options: { cn: string; sans?: readonly string[] | undefined; usage: CertificateUsage; days?: number | undefined },
+): forge.pki.Certificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  fill(cert, options.days ?? 825);
   cert.setSubject([
     { name: 'commonName', value: options.cn },
     { name: 'organizationalUnitName', value: options.usage },
     { name: 'organizationName', value: 'Data Station' },
   ]);
-  cert.setIssuer(caCert.subject.attributes);
   const sans = options.sans ?? [];
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
@@ -103,8 +147,45 @@ export async function issue(options: { ca: KeyPair; cn: string; sans?: readonly 
     ...(sans.length ? [{ name: 'subjectAltName', altNames: sans.map((name) => (isIP(name) ? { type: 7, ip: name } : { type: 2, value: name })) }] : []),
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(caKey, forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+  return cert;
+}
+
+/** A station's mutual-TLS set: its CA, the gatekeepers' client certificate and the agents' certificate. */
+export interface StationCertificates {
+  ca: CertificateAuthority;
+  gatekeeper: KeyPair;
+  agent: KeyPair;
+}
+
+/**
+ * The set `ds swarm init` and `ds certs` make: a CA named for the station (`<name> station CA`),
+ * `<name>-gatekeeper` (OU=gatekeeper) and `<name>-agent` (OU=agent) valid for `agentSans`, the
+ * names the gatekeepers reach agents by (the role, not the name, is what each side checks).
+ */
+export async function makeStationCertificates(options: { name: string; agentSans?: readonly string[] }): Promise<StationCertificates> {
+  if (typeof options?.name !== 'string' || !/^[a-z0-9][a-z0-9_.-]{0,39}$/i.test(options.name))
+    throw new DsError(
+      'BAD_REQUEST',
+      `A station name is 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(options?.name)}.`,
+    );
+  const agentSans = options.agentSans ?? [];
+  checkSans(agentSans, "the agents' certificate");
+  const ca = await makeCa({ cn: `${options.name} station CA` });
+  const [gatekeeper, agent] = await Promise.all([
+    issue({ ca, cn: `${options.name}-gatekeeper`, usage: GATEKEEPER_ROLE }),
+    issue({ ca, cn: `${options.name}-agent`, usage: AGENT_ROLE, sans: agentSans }),
+  ]);
+  return { ca, gatekeeper, agent };
+}
+
+/** BAD_REQUEST unless every name is a DNS name or an IP address a certificate can hold; `what` says whose names they are. */
+export function checkSans(sans: readonly string[], what: string): void {
+  const bad = sans.find((name) => typeof name !== 'string' || !(isIP(name) || DNS_NAME.test(name)));
+  if (bad !== undefined)
+    throw new DsError(
+      'BAD_REQUEST',
+      `${what}: ${JSON.stringify(bad)} is neither a DNS name (letters, digits, '-', '_', dots; '*.' first at most) nor an IP address.`,
+    );
 }
 
 /** The role a certificate was issued for (its OU), read from its PEM; undefined when it names none of the roles. */
@@ -127,8 +208,7 @@ async function newKeys(): Promise<{ publicKey: forge.pki.rsa.PublicKey; privateK
 
 /** A random positive serial and the validity (an hour back: clocks of the station's nodes may differ a little). */
 function fill(cert: forge.pki.Certificate, days: number): void {
-  if (!Number.isInteger(days) || days < 1 || days > 36_500)
-    throw new DsError('BAD_REQUEST', `Certificate validity must be 1 to 36500 days; got ${String(days)}.`);
+  checkDays(days);
   const serial = randomBytes(16);
   serial[0] = (serial[0] as number) & 0x7f;
   cert.serialNumber = serial.toString('hex');

@@ -24,12 +24,16 @@ export {
 export {
   AGENT_ROLE,
   certRole,
+  checkSans,
   GATEKEEPER_ROLE,
   issue,
   makeCa,
+  makeStationCertificates,
   roleOf,
+  selfSigned,
   type CertificateAuthority,
   type CertificateUsage,
   type KeyPair,
+  type StationCertificates,
 } from './certificates.js';
 export { AGENT_VERSION } from './version.js';

@@ -1,6 +1,4 @@
-import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AGENT_ROLE, certRole, GATEKEEPER_ROLE, issue, makeCa, roleOf } from '../src/certificates.js';
 import { readAgentConfig } from '../src/config.js';
 import { fromWireValue, MAX_AGENT_MESSAGE_BYTES, parseAgentMessage, parseGatekeeperMessage, toWireValue } from '../src/protocol.js';
 
@@ -50,31 +48,6 @@ describe('the agent protocol', () => {
     const bytes = new Uint8Array([0, 255, 7]).subarray(1);
     expect(fromWireValue(toWireValue(bytes))).toEqual(new Uint8Array([255, 7]));
     expect(MAX_AGENT_MESSAGE_BYTES).toBeGreaterThan((32 * 1024 * 1024 * 4) / 3);
-  });
-});
-
-describe('the station certificates', () => {
-  it('signs certificates for a role and a usage, which Node reads back', async () => {
-    const ca = await makeCa({ cn: 'test' });
-    const pair = await issue({ ca, cn: 'agent-1', usage: AGENT_ROLE, sans: ['tasks.agent', '10.0.0.7'] });
-    const cert = new X509Certificate(pair.cert);
-    expect(cert.subject).toContain('OU=agent');
-    expect(certRole(pair.cert)).toBe(AGENT_ROLE);
-    expect(certRole(ca.cert)).toBeUndefined();
-    expect(cert.subjectAltName).toBe('DNS:tasks.agent, IP Address:10.0.0.7');
-    expect(cert.verify(new X509Certificate(ca.cert).publicKey)).toBe(true);
-    expect(cert.checkIssued(new X509Certificate(ca.cert))).toBe(true);
-    expect(roleOf({ subject: { CN: 'x', OU: GATEKEEPER_ROLE } })).toBe(GATEKEEPER_ROLE);
-    expect(roleOf({ subject: { CN: 'x', OU: ['a', 'b'] } })).toBeUndefined();
-    expect(roleOf(undefined)).toBeUndefined();
-  });
-
-  it('refuses a bad request with BAD_REQUEST', async () => {
-    const ca = await makeCa();
-    await expect(issue({ ca, cn: '', usage: 'server' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(issue({ ca, cn: 'x', usage: 'root' as 'server' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(issue({ ca: { cert: 'nope', key: 'nope' }, cn: 'x', usage: 'gatekeeper' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(makeCa({ days: 0 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 });
 

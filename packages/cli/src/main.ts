@@ -189,7 +189,7 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
           .option('db-url', { type: 'string', describe: 'A PostgreSQL URL for the store (default: SQLite in the station folder)' })
           .option('tls', {
             type: 'boolean',
-            describe: 'HTTPS with a self-signed certificate for 127.0.0.1 (made once with openssl, kept in the state folder; ds trusts it)',
+            describe: 'HTTPS with a self-signed certificate for 127.0.0.1 and localhost (made once, no openssl needed, kept in the state folder; ds trusts it)',
           })
           .option('tls-cert', { type: 'string', describe: 'HTTPS with this PEM certificate (chain) ...' })
           .option('tls-key', { type: 'string', describe: '... and its PEM private key' })
@@ -275,6 +275,34 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
         )
         .demandCommand(1, 'Name a swarm command: init, up or down.'),
     );
+  parser.command(
+    'certs <dir>',
+    "Make a station's mutual-TLS certificates as files (for Kubernetes' Secrets): a CA, the gatekeepers' and the agents' pairs",
+    (y) =>
+      y
+        .positional('dir', { type: 'string', demandOption: true, describe: 'Where ca.crt, gatekeeper.crt/.key and agent.crt/.key go (made 0700 if missing)' })
+        .option('ca-key', {
+          type: 'string',
+          demandOption: true,
+          describe: "Where the CA's private key goes, outside <dir>: no pod needs it; keep it to issue certificates later",
+        })
+        .option('agent-dns', {
+          type: 'string',
+          array: true,
+          describe: "A DNS name (or IP address) the agents' certificate names, e.g. their Service's; repeat for more",
+        })
+        .option('name', { type: 'string', describe: "The station name in the certificates' common names (default datastation)" })
+        .option('force', { type: 'boolean', describe: 'Replace files that exist (a new CA: every pod needs the new set)' })
+        .example(
+          '$0 certs deploy/kubernetes/secrets --ca-key ~/datastation-ca/ca.key --agent-dns datastation-agent.datastation-nodes.svc.cluster.local',
+          "The files deploy/kubernetes's kustomization makes its TLS Secrets from",
+        )
+        .epilog("The role is the subject's OU (gatekeeper, agent), as the agent and the gatekeeper check it. Keys are written 0600. No openssl needed."),
+    async (argv) => {
+      const { certsCommand } = await import('./commands/certs.js');
+      await certsCommand(argv, context(argv));
+    },
+  );
   parser.command(
     'agent',
     "Run this node's agent: the station's gatekeepers run sessions on this node's Docker engine through it (wss, mutual TLS)",

@@ -6,19 +6,16 @@
  *     tls/self-signed   present when ds up made the pair (it is then kept across starts)
  *
  * The gatekeeper reads both through DS_TLS_CERT and DS_TLS_KEY (the state folder is mounted at the
- * same path inside). A self-signed pair is made with the `openssl` command: Node 20 has no X.509
- * writer, and a hand-written one is more code to trust than the tool every distribution ships.
+ * same path inside). A self-signed pair is made by the station's one certificate module
+ * (`@datastation/agent/certificates`, in JavaScript: no `openssl` command needed).
  */
-import { execFile } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
+import { selfSigned } from '@datastation/agent/certificates';
 import { DsError } from '@datastation/protocol/errors';
 import { STATION_TLS_CERT_FILE } from '@datastation/protocol/station';
-
-const run = promisify(execFile);
 
 export const TLS_DIR = dirname(STATION_TLS_CERT_FILE);
 /** Where the station listens as ds sees it: the certificate must name it. */
@@ -32,7 +29,7 @@ export interface StationTls {
   selfSigned: boolean;
 }
 
-/** Puts the pair in `<dir>/tls/` (made with openssl for 'self-signed', else copied and checked) and returns its files. */
+/** Puts the pair in `<dir>/tls/` (made here for 'self-signed', else copied and checked) and returns its files. */
 export async function prepareStationTls(dir: string, option: StationTlsOption): Promise<StationTls> {
   const folder = join(dir, TLS_DIR);
   await mkdir(folder, { recursive: true, mode: 0o700 });
@@ -42,7 +39,7 @@ export async function prepareStationTls(dir: string, option: StationTlsOption): 
   const marker = join(folder, 'self-signed');
   if (option === 'self-signed') {
     const kept = (await exists(marker)) && (await usable(certFile, keyFile));
-    if (!kept) await makeSelfSigned(folder, certFile, keyFile, marker);
+    if (!kept) await makeSelfSigned(certFile, keyFile, marker);
     return { certFile, keyFile, selfSigned: true };
   }
   const cert = await readFile(option.certFile).catch((cause: unknown) => {
@@ -101,49 +98,11 @@ async function usable(certFile: string, keyFile: string): Promise<boolean> {
   }
 }
 
-async function makeSelfSigned(folder: string, certFile: string, keyFile: string, marker: string): Promise<void> {
-  const tempCert = join(folder, `.cert.${process.pid}.tmp`);
-  const tempKey = join(folder, `.key.${process.pid}.tmp`);
-  try {
-    await run(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '397',
-        '-subj',
-        `/CN=${STATION_IP}`,
-        '-addext',
-        `subjectAltName=IP:${STATION_IP},DNS:localhost`,
-        '-keyout',
-        tempKey,
-        '-out',
-        tempCert,
-      ],
-      { timeout: 30_000 },
-    );
-  } catch (cause) {
-    await rm(tempCert, { force: true });
-    await rm(tempKey, { force: true });
-    const missing = (cause as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new DsError(
-      'BAD_REQUEST',
-      missing
-        ? 'ds up --tls makes its certificate with the openssl command, which is not installed here. Install openssl, or pass a certificate and its key with --tls-cert and --tls-key.'
-        : `openssl could not make a certificate: ${String((cause as { stderr?: string }).stderr ?? (cause as Error).message).trim()}`,
-      { cause },
-    );
-  }
-  await chmod(tempKey, 0o600);
-  await chmod(tempCert, 0o644);
-  await rename(tempKey, keyFile);
-  await rename(tempCert, certFile);
+/** A new self-signed pair for 127.0.0.1 and localhost, the key written 0600, both in place by rename. */
+async function makeSelfSigned(certFile: string, keyFile: string, marker: string): Promise<void> {
+  const pair = await selfSigned({ cn: STATION_IP, sans: [STATION_IP, 'localhost'] });
+  await writeNew(keyFile, pair.key, 0o600);
+  await writeNew(certFile, pair.cert, 0o644);
   await writeNew(marker, `made by ds up --tls on ${new Date().toISOString()}\n`, 0o644);
 }
 

@@ -1,17 +1,19 @@
 /**
- * HTTPS (issue 20, item 5): the pair `ds up --tls` makes in the state folder (openssl), a station
+ * HTTPS (issue 20, item 5): the pair `ds up --tls` makes in the state folder (no openssl), a station
  * started on it as the gatekeeper process starts (DS_TLS_CERT, DS_TLS_KEY), station.json naming
  * its https URL, the console's cookie `Secure`, and `ds` trusting that certificate, and only it:
  * with another certificate in its place (a man in the middle's), ds refuses to talk.
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSigned } from '@datastation/agent/certificates';
 import { createDockerClient } from '@datastation/host';
 import { freePort } from '@datastation/test-support';
 import { prepareStationTls, stationDown, stationUp } from '../src/compose.js';
@@ -72,6 +74,10 @@ afterAll(async () => {
 describe('a station over HTTPS', () => {
   it('listens with TLS only, and station.json names its https URL', async () => {
     expect(station.url).toBe(`https://127.0.0.1:${port}`);
+    // The self-signed pair names both of the station's local names, and its key is the owner's alone.
+    const made = new X509Certificate(ca);
+    expect([made.checkIP('127.0.0.1'), made.checkHost('localhost'), made.ca]).toEqual(['127.0.0.1', 'localhost', false]);
+    expect((await stat(join(dir, 'tls/key.pem'))).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await readFile(join(dir, 'station.json'), 'utf8'))).toMatchObject({ url: `https://127.0.0.1:${port}` });
     expect((await https('/healthz', ca)).status).toBe(200);
     // Plain HTTP on the same port gets no answer; a client that trusts only the usual roots refuses the certificate.
@@ -100,25 +106,10 @@ describe('a station over HTTPS', () => {
   it('keeps a self-signed pair across starts, and refuses a certificate that does not name 127.0.0.1 or a key that is not its own', async () => {
     expect(await readFile((await prepareStationTls(dir, 'self-signed')).certFile, 'utf8')).toBe(ca);
     const elsewhere = join(root, 'elsewhere');
-    await exec('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '30',
-      '-subj',
-      '/CN=example.org',
-      '-addext',
-      'subjectAltName=DNS:example.org',
-      '-keyout',
-      join(root, 'example.key'),
-      '-out',
-      join(root, 'example.pem'),
-    ]);
+    // A valid pair from the one certificate module that names another host.
+    const example = await selfSigned({ cn: 'example.org', sans: ['example.org'], days: 30 });
+    await writeFile(join(root, 'example.pem'), example.cert);
+    await writeFile(join(root, 'example.key'), example.key, { mode: 0o600 });
     await expect(prepareStationTls(elsewhere, { certFile: join(root, 'example.pem'), keyFile: join(root, 'example.key') })).rejects.toMatchObject({
       code: 'BAD_REQUEST',
       message: expect.stringContaining('does not name 127.0.0.1'),

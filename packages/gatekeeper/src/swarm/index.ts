@@ -1,4 +1,3 @@
-export { type CertAuthority, type CertPair, type CertRole, certRole, type IssueOptions, issue, type MakeCaOptions, makeCa } from './certs.js';
 export { NODE_DEFAULT_RUNTIME, type NodeEngine, nodeDockerHost, nodeEngineLeftovers, nodeIp, startNodeEngine, stopNodeEngine } from './node-engine.js';
 export { ensurePostgresImage, findPostgres, POSTGRES_IMAGE_REPO, postgresImageRef } from './postgres-image.js';
 export {

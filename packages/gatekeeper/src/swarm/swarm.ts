@@ -26,13 +26,13 @@ import { hostname as machineName } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { makeStationCertificates } from '@datastation/agent/certificates';
 import { buildRuntimeImage, type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { AUDIT_HEADS_FILE } from '@datastation/protocol/station';
 import { checkName, DEFAULT_STATION_NAME, stationDir, waitHealthy } from '../compose.js';
 import { readStationFile, STATION_FILE, writeStationFile } from '../station-json.js';
 import { buildGatekeeperImage } from '../image.js';
-import { issue, makeCa } from './certs.js';
 import { copyImages, docker } from './exec.js';
 import { type NodeEngine, nodeDockerHost, nodeEngineLeftovers, nodeIp, hostIp, startNodeEngine, stopNodeEngine } from './node-engine.js';
 import { ensurePostgresImage } from './postgres-image.js';
@@ -184,14 +184,10 @@ export async function swarmInit(options: SwarmInitOptions): Promise<SwarmInitRes
   }
   const dir = await stationDir(options.dir);
   progress("making the CA, the gatekeepers' and the agents' certificates");
-  const ca = await makeCa({ cn: `${name} station CA` });
-  const gatekeeper = await issue({ ca, cn: `${name}-gatekeeper`, usage: 'gatekeeper' });
   // The gatekeepers reach agents by the addresses tasks.agent resolves to, naming the service for TLS.
-  const agent = await issue({
-    ca,
-    cn: `${name}-agent`,
-    usage: 'agent',
-    sans: ['agent', 'tasks.agent', `${name}_agent`, `tasks.${name}_agent`, 'localhost', '127.0.0.1'],
+  const { ca, gatekeeper, agent } = await makeStationCertificates({
+    name,
+    agentSans: ['agent', 'tasks.agent', `${name}_agent`, `tasks.${name}_agent`, 'localhost', '127.0.0.1'],
   });
   const password = randomBytes(24).toString('base64url');
   const values: Record<(typeof SECRET_KEYS)[number], string> = {
