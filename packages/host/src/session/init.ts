@@ -34,7 +34,7 @@ import { prepareDataDir, within } from './data-dir.js';
 import { mountNosuid } from './data-mount.js';
 import { measureData, quotaError } from './data-quota.js';
 import { explainLoss } from './explain-loss.js';
-import { readFunctionPackage } from './function-package.js';
+import { readDeliverablePackage } from './deliverable-package.js';
 import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
 import { type CompiledPolicy, compileReadPolicy, type ReadEvent, type ReadGrantedEvent, type ReadPolicy, registerWritableFolder } from './read-policy.js';
 import { DEFAULT_READ_LIMITS } from './read-server.js';
@@ -42,7 +42,7 @@ import type { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
 import { releaseSocketName, type SandboxRuntime, sessionRuntime } from './sandbox-runtime.js';
 import type { PooledRuntime, SessionPool } from './pool.js';
-import type { FunctionPackage } from './function-package.js';
+import type { DeliverablePackage } from './deliverable-package.js';
 
 export type { ConnectorCallEvent, DsConnection, RunOptions } from './connection.js';
 
@@ -125,7 +125,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   const log = createLogger('datastation:host', { session: sessionId }, options.logger);
 
   // Validate everything the caller gave before creating anything.
-  const pkg = await readFunctionPackage(options.functions);
+  const pkg = await readDeliverablePackage(options.functions);
   const policy = await compileReadPolicy(options.readPolicy);
   const data = await prepareDataDir(options.dataDir, { explicitUser: options.containerUser, handOver: options.handOverDataDir });
   refuseOverlap(data.dataDir, policy.root, options.readPolicy?.exclude);
@@ -270,7 +270,7 @@ async function fromPool(
     docker: DockerClient;
     image: string;
     limits: Limits;
-    pkg: FunctionPackage;
+    pkg: DeliverablePackage;
     policy: CompiledPolicy;
     dataDir: string;
     options: InitOptions;
