@@ -6,6 +6,7 @@ import {
   type ReapResult,
   resolveCeilings,
   type SessionKey,
+  sessionKeyId,
   type SessionSpec,
   type StationOptions,
 } from '@datastation/host';
@@ -492,7 +493,7 @@ export class Runner implements AsyncDisposable {
     live.deadline = new Date(deadline).toISOString();
     const readPolicy = { root: join(this.storage, 'owners'), at: 'owners', allow: auth.allow };
     const key: SessionKey = { user, package: `${pkg.id}+policy:${sha256Hex(canonicalJson(readPolicy)).slice(0, 16)}` };
-    const id = keyId(key);
+    const id = sessionKeyId(key);
     const dataDir = await ensureDataFolder(this.storage, user, pkg.id);
     const manifest = pkg.manifest as { image?: { id?: string } };
     this.specs.set(id, {
@@ -796,7 +797,7 @@ export class Runner implements AsyncDisposable {
   }
 
   private async sessionFor(key: SessionKey): Promise<SessionSpec> {
-    const spec = this.specs.get(keyId(key));
+    const spec = this.specs.get(sessionKeyId(key));
     if (!spec) throw new DsError('INTERNAL', `No session spec for ${key.user}/${key.package}.`);
     // Checked at upload, and again here: an operator may have withdrawn the image since.
     if (spec.image) await this.packageFiles.images?.checkSession(spec.image);
@@ -899,10 +900,6 @@ function viewOf(live: LiveRun): LiveRunView {
     owners: progressReviewers(scope, modes),
     deadline: live.deadline,
   };
-}
-
-function keyId(key: SessionKey): string {
-  return JSON.stringify([key.user, key.package]);
 }
 
 function folderId(user: string, pkg: string): string {
