@@ -8,6 +8,7 @@ import { constants, readFileSync } from 'node:fs';
 import { chmod, chown, link, lstat, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
+import { ISSUED_TOKEN } from '@datastation/protocol/station';
 import { clusterBackend } from './cluster/cluster-backend.js';
 import { AGENTS_ENV, type AgentEndpoints, parseAgentEndpoints } from './cluster/endpoints.js';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, type TlsIdentity } from './http/index.js';
@@ -267,7 +268,7 @@ async function readToken(file: string): Promise<string | undefined> {
     throw error;
   }
   const token = text.trim();
-  if (!/^[A-Za-z0-9_-]{43}$/.test(token))
+  if (!ISSUED_TOKEN.test(token))
     throw new DsError(
       'BAD_REQUEST',
       `The admin's token file ${file} does not hold a token. Delete it: the next start writes a new one and rotates the admin's token to it.`,
