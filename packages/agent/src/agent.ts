@@ -49,6 +49,7 @@ import {
   type WireSessionSpec,
 } from './protocol.js';
 import { AGENT_VERSION } from './version.js';
+import { isInside } from '@datastation/protocol/path-inside';
 
 export interface AgentCoreOptions {
   /** The agent's id (a swarm node id, or the hostname): its name in the store and its containers' owner-host label. */
@@ -343,7 +344,7 @@ export class AgentCore {
   private checkSpec(wire: WireSessionSpec): SessionSpec {
     const inside = (what: string, path: string, folder: string) => {
       const base = posix.join(this.storage, folder);
-      if (!isAbsolute(path) || normalize(path) !== path || !path.startsWith(`${base}/`))
+      if (normalize(path) !== path || !isInside(base, path, { strict: true }))
         throw new DsError('POLICY_DENIED', `The session's ${what} must be a folder under the station's ${folder}/ (${base}/…); this agent runs nothing else.`);
     };
     inside('data folder', wire.dataDir, 'users');

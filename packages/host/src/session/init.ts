@@ -30,7 +30,8 @@ import { createLogger, type PinoLogger } from '../logger.js';
 import { deliverPackage, startBlankRuntime } from './blank-runtime.js';
 import { Connection, type ConnectorCallEvent, type DsConnection, type RunOptions } from './connection.js';
 import type { Transport } from './container-spec.js';
-import { prepareDataDir, within } from './data-dir.js';
+import { isInside } from '@datastation/protocol/path-inside';
+import { prepareDataDir } from './data-dir.js';
 import { mountNosuid } from './data-mount.js';
 import { measureData, quotaError } from './data-quota.js';
 import { explainLoss } from './explain-loss.js';
@@ -395,14 +396,14 @@ export function dsDockerRun(fn: string, args: unknown, connection: DsConnection,
 /** A session's /data and its read root must not overlap, unless the data folder is excluded from what the policy serves. */
 function refuseOverlap(dataDir: string, root: string, exclude: string[] | undefined): void {
   if (!root) return;
-  if (within(root, dataDir)) {
+  if (isInside(dataDir, root)) {
     throw new DsError(
       'BAD_REQUEST',
       `readPolicy.root ${root} lies inside the session's data folder ${dataDir}, which the function can write: grants would serve what it planted. ` +
         `Keep station storage outside users' data folders.`,
     );
   }
-  if (!within(dataDir, root)) return;
+  if (!isInside(root, dataDir)) return;
   const relative = dataDir.slice(root.length + 1);
   const excluded = (exclude ?? []).map((e) => e.split('/').filter(Boolean).join('/')).some((e) => relative === e || relative.startsWith(`${e}/`));
   if (!excluded) {
