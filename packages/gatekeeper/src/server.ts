@@ -9,13 +9,13 @@ import { chmod, chown, link, lstat, mkdir, open, readFile, rm } from 'node:fs/pr
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
 import { ISSUED_TOKEN } from '@datastation/protocol/station';
+import { TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
 import { clusterBackend } from './cluster/cluster-backend.js';
 import { AGENTS_ENV, type AgentEndpoints, parseAgentEndpoints } from './cluster/endpoints.js';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, type TlsIdentity } from './http/index.js';
 import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './http/images.js';
 import { checkMetricsAccess } from './http/observe.js';
 import { createGatekeeperLogger, LOG_LEVEL_ENV, type LogLevel, type Logger, parseLogLevel } from './logging.js';
-import { writeStationFile } from './station-json.js';
 import { openStore, type Store } from './store/index.js';
 import { newToken } from './store/principals.js';
 
@@ -206,7 +206,7 @@ export const ADMIN_ID = 'admin';
  * Returns the file when this call wrote it, undefined when it was there already.
  */
 export async function seedAdmin(store: Store, stateDir: string): Promise<string | undefined> {
-  const folder = join(stateDir, 'tokens');
+  const folder = join(stateDir, TOKENS_DIR);
   await mkdir(folder, { recursive: true, mode: 0o700 });
   await chmod(folder, 0o700);
   // The gatekeeper runs as root in its container, but the person who ran `ds up` must read the

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
 import { BEARER_TOKEN, ROLE_ARTICLES } from '@datastation/protocol/station';
 import { trustStationCertificate } from './tls.js';
-import { checkPrincipalName, readStationFile, readToken, type Role, stationStateDir, tokenNames, TOKENS_DIR } from './state.js';
+import { readStationFile, TOKENS_DIR } from '@datastation/protocol/station-folder';
+import { checkPrincipalName, readToken, type Role, stationStateDir, tokenNames } from './state.js';
 
 /** The flags every station command takes. */
 export interface StationFlags {
