@@ -382,6 +382,13 @@ export class Runner implements AsyncDisposable {
     await this.station.closeSessionsOf?.(user, (key) => key.package.startsWith(`${pkg}+policy:`), 'its grants changed');
     if (!keys) return;
     await Promise.all([...keys.values()].map((key) => this.station.closeSession(key, 'its grants changed')));
+    // The closed sessions' specs go with them (a key per policy would pile up); a run in flight keeps its own.
+    for (const id of keys.keys()) {
+      if (this.traces.has(id)) continue;
+      this.specs.delete(id);
+      keys.delete(id);
+    }
+    if (keys.size === 0) this.folderSessions.delete(folderId(user, pkg));
   }
 
   /** The store's `runner` of a session: this gatekeeper, or the node agent that holds it. */
