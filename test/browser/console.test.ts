@@ -357,7 +357,7 @@ describe("the owners' console in Chromium", () => {
     process.stderr.write(
       `console: first screen ${firstScreenMs.toFixed(0)} ms; bundle ${(js / 1024).toFixed(1)} KiB JS + ${(css / 1024).toFixed(1)} KiB CSS gzipped\n`,
     );
-    expect(firstScreenMs).toBeLessThan(1000);
+    // The first screen's time is printed, not asserted: latency belongs in bench/. The bundle's sizes are budgets.
     // React 19 and react-dom are about 69 KiB of it; the budget leaves room for the console's own code.
     expect(js).toBeLessThan(100 * 1024);
     expect(css).toBeLessThan(10 * 1024);

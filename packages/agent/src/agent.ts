@@ -25,6 +25,7 @@ import {
   type ReadEvent,
   type ReadGrantedEvent,
   type SessionKey,
+  sessionKeyId,
   type SessionSpec,
   Station,
   type StationOptions,
@@ -48,6 +49,7 @@ import {
   type WireSessionSpec,
 } from './protocol.js';
 import { AGENT_VERSION } from './version.js';
+import { isInside } from '@datastation/protocol/path-inside';
 
 export interface AgentCoreOptions {
   /** The agent's id (a swarm node id, or the hostname): its name in the store and its containers' owner-host label. */
@@ -256,7 +258,7 @@ export class AgentCore {
     }
     const key: SessionKey = { user: message.key.user, package: message.key.package };
     // The spec of the key's next start (a running session keeps the one it started with).
-    this.specs.set(keyId(key), { key, spec });
+    this.specs.set(sessionKeyId(key), { key, spec });
     const call: InFlight = { peer, id, key, abort: new AbortController() };
     state.calls.set(id, call);
     this.inFlight++;
@@ -342,7 +344,7 @@ export class AgentCore {
   private checkSpec(wire: WireSessionSpec): SessionSpec {
     const inside = (what: string, path: string, folder: string) => {
       const base = posix.join(this.storage, folder);
-      if (!isAbsolute(path) || normalize(path) !== path || !path.startsWith(`${base}/`))
+      if (normalize(path) !== path || !isInside(base, path, { strict: true }))
         throw new DsError('POLICY_DENIED', `The session's ${what} must be a folder under the station's ${folder}/ (${base}/…); this agent runs nothing else.`);
     };
     inside('data folder', wire.dataDir, 'users');
@@ -366,7 +368,7 @@ export class AgentCore {
 
   /** The Station's `sessionFor`: the spec the key's last call brought, with the read hooks that route each read to its call. */
   private sessionFor(key: SessionKey): SessionSpec {
-    const known = this.specs.get(keyId(key));
+    const known = this.specs.get(sessionKeyId(key));
     if (!known) throw new DsError('INTERNAL', `No session spec for ${key.user}/${key.package}.`);
     return {
       ...known.spec,
@@ -410,8 +412,8 @@ export class AgentCore {
       ended.push({ session, key });
     }
     // Specs of keys with no session and no call: the next call brings its spec again.
-    const used = new Set(stats.sessions.map((s) => keyId(s)));
-    for (const state of this.peers.values()) for (const call of state.calls.values()) used.add(keyId(call.key));
+    const used = new Set(stats.sessions.map((s) => sessionKeyId(s)));
+    for (const state of this.peers.values()) for (const call of state.calls.values()) used.add(sessionKeyId(call.key));
     for (const [id] of this.specs) if (!used.has(id)) this.specs.delete(id);
     const load = this.load(stats);
     const signature = JSON.stringify(sessions.map((s) => [s.session, s.state, s.runtime]));
@@ -434,8 +436,4 @@ function sessionsOf(stats: StationStats): WireSessionInfo[] {
     calls: s.calls,
     idleMs: s.idleMs,
   }));
-}
-
-function keyId(key: SessionKey): string {
-  return JSON.stringify([key.user, key.package]);
 }

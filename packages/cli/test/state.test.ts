@@ -3,7 +3,8 @@ import { lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TempDir, tempDir } from '@datastation/test-support';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { forgetToken, localStateFor, readStationFile, readToken, saveToken } from '../src/station/state.js';
+import { readStationFile } from '@datastation/protocol/station-folder';
+import { forgetToken, localStateFor, readToken, saveToken } from '../src/station/state.js';
 
 let box: TempDir;
 beforeEach(async () => {

@@ -3,7 +3,7 @@ import { constants, type Stats } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dsError, errnoOf, fsFailure, showPath } from './errors.js';
-import { isInside } from './paths.js';
+import { isInside } from '@datastation/protocol/path-inside';
 
 /**
  * File-system work under one confined root (the data root, or DS_STATION_DIR for local station reads).

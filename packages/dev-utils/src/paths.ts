@@ -1,4 +1,4 @@
-import { isAbsolute, join, posix, resolve, sep } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { dsError, showCall } from './errors.js';
 
 /** The operations that take a path. Only `read` may name a station path. */
@@ -99,13 +99,8 @@ export function resolveDataPath(path: unknown, op: DataOp): ResolvedPath {
   return { kind: 'local', root, relative, absolute: relative === '.' ? root : join(root, relative) };
 }
 
-/** True when `child` is `parent` or below it. Both must be absolute and normalised (e.g. from realpath). */
-export function isInside(parent: string, child: string): boolean {
-  if (!isAbsolute(parent) || !isAbsolute(child)) return false;
-  if (child === parent) return true;
-  const prefix = parent.endsWith(sep) ? parent : parent + sep;
-  return child.startsWith(prefix);
-}
+/** True when `child` is `parent` or below it (both absolute and normalised, e.g. from realpath): the protocol's one check. */
+export { isInside } from '@datastation/protocol/path-inside';
 
 function stripTrailingSlash(p: string): string {
   return p.replace(/\/+$/, '');

@@ -168,9 +168,8 @@ describe('symlinks and special files', () => {
   it('refuses to read a FIFO, quickly', { timeout: 5000 }, async () => {
     const fifo = join(box.data, 'pipe');
     execFileSync('mkfifo', [fifo]);
-    const started = Date.now();
+    // Quickly: a read that blocked on the FIFO would fail the test's own timeout.
     await expect(read('pipe')).rejects.toMatchObject({ code: 'POLICY_DENIED' });
-    expect(Date.now() - started).toBeLessThan(1000);
     await expect(write('pipe', 'x')).rejects.toMatchObject({ code: 'POLICY_DENIED' });
   });
 });

@@ -5,16 +5,12 @@
  * docker-compose v1, and the state folder `ds` reads (station.json, tokens/) written. `ds up` and
  * `ds down` are thin wrappers over this; the demo and its test use it through them.
  *
- * Layout of the station folder (`dir`, the CLI's $DS_STATION_STATE):
+ * Layout of the station folder (`dir`, the CLI's $DS_STATION_STATE): what ds reads there
+ * (station.json, tokens/, audit-heads.json, tls/) is @datastation/protocol/station-folder's; besides:
  *
- *     station.json   { url, principals, name, port, storage }   what ds's station commands read
- *                    (the gatekeeper writes it at start too, so plain `docker compose up` leaves it)
- *     tokens/admin   the admin's token (0600), written by the gatekeeper at first start
- *     tokens/<id>    the tokens `ds principals add|rotate` saved here (0600)
  *     storage/       DS_STORAGE: owners' data, users' /data, unpacked packages, the SQLite database
  *     sessions/      the gatekeeper's session folders (sockets), and mounts/ its mount records
  *     audit/         the gatekeeper's audit checkpoint file (checkpoints.jsonl)
- *     audit-heads.json  the audit heads `ds audit --verify` verified here, per station URL
  *     tls/           with --tls or --tls-cert: the certificate the gatekeeper presents and ds trusts, its key
  *
  * `dir` is DS_STATE_DIR as well, so the admin's token lands where `ds` looks. Both folders are mounted at
@@ -32,14 +28,14 @@ import { printable } from '@datastation/protocol';
 import { AUDIT_HEADS_FILE, isPrincipalId, ROLES, type Role } from '@datastation/protocol/station';
 import { buildGatekeeperImage, GATEKEEPER_IMAGE } from './image.js';
 import { STATION_COMPOSE_FILE } from './station-files.js';
-import { readStationFile, STATION_FILE, writeStationFile } from './station-json.js';
+import { ADMIN_TOKEN_FILE, recordedStation, STATION_FILE, TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
 import { prepareStationTls, type StationTls, type StationTlsOption, TLS_DIR } from './tls.js';
 
 const exec = promisify(execFile);
 const ROLE_NAMES: ReadonlySet<string> = new Set(ROLES);
 
 export { STATION_COMPOSE_FILE } from './station-files.js';
-export { STATION_FILE } from './station-json.js';
+export { STATION_FILE } from '@datastation/protocol/station-folder';
 export { prepareStationTls, stationCertificate, type StationTls, type StationTlsOption, TLS_DIR } from './tls.js';
 export const DEFAULT_STATION_NAME = 'datastation';
 export const DEFAULT_STATION_PORT = 8080;
@@ -157,7 +153,7 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
     await runCompose(compose, name, ['down', '--remove-orphans'], env).catch(() => undefined);
     throw error;
   }
-  const tokenFile = join(dir, 'tokens', 'admin');
+  const tokenFile = join(dir, ADMIN_TOKEN_FILE);
   const token = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
   if (!token)
     throw new DsError(
@@ -165,12 +161,12 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
       `The gatekeeper is up but wrote no token for the admin at ${tokenFile}. See \`${compose.join(' ')} -p ${name} logs gatekeeper\`.`,
     );
   // The principals `ds principals add` recorded for this folder stay, while their token files do.
-  const recorded = await readStationFile(dir);
+  const recorded = await recordedStation(dir);
   const principals: Record<string, Role> = { admin: 'admin' };
   for (const [id, role] of Object.entries(recorded.principals ?? {})) {
     if (id === 'admin' || !ROLE_NAMES.has(role) || !isPrincipalId(id)) continue;
     if (
-      await lstat(join(dir, 'tokens', id)).then(
+      await lstat(join(dir, TOKENS_DIR, id)).then(
         (i) => i.isFile(),
         () => false,
       )
@@ -189,7 +185,7 @@ export async function stationUp(options: StationUpOptions): Promise<StationUp> {
 export async function stationDown(options: StationDownOptions): Promise<StationDown> {
   const progress = options.onProgress ?? (() => undefined);
   if (!isAbsolute(options.dir)) throw new DsError('BAD_REQUEST', `The station folder must be an absolute path; got ${JSON.stringify(options.dir)}.`);
-  const recorded = await readStationFile(options.dir);
+  const recorded = await recordedStation(options.dir);
   const name = checkName(options.name ?? recorded.name ?? DEFAULT_STATION_NAME);
   const compose = await findCompose();
   const storage = join(options.dir, 'storage');
@@ -208,7 +204,7 @@ export async function stationDown(options: StationDownOptions): Promise<StationD
   const removed: string[] = [];
   if (options.volumes) {
     // The checkpoints and the heads clients verified go with the log they pin: a new station starts a new chain.
-    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', 'audit', TLS_DIR, AUDIT_HEADS_FILE, STATION_FILE]) {
+    for (const entry of ['storage', TOKENS_DIR, 'sessions', 'mounts', 'audit', TLS_DIR, AUDIT_HEADS_FILE, STATION_FILE]) {
       const path = join(options.dir, entry);
       const info = await lstat(path).catch(() => undefined);
       if (!info) continue;

@@ -8,13 +8,14 @@ import { constants, readFileSync } from 'node:fs';
 import { chmod, chown, link, lstat, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol/errors';
+import { ISSUED_TOKEN } from '@datastation/protocol/station';
+import { TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
 import { clusterBackend } from './cluster/cluster-backend.js';
 import { AGENTS_ENV, type AgentEndpoints, parseAgentEndpoints } from './cluster/endpoints.js';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, type TlsIdentity } from './http/index.js';
 import { ALLOWED_IMAGES_ENV, parseAllowedImages } from './image-policy.js';
 import { checkMetricsAccess } from './http/observe.js';
 import { createGatekeeperLogger, LOG_LEVEL_ENV, type LogLevel, type Logger, parseLogLevel } from './logging.js';
-import { writeStationFile } from './station-json.js';
 import { openStore, type Store } from './store/index.js';
 import { newToken } from './store/principals.js';
 
@@ -205,7 +206,7 @@ export const ADMIN_ID = 'admin';
  * Returns the file when this call wrote it, undefined when it was there already.
  */
 export async function seedAdmin(store: Store, stateDir: string): Promise<string | undefined> {
-  const folder = join(stateDir, 'tokens');
+  const folder = join(stateDir, TOKENS_DIR);
   await mkdir(folder, { recursive: true, mode: 0o700 });
   await chmod(folder, 0o700);
   // The gatekeeper runs as root in its container, but the person who ran `ds up` must read the
@@ -267,7 +268,7 @@ async function readToken(file: string): Promise<string | undefined> {
     throw error;
   }
   const token = text.trim();
-  if (!/^[A-Za-z0-9_-]{43}$/.test(token))
+  if (!ISSUED_TOKEN.test(token))
     throw new DsError(
       'BAD_REQUEST',
       `The admin's token file ${file} does not hold a token. Delete it: the next start writes a new one and rotates the admin's token to it.`,

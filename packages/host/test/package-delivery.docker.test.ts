@@ -11,7 +11,7 @@ import { dsDockerInit, LABELS, RUNTIME_IMAGE } from '@datastation/host';
 import { packageDigestParts, type PackageFileBytes } from '@datastation/protocol';
 import { dataFolder, functionPackage, sessionResources, tempDir, testDocker } from '@datastation/test-support';
 import { deliverPackage, startBlankRuntime } from '../src/session/blank-runtime.js';
-import type { FunctionPackage } from '../src/session/function-package.js';
+import type { DeliverablePackage } from '../src/session/deliverable-package.js';
 import { resolveCeilings, resolveLimits } from '../src/session/limits.js';
 import { makeSessionDir } from '../src/session/state-dir.js';
 
@@ -28,7 +28,7 @@ function digestOf(files: PackageFileBytes[]): string {
   return hash.digest('hex');
 }
 
-function packageOf(files: PackageFileBytes[], digest = digestOf(files)): FunctionPackage {
+function packageOf(files: PackageFileBytes[], digest = digestOf(files)): DeliverablePackage {
   const frame = JSON.stringify({
     type: 'package',
     digest,
@@ -38,7 +38,7 @@ function packageOf(files: PackageFileBytes[], digest = digestOf(files)): Functio
 }
 
 /** Starts a blank session container, delivers `pkg`, and returns the failure; the container is removed after. */
-async function deliverRefused(pkg: FunctionPackage): Promise<{ error: unknown; exited: boolean }> {
+async function deliverRefused(pkg: DeliverablePackage): Promise<{ error: unknown; exited: boolean }> {
   const docker = testDocker();
   await using data = await dataFolder();
   await using state = await tempDir('ds-state');

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
-import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { isAbsolute, join, normalize, resolve } from 'node:path';
 import { DsError } from '@datastation/protocol';
+import { isInside } from '@datastation/protocol/path-inside';
 
 /**
  * A function package folder as `ds run` and `ds package` see it. The entry module and the
@@ -95,7 +96,7 @@ export function isTypeScript(file: string): boolean {
 async function existingFile(dir: string, rel: unknown, field: string): Promise<string | undefined> {
   if (typeof rel !== 'string' || rel.length === 0) throw new DsError('BAD_REQUEST', `package.json's ${field} must be a relative path to a file.`);
   const full = resolve(dir, normalize(rel));
-  if (isAbsolute(rel) || !full.startsWith(dir + sep)) {
+  if (isAbsolute(rel) || !isInside(dir, full, { strict: true })) {
     throw new DsError('BAD_REQUEST', `package.json's ${field} (${rel}) must stay inside the package folder.`);
   }
   return (await stat(full).catch(() => undefined))?.isFile() ? full : undefined;

@@ -2,12 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { gzipSync } from 'node:zlib';
 import { DsError } from '@datastation/protocol';
-import { pack as tarPack } from 'tar-stream';
 import { BUNDLE_CONNECTORS, bundleFunctionPackage } from './bundle.js';
 import type { FunctionPackage } from './function-package.js';
 import { DEFAULT_EXTRACT_LIMITS } from './extract.js';
+import { tarOf } from './tar.js';
 import { buildManifest, CODE_DIR, compareBytes, type Manifest, MANIFEST_FILE, manifestProblem, serializeManifest } from './manifest.js';
 
 export interface PackResult {
@@ -63,10 +64,15 @@ export async function packFunctionPackage(pkg: FunctionPackage, image: { ref: st
           `datastation.signatures, or the names the code exports.`,
       );
     }
-    const tar = await tarOf([
-      { name: MANIFEST_FILE, content: serializeManifest(manifest) },
-      ...files.sort((a, b) => compareBytes(a.path, b.path)).map((f) => ({ name: f.path, content: f.content })),
-    ]);
+    const tar = await buffer(
+      tarOf(
+        [
+          { type: 'content', name: MANIFEST_FILE, content: serializeManifest(manifest) },
+          ...files.sort((a, b) => compareBytes(a.path, b.path)).map((f) => ({ type: 'content' as const, name: f.path, content: f.content })),
+        ],
+        { ownerNames: 'none' },
+      ),
+    );
     const bytes = gzipSync(tar, { level: GZIP_LEVEL });
     return { bytes, manifest, sha256: sha256(bytes) };
   } finally {
@@ -88,22 +94,4 @@ export async function writePackageFile(file: string, bytes: Buffer): Promise<voi
 
 export function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function tarOf(entries: { name: string; content: Buffer }[]): Promise<Buffer> {
-  const archive = tarPack();
-  const chunks: Buffer[] = [];
-  const collected = (async () => {
-    for await (const chunk of archive) chunks.push(chunk as Buffer);
-  })();
-  for (const { name, content } of entries) {
-    await new Promise<void>((resolve, reject) =>
-      archive.entry({ name, type: 'file', size: content.length, mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) }, content, (error) =>
-        error ? reject(error) : resolve(),
-      ),
-    );
-  }
-  archive.finalize();
-  await collected;
-  return Buffer.concat(chunks);
 }

@@ -131,6 +131,13 @@ export const AUDIT_HEADS_FILE = 'audit-heads.json';
  */
 export const STATION_TLS_CERT_FILE = 'tls/cert.pem';
 
+/** What a station accepts as a bearer token (its own, or one an operator set): printable, 16 to 512 characters. */
+export const BEARER_TOKEN = /^[A-Za-z0-9._~+/=-]{16,512}$/;
+/** The random bytes of what the gatekeeper issues (a principal's token, a console session id). */
+export const ISSUED_TOKEN_BYTES = 32;
+/** What the gatekeeper issues: ISSUED_TOKEN_BYTES random bytes in base64url. */
+export const ISSUED_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
 /**
  * What verifying the audit chain says: how far it holds, or the first entry that breaks it.
  * `anchors` (when the gatekeeper keeps a checkpoint file or the request gave an anchor) counts the

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DsError } from '@datastation/protocol/errors';
+import { isInside } from '@datastation/protocol/path-inside';
 
 export type LoadedFunction = (args: unknown, ctx: unknown) => unknown;
 
@@ -18,7 +19,7 @@ export async function resolveEntry(functionsDir: string, pkg?: Record<string, un
   );
   for (const candidate of candidates) {
     const full = resolve(functionsDir, candidate);
-    if (!full.startsWith(`${resolve(functionsDir)}/`)) continue;
+    if (!isInside(resolve(functionsDir), full, { strict: true })) continue;
     const info = await stat(full).catch(() => undefined);
     if (info?.isFile()) return full;
   }
@@ -52,7 +53,7 @@ export async function resolveConnectors(functionsDir: string, pkg?: Record<strin
   if (typeof named !== 'string' || named.length === 0)
     throw new DsError('BAD_REQUEST', 'package.json\'s datastation.connectors must be the path of the connectors module, e.g. "connectors.js".');
   const full = resolve(functionsDir, named);
-  if (!full.startsWith(`${resolve(functionsDir)}/`))
+  if (!isInside(resolve(functionsDir), full, { strict: true }))
     throw new DsError('BAD_REQUEST', `package.json's datastation.connectors (${named}) lies outside the package.`);
   const info = await stat(full).catch(() => undefined);
   if (!info?.isFile()) throw new DsError('BAD_REQUEST', `package.json's datastation.connectors (${named}) is not a file of the package.`);

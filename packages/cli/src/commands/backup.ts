@@ -19,7 +19,8 @@ import { entryNameProblem } from '@datastation/package';
 import { DsError, printable } from '@datastation/protocol';
 import type { CommandContext } from '../context.js';
 import { json, stationClient } from '../station/api.js';
-import { readStationFile, stationStateDir, TOKENS_DIR } from '../station/state.js';
+import { ADMIN_TOKEN_FILE, readStationFile } from '@datastation/protocol/station-folder';
+import { stationStateDir } from '../station/state.js';
 import { trustStationCertificate } from '../station/tls.js';
 import type { StationFlags } from '../station/target.js';
 
@@ -163,7 +164,7 @@ export async function restoreCommand(argv: RestoreArgs, ctx: CommandContext): Pr
     // As the gatekeeper makes them: the database's folder and the uploaded code are not for other users.
     for (const top of ['storage/gatekeeper', 'storage/packages']) await chmod(join(dir, top), 0o700).catch(() => undefined);
     // The admin's token file belonged to another database: the gatekeeper's next start issues a new one (audited).
-    await rm(join(dir, TOKENS_DIR, 'admin'), { force: true });
+    await rm(join(dir, ADMIN_TOKEN_FILE), { force: true });
     ctx.progress.done(`restored ${argv.file} into ${dir}`);
     if (ctx.json) return ctx.out(json({ dir, ...manifest }));
     const head = manifest.audit ? `audit head #${manifest.audit.seq}` : 'the PostgreSQL dump';

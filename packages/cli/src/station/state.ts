@@ -1,30 +1,14 @@
 import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
-import { AUDIT_HEADS_FILE, isPrincipalId, type Role, ROLES } from '@datastation/protocol/station';
-
-/**
- * The station's state folder, as `ds up` writes it and the station commands read it:
- *
- *     $DS_STATION_STATE (default ~/.local/state/datastation/station/)
- *       station.json        { "url": "http://127.0.0.1:8080", "principals"?: { "<id>": "admin" | "owner" | "developer" | "user" } }
- *       tokens/admin        the admin's token, written by the gatekeeper at first start, mode 0600
- *       tokens/<principal>  the tokens `ds principals add|rotate` saved (for this station only), mode 0600
- *       audit-heads.json    { "<station url>": { "seq", "hash", "verifiedAt" } }: the last audit head
- *                           `ds audit --verify` verified on each station, mode 0600
- *       tls/cert.pem        the station's HTTPS certificate (ds up --tls), trusted for its URL (tls.ts)
- *
- * `principals` is optional: when present, a command with no `--as` picks the one principal of
- * the role it is for (`ds upload` a developer, `ds grant` an owner, `ds call` a user, `ds
- * principals` the admin).
- */
-export const STATION_FILE = 'station.json';
-export const TOKENS_DIR = 'tokens';
+import { AUDIT_HEADS_FILE, isPrincipalId, type Role } from '@datastation/protocol/station';
+import { readStationFile, TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
 
 export type { Role } from '@datastation/protocol/station';
 
+/** The station's state folder, as ds finds it; its layout is @datastation/protocol/station-folder's. */
 export function stationStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.DS_STATION_STATE || join(homedir(), '.local', 'state', 'datastation', 'station');
 }
@@ -37,39 +21,6 @@ export function checkPrincipalName(name: string, flag = '--as'): string {
       `${flag} ${JSON.stringify(name)} is not a principal id (1 to 64 letters, digits, ".", "_" and "-", starting with a letter or digit).`,
     );
   return name;
-}
-
-export interface StationFile {
-  url?: string;
-  principals?: Record<string, Role>;
-}
-
-/** station.json, or undefined when there is none (no `ds up` yet). */
-export async function readStationFile(dir: string): Promise<StationFile | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, STATION_FILE), 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new DsError('BAD_REQUEST', `Cannot read ${join(dir, STATION_FILE)}: ${(error as Error).message}.`, { cause: error });
-  }
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-    const { url, principals } = parsed as Record<string, unknown>;
-    const file: StationFile = {};
-    if (typeof url === 'string') file.url = url;
-    if (typeof principals === 'object' && principals !== null && !Array.isArray(principals)) {
-      file.principals = Object.fromEntries(Object.entries(principals).filter((e): e is [string, Role] => (ROLES as readonly unknown[]).includes(e[1])));
-    }
-    return file;
-  } catch (error) {
-    throw new DsError(
-      'BAD_REQUEST',
-      `${join(dir, STATION_FILE)} is not the station file ds up writes ({ "url": ... }): ${(error as Error).message}. Run ds up again.`,
-      { cause: error },
-    );
-  }
 }
 
 /** The principals that have a token file. */
@@ -150,20 +101,14 @@ export async function forgetToken(dir: string, id: string): Promise<boolean> {
 
 /** Sets (or, with undefined, drops) one principal's role in station.json, keeping everything else it holds. */
 async function recordPrincipal(dir: string, id: string, role: Role | undefined): Promise<void> {
-  const file = join(dir, STATION_FILE);
-  let content: Record<string, unknown>;
-  try {
-    const parsed = JSON.parse(await readFile(file, 'utf8')) as unknown;
-    content = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
-  } catch {
-    return; // no station.json: nothing records roles here
-  }
-  const principals = typeof content.principals === 'object' && content.principals !== null ? { ...(content.principals as Record<string, unknown>) } : {};
+  const current = await readStationFile(dir).catch(() => undefined);
+  if (!current) return; // no station.json: nothing records roles here
+  const principals = { ...current.principals };
   if (role === undefined) {
     if (!(id in principals)) return;
     delete principals[id];
   } else principals[id] = role;
-  await writePrivate(file, `${JSON.stringify({ ...content, principals }, null, 2)}\n`);
+  await writeStationFile(dir, { principals });
 }
 
 /** A new file beside the target (0600, never through a link), then a rename. */

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
-import { ROLE_ARTICLES } from '@datastation/protocol/station';
+import { BEARER_TOKEN, ROLE_ARTICLES } from '@datastation/protocol/station';
 import { trustStationCertificate } from './tls.js';
-import { checkPrincipalName, readStationFile, readToken, type Role, stationStateDir, tokenNames, TOKENS_DIR } from './state.js';
+import { readStationFile, TOKENS_DIR } from '@datastation/protocol/station-folder';
+import { checkPrincipalName, readToken, type Role, stationStateDir, tokenNames } from './state.js';
 
 /** The flags every station command takes. */
 export interface StationFlags {
@@ -106,7 +107,7 @@ function isLoopback(host: string): boolean {
 
 /** The gatekeeper takes printable tokens of 16 to 512 characters; anything else would only be refused later. */
 function checkToken(token: string, source: string): string {
-  if (!/^[A-Za-z0-9._~+/=-]{16,512}$/.test(token))
+  if (!BEARER_TOKEN.test(token))
     throw new DsError('UNAUTHENTICATED', `The token from ${source} is not a bearer token (16 to 512 printable characters, no spaces).`);
   return token;
 }

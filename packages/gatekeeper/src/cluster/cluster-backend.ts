@@ -13,7 +13,7 @@
  * are recorded `stopped` and its placements removed, so their next runs are placed elsewhere. An
  * agent that comes back with a new boot id restarted: its sessions before are recorded `stopped`.
  */
-import type { ReapResult, RunOptions, SessionKey, SessionSpec, StartKind, StationStats } from '@datastation/host';
+import { type ReapResult, type RunOptions, type SessionKey, type SessionSpec, type StartKind, type StationStats, sessionKeyId } from '@datastation/host';
 import { AgentConnection, type AgentHello, type AgentLoad, type AgentTls, type WireSessionInfo, type WireSessionSpec } from '@datastation/agent/client';
 import { DsError, toDsError } from '@datastation/protocol/errors';
 import type { Logger } from '../logging.js';
@@ -147,8 +147,8 @@ export class ClusterBackend implements SessionBackend {
   }
 
   async closeSession(key: SessionKey, reason = 'closed by the gatekeeper'): Promise<void> {
-    this.specs.delete(keyId(key));
-    const placed = await this.context.store.placements.get(keyId(key));
+    this.specs.delete(sessionKeyId(key));
+    const placed = await this.context.store.placements.get(sessionKeyId(key));
     if (!placed) return;
     const agent = this.agents.get(placed.agent);
     // An agent out of reach holds nothing that can be served: it lost this gatekeeper's calls, and its sessions go with it.
@@ -219,7 +219,7 @@ export class ClusterBackend implements SessionBackend {
   }
 
   private specFor(key: SessionKey): Promise<SessionSpec> {
-    const id = keyId(key);
+    const id = sessionKeyId(key);
     let spec = this.specs.get(id);
     if (!spec) {
       spec = this.context.sessionFor({ ...key });
@@ -243,7 +243,7 @@ export class ClusterBackend implements SessionBackend {
    * placement of the same key at the same moment wins, and is used).
    */
   private async agentFor(key: SessionKey): Promise<AgentState> {
-    const id = keyId(key);
+    const id = sessionKeyId(key);
     const { placements } = this.context.store;
     for (let attempt = 0; attempt < 3; attempt++) {
       const placed = await placements.get(id);
@@ -452,11 +452,11 @@ export class ClusterBackend implements SessionBackend {
     if (!connection) return;
     const agent = connection.hello.agent;
     this.holders.delete(session);
-    this.specs.delete(keyId(key));
+    this.specs.delete(sessionKeyId(key));
     try {
       const record = await this.context.store.sessions.get(session);
       if (record && record.state !== 'stopped' && record.state !== 'failed') await this.context.store.sessions.setState(session, 'stopped');
-      await this.context.store.placements.remove(keyId(key), agent);
+      await this.context.store.placements.remove(sessionKeyId(key), agent);
     } catch (error) {
       this.log?.warn({ agent, session, error: toDsError(error).message }, 'could not record a session the agent closed');
     }
@@ -501,10 +501,6 @@ function connectionOf(agent: AgentState): AgentConnection {
 
 function holderName(agent: AgentState): string {
   return `agent:${agent.id}@${agent.boot}`;
-}
-
-function keyId(key: SessionKey): string {
-  return JSON.stringify([key.user, key.package]);
 }
 
 function describe(endpoints: AgentEndpoints): string {

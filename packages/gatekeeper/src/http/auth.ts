@@ -1,14 +1,11 @@
 import type { RequestHandler, Response } from 'express';
 import { DsError } from '@datastation/protocol/errors';
-import { ROLE_ARTICLES } from '@datastation/protocol/station';
+import { BEARER_TOKEN, ROLE_ARTICLES } from '@datastation/protocol/station';
 import type { Principal } from '../store/principals.js';
 import type { Role } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { type ConsoleSessions, checkCsrf, cookieSession } from './console-session.js';
 import { tokenRefused, unauthenticated } from '../refusals.js';
-
-/** A bearer token as the store issues them (base64url) or as an operator sets them: printable, bounded. */
-const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/;
 
 /**
  * Bearer authentication, or the console's session cookie. The store looks a token up by its
@@ -24,8 +21,8 @@ export function authenticate(store: Store, sessions: ConsoleSessions): RequestHa
   return async (req, res, next) => {
     const authorization = req.get('authorization');
     if (authorization !== undefined) {
-      const token = BEARER.exec(authorization)?.[1];
-      if (!token) throw unauthenticated();
+      const token = /^Bearer (.*)$/s.exec(authorization)?.[1];
+      if (!token || !BEARER_TOKEN.test(token)) throw unauthenticated();
       const checked = await store.principals.check(token);
       if (!checked.ok) throw tokenRefused(checked);
       res.locals.principal = checked.principal;

@@ -1,18 +1,14 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { DsError } from '@datastation/protocol/errors';
-import { type ConsoleSession, CSRF_HEADER } from '@datastation/protocol/station';
-import type { Principal } from '../store/principals.js';
+import { BEARER_TOKEN, type ConsoleSession, CSRF_HEADER, ISSUED_TOKEN } from '@datastation/protocol/station';
+import { newToken, type Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
 
 /** The console's session cookie: HttpOnly (no script reads it), SameSite=Strict (no other site sends it). */
 export const SESSION_COOKIE = 'ds_session';
 /** Methods that change state: a cookie request with one of them must prove it comes from the console. */
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-/** 32 random bytes, base64url. */
-const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
-/** The same shape as a bearer token (auth.ts): what `POST /v1/session` accepts. */
-export const TOKEN = /^[A-Za-z0-9._~+/=-]{16,512}$/;
 
 interface SessionRecord {
   principal: string;
@@ -85,8 +81,9 @@ export class ConsoleSessions {
     const now = this.now();
     this.endAged(now);
     this.makeRoom(principal, now);
-    const id = randomBytes(32).toString('base64url');
-    const record: SessionRecord = { principal, credential, csrf: randomBytes(32).toString('base64url'), createdAt: now, lastUsed: now };
+    // A session id and its CSRF token are drawn as the tokens are (ISSUED_TOKEN).
+    const id = newToken();
+    const record: SessionRecord = { principal, credential, csrf: newToken(), createdAt: now, lastUsed: now };
     const key = keyOf(id);
     this.sessions.set(key, record);
     const own = this.byPrincipal.get(principal) ?? new Set<string>();
@@ -97,7 +94,7 @@ export class ConsoleSessions {
 
   /** The live session of a cookie value, its idle time restarted; undefined (and forgotten) when expired. */
   use(id: string): { key: string; record: SessionRecord } | undefined {
-    if (!SESSION_ID.test(id)) return undefined;
+    if (!ISSUED_TOKEN.test(id)) return undefined;
     const key = keyOf(id);
     const record = this.sessions.get(key);
     if (!record) return undefined;

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
 import type { PackageDetail, PackageFile, PackageView } from '@datastation/protocol/station';
@@ -14,6 +14,7 @@ import { ApiRouter } from './contract.js';
 import { notFound } from '../refusals.js';
 import { approvePackage } from './grants.js';
 import type { UnpackedPackage } from '../files/package-files.js';
+import { isInside } from '@datastation/protocol/path-inside';
 
 /** Largest package file `GET /v1/packages/:id/files/*` answers (the console shows code, not data). */
 export const PACKAGE_FILE_MAX_BYTES = 4 * 1024 * 1024;
@@ -60,7 +61,7 @@ async function readPackageFile(dir: string, relative: string, max: number): Prom
   const full = join(dir, relative);
   const root = await realpath(dir).catch(() => undefined);
   const parent = await realpath(dirname(full)).catch(() => undefined);
-  if (!root || !parent || (parent !== root && !parent.startsWith(root + sep))) return undefined;
+  if (!root || !parent || !isInside(root, parent)) return undefined;
   const handle = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
   if (!handle) return undefined;
   try {

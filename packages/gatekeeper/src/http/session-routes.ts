@@ -1,7 +1,8 @@
 import type { Router } from 'express';
 import { DsError } from '@datastation/protocol/errors';
+import { BEARER_TOKEN } from '@datastation/protocol/station';
 import { tokenRefused, unauthenticated } from '../refusals.js';
-import { checkCsrf, checkSignIn, cookieSession, SignInLimiter, sessionCookie, setCookie, TOKEN, view } from './console-session.js';
+import { checkCsrf, checkSignIn, cookieSession, SignInLimiter, sessionCookie, setCookie, view } from './console-session.js';
 import type { GatekeeperContext } from './context.js';
 import { ApiRouter, parseInput } from './contract.js';
 
@@ -25,7 +26,7 @@ export function consoleSessionRoutes(ctx: GatekeeperContext): Router {
       } catch {
         token = undefined;
       }
-      if (token === undefined || !TOKEN.test(token)) {
+      if (token === undefined || !BEARER_TOKEN.test(token)) {
         limiter.fail(address);
         throw new DsError('BAD_REQUEST', 'The body is { "token": "<your station token>" } (JSON).');
       }

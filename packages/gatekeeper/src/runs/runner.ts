@@ -6,6 +6,7 @@ import {
   type ReapResult,
   resolveCeilings,
   type SessionKey,
+  sessionKeyId,
   type SessionSpec,
   type StationOptions,
 } from '@datastation/host';
@@ -381,6 +382,13 @@ export class Runner implements AsyncDisposable {
     await this.station.closeSessionsOf?.(user, (key) => key.package.startsWith(`${pkg}+policy:`), 'its grants changed');
     if (!keys) return;
     await Promise.all([...keys.values()].map((key) => this.station.closeSession(key, 'its grants changed')));
+    // The closed sessions' specs go with them (a key per policy would pile up); a run in flight keeps its own.
+    for (const id of keys.keys()) {
+      if (this.traces.has(id)) continue;
+      this.specs.delete(id);
+      keys.delete(id);
+    }
+    if (keys.size === 0) this.folderSessions.delete(folderId(user, pkg));
   }
 
   /** The store's `runner` of a session: this gatekeeper, or the node agent that holds it. */
@@ -492,7 +500,7 @@ export class Runner implements AsyncDisposable {
     live.deadline = new Date(deadline).toISOString();
     const readPolicy = { root: join(this.storage, 'owners'), at: 'owners', allow: auth.allow };
     const key: SessionKey = { user, package: `${pkg.id}+policy:${sha256Hex(canonicalJson(readPolicy)).slice(0, 16)}` };
-    const id = keyId(key);
+    const id = sessionKeyId(key);
     const dataDir = await ensureDataFolder(this.storage, user, pkg.id);
     const manifest = pkg.manifest as { image?: { id?: string } };
     this.specs.set(id, {
@@ -796,7 +804,7 @@ export class Runner implements AsyncDisposable {
   }
 
   private async sessionFor(key: SessionKey): Promise<SessionSpec> {
-    const spec = this.specs.get(keyId(key));
+    const spec = this.specs.get(sessionKeyId(key));
     if (!spec) throw new DsError('INTERNAL', `No session spec for ${key.user}/${key.package}.`);
     // Checked at upload, and again here: an operator may have withdrawn the image since.
     if (spec.image) await this.packageFiles.images?.checkSession(spec.image);
@@ -899,10 +907,6 @@ function viewOf(live: LiveRun): LiveRunView {
     owners: progressReviewers(scope, modes),
     deadline: live.deadline,
   };
-}
-
-function keyId(key: SessionKey): string {
-  return JSON.stringify([key.user, key.package]);
 }
 
 function folderId(user: string, pkg: string): string {

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { DsError } from '@datastation/protocol/errors';
 import { hashToken } from './canonical.js';
 import type { Connection } from './connection.js';
-import { isPrincipalId, type PrincipalInfo } from '@datastation/protocol/station';
+import { ISSUED_TOKEN_BYTES, isPrincipalId, type PrincipalInfo } from '@datastation/protocol/station';
 import { ROLES, type PrincipalTable, type Role } from './schema.js';
 
 /**
@@ -58,9 +58,9 @@ export function credentialOf(token: string): string {
   return stampOf(hashToken(token));
 }
 
-/** A fresh bearer token: 32 random bytes, base64url. */
+/** A fresh bearer token (ISSUED_TOKEN): 32 random bytes, base64url. */
 export function newToken(): string {
-  return randomBytes(32).toString('base64url');
+  return randomBytes(ISSUED_TOKEN_BYTES).toString('base64url');
 }
 
 /**

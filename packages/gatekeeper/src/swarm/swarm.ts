@@ -31,7 +31,7 @@ import { buildRuntimeImage, type DockerClient, ensureOfflineBase, LABELS, tarOf 
 import { DsError } from '@datastation/protocol/errors';
 import { AUDIT_HEADS_FILE } from '@datastation/protocol/station';
 import { checkName, DEFAULT_STATION_NAME, stationDir, waitHealthy } from '../compose.js';
-import { readStationFile, STATION_FILE, writeStationFile } from '../station-json.js';
+import { ADMIN_TOKEN_FILE, recordedStation, STATION_FILE, TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
 import { buildGatekeeperImage } from '../image.js';
 import { copyImages, docker } from './exec.js';
 import { type NodeEngine, nodeDockerHost, nodeEngineLeftovers, nodeIp, hostIp, startNodeEngine, stopNodeEngine } from './node-engine.js';
@@ -316,7 +316,7 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
     const placeholder = !options.agentImage;
     const url = `http://127.0.0.1:${port}`;
     const second = `http://${nodeIp(node)}:${port}`;
-    const tokenFile = join(dir, 'tokens', 'admin');
+    const tokenFile = join(dir, ADMIN_TOKEN_FILE);
     const logs = () => docker(undefined, ['service', 'logs', '--tail', '30', `${name}_gatekeeper`]).catch((e: Error) => e.message);
     // Both gatekeepers at once, a new station too: the first to start publishes the admin's token
     // file and the other takes the same token (seedAdmin), so they need no order.
@@ -326,7 +326,7 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
     for (const gatekeeper of [url, second]) await waitHealthy(gatekeeper, undefined, 120_000, logs);
     await waitFile(tokenFile, 60_000);
 
-    const previous = await readStationFile(dir);
+    const previous = await recordedStation(dir);
     await writeStationFile(dir, { url, name, port, storage, principals: { ...(previous.principals ?? {}), admin: 'admin' } });
     return {
       name,
@@ -348,7 +348,7 @@ export async function swarmDown(options: SwarmDownOptions): Promise<SwarmDown> {
   const progress = options.onProgress ?? (() => undefined);
   if (!isAbsolute(options.dir)) throw new DsError('BAD_REQUEST', `The station folder must be an absolute path; got ${JSON.stringify(options.dir)}.`);
   const recorded = await readSwarmState(options.dir);
-  const name = recorded?.name ?? (await readStationFile(options.dir)).name ?? DEFAULT_STATION_NAME;
+  const name = recorded?.name ?? (await recordedStation(options.dir)).name ?? DEFAULT_STATION_NAME;
   const node = recorded?.node ?? swarmNode();
   const nodeHost = nodeDockerHost(node);
   const errors: string[] = [];
@@ -400,7 +400,7 @@ export async function swarmDown(options: SwarmDownOptions): Promise<SwarmDown> {
     });
   }
   if (options.volumes) {
-    for (const entry of ['storage', 'tokens', 'sessions', 'mounts', 'audit', 'swarm', 'swarm-check', AUDIT_HEADS_FILE, STATION_FILE]) {
+    for (const entry of ['storage', TOKENS_DIR, 'sessions', 'mounts', 'audit', 'swarm', 'swarm-check', AUDIT_HEADS_FILE, STATION_FILE]) {
       const path = join(options.dir, entry);
       if (!(await lstat(path).catch(() => undefined))) continue;
       await step(`remove ${path}`, () => rm(path, { recursive: true, force: true }));

@@ -7,8 +7,8 @@ import { DsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
 import { CONTAINER_PATHS } from '../session/container-spec.js';
+import { tarOf, type TarEntry } from '@datastation/package/tar';
 import { buildFdPassAddon } from '../session/descriptor-channel.js';
-import { tarOf, type TarEntry } from '../tar.js';
 import { ensureOfflineBase } from './offline-base.js';
 import { stageContext } from './stage.js';
 

@@ -1,6 +1,6 @@
 import { copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { TarEntry } from '../tar.js';
+import type { TarEntry } from '@datastation/package/tar';
 
 /**
  * Writes a build context's entries (but its Dockerfile, which is already there) into `dir`, so

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DsError, maxHostFrameBytes, maxRuntimeFrameBytes } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { containerSpec, RUNTIME_PORT, type SpecInput } from './container-spec.js';
+import type { DeliverablePackage } from './deliverable-package.js';
 import { connectDescriptorSocket, type DescriptorSender } from './descriptor-channel.js';
-import type { FunctionPackage } from './function-package.js';
 import { O_PATH } from './open-beneath.js';
 import { quotedLines } from './quoted.js';
 import { type PendingRuntime, RuntimeConnection } from './runtime-connection.js';
@@ -90,7 +90,7 @@ export async function startBlankRuntime(options: BlankStartOptions): Promise<Bla
  * functions), or for why it did not come: the runtime's refusal (a path, the digest), the
  * package's load error, or the container's exit with its last log lines. Stops the exit watch.
  */
-export async function deliverPackage(blank: BlankRuntime, pkg: FunctionPackage, timeoutMs: number): Promise<RuntimeConnection> {
+export async function deliverPackage(blank: BlankRuntime, pkg: DeliverablePackage, timeoutMs: number): Promise<RuntimeConnection> {
   try {
     const bytes = Buffer.byteLength(pkg.frame);
     if (bytes > blank.maxSendBytes) {

@@ -1,6 +1,5 @@
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
-import { sep } from 'node:path';
 import { DsError } from '@datastation/protocol';
 
 export const DEFAULT_CONTAINER_UID = 10001;
@@ -43,11 +42,6 @@ export async function prepareDataDir(
   } finally {
     await handle.close();
   }
-}
-
-/** True when `a` is `b` or lies inside it (both real paths). */
-export function within(a: string, b: string): boolean {
-  return a === b || a.startsWith(b.endsWith(sep) ? b : b + sep);
 }
 
 /** A numeric, non-root "uid:gid" (or "uid", the gid the same); BAD_REQUEST otherwise. */

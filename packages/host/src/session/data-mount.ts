@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { processStartTime } from '../process-info.js';
 import { type MountHelper, mountHelper } from './mount-helper.js';
 import { ensurePrivateDir } from './state-dir.js';
+import { isInside } from '@datastation/protocol/path-inside';
 
 const run = promisify(execFile);
 
@@ -109,7 +110,7 @@ export async function hasFlags(dir: string, flags: string[]): Promise<boolean> {
     const fields = line.split(' ');
     const point = fields[4]?.replace(/\\040/g, ' ');
     if (!point || !fields[5]) continue;
-    if ((dir === point || dir.startsWith(point === '/' ? '/' : `${point}/`)) && (!best || point.length >= best.point.length)) {
+    if (isInside(point, dir) && (!best || point.length >= best.point.length)) {
       best = { point, options: fields[5].split(',') };
     }
   }

@@ -1,8 +1,8 @@
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
-import type { TarEntry } from '../tar.js';
-import { within } from './data-dir.js';
+import type { TarEntry } from '@datastation/package/tar';
+import { isInside } from '@datastation/protocol/path-inside';
 
 export const DEFAULT_FUNCTIONS_MAX_BYTES = 256 * 1024 * 1024;
 const SKIP = new Set(['.git', '.turbo', '.DS_Store']);
@@ -34,7 +34,7 @@ export async function functionsEntries(root: string, maxBytes = DEFAULT_FUNCTION
       if (info.isSymbolicLink()) {
         const target = await realpath(full).catch(() => undefined);
         if (!target) continue; // a dangling link is left out
-        if (!within(target, realRoot)) {
+        if (!isInside(realRoot, target)) {
           throw new DsError(
             'BAD_REQUEST',
             `${rel} in the functions folder is a link to ${target}, outside the folder. Links leading out are not copied into a container: bundle ` +

@@ -30,11 +30,12 @@ import { createLogger, type PinoLogger } from '../logger.js';
 import { deliverPackage, startBlankRuntime } from './blank-runtime.js';
 import { Connection, type ConnectorCallEvent, type DsConnection, type RunOptions } from './connection.js';
 import type { Transport } from './container-spec.js';
-import { prepareDataDir, within } from './data-dir.js';
+import { isInside } from '@datastation/protocol/path-inside';
+import { prepareDataDir } from './data-dir.js';
 import { mountNosuid } from './data-mount.js';
 import { measureData, quotaError } from './data-quota.js';
 import { explainLoss } from './explain-loss.js';
-import { readFunctionPackage } from './function-package.js';
+import { readDeliverablePackage } from './deliverable-package.js';
 import { type Limits, resolveCeilings, resolveLimits } from './limits.js';
 import { type CompiledPolicy, compileReadPolicy, type ReadEvent, type ReadGrantedEvent, type ReadPolicy, registerWritableFolder } from './read-policy.js';
 import { DEFAULT_READ_LIMITS } from './read-server.js';
@@ -42,7 +43,7 @@ import type { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
 import { releaseSocketName, type SandboxRuntime, sessionRuntime } from './sandbox-runtime.js';
 import type { PooledRuntime, SessionPool } from './pool.js';
-import type { FunctionPackage } from './function-package.js';
+import type { DeliverablePackage } from './deliverable-package.js';
 
 export type { ConnectorCallEvent, DsConnection, RunOptions } from './connection.js';
 
@@ -125,7 +126,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
   const log = createLogger('datastation:host', { session: sessionId }, options.logger);
 
   // Validate everything the caller gave before creating anything.
-  const pkg = await readFunctionPackage(options.functions);
+  const pkg = await readDeliverablePackage(options.functions);
   const policy = await compileReadPolicy(options.readPolicy);
   const data = await prepareDataDir(options.dataDir, { explicitUser: options.containerUser, handOver: options.handOverDataDir });
   refuseOverlap(data.dataDir, policy.root, options.readPolicy?.exclude);
@@ -272,7 +273,7 @@ async function fromPool(
     docker: DockerClient;
     image: string;
     limits: Limits;
-    pkg: FunctionPackage;
+    pkg: DeliverablePackage;
     policy: CompiledPolicy;
     dataDir: string;
     containerUid: number;
@@ -402,14 +403,14 @@ export function dsDockerRun(fn: string, args: unknown, connection: DsConnection,
 /** A session's /data and its read root must not overlap, unless the data folder is excluded from what the policy serves. */
 function refuseOverlap(dataDir: string, root: string, exclude: string[] | undefined): void {
   if (!root) return;
-  if (within(root, dataDir)) {
+  if (isInside(dataDir, root)) {
     throw new DsError(
       'BAD_REQUEST',
       `readPolicy.root ${root} lies inside the session's data folder ${dataDir}, which the function can write: grants would serve what it planted. ` +
         `Keep station storage outside users' data folders.`,
     );
   }
-  if (!within(dataDir, root)) return;
+  if (!isInside(root, dataDir)) return;
   const relative = dataDir.slice(root.length + 1);
   const excluded = (exclude ?? []).map((e) => e.split('/').filter(Boolean).join('/')).some((e) => relative === e || relative.startsWith(`${e}/`));
   if (!excluded) {

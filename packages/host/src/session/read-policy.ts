@@ -2,7 +2,7 @@ import { realpath } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { DsError, toDsError } from '@datastation/protocol';
 import { compilePatterns, matchPattern, ownerFolder, type Pattern, parsePattern } from '@datastation/protocol/patterns';
-import { within } from './data-dir.js';
+import { isInside } from '@datastation/protocol/path-inside';
 import { type Opened, openBeneath } from './open-beneath.js';
 
 /**
@@ -249,7 +249,7 @@ export async function compileReadPolicy(policy: ReadPolicy | undefined): Promise
 }
 
 function isInWritableFolder(path: string): boolean {
-  for (const dir of writableFolders.keys()) if (within(path, dir)) return true;
+  for (const dir of writableFolders.keys()) if (isInside(dir, path)) return true;
   return false;
 }
 

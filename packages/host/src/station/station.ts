@@ -19,6 +19,11 @@ export interface SessionKey {
   package: string;
 }
 
+/** A session key as one string, for maps keyed by session (unambiguous whatever the names hold). */
+export function sessionKeyId(key: SessionKey): string {
+  return JSON.stringify([key.user, key.package]);
+}
+
 /** What `sessionFor` gives for a key: everything dsDockerInit needs but what the station decides. */
 export type SessionSpec = Omit<InitOptions, 'docker' | 'stateDir' | 'user' | 'package' | 'ceilings' | 'ownerHost'>;
 
@@ -261,7 +266,7 @@ export class Station implements AsyncDisposable {
    */
   async closeSession(key: SessionKey, reason = 'closed by the caller'): Promise<void> {
     checkKey(key);
-    const entry = this.sessions.get(keyId(key));
+    const entry = this.sessions.get(sessionKeyId(key));
     if (entry) await this.retire(entry, reason);
   }
 
@@ -341,7 +346,7 @@ export class Station implements AsyncDisposable {
    * the call waited for it (its pause failed) is replaced once.
    */
   private async acquire(key: SessionKey, began: number, signal: AbortSignal | undefined) {
-    const id = keyId(key);
+    const id = sessionKeyId(key);
     for (let attempt = 0; ; attempt++) {
       let entry = this.sessions.get(id);
       if (entry?.connection && !entry.connection.healthy) {
@@ -615,10 +620,6 @@ function clearTimers(entry: Entry): void {
   clearTimeout(entry.pauseTimer);
   clearTimeout(entry.ttlTimer);
   entry.pauseTimer = entry.ttlTimer = undefined;
-}
-
-function keyId(key: SessionKey): string {
-  return JSON.stringify([key.user, key.package]);
 }
 
 function checkKey(key: SessionKey): void {

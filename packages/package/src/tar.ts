@@ -11,18 +11,28 @@ export type TarEntry =
   | { type: 'content'; name: string; mode?: number; content: Buffer | string }
   | { type: 'symlink'; name: string; target: string };
 
+export interface TarOptions {
+  /**
+   * The owner's names in each header: `root` (default, as a Docker build context or image layer
+   * shows them), or empty (a .dspkg's headers: its digest covers every byte, so they stay as they were).
+   */
+  ownerNames?: 'root' | 'none';
+}
+
 /**
- * Streams entries into a tar. Ownership is root and times are fixed, so the archive depends only
- * on the entries (and a container's user cannot modify what it did not write). A directory may
- * name another owner: an image's data folder for a service that runs as its own user.
+ * Streams entries into a tar: the one tar packer (image contexts and layers, backups, .dspkg
+ * files). Ownership is root and times are fixed, so the archive depends only on the entries (and
+ * a container's user cannot modify what it did not write). A directory may name another owner:
+ * an image's data folder for a service that runs as its own user.
  */
-export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>): Readable {
+export function tarOf(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>, options: TarOptions = {}): Readable {
   const archive = pack();
   const mtime = new Date(0);
+  const names = options.ownerNames === 'none' ? '' : 'root';
   void (async () => {
     try {
       for await (const entry of entries) {
-        const header = { name: entry.name, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime };
+        const header = { name: entry.name, uid: 0, gid: 0, uname: names, gname: names, mtime };
         if (entry.type === 'directory') {
           const owner = entry.uid !== undefined ? { uid: entry.uid, gid: entry.gid ?? entry.uid, uname: '', gname: '' } : {};
           await new Promise<void>((resolve, reject) =>

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { DsError, MAX_PACKAGE_BYTES, MAX_PACKAGE_FILES, type PackageFileBytes, packageDigestParts, packagePathProblem } from '@datastation/protocol';
-import type { TarEntry } from '../tar.js';
+import type { TarEntry } from '@datastation/package/tar';
 import { functionsEntries } from './functions-archive.js';
 
 /**
@@ -10,7 +10,7 @@ import { functionsEntries } from './functions-archive.js';
  * frame. `digest` is SHA-256 over the canonical encoding (packageDigestParts) of what was read:
  * the runtime recomputes it from the bytes it receives and loads nothing else.
  */
-export interface FunctionPackage {
+export interface DeliverablePackage {
   digest: string;
   files: PackageFileBytes[];
   /** Total content bytes. */
@@ -25,7 +25,7 @@ export interface FunctionPackage {
  * is small code: over MAX_PACKAGE_BYTES or MAX_PACKAGE_FILES, or without a package.json, it is a
  * BAD_REQUEST, before anything is created.
  */
-export async function readFunctionPackage(root: string): Promise<FunctionPackage> {
+export async function readDeliverablePackage(root: string): Promise<DeliverablePackage> {
   const entries = await functionsEntries(root, MAX_PACKAGE_BYTES);
   const fileEntries = entries.filter((e): e is Extract<TarEntry, { type: 'file' }> => e.type === 'file');
   if (!fileEntries.some((e) => e.name === 'package.json')) {
