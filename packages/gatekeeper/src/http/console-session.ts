@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { DsError } from '@datastation/protocol/errors';
-import { BEARER_TOKEN, type ConsoleSession, CSRF_HEADER, ISSUED_TOKEN } from '@datastation/protocol/station';
+import { type ConsoleSession, CSRF_HEADER, ISSUED_TOKEN } from '@datastation/protocol/station';
 import { newToken, type Principal } from '../store/principals.js';
 import type { Store } from '../store/store.js';
 
