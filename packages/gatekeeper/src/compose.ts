@@ -22,7 +22,7 @@ import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildRuntimeImage, type DockerClient, LABELS, RUNTIME_IMAGE, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
+import { buildRuntimeImage, type DockerClient, HOST_STATE_DIRS, LABELS, RUNTIME_IMAGE, SANDBOX_RUNTIMES, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { printable } from '@datastation/protocol';
 import { AUDIT_HEADS_FILE, isPrincipalId, ROLES, type Role } from '@datastation/protocol/station';
@@ -204,7 +204,7 @@ export async function stationDown(options: StationDownOptions): Promise<StationD
   const removed: string[] = [];
   if (options.volumes) {
     // The checkpoints and the heads clients verified go with the log they pin: a new station starts a new chain.
-    for (const entry of ['storage', TOKENS_DIR, 'sessions', 'mounts', 'audit', TLS_DIR, AUDIT_HEADS_FILE, STATION_FILE]) {
+    for (const entry of ['storage', TOKENS_DIR, ...Object.values(HOST_STATE_DIRS), 'audit', TLS_DIR, AUDIT_HEADS_FILE, STATION_FILE]) {
       const path = join(options.dir, entry);
       const info = await lstat(path).catch(() => undefined);
       if (!info) continue;

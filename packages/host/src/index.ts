@@ -4,7 +4,7 @@ export { SANDBOX_RUNTIMES, engineHasRuntime, type SandboxRuntime } from './sessi
 export { DEFAULT_CEILINGS, DEFAULT_LIMITS, resolveCeilings, resolveLimits, type Limits } from './session/limits.js';
 export { compileReadPolicy, readMatcher, type CompiledPolicy, type ReadEvent, type ReadGrantedEvent, type ReadPolicy } from './session/read-policy.js';
 export { DEFAULT_READ_LIMITS, type ReadLimits } from './session/read-server.js';
-export { defaultStateDir } from './session/state-dir.js';
+export { defaultStateDir, HOST_STATE_DIRS } from './session/state-dir.js';
 export { measureData, type DataUsage } from './session/data-quota.js';
 export { O_PATH, openBeneath } from './session/open-beneath.js';
 export { fdPassUnavailable } from './session/descriptor-channel.js';

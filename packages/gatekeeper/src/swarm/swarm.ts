@@ -27,7 +27,7 @@ import { isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { makeStationCertificates } from '@datastation/agent/certificates';
-import { buildRuntimeImage, type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
+import { buildRuntimeImage, type DockerClient, ensureOfflineBase, HOST_STATE_DIRS, LABELS, tarOf } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { AUDIT_HEADS_FILE } from '@datastation/protocol/station';
 import { checkName, DEFAULT_STATION_NAME, stationDir, waitHealthy } from '../compose.js';
@@ -400,7 +400,7 @@ export async function swarmDown(options: SwarmDownOptions): Promise<SwarmDown> {
     });
   }
   if (options.volumes) {
-    for (const entry of ['storage', TOKENS_DIR, 'sessions', 'mounts', 'audit', 'swarm', 'swarm-check', AUDIT_HEADS_FILE, STATION_FILE]) {
+    for (const entry of ['storage', TOKENS_DIR, ...Object.values(HOST_STATE_DIRS), 'audit', 'swarm', 'swarm-check', AUDIT_HEADS_FILE, STATION_FILE]) {
       const path = join(options.dir, entry);
       if (!(await lstat(path).catch(() => undefined))) continue;
       await step(`remove ${path}`, () => rm(path, { recursive: true, force: true }));

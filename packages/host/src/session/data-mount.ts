@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { processStartTime } from '../process-info.js';
 import { type MountHelper, mountHelper } from './mount-helper.js';
-import { ensurePrivateDir } from './state-dir.js';
+import { ensurePrivateDir, HOST_STATE_DIRS } from './state-dir.js';
 import { isInside } from '@datastation/protocol/path-inside';
 
 const run = promisify(execFile);
@@ -25,11 +25,11 @@ export async function mountNosuid(dir: string, stateDir: string): Promise<(() =>
   if (process.platform !== 'linux' || process.getuid?.() !== 0 || remoteEngine()) return undefined;
   const users = mounted.get(dir)?.users ?? 0;
   let helper = mounted.get(dir)?.helper;
-  const record = join(stateDir, 'mounts', createHash('sha256').update(dir).digest('hex').slice(0, 32));
+  const record = join(stateDir, HOST_STATE_DIRS.mounts, createHash('sha256').update(dir).digest('hex').slice(0, 32));
   if (users === 0) {
     if (await hasFlags(dir, ['nosuid', 'nodev'])) return async () => undefined; // already so (storage mounted nosuid,nodev)
     // Written first: a controller killed right after mounting still leaves the reaper a record.
-    await ensurePrivateDir(join(stateDir, 'mounts'));
+    await ensurePrivateDir(join(stateDir, HOST_STATE_DIRS.mounts));
     await writeFile(record, JSON.stringify({ dir, pid: process.pid, start: processStartTime(process.pid) }), { mode: 0o600 });
     // The pool's helper when a pool runs here; a controller without one keeps its exec of mount(8).
     helper = await mountHelper(stateDir, { start: false });
@@ -79,7 +79,7 @@ export async function mountNosuid(dir: string, stateDir: string): Promise<(() =>
  * folder must still be a nosuid,nodev mount. Returns the folders unmounted.
  */
 export async function releaseOrphanMounts(stateDir: string, isAlive: (pid: number, start?: string) => boolean): Promise<string[]> {
-  const folder = join(stateDir, 'mounts');
+  const folder = join(stateDir, HOST_STATE_DIRS.mounts);
   const names = await readdir(folder).catch(() => [] as string[]);
   const released: string[] = [];
   for (const name of names) {

@@ -7,7 +7,7 @@ import { DsError } from '@datastation/protocol';
 import { processStartTime } from '../process-info.js';
 import { hasFlags } from './data-mount.js';
 import { type MountHelper, mountHelper } from './mount-helper.js';
-import { ensurePrivateDir } from './state-dir.js';
+import { ensurePrivateDir, HOST_STATE_DIRS } from './state-dir.js';
 
 const run = promisify(execFile);
 
@@ -60,13 +60,13 @@ export async function preparePoolRoot(stateDir: string): Promise<PoolRoot> {
   const unsupported = poolUnsupported();
   if (unsupported) throw new DsError('BAD_REQUEST', `A pre-started pool cannot run here: ${unsupported}.`);
   await ensurePrivateDir(stateDir);
-  await ensurePrivateDir(join(stateDir, 'pool'));
-  await ensurePrivateDir(join(stateDir, 'mounts'));
+  await ensurePrivateDir(join(stateDir, HOST_STATE_DIRS.pool));
+  await ensurePrivateDir(join(stateDir, HOST_STATE_DIRS.mounts));
   // Real paths: the mount helper follows no link, and knows slots by their real path.
   stateDir = await realpath(stateDir);
   const root = join(stateDir, 'pool', `${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(root, { mode: 0o700 });
-  const record = join(stateDir, 'mounts', createHash('sha256').update(root).digest('hex').slice(0, 32));
+  const record = join(stateDir, HOST_STATE_DIRS.mounts, createHash('sha256').update(root).digest('hex').slice(0, 32));
   // Written first: a controller killed right after mounting still leaves the reaper a record.
   await writeFile(record, JSON.stringify({ dir: root, pid: process.pid, start: processStartTime(process.pid) }), { mode: 0o600 });
   try {

@@ -7,6 +7,12 @@ import { DsError } from '@datastation/protocol';
 const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY } = constants;
 
 /**
+ * The controller's folders under its state folder: each session's (socket, token), the records of
+ * the mounts it made, the pool's slots. Whatever removes a station's state removes these.
+ */
+export const HOST_STATE_DIRS = { sessions: 'sessions', mounts: 'mounts', pool: 'pool' } as const;
+
+/**
  * Where the controller keeps session folders: `$DS_STATE_DIR`, else `/run/datastation` for root,
  * `$XDG_RUNTIME_DIR/datastation` or `~/.local/state/datastation` for anyone else. Never a
  * predictable name in a shared folder such as /tmp, where another local user could create it first.
@@ -67,7 +73,7 @@ function unsafe(dir: string, at: string, problem: string, cause?: unknown): DsEr
 }
 
 export async function makeSessionDir(stateDir: string, sessionId: string, containerUid: number, containerGid: number): Promise<string> {
-  const sessions = join(stateDir, 'sessions');
+  const sessions = join(stateDir, HOST_STATE_DIRS.sessions);
   await ensurePrivateDir(stateDir);
   await ensurePrivateDir(sessions);
   const dir = join(sessions, sessionId);

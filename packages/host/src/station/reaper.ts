@@ -7,7 +7,7 @@ import { createLogger, type PinoLogger } from '../logger.js';
 import { processStartTime } from '../process-info.js';
 export { processStartTime } from '../process-info.js';
 import { releaseOrphanMounts } from '../session/data-mount.js';
-import { defaultStateDir } from '../session/state-dir.js';
+import { defaultStateDir, HOST_STATE_DIRS } from '../session/state-dir.js';
 
 /**
  * Label with the owner's start time (clock ticks since boot, /proc/<pid>/stat field 22), which
@@ -112,7 +112,7 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
   const stateDir = options.stateDir ?? defaultStateDir();
   // After the containers: no function can be writing in a data folder whose mount goes.
   result.mounts = await releaseOrphanMounts(stateDir, isAlive).catch(() => []);
-  const sessions = join(stateDir, 'sessions');
+  const sessions = join(stateDir, HOST_STATE_DIRS.sessions);
   if (orphanSessions.size > 0 && (await isPlainFolder(sessions))) {
     for (const id of orphanSessions) {
       const dir = join(sessions, id);
