@@ -186,6 +186,8 @@ export const ReadEventSchema = z.strictObject({
   owner: z.string().max(256).optional(),
   allowed: z.boolean(),
   bytes: count,
+  /** The open file was handed to the runtime (host ReadEvent.via). */
+  via: z.literal('descriptor').optional(),
   code: z.string().max(64).optional(),
   message: message.optional(),
   outcome: z.enum(['completed', 'refused', 'failed', 'cancelled']),

@@ -76,9 +76,9 @@ describe('a station over two node agents', () => {
       a.env = {
         DS_STORAGE: station.storage,
         DS_STATE_DIR: join(station.root, `state-${id}`),
-        DS_AGENTS_TLS_CERT: files.cert,
-        DS_AGENTS_TLS_KEY: files.key,
-        DS_AGENTS_TLS_CA: files.ca,
+        DS_TLS_CERT: files.cert,
+        DS_TLS_KEY: files.key,
+        DS_TLS_CA: files.ca,
       };
     }
     await Promise.all(ids.map(startAgent));

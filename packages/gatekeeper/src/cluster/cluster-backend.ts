@@ -251,12 +251,21 @@ export class ClusterBackend implements SessionBackend {
       if (there) return there;
       const target = this.leastLoaded();
       const by = this.context.instance;
-      const held = placed
-        ? await placements.move({ key: id, user: key.user, package: key.package, from: placed.agent, to: target.id, by })
-        : await placements.place({ key: id, user: key.user, package: key.package, agent: target.id, by });
+      // Counted before the store is asked: keys placed at the same moment see each other's choice
+      // and spread, instead of all taking the agent that was least loaded before any of them.
+      target.placedSinceBeat++;
+      let held: Awaited<ReturnType<typeof placements.place>>;
+      try {
+        held = placed
+          ? await placements.move({ key: id, user: key.user, package: key.package, from: placed.agent, to: target.id, by })
+          : await placements.place({ key: id, user: key.user, package: key.package, agent: target.id, by });
+      } catch (error) {
+        target.placedSinceBeat = Math.max(0, target.placedSinceBeat - 1);
+        throw error;
+      }
+      if (held.agent !== target.id || held.placedBy !== by) target.placedSinceBeat = Math.max(0, target.placedSinceBeat - 1);
       const chosen = this.reachable(held.agent);
       if (chosen) {
-        if (held.agent === target.id && held.placedBy === by) target.placedSinceBeat++;
         if (placed) this.log?.info({ key: id, from: placed.agent, to: held.agent }, 'session key placed on another agent (its agent is out of reach)');
         return chosen;
       }
