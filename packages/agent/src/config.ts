@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { defaultStateDir } from '@datastation/host';
+import { defaultStateDir, runtimeFromEnvironment, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { type Logger, pino } from 'pino';
 import { type Agent, type AgentOptions, startAgent } from './listener.js';
@@ -26,6 +26,8 @@ export interface AgentConfig {
   tlsFiles: { cert: string; key: string; ca: string };
   /** DS_LOG_LEVEL: fatal, error, warn, info (default), debug, trace or silent. */
   logLevel: string;
+  /** DS_RUNTIME: the sandbox of sessions whose spec names none; default gVisor where the engine has it. */
+  runtime?: SandboxRuntime;
   /** DS_AGENT_MAX_SESSIONS: live sessions on this node at most (the Station's maxSessions). */
   maxSessions?: number;
   /** DS_AGENT_MAX_CALLS: calls in flight at most, from every gatekeeper. */
@@ -67,6 +69,8 @@ export function readAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     if (!Number.isInteger(n) || n < 1) throw new DsError('BAD_REQUEST', `${name} must be a whole number of at least 1 (got ${JSON.stringify(value)}).`);
     return n;
   };
+  // The node's sandbox: DS_RUNTIME when set (checked now), else gVisor where the engine has it.
+  const runtime = runtimeFromEnvironment(env);
   const maxSessions = whole('DS_AGENT_MAX_SESSIONS');
   const maxCalls = whole('DS_AGENT_MAX_CALLS');
   return {
@@ -77,6 +81,7 @@ export function readAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     stateDir: resolve(stateDir),
     tlsFiles: { cert: file('DS_TLS_CERT'), key: file('DS_TLS_KEY'), ca: file('DS_TLS_CA') },
     logLevel,
+    ...(runtime ? { runtime } : {}),
     ...(maxSessions !== undefined ? { maxSessions } : {}),
     ...(maxCalls !== undefined ? { maxCalls } : {}),
   };
@@ -105,6 +110,7 @@ export async function startAgentFromConfig(config: AgentConfig, options: { logge
     ...(config.maxCalls !== undefined ? { maxCalls: config.maxCalls } : {}),
     station: {
       stateDir: config.stateDir,
+      ...(config.runtime ? { runtime: config.runtime } : {}),
       ...(config.maxSessions !== undefined ? { maxSessions: config.maxSessions } : {}),
       ...options.station,
     },

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, readFileSync } from 'node:fs';
 import { chmod, chown, link, lstat, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
+import { runtimeFromEnvironment, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { ISSUED_TOKEN } from '@datastation/protocol/station';
 import { TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
@@ -62,6 +63,8 @@ export interface StationConfig {
    * as in the compose stack's container), every session starts cold.
    */
   poolSize?: number;
+  /** DS_RUNTIME: the sandbox of every session (runc or runsc); default gVisor where the engine has it. */
+  runtime?: SandboxRuntime;
 }
 
 /** Function containers a station keeps started for new (user, package) pairs, unless DS_POOL_SIZE says otherwise. */
@@ -107,6 +110,7 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
   const poolSize = poolEnv === undefined || poolEnv === '' ? DEFAULT_POOL_SIZE : Number(poolEnv);
   if (!Number.isInteger(poolSize) || poolSize < 0 || poolSize > 64)
     throw new DsError('BAD_REQUEST', `DS_POOL_SIZE must be a whole number from 0 to 64 (got ${JSON.stringify(poolEnv)}); 0 keeps no pool.`);
+  const runtime = runtimeFromEnvironment(env);
   const metricsToken = env.DS_METRICS_TOKEN || undefined;
   if (metricsToken) checkMetricsAccess({ token: metricsToken }, 'DS_METRICS_TOKEN');
   const [certFile, keyFile] = [env.DS_TLS_CERT || undefined, env.DS_TLS_KEY || undefined];
@@ -129,6 +133,7 @@ export function readStationConfig(env: NodeJS.ProcessEnv = process.env): Station
     auditCheckpoints,
     logLevel: parseLogLevel(env[LOG_LEVEL_ENV]),
     poolSize,
+    ...(runtime ? { runtime } : {}),
     ...(metricsToken ? { metricsToken } : {}),
     dbUrl: env.DS_DB_URL || dbUrlFromFile(env.DS_DB_URL_FILE) || `sqlite:${join(storage, 'gatekeeper', 'station.db')}`,
     host,
@@ -362,7 +367,11 @@ export async function startStation(config: StationConfig, options: Omit<Gatekeep
       ...(config.consoleDir !== undefined ? { consoleDir: config.consoleDir } : {}),
       ...(config.allowedImages?.length ? { allowedImages: config.allowedImages } : {}),
       ...options,
-      ...(config.poolSize ? { stationOptions: { ...options.stationOptions, pool: { size: config.poolSize } } } : {}),
+      stationOptions: {
+        ...options.stationOptions,
+        ...(config.poolSize ? { pool: { size: config.poolSize } } : {}),
+        ...(config.runtime ? { runtime: config.runtime } : {}),
+      },
       logger,
       store,
       storage: config.storage,

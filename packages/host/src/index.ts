@@ -1,6 +1,6 @@
 export { dsDockerInit, dsDockerRun, type DsConnection, type ConnectorCallEvent, type InitOptions, type RunOptions } from './session/init.js';
 export { SessionPool, type PooledRuntime, type SessionPoolOptions, type SessionPoolStats } from './session/pool.js';
-export { SANDBOX_RUNTIMES, engineHasRuntime, type SandboxRuntime } from './session/sandbox-runtime.js';
+export { SANDBOX_RUNTIMES, engineHasRuntime, runtimeFromEnvironment, type SandboxRuntime } from './session/sandbox-runtime.js';
 export { DEFAULT_CEILINGS, DEFAULT_LIMITS, resolveCeilings, resolveLimits, type Limits } from './session/limits.js';
 export { compileReadPolicy, readMatcher, type CompiledPolicy, type ReadEvent, type ReadGrantedEvent, type ReadPolicy } from './session/read-policy.js';
 export { DEFAULT_READ_LIMITS, type ReadLimits } from './session/read-server.js';

@@ -41,7 +41,7 @@ import { type CompiledPolicy, compileReadPolicy, type ReadEvent, type ReadGrante
 import { DEFAULT_READ_LIMITS } from './read-server.js';
 import type { RuntimeConnection } from './runtime-connection.js';
 import { defaultStateDir, lockSessionDir, makeSessionDir } from './state-dir.js';
-import { releaseSocketName, type SandboxRuntime, sessionRuntime } from './sandbox-runtime.js';
+import { releaseSocketName, type SandboxRuntime, sessionRuntime, transportFromEnvironment } from './sandbox-runtime.js';
 import type { PooledRuntime, SessionPool } from './pool.js';
 import type { DeliverablePackage } from './deliverable-package.js';
 
@@ -148,7 +148,7 @@ export async function dsDockerInit(options: InitOptions): Promise<DsConnection> 
     );
   }
 
-  const transportKind = options.transport ?? (process.env.DS_TRANSPORT === 'network' ? 'network' : 'unix');
+  const transportKind = options.transport ?? transportFromEnvironment();
   if (transportKind !== 'unix' && transportKind !== 'network')
     throw new DsError('BAD_REQUEST', `transport must be 'unix' or 'network'; got ${String(transportKind)}.`);
   const sandbox = await sessionRuntime(docker, options.runtime, transportKind);

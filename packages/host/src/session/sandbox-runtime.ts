@@ -24,11 +24,25 @@ export function requestedRuntime(option: unknown, fallback: SandboxRuntime = 'ru
     if (!isSandboxRuntime(option)) throw new DsError('BAD_REQUEST', `runtime must be 'runc' or 'runsc' (gVisor); got ${JSON.stringify(option)}.`);
     return option;
   }
-  const env = process.env.DS_RUNTIME;
-  if (env === undefined || env === '') return fallback;
-  if (!isSandboxRuntime(env))
-    throw new DsError('BAD_REQUEST', `DS_RUNTIME must be 'runc' or 'runsc' (gVisor); got ${JSON.stringify(env)}. Unset it or fix its value.`);
-  return env;
+  return runtimeFromEnvironment() ?? fallback;
+}
+
+/**
+ * The library's two environment defaults, read here and nowhere else: `DS_RUNTIME` (a whole test
+ * project runs its suites under gVisor by it) and `DS_TRANSPORT`. An option always wins; the
+ * station's processes (gatekeeper, agent, `ds`) pass theirs.
+ */
+export function runtimeFromEnvironment(env: NodeJS.ProcessEnv = process.env): SandboxRuntime | undefined {
+  const value = env.DS_RUNTIME;
+  if (value === undefined || value === '') return undefined;
+  if (!isSandboxRuntime(value))
+    throw new DsError('BAD_REQUEST', `DS_RUNTIME must be 'runc' or 'runsc' (gVisor); got ${JSON.stringify(value)}. Unset it or fix its value.`);
+  return value;
+}
+
+/** `DS_TRANSPORT=network`, else the Unix socket (see runtimeFromEnvironment). */
+export function transportFromEnvironment(env: NodeJS.ProcessEnv = process.env): 'unix' | 'network' {
+  return env.DS_TRANSPORT === 'network' ? 'network' : 'unix';
 }
 
 /**

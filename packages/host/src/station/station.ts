@@ -6,7 +6,7 @@ import { createLogger, type Logger, type PinoLogger } from '../logger.js';
 import { dsDockerInit, type DsConnection, type InitOptions, type RunOptions } from '../session/init.js';
 import { SessionPool, type SessionPoolStats } from '../session/pool.js';
 import type { Limits } from '../session/limits.js';
-import { engineHasRuntime, requestedRuntime, type SandboxRuntime } from '../session/sandbox-runtime.js';
+import { engineHasRuntime, requestedRuntime, runtimeFromEnvironment, type SandboxRuntime, transportFromEnvironment } from '../session/sandbox-runtime.js';
 import { defaultStateDir } from '../session/state-dir.js';
 import { isBackstopTimeout } from '../session/runtime-connection.js';
 import { limitDockerClient, type LimitedDockerClient } from './limited-client.js';
@@ -523,8 +523,8 @@ export class Station implements AsyncDisposable {
    * a session on the `network` transport falls back to runc rather than failing.
    */
   private async defaultRuntime(spec: Pick<SessionSpec, 'transport'>): Promise<SandboxRuntime> {
-    if (this.options.runtime !== undefined || process.env.DS_RUNTIME) return requestedRuntime(this.options.runtime);
-    const transport = spec.transport ?? (process.env.DS_TRANSPORT === 'network' ? 'network' : 'unix');
+    if (this.options.runtime !== undefined || runtimeFromEnvironment()) return requestedRuntime(this.options.runtime);
+    const transport = spec.transport ?? transportFromEnvironment();
     if (transport !== 'unix') return 'runc';
     this.gvisor ??= engineHasRuntime(this.docker, 'runsc').catch((error: unknown) => {
       this.gvisor = undefined;
