@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import {
-  type ConnectorCallEvent,
   DEFAULT_CEILINGS,
   type ReadEvent,
   type ReapResult,
@@ -16,25 +15,16 @@ import type { Progress } from '@datastation/protocol/progress';
 import type { RunProgress } from '@datastation/protocol/station';
 import { localBackend, type SessionBackend, type SessionBackendFactory } from './backend.js';
 import { emptyDataFolder, ensureDataFolder } from './folders.js';
+import { runAuditEntries } from './run-audit.js';
+import { type Facts, newTrace, touch, touchedOwners, type Trace } from './trace.js';
 import { Turns } from './turns.js';
-import {
-  authoriseRun,
-  modesOf,
-  ownerOfPath,
-  progressReleasable,
-  progressReviewers,
-  type RunAuthorisation,
-  releaseDecision,
-  seesWholeRun,
-  type Withholding,
-} from './release.js';
+import { authoriseRun, modesOf, progressReleasable, progressReviewers, type RunAuthorisation, releaseDecision } from './release.js';
 import { type LiveRunView, WITHHELD_TIME_RESOLUTION_MS } from './views.js';
 import { canonicalJson, checkJsonDepth, type Json, sha256Hex } from '../store/canonical.js';
 import type { StoredPackage } from '../store/packages.js';
-import type { AuditInput } from '../store/audit.js';
 import type { Grant } from '../store/grants.js';
 import { type Run, type RunError, type RunOutcome, statusAfter } from '../store/runs.js';
-import type { ReleaseMode, RunStatus, TargetKind } from '../store/schema.js';
+import type { ReleaseMode, TargetKind } from '../store/schema.js';
 import type { Store, StoreTables } from '../store/store.js';
 import type { PackageFiles } from '../files/package-files.js';
 import { type ScrubContext, scrubContext, scrubMessage } from '../scrub.js';
@@ -45,19 +35,6 @@ export interface RunRequest {
   args: Json;
   /** A deadline shorter than the grants' and the station's (ms): the run's is the smallest of the three. */
   timeoutMs?: number;
-}
-
-/** The reads and nested calls of the run in flight on one session. */
-interface Trace {
-  reads: ReadEvent[];
-  calls: ConnectorCallEvent[];
-  /**
-   * The owners whose data the run has touched so far: a granted file opened (told before any of it
-   * is sent), or a read reported with its owner (a missing granted file too). Progress is judged by it.
-   */
-  touched: Set<string>;
-  /** Told when `touched` grows. */
-  onTouch: (() => void) | undefined;
 }
 
 /** A run this gatekeeper holds: queued behind another on its data folder, or running. */
@@ -126,12 +103,6 @@ export const INTERRUPTED_RUN_ERROR: Readonly<RunError> = Object.freeze({
     'The gatekeeper stopped while this run was in flight (it was killed, or its host went down), so the run never finished and its result is lost. ' +
     'Run it again.',
 });
-
-/** Reads listed in a run's audit entry (the rest are counted), each path cut: an entry stays far under the log's 64 KiB cap. */
-const AUDITED_READS = 32;
-const AUDITED_PATH_CHARS = 300;
-/** Grant patterns listed in a run's audit entry (the rest are counted). */
-const AUDITED_PATTERNS = 32;
 
 /** What the runner settles a run with: the store's record, and the error to answer when the user may see it. */
 export interface Settled {
@@ -672,7 +643,7 @@ export class Runner implements AsyncDisposable {
       decision,
       grants: seen,
       taint: { user, package: pkg.id, owners: touched },
-      audit: this.auditOf(runId, statusAfter(decision.release, outcome), outcome, decision, facts, trace, note, session),
+      audit: runAuditEntries(runId, statusAfter(decision.release, outcome), outcome, decision, facts, trace, note, session),
       ...(session ? { session: { id: session, user, package: pkg.id, state: 'running' as const, runner: this.holder(session) } } : {}),
     });
     return ended?.run;
@@ -695,100 +666,9 @@ export class Runner implements AsyncDisposable {
     const run = await tx.runs.finish(runId, outcome, decision);
     if (!run) throw new DsError('INTERNAL', `Run ${runId} vanished from the store while it ran.`);
     await tx.taints.add(user, pkg.id, touched);
-    await tx.audit.appendMany(this.auditOf(runId, run.status, outcome, decision, facts, trace, note, session));
+    await tx.audit.appendMany(runAuditEntries(runId, run.status, outcome, decision, facts, trace, note, session));
     if (session) await tx.sessions.put({ id: session, user, package: pkg.id, state: 'running', runner: this.holder(session) });
     return run;
-  }
-
-  /**
-   * A run's audit entries: its own (every read, for the owners who may see all of it), one share
-   * per other owner concerned (the run's facts and the reads of that owner's files), and one per
-   * function call a connector made.
-   */
-  private auditOf(
-    runId: string,
-    status: RunStatus,
-    outcome: RunOutcome,
-    decision: ReturnType<typeof decide>,
-    facts: Facts,
-    trace: Trace,
-    note: 'denied' | undefined,
-    session: string | undefined,
-  ): AuditInput[] {
-    const { user, pkg } = facts;
-    const reads = trace.reads.map((r) => ({ event: r, owner: readOwner(r) }));
-    const concerned = [...new Set([...facts.auth.grantors, ...decision.scope])].sort();
-    const whole = concerned.filter((o) => seesWholeRun(decision.scope, o));
-    const code = 'error' in outcome ? outcome.error.code : undefined;
-    const common = {
-      user,
-      package: pkg.id,
-      name: pkg.name,
-      target: facts.target,
-      argsHash: facts.argsHash,
-      release: decision.release,
-      outcome: note ?? code ?? (status === 'pending' ? 'pending' : status),
-      status,
-    };
-    const entries: AuditInput[] = [
-      {
-        actor: user,
-        kind: 'run',
-        subject: runId,
-        owners: whole,
-        data: {
-          ...common,
-          granted: listed(facts.auth.allow, AUDITED_PATTERNS),
-          scope: [...decision.scope],
-          ...(decision.withheldBy.length ? { withheld: decision.withheldBy as unknown as Json } : {}),
-          session: session ?? null,
-          reads: reads.slice(0, AUDITED_READS).map(({ event }) => auditedRead(event)),
-          readsTotal: reads.length,
-          calls: trace.calls.length,
-        },
-      },
-    ];
-    // Each other owner's share: the run's facts and the reads of their own files, nothing derived
-    // from other owners' data (see seesWholeRun).
-    for (const owner of concerned.filter((o) => !whole.includes(o))) {
-      const theirs = reads.filter((r) => r.owner === owner);
-      entries.push({
-        actor: user,
-        kind: 'run',
-        subject: runId,
-        owners: [owner],
-        data: {
-          ...common,
-          share: owner,
-          granted: listed(
-            facts.auth.allow.filter((p) => ownerOfPath(p) === owner),
-            AUDITED_PATTERNS,
-          ),
-          ...(withheldOf(decision.withheldBy, owner) ? { withheld: withheldOf(decision.withheldBy, owner) as unknown as Json } : {}),
-          reads: theirs.slice(0, AUDITED_READS).map(({ event }) => auditedRead(event)),
-          readsTotal: theirs.length,
-        },
-      });
-    }
-    for (const call of trace.calls) {
-      entries.push({
-        actor: user,
-        kind: 'call',
-        subject: runId,
-        owners: whole,
-        data: {
-          connector: call.connector,
-          seq: call.seq,
-          fn: call.fn,
-          ok: call.ok,
-          ...(call.code ? { code: call.code } : {}),
-          ms: Math.round(call.ms),
-          argsSha256: call.argsSha256,
-          session: call.sessionId,
-        },
-      });
-    }
-    return entries;
   }
 
   /** Runs `fn` after every earlier run on the same data folder. */
@@ -865,25 +745,6 @@ function checkTarget(pkg: StoredPackage, target: { kind: TargetKind; name: strin
   );
 }
 
-/** What a run's records repeat: who ran what, and the grants it ran under. */
-interface Facts {
-  user: string;
-  pkg: StoredPackage;
-  target: { kind: TargetKind; name: string };
-  argsHash: string;
-  auth: RunAuthorisation;
-}
-
-function newTrace(): Trace {
-  return { reads: [], calls: [], touched: new Set(), onTouch: undefined };
-}
-
-function touch(trace: Trace, owner: string): void {
-  if (trace.touched.has(owner)) return;
-  trace.touched.add(owner);
-  trace.onTouch?.();
-}
-
 /** The owners a run could reach: its grantors that do not say deny, and the owners its folder holds. */
 function reachOf(auth: RunAuthorisation, taint: readonly string[]): string[] {
   return [...new Set([...auth.grantors.filter((o) => auth.modes.get(o) !== 'deny'), ...taint])].sort();
@@ -911,45 +772,6 @@ function viewOf(live: LiveRun): LiveRunView {
 
 function folderId(user: string, pkg: string): string {
   return JSON.stringify([user, pkg]);
-}
-
-/**
- * The owner whose data a read touched: the owner of the grant that matched its path (the host
- * names it), whether the file was served, missing or cut short: even a missing file says
- * something. A read refused for its path touched nobody's data.
- */
-function readOwner(read: ReadEvent): string | undefined {
-  return read.owner;
-}
-
-function touchedOwners(reads: readonly ReadEvent[]): string[] {
-  const owners = new Set<string>();
-  for (const read of reads) {
-    const owner = readOwner(read);
-    if (owner !== undefined) owners.add(owner);
-  }
-  return [...owners].sort();
-}
-
-function auditedRead(r: ReadEvent): Json {
-  return {
-    path: r.path.slice(0, AUDITED_PATH_CHARS),
-    allowed: r.allowed,
-    ...(r.served !== undefined ? { served: r.served.slice(0, AUDITED_PATH_CHARS) } : {}),
-    ...(r.owner !== undefined ? { owner: r.owner } : {}),
-    bytes: r.bytes,
-    outcome: r.outcome,
-    ...(r.code !== undefined ? { code: r.code } : {}),
-  };
-}
-
-function listed(items: readonly string[], max: number): Json {
-  return items.length <= max ? [...items] : [...items.slice(0, max), `…and ${items.length - max} more`];
-}
-
-function withheldOf(withheldBy: readonly Withholding[], owner: string): Withholding[] | undefined {
-  const mine = withheldBy.filter((w) => w.owner === owner);
-  return mine.length ? mine : undefined;
 }
 
 /**
