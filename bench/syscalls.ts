@@ -1,14 +1,16 @@
 /**
- * System calls per warm call, by kind: the runtime's (a session's warm no-op `run`) beside the bare
- * floor's (the WebSocket echo container of bench/lib/echo-container.ts), both under runc, counted by
- * `strace -f -c -p <the container's node pid>` on the host while N calls run, less an idle spell of
- * the same length. Counts do not depend on the machine's load, unlike timings: under gVisor every
- * one of these calls is served by the Sentry, so (extra calls per call) × (their cost under runsc)
- * bounds how far the runtime's runsc ÷ runc factor can come down to the floor's (issue 22, goal 5).
+ * System calls per warm call, by kind: the runtime's (a session's warm no-op `run`) beside two
+ * floors (bench/lib/echo-container.ts): the bare WebSocket echo, and the same echo passed through a
+ * worker thread and back (as the runtime hands each call to the worker that runs developer code).
+ * All under runc, counted by `strace -f -c -p <the container's node pid>` on the host while N calls
+ * run, less an idle spell as long; then, untraced, thread wake-ups (voluntary context switches)
+ * and minor page faults from /proc. Counts do not depend on the machine's load the way timings do.
+ * Under gVisor every system call, wake-up and fault is the Sentry's to serve, so these counts times
+ * the per-operation costs of bench/syscall-cost.mjs are what gVisor adds to a call (issue 22, goal 5).
  *
  * Run (as root, beside a local engine with runc; strace on the host):
- *   node --conditions=source --import tsx bench/syscalls.ts [--calls=2000] [--rounds=1]
- * Prints a table (calls per warm call, by kind) and writes nothing; removes what it made.
+ *   node --conditions=source --import tsx bench/syscalls.ts [--calls=2000] [--rounds=3]
+ * Prints a table (per warm call) and writes nothing; removes what it made.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
