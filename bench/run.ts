@@ -133,12 +133,31 @@ try {
         try {
           if (want('warm')) {
             const n = quick ? 1_000 : 10_000;
+            const invoke = '{"type":"invoke","id":"00000000-0000-0000-0000-000000000000","fn":"noop","args":null,"deadline":1}';
             for (let i = 0; i < 300; i++) await s.run('noop');
             for (let i = 0; i < 300; i++) await echo(ws, '{}');
             const ours = summarise(await timeEach(n, () => s.run('noop')));
-            const floor = summarise(
-              await timeEach(n, () => echo(ws, '{"type":"invoke","id":"00000000-0000-0000-0000-000000000000","fn":"noop","args":null,"deadline":1}')),
-            );
+            const floor = summarise(await timeEach(n, () => echo(ws, invoke)));
+            // Goal 22.5's second floor: the same echo passed through a worker thread and back, as the
+            // runtime hands each call to the worker that runs developer code (bench/syscalls.ts counts why).
+            const { echo: h } = await startEchoContainer(docker, 'warm-hand-off', runtime, { handOff: true });
+            const hs = await h.connect();
+            try {
+              for (let i = 0; i < 300; i++) await echo(hs, invoke);
+              add({
+                runtime,
+                section: 'warm call',
+                metric: 'bare echo through a worker thread, p50',
+                unit: 'ms',
+                ours: summarise(await timeEach(n, () => echo(hs, invoke))),
+                floor,
+                floorName: 'the bare WebSocket echo',
+                note: 'no runtime: the floor of any runtime that keeps developer code off the socket’s thread',
+              });
+            } finally {
+              hs.close();
+              await h.remove();
+            }
             add({
               runtime,
               section: 'warm call',
@@ -295,6 +314,19 @@ try {
       floor: med(warmRunsc.floor) / med(warmRunc.floor),
       floorName: 'the same factor for the WebSocket echo to a container of the same image',
       target: '≤ 2.5×',
+    });
+  const handOffOf = (runtime: string) =>
+    rows.find((r) => r.section === 'warm call' && r.runtime === runtime && r.metric === 'bare echo through a worker thread, p50');
+  const [handOffRunc, handOffRunsc] = [handOffOf('runc'), handOffOf('runsc')];
+  if (warmRunc && warmRunsc && handOffRunc && handOffRunsc)
+    add({
+      runtime: 'runsc',
+      section: 'warm call',
+      metric: 'runsc ÷ runc, no-op round trip p50, beside the worker-thread echo',
+      unit: '×',
+      ours: med(warmRunsc.ours) / med(warmRunc.ours),
+      floor: med(handOffRunsc.ours) / med(handOffRunc.ours),
+      floorName: 'the same factor for the echo through a worker thread (one postMessage each way)',
     });
 
   for (const runtime of runtimes)

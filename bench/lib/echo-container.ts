@@ -14,11 +14,20 @@ const ECHO_SERVER = `
 import { WebSocketServer } from 'ws';
 import { createServer } from 'node:http';
 import { rmSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 const path = '/run/ds/echo.sock';
 try { rmSync(path); } catch {}
 const http = createServer();
 const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
-wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+if (process.env.ECHO_HANDOFF) {
+  // Each message through a worker thread and back, as the runtime runs a call: the floor of a runtime
+  // that keeps the developer's code off the thread that holds the socket.
+  const worker = new Worker("const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => parentPort.postMessage(m));", { eval: true });
+  wss.on('connection', (ws) => {
+    worker.on('message', ([data, isBinary]) => ws.send(data, { binary: isBinary }));
+    ws.on('message', (data, isBinary) => worker.postMessage([data, isBinary]));
+  });
+} else wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
 // The mode is set through the umask, as the runtime does: under gVisor, chmod of the socket fails (EPERM).
 const umask = process.umask(0o111);
 http.listen(path);
@@ -54,8 +63,17 @@ export interface EchoContainer {
   remove(): Promise<void>;
 }
 
-/** Create + start + server accepting: the cold-start floor, under the same runtime as ours. `ms` is that time. */
-export async function startEchoContainer(docker: DockerClient, label: string, runtime: SandboxRuntime = 'runc'): Promise<{ echo: EchoContainer; ms: number }> {
+/**
+ * Create + start + server accepting: the cold-start floor, under the same runtime as ours. `ms` is that time.
+ * With `handOff`, the server passes each message through a worker thread and back (one postMessage each
+ * way), as the runtime hands a call to the worker that runs developer code.
+ */
+export async function startEchoContainer(
+  docker: DockerClient,
+  label: string,
+  runtime: SandboxRuntime = 'runc',
+  options: { handOff?: boolean } = {},
+): Promise<{ echo: EchoContainer; ms: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'ds-bench-echo-'));
   await chmod(dir, 0o777);
   // The server's code is bind-mounted read-only, so the floor is create + start alone (the issue's
@@ -67,7 +85,7 @@ export async function startEchoContainer(docker: DockerClient, label: string, ru
   const id = await docker.containers.create({
     image: RUNTIME_IMAGE,
     user: '10001:10001',
-    env: [],
+    env: options.handOff ? ['ECHO_HANDOFF=1'] : [],
     labels: { [LABELS.session]: `bench-floor-${label}` },
     entrypoint: ['node', '/opt/ds/echo/echo.mjs'],
     hostConfig: {
