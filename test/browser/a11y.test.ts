@@ -68,7 +68,7 @@ describe('the console, page by page, under axe-core (WCAG 2.1 AA)', () => {
       const page = await context.newPage();
       const found: string[] = [];
       await page.goto(`${station.url}/console/`);
-      await page.getByLabel('Token').waitFor();
+      await page.getByLabel('Token', { exact: true }).waitFor();
       for (const v of await violations(page)) found.push(`sign-in: ${v.id} (${v.impact}) ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`);
       for (const [who, paths] of Object.entries(PAGES) as [Who, string[]][]) {
         await signIn(page, station.url, station.tokens[who]);
@@ -80,7 +80,7 @@ describe('the console, page by page, under axe-core (WCAG 2.1 AA)', () => {
             found.push(`${who} ${path}: ${v.id} (${v.impact}) ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`);
         }
         await page.getByRole('button', { name: 'Sign out' }).click();
-        await page.getByLabel('Token').waitFor();
+        await page.getByLabel('Token', { exact: true }).waitFor();
       }
       expect(found).toEqual([]);
       await context.close();

@@ -60,7 +60,7 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 /** Signs in through the form, as a person would. */
 export async function signIn(page: Page, station: string, token: string): Promise<void> {
   await page.goto(`${station}/console/`);
-  await page.getByLabel('Token').fill(token);
+  await page.getByLabel('Token', { exact: true }).fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByTestId('whoami').waitFor();
 }

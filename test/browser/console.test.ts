@@ -318,7 +318,7 @@ describe("the owners' console in Chromium", () => {
   it('is usable from the keyboard alone, and signing out ends the session for good', async () => {
     const { context, page } = await open();
     await page.goto(`${station.url}/console/`);
-    await page.getByLabel('Token').waitFor();
+    await page.getByLabel('Token', { exact: true }).waitFor();
     // Tab to the token field, type, Enter; then Tab to a navigation link and Enter.
     for (let i = 0; i < 10 && !(await page.evaluate(() => document.activeElement?.getAttribute('type') === 'password')); i++) await page.keyboard.press('Tab');
     await page.keyboard.type(station.tokens.acme);
@@ -335,7 +335,7 @@ describe("the owners' console in Chromium", () => {
 
     const cookie = (await context.cookies()).find((c) => c.name === 'ds_session')!;
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('Token').waitFor();
+    await page.getByLabel('Token', { exact: true }).waitFor();
     const replayed = await fetch(`${station.url}/v1/session`, { headers: { cookie: `ds_session=${cookie.value}` } });
     expect(replayed.status).toBe(401);
     await context.close();
@@ -345,7 +345,7 @@ describe("the owners' console in Chromium", () => {
     const { context, page } = await open();
     const started = performance.now();
     await page.goto(`${station.url}/console/`);
-    await page.getByLabel('Token').waitFor();
+    await page.getByLabel('Token', { exact: true }).waitFor();
     const firstScreenMs = performance.now() - started;
     let js = 0;
     let css = 0;

@@ -144,9 +144,9 @@ describe("the admin's Principals page in Chromium", () => {
     await page.getByRole('button', { name: 'Disable ann' }).click();
     await expect.poll(() => row(page, 'ann').getAttribute('data-state')).toBe('disabled');
     await user.page.reload();
-    await user.page.getByLabel('Token').waitFor();
+    await user.page.getByLabel('Token', { exact: true }).waitFor();
     // Signing in again with the disabled token says why.
-    await user.page.getByLabel('Token').fill(station.tokens.ann);
+    await user.page.getByLabel('Token', { exact: true }).fill(station.tokens.ann);
     await user.page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => user.page.getByRole('alert').first().textContent()).toContain('ann is disabled');
     await page.getByRole('button', { name: 'Enable ann' }).click();

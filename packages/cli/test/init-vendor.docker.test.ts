@@ -39,6 +39,7 @@ it('ds init from a checkout writes a package that installs without it, and every
   const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
   const vendored = Object.entries(manifest.devDependencies).filter(([name]) => name.startsWith('@datastation/'));
   expect(vendored.map(([name]) => name)).toEqual([
+    '@datastation/agent',
     '@datastation/cli',
     '@datastation/dev-utils',
     '@datastation/host',

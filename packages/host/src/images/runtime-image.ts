@@ -88,14 +88,21 @@ export async function buildRuntimeImage(docker: DockerClient, options: BuildRunt
  */
 async function runtimeContext(work: string, progress: (line: string) => void): Promise<{ entries: TarEntry[]; version: string }> {
   const { dir: context, version } = await runtimeFiles(work, progress);
-  const entries: TarEntry[] = [{ type: 'content', name: 'Dockerfile', content: await readFile(RUNTIME_DOCKERFILE) }];
-  for (const dir of ['runtime', 'node_modules']) entries.push(...(await filesUnder(context, dir)));
-  // The descriptor-passing addon (session/descriptor-channel.ts) beside main.mjs, unless the prebuilt runtime has it: reads by descriptor.
-  if (!entries.some((e) => e.name === ADDON_IN_IMAGE)) {
+  const runtime = await filesUnder(context, 'runtime');
+  // The descriptor-passing addon (session/descriptor-channel.ts) beside main.mjs, unless the prebuilt
+  // runtime has it: reads by descriptor. Placed and described as the prebuilt's is, so the image
+  // built from source and the one built from the published package are the same.
+  if (!runtime.some((e) => e.name === ADDON_IN_IMAGE)) {
     const addon = buildFdPassAddon();
-    if ('path' in addon) entries.push({ type: 'file', name: ADDON_IN_IMAGE, mode: 0o644, size: (await stat(addon.path)).size, source: addon.path });
+    if ('path' in addon) runtime.push({ type: 'file', name: ADDON_IN_IMAGE, size: (await stat(addon.path)).size, source: addon.path });
     else progress(`no descriptor-passing addon (${addon.error}): station reads will stream`);
+    runtime.sort((a, b) => a.name.localeCompare(b.name));
   }
+  const entries: TarEntry[] = [
+    { type: 'content', name: 'Dockerfile', content: await readFile(RUNTIME_DOCKERFILE) },
+    ...runtime,
+    ...(await filesUnder(context, 'node_modules')),
+  ];
   // /data is a link to the folder sessions mount the user's data on (container-spec.ts, dataMount).
   entries.push({ type: 'directory', name: 'data-link' }, { type: 'symlink', name: 'data-link/data', target: CONTAINER_PATHS.dataMount });
   return { entries, version };
