@@ -41,5 +41,5 @@ export {
 export { reapOrphans, processAlive, OWNER_START_LABEL, type ReapOptions, type ReapResult } from './station/reaper.js';
 export { OpLimiter, isOpTimeout, type OpLimiterOptions, type OpLimiterStats } from './station/op-limiter.js';
 export { limitDockerClient, type LimitedDockerClient } from './station/limited-client.js';
-export { tarOf, type TarEntry } from '@datastation/package/tar';
+export { tarOf, type TarEntry } from '@datastation/protocol/tar';
 export { stageContext } from './images/stage.js';

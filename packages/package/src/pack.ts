@@ -8,7 +8,7 @@ import { DsError } from '@datastation/protocol';
 import { BUNDLE_CONNECTORS, bundleFunctionPackage } from './bundle.js';
 import type { FunctionPackage } from './function-package.js';
 import { DEFAULT_EXTRACT_LIMITS } from './extract.js';
-import { tarOf } from './tar.js';
+import { tarOf } from '@datastation/protocol/tar';
 import { buildManifest, CODE_DIR, compareBytes, type Manifest, MANIFEST_FILE, manifestProblem, serializeManifest } from './manifest.js';
 
 export interface PackResult {

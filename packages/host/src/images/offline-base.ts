@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { DsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
-import { tarOf, type TarEntry } from '@datastation/package/tar';
+import { tarOf, type TarEntry } from '@datastation/protocol/tar';
 
 const run = promisify(execFile);
 

@@ -7,7 +7,7 @@ import { DsError } from '@datastation/protocol';
 import type { DockerClient } from '../docker/client.js';
 import { LABELS } from '../docker/labels.js';
 import { CONTAINER_PATHS } from '../session/container-spec.js';
-import { tarOf, type TarEntry } from '@datastation/package/tar';
+import { tarOf, type TarEntry } from '@datastation/protocol/tar';
 import { buildFdPassAddon } from '../session/descriptor-channel.js';
 import { ensureOfflineBase } from './offline-base.js';
 import { stageContext } from './stage.js';

@@ -1,6 +1,6 @@
 import { copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { TarEntry } from '@datastation/package/tar';
+import type { TarEntry } from '@datastation/protocol/tar';
 
 /**
  * Writes a build context's entries (but its Dockerfile, which is already there) into `dir`, so

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { DsError, MAX_PACKAGE_BYTES, MAX_PACKAGE_FILES, type PackageFileBytes, packageDigestParts, packagePathProblem } from '@datastation/protocol';
-import type { TarEntry } from '@datastation/package/tar';
+import type { TarEntry } from '@datastation/protocol/tar';
 import { functionsEntries } from './functions-archive.js';
 
 /**

@@ -1,7 +1,7 @@
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
-import type { TarEntry } from '@datastation/package/tar';
+import type { TarEntry } from '@datastation/protocol/tar';
 import { isInside } from '@datastation/protocol/path-inside';
 
 export const DEFAULT_FUNCTIONS_MAX_BYTES = 256 * 1024 * 1024;

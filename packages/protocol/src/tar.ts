@@ -2,7 +2,7 @@ import { constants, createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { type Header, pack, type Pack } from 'tar-stream';
-import { DsError } from '@datastation/protocol';
+import { DsError } from './errors.js';
 
 /** One entry for a tar built in memory order; files are streamed from disk, never held whole. */
 export type TarEntry =
