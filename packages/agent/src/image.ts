@@ -1,19 +1,8 @@
-/**
- * Builds `datastation/agent:latest`: the agent bundled into one file (esbuild) on the offline
- * base (Node copied from this machine, no registry). The swarm stack runs it as a global service
- * with the node's Docker socket, the station storage and the agent's state folder (both at the
- * same path as on the node), and its certificate, key and the station CA as secrets. An image
- * whose inputs have not changed is reused. The bundle ships prebuilt in dist/agent-image
- * (scripts/bundle-agent.ts); from source, in the Data Station repository, it is made here.
- *
- * Build-time only: the agent process never imports this file.
- */
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type DockerClient, ensureOfflineBase, LABELS, tarOf } from '@datastation/host';
+import { type BuiltContextImage, buildContextImage, type DockerClient, ensureOfflineBase } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { DEFAULT_AGENT_PORT } from './protocol.js';
 import { AGENT_VERSION } from './version.js';
@@ -21,13 +10,7 @@ import { AGENT_VERSION } from './version.js';
 export const AGENT_IMAGE_REPO = 'datastation/agent';
 export const AGENT_IMAGE = `${AGENT_IMAGE_REPO}:latest`;
 
-export interface BuiltAgentImage {
-  id: string;
-  tag: string;
-  base: string;
-  /** False when an image with the same inputs existed and was kept. */
-  built: boolean;
-}
+export type BuiltAgentImage = BuiltContextImage;
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const PREBUILT = fileURLToPath(new URL('./agent-image/main.mjs', import.meta.url));
@@ -56,22 +39,7 @@ export async function buildAgentImage(
       ['Dockerfile', Buffer.from(DOCKERFILE)],
       ['agent/main.mjs', await readFile(bundle)],
     ];
-    const inputs = createHash('sha256').update((await docker.images.inspect(base))?.id ?? base);
-    for (const [name, content] of files) inputs.update(`\0${name}\0`).update(content);
-    const digest = inputs.digest('hex');
-    const existing = await docker.images.inspect(tag);
-    if (existing && existing.labels[LABELS.inputs] === digest && !options.force) {
-      progress(`${tag} is up to date`);
-      return { id: existing.id, tag, base, built: false };
-    }
-    progress(`building ${tag} on ${base}`);
-    const id = await docker.images.build(
-      tarOf(files.map(([name, content]) => ({ type: 'content' as const, name, content }))),
-      { tag, buildArgs: { NODE_IMAGE: base }, labels: { [LABELS.image]: 'agent', [LABELS.inputs]: digest } },
-      progress,
-    );
-    if (existing && existing.id !== id) await docker.images.remove(existing.id).catch(() => undefined);
-    return { id, tag, base, built: true };
+    return await buildContextImage(docker, { tag, base, kind: 'agent', files, progress, ...(options.force ? { force: true } : {}) });
   } finally {
     await rm(work, { recursive: true, force: true });
   }

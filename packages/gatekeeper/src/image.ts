@@ -1,37 +1,18 @@
-/**
- * Builds `datastation/gatekeeper:latest` (images/gatekeeper/Dockerfile) on the offline base: an
- * esbuild bundle of `main.ts` with better-sqlite3's native addon beside it. The addon was compiled
- * for this machine's node, and the offline base carries that very binary and its libraries, so it
- * loads in the image. An image whose inputs have not changed is reused, as the runtime image is.
- * The bundle ships prebuilt in dist/gatekeeper-image (scripts/bundle-gatekeeper.ts); from source,
- * in the Data Station repository, it is made here with esbuild (a devDependency). The owners'
- * console (`@datastation/console`'s built files) goes beside it, at the path DS_CONSOLE_DIR names.
- *
- * Build-time only: the gatekeeper process never imports this file.
- */
-import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { PluginBuild } from 'esbuild';
 import { consoleAssetsDir } from '@datastation/console';
-import { type DockerClient, ensureOfflineBase, LABELS, stageContext, tarOf } from '@datastation/host';
+import { type BuiltContextImage, buildContextImage, type DockerClient, ensureOfflineBase, stageContext } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { GATEKEEPER_DOCKERFILE } from './station-files.js';
 
 export const GATEKEEPER_IMAGE_REPO = 'datastation/gatekeeper';
 export const GATEKEEPER_IMAGE = `${GATEKEEPER_IMAGE_REPO}:latest`;
 
-export interface BuiltGatekeeperImage {
-  id: string;
-  tag: string;
-  base: string;
-  /** False when an image with the same inputs existed and was kept. */
-  built: boolean;
-}
+export type BuiltGatekeeperImage = BuiltContextImage;
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 /** The bundle made by this package's build: dist/gatekeeper-image/main.mjs. */
@@ -49,22 +30,7 @@ export async function buildGatekeeperImage(
   const work = await mkdtemp(join(tmpdir(), 'ds-gatekeeper-image-'));
   try {
     const files = await gatekeeperContext(work, progress);
-    const inputs = createHash('sha256').update((await docker.images.inspect(base))?.id ?? base);
-    for (const [name, content] of files) inputs.update(`\0${name}\0`).update(content);
-    const digest = inputs.digest('hex');
-    const existing = await docker.images.inspect(GATEKEEPER_IMAGE);
-    if (existing && existing.labels[LABELS.inputs] === digest && !options.force) {
-      progress(`${GATEKEEPER_IMAGE} is up to date`);
-      return { id: existing.id, tag: GATEKEEPER_IMAGE, base, built: false };
-    }
-    progress(`building ${GATEKEEPER_IMAGE} on ${base}`);
-    const id = await docker.images.build(
-      contextTar(files),
-      { tag: GATEKEEPER_IMAGE, buildArgs: { NODE_IMAGE: base }, labels: { [LABELS.image]: 'gatekeeper', [LABELS.inputs]: digest } },
-      progress,
-    );
-    if (existing && existing.id !== id) await docker.images.remove(existing.id).catch(() => undefined); // only if nothing uses it
-    return { id, tag: GATEKEEPER_IMAGE, base, built: true };
+    return await buildContextImage(docker, { tag: GATEKEEPER_IMAGE, base, kind: 'gatekeeper', files, progress, ...(options.force ? { force: true } : {}) });
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -186,9 +152,4 @@ export async function bundleGatekeeper(outDir: string): Promise<string> {
     ],
   });
   return outfile;
-}
-
-/** The build context: root-owned entries and fixed times (host's tarOf), so equal inputs give equal bytes. */
-function contextTar(files: [string, Buffer][]): Readable {
-  return tarOf(files.map(([name, content]) => ({ type: 'content' as const, name, content })));
 }

@@ -43,3 +43,4 @@ export { OpLimiter, isOpTimeout, type OpLimiterOptions, type OpLimiterStats } fr
 export { limitDockerClient, type LimitedDockerClient } from './station/limited-client.js';
 export { tarOf, type TarEntry } from '@datastation/protocol/tar';
 export { stageContext } from './images/stage.js';
+export { buildContextImage, type BuiltContextImage } from './images/context-image.js';
