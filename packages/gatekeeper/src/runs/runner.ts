@@ -597,12 +597,12 @@ export class Runner implements AsyncDisposable {
     // The reads' owners, and any owner whose file was opened for it (each read reports its owner when it ends; this is the belt to that brace).
     const touched = [...new Set([...touchedOwners(trace.reads), ...trace.touched])].sort();
     const scopeOwners = [...taint, ...touched];
-    const write = (tx: StoreTables, settled: RunOutcome) => this.write(tx, runId, settled, facts, trace, scopeOwners, touched, note, session);
+    const end: RunEnd = { runId, facts, trace, scopeOwners, touched, note, session };
+    const write = (tx: StoreTables, settled: RunOutcome) => this.write(tx, end, settled);
     let run: Run;
     try {
       // One write in one trip while the user's grants stay as they were read; else decided again in a transaction.
-      run =
-        (await this.endRun(runId, outcome, facts, trace, scopeOwners, touched, note, session)) ?? (await this.store.transaction((tx) => write(tx, outcome)));
+      run = (await this.endRun(end, outcome)) ?? (await this.store.transaction((tx) => write(tx, outcome)));
     } catch (error) {
       const cause = toDsError(error);
       const fallback: RunOutcome = {
@@ -624,16 +624,8 @@ export class Runner implements AsyncDisposable {
    * The run's end as `write` records it, in one write of the store (`Store.endRun`): the grants
    * read first, the outcome committed only while they stand. Undefined when they changed meanwhile.
    */
-  private async endRun(
-    runId: string,
-    outcome: RunOutcome,
-    facts: Facts,
-    trace: Trace,
-    scopeOwners: readonly string[],
-    touched: readonly string[],
-    note: 'denied' | undefined,
-    session: string | undefined,
-  ): Promise<Run | undefined> {
+  private async endRun(end: RunEnd, outcome: RunOutcome): Promise<Run | undefined> {
+    const { runId, facts, trace, scopeOwners, touched, note, session } = end;
     const { user, pkg } = facts;
     const seen = await this.store.grants.seen(user, pkg.id);
     const decision = decide(scopeOwners, seen.grants, note);
@@ -649,17 +641,8 @@ export class Runner implements AsyncDisposable {
     return ended?.run;
   }
 
-  private async write(
-    tx: StoreTables,
-    runId: string,
-    outcome: RunOutcome,
-    facts: Facts,
-    trace: Trace,
-    scopeOwners: readonly string[],
-    touched: readonly string[],
-    note: 'denied' | undefined,
-    session: string | undefined,
-  ): Promise<Run> {
+  private async write(tx: StoreTables, end: RunEnd, outcome: RunOutcome): Promise<Run> {
+    const { runId, facts, trace, scopeOwners, touched, note, session } = end;
     const { user, pkg } = facts;
     // The grants as they are now: an owner who revoked or tightened theirs while the run ran is heard.
     const decision = decide(scopeOwners, await tx.grants.list({ user, package: pkg.id }), note);
@@ -713,6 +696,18 @@ export class Runner implements AsyncDisposable {
 }
 
 /** NOT_APPROVED for a package the user has no grant of, or that does not exist (answered alike). */
+/** What a run's end is recorded from, however it is written (`endRun`, or `write` in a transaction). */
+interface RunEnd {
+  runId: string;
+  facts: Facts;
+  trace: Trace;
+  /** The owners in the run's scope: the folder's taint and the owners it touched. */
+  scopeOwners: readonly string[];
+  touched: readonly string[];
+  note: 'denied' | undefined;
+  session: string | undefined;
+}
+
 function notGranted(user: string, pkg: string): DsError {
   return new DsError('NOT_APPROVED', `Package ${pkg} is not granted to ${user} (or there is no such package).`, {
     hint: 'Ask the owner whose data you need to grant it to you; `ds grants` lists the packages granted to you.',

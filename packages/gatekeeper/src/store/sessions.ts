@@ -1,7 +1,7 @@
 import { DsError } from '@datastation/protocol/errors';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Connection, Step } from './connection.js';
-import { SESSION_STATES, type SessionState, type SessionTable } from './schema.js';
+import { type Database, SESSION_STATES, type SessionState, type SessionTable } from './schema.js';
 
 /** The states of a session whose container is (or was, until its gatekeeper died) up. */
 export const LIVE_SESSION_STATES: readonly SessionState[] = ['starting', 'running', 'paused'];
@@ -119,18 +119,7 @@ export class Sessions {
         .orderBy('created_at')
         .orderBy('id')
         .execute();
-      if (rows.length === 0) return [];
-      await q
-        .updateTable('sessions')
-        .set({ state: 'stopped', since: at })
-        .where(
-          'id',
-          'in',
-          rows.map((r) => r.id),
-        )
-        .where('state', 'in', [...LIVE_SESSION_STATES])
-        .execute();
-      return rows.map((row) => toSession({ ...row, state: 'stopped', since: at }));
+      return markStopped(q, rows, at);
     });
   }
 
@@ -153,18 +142,7 @@ export class Sessions {
           .where('runner', 'is not', null)
           .execute()
       ).filter((row) => row.runner?.startsWith(prefix) && (keep === undefined || row.runner !== `${prefix}${keep}`));
-      if (rows.length === 0) return [];
-      await q
-        .updateTable('sessions')
-        .set({ state: 'stopped', since: at })
-        .where(
-          'id',
-          'in',
-          rows.map((r) => r.id),
-        )
-        .where('state', 'in', [...LIVE_SESSION_STATES])
-        .execute();
-      return rows.map((row) => toSession({ ...row, state: 'stopped', since: at }));
+      return markStopped(q, rows, at);
     });
   }
 
@@ -197,4 +175,20 @@ function checkState(state: unknown): asserts state is SessionState {
 
 function toSession(row: SessionTable): SessionRecord {
   return { id: row.id, user: row.user, package: row.package, state: row.state, since: row.since, createdAt: row.created_at, runner: row.runner };
+}
+
+/** Records `rows` (sessions read as live) as stopped at `at`, those still live, and answers them so. */
+async function markStopped(q: Kysely<Database>, rows: SessionTable[], at: string): Promise<SessionRecord[]> {
+  if (rows.length === 0) return [];
+  await q
+    .updateTable('sessions')
+    .set({ state: 'stopped', since: at })
+    .where(
+      'id',
+      'in',
+      rows.map((r) => r.id),
+    )
+    .where('state', 'in', [...LIVE_SESSION_STATES])
+    .execute();
+  return rows.map((row) => toSession({ ...row, state: 'stopped', since: at }));
 }
