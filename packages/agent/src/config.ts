@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { defaultStateDir, runtimeFromEnvironment, type SandboxRuntime } from '@datastation/host';
+import { closeOnSignals, defaultStateDir, runtimeFromEnvironment, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { type Logger, pino } from 'pino';
 import { type Agent, type AgentOptions, startAgent } from './listener.js';
@@ -125,23 +125,6 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ag
   const config = readAgentConfig(env);
   const logger = createAgentLogger(config.logLevel);
   const agent = await startAgentFromConfig(config, { logger });
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn({ signal }, `${signal} again: exiting without cleanup`);
-      process.exit(130);
-    }
-    stopping = true;
-    logger.info({ signal }, `${signal}: closing sessions`);
-    agent.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'closing failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  closeOnSignals(() => agent.close(), logger, 'closing sessions');
   return agent;
 }

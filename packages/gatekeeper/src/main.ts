@@ -3,6 +3,7 @@
  * environment it reads). SIGTERM or SIGINT close the Station, removing its containers, and the
  * store before exiting; a second signal exits at once. Every line is JSON on stderr (pino).
  */
+import { closeOnSignals } from '@datastation/host';
 import { createGatekeeperLogger } from './logging.js';
 import { readStationConfig, startStation } from './server.js';
 
@@ -10,24 +11,7 @@ async function main(): Promise<void> {
   const config = readStationConfig(process.env);
   const logger = createGatekeeperLogger({ level: config.logLevel });
   const station = await startStation(config, { logger });
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn({ signal }, `${signal} again: exiting without cleanup`);
-      process.exit(130);
-    }
-    stopping = true;
-    logger.info({ signal }, `${signal}: closing sessions and the store`);
-    station.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'closing failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  closeOnSignals(() => station.close(), logger, 'closing sessions and the store');
 }
 
 main().catch((error: unknown) => {

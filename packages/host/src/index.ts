@@ -44,3 +44,4 @@ export { limitDockerClient, type LimitedDockerClient } from './station/limited-c
 export { tarOf, type TarEntry } from '@datastation/protocol/tar';
 export { stageContext } from './images/stage.js';
 export { buildContextImage, type BuiltContextImage } from './images/context-image.js';
+export { closeOnSignals } from './signals.js';
