@@ -212,6 +212,23 @@ export async function stopNodeEngine(node: NodeEngine, progress: (line: string) 
   }
 }
 
+/**
+ * The node as a machine that lost its power: SIGKILL to its engine, its containerd, the shims and
+ * every sandbox under them (its tasks and the agent's function containers), all at once, with no
+ * chance to clean up. The namespace, the veth and the folders stay, as a dead machine's disk
+ * does: `stopNodeEngine` (`ds swarm down`) removes them. For fault tests.
+ */
+export async function crashNodeEngine(node: NodeEngine): Promise<number[]> {
+  const killed: number[] = [];
+  // Again until none is left: a shim may fork while the others die.
+  for (let pids = await nodeProcesses(node); pids.length; pids = (await nodeProcesses(node)).filter((p) => alive(p))) {
+    for (const pid of pids) signal(pid, 'SIGKILL');
+    killed.push(...pids);
+    while (pids.some((p) => alive(p))) await sleep(50);
+  }
+  return killed;
+}
+
 /** Pids of processes started for this node: their command line names its folders or namespace. */
 async function nodeProcesses(node: NodeEngine): Promise<number[]> {
   const found: number[] = [];
