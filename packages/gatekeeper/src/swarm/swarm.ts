@@ -396,8 +396,11 @@ export async function swarmDown(options: SwarmDownOptions): Promise<SwarmDown> {
   }
   if (manager) {
     await step(`${node.hostname} leaves`, async () => {
-      const id = (await swarmInfo(nodeHost).catch(() => undefined))?.NodeID;
-      await docker(nodeHost, ['swarm', 'leave', '--force']).catch(() => undefined);
+      // A node whose engine died (crashNodeEngine) cannot say its id: the manager's list can.
+      const id =
+        (await swarmInfo(nodeHost).catch(() => undefined))?.NodeID ??
+        (await swarmNodes().catch(() => [] as SwarmUp['nodes'])).find((n) => n.hostname === node.hostname)?.id;
+      await docker(nodeHost, ['swarm', 'leave', '--force'], { timeoutMs: 30_000 }).catch(() => undefined);
       if (id) await docker(undefined, ['node', 'rm', '--force', id]).catch(() => undefined);
     });
   }
