@@ -262,9 +262,6 @@ it('stands a two-node swarm up with the station on it, and takes it all down lea
   // ---- Runs: 40 from 10 users, over both gatekeepers and both nodes.
   const node1 = nodes.find((n) => n.Spec.Role === 'manager')?.ID as string;
   const node2 = worker?.ID as string;
-  const storage = join(state, 'storage');
-  await mkdir(join(storage, 'owners', 'acme', 'trips'), { recursive: true });
-  await writeFile(join(storage, 'owners', 'acme', 'trips', '2026.csv'), 'id,duration\n1,10\n2,20\n3,12\n');
   const users = Array.from({ length: 10 }, (_, i) => `user${i}`);
   const walt = 'walt'; // placed after node 2's agent came back: a key no node holds yet
   tokens = { admin };
@@ -273,6 +270,10 @@ it('stands a two-node swarm up with the station on it, and takes it all down lea
     expect(added.status, added.text).toBe(201);
     tokens[id] = added.body.token as string;
   }
+  // acme's data, on the storage both nodes share.
+  const storage = join(state, 'storage');
+  await mkdir(join(storage, 'owners', 'acme', 'trips'), { recursive: true });
+  await writeFile(join(storage, 'owners', 'acme', 'trips', '2026.csv'), 'id,duration\n1,10\n2,20\n3,12\n');
   const imageId = await runtimeImageId(createDockerClient());
   await using fn = await functionPackage({
     'package.json': JSON.stringify({ name: 'swarm-trips', version: '1.0.0', type: 'module', main: 'index.js' }),
