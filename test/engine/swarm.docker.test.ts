@@ -375,7 +375,7 @@ it('stands a two-node swarm up with the station on it, and takes it all down lea
   // Nothing lost: every run is in the store as it ended, and the audit chain verifies.
   for (const [id, user] of runIds) {
     const run = await api(one, user, 'GET', `/v1/runs/${id}`);
-    expect([run.status, run.body.status], id).toEqual([200, 'succeeded']);
+    expect([run.status, run.body.status], id).toEqual([200, 'released']);
   }
   for (const [id, user] of cancelled) {
     const run = await api(one, user, 'GET', `/v1/runs/${id}`);
