@@ -256,7 +256,7 @@ export async function main(args: string[], io: MainIo = { stdout: process.stdout
               .option('offline', { type: 'boolean', describe: 'Build the runtime image on the offline base without trying a registry' })
               .option('agent-image', {
                 type: 'string',
-                describe: "An image on this engine that runs the node agent, for the stack's agent service (default: a placeholder)",
+                describe: "An image on this engine that runs the node agent, for the stack's agent service (default: datastation/agent:latest, built here)",
               })
               .example('$0 swarm up', 'Gatekeepers at http://127.0.0.1:8080 and http://10.213.0.2:8080, state in $DS_STATION_STATE'),
           async (argv) => {

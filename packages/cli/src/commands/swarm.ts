@@ -66,7 +66,7 @@ export async function swarmUpCommand(argv: SwarmUpArgs, ctx: CommandContext): Pr
     [
       `station ${up.name} on a swarm of ${up.nodes.length} nodes: ${up.nodes.map((n) => `${n.hostname} (${n.role}, ${n.state}${n.labels['datastation.sandbox'] ? `, sandbox=${n.labels['datastation.sandbox']}` : ''})`).join(', ')}`,
       `  gatekeepers ${up.gatekeepers.join(' ')} (ds uses ${up.url})`,
-      `  agents: ${up.agent === 'placeholder' ? 'the placeholder (stack.placeholder-agent.yml; --agent-image names the node agent)' : up.agent}`,
+      `  agents: ${up.agent} on ${up.agents.length} nodes, reached by both gatekeepers`,
       `  admin token: ${up.admin.tokenFile} (mode 0600; ds uses it with --as admin)`,
       `  next: ds principals add <id> --role owner|developer|user --as admin · docker stack ps ${up.name} · ds swarm down`,
       '',

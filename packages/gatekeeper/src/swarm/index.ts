@@ -1,8 +1,17 @@
-export { NODE_DEFAULT_RUNTIME, type NodeEngine, nodeDockerHost, nodeEngineLeftovers, nodeIp, startNodeEngine, stopNodeEngine } from './node-engine.js';
+export {
+  crashNodeEngine,
+  NODE_DEFAULT_RUNTIME,
+  type NodeEngine,
+  nodeDockerHost,
+  nodeEngineLeftovers,
+  nodeIp,
+  startNodeEngine,
+  stopNodeEngine,
+} from './node-engine.js';
 export { ensurePostgresImage, findPostgres, POSTGRES_IMAGE_REPO, postgresImageRef } from './postgres-image.js';
 export {
+  AGENT_STATE_DIR,
   LOOPBACK_REGISTRY,
-  PLACEHOLDER_AGENT_FILE,
   SANDBOX_LABEL,
   SECRET_KEYS,
   STACK_FILE,

@@ -25,7 +25,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DsError } from '@datastation/protocol/errors';
@@ -85,6 +85,8 @@ function daemonConfig(node: NodeEngine): Record<string, unknown> {
     hosts: [nodeDockerHost(node)],
     bip: node.bip,
     'default-address-pools': [{ base: node.pool, size: 24 }],
+    // Its containers' cgroups under a parent of its own: what a killed engine leaves there is found and removed.
+    'cgroup-parent': `/${cgroupParent(node)}`,
     'containerd-namespace': `${node.netns}`,
     'containerd-plugins-namespace': `${node.netns}-plugins`,
     'default-runtime': NODE_DEFAULT_RUNTIME,
@@ -99,6 +101,28 @@ function daemonConfig(node: NodeEngine): Record<string, unknown> {
   };
 }
 
+function cgroupParent(node: NodeEngine): string {
+  return node.netns;
+}
+
+/** The node's cgroup folders, one per hierarchy (cgroup v1: per controller; v2: one). */
+async function cgroupDirs(node: NodeEngine): Promise<string[]> {
+  const root = '/sys/fs/cgroup';
+  const hierarchies = (await exists(join(root, 'cgroup.controllers'))) ? [root] : (await readdir(root).catch(() => [] as string[])).map((h) => join(root, h));
+  const found: string[] = [];
+  for (const h of hierarchies) if (await exists(join(h, cgroupParent(node)))) found.push(join(h, cgroupParent(node)));
+  return found;
+}
+
+/** Removes an empty cgroup tree, deepest first (rmdir: a cgroup with a process stays, and says so). */
+async function removeCgroupTree(dir: string): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) if (e.isDirectory()) await removeCgroupTree(join(dir, e.name));
+  await rmdir(dir).catch((cause: NodeJS.ErrnoException) => {
+    if (cause.code !== 'ENOENT') throw cause;
+  });
+}
+
 /** What of `node` exists now: for `ds swarm down`'s report and the test's check that nothing is left. */
 export async function nodeEngineLeftovers(node: NodeEngine): Promise<string[]> {
   const left: string[] = [];
@@ -107,6 +131,7 @@ export async function nodeEngineLeftovers(node: NodeEngine): Promise<string[]> {
   for (const pid of await nodeProcesses(node)) left.push(`process ${pid}`);
   if (await exists(node.dir)) left.push(`folder ${node.dir}`);
   if (await exists(node.execRoot)) left.push(`folder ${node.execRoot}`);
+  for (const dir of await cgroupDirs(node)) left.push(`cgroup ${dir}`);
   return left;
 }
 
@@ -205,11 +230,34 @@ export async function stopNodeEngine(node: NodeEngine, progress: (line: string) 
   }
   // The veth goes with the namespace once nothing holds it; remove it outright if it lingers.
   if (await exists(`/sys/class/net/${node.hostIf}`)) await tryRun('ip', ['link', 'delete', node.hostIf]);
+  // A stopped engine removes its containers' cgroups; a killed one (crashNodeEngine) leaves them, empty.
+  for (const dir of await cgroupDirs(node)) {
+    await removeCgroupTree(dir).catch((cause: unknown) => {
+      throw new DsError('INTERNAL', `Could not remove the cgroup ${dir}: ${(cause as Error).message}.`, { cause });
+    });
+  }
   for (const dir of [node.execRoot, node.dir]) {
     await rm(dir, { recursive: true, force: true }).catch((cause: unknown) => {
       throw new DsError('INTERNAL', `Could not remove ${dir}: ${(cause as Error).message}.`, { cause });
     });
   }
+}
+
+/**
+ * The node as a machine that lost its power: SIGKILL to its engine, its containerd, the shims and
+ * every sandbox under them (its tasks and the agent's function containers), all at once, with no
+ * chance to clean up. The namespace, the veth and the folders stay, as a dead machine's disk
+ * does: `stopNodeEngine` (`ds swarm down`) removes them. For fault tests.
+ */
+export async function crashNodeEngine(node: NodeEngine): Promise<number[]> {
+  const killed: number[] = [];
+  // Again until none is left: a shim may fork while the others die.
+  for (let pids = await nodeProcesses(node); pids.length; pids = (await nodeProcesses(node)).filter((p) => alive(p))) {
+    for (const pid of pids) signal(pid, 'SIGKILL');
+    killed.push(...pids);
+    while (pids.some((p) => alive(p))) await sleep(50);
+  }
+  return killed;
 }
 
 /** Pids of processes started for this node: their command line names its folders or namespace. */

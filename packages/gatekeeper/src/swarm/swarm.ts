@@ -27,21 +27,22 @@ import { isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { makeStationCertificates } from '@datastation/agent/certificates';
-import { buildRuntimeImage, type DockerClient, ensureOfflineBase, HOST_STATE_DIRS, LABELS, tarOf } from '@datastation/host';
+import { buildAgentImage } from '@datastation/agent/image';
+import { buildRuntimeImage, type DockerClient, HOST_STATE_DIRS, LABELS, tarOf } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { AUDIT_HEADS_FILE } from '@datastation/protocol/station';
 import { checkName, DEFAULT_STATION_NAME, stationDir, waitHealthy } from '../compose.js';
 import { ADMIN_TOKEN_FILE, recordedStation, STATION_FILE, TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
 import { buildGatekeeperImage } from '../image.js';
-import { copyImages, docker } from './exec.js';
+import { copyImages, docker, run } from './exec.js';
 import { type NodeEngine, nodeDockerHost, nodeEngineLeftovers, nodeIp, hostIp, startNodeEngine, stopNodeEngine } from './node-engine.js';
 import { ensurePostgresImage } from './postgres-image.js';
 
 /** Shipped in this package, beside the compose file (same depth from src/swarm and dist/swarm). */
 export const STACK_FILE = fileURLToPath(new URL('../../compose/stack.yml', import.meta.url));
-/** The agent's stand-in until the node agent is in the stack (see the file). */
-export const PLACEHOLDER_AGENT_FILE = fileURLToPath(new URL('../../compose/stack.placeholder-agent.yml', import.meta.url));
 export const SWARM_FILE = 'swarm.json';
+/** In the station folder: the agents' state folders, one per node (`<node id>/`). */
+export const AGENT_STATE_DIR = 'agents';
 /** A registry name where nothing listens: a task's pull fails at once, and the node's own image is used. */
 export const LOOPBACK_REGISTRY = '127.0.0.1:5999';
 /** The node label the stack places by; node 2's engine defaults to gVisor. */
@@ -101,7 +102,8 @@ export interface SwarmUpOptions {
   readyTimeoutS?: number;
   /**
    * An image on this engine whose entrypoint runs the node agent (`ds agent`): deployed as the
-   * `agent` service, on every node. Without it, the placeholder (stack.placeholder-agent.yml).
+   * `agent` service, on every node. Default: `datastation/agent:latest`, built (or reused) by
+   * `buildAgentImage`.
    */
   agentImage?: string;
   docker: DockerClient;
@@ -117,8 +119,10 @@ export interface SwarmUp {
   nodes: { id: string; hostname: string; role: string; state: string; labels: Record<string, string> }[];
   dir: string;
   admin: { id: 'admin'; tokenFile: string };
-  /** What the agent service runs: the placeholder (stack.placeholder-agent.yml), or the image `agentImage` named, by its loopback-registry name. */
+  /** What the agent service runs: the agent image, by its loopback-registry name. */
   agent: string;
+  /** The node agents both gatekeepers are connected to: their ids (the swarm node ids). */
+  agents: string[];
 }
 
 export interface SwarmDownOptions {
@@ -224,6 +228,10 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
   const dir = await stationDir(options.dir);
   const storage = join(dir, 'storage');
   await mkdir(storage, { recursive: true, mode: 0o755 });
+  // The agents' state (session folders, sockets): node-local in production; here both nodes share
+  // this machine's disk, so each agent takes <agents>/<its node id> (stack.yml).
+  const agentState = join(dir, AGENT_STATE_DIR);
+  await mkdir(agentState, { recursive: true, mode: 0o700 });
 
   const recorded = await readSwarmState(dir);
   const swarm = await swarmInfo(undefined);
@@ -311,9 +319,9 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
       DS_AGENT_IMAGE: images.agentImage,
       DS_STORAGE: storage,
       DS_STATE_DIR: dir,
+      DS_AGENT_STATE_DIR: agentState,
       DS_PORT: String(port),
     };
-    const placeholder = !options.agentImage;
     const url = `http://127.0.0.1:${port}`;
     const second = `http://${nodeIp(node)}:${port}`;
     const tokenFile = join(dir, ADMIN_TOKEN_FILE);
@@ -321,10 +329,14 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
     // Both gatekeepers at once, a new station too: the first to start publishes the admin's token
     // file and the other takes the same token (seedAdmin), so they need no order.
     progress('deploying the stack: two gatekeepers, one per node');
-    await deploy(name, { ...env, DS_GATEKEEPERS: '2' }, placeholder);
+    await deploy(name, { ...env, DS_GATEKEEPERS: '2' });
     await waitServices(name, { postgres: 1, gatekeeper: 2, agent: 2 }, (options.readyTimeoutS ?? 240) * 1000, progress);
     for (const gatekeeper of [url, second]) await waitHealthy(gatekeeper, undefined, 120_000, logs);
     await waitFile(tokenFile, 60_000);
+    const nodes = await swarmNodes();
+    const agents = nodes.map((n) => n.id).sort();
+    progress('waiting for both gatekeepers to reach the agent of every node');
+    await waitAgentsConnected(name, nodes, 120_000);
 
     const previous = await recordedStation(dir);
     await writeStationFile(dir, { url, name, port, storage, principals: { ...(previous.principals ?? {}), admin: 'admin' } });
@@ -332,10 +344,11 @@ export async function swarmUp(options: SwarmUpOptions): Promise<SwarmUp> {
       name,
       url,
       gatekeepers: [url, second],
-      nodes: await swarmNodes(),
+      nodes,
       dir,
       admin: { id: 'admin', tokenFile },
-      agent: placeholder ? 'placeholder' : images.agentImage,
+      agent: images.agentImage,
+      agents,
     };
   } catch (error) {
     progress(`ds swarm up failed; what it made stays for \`ds swarm down\` to remove (${(error as Error).message.split('\n')[0]})`);
@@ -383,8 +396,11 @@ export async function swarmDown(options: SwarmDownOptions): Promise<SwarmDown> {
   }
   if (manager) {
     await step(`${node.hostname} leaves`, async () => {
-      const id = (await swarmInfo(nodeHost).catch(() => undefined))?.NodeID;
-      await docker(nodeHost, ['swarm', 'leave', '--force']).catch(() => undefined);
+      // A node whose engine died (crashNodeEngine) cannot say its id: the manager's list can.
+      const id =
+        (await swarmInfo(nodeHost).catch(() => undefined))?.NodeID ??
+        (await swarmNodes().catch(() => [] as SwarmUp['nodes'])).find((n) => n.hostname === node.hostname)?.id;
+      await docker(nodeHost, ['swarm', 'leave', '--force'], { timeoutMs: 30_000 }).catch(() => undefined);
       if (id) await docker(undefined, ['node', 'rm', '--force', id]).catch(() => undefined);
     });
   }
@@ -400,7 +416,7 @@ export async function swarmDown(options: SwarmDownOptions): Promise<SwarmDown> {
     });
   }
   if (options.volumes) {
-    for (const entry of ['storage', TOKENS_DIR, ...Object.values(HOST_STATE_DIRS), 'audit', 'swarm', 'swarm-check', AUDIT_HEADS_FILE, STATION_FILE]) {
+    for (const entry of ['storage', AGENT_STATE_DIR, TOKENS_DIR, ...Object.values(HOST_STATE_DIRS), 'audit', 'swarm', AUDIT_HEADS_FILE, STATION_FILE]) {
       const path = join(options.dir, entry);
       if (!(await lstat(path).catch(() => undefined))) continue;
       await step(`remove ${path}`, () => rm(path, { recursive: true, force: true }));
@@ -476,8 +492,9 @@ async function buildImages(
   progress('building the PostgreSQL image');
   const postgres = await ensurePostgresImage(client, (l) => progress(`  ${l}`));
   const postgresId = (await client.images.inspect(postgres))?.id ?? postgres;
-  // The agent: the image named, or the offline Node base the placeholder runs on.
-  const agentSource = o.agentImage ?? (await ensureOfflineBase(client, progress));
+  // The agent: the image named, or the one built here (reused while its inputs are unchanged).
+  if (!o.agentImage) progress('building the agent image');
+  const agentSource = o.agentImage ?? (await buildAgentImage(client, { onProgress: (l) => progress(`  ${l}`) })).tag;
   const agentId = (await client.images.inspect(agentSource))?.id;
   if (!agentId) throw new DsError('BAD_REQUEST', `The agent image ${agentSource} is not on this engine.`);
 
@@ -485,7 +502,7 @@ async function buildImages(
   const refs = {
     gatekeeper: `${LOOPBACK_REGISTRY}/datastation/gatekeeper:${tag(swarmGatekeeperId)}`,
     postgres: `${LOOPBACK_REGISTRY}/datastation/postgres:${tag(postgresId)}`,
-    agent: `${LOOPBACK_REGISTRY}/datastation/${o.agentImage ? 'agent' : 'node-base'}:${tag(agentId)}`,
+    agent: `${LOOPBACK_REGISTRY}/datastation/agent:${tag(agentId)}`,
   };
   const split = (ref: string) => {
     const at = ref.lastIndexOf(':');
@@ -531,9 +548,8 @@ async function withServiceDns(client: DockerClient, gatekeeperId: string): Promi
   return { id, ref };
 }
 
-async function deploy(name: string, env: NodeJS.ProcessEnv, placeholder: boolean): Promise<void> {
-  const files = ['-c', STACK_FILE, ...(placeholder ? ['-c', PLACEHOLDER_AGENT_FILE] : [])];
-  await docker(undefined, ['stack', 'deploy', '--prune', '--resolve-image', 'never', ...files, name], {
+async function deploy(name: string, env: NodeJS.ProcessEnv): Promise<void> {
+  await docker(undefined, ['stack', 'deploy', '--prune', '--resolve-image', 'never', '-c', STACK_FILE, name], {
     env,
     timeoutMs: 180_000,
   });
@@ -570,6 +586,34 @@ async function waitServices(name: string, want: Record<string, number>, timeoutM
       throw new DsError(
         'CONTAINER_START_FAILED',
         `The stack's services did not all start within ${Math.round(timeoutMs / 1000)} s (${line}). Its tasks:\n${errors}`,
+      );
+    }
+    await sleep(1000);
+  }
+}
+
+/**
+ * Waits until the gatekeeper on every node has said it is connected to the agent of every node
+ * (its log line `connected to node agent <node id>`): runs placed before that would all go to the
+ * agents found first.
+ */
+async function waitAgentsConnected(name: string, nodes: SwarmUp['nodes'], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // The gatekeepers log on stderr, which `docker service logs` passes on as its own.
+    const out = await run('sh', ['-c', 'exec docker service logs --no-trunc "$1" 2>&1', 'sh', `${name}_gatekeeper`]).catch(() => '');
+    const missing: string[] = [];
+    for (const gatekeeper of nodes) {
+      // `docker service logs` prefixes each line with <task>@<node hostname>, then spaces and `|`.
+      const lines = out.split('\n').filter((l) => /^\S+@(\S+)\s+\|/.exec(l)?.[1] === gatekeeper.hostname);
+      for (const agent of nodes)
+        if (!lines.some((l) => l.includes(`connected to node agent ${agent.id}`))) missing.push(`${gatekeeper.hostname} -> ${agent.hostname}'s agent`);
+    }
+    if (!missing.length) return;
+    if (Date.now() > deadline) {
+      throw new DsError(
+        'CONTAINER_START_FAILED',
+        `The gatekeepers did not reach every node's agent within ${Math.round(timeoutMs / 1000)} s (missing: ${missing.join(', ')}). Their log ends:\n${out.split('\n').slice(-30).join('\n')}`,
       );
     }
     await sleep(1000);
