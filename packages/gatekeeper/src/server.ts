@@ -10,7 +10,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { runtimeFromEnvironment, type SandboxRuntime } from '@datastation/host';
 import { DsError } from '@datastation/protocol/errors';
 import { ISSUED_TOKEN } from '@datastation/protocol/station';
-import { TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
+import { readStateFile, TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
 import { clusterBackend } from './cluster/cluster-backend.js';
 import { AGENTS_ENV, type AgentEndpoints, parseAgentEndpoints } from './cluster/endpoints.js';
 import { createGatekeeper, type Gatekeeper, type GatekeeperOptions, type TlsIdentity } from './http/index.js';
@@ -259,19 +259,8 @@ export async function seedAdmin(store: Store, stateDir: string): Promise<string 
 
 /** The token in the admin's file, or undefined when there is no file. */
 async function readToken(file: string): Promise<string | undefined> {
-  let text: string;
-  try {
-    // Not through a link planted at the name.
-    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      text = await handle.readFile('utf8');
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const text = await readStateFile(file);
+  if (text === undefined) return undefined;
   const token = text.trim();
   if (!ISSUED_TOKEN.test(token))
     throw new DsError(

@@ -34,6 +34,24 @@ export interface StationFile {
   principals?: Record<string, Role>;
 }
 
+/**
+ * A state folder file's text, read without following a link planted at its name (O_NOFOLLOW), or
+ * undefined when there is none. Other failures are the caller's to word.
+ */
+export async function readStateFile(file: string): Promise<string | undefined> {
+  try {
+    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
 /** station.json, or undefined when there is none (no `ds up` yet); BAD_REQUEST when it is not one. */
 export async function readStationFile(dir: string): Promise<StationFile | undefined> {
   const file = join(dir, STATION_FILE);

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DsError } from '@datastation/protocol';
 import { AUDIT_HEADS_FILE, isPrincipalId, type Role } from '@datastation/protocol/station';
-import { readStationFile, TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
+import { readStateFile, readStationFile, TOKENS_DIR, writeStationFile } from '@datastation/protocol/station-folder';
 
 export type { Role } from '@datastation/protocol/station';
 
@@ -153,18 +153,13 @@ export async function recordVerifiedHead(dir: string, url: string, head: Verifie
 
 async function readHeads(dir: string): Promise<Map<string, VerifiedHead>> {
   const file = join(dir, AUDIT_HEADS_FILE);
-  let text: string;
+  let text: string | undefined;
   try {
-    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      text = await handle.readFile('utf8');
-    } finally {
-      await handle.close();
-    }
+    text = await readStateFile(file);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
     throw new DsError('BAD_REQUEST', `Cannot read ${file}: ${(error as Error).message}.`, { cause: error });
   }
+  if (text === undefined) return new Map();
   const broken = (cause?: unknown) =>
     new DsError(
       'BAD_REQUEST',
