@@ -120,4 +120,46 @@ describe('a call on the runtime connection', () => {
     expect(failure).toMatchObject({ code: 'TIMEOUT', details: { reason: 'backstop' }, message: expect.stringContaining('did not answer') });
     await expect.poll(() => host.open).toBe(false);
   });
+
+  it('holds the reads of a call behind its gate: none answered while it is pending, in order once it opens, refused if it fails', async () => {
+    const { host, runtime, seen } = await play();
+    const answered: { rid: number; code: string }[] = [];
+    runtime.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      const message = JSON.parse(String(data)) as { type: string; rid: number; code: string };
+      if (message.type === 'read.error') answered.push({ rid: message.rid, code: message.code });
+    });
+    const read = (id: string, rid: number) => runtime.send(JSON.stringify({ type: 'read.open', id, rid, path: '/owners/acme/x.csv', window: 4 }));
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    void host.call('f', null, { timeoutMs: 60_000, readGate: gate }).catch(() => undefined);
+    await expect.poll(() => idOf(seen)).toBeDefined();
+    const first = idOf(seen);
+    read(first, 1);
+    read(first, 2);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(answered).toEqual([]);
+    open();
+    // This connection serves no station reads: once the gate opens, each read gets that answer, in the order asked.
+    await expect
+      .poll(() => answered)
+      .toEqual([
+        { rid: 1, code: 'POLICY_DENIED' },
+        { rid: 2, code: 'POLICY_DENIED' },
+      ]);
+    let fail: (error: Error) => void = () => undefined;
+    const failing = new Promise<void>((_, reject) => (fail = reject));
+    void host.call('f', null, { timeoutMs: 60_000, readGate: failing }).catch(() => undefined);
+    await expect.poll(() => seen.filter((s) => s.startsWith('invoke ')).length).toBe(2);
+    const second = seen.filter((s) => s.startsWith('invoke '))[1]?.slice(7) as string;
+    read(second, 3);
+    fail(new Error('the record could not be written'));
+    read(second, 4);
+    await expect
+      .poll(() => answered.slice(2))
+      .toEqual([
+        { rid: 3, code: 'CANCELLED' },
+        { rid: 4, code: 'CANCELLED' },
+      ]);
+  });
 });

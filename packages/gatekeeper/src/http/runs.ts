@@ -53,7 +53,9 @@ export function runRoutes(ctx: GatekeeperContext): Router {
     noteRun(res, started.run.id);
     void started.settled.then(giveBack, giveBack);
     if (body.wait === false) {
-      // Nothing in this answer depends on data: the run was only recorded (status running).
+      // Answered once the run is recorded (the id is then the store's). Nothing in this answer
+      // depends on data: the run was only recorded (status running).
+      await started.recorded;
       res.status(202).json(runView(started.run, who, ctx.runner.liveView(started.run.id)));
       return;
     }

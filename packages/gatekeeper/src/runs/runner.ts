@@ -7,6 +7,7 @@ import {
   type SessionKey,
   sessionKeyId,
   type SessionSpec,
+  Station,
   type StationOptions,
 } from '@datastation/host';
 import { didYouMean } from '@datastation/protocol';
@@ -14,7 +15,7 @@ import { DsError, isErrorCode, toDsError } from '@datastation/protocol/errors';
 import type { Progress } from '@datastation/protocol/progress';
 import type { RunProgress } from '@datastation/protocol/station';
 import { localBackend, type SessionBackend, type SessionBackendFactory } from './backend.js';
-import { emptyDataFolder, ensureDataFolder } from './folders.js';
+import { dataFolderOf, emptyDataFolder, ensureDataFolder } from './folders.js';
 import { runAuditEntries } from './run-audit.js';
 import { type Facts, newTrace, touch, touchedOwners, type Trace } from './trace.js';
 import { Turns } from './turns.js';
@@ -56,6 +57,11 @@ interface LiveRun {
   deadline: string | undefined;
   /** Its user was told its progress is withheld (once, when it touched an owner who must release it first). */
   toldWithheld: boolean;
+  /**
+   * Its record (status running) committed: until then it may run, but not read (its call's
+   * reads wait for this), and its outcome is not written.
+   */
+  stored: Promise<void>;
   /** Its outcome: from its turn, or from a cancel that came while it was queued. */
   outcome: Promise<Settled>;
   settle: (settled: Settled | Promise<Settled>) => void;
@@ -130,6 +136,8 @@ export class Runner implements AsyncDisposable {
   /** The host's Station on this machine, or the node agents of a cluster (runs/backend.ts). */
   readonly station: SessionBackend;
   private readonly specs = new Map<string, SessionSpec>();
+  /** Read policies' hashes by their patterns (policyHash). */
+  private readonly policyHashes = new Map<string, string>();
   private readonly traces = new Map<string, Trace>();
   /** Runs (and uploads, downloads, emptying) queued per data folder (user, package). */
   private readonly turns = new Turns();
@@ -230,11 +238,13 @@ export class Runner implements AsyncDisposable {
 
   /**
    * Takes a user's run: the package, the target and the grants are checked now (a refusal is
-   * thrown, and audited as before), the run is recorded (`running`) and queued on its data folder,
-   * and this resolves with it at once. `settled` resolves with its outcome once it ran, or at once
-   * when it is cancelled while still queued (see cancel).
+   * thrown, and audited as before), the run's record (`running`) is written and the run queued on
+   * its data folder, and this resolves with it at once. `recorded` resolves once the record is
+   * committed: the run may start meanwhile, but its reads wait for it (runOnFolder), and so does its
+   * outcome. `settled` resolves with its outcome once it ran, or at once when it is cancelled while
+   * still queued (see cancel); it rejects with the store's error when the record could not be written.
    */
-  async start(user: string, request: RunRequest): Promise<{ run: Run; settled: Promise<Settled> }> {
+  async start(user: string, request: RunRequest): Promise<{ run: Run; recorded: Promise<void>; settled: Promise<Settled> }> {
     if (this.closing) throw new DsError('CANCELLED', 'The gatekeeper is stopping; run it again in a moment.');
     checkJsonDepth(request.args, "The run's arguments");
     const pkg = await this.store.packages.get(request.package);
@@ -245,7 +255,8 @@ export class Runner implements AsyncDisposable {
     // What it could reach now; decided again when its turn comes (runs before it may taint the folder).
     const taint = await this.store.taints.list(user, pkg.id);
     const reach = reachOf(auth, taint);
-    const run = await this.store.runs.start({
+    // Not awaited: the run's turn may begin while its record is written (see runOnFolder).
+    const { run, recorded } = this.store.runs.begin({
       user,
       package: pkg.id,
       target: request.target,
@@ -269,6 +280,7 @@ export class Runner implements AsyncDisposable {
       progress: undefined,
       deadline: undefined,
       toldWithheld: false,
+      stored: recorded,
       outcome,
       settle,
       recorded: undefined,
@@ -279,7 +291,7 @@ export class Runner implements AsyncDisposable {
     // folder's taint as the runs before this one left them.
     const turn = this.oneAtATime(folderId(user, pkg.id), () => this.runOnFolder(live, request));
     turn.then(settle, (error: unknown) => settle(Promise.reject(error)));
-    for (const pending of [outcome, turn]) {
+    for (const pending of [recorded, outcome, turn]) {
       const quiet = pending.catch(() => undefined);
       this.inFlight.add(quiet);
       void quiet.then(() => this.inFlight.delete(quiet));
@@ -292,7 +304,7 @@ export class Runner implements AsyncDisposable {
       }, 2 * WITHHELD_TIME_RESOLUTION_MS).unref();
     };
     void outcome.then(forget, forget);
-    return { run, settled: outcome };
+    return { run, recorded, settled: outcome };
   }
 
   /**
@@ -406,7 +418,7 @@ export class Runner implements AsyncDisposable {
    * granting the package to others) when no owner grants it to them.
    */
   private async authorise(user: string, pkg: StoredPackage, request: RunRequest): Promise<RunAuthorisation> {
-    const grants = await this.store.grants.list({ package: pkg.id, includeRevoked: true });
+    const grants = await this.grantsOf(user, pkg.id);
     try {
       return authoriseRun(user, pkg.id, grants);
     } catch (error) {
@@ -431,6 +443,16 @@ export class Runner implements AsyncDisposable {
     }
   }
 
+  /**
+   * What `authoriseRun` needs to decide a run of `pkg` by `user`: the user's active grants of it
+   * (one indexed read, whatever the number of users it is granted to), or, when there are none, every
+   * grant of the package, active and revoked, for the refusal's message and its audit entry.
+   */
+  private async grantsOf(user: string, pkg: string): Promise<Grant[]> {
+    const active = await this.store.grants.forRun(user, pkg);
+    return active.length > 0 ? active : this.store.grants.list({ package: pkg, includeRevoked: true });
+  }
+
   /** A run's turn on its data folder: the grants and the taint as they are now, its deadline, its session, its call. */
   private async runOnFolder(live: LiveRun, request: RunRequest): Promise<Settled> {
     if (live.recorded) return live.recorded; // cancelled while it waited
@@ -441,7 +463,7 @@ export class Runner implements AsyncDisposable {
       const message = 'The gatekeeper stopped before this run started, so it never ran. Run it again.';
       return this.record(runId, { error: { code: 'CANCELLED', message } }, live.facts, newTrace(), []);
     }
-    const grants = await this.store.grants.list({ package: pkg.id, includeRevoked: true });
+    const grants = await this.grantsOf(user, pkg.id);
     let auth: RunAuthorisation;
     try {
       auth = authoriseRun(user, pkg.id, grants);
@@ -470,9 +492,10 @@ export class Runner implements AsyncDisposable {
     const deadline = Date.now() + budget.ms;
     live.deadline = new Date(deadline).toISOString();
     const readPolicy = { root: join(this.storage, 'owners'), at: 'owners', allow: auth.allow };
-    const key: SessionKey = { user, package: `${pkg.id}+policy:${sha256Hex(canonicalJson(readPolicy)).slice(0, 16)}` };
+    const key: SessionKey = { user, package: `${pkg.id}+policy:${this.policyHash(readPolicy)}` };
     const id = sessionKeyId(key);
-    const dataDir = await ensureDataFolder(this.storage, user, pkg.id);
+    // Made when a session starts on it (sessionFor), not at every run.
+    const dataDir = dataFolderOf(this.storage, user, pkg.id);
     const manifest = pkg.manifest as { image?: { id?: string } };
     this.specs.set(id, {
       dataDir,
@@ -503,6 +526,13 @@ export class Runner implements AsyncDisposable {
     this.traces.set(id, trace);
     let outcome: RunOutcome;
     let session: string | undefined;
+    // The run starts while its record is written (a commit's fsync off a warm run's path), its
+    // reads held until the record is durable: the host's Station holds them (readGate); a
+    // backend that cannot waits for the record first. Nothing of an owner's can get in before,
+    // so a gatekeeper killed meanwhile leaves no run its successor must settle (see recover).
+    const gated = this.station instanceof Station;
+    if (!gated) await live.stored;
+    else live.stored.catch(() => live.abort.abort());
     try {
       // A new session is recorded before the call: a gatekeeper killed mid-call leaves a record
       // its successor can settle (see recover). A warm one was recorded when it started.
@@ -517,6 +547,7 @@ export class Runner implements AsyncDisposable {
         onProgress: (progress) => this.progressed(live, progress),
         signal: live.abort.signal,
         timeoutMs: remaining,
+        ...(gated ? { readGate: live.stored } : {}),
       });
       session = result.session;
       outcome = valueOutcome(result.value);
@@ -594,6 +625,8 @@ export class Runner implements AsyncDisposable {
     note?: 'denied',
     session?: string,
   ): Promise<Settled> {
+    // An outcome is written after the run's record only; a record that failed fails the run with the store's error.
+    await this.live.get(runId)?.stored;
     // The reads' owners, and any owner whose file was opened for it (each read reports its owner when it ends; this is the belt to that brace).
     const touched = [...new Set([...touchedOwners(trace.reads), ...trace.touched])].sort();
     const scopeOwners = [...taint, ...touched];
@@ -659,6 +692,22 @@ export class Runner implements AsyncDisposable {
     return this.turns.take(id, fn);
   }
 
+  /**
+   * The short hash of a session's read policy, in its key: the same policy (the same grants) gives
+   * the same key. Kept per policy (few: one per set of grants in use), since each run needs it.
+   */
+  private policyHash(policy: { root: string; at: string; allow: readonly string[] }): string {
+    // Root and `at` are this runner's own: the patterns tell policies apart (none holds a NUL).
+    const known = policy.allow.join('\0');
+    let hash = this.policyHashes.get(known);
+    if (hash === undefined) {
+      hash = sha256Hex(canonicalJson(policy)).slice(0, 16);
+      if (this.policyHashes.size >= 4096) this.policyHashes.clear();
+      this.policyHashes.set(known, hash);
+    }
+    return hash;
+  }
+
   /** Drops the specs of a folder's closed sessions. */
   private forgetFolder(user: string, pkg: string): void {
     const folder = folderId(user, pkg);
@@ -669,6 +718,8 @@ export class Runner implements AsyncDisposable {
   private async sessionFor(key: SessionKey): Promise<SessionSpec> {
     const spec = this.specs.get(sessionKeyId(key));
     if (!spec) throw new DsError('INTERNAL', `No session spec for ${key.user}/${key.package}.`);
+    // The user's folder of the package, made (with its parents) if missing: emptying it removes it.
+    await ensureDataFolder(this.storage, key.user, key.package.slice(0, key.package.indexOf('+policy:')));
     // Checked at upload, and again here: an operator may have withdrawn the image since.
     if (spec.image) await this.packageFiles.images?.checkSession(spec.image);
     return spec;

@@ -6,6 +6,7 @@ import { checkGrantPattern } from '@datastation/protocol/patterns';
 import type { Grant, GrantInput } from '@datastation/protocol/station';
 import type { Connection, Step } from './connection.js';
 import { type Database, type GrantTable, RELEASE_MODES } from './schema.js';
+import { Prepared } from './prepared.js';
 
 export type { Grant, GrantInput } from '@datastation/protocol/station';
 
@@ -14,6 +15,13 @@ export class Grants {
     private readonly connection: Connection,
     private readonly now: () => Date,
   ) {}
+
+  /** The user's active grants of a package, oldest first (asked three times at every run). */
+  readonly #forRun = new Prepared(
+    () => this.connection.db,
+    2,
+    (q, user: string, pkg: string) => activeQuery(q).where('user', '=', user).where('package', '=', pkg).orderBy('created_at').orderBy('id'),
+  );
 
   /** Adds one grant from `owner`. */
   async add(owner: string, input: GrantInput): Promise<Grant> {
@@ -90,14 +98,14 @@ export class Grants {
    * decision made on them is committed only while they stand.
    */
   async seen(user: string, pkg: string): Promise<{ grants: Grant[]; unchanged: Step }> {
-    const query = activeQuery(this.connection.db).where('user', '=', user).where('package', '=', pkg).orderBy('created_at').orderBy('id').compile();
+    const query = this.#forRun.with(user, pkg);
     const rows = await this.connection.read('list grants', async (q) => (await q.executeQuery(query)).rows as GrantTable[]);
     return { grants: rows.map(toGrant), unchanged: { query, expect: { same: rows } } };
   }
 
   /** The active grants a run of `pkg` by `user` can rely on (one per owner or more). */
   forRun(user: string, pkg: string): Promise<Grant[]> {
-    return this.list({ user, package: pkg });
+    return this.connection.read('list grants', async (q) => (await q.executeQuery(this.#forRun.with(user, pkg))).rows.map(toGrant));
   }
 
   private row(owner: string, input: GrantInput): GrantTable {
@@ -158,6 +166,21 @@ export { MAX_RUN_MS_BOUND };
  * nothing and is left out. So no row can ever widen a run's reads.
  */
 function grantedPatterns(owner: string, stored: string): string[] {
+  // A pure function of the row's two columns, asked at every run: kept (a copy is handed out).
+  const key = `${owner}\0${stored}`;
+  let read = checkedPatterns.get(key);
+  if (read === undefined) {
+    read = checkPatterns(owner, stored);
+    if (checkedPatterns.size >= 4096) checkedPatterns.clear();
+    checkedPatterns.set(key, read);
+  }
+  return [...read];
+}
+
+/** grantedPatterns' answers by owner and stored text. */
+const checkedPatterns = new Map<string, readonly string[]>();
+
+function checkPatterns(owner: string, stored: string): string[] {
   let list: unknown;
   try {
     list = JSON.parse(stored);

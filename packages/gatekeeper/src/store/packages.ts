@@ -2,6 +2,7 @@ import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, type Json } from './canonical.js';
 import type { Connection } from './connection.js';
 import type { PackageTable } from './schema.js';
+import { Prepared } from './prepared.js';
 
 export interface StoredPackage {
   /** The package's digest (`sha256:<64 hex>`): a package is its digest, never its name. */
@@ -53,9 +54,16 @@ export class Packages {
     });
   }
 
+  /** A package by digest (asked at every run). */
+  readonly #byId = new Prepared(
+    () => this.connection.db,
+    1,
+    (q, digest: string) => q.selectFrom('packages').selectAll().where('id', '=', digest),
+  );
+
   get(digest: string): Promise<StoredPackage | undefined> {
     return this.connection.read(`read package ${digest}`, async (q) => {
-      const row = await q.selectFrom('packages').selectAll().where('id', '=', digest).executeTakeFirst();
+      const row = (await q.executeQuery(this.#byId.with(digest))).rows[0];
       return row ? toPackage(row) : undefined;
     });
   }

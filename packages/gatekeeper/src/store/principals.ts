@@ -4,6 +4,7 @@ import { hashToken } from './canonical.js';
 import type { Connection } from './connection.js';
 import { ISSUED_TOKEN_BYTES, isPrincipalId, type PrincipalInfo } from '@datastation/protocol/station';
 import { ROLES, type PrincipalTable, type Role } from './schema.js';
+import { Prepared } from './prepared.js';
 
 /**
  * A principal as the store knows it: the API's `PrincipalInfo` (its standing, when its token
@@ -45,8 +46,18 @@ export interface Credentialed {
 const STAMP_KEY = randomBytes(32);
 
 function stampOf(tokenHash: string): string {
-  return createHmac('sha256', STAMP_KEY).update(tokenHash).digest('base64url');
+  // Asked at every request; the same hash always gives the same stamp.
+  let stamp = stamps.get(tokenHash);
+  if (stamp === undefined) {
+    stamp = createHmac('sha256', STAMP_KEY).update(tokenHash).digest('base64url');
+    if (stamps.size >= 4096) stamps.clear();
+    stamps.set(tokenHash, stamp);
+  }
+  return stamp;
 }
+
+/** stampOf's answers by token hash. */
+const stamps = new Map<string, string>();
 
 /**
  * The stamp of the credential a token is: equal to `Principals.withCredential(id).credential` while
@@ -75,6 +86,13 @@ export class Principals {
     /** Told of each change once it is written (see `Store.onPrincipalChange`). */
     private readonly changed: (change: PrincipalChange) => void = () => undefined,
   ) {}
+
+  /** The principal a token hash names (asked at every request). */
+  readonly #byTokenHash = new Prepared(
+    () => this.connection.db,
+    1,
+    (q, hash: string) => q.selectFrom('principals').selectAll().where('token_hash', '=', hash),
+  );
 
   /**
    * Adds a principal with the token it will present, working until `expiresAt` (an ISO time; none:
@@ -200,9 +218,7 @@ export class Principals {
   async check(token: string): Promise<TokenCheck> {
     if (typeof token !== 'string' || token.length === 0) return { ok: false, reason: 'unknown' };
     const hash = hashToken(token);
-    const row = await this.connection.read('authenticate a token', (q) =>
-      q.selectFrom('principals').selectAll().where('token_hash', '=', hash).executeTakeFirst(),
-    );
+    const row = await this.connection.read('authenticate a token', async (q) => (await q.executeQuery(this.#byTokenHash.with(hash))).rows[0]);
     if (!row || row.removed_at) return { ok: false, reason: 'unknown' };
     if (row.disabled_at) return { ok: false, reason: 'disabled', principal: row.id };
     if (this.expired(row)) return { ok: false, reason: 'expired', principal: row.id, expiresAt: row.expires_at as string };

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { DsError } from '@datastation/protocol/errors';
 import { canonicalJson, hashArgs, type Json } from './canonical.js';
 import type { Connection, Step, StepResult } from './connection.js';
+import { Prepared, PreparedShapes, rowOf } from './prepared.js';
 import { type Database, RELEASE_MODES, type ReleaseMode, type RunReviewTable, type RunStatus, type RunTable, TARGET_KINDS, type TargetKind } from './schema.js';
 
 export interface RunError {
@@ -81,8 +82,43 @@ export class Runs {
     private readonly now: () => Date,
   ) {}
 
+  // The statements of every run's start and end, compiled once per shape (prepared.ts).
+  readonly #insert = new PreparedShapes(
+    () => this.connection.db,
+    (q, columns, args) => q.insertInto('runs').values(rowOf(columns, args) as unknown as RunTable),
+    0,
+  );
+  readonly #finish = new PreparedShapes(
+    () => this.connection.db,
+    (q, columns, args) =>
+      q
+        .updateTable('runs')
+        .set(rowOf(columns, args) as Partial<RunTable>)
+        .where('id', '=', args[columns.length] as string)
+        .where('status', '=', 'running')
+        .returningAll(),
+    1,
+  );
+  readonly #clearReviews = new Prepared(
+    () => this.connection.db,
+    1,
+    (q, id: string) => q.deleteFrom('run_reviews').where('run_id', '=', id),
+  );
+
   /** Records a run as it starts (status `running`). */
+  /** Records a run as running (see begin); resolves once the record is committed. */
   async start(input: RunStart): Promise<Run> {
+    const { run, recorded } = this.begin(input);
+    await recorded;
+    return run;
+  }
+
+  /**
+   * Records a run as running: the run as it will be stored, at once, and `recorded`, which
+   * resolves once the record is committed (durably). What a run may do before that is the
+   * runner's to hold back (runs/runner.ts: its reads wait for it).
+   */
+  begin(input: RunStart): { run: Run; recorded: Promise<void> } {
     if (!(TARGET_KINDS as readonly string[]).includes(input.target?.kind) || typeof input.target.name !== 'string' || !input.target.name) {
       throw new DsError('BAD_REQUEST', `A run's target must be { kind: ${TARGET_KINDS.join(' | ')}, name }.`);
     }
@@ -110,10 +146,10 @@ export class Runs {
       scope: input.scope ? JSON.stringify([...new Set(input.scope)].sort()) : null,
     };
     const reviews: RunReviewTable[] = input.release === 'review' ? reviewers.map((owner) => ({ run_id: row.id, owner, decision: null, decided_at: null })) : [];
-    const steps: Step[] = [{ query: this.connection.db.insertInto('runs').values(row).compile() }];
+    const steps: Step[] = [{ query: this.#insert.with(row) }];
     if (reviews.length > 0) steps.push({ query: this.connection.db.insertInto('run_reviews').values(reviews).compile() });
-    await this.connection.batch(`record run of ${input.target.name}`, steps);
-    return toRun(row, reviews);
+    const recorded = this.connection.batch(`record run of ${input.target.name}`, steps).then(() => undefined);
+    return { run: toRun(row, reviews), recorded };
   }
 
   /**
@@ -184,13 +220,7 @@ export class Runs {
     };
     const db = this.connection.db;
     const reviews: RunReviewTable[] = decision.release === 'review' ? reviewers.map((owner) => ({ run_id: id, owner, decision: null, decided_at: null })) : [];
-    const steps: Step[] = [
-      {
-        query: db.updateTable('runs').set(update).where('id', '=', id).where('status', '=', 'running').returningAll().compile(),
-        expect: { rows: 1 },
-      },
-      { query: db.deleteFrom('run_reviews').where('run_id', '=', id).compile() },
-    ];
+    const steps: Step[] = [{ query: this.#finish.with(update, id), expect: { rows: 1 } }, { query: this.#clearReviews.with(id) }];
     if (reviews.length > 0) steps.push({ query: db.insertInto('run_reviews').values(reviews).compile() });
     return {
       steps,

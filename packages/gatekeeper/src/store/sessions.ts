@@ -1,6 +1,7 @@
 import { DsError } from '@datastation/protocol/errors';
 import { type Kysely, sql } from 'kysely';
 import type { Connection, Step } from './connection.js';
+import { PreparedShapes, rowOf } from './prepared.js';
 import { type Database, SESSION_STATES, type SessionState, type SessionTable } from './schema.js';
 
 /** The states of a session whose container is (or was, until its gatekeeper died) up. */
@@ -24,6 +25,32 @@ export class Sessions {
     private readonly connection: Connection,
     private readonly now: () => Date,
   ) {}
+
+  /** putStep's upsert (every run's end records its session), compiled once: taking the row's runner, or keeping the stored one. */
+  readonly #upsert = this.#upsertOf(true);
+  readonly #upsertKeepingRunner = this.#upsertOf(false);
+
+  #upsertOf(takeRunner: boolean): PreparedShapes<unknown> {
+    return new PreparedShapes(
+      () => this.connection.db,
+      (q, columns, args) =>
+        q
+          .insertInto('sessions')
+          .values(rowOf(columns, args) as unknown as SessionTable)
+          .onConflict((oc) =>
+            oc
+              .column('id')
+              .doUpdateSet({
+                state: (eb) => eb.ref('excluded.state'),
+                since: sql<string>`case when sessions.state = excluded.state then sessions.since else excluded.since end`,
+                runner: takeRunner ? (eb) => eb.ref('excluded.runner') : (eb) => eb.ref('sessions.runner'),
+              })
+              .where('sessions.user', '=', args[columns.length] as string)
+              .where('sessions.package', '=', args[columns.length + 1] as string),
+          ),
+      2,
+    );
+  }
 
   /** Records a session (new or known) in `state`, held by `runner` when given. */
   async put(input: { id: string; user: string; package: string; state: SessionState; runner?: string }): Promise<SessionRecord> {
@@ -71,21 +98,8 @@ export class Sessions {
       created_at: at,
       runner: input.runner ?? null,
     };
-    const upsert = this.connection.db
-      .insertInto('sessions')
-      .values(row)
-      .onConflict((oc) =>
-        oc
-          .column('id')
-          .doUpdateSet({
-            state: (eb) => eb.ref('excluded.state'),
-            since: sql<string>`case when sessions.state = excluded.state then sessions.since else excluded.since end`,
-            runner: input.runner === undefined ? (eb) => eb.ref('sessions.runner') : (eb) => eb.ref('excluded.runner'),
-          })
-          .where('sessions.user', '=', input.user)
-          .where('sessions.package', '=', input.package),
-      );
-    return { query: upsert.compile(), expect: { affected: 1 } };
+    const upsert = (input.runner === undefined ? this.#upsertKeepingRunner : this.#upsert).with(row, input.user, input.package);
+    return { query: upsert, expect: { affected: 1 } };
   }
 
   /** Moves a known session to `state`; undefined if there is no such session. */

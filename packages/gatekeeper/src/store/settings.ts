@@ -1,5 +1,6 @@
 import type { Connection } from './connection.js';
 import type { Json } from './canonical.js';
+import { Prepared } from './prepared.js';
 
 /** A setting as the admin last set it. */
 export interface SettingRecord {
@@ -19,9 +20,16 @@ export class Settings {
   ) {}
 
   /** The setting as stored, or undefined while it has its default. */
+  /** A setting by key (maxRunMs is asked at every run). */
+  readonly #byKey = new Prepared(
+    () => this.connection.db,
+    1,
+    (q, key: string) => q.selectFrom('settings').selectAll().where('key', '=', key),
+  );
+
   get(key: string): Promise<SettingRecord | undefined> {
     return this.connection.read(`read the setting ${key}`, async (q) => {
-      const row = await q.selectFrom('settings').selectAll().where('key', '=', key).executeTakeFirst();
+      const row = (await q.executeQuery(this.#byKey.with(key))).rows[0];
       return row ? { value: JSON.parse(row.value) as Json, updatedBy: row.updated_by, updatedAt: row.updated_at } : undefined;
     });
   }

@@ -1,4 +1,5 @@
 import type { Connection, Step } from './connection.js';
+import { Prepared } from './prepared.js';
 
 /**
  * Whose data each user's folder of one package holds (`users/<user>/packages/<digest>`, the
@@ -12,10 +13,17 @@ export class DataTaints {
     private readonly now: () => Date,
   ) {}
 
+  /** A folder's owners (asked twice at every run). */
+  readonly #ofFolder = new Prepared(
+    () => this.connection.db,
+    2,
+    (q, user: string, pkg: string) => q.selectFrom('data_taints').select('owner').where('user', '=', user).where('package', '=', pkg),
+  );
+
   /** The owners whose data the folder holds, sorted. */
   list(user: string, pkg: string): Promise<string[]> {
     return this.connection.read(`read the taint of ${user}'s folder of ${pkg}`, async (q) => {
-      const rows = await q.selectFrom('data_taints').select('owner').where('user', '=', user).where('package', '=', pkg).execute();
+      const rows = (await q.executeQuery(this.#ofFolder.with(user, pkg))).rows;
       return rows.map((r) => r.owner).sort();
     });
   }

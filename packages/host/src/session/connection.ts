@@ -26,6 +26,13 @@ export interface RunOptions {
    * calls on one session at once can tell whose each read is.
    */
   onSent?: (call: { sessionId: string; callId: string }) => void;
+  /**
+   * The call's station reads wait for this promise: asked while it is pending, they are served
+   * once it resolves, and refused if it rejects. The gatekeeper starts a run's call while the
+   * run's record is still being written, and holds its reads (the only way owners' data gets in)
+   * until the record is durable.
+   */
+  readGate?: Promise<unknown>;
 }
 
 /**
@@ -189,6 +196,7 @@ export class Connection implements DsConnection {
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.connector ? { connector: true, onNested: this.reporter(fn, options.onCall) } : {}),
         ...(options.onSent ? { onSent: this.announcer(options.onSent) } : {}),
+        ...(options.readGate ? { readGate: options.readGate } : {}),
       });
     } finally {
       this.watch?.end();

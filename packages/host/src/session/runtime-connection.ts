@@ -14,6 +14,7 @@ import {
   ProgressThrottle,
   PROTOCOL_VERSION,
   parseRuntimeMessage,
+  type ReadOpenMessage,
   RESULT_KIND,
   type RuntimeMessage,
 } from '@datastation/protocol';
@@ -36,6 +37,8 @@ export interface CallOptions {
   onProgress?: (progress: Progress) => void;
   /** Told the call's id just before its invoke is sent. */
   onSent?: (callId: string) => void;
+  /** The call's station reads are served only once this resolves, and refused if it rejects (RunOptions.readGate). */
+  readGate?: Promise<unknown>;
 }
 
 interface PendingCall {
@@ -49,6 +52,8 @@ interface PendingCall {
   backstop: NodeJS.Timeout;
   /** Set once the call was cancelled: the runtime's answer is awaited CANCEL_GRACE_MS at most. */
   cancelled: NodeJS.Timeout | undefined;
+  /** The call's reads wait for this (CallOptions.readGate); cleared once it resolved. */
+  readGate: Promise<unknown> | undefined;
 }
 
 export interface ConnectOptions {
@@ -405,7 +410,9 @@ export class RuntimeConnection {
         onProgress: options.onProgress,
         backstop,
         cancelled: undefined,
+        readGate: undefined,
       });
+      if (options.readGate) this.gateReads(id, options.readGate);
       options.signal?.addEventListener('abort', onAbort, { once: true });
       options.onSent?.(id);
       this.ws.send(frame, { binary: true });
@@ -495,14 +502,17 @@ export class RuntimeConnection {
       case 'progress':
         this.onProgress(message.id, message.fraction, message.message);
         break;
-      case 'read.open':
-        // A read belongs to a call in flight: one for a call that ended (or never was) is refused,
-        // so every read is reported within a call's lifetime.
-        if (!this.pending.has(message.id))
-          this.ws.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: 'CANCELLED', message: 'The call that asked for this read has ended.' }));
-        else if (this.reads) this.reads.openRead(message);
-        else this.ws.send(JSON.stringify({ type: 'read.error', rid: message.rid, code: 'POLICY_DENIED', message: 'This session serves no station reads.' }));
+      case 'read.open': {
+        const gate = this.pending.get(message.id)?.readGate;
+        // In the gate's order: reads asked while it was shut are served once it opens, one after another as asked.
+        if (gate)
+          void gate.then(
+            () => this.openRead(message),
+            () => this.openRead(message),
+          );
+        else this.openRead(message);
         break;
+      }
       case 'read.ack':
         this.reads?.ack(message.rid, message.chunks);
         break;
@@ -513,6 +523,33 @@ export class RuntimeConnection {
       case 'hello':
         break;
     }
+  }
+
+  /**
+   * A read belongs to a call in flight: one for a call that ended (or never was) is refused, so
+   * every read is reported within a call's lifetime; one whose call's gate failed is refused too.
+   */
+  private openRead(message: ReadOpenMessage): void {
+    const call = this.pending.get(message.id);
+    const refuse = (code: string, text: string) => this.ws.send(JSON.stringify({ type: 'read.error', rid: message.rid, code, message: text }));
+    if (!call) refuse('CANCELLED', 'The call that asked for this read has ended.');
+    else if (call.readGate) refuse('CANCELLED', 'The call was not recorded, so it may read nothing.');
+    else if (this.reads) this.reads.openRead(message);
+    else refuse('POLICY_DENIED', 'This session serves no station reads.');
+  }
+
+  /** The call's reads wait for `gate`: held while it is pending, served once it resolves, refused (the gate stays shut) if it rejects. */
+  private gateReads(id: string, gate: Promise<unknown>): void {
+    const call = this.pending.get(id);
+    if (!call) return;
+    call.readGate = gate;
+    // Opened before the reads queued behind it run (their then() was added after this one).
+    gate.then(
+      () => {
+        call.readGate = undefined;
+      },
+      () => undefined,
+    );
   }
 
   /**
