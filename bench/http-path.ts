@@ -138,8 +138,8 @@ export async function httpPath(o: HttpPathOptions): Promise<void> {
       storage,
       instance: prefix,
       // No reaper (it would remove what other processes of this host left), no pausing or idle
-      // closing between the measurements: every run below is warm.
-      stationOptions: { docker, runtime, pauseAfterMs: Infinity, idleTtlMs: Infinity, reap: false },
+      // closing between the measurements: every run below is warm. A session per user (64 users).
+      stationOptions: { docker, runtime, pauseAfterMs: Infinity, idleTtlMs: Infinity, reap: false, maxSessions: many + 8 },
       // runsPerUser is 4 by default; raised so that 8 runs of one user can queue on its session at concurrency 64.
       limits: { runsPerUser: 64, keepAliveTimeoutMs: 120_000 },
       // Its warnings and errors only (JSON on stderr): a request line per call would flood the output.
