@@ -312,6 +312,7 @@ export async function httpPath(o: HttpPathOptions): Promise<void> {
       add({ runtime, section: SECTION, metric: `breakdown: ${name}`, unit: 'ms', ours: s, note: 'median over sequential warm runs, timed in a separate pass' });
     const sync = fsyncFloor(join(dir, 'state'), quick ? 100 : 500);
     add({
+      runtime,
       section: SECTION,
       metric: 'for context: append 4 KiB + fsync beside the store',
       unit: 'ms',
@@ -374,6 +375,7 @@ export async function httpPath(o: HttpPathOptions): Promise<void> {
     const verified = await store.verifyAudit();
     if (!verified.ok) throw new Error(`audit chain does not verify: ${JSON.stringify(verified)}`);
     add({
+      runtime,
       section: SECTION,
       metric: 'for context: audit entries written, chain verified',
       unit: 'entries',

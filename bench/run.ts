@@ -456,11 +456,10 @@ try {
       add({ section: 'packaging', metric: 'ds package, 1,000 files', unit: 'ms', ours: p, floor: baseline, floorName: 'ds --help (process start)' });
       add({ section: 'packaging', metric: 'ds verify, 1,000 files', unit: 'ms', ours: v, floor: baseline, floorName: 'ds --help (process start)' });
     });
-  // The gatekeeper's HTTP path: under runc when it is asked for (it measures HTTP, the store and
-  // the protocol, not the kernel; gVisor's extra per call is in the warm rows), else the first runtime.
-  const httpRuntime = runtimes.includes('runc') ? 'runc' : runtimes[0];
-  if (want('http') && httpRuntime)
-    await section('http', () => httpPath({ work, quick, docker, runtime: httpRuntime, add, log: (line) => process.stderr.write(`  ${line}\n`) }));
+  // The gatekeeper's HTTP path (issue 22, goal 1), its sessions and its bare floor under each runtime.
+  for (const runtime of runtimes)
+    if (want('http'))
+      await section(`http [${runtime}]`, () => httpPath({ work, quick, docker, runtime, add, log: (line) => process.stderr.write(`  ${line}\n`) }));
 } finally {
   await rm(work, { recursive: true, force: true });
   const left = await docker.containers.list(['io.datastation.session']);

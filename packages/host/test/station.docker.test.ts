@@ -103,7 +103,8 @@ describe('Station on a real engine', () => {
     const first = await s.call(key, 'whoami');
     const id = await containerOf(first.session);
     await expect.poll(() => pausedOnEngine(id), { timeout: 10_000 }).toBe(true);
-    expect(s.stats()).toMatchObject({ live: 1, paused: 1 });
+    // The engine reports the freeze a moment before its pause call returns to the Station (longer under gVisor).
+    await expect.poll(() => s.stats(), { timeout: 5_000 }).toMatchObject({ live: 1, paused: 1 });
     const next = await s.call(key, 'whoami');
     expect(next).toMatchObject({ start: 'resumed', session: first.session, value: first.value });
     expect(next.timings.resumeMs).toBeGreaterThan(0);
