@@ -92,6 +92,7 @@ export default defineConfig({
       // The same sessions under gVisor (see RUNSC_DOCKER_FILES).
       dockerProject('docker-runsc', RUNSC_DOCKER_FILES, 'runsc'),
       dockerProject('security-runsc', ['test/security/**/*.test.ts'], 'runsc'),
+      dockerProject('faults-runsc', ['test/faults/**/*.test.ts'], 'runsc'),
     ],
   },
 });
